@@ -1,0 +1,114 @@
+"""The harness's error tree: every failure the tool reports is one of these.
+
+    HarnessError                      base; ``exit_code`` says how the CLI exits
+    +-- UsageError                    bad input from the user (exit 2)
+    |   +-- ScenarioError             a scenario file is invalid; carries every problem with file:line
+    +-- InfraError                    the environment or the harness broke (exit 2)
+    |   +-- MissingBinary             a required program is not installed; names the package
+    |   +-- CommandFailed             a subprocess exited non-zero or timed out
+    |   +-- WaitTimeout               a bounded wait gave up; says what it waited for
+    |   +-- PrometheusError           the Prometheus HTTP API answered with an error
+    |   +-- StorageUnavailable        the storage a scenario names cannot be used here
+    +-- CheckFailed                   the system under test failed a check (exit 1)
+
+"The system under test failed" (exit 1) is kept apart from "the tool or environment broke" (exit 2), so a
+nightly job can tell a storage regression from a broken runner.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HarnessError(Exception):
+    """Base of every error the harness raises on purpose."""
+
+    exit_code: int = 2
+
+
+class UsageError(HarnessError):
+    """The user gave input the harness cannot work with."""
+
+
+@dataclass(frozen=True)
+class ScenarioProblem:
+    """One problem in a scenario file, located as precisely as the YAML allows."""
+
+    file: str
+    line: int | None
+    column: int | None
+    key_path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        key = f" {self.key_path}:" if self.key_path else ""
+        return f"{where}:{key} {self.message}"
+
+
+class ScenarioError(UsageError):
+    """A scenario file is invalid. Carries all problems found, not just the first."""
+
+    def __init__(self, problems: list[ScenarioProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class InfraError(HarnessError):
+    """The environment or the harness itself broke; says nothing about the storage under test."""
+
+
+class MissingBinary(InfraError):
+    def __init__(self, binary: str, package: str) -> None:
+        self.binary = binary
+        self.package = package
+        super().__init__(
+            f"required program {binary!r} is not installed; install the Debian/Ubuntu package {package!r} "
+            f"(apt-get install {package})"
+        )
+
+
+class CommandFailed(InfraError):
+    def __init__(self, reason: str, return_code: int | None = None, stderr_tail: str = "") -> None:
+        self.reason = reason
+        self.return_code = return_code
+        self.stderr_tail = stderr_tail
+        msg = reason if return_code is None else f"{reason} (exit code {return_code})"
+        if stderr_tail:
+            msg += f"\n{stderr_tail}"
+        super().__init__(msg)
+
+
+class WaitTimeout(InfraError):
+    def __init__(self, what: str, timeout_s: float, last_state: str = "") -> None:
+        self.what = what
+        self.timeout_s = timeout_s
+        self.last_state = last_state
+        msg = f"gave up after {timeout_s:g} s waiting for {what}"
+        if last_state:
+            msg += f" (last seen: {last_state})"
+        super().__init__(msg)
+
+
+class PrometheusError(InfraError):
+    def __init__(self, message: str, url: str, query: str | None = None) -> None:
+        self.url = url
+        self.query = query
+        where = f" [{url}" + (f" query={_shorten(query)}" if query else "") + "]"
+        super().__init__(message + where)
+
+
+class StorageUnavailable(InfraError):
+    """The storage a scenario names cannot be used on this runtime/host; the message says what to configure."""
+
+
+class CheckFailed(HarnessError):
+    exit_code = 1
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,195 @@
+"""The only place that starts subprocesses and daemons.
+
+Binaries are resolved with ``shutil.which`` and a missing one names the Debian package that ships it. Every command
+is logged with its exact argv and runs under a timeout; every daemon is started with ``Popen`` (never through a shell,
+so the PID we hold is the daemon's own) and stopped by that PID.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from harness.errors import CommandFailed, MissingBinary, WaitTimeout
+
+log = logging.getLogger(__name__)
+
+# Which Debian/Ubuntu package provides each program the harness may call.
+PACKAGES: dict[str, str] = {
+    "prometheus": "prometheus",
+    "fio": "fio",
+    "mkfs.ext4": "e2fsprogs",
+    "mkfs.xfs": "xfsprogs",
+    "mount": "mount",
+    "umount": "mount",
+    "losetup": "mount",
+    "findmnt": "util-linux",
+    "truncate": "coreutils",
+    "ganesha.nfsd": "nfs-ganesha nfs-ganesha-vfs",
+    "nfs-ls": "libnfs-utils",
+    "tgtd": "tgt",
+    "tgtadm": "tgt",
+    "iscsi-ls": "libiscsi-bin",
+    "etcd": "etcd-server",
+    "containerd": "containerd",
+    "runc": "runc",
+    "ctr": "containerd",
+    "sgdisk": "gdisk",
+}
+
+
+def which(binary: str) -> str:
+    """Absolute path of ``binary`` (a name on PATH or a path); MissingBinary names the package otherwise."""
+    if os.sep in binary:
+        if os.access(binary, os.X_OK):
+            return binary
+        raise MissingBinary(binary, PACKAGES.get(Path(binary).name, Path(binary).name))
+    found = shutil.which(binary)
+    if found is None:
+        raise MissingBinary(binary, PACKAGES.get(binary, binary))
+    return found
+
+
+@dataclass(frozen=True)
+class Completed:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    timeout_s: float,
+    check: bool = True,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    input_text: str | None = None,
+) -> Completed:
+    """Run a command to completion under a timeout, capturing its output."""
+    resolved = [which(argv[0]), *argv[1:]]
+    log.debug("run: %s", shlex.join(resolved))
+    started = time.monotonic()
+    try:
+        proc = subprocess.run(
+            resolved,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=None if env is None else {**os.environ, **env},
+            cwd=cwd,
+            input=input_text,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        raise CommandFailed(f"{shlex.join(resolved)} did not finish within {timeout_s:g} s") from e
+    done = Completed(tuple(resolved), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+    if check and proc.returncode != 0:
+        raise CommandFailed(f"{shlex.join(resolved)} failed", proc.returncode, _tail(proc.stderr or proc.stdout))
+    return done
+
+
+def _tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+@dataclass
+class Daemon:
+    """A long-running process we started, with its output going to a log file."""
+
+    name: str
+    argv: tuple[str, ...]
+    log_path: Path
+    popen: subprocess.Popen[bytes]
+    started_monotonic: float = field(default_factory=time.monotonic)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def signal(self, sig: signal.Signals) -> None:
+        if self.alive():
+            log.debug("%s: sending %s to pid %d", self.name, sig.name, self.pid)
+            self.popen.send_signal(sig)
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            return self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired as e:
+            raise WaitTimeout(f"{self.name} (pid {self.pid}) to exit", timeout_s) from e
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout_s``. Idempotent."""
+        if not self.alive():
+            return self.popen.returncode
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            log.warning("%s (pid %d) ignored SIGTERM for %g s; killing it", self.name, self.pid, timeout_s)
+            self.signal(signal.SIGKILL)
+            return self.popen.wait(timeout=timeout_s)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+
+def start_daemon(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: int | None = None,
+    group: int | None = None,
+) -> Daemon:
+    """Start a daemon in its own process group with stdout+stderr appended to ``log_path``."""
+    resolved = (which(argv[0]), *argv[1:])
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log.debug("start %s: %s (log %s)", name, shlex.join(resolved), log_path)
+    logf: IO[bytes] = log_path.open("ab")
+    try:
+        popen = subprocess.Popen(
+            resolved,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=None if env is None else {**os.environ, **env},
+            cwd=cwd,
+            # A new session keeps Ctrl-C in the terminal from reaching the daemon directly: the harness decides
+            # when and how each daemon stops, so it can record the fault timeline and keep partial results.
+            start_new_session=True,
+            user=user,
+            group=group,
+        )
+    finally:
+        logf.close()
+    return Daemon(name=name, argv=resolved, log_path=log_path, popen=popen)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port

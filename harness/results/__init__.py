@@ -1,0 +1,1 @@
+"""Stored results: the versioned model (``model``), atomic storage (``store``), environment metadata (``env``)."""

@@ -1,0 +1,164 @@
+"""The versioned result of one run. Reports and comparisons read only this, so any old run can be re-rendered.
+
+Times inside a run are seconds since ``t0_unix_s`` (the start of the load phase), so charts line up without
+timezone arithmetic; absolute timestamps of samples are Unix milliseconds, as Prometheus stores them.
+Bump ``RESULT_SCHEMA_VERSION`` on any incompatible change; the store refuses other versions with a clear message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+RESULT_SCHEMA_VERSION = 1
+
+
+class Status(StrEnum):
+    PASSED = "PASSED"  # the storage did what the scenario demands
+    FAILED = "FAILED"  # the storage lost data or was too slow: exit 1
+    ERROR = "ERROR"  # the harness or the environment broke; says nothing about the storage: exit 2
+    SKIPPED = "SKIPPED"  # not run (disabled, or an earlier step failed)
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Environment(Model):
+    hostname: str
+    kernel: str
+    os: str
+    python: str
+    harness_version: str
+    runtime: str  # "local" or "kubernetes"
+    cpu_count: int
+    memory_bytes: int | None = None
+    prometheus_version: str | None = None
+    fio_version: str | None = None
+    data_path: str | None = None
+    data_filesystem: str | None = None  # e.g. ext4, xfs, nfs4, overlay, tmpfs
+    data_device: str | None = None
+    extra: dict[str, str] = Field(default_factory=dict)
+
+
+class FioPoint(Model):
+    t_s: float  # since the fio job started
+    bw_bytes_per_s: float
+    iops: float
+    lat_ns_mean: float | None = None
+
+
+class FioDirection(Model):
+    io_bytes: int
+    bw_bytes_per_s: float
+    iops: float
+    runtime_s: float
+    clat_ns_mean: float | None = None
+    # keys "p50", "p90", "p99", "p99.9", "p99.99"
+    clat_percentiles_ns: dict[str, float] = Field(default_factory=dict)
+    timeseries: list[FioPoint] = Field(default_factory=list)
+
+
+class FioJobResult(Model):
+    name: str
+    profile: str
+    argv: list[str]
+    directory: str
+    size_bytes: int
+    runtime_s: float
+    read: FioDirection | None = None
+    write: FioDirection | None = None
+    sync_lat_ns_percentiles: dict[str, float] = Field(default_factory=dict)  # fdatasync latency (wal-append)
+    raw_json_file: str | None = None  # relative to the run directory
+    error: str | None = None
+
+
+class IngestPoint(Model):
+    t_s: float  # start of a one-second bucket
+    acked_samples: int
+    failed_samples: int
+
+
+class FaultRecord(Model):
+    index: int
+    action: str
+    scheduled_at_s: float
+    injected_at_s: float
+    instance_before: str
+    instance_after: str | None = None
+    process_up_at_s: float | None = None
+    ready_at_s: float | None = None
+    first_sample_at_s: float | None = None  # first sample acknowledged after the fault
+    wal_replay_s: float | None = None  # from Prometheus' own log line
+    detail: str = ""
+    error: str | None = None
+
+    @property
+    def recovery_s(self) -> float | None:
+        if self.first_sample_at_s is None:
+            return None
+        return self.first_sample_at_s - self.injected_at_s
+
+
+class DurabilityCheckpoint(Model):
+    label: str  # "after fault 1 (sigkill)" or "final"
+    checked_at_s: float
+    acknowledged: int  # samples acknowledged before the checkpoint's cut-off
+    present: int  # of those, found with exact timestamp and value
+    lost: int
+    cutoff_unix_ms: int  # samples acknowledged up to this time were checked
+    loss_window_start_unix_ms: int | None = None
+    loss_window_end_unix_ms: int | None = None
+    lost_series_count: int = 0
+    lost_series: list[str] = Field(default_factory=list)  # the first few, as PromQL selectors
+    mismatched_values: int = 0  # present at the timestamp but with another value
+
+
+class CheckResult(Model):
+    name: str
+    status: Status
+    reason: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Event(Model):
+    t_s: float
+    kind: str  # "phase", "fault", "warning", "error"
+    message: str
+
+
+class RunResult(Model):
+    schema_version: int = RESULT_SCHEMA_VERSION
+    run_id: str
+    scenario_name: str
+    scenario_file: str | None = None
+    scenario: dict[str, Any]  # the validated scenario, dumped by alias (as written in files)
+    runtime: str
+    started_at: datetime
+    finished_at: datetime | None = None
+    t0_unix_s: float  # start of the load phase; every *_s field above is relative to it
+    complete: bool = False
+    interrupted: bool = False
+    error: str | None = None
+    environment: Environment
+    fio: list[FioJobResult] = Field(default_factory=list)
+    ingest: list[IngestPoint] = Field(default_factory=list)
+    faults: list[FaultRecord] = Field(default_factory=list)
+    durability: list[DurabilityCheckpoint] = Field(default_factory=list)
+    checks: list[CheckResult] = Field(default_factory=list)
+    events: list[Event] = Field(default_factory=list)
+    verdict: Status = Status.ERROR
+
+    def overall(self) -> Status:
+        """ERROR beats FAILED beats PASSED; an incomplete run is never PASSED."""
+        statuses = {c.status for c in self.checks}
+        if self.error or Status.ERROR in statuses:
+            return Status.ERROR
+        if Status.FAILED in statuses:
+            return Status.FAILED
+        if not self.complete:
+            return Status.ERROR
+        return Status.PASSED

@@ -1,0 +1,1 @@
+"""Scenario files: the pydantic model (``model``), unit parsing (``units``) and the YAML loader (``loader``)."""

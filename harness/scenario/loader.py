@@ -1,0 +1,109 @@
+"""Load scenario files: YAML (ruamel, for line numbers) -> validated ``Scenario``, or every problem at once.
+
+Each problem is reported as ``file:line:col key.path: message``; pydantic's error locations are walked back through
+the YAML tree to find the line of the offending key (or of its parent, for a missing key).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from harness.errors import ScenarioError, ScenarioProblem
+from harness.scenario.model import Scenario
+
+
+def load_scenario(path: Path) -> Scenario:
+    data = _read_yaml(path)
+    if not isinstance(data, CommentedMap):
+        raise ScenarioError(
+            [ScenarioProblem(str(path), 1, None, "", "a scenario file must be a mapping (key: value) at the top")]
+        )
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as e:
+        raise ScenarioError(_problems(path, data, e)) from None
+
+
+def _read_yaml(path: Path) -> Any:
+    yaml = YAML(typ="rt")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([ScenarioProblem(str(path), None, None, "", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError([ScenarioProblem(str(path), None, None, "", f"cannot read: {e}")]) from None
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line = mark.line + 1 if mark is not None else None
+        col = mark.column + 1 if mark is not None else None
+        what = " ".join(x for x in (e.context, e.problem) if x)
+        raise ScenarioError([ScenarioProblem(str(path), line, col, "", f"invalid YAML: {what}")]) from None
+    except YAMLError as e:
+        raise ScenarioError([ScenarioProblem(str(path), None, None, "", f"invalid YAML: {e}")]) from None
+
+
+def _problems(path: Path, data: CommentedMap, error: ValidationError) -> list[ScenarioProblem]:
+    problems = []
+    for err in error.errors(include_url=False):
+        loc = err["loc"]
+        line, col, key_path = _locate(data, loc)
+        problems.append(ScenarioProblem(str(path), line, col, key_path, _message(err)))
+    problems.sort(key=lambda p: (p.line or 0, p.column or 0))
+    return problems
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    msg: str = err["msg"]
+    if kind == "extra_forbidden":
+        return "unknown key (not allowed here; check the spelling against the documented keys)"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("literal_error", "union_tag_invalid"):
+        expected = err.get("ctx", {}).get("expected")
+        if expected:
+            return f"got {err.get('input')!r}; allowed values: {expected}"
+    if kind == "value_error":
+        return msg.removeprefix("Value error, ")
+    if msg.startswith("Input should be") and "input" in err and not isinstance(err["input"], dict | list):
+        return f"{msg[0].lower()}{msg[1:]}, got {err['input']!r}"
+    return msg
+
+
+def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | None, str]:
+    """Walk ``loc`` through the YAML tree; return the deepest line/column found and the key path as written."""
+    node = data
+    line: int | None = 1
+    col: int | None = 1
+    parts: list[str] = []
+    for key in loc:
+        if isinstance(node, CommentedMap) and key in node:
+            ln, cl = node.lc.key(key)
+            line, col = ln + 1, cl + 1
+            parts.append(str(key))
+            node = node[key]
+        elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+            ln, cl = node.lc.item(key)
+            line, col = ln + 1, cl + 1
+            parts.append(f"[{key}]")
+            node = node[key]
+        elif isinstance(node, CommentedMap) and isinstance(key, str) and _is_union_tag(node, key):
+            # pydantic puts the discriminator value of a tagged union into the location; it is not a YAML key.
+            continue
+        else:
+            # A missing key: point at its parent, but still name the full path.
+            parts.append(str(key) if not isinstance(key, int) else f"[{key}]")
+            node = None
+    return line, col, ".".join(parts).replace(".[", "[")
+
+
+def _is_union_tag(node: CommentedMap, key: str) -> bool:
+    return any(node.get(tag) == key for tag in ("backend",))

@@ -1,0 +1,286 @@
+"""The scenario model: what a scenario file may say, validated once at load time.
+
+Every model forbids unknown keys. Quantities are written with units in the file ("90s", "2Gi") and carry the unit in
+the attribute name once parsed (``duration_s``, ``size_bytes``). The runtime (local processes or Kubernetes) is not
+part of the scenario: one file runs on both, the runtime is chosen per run.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.scenario.units import Bytes, Seconds
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- storage -------------------------------------------------------------------------------------------------
+
+AccessMode = Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
+
+
+class VolumeClaim(Strict):
+    """The PersistentVolumeClaim Prometheus will use (Kubernetes runtime; the doctor simulates its binding)."""
+
+    storage_class: str | None = Field(
+        default=None,
+        description='StorageClass name. "" binds only to PVs without a class; unset uses the cluster default.',
+    )
+    size_bytes: Bytes = Field(default=10 * 1024**3, alias="size", description="resources.requests.storage")
+    access_modes: list[AccessMode] = Field(default_factory=lambda: list[AccessMode](["ReadWriteOnce"]))
+    volume_mode: Literal["Filesystem", "Block"] = "Filesystem"
+    selector: dict[str, str] | None = Field(
+        default=None,
+        description="selector.matchLabels. Without a class, an NFS/iSCSI PV is only matched through this.",
+    )
+
+
+class PersistentVolume(Strict):
+    """The PersistentVolume the harness creates for static backends (local, nfs, iscsi) on Kubernetes."""
+
+    create: bool = Field(default=True, description="false: use a PV that already exists (never deleted by us)")
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    reclaim_policy: Literal["Retain", "Delete", "Recycle"] = "Retain"
+    capacity_bytes: Bytes | None = Field(default=None, alias="capacity", description="default: the claim size")
+
+
+class LoopImage(Strict):
+    """A filesystem image the harness creates, loop-mounts and removes (local runtime, needs root)."""
+
+    filesystem: Literal["ext4", "xfs"] = "ext4"
+    size_bytes: Bytes = Field(default=2 * 1024**3, alias="size")
+    direct_io: bool = Field(
+        default=False, description="losetup --direct-io=on: bypass the host page cache under the loop device"
+    )
+
+
+class LocalStorage(Strict):
+    backend: Literal["local"]
+    path: str | None = Field(
+        default=None, description="host directory for the TSDB; default: a fresh directory in the run directory"
+    )
+    image: LoopImage | None = Field(default=None, description="create and loop-mount a filesystem image there")
+    node: str | None = Field(default=None, description="Kubernetes node that holds the disk (PV nodeAffinity)")
+    claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": "local-storage"}))
+    volume: PersistentVolume = Field(default_factory=PersistentVolume)
+
+
+class EphemeralStorage(Strict):
+    """The chart's default: an emptyDir. Every new pod (reschedule) starts with an empty TSDB."""
+
+    backend: Literal["ephemeral"]
+    size_limit_bytes: Bytes | None = Field(default=None, alias="size_limit")
+
+
+class NfsStorage(Strict):
+    backend: Literal["nfs"]
+    server: str
+    export: str = Field(description="path on the server, e.g. /vol/k8s-prometheus/prometheus_db")
+    port: int = Field(default=2049, ge=1, le=65535)
+    version: Literal["3", "4", "4.1", "4.2"] = "4"
+    mount_path: str | None = Field(
+        default=None, description="local runtime: where this export is already mounted on this host"
+    )
+    claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": ""}))
+    volume: PersistentVolume = Field(default_factory=PersistentVolume)
+
+
+class IscsiStorage(Strict):
+    backend: Literal["iscsi"]
+    target_portal: str = Field(description="host:port of the iSCSI target, e.g. 172.17.73.37:3260")
+    iqn: str
+    lun: int = Field(default=0, ge=0)
+    fs_type: Literal["ext4", "xfs"] = "ext4"
+    mount_path: str | None = Field(
+        default=None, description="local runtime: where this LUN is already mounted on this host"
+    )
+    claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": ""}))
+    volume: PersistentVolume = Field(default_factory=PersistentVolume)
+
+    @field_validator("target_portal")
+    @classmethod
+    def _portal(cls, v: str) -> str:
+        if not re.fullmatch(r"[^\s:]+(:\d{1,5})?|\[[0-9a-fA-F:]+\](:\d{1,5})?", v):
+            raise ValueError(f"{v!r} is not host or host:port")
+        return v
+
+
+Storage = Annotated[LocalStorage | EphemeralStorage | NfsStorage | IscsiStorage, Field(discriminator="backend")]
+
+
+# --- prometheus ----------------------------------------------------------------------------------------------
+
+
+class SecurityContext(Strict):
+    """Defaults are kube-prometheus-stack's: the uid/gid Prometheus writes its TSDB as."""
+
+    run_as_user: int = Field(default=1000, ge=0)
+    run_as_group: int = Field(default=2000, ge=0)
+    fs_group: int | None = Field(default=2000, ge=0)
+    run_as_non_root: bool = True
+
+
+class Probe(Strict):
+    period_s: Seconds = Field(alias="period")
+    failure_threshold: int = Field(ge=1)
+
+    @property
+    def budget_s(self) -> float:
+        return self.period_s * self.failure_threshold
+
+
+class Probes(Strict):
+    """The operator's defaults: startup 60 x 15 s, liveness 6 x 5 s. Restart loops start when replay outlasts them."""
+
+    startup: Probe | None = Field(
+        default_factory=lambda: Probe.model_validate({"period": "15s", "failure_threshold": 60})
+    )
+    liveness: Probe = Field(default_factory=lambda: Probe.model_validate({"period": "5s", "failure_threshold": 6}))
+
+
+class Resources(Strict):
+    memory_bytes: Bytes | None = Field(default=None, alias="memory")
+    cpu_millis: int | None = Field(default=None, alias="cpu_millicores", ge=1)
+
+
+class PrometheusSpec(Strict):
+    binary: str = Field(default="prometheus", description="local runtime: program name on PATH or a path")
+    image: str = Field(default="localhost/harness/prometheus:latest", description="Kubernetes runtime image")
+    scrape_interval_s: Seconds = Field(default=5.0, alias="scrape_interval")
+    retention_s: Seconds = Field(default=86400.0, alias="retention")
+    ready_timeout_s: Seconds = Field(
+        default=120.0, alias="ready_timeout", description="how long to wait for /-/ready after each (re)start"
+    )
+    extra_args: list[str] = Field(default_factory=list)
+    security_context: SecurityContext = Field(default_factory=SecurityContext)
+    resources: Resources = Field(default_factory=Resources)
+    probes: Probes = Field(default_factory=Probes)
+
+
+# --- loads ---------------------------------------------------------------------------------------------------
+
+
+class Churn(Strict):
+    every_s: Seconds = Field(alias="every")
+    fraction: float = Field(gt=0.0, le=1.0, description="share of series replaced by new ones at each churn")
+
+
+class TsdbLoad(Strict):
+    """A synthetic write load whose every acknowledged sample is recorded, so the history check can be exact."""
+
+    mode: Literal["remote_write", "scrape"] = "remote_write"
+    series: int = Field(default=1000, ge=1, le=5_000_000)
+    interval_s: Seconds = Field(default=1.0, alias="interval", description="time between two samples of a series")
+    metrics: int = Field(default=10, ge=1, description="series are spread over this many metric names")
+    label_cardinality: int = Field(
+        default=100, ge=1, description="distinct values of the 'instance'-like label the series vary over"
+    )
+    churn: Churn | None = None
+    batch_series: int = Field(default=5000, ge=1, description="remote write: series per request")
+
+    @model_validator(mode="after")
+    def _interval(self) -> TsdbLoad:
+        if self.interval_s < 0.1:
+            raise ValueError("interval must be at least 100ms")
+        return self
+
+
+FioProfileName = Literal["randwrite-4k", "randread-4k", "seqwrite-1m", "wal-append"]
+
+
+class FioJob(Strict):
+    profile: FioProfileName
+    name: str | None = Field(default=None, description="default: the profile name")
+    runtime_s: Seconds = Field(default=10.0, alias="runtime")
+    size_bytes: Bytes | None = Field(
+        default=None, alias="size", description="file size; default: sized to the free space, at most 1Gi"
+    )
+    direct: bool | None = Field(default=None, description="O_DIRECT; default per profile")
+    ioengine: str | None = Field(default=None, description="default: libaio where direct, psync otherwise")
+    iodepth: int | None = Field(default=None, ge=1)
+    numjobs: int = Field(default=1, ge=1, le=64)
+
+
+class Loads(Strict):
+    tsdb: TsdbLoad | None = Field(default_factory=TsdbLoad)
+    fio: list[FioJob] = Field(default_factory=list)
+
+
+# --- faults, checks, report ----------------------------------------------------------------------------------
+
+FaultAction = Literal["sigkill", "sigterm", "restart", "reschedule", "redeploy"]
+
+
+class Fault(Strict):
+    """One entry of the fault timeline: ``at`` a time after the load starts, or ``every`` interval."""
+
+    action: FaultAction
+    at_s: Seconds | None = Field(default=None, alias="at")
+    every_s: Seconds | None = Field(default=None, alias="every")
+    count: int | None = Field(default=None, ge=1, description="with every: how many times (default: until the end)")
+
+    @model_validator(mode="after")
+    def _when(self) -> Fault:
+        if (self.at_s is None) == (self.every_s is None):
+            raise ValueError("give exactly one of 'at' (a time) or 'every' (an interval)")
+        if self.count is not None and self.every_s is None:
+            raise ValueError("'count' only goes with 'every'")
+        if self.every_s is not None and self.every_s <= 0:
+            raise ValueError("'every' must be a positive duration")
+        return self
+
+
+class HistorySurvival(Strict):
+    enabled: bool = True
+    max_samples_lost: int = Field(default=0, ge=0, description="acknowledged samples that may be missing")
+    after_each_fault: bool = Field(default=True, description="also check right after each recovery")
+
+
+class Checks(Strict):
+    history_survival: HistorySurvival = Field(default_factory=HistorySurvival)
+    max_recovery_s: Seconds | None = Field(
+        default=None, alias="max_recovery", description="fault injected -> first new sample stored"
+    )
+    min_fio_write_iops: float | None = Field(default=None, ge=0)
+
+
+class ReportSpec(Strict):
+    title: str | None = None
+
+
+class Scenario(Strict):
+    version: Literal[1] = 1
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    description: str = ""
+    duration_s: Seconds = Field(alias="duration", description="length of the load and fault phase")
+    storage: Storage
+    prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
+    loads: Loads = Field(default_factory=Loads)
+    faults: list[Fault] = Field(default_factory=list)
+    checks: Checks = Field(default_factory=Checks)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+
+    @model_validator(mode="after")
+    def _timeline(self) -> Scenario:
+        if self.duration_s <= 0:
+            raise ValueError("duration must be positive")
+        for i, fault in enumerate(self.faults):
+            if fault.at_s is not None and fault.at_s >= self.duration_s:
+                raise ValueError(
+                    f"faults[{i}] at {fault.at_s:g}s is not before the end of the run (duration {self.duration_s:g}s)"
+                )
+        return self
+
+
+def json_schema() -> dict[str, object]:
+    """JSON Schema of a scenario file (by alias: the keys people write), for editor completion."""
+    schema = Scenario.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Prometheus storage harness scenario"
+    return schema
