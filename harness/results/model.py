@@ -150,6 +150,7 @@ class RunResult(Model):
     durability: list[DurabilityCheckpoint] = Field(default_factory=list)
     checks: list[CheckResult] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
+    doctor: list[DoctorFinding] = Field(default_factory=list)
     verdict: Status = Status.ERROR
 
     def overall(self) -> Status:
@@ -162,3 +163,23 @@ class RunResult(Model):
         if not self.complete:
             return Status.ERROR
         return Status.PASSED
+
+
+class Severity(StrEnum):
+    BLOCKER = "BLOCKER"  # the run (or the deployment) will fail; `harness run` stops before starting
+    WARNING = "WARNING"  # it will work but is risky or slow (e.g. Prometheus on NFS is unsupported)
+    INFO = "INFO"  # evidence that a check passed, worth showing
+
+
+class DoctorFinding(Model):
+    """One finding of the storage doctor: what is wrong, the evidence, why it matters, the fix."""
+
+    check: str  # e.g. "nfs.writable", "iscsi.layout", "k8s.binding"
+    severity: Severity
+    title: str
+    evidence: str = ""
+    why: str = ""
+    fix: str = ""
+
+
+RunResult.model_rebuild()

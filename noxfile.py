@@ -1,0 +1,78 @@
+"""Developer and CI entry points. `nox -s demo` is the main job; `nox -s tests` is what CI runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.sessions = ["lint", "tests"]
+
+ROOT = Path(__file__).parent
+
+
+def _system_deps(session: nox.Session) -> None:
+    """Install the Debian packages the harness needs (as root), or name them and stop."""
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "install-system-deps")], check=False)
+    if result.returncode != 0:
+        session.error("system packages are missing; see the message above")
+
+
+def _install(session: nox.Session, *extras: str) -> None:
+    spec = "." if not extras else f".[{','.join(extras)}]"
+    session.install("-q", "-e", spec)
+
+
+def _bench(session: nox.Session, scenario: str) -> None:
+    _system_deps(session)
+    _install(session)
+    runtime = os.environ.get("HARNESS_RUNTIME", "local")
+    session.run("harness", "run", f"scenarios/{scenario}.yaml", "--runtime", runtime, *session.posargs)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The main job: the demo scenario on the local runtime, ending in reports/demo/<run>/report.html."""
+    _system_deps(session)
+    _install(session)
+    session.run("harness", "run", "scenarios/demo.yaml", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite, against the real prometheus and fio binaries (and the other daemons where installed)."""
+    _system_deps(session)
+    _install(session, "dev")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, mypy strict on harness/, and the import-layer contracts."""
+    _install(session, "dev")
+    session.run("ruff", "check", "harness", "tests", "noxfile.py")
+    session.run("ruff", "format", "--check", "harness", "tests", "noxfile.py")
+    session.run("mypy")
+    session.run("lint-imports")
+
+
+@nox.session(name="bench-local")
+def bench_local(session: nox.Session) -> None:
+    """The local-PV durability scenario (a loop-mounted ext4 image when root)."""
+    _bench(session, "local-pv")
+
+
+@nox.session(name="bench-nfs")
+def bench_nfs(session: nox.Session) -> None:
+    """The NFS scenario. Local runtime: set HARNESS_NFS_MOUNT to where the export is mounted."""
+    _bench(session, "nfs")
+
+
+@nox.session(name="bench-iscsi")
+def bench_iscsi(session: nox.Session) -> None:
+    """The iSCSI scenario. Local runtime: set HARNESS_ISCSI_MOUNT to where the LUN is mounted."""
+    _bench(session, "iscsi")
