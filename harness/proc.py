@@ -160,6 +160,7 @@ def start_daemon(
     cwd: Path | None = None,
     user: int | None = None,
     group: int | None = None,
+    extra_groups: Sequence[int] | None = None,
 ) -> Daemon:
     """Start a daemon in its own process group with stdout+stderr appended to ``log_path``."""
     resolved = (which(argv[0]), *argv[1:])
@@ -179,6 +180,7 @@ def start_daemon(
             start_new_session=True,
             user=user,
             group=group,
+            extra_groups=extra_groups,
         )
     finally:
         logf.close()

@@ -1,0 +1,170 @@
+"""The ``harness`` command: validate, schema, run, report, compare, doctor.
+
+Exit codes: 0 every check passed; 1 a check failed (the storage under test lost data or was too slow); 2 bad input
+or a broken environment (never a traceback for those: the message says what to fix); 130 interrupted (the partial
+result is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from harness import __version__, ui
+from harness.errors import HarnessError, ScenarioError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from harness.scenario.loader import load_scenario
+
+    problems = 0
+    for path in args.files:
+        try:
+            scenario = load_scenario(Path(path))
+        except ScenarioError as e:
+            problems += len(e.problems)
+            for p in e.problems:
+                print(p, file=sys.stderr)
+            continue
+        print(f"{path}: ok (scenario {scenario.name!r}, {scenario.storage.backend} storage)")
+    if problems:
+        print(f"{problems} problem(s) found", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from harness.scenario.model import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from harness.pipeline import RunOptions, execute
+
+    outcome = execute(
+        RunOptions(
+            scenario_path=Path(args.scenario),
+            runtime=args.runtime,
+            reports_root=Path(args.reports),
+            workdir_root=Path(args.workdir) if args.workdir else None,
+            render_report=not args.no_report,
+            doctor=not args.skip_doctor,
+            keep_data=args.keep_data,
+        )
+    )
+    if outcome.result is not None:
+        _print_summary(outcome.result)
+    return outcome.exit_code
+
+
+def _print_summary(result: object) -> None:
+    from harness.results.model import RunResult, Status
+
+    assert isinstance(result, RunResult)
+    colour = {Status.PASSED: "green", Status.FAILED: "red"}.get(result.verdict, "magenta")
+    for check in result.checks:
+        c = {Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "dim"}.get(check.status, "magenta")
+        ui.info(f"  [{c}]{check.status.value:7}[/{c}] {check.name}: {check.reason}")
+    if result.error:
+        ui.info(f"  [magenta]ERROR[/magenta]   {result.error.splitlines()[0]}")
+    ui.info(f"verdict: [bold {colour}]{result.verdict.value}[/bold {colour}]")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import render_report
+
+    for run_dir in args.run_dirs:
+        print(render_report(Path(run_dir)))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness.report.compare import compare_runs, render_comparison, summary_text
+
+    comparison = compare_runs([Path(p) for p in args.results])
+    print(summary_text(comparison))
+    if args.output:
+        print(render_comparison(comparison, Path(args.output)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Storage benchmarking and data-durability test harness for Prometheus on Kubernetes.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (every command and its argv)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check scenario files without running anything")
+    p.add_argument("files", nargs="+", metavar="SCENARIO")
+    p.set_defaults(func=_cmd_validate)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of scenario files (for editor completion)")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.set_defaults(func=_cmd_schema)
+
+    p = sub.add_parser("run", help="run a scenario and write reports/<scenario>/<run>/")
+    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("--runtime", choices=["local", "kubernetes"], default="local", help="where Prometheus runs")
+    p.add_argument("--reports", default="reports", help="root directory of run results (default: reports)")
+    p.add_argument("--workdir", help="where TSDB data and fio files go for the local default storage (default: /tmp)")
+    p.add_argument("--no-report", action="store_true", help="store result.json only, no report.html")
+    p.add_argument("--skip-doctor", action="store_true", help="do not run the storage doctor before the run")
+    p.add_argument("--keep-data", action="store_true", help="keep the TSDB and fio files this run created")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("report", help="re-render report.html from a stored result")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("compare", help="compare stored results (runs, nights, storages)")
+    p.add_argument("results", nargs="+", metavar="RUN_DIR")
+    p.add_argument("-o", "--output", help="also write an HTML comparison here")
+    p.set_defaults(func=_cmd_compare)
+
+    try:
+        from harness.doctor import command as doctor_command
+    except ImportError:
+        pass
+    else:
+        p = sub.add_parser("doctor", help="check the storage a scenario names for the known traps, before deploying")
+        doctor_command.configure(p)
+        p.set_defaults(func=doctor_command.execute)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        code: int = args.func(args)
+    except ScenarioError as e:
+        for p in e.problems:
+            print(p, file=sys.stderr)
+        return e.exit_code
+    except HarnessError as e:
+        ui.error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        ui.error("interrupted")
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

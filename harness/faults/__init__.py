@@ -1,0 +1,1 @@
+"""Faults: the timeline planned from the scenario (``timeline``) and their injection with undo (``inject``)."""

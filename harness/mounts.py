@@ -1,0 +1,105 @@
+"""Mount table lookups and loop-mounted filesystem images (the only code that mounts anything).
+
+The mount table is read from /proc/self/mountinfo rather than by calling findmnt, so looking up the filesystem of a
+path costs no subprocess and works in minimal containers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import proc
+from harness.errors import InfraError, StorageUnavailable
+
+
+@dataclass(frozen=True)
+class MountEntry:
+    mount_point: Path
+    fstype: str
+    source: str
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal.
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def mount_table() -> list[MountEntry]:
+    entries = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        parts = left.split()
+        rparts = right.split()
+        if len(parts) < 5 or len(rparts) < 2:
+            continue
+        entries.append(MountEntry(Path(_unescape(parts[4])), rparts[0], _unescape(rparts[1])))
+    return entries
+
+
+def filesystem_of(path: Path) -> MountEntry:
+    """The mount that holds ``path`` (the longest mount point that is a prefix of its real path)."""
+    real = Path(os.path.realpath(path))
+    best: MountEntry | None = None
+    for entry in mount_table():
+        if (real == entry.mount_point or entry.mount_point in real.parents) and (
+            best is None or len(str(entry.mount_point)) >= len(str(best.mount_point))
+        ):
+            best = entry
+    if best is None:
+        return MountEntry(Path("/"), "unknown", "unknown")
+    return best
+
+
+def is_mount_point(path: Path) -> bool:
+    real = Path(os.path.realpath(path))
+    return any(entry.mount_point == real for entry in mount_table())
+
+
+def kernel_filesystems() -> set[str]:
+    """Filesystem types this kernel can mount right now (from /proc/filesystems)."""
+    return {line.split()[-1] for line in Path("/proc/filesystems").read_text().splitlines() if line.strip()}
+
+
+@dataclass
+class LoopMount:
+    image: Path
+    mount_point: Path
+    device: str
+
+    def unmount(self) -> None:
+        if is_mount_point(self.mount_point):
+            proc.run(["umount", str(self.mount_point)], timeout_s=60)
+        # mount -o loop would auto-detach; we attach explicitly (for --direct-io), so detach explicitly.
+        proc.run(["losetup", "-d", self.device], timeout_s=30, check=False)
+
+
+def create_loop_mount(
+    image: Path, mount_point: Path, *, filesystem: str, size_bytes: int, direct_io: bool
+) -> LoopMount:
+    """Create an image file, make a filesystem on it, attach it to a loop device and mount it. Root only."""
+    if os.geteuid() != 0:
+        raise StorageUnavailable(
+            "a loop-mounted filesystem image needs root (losetup, mount); run as root or remove 'image:' from "
+            "the storage section to use a plain directory"
+        )
+    if filesystem not in kernel_filesystems():
+        raise StorageUnavailable(f"this kernel cannot mount {filesystem} (not in /proc/filesystems)")
+    mkfs = {"ext4": ["mkfs.ext4", "-q", "-F"], "xfs": ["mkfs.xfs", "-q", "-f"]}[filesystem]
+    with image.open("wb") as f:
+        f.truncate(size_bytes)
+    proc.run([*mkfs, str(image)], timeout_s=120)
+    argv = ["losetup", "--find", "--show"]
+    if direct_io:
+        argv.append("--direct-io=on")
+    device = proc.run([*argv, str(image)], timeout_s=30).stdout.strip()
+    if not device.startswith("/dev/"):
+        raise InfraError(f"losetup printed {device!r} instead of a loop device for {image}")
+    mount_point.mkdir(parents=True, exist_ok=True)
+    try:
+        proc.run(["mount", "-t", filesystem, device, str(mount_point)], timeout_s=60)
+    except InfraError:
+        proc.run(["losetup", "-d", device], timeout_s=30, check=False)
+        raise
+    return LoopMount(image=image, mount_point=mount_point, device=device)

@@ -1,0 +1,58 @@
+"""Facts read from Prometheus' own log: the WAL replay duration, and known storage error strings.
+
+Prometheus logs ``msg="WAL replay completed" ... total_replay_duration=550.123ms`` (logfmt, 2.x) or the same keys in
+slog's format (3.x); the value is a Go duration. The storage errors are the ones the field notes ran into.
+"""
+
+from __future__ import annotations
+
+import re
+
+_GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+_GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_REPLAY = re.compile(r"total_replay_duration=\"?([0-9a-zµ.]+)")
+
+# Substrings of fatal storage errors; each maps to what it usually means.
+STORAGE_ERRORS: dict[str, str] = {
+    "permission denied": "the TSDB directory is not writable by the Prometheus user (uid/gid, fsGroup, NFS squash)",
+    "no space left on device": "the volume is full",
+    "lock DB directory": "another Prometheus holds the TSDB lock, or the lock file is not writable",
+    "read-only file system": "the volume is mounted read-only",
+}
+
+
+def parse_go_duration_s(text: str) -> float:
+    """Parse a Go ``time.Duration`` string such as ``1m2.5s`` or ``550.1ms`` into seconds."""
+    pos = 0
+    total = 0.0
+    for m in _GO_DURATION_PART.finditer(text):
+        if m.start() != pos:
+            raise ValueError(f"not a Go duration: {text!r}")
+        total += float(m.group(1)) * _GO_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError(f"not a Go duration: {text!r}")
+    return total
+
+
+def wal_replay_durations_s(log_text: str) -> list[float]:
+    """Every ``total_replay_duration`` in the log, in order (one per start of the process)."""
+    out = []
+    for m in _REPLAY.finditer(log_text):
+        try:
+            out.append(parse_go_duration_s(m.group(1)))
+        except ValueError:
+            continue
+    return out
+
+
+def storage_errors(log_text: str) -> list[tuple[str, str]]:
+    """Log lines that name a known storage error, with what that error usually means."""
+    found = []
+    for line in log_text.splitlines():
+        lower = line.lower()
+        for needle, meaning in STORAGE_ERRORS.items():
+            if needle.lower() in lower and ("level=error" in lower or "err=" in lower or "level=ERROR" in line):
+                found.append((line.strip(), meaning))
+                break
+    return found
