@@ -1,0 +1,258 @@
+"""Charts for the report: pure functions from the frames in ``harness.report.frames`` to PNG bytes.
+
+Each chart builds its own ``matplotlib.figure.Figure`` on an Agg canvas and never touches ``pyplot``, so no global
+figure or style state leaks from one chart (or one test) into the next, and no display is ever needed. A chart
+function returns ``None`` when its frame has nothing to draw; the HTML layer then shows a note instead.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from harness.report.frames import LATENCY_PERCENTILES
+
+_DPI = 100
+_WIDTH_IN = 11.0
+# Colour-blind-safe palette (Okabe-Ito); the order is stable so a job keeps its colour across charts of one report.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+_FAULT_COLOUR = "#B22222"
+_MIB = 1024.0 * 1024.0
+
+
+def _new_figure(height_in: float) -> Figure:
+    fig = Figure(figsize=(_WIDTH_IN, height_in), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    # No metadata: the same result renders to the same bytes, which keeps re-rendered reports diffable.
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _style(ax: Any) -> None:
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def fio_throughput_chart(timeseries: pd.DataFrame) -> bytes | None:
+    """Bandwidth (MiB/s) and IOPS over time, one line per fio job direction."""
+    if timeseries.empty:
+        return None
+    fig = _new_figure(5.5)
+    ax_bw, ax_iops = fig.subplots(2, 1, sharex=True)
+    for i, (series, group) in enumerate(timeseries.groupby("series", sort=True)):
+        colour = PALETTE[i % len(PALETTE)]
+        ordered = group.sort_values("t_s")
+        ax_bw.plot(ordered["t_s"], ordered["bw_bytes_per_s"] / _MIB, label=str(series), color=colour, marker=".")
+        ax_iops.plot(ordered["t_s"], ordered["iops"], label=str(series), color=colour, marker=".")
+    ax_bw.set_ylabel("bandwidth (MiB/s)")
+    ax_iops.set_ylabel("IOPS")
+    ax_iops.set_xlabel("seconds since the fio job started")
+    ax_bw.set_title("fio bandwidth and IOPS over time")
+    for ax in (ax_bw, ax_iops):
+        _style(ax)
+        ax.set_ylim(bottom=0)
+    ax_bw.legend(loc="best", fontsize="small")
+    return _png(fig)
+
+
+def _format_ns(ns: float) -> str:
+    if ns >= 1e9:
+        return f"{ns / 1e9:.3g} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:.3g} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:.3g} µs"
+    return f"{ns:.3g} ns"
+
+
+def fio_latency_chart(latency: pd.DataFrame) -> bytes | None:
+    """Grouped bars: latency percentiles per job direction, on a log scale (p99.9 is often 100x p50)."""
+    if latency.empty:
+        return None
+    pivot = latency.pivot_table(index="series", columns="percentile", values="latency_ns", aggfunc="first")
+    percentiles = [p for p in LATENCY_PERCENTILES if p in pivot.columns]
+    fig = _new_figure(4.5)
+    ax = fig.subplots()
+    width = 0.8 / max(len(percentiles), 1)
+    for i, pct in enumerate(percentiles):
+        xs = [x + (i - (len(percentiles) - 1) / 2) * width for x in range(len(pivot.index))]
+        values_us = [v / 1e3 if not math.isnan(v) else 0.0 for v in pivot[pct].tolist()]
+        bars = ax.bar(xs, values_us, width=width, label=pct, color=PALETTE[i % len(PALETTE)])
+        labels = [_format_ns(v * 1e3) if v > 0 else "" for v in values_us]
+        ax.bar_label(bars, labels=labels, fontsize="x-small", rotation=90, padding=2)
+    ax.set_xticks(range(len(pivot.index)), [str(s) for s in pivot.index])
+    ax.set_yscale("log")
+    ax.set_ylabel("completion latency (µs, log scale)")
+    ax.set_title("fio latency percentiles")
+    ax.margins(y=0.25)
+    _style(ax)
+    ax.legend(loc="upper left", fontsize="small", ncols=len(percentiles))
+    return _png(fig)
+
+
+def ingest_chart(ingest: pd.DataFrame, faults: pd.DataFrame) -> bytes | None:
+    """Acknowledged and failed samples per second, with a labelled vertical marker at each injected fault."""
+    if ingest.empty:
+        return None
+    fig = _new_figure(4.5)
+    ax = fig.subplots()
+    ax.plot(ingest["t_s"], ingest["acked_per_s"], label="acknowledged samples/s", color=PALETTE[0], linewidth=1.2)
+    if (ingest["failed_per_s"] > 0).any():
+        ax.plot(ingest["t_s"], ingest["failed_per_s"], label="failed samples/s", color=PALETTE[3], linewidth=1.2)
+    ax.set_ylim(bottom=0)
+    top = ax.get_ylim()[1]
+    for row in faults.to_dict("records"):
+        injected = float(row["injected_at_s"])
+        ax.axvline(injected, color=_FAULT_COLOUR, linestyle="--", linewidth=1)
+        ax.annotate(
+            f"#{row['index']} {row['action']}",
+            xy=(injected, top),
+            xytext=(3, -3),
+            textcoords="offset points",
+            rotation=90,
+            va="top",
+            fontsize="small",
+            color=_FAULT_COLOUR,
+        )
+    ax.set_xlabel("seconds since the load started")
+    ax.set_ylabel("samples per second")
+    ax.set_title("TSDB ingest rate" + (" with faults" if not faults.empty else ""))
+    _style(ax)
+    ax.legend(loc="lower right", fontsize="small")
+    return _png(fig)
+
+
+# (label, start column, end column, colour) of each recovery phase, measured from the fault's injection.
+_PHASES = (
+    ("down: injected → process up", "injected_at_s", "process_up_at_s", "#999999"),
+    ("starting: process up → /-/ready", "process_up_at_s", "ready_at_s", PALETTE[1]),
+    ("ready → first new sample stored", "ready_at_s", "first_sample_at_s", PALETTE[2]),
+)
+
+
+def _num(value: object) -> float | None:
+    if value is None:
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return None if math.isnan(number) else number
+
+
+def recovery_timeline_chart(faults: pd.DataFrame) -> bytes | None:
+    """One horizontal bar per fault: time from injection to process up, ready and first sample; WAL replay below."""
+    if faults.empty:
+        return None
+    fig = _new_figure(1.2 + 0.7 * len(faults))
+    ax = fig.subplots()
+    labelled: set[str] = set()
+    ticks: list[str] = []
+    for y, row in enumerate(faults.to_dict("records")):
+        ticks.append(f"#{row['index']} {row['action']}")
+        injected = float(row["injected_at_s"])
+        for label, start_col, end_col, colour in _PHASES:
+            start, end = _num(row[start_col]), _num(row[end_col])
+            if start is None or end is None:
+                continue
+            ax.barh(
+                y,
+                max(end - start, 0.0),
+                left=start - injected,
+                height=0.45,
+                color=colour,
+                label=label if label not in labelled else None,
+            )
+            labelled.add(label)
+        replay, ready = _num(row["wal_replay_s"]), _num(row["ready_at_s"])
+        if replay is not None and ready is not None:
+            # The replay is the tail of the startup phase: it ends when /-/ready turns 200.
+            label = "WAL replay (from the Prometheus log)"
+            ax.barh(
+                y + 0.32,
+                replay,
+                left=ready - injected - replay,
+                height=0.15,
+                color=PALETTE[4],
+                label=label if label not in labelled else None,
+            )
+            labelled.add(label)
+        recovery = _num(row["recovery_s"])
+        note = f"recovered in {recovery:.2f} s" if recovery is not None else "did not recover"
+        end_x = max(
+            (
+                v - injected
+                for c in ("process_up_at_s", "ready_at_s", "first_sample_at_s")
+                if (v := _num(row[c])) is not None
+            ),
+            default=0.0,
+        )
+        ax.annotate(note, xy=(end_x, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
+    ax.set_yticks(range(len(ticks)), ticks)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the fault was injected")
+    ax.set_title("recovery timeline per fault")
+    ax.set_xlim(left=0)
+    ax.margins(x=0.2, y=0.15)
+    _style(ax)
+    ax.legend(loc="lower right", fontsize="small")
+    return _png(fig)
+
+
+def samples_lost_chart(durability: pd.DataFrame) -> bytes | None:
+    """Acknowledged samples lost per durability checkpoint (bars), annotated with lost / acknowledged."""
+    if durability.empty:
+        return None
+    fig = _new_figure(1.0 + 0.6 * len(durability))
+    ax = fig.subplots()
+    labels = [str(v) for v in durability["label"]]
+    lost = [int(v) for v in durability["lost"]]
+    acked = [int(v) for v in durability["acknowledged"]]
+    colours = [PALETTE[3] if n > 0 else PALETTE[2] for n in lost]
+    bars = ax.barh(range(len(labels)), lost, color=colours, height=0.5)
+    ax.bar_label(
+        bars,
+        labels=[f"{n:,} lost of {a:,} ({(n / a if a else 0):.2%})" for n, a in zip(lost, acked, strict=True)],
+        padding=4,
+        fontsize="small",
+    )
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlim(left=0, right=max(max(lost) * 1.6, 1))
+    ax.set_xlabel("acknowledged samples lost")
+    ax.set_title("samples lost per durability checkpoint")
+    _style(ax)
+    return _png(fig)
+
+
+def comparison_chart(changes: pd.DataFrame) -> bytes | None:
+    """Relative change of each compared metric (positive = worse), coloured by the comparison's status.
+
+    ``changes`` has columns ``label`` (metric and run), ``worse_pct`` and ``status``.
+    """
+    frame = changes.dropna(subset=["worse_pct"])
+    if frame.empty:
+        return None
+    colours = {"regression": PALETTE[3], "improvement": PALETTE[2], "unstable": PALETTE[1]}
+    fig = _new_figure(1.0 + 0.35 * len(frame))
+    ax = fig.subplots()
+    values = [float(v) for v in frame["worse_pct"]]
+    bars = ax.barh(
+        range(len(frame)), values, color=[colours.get(str(s), "#999999") for s in frame["status"]], height=0.6
+    )
+    ax.bar_label(bars, labels=[f"{v:+.1f}%" for v in values], padding=3, fontsize="small")
+    ax.set_yticks(range(len(frame)), [str(v) for v in frame["label"]], fontsize="small")
+    ax.invert_yaxis()
+    ax.axvline(0, color="#333333", linewidth=0.8)
+    ax.set_xlabel("change vs baseline (%, positive = worse)")
+    ax.set_title("what changed")
+    ax.margins(x=0.15)
+    _style(ax)
+    return _png(fig)

@@ -1,0 +1,462 @@
+"""The HTML report of one run: ``render_report(run_dir)`` turns ``run_dir/result.json`` into ``run_dir/report.html``.
+
+The page is self-contained (charts are PNG data URIs, the CSS is inline, no scripts), so it can be mailed, archived
+or opened from a CI artifact without network access. Only the stored result is read, so any old run re-renders.
+Formatting of numbers and times for people lives here; the templates only lay out what they are given.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import markupsafe
+import pandas as pd
+
+from harness import __version__ as harness_version
+from harness.report import charts, frames
+from harness.results.model import RunResult, Severity, Status
+from harness.results.store import REPORT_FILE, atomic_write_text, load_result
+
+_SEVERITY_ORDER = {Severity.BLOCKER: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+# Inline so the page needs no other file; shared by the run report and the comparison.
+STYLE = markupsafe.Markup(
+    """
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1d2329; margin: 0 auto;
+  max-width: 1180px; padding: 16px 24px 48px; }
+h1 { margin: 0 0 4px; font-size: 24px; } h2 { margin: 28px 0 8px; font-size: 18px; border-bottom: 1px solid #d8dde3;
+  padding-bottom: 4px; }
+header { display: flex; gap: 20px; align-items: center; padding: 12px 0; border-bottom: 2px solid #d8dde3; }
+.verdict { font-weight: 700; font-size: 20px; padding: 14px 20px; border-radius: 6px; color: #fff; min-width: 100px;
+  text-align: center; letter-spacing: 0.05em; }
+.verdict.ok { background: #1e7b34; } .verdict.bad { background: #c0392b; } .verdict.err { background: #7d3c98; }
+.verdict.skip { background: #7f8c8d; }
+.reason { margin: 0 0 4px; font-size: 15px; } .meta { margin: 0; color: #56606b; font-size: 13px; }
+.banner { background: #fff4d6; border: 1px solid #e0b84c; border-left: 6px solid #e0a800; padding: 10px 14px;
+  margin: 14px 0; border-radius: 4px; }
+nav { margin: 12px 0; color: #56606b; font-size: 13px; } nav a { color: #0b5cad; text-decoration: none; }
+.figures { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0; }
+.figure { border: 1px solid #d8dde3; border-radius: 6px; padding: 8px 12px; min-width: 170px; background: #f7f9fb; }
+.fname { font-size: 12px; color: #56606b; } .fvalue { font-size: 16px; font-weight: 600; }
+table { border-collapse: collapse; width: 100%; margin: 6px 0; font-size: 13px; }
+th, td { border: 1px solid #d8dde3; padding: 4px 8px; text-align: left; vertical-align: top; }
+thead th { background: #eef1f4; } tbody th { background: #f7f9fb; font-weight: 600; white-space: nowrap; }
+td { overflow-wrap: anywhere; }
+tr.ok td:nth-child(2) { color: #1e7b34; font-weight: 600; } tr.bad td, tr.bad th { background: #fdecea; }
+tr.err td, tr.err th { background: #f4ecf7; } tr.skip td { color: #7f8c8d; } tr.warn td { background: #fff8e1; }
+tr.good td { background: #eaf6ec; }
+figure { margin: 16px 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eef1f4; }
+figcaption { margin-bottom: 4px; }
+.note { color: #56606b; font-style: italic; } .explain { color: #56606b; font-size: 13px; margin: 4px 0; }
+pre { background: #f7f9fb; border: 1px solid #d8dde3; padding: 8px 10px; overflow-x: auto; font-size: 12.5px;
+  white-space: pre-wrap; }
+code { font-size: 12.5px; background: #f2f4f6; padding: 0 3px; border-radius: 3px; }
+.finding { border: 1px solid #d8dde3; border-left-width: 6px; border-radius: 4px; padding: 8px 12px; margin: 10px 0; }
+.finding p { margin: 4px 0; } .ftitle { font-weight: 600; }
+.sev-blocker { border-left-color: #c0392b; } .sev-warning { border-left-color: #e0a800; }
+.sev-info { border-left-color: #2e86c1; }
+.sev { font-size: 11px; padding: 1px 6px; border-radius: 3px; background: #eef1f4; margin-right: 4px; }
+.events td { font-size: 12.5px; } .nowrap { white-space: nowrap; } tr.ev-error td { color: #c0392b; }
+tr.ev-warning td { color: #9a6b00; } tr.ev-fault td { font-weight: 600; }
+footer { margin-top: 32px; color: #7f8c8d; font-size: 12px; }
+"""
+)
+
+
+@dataclass(frozen=True)
+class ChartView:
+    """A chart as the template shows it: an embedded PNG, or the note saying why there is none."""
+
+    title: str
+    data_uri: str | None
+    note: str = ""
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+    # Per-row CSS class ("bad", "warn", ""), same length as rows when given.
+    row_classes: list[str] = field(default_factory=list)
+
+
+# --- formatting ----------------------------------------------------------------------------------------------
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def fmt_rate_bytes(bytes_per_s: float | None) -> str:
+    if _missing(bytes_per_s):
+        return "–"
+    assert bytes_per_s is not None
+    for unit, scale in (("GiB/s", 1024.0**3), ("MiB/s", 1024.0**2), ("KiB/s", 1024.0)):
+        if bytes_per_s >= scale:
+            return f"{bytes_per_s / scale:,.1f} {unit}"
+    return f"{bytes_per_s:,.0f} B/s"
+
+
+def fmt_bytes(size_bytes: float | None) -> str:
+    if _missing(size_bytes):
+        return "–"
+    assert size_bytes is not None
+    for unit, scale in (("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0)):
+        if size_bytes >= scale:
+            return f"{size_bytes / scale:,.1f} {unit}"
+    return f"{size_bytes:,.0f} B"
+
+
+def fmt_ns(ns: float | None) -> str:
+    if _missing(ns):
+        return "–"
+    assert ns is not None
+    if ns >= 1e9:
+        return f"{ns / 1e9:,.2f} s"
+    if ns >= 1e6:
+        return f"{ns / 1e6:,.2f} ms"
+    if ns >= 1e3:
+        return f"{ns / 1e3:,.1f} µs"
+    return f"{ns:,.0f} ns"
+
+
+def fmt_s(seconds: float | None) -> str:
+    return "–" if _missing(seconds) else f"{seconds:,.2f} s"
+
+
+def fmt_count(n: float | None) -> str:
+    return "–" if _missing(n) else f"{n:,.0f}"
+
+
+def fmt_utc(value: datetime | None) -> str:
+    if value is None or pd.isna(value):
+        return "–"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+
+
+def fmt_run_offset(result: RunResult, t_s: float | None) -> str:
+    """A run-relative time as "+12.34 s (05:06:42.123 UTC)", so log lines and charts can be matched."""
+    if t_s is None:
+        return "–"
+    absolute = datetime.fromtimestamp(result.t0_unix_s + t_s, tz=UTC)
+    return f"+{t_s:,.2f} s ({absolute.strftime('%H:%M:%S.%f')[:-3]})"
+
+
+def yamlish(value: Any, indent: int = 0) -> str:
+    """A readable YAML-like dump of the scenario as stored (dicts, lists, scalars); for people, not for parsing."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        if not value:
+            return pad + "{}"
+        lines = []
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                lines.append(f"{pad}{key}:")
+                lines.append(yamlish(item, indent + 1))
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+        return "\n".join(lines)
+    if isinstance(value, list):
+        if not value:
+            return pad + "[]"
+        lines = []
+        for item in value:
+            if isinstance(item, dict | list) and item:
+                nested = yamlish(item, indent + 1).splitlines()
+                lines.append(f"{pad}- {nested[0].lstrip()}")
+                lines.extend(nested[1:])
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+        return "\n".join(lines)
+    return pad + _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict | list):
+        return "{}" if isinstance(value, dict) else "[]"
+    text = str(value)
+    # Quote what YAML would otherwise read as another type or as syntax.
+    if (
+        text == ""
+        or text.strip() != text
+        or any(c in text for c in ":#{}[],&*!|>'\"%@`")
+        or text.lower()
+        in (
+            "true",
+            "false",
+            "null",
+            "yes",
+            "no",
+            "on",
+            "off",
+        )
+    ):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def chart_view(title: str, png: bytes | None, empty_note: str, caption: str = "") -> ChartView:
+    if png is None:
+        return ChartView(title=title, data_uri=None, note=empty_note)
+    return ChartView(title=title, data_uri=png_data_uri(png), caption=caption)
+
+
+# --- templates -----------------------------------------------------------------------------------------------
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("harness.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render_template(name: str, context: dict[str, Any]) -> str:
+    try:
+        template = _environment().get_template(name)
+    except jinja2.TemplateNotFound as e:
+        # Only a broken installation gets here (package data missing): say which file.
+        raise FileNotFoundError(f"report template {name!r} is missing from the harness installation") from e
+    return template.render(**context)
+
+
+# --- the report ----------------------------------------------------------------------------------------------
+
+
+def verdict_reason(result: RunResult) -> str:
+    """One sentence saying why the run got its verdict: the error, the failed checks, or that all passed."""
+    if result.error:
+        return result.error
+    bad = [c for c in result.checks if c.status in (Status.ERROR, Status.FAILED)]
+    if bad:
+        return "; ".join(f"{c.name}: {c.reason}" for c in bad)
+    if not result.complete:
+        return "the run did not complete" + (" (interrupted)" if result.interrupted else "")
+    if not result.checks:
+        return "no checks were run"
+    passed = sum(c.status == Status.PASSED for c in result.checks)
+    return f"{passed} of {len(result.checks)} checks passed" + (
+        f", {len(result.checks) - passed} skipped" if passed < len(result.checks) else ""
+    )
+
+
+def _checks_table(result: RunResult) -> Table:
+    rows, classes = [], []
+    for c in result.checks:
+        details = ", ".join(f"{k}={v}" for k, v in c.details.items())
+        rows.append([c.name, c.status.value, c.reason, details])
+        classes.append(_status_class(c.status))
+    return Table(["check", "status", "reason", "details"], rows, classes)
+
+
+def _status_class(status: Status) -> str:
+    return {Status.PASSED: "ok", Status.FAILED: "bad", Status.ERROR: "err", Status.SKIPPED: "skip"}[status]
+
+
+def _durability_table(frame: pd.DataFrame) -> Table:
+    rows, classes = [], []
+    for r in frame.to_dict("records"):
+        lost_series = ", ".join(r["lost_series"])
+        if r["lost_series_count"] > len(r["lost_series"]):
+            lost_series += f" … ({r['lost_series_count']:,} series in all)"
+        rows.append(
+            [
+                str(r["label"]),
+                fmt_count(r["acknowledged"]),
+                fmt_count(r["present"]),
+                fmt_count(r["lost"]),
+                fmt_count(r["mismatched_values"]),
+                fmt_utc(r["loss_window_start"]),
+                fmt_utc(r["loss_window_end"]),
+                lost_series or "–",
+            ]
+        )
+        classes.append("bad" if r["lost"] or r["mismatched_values"] else "")
+    headers = ["checkpoint", "acknowledged", "present", "lost", "wrong value", "loss window from", "to", "lost series"]
+    return Table(headers, rows, classes)
+
+
+def _fio_table(frame: pd.DataFrame) -> Table:
+    rows, classes = [], []
+    for r in frame.to_dict("records"):
+        rows.append(
+            [
+                str(r["job"]),
+                str(r["profile"]),
+                str(r["direction"]) or "–",
+                fmt_rate_bytes(r["bw_bytes_per_s"]),
+                fmt_count(r["iops"]),
+                *[fmt_ns(r[f"{p}_ns"]) for p in frames.LATENCY_PERCENTILES],
+                fmt_s(r["runtime_s"]),
+                str(r["error"] or ""),
+            ]
+        )
+        classes.append("bad" if r["error"] else "")
+    headers = ["job", "profile", "direction", "bandwidth", "IOPS", *frames.LATENCY_PERCENTILES, "runtime", "error"]
+    return Table(headers, rows, classes)
+
+
+def _faults_table(result: RunResult, frame: pd.DataFrame) -> Table:
+    rows, classes = [], []
+    for r in frame.to_dict("records"):
+        injected = float(r["injected_at_s"])
+        since = {c: _since(r[c], injected) for c in ("process_up_at_s", "ready_at_s", "first_sample_at_s")}
+        rows.append(
+            [
+                f"#{r['index']}",
+                str(r["action"]),
+                fmt_run_offset(result, injected),
+                since["process_up_at_s"],
+                since["ready_at_s"],
+                since["first_sample_at_s"],
+                fmt_s(r["wal_replay_s"]),
+                fmt_s(r["recovery_s"]),
+                f"{r['instance_before']} → {r['instance_after'] or '–'}",
+                str(r["error"] or r["detail"] or ""),
+            ]
+        )
+        classes.append("bad" if r["error"] or _missing(r["recovery_s"]) else "")
+    headers = ["fault", "action", "injected at", "process up", "ready", "first sample", "WAL replay", "recovery"]
+    return Table([*headers, "instance", "detail"], rows, classes)
+
+
+def _since(value: Any, t0_s: float) -> str:
+    return "–" if _missing(value) else f"+{float(value) - t0_s:,.2f} s"
+
+
+def _environment_table(result: RunResult) -> Table:
+    env = result.environment
+    rows = [
+        ["runtime", env.runtime],
+        ["data path", env.data_path or "–"],
+        ["filesystem of the data path", env.data_filesystem or "unknown"],
+        ["device", env.data_device or "–"],
+        ["Prometheus", env.prometheus_version or "–"],
+        ["fio", env.fio_version or "–"],
+        ["harness (run)", env.harness_version],
+        ["harness (this report)", harness_version],
+        ["kernel", env.kernel],
+        ["OS", env.os],
+        ["Python", env.python],
+        ["host", env.hostname],
+        ["CPUs", str(env.cpu_count)],
+        ["memory", fmt_bytes(env.memory_bytes)],
+        *[[k, v] for k, v in sorted(env.extra.items())],
+    ]
+    return Table(["", ""], rows)
+
+
+def _key_figures(result: RunResult, fio_summary: pd.DataFrame) -> list[tuple[str, str]]:
+    figures: list[tuple[str, str]] = []
+    if result.durability:
+        final = result.durability[-1]
+        figures.append(("samples lost (" + final.label + ")", f"{final.lost:,} of {final.acknowledged:,}"))
+    recoveries = [f.recovery_s for f in result.faults if f.recovery_s is not None]
+    if result.faults:
+        worst = f"{max(recoveries):.2f} s" if recoveries else "–"
+        figures.append(("slowest recovery", f"{worst} over {len(result.faults)} fault(s)"))
+    replays = [f.wal_replay_s for f in result.faults if f.wal_replay_s is not None]
+    if replays:
+        figures.append(("longest WAL replay", f"{max(replays):.2f} s"))
+    for r in fio_summary.to_dict("records"):
+        if not _missing(r["bw_bytes_per_s"]):
+            figures.append(
+                (f"fio {r['series']}", f"{fmt_rate_bytes(r['bw_bytes_per_s'])}, {fmt_count(r['iops'])} IOPS")
+            )
+    return figures
+
+
+def build_context(result: RunResult) -> dict[str, Any]:
+    """Everything the report template shows, formatted; separate from rendering so tests can inspect it."""
+    fio_ts = frames.fio_timeseries_frame(result)
+    fio_summary = frames.fio_summary_frame(result)
+    fio_lat = frames.fio_latency_frame(result)
+    ingest = frames.ingest_frame(result)
+    faults = frames.faults_frame(result)
+    durability = frames.durability_frame(result)
+    no_fio = "no fio job ran in this run" if not result.fio else "fio reported no data for this chart"
+    chart_list = [
+        chart_view(
+            "fio bandwidth and IOPS over time",
+            charts.fio_throughput_chart(fio_ts),
+            no_fio if result.fio else "no fio job ran in this run",
+        ),
+        chart_view("fio latency percentiles", charts.fio_latency_chart(fio_lat), no_fio),
+        chart_view(
+            "ingest rate",
+            charts.ingest_chart(ingest, faults),
+            "no TSDB write load ran, or it recorded nothing",
+            caption="Dashed lines mark injected faults; a gap in acknowledged samples is the outage seen by writers.",
+        ),
+        chart_view(
+            "recovery timeline",
+            charts.recovery_timeline_chart(faults),
+            "no faults were injected",
+            caption="Time from each fault to process up, /-/ready and the first new sample stored.",
+        ),
+        chart_view("samples lost", charts.samples_lost_chart(durability), "no durability checkpoint was recorded"),
+    ]
+    doctor = sorted(result.doctor, key=lambda d: _SEVERITY_ORDER.get(d.severity, 9))
+    incomplete = not result.complete or result.interrupted
+    return {
+        "style": STYLE,
+        "result": result,
+        "title": f"{result.scenario_name} · {result.run_id}",
+        "verdict": result.verdict.value,
+        "verdict_class": _status_class(result.verdict),
+        "reason": verdict_reason(result),
+        "incomplete": incomplete,
+        "started": fmt_utc(result.started_at),
+        "finished": fmt_utc(result.finished_at) if result.finished_at else "–",
+        "duration": (fmt_s((result.finished_at - result.started_at).total_seconds()) if result.finished_at else "–"),
+        "key_figures": _key_figures(result, fio_summary),
+        "checks": _checks_table(result),
+        "durability": _durability_table(durability),
+        "fio": _fio_table(fio_summary),
+        "faults": _faults_table(result, faults),
+        "charts": chart_list,
+        "doctor": doctor,
+        "environment": _environment_table(result),
+        "scenario_yaml": yamlish(result.scenario),
+        "events": [(fmt_run_offset(result, e.t_s), e.kind, e.message) for e in result.events],
+        "generated": fmt_utc(datetime.now(UTC)),
+    }
+
+
+def render_html(result: RunResult) -> str:
+    return render_template("report.html.j2", build_context(result))
+
+
+def render_report(run_dir: Path) -> Path:
+    """Write ``run_dir/report.html`` from ``run_dir/result.json`` alone; returns the report's path.
+
+    Raises ``UsageError`` (from the store) when there is no result, or one of another schema version.
+    """
+    result = load_result(run_dir)
+    out = run_dir / REPORT_FILE
+    atomic_write_text(out, render_html(result))
+    return out

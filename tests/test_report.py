@@ -1,0 +1,382 @@
+"""The HTML report, rendered from synthetic but realistic stored results (no daemons: the report reads only result.json).
+
+The results are built here, saved with the real store and rendered from disk, so the tests exercise exactly what
+``harness report RUN_DIR`` does on an old run.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.errors import UsageError
+from harness.report import charts, frames
+from harness.report.html import build_context, render_report, yamlish
+from harness.results.model import (
+    CheckResult,
+    DoctorFinding,
+    DurabilityCheckpoint,
+    Environment,
+    Event,
+    FaultRecord,
+    FioDirection,
+    FioJobResult,
+    FioPoint,
+    IngestPoint,
+    RunResult,
+    Severity,
+    Status,
+)
+from harness.results.store import REPORT_FILE, RESULT_FILE, save_result
+
+T0_UNIX_S = 1_795_000_000.0  # 2026-11-19, a fixed instant so rendered times are predictable
+SERIES = 20_000
+SAMPLES_PER_S = 2_000  # 20k series written every 10 s
+
+
+def environment(filesystem: str = "ext4") -> Environment:
+    return Environment(
+        hostname="bench-01",
+        kernel="6.1.0-27-amd64",
+        os="Debian GNU/Linux 12 (bookworm)",
+        python="3.11.2",
+        harness_version="0.1.0",
+        runtime="local",
+        cpu_count=2,
+        memory_bytes=8 * 1024**3,
+        prometheus_version="2.42.0",
+        fio_version="fio-3.33",
+        data_path="/var/lib/harness/tsdb",
+        data_filesystem=filesystem,
+        data_device="/dev/loop3",
+    )
+
+
+def fio_job(
+    name: str, profile: str, bw_bytes_per_s: float, block_bytes: int, rng: random.Random, points: int = 20
+) -> FioJobResult:
+    """A write job with a noisy per-second time series around ``bw_bytes_per_s`` and plausible percentiles."""
+    series = []
+    for i in range(points):
+        bw = bw_bytes_per_s * rng.uniform(0.93, 1.07)
+        series.append(FioPoint(t_s=float(i + 1), bw_bytes_per_s=bw, iops=bw / block_bytes, lat_ns_mean=40_000.0))
+    mean_bw = sum(p.bw_bytes_per_s for p in series) / points
+    base_ns = 30_000.0 * (1024**2 * 60 / bw_bytes_per_s)
+    write = FioDirection(
+        io_bytes=int(mean_bw * points),
+        bw_bytes_per_s=mean_bw,
+        iops=mean_bw / block_bytes,
+        runtime_s=float(points),
+        clat_ns_mean=base_ns * 1.3,
+        clat_percentiles_ns={"p50": base_ns, "p90": base_ns * 2, "p99": base_ns * 12, "p99.9": base_ns * 60},
+        timeseries=series,
+    )
+    sync = {"p50": 900_000.0, "p90": 1_800_000.0, "p99": 6_000_000.0, "p99.9": 14_000_000.0}
+    return FioJobResult(
+        name=name,
+        profile=profile,
+        argv=["fio", f"--name={name}", "--output-format=json"],
+        directory="/var/lib/harness/fio",
+        size_bytes=512 * 1024**2,
+        runtime_s=float(points),
+        write=write,
+        sync_lat_ns_percentiles=sync if profile == "wal-append" else {},
+        raw_json_file=f"fio-{name}.json",
+    )
+
+
+def make_result(
+    *,
+    lost: int = 0,
+    fio_scale: float = 1.0,
+    recovery_scale: float = 1.0,
+    seed: int = 1,
+    scenario_name: str = "demo",
+    run_id: str = "a1b2c3",
+) -> RunResult:
+    """A complete run: fio, 90 s of ingest, a SIGKILL at 30 s and a reschedule at 60 s, three checkpoints.
+
+    ``lost`` samples go missing at the reschedule (as on ephemeral storage); ``fio_scale`` and ``recovery_scale``
+    make a slower or faster run for comparisons.
+    """
+    rng = random.Random(seed)
+    fio = [
+        fio_job("randwrite-4k", "randwrite-4k", 60 * 1024**2 * fio_scale, 4096, rng),
+        fio_job("wal-append", "wal-append", 380 * 1024**2 * fio_scale, 128 * 1024, rng),
+    ]
+    faults = []
+    for index, (action, at_s) in enumerate((("sigkill", 30.0), ("reschedule", 60.0)), start=1):
+        injected = at_s + 0.02
+        up = injected + (0.3 if action == "sigkill" else 1.1) * recovery_scale * rng.uniform(0.95, 1.05)
+        replay = 0.55 * recovery_scale
+        ready = up + replay + 0.1
+        faults.append(
+            FaultRecord(
+                index=index,
+                action=action,
+                scheduled_at_s=at_s,
+                injected_at_s=injected,
+                instance_before=f"prom-{index - 1}",
+                instance_after=f"prom-{index}",
+                process_up_at_s=up,
+                ready_at_s=ready,
+                first_sample_at_s=ready + 0.4,
+                wal_replay_s=replay,
+                detail=f"{action} pid {4000 + index}",
+            )
+        )
+    ingest = []
+    for t in range(90):
+        down = any(f.injected_at_s <= t < (f.first_sample_at_s or 0) for f in faults)
+        acked = 0 if down else int(SAMPLES_PER_S * rng.uniform(0.98, 1.02))
+        ingest.append(IngestPoint(t_s=float(t), acked_samples=acked, failed_samples=SAMPLES_PER_S if down else 0))
+
+    def checkpoint(label: str, at_s: float, acknowledged: int, lost_here: int) -> DurabilityCheckpoint:
+        window = lost_here > 0
+        return DurabilityCheckpoint(
+            label=label,
+            checked_at_s=at_s,
+            acknowledged=acknowledged,
+            present=acknowledged - lost_here,
+            lost=lost_here,
+            cutoff_unix_ms=int((T0_UNIX_S + at_s - 1) * 1000),
+            loss_window_start_unix_ms=int(T0_UNIX_S * 1000) if window else None,
+            loss_window_end_unix_ms=int((T0_UNIX_S + 60) * 1000) if window else None,
+            lost_series_count=SERIES if window else 0,
+            lost_series=[f'harness_load{{series="{i}"}}' for i in range(5)] if window else [],
+        )
+
+    durability = [
+        checkpoint("after fault 1 (sigkill)", 32.0, 60_000, 0),
+        checkpoint("after fault 2 (reschedule)", 63.0, 118_000, lost),
+        checkpoint("final", 91.0, 174_000, lost),
+    ]
+    history = Status.FAILED if lost else Status.PASSED
+    checks = [
+        CheckResult(
+            name="history_survival",
+            status=history,
+            reason=f"{lost:,} acknowledged samples lost after fault 2 (reschedule)" if lost else "0 samples lost",
+            details={"checkpoints": 3},
+        ),
+        CheckResult(name="max_recovery", status=Status.PASSED, reason="slowest recovery 2.1 s <= 30 s"),
+    ]
+    started = datetime.fromtimestamp(T0_UNIX_S - 5, tz=UTC)
+    result = RunResult(
+        run_id=run_id,
+        scenario_name=scenario_name,
+        scenario_file=f"scenarios/{scenario_name}.yaml",
+        scenario={
+            "name": scenario_name,
+            "storage": {"backend": "local", "image": {"filesystem": "ext4", "size": "2Gi"}},
+            "loads": {"tsdb": {"series": SERIES, "interval": "10s"}, "fio": [{"profile": "randwrite-4k"}]},
+            "faults": [{"at": "30s", "action": "sigkill"}, {"at": "60s", "action": "reschedule"}],
+            "checks": {"history_survival": True, "max_recovery": "30s"},
+        },
+        runtime="local",
+        started_at=started,
+        finished_at=started + timedelta(seconds=100),
+        t0_unix_s=T0_UNIX_S,
+        complete=True,
+        environment=environment(),
+        fio=fio,
+        ingest=ingest,
+        faults=faults,
+        durability=durability,
+        checks=checks,
+        events=[
+            Event(t_s=-4.0, kind="phase", message="prometheus ready on 127.0.0.1:41234"),
+            Event(t_s=30.02, kind="fault", message="sigkill prom-0 (pid 4001)"),
+            Event(t_s=60.02, kind="fault", message="reschedule prom-1 -> prom-2"),
+            Event(t_s=91.0, kind="phase", message="history check done"),
+        ],
+    )
+    result.verdict = result.overall()
+    return result
+
+
+def interrupted_result() -> RunResult:
+    """Ctrl-C during the load phase: no fio, no faults, no checkpoints, a few seconds of ingest at most."""
+    started = datetime.fromtimestamp(T0_UNIX_S - 5, tz=UTC)
+    result = RunResult(
+        run_id="ffff01",
+        scenario_name="nfs-baseline",
+        scenario={"name": "nfs-baseline", "storage": {"backend": "nfs", "server": "127.0.0.1", "path": "/export"}},
+        runtime="local",
+        started_at=started,
+        t0_unix_s=T0_UNIX_S,
+        complete=False,
+        interrupted=True,
+        error="interrupted by the user (SIGINT) during phase 'load'",
+        environment=environment(filesystem="nfs4"),
+        events=[Event(t_s=0.0, kind="phase", message="load started"), Event(t_s=3.2, kind="error", message="SIGINT")],
+        doctor=[
+            DoctorFinding(
+                check="nfs.supported",
+                severity=Severity.WARNING,
+                title="Prometheus does not support NFS for its TSDB",
+                evidence="data path /var/lib/harness/tsdb is on nfs4",
+                why="The Prometheus storage docs say NFS filesystems are not supported; corruption has been seen.",
+                fix="Use a local PersistentVolume or an iSCSI LUN with a whole-disk ext4 filesystem.",
+            ),
+            DoctorFinding(check="nfs.writable", severity=Severity.BLOCKER, title="uid 1000 cannot write <here>"),
+        ],
+    )
+    result.verdict = result.overall()
+    return result
+
+
+def _save(tmp_path: Path, result: RunResult, name: str = "run") -> Path:
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    save_result(run_dir, result)
+    return run_dir
+
+
+def _pngs(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+
+
+def _assert_self_contained(html: str) -> None:
+    # No asset may come from elsewhere: no src/href to http(s), no stylesheets or scripts by URL.
+    assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', html)
+    assert "<script" not in html
+    assert "<link" not in html
+    assert "@import" not in html
+
+
+def test_passing_run_renders_verdict_tables_and_charts(tmp_path: Path) -> None:
+    run_dir = _save(tmp_path, make_result())
+    out = render_report(run_dir)
+    assert out == run_dir / REPORT_FILE
+    html = out.read_text(encoding="utf-8")
+    assert 'class="verdict ok">PASSED<' in html
+    assert "2 of 2 checks passed" in html
+    for section in ("Checks", "Durability", "fio", "Faults and recovery", "Environment", "Scenario", "Events"):
+        assert f"<h2>{section}</h2>" in html
+    assert "history_survival" in html and "after fault 2 (reschedule)" in html and "174,000" in html
+    assert "Incomplete run" not in html and "Storage doctor" not in html
+    pngs = _pngs(html)
+    assert len(pngs) == 5  # throughput, latency, ingest, recovery, samples lost
+    assert all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5_000 for p in pngs)
+    assert "Chart omitted" not in html
+    # Environment and scenario come through.
+    assert "2.42.0" in html and "fio-3.33" in html and "6.1.0-27-amd64" in html and "<td>ext4</td>" in html
+    assert "backend: local" in html and "series: 20000" in html
+    _assert_self_contained(html)
+
+
+def test_failing_run_shows_losses(tmp_path: Path) -> None:
+    result = make_result(lost=58_000)
+    assert result.verdict is Status.FAILED
+    html = render_report(_save(tmp_path, result)).read_text(encoding="utf-8")
+    assert 'class="verdict bad">FAILED<' in html
+    assert "58,000 acknowledged samples lost after fault 2 (reschedule)" in html
+    # The loss window is shown in UTC, and the lost series are named (escaped: they hold quotes and braces).
+    start = datetime.fromtimestamp(T0_UNIX_S, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert f"{start}.000 UTC" in html
+    assert "harness_load{series=&#34;0&#34;}" in html
+    assert "(20,000 series in all)" in html
+    assert '<tr class="bad">' in html
+    assert len(_pngs(html)) == 5
+    _assert_self_contained(html)
+
+
+def test_interrupted_run_with_empty_sections(tmp_path: Path) -> None:
+    run_dir = _save(tmp_path, interrupted_result())
+    html = render_report(run_dir).read_text(encoding="utf-8")
+    assert 'class="verdict err">ERROR<' in html
+    assert "Incomplete run." in html and "interrupted by the user (SIGINT)" in html
+    assert _pngs(html) == []
+    assert html.count("Chart omitted") == 5
+    assert "no fio job ran in this run" in html and "no faults were injected" in html
+    assert "No checks were run." in html and "No durability checkpoint was recorded." in html
+    # Doctor findings, blockers first, with user text escaped.
+    assert html.index("BLOCKER") < html.index("Prometheus does not support NFS")
+    assert "uid 1000 cannot write &lt;here&gt;" in html
+    assert "<td>nfs4</td>" in html
+    _assert_self_contained(html)
+
+
+def test_rerender_from_result_json_only(tmp_path: Path) -> None:
+    run_dir = _save(tmp_path, make_result(lost=10))
+    first = render_report(run_dir).read_text(encoding="utf-8")
+    # Nothing but result.json in the directory: a copied-away old run re-renders to the same content.
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / RESULT_FILE).write_bytes((run_dir / RESULT_FILE).read_bytes())
+    second = render_report(moved).read_text(encoding="utf-8")
+    strip = re.compile(r"Rendered [^<]* from result.json")
+    assert strip.sub("", first) == strip.sub("", second)
+    assert sorted(p.name for p in moved.iterdir()) == [REPORT_FILE, RESULT_FILE]
+
+
+def test_render_refuses_missing_or_foreign_result(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no result here"):
+        render_report(tmp_path)
+    (tmp_path / RESULT_FILE).write_text('{"schema_version": 99}', encoding="utf-8")
+    with pytest.raises(UsageError, match="schema version 99"):
+        render_report(tmp_path)
+    assert not (tmp_path / REPORT_FILE).exists()
+
+
+def test_frames_have_columns_even_when_empty() -> None:
+    empty = interrupted_result()
+    for frame, columns in (
+        (frames.fio_timeseries_frame(empty), frames.FIO_TIMESERIES_COLUMNS),
+        (frames.fio_summary_frame(empty), frames.FIO_SUMMARY_COLUMNS),
+        (frames.ingest_frame(empty), frames.INGEST_COLUMNS),
+        (frames.faults_frame(empty), frames.FAULT_COLUMNS),
+        (frames.durability_frame(empty), frames.DURABILITY_COLUMNS),
+    ):
+        assert frame.empty and list(frame.columns) == columns
+    full = make_result()
+    assert len(frames.fio_timeseries_frame(full)) == 40
+    assert set(frames.fio_latency_frame(full)["series"]) == {
+        "randwrite-4k write",
+        "wal-append write",
+        "wal-append fdatasync",
+    }
+    faults = frames.faults_frame(full)
+    assert faults["recovery_s"].notna().all()
+
+
+def test_charts_are_independent_of_each_other_and_of_pyplot() -> None:
+    full = make_result()
+    ingest, faults = frames.ingest_frame(full), frames.faults_frame(full)
+    first = charts.ingest_chart(ingest, faults)
+    charts.fio_throughput_chart(frames.fio_timeseries_frame(full))
+    assert charts.ingest_chart(ingest, faults) == first  # no state carried over from the chart in between
+    assert charts.ingest_chart(ingest, faults.iloc[0:0]) != first  # without fault markers it differs
+    assert charts.ingest_chart(ingest.iloc[0:0], faults) is None
+    assert charts.recovery_timeline_chart(faults.iloc[0:0]) is None
+    import matplotlib.pyplot as plt  # imported only to prove no figure was left behind in its global state
+
+    assert plt.get_fignums() == []
+
+
+def test_recovery_chart_survives_a_fault_that_never_recovered() -> None:
+    result = make_result()
+    broken = result.faults[1].model_copy(update={"ready_at_s": None, "first_sample_at_s": None, "wal_replay_s": None})
+    result.faults[1] = broken
+    png = charts.recovery_timeline_chart(frames.faults_frame(result))
+    assert png is not None and png.startswith(b"\x89PNG")
+    context = build_context(result)
+    assert any(row[-3] == "–" for row in context["faults"].rows)
+
+
+def test_yamlish_dump() -> None:
+    text = yamlish({"a": {"b": [1, {"c": "x: y", "d": None}], "e": []}, "f": True, "g": "on"})
+    assert text == 'a:\n  b:\n    - 1\n    - c: "x: y"\n      d: null\n  e: []\nf: true\ng: "on"'
+
+
+def test_timestamps_are_utc() -> None:
+    frame = frames.durability_frame(make_result(lost=5))
+    start = frame["loss_window_start"].iloc[1]
+    assert isinstance(start, pd.Timestamp) and str(start.tz) == "UTC"
