@@ -1,0 +1,1 @@
+"""Load generators that run next to Prometheus: the fio storage benchmark and the TSDB write load."""
