@@ -1,0 +1,62 @@
+"""Pure pieces: the fault timeline and what is read from Prometheus' log."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.faults.timeline import plan_faults
+from harness.promlog import parse_go_duration_s, storage_errors, wal_replay_durations_s
+from harness.scenario.model import Fault
+
+
+def fault(**kw: object) -> Fault:
+    return Fault.model_validate(kw)
+
+
+def test_timeline_orders_and_expands() -> None:
+    planned = plan_faults(
+        [fault(action="reschedule", at="45s"), fault(action="sigkill", every="20s")],
+        duration_s=70.0,
+    )
+    assert [(p.index, p.at_s, p.action) for p in planned] == [
+        (1, 20.0, "sigkill"),
+        (2, 40.0, "sigkill"),
+        (3, 45.0, "reschedule"),
+        (4, 60.0, "sigkill"),
+    ]
+
+
+def test_timeline_count_limits_every() -> None:
+    planned = plan_faults([fault(action="sigterm", every="5s", count=2)], duration_s=60.0)
+    assert [p.at_s for p in planned] == [5.0, 10.0]
+
+
+def test_timeline_leaves_time_to_recover_at_the_end() -> None:
+    planned = plan_faults([fault(action="sigkill", every="10s")], duration_s=30.0)
+    assert [p.at_s for p in planned] == [10.0, 20.0]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("2.4s", 2.4), ("550.123ms", 0.550123), ("1m2.5s", 62.5), ("36.5µs", 36.5e-6), ("1h", 3600)]
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_go_duration_s(text) == pytest.approx(seconds)
+
+
+def test_wal_replay_from_prometheus_2_and_3_logs() -> None:
+    v2 = (
+        'ts=2026-11-27T05:00:00.000Z caller=head.go:683 level=info component=tsdb msg="WAL replay completed" '
+        "checkpoint_replay_duration=36.5µs wal_replay_duration=2.3s wbl_replay_duration=200ns total_replay_duration=2.4s"
+    )
+    v3 = 'time=2026-11-27T05:00:01Z level=INFO source=head.go:1 msg="WAL replay completed" total_replay_duration=12ms'
+    assert wal_replay_durations_s(f"{v2}\nother line\n{v3}\n") == pytest.approx([2.4, 0.012])
+
+
+def test_storage_errors_are_explained() -> None:
+    line = (
+        'ts=x caller=main.go:1 level=error err="opening storage failed: lock DB directory: '
+        'open /prometheus/lock: permission denied"'
+    )
+    [(found, meaning)] = storage_errors(line)
+    assert found == line
+    assert "not writable" in meaning
