@@ -46,7 +46,8 @@ def test_go_durations(text: str, seconds: float) -> None:
 def test_wal_replay_from_prometheus_2_and_3_logs() -> None:
     v2 = (
         'ts=2026-11-27T05:00:00.000Z caller=head.go:683 level=info component=tsdb msg="WAL replay completed" '
-        "checkpoint_replay_duration=36.5µs wal_replay_duration=2.3s wbl_replay_duration=200ns total_replay_duration=2.4s"
+        "checkpoint_replay_duration=36.5µs wal_replay_duration=2.3s wbl_replay_duration=200ns "
+        "total_replay_duration=2.4s"
     )
     v3 = 'time=2026-11-27T05:00:01Z level=INFO source=head.go:1 msg="WAL replay completed" total_replay_duration=12ms'
     assert wal_replay_durations_s(f"{v2}\nother line\n{v3}\n") == pytest.approx([2.4, 0.012])
