@@ -1,0 +1,189 @@
+"""The harness's only HTTP client to Prometheus and the only importer of ``prometheus_api_client``.
+
+It turns API answers into typed values (``InstantSample``, raw samples keyed by ``LabelsKey``), sends remote-write
+requests and reports their outcome, and wraps every transport or API failure into ``PrometheusError`` carrying the
+URL and the query. Retries are deliberately off: callers decide what a failure means (a Prometheus that is down
+during a fault is expected, not an error to hide behind retries).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.exceptions import NewConnectionError
+from urllib3.util.retry import Retry
+
+from harness.errors import PrometheusError
+
+log = logging.getLogger(__name__)
+
+# A series' identity: its label pairs sorted by name, ``__name__`` included. Hashable, so usable as a dict key.
+LabelsKey = tuple[tuple[str, str], ...]
+
+REMOTE_WRITE_HEADERS = {
+    "Content-Encoding": "snappy",
+    "Content-Type": "application/x-protobuf",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+    "User-Agent": "prom-storage-harness",
+}
+
+
+def labels_key(labels: dict[str, str]) -> LabelsKey:
+    return tuple(sorted(labels.items()))
+
+
+def selector(key: LabelsKey) -> str:
+    """PromQL selector of exactly one series, e.g. ``harness_load_0{run_id="r1",series="7"}``."""
+    name = dict(key).get("__name__", "")
+    matchers = ",".join(f'{k}="{_escape(v)}"' for k, v in key if k != "__name__")
+    return f"{name}{{{matchers}}}"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+@dataclass(frozen=True)
+class InstantSample:
+    labels: LabelsKey
+    timestamp_ms: int
+    value: float
+
+    @property
+    def metric_name(self) -> str | None:
+        return dict(self.labels).get("__name__")
+
+
+class WriteOutcome(enum.Enum):
+    ACKED = "acked"  # 204: Prometheus committed every sample to its WAL
+    REJECTED = "rejected"  # an HTTP error: some samples may have been stored, none is acknowledged
+    UNREACHABLE = "unreachable"  # no connection could be made: nothing was stored
+    UNKNOWN = "unknown"  # the connection broke or timed out after sending: may or may not be stored
+
+
+class PromClient:
+    """A Prometheus server's HTTP API at ``base_url`` (e.g. ``http://127.0.0.1:9090``), every call bounded."""
+
+    def __init__(self, base_url: str, timeout_s: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self._session = requests.Session()
+        # POST keeps long selectors (hundreds of series ids in a regex) out of the URL length limit.
+        self._api = PrometheusConnect(
+            url=self.base_url,
+            disable_ssl=True,
+            retry=Retry(total=0, raise_on_status=False),
+            session=self._session,
+            timeout=timeout_s,
+            method="POST",
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    # --- status ----------------------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """True when ``/-/ready`` answers 200 (it is 503 during WAL replay)."""
+        return self._probe("/-/ready")
+
+    def healthy(self) -> bool:
+        """True when ``/-/healthy`` answers 200 (already the case during WAL replay)."""
+        return self._probe("/-/healthy")
+
+    def _probe(self, path: str) -> bool:
+        try:
+            return self._session.get(self.base_url + path, timeout=self.timeout_s).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def build_version(self) -> str:
+        """The server's version string from ``/api/v1/status/buildinfo``, e.g. ``2.42.0+ds``."""
+        url = self.base_url + "/api/v1/status/buildinfo"
+        try:
+            resp = self._session.get(url, timeout=self.timeout_s)
+            resp.raise_for_status()
+            version = resp.json()["data"]["version"]
+        except (requests.RequestException, ValueError, KeyError, TypeError) as e:
+            raise PrometheusError(f"cannot read the build info: {e}", url) from e
+        return str(version)
+
+    # --- queries ---------------------------------------------------------------------------------------
+
+    def _query(self, expr: str, at_unix_s: float | None) -> Any:
+        params = {} if at_unix_s is None else {"time": f"{at_unix_s:.3f}"}
+        try:
+            return self._api.custom_query(expr, params=params)
+        except (PrometheusApiClientException, requests.RequestException, ValueError, KeyError) as e:
+            raise PrometheusError(f"query failed: {_short(str(e))}", self.base_url + "/api/v1/query", expr) from e
+
+    def instant(self, expr: str, at_unix_s: float | None = None) -> list[InstantSample]:
+        """Evaluate ``expr`` at one instant (now by default); a vector or scalar result, typed."""
+        result = self._query(expr, at_unix_s)
+        try:
+            if isinstance(result, list) and len(result) == 2 and not isinstance(result[0], dict):
+                return [InstantSample((), round(float(result[0]) * 1000), float(result[1]))]  # scalar
+            return [
+                InstantSample(
+                    labels_key(item["metric"]), round(float(item["value"][0]) * 1000), float(item["value"][1])
+                )
+                for item in result
+            ]
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise PrometheusError(
+                f"unexpected instant-query result shape: {_short(repr(result))}", self.base_url, expr
+            ) from e
+
+    def raw_samples(self, selector: str, window_s: float, at_unix_s: float) -> dict[LabelsKey, list[tuple[int, float]]]:
+        """The samples Prometheus stored for ``selector`` in the ``window_s`` before ``at_unix_s``, exactly as stored.
+
+        An instant query of a range selector returns raw samples; ``query_range`` would return step-evaluated values
+        (the latest sample within the lookback at each step), which cannot prove a given sample exists.
+        """
+        expr = f"{selector}[{round(window_s * 1000)}ms]"
+        result = self._query(expr, at_unix_s)
+        out: dict[LabelsKey, list[tuple[int, float]]] = {}
+        try:
+            for item in result:
+                out[labels_key(item["metric"])] = [(round(float(t) * 1000), float(v)) for t, v in item["values"]]
+        except (KeyError, TypeError, ValueError) as e:
+            raise PrometheusError(
+                f"unexpected range-query result shape: {_short(repr(result))}", self.base_url, expr
+            ) from e
+        return out
+
+    def count(self, expr: str, at_unix_s: float | None = None) -> int:
+        """How many series ``expr`` evaluates to (0 when it matches nothing)."""
+        samples = self.instant(f"count({expr})", at_unix_s)
+        return int(samples[0].value) if samples else 0
+
+    # --- remote write ------------------------------------------------------------------------------------
+
+    def remote_write(self, body: bytes) -> WriteOutcome:
+        """POST one snappy-compressed ``WriteRequest`` to ``/api/v1/write``; never raises for a down server."""
+        url = self.base_url + "/api/v1/write"
+        try:
+            resp = self._session.post(url, data=body, headers=REMOTE_WRITE_HEADERS, timeout=self.timeout_s)
+        except requests.ConnectionError as e:
+            reason = getattr(e.args[0], "reason", None) if e.args else None
+            if isinstance(reason, NewConnectionError):
+                return WriteOutcome.UNREACHABLE
+            log.debug("remote write to %s broke: %s", url, e)
+            return WriteOutcome.UNKNOWN
+        except requests.RequestException as e:
+            log.debug("remote write to %s failed: %s", url, e)
+            return WriteOutcome.UNKNOWN
+        if resp.status_code == 204:
+            return WriteOutcome.ACKED
+        log.debug("remote write to %s answered %d: %s", url, resp.status_code, _short(resp.text))
+        return WriteOutcome.REJECTED
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,83 @@
+"""The Prometheus API wrapper against the real ``prometheus`` binary: status, typed queries, raw samples, errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import cramjam
+import pytest
+
+from harness import proc
+from harness.errors import PrometheusError
+from harness.loads import remote_pb2
+from harness.prom import PromClient, WriteOutcome, labels_key, selector
+from tests.prometheus_fixture import PrometheusLauncher, RunningPrometheus, prometheus_launcher
+
+
+@pytest.fixture
+def prom(tmp_path: Path) -> Iterator[RunningPrometheus]:
+    launcher: PrometheusLauncher
+    for launcher in prometheus_launcher(tmp_path):
+        yield launcher.start(tmp_path / "data")
+
+
+def _write(client: PromClient, labels: dict[str, str], samples: list[tuple[int, float]]) -> WriteOutcome:
+    req = remote_pb2.WriteRequest()
+    ts = req.timeseries.add()
+    for name, value in sorted(labels.items()):
+        ts.labels.add(name=name, value=value)
+    for t, v in samples:
+        ts.samples.add(timestamp=t, value=v)
+    return client.remote_write(bytes(cramjam.snappy.compress_raw(req.SerializeToString())))
+
+
+def test_status_endpoints(prom: RunningPrometheus) -> None:
+    assert prom.client.ready()
+    assert prom.client.healthy()
+    assert prom.client.build_version().startswith(("2.", "3."))
+
+
+def test_remote_write_then_raw_samples_are_exact(prom: RunningPrometheus) -> None:
+    now_ms = int(time.time() * 1000) // 1000 * 1000
+    labels = {"__name__": "prom_test", "run_id": "t1", "series": "0"}
+    samples = [(now_ms - 5000 + i * 1000, 0.25 * i + 1e-3) for i in range(5)]
+    assert _write(prom.client, labels, samples) is WriteOutcome.ACKED
+
+    raw = prom.client.raw_samples('prom_test{run_id="t1"}', window_s=10.0, at_unix_s=now_ms / 1000)
+    assert raw == {labels_key(labels): samples}
+
+    instant = prom.client.instant('prom_test{run_id="t1"}', at_unix_s=(now_ms - 1000) / 1000)
+    assert len(instant) == 1
+    assert instant[0].value == samples[-1][1]
+    assert instant[0].metric_name == "prom_test"
+    assert prom.client.count('prom_test{run_id="t1"}', at_unix_s=(now_ms - 1000) / 1000) == 1
+    assert prom.client.count('prom_test{run_id="nope"}') == 0
+    assert prom.client.instant("1 + 1")[0].value == 2.0  # a scalar result
+    assert selector(labels_key(labels)) == 'prom_test{run_id="t1",series="0"}'
+
+
+def test_out_of_order_write_is_rejected_not_acked(prom: RunningPrometheus) -> None:
+    now_ms = int(time.time() * 1000)
+    labels = {"__name__": "prom_test", "run_id": "t2"}
+    assert _write(prom.client, labels, [(now_ms, 1.0)]) is WriteOutcome.ACKED
+    assert _write(prom.client, labels, [(now_ms - 60_000, 2.0)]) is WriteOutcome.REJECTED
+
+
+def test_bad_query_raises_prometheus_error_with_query(prom: RunningPrometheus) -> None:
+    with pytest.raises(PrometheusError) as info:
+        prom.client.instant("sum(")
+    assert info.value.query == "sum("
+    assert prom.url in info.value.url
+
+
+def test_unreachable_server() -> None:
+    client = PromClient(f"http://127.0.0.1:{proc.free_port()}", timeout_s=2.0)
+    assert not client.ready()
+    assert not client.healthy()
+    assert client.remote_write(b"") is WriteOutcome.UNREACHABLE
+    with pytest.raises(PrometheusError):
+        client.build_version()
+    with pytest.raises(PrometheusError):
+        client.instant("up")
