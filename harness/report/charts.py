@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from harness.report.frames import LATENCY_PERCENTILES
 
@@ -109,8 +110,10 @@ def ingest_chart(ingest: pd.DataFrame, faults: pd.DataFrame) -> bytes | None:
     ax.plot(ingest["t_s"], ingest["acked_per_s"], label="acknowledged samples/s", color=PALETTE[0], linewidth=1.2)
     if (ingest["failed_per_s"] > 0).any():
         ax.plot(ingest["t_s"], ingest["failed_per_s"], label="failed samples/s", color=PALETTE[3], linewidth=1.2)
-    ax.set_ylim(bottom=0)
-    top = ax.get_ylim()[1]
+    # Headroom above the highest rate, so the fault labels never sit on the line.
+    peak = float(max(ingest["acked_per_s"].max(), ingest["failed_per_s"].max(), 1))
+    top = peak * 1.35
+    ax.set_ylim(0, top)
     for row in faults.to_dict("records"):
         injected = float(row["injected_at_s"])
         ax.axvline(injected, color=_FAULT_COLOUR, linestyle="--", linewidth=1)
@@ -128,7 +131,7 @@ def ingest_chart(ingest: pd.DataFrame, faults: pd.DataFrame) -> bytes | None:
     ax.set_ylabel("samples per second")
     ax.set_title("TSDB ingest rate" + (" with faults" if not faults.empty else ""))
     _style(ax)
-    ax.legend(loc="lower right", fontsize="small")
+    fig.legend(loc="outside lower center", ncols=2, fontsize="small", frameon=False)
     return _png(fig)
 
 
@@ -151,7 +154,7 @@ def recovery_timeline_chart(faults: pd.DataFrame) -> bytes | None:
     """One horizontal bar per fault: time from injection to process up, ready and first sample; WAL replay below."""
     if faults.empty:
         return None
-    fig = _new_figure(1.2 + 0.7 * len(faults))
+    fig = _new_figure(1.6 + 0.7 * len(faults))
     ax = fig.subplots()
     labelled: set[str] = set()
     ticks: list[str] = []
@@ -202,7 +205,7 @@ def recovery_timeline_chart(faults: pd.DataFrame) -> bytes | None:
     ax.set_xlim(left=0)
     ax.margins(x=0.2, y=0.15)
     _style(ax)
-    ax.legend(loc="lower right", fontsize="small")
+    fig.legend(loc="outside lower center", ncols=4, fontsize="small", frameon=False)
     return _png(fig)
 
 
@@ -226,6 +229,7 @@ def samples_lost_chart(durability: pd.DataFrame) -> bytes | None:
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     ax.set_xlim(left=0, right=max(max(lost) * 1.6, 1))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("acknowledged samples lost")
     ax.set_title("samples lost per durability checkpoint")
     _style(ax)

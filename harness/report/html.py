@@ -34,8 +34,8 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 h1 { margin: 0 0 4px; font-size: 24px; } h2 { margin: 28px 0 8px; font-size: 18px; border-bottom: 1px solid #d8dde3;
   padding-bottom: 4px; }
 header { display: flex; gap: 20px; align-items: center; padding: 12px 0; border-bottom: 2px solid #d8dde3; }
-.verdict { font-weight: 700; font-size: 20px; padding: 14px 20px; border-radius: 6px; color: #fff; min-width: 100px;
-  text-align: center; letter-spacing: 0.05em; }
+.verdict { flex-shrink: 0; font-weight: 700; font-size: 20px; padding: 14px 20px; border-radius: 6px; color: #fff;
+  min-width: 100px; text-align: center; letter-spacing: 0.05em; }
 .verdict.ok { background: #1e7b34; } .verdict.bad { background: #c0392b; } .verdict.err { background: #7d3c98; }
 .verdict.skip { background: #7f8c8d; }
 .reason { margin: 0 0 4px; font-size: 15px; } .meta { margin: 0; color: #56606b; font-size: 13px; }
@@ -65,6 +65,7 @@ code { font-size: 12.5px; background: #f2f4f6; padding: 0 3px; border-radius: 3p
 .sev { font-size: 11px; padding: 1px 6px; border-radius: 3px; background: #eef1f4; margin-right: 4px; }
 .events td { font-size: 12.5px; } .nowrap { white-space: nowrap; } tr.ev-error td { color: #c0392b; }
 tr.ev-warning td { color: #9a6b00; } tr.ev-fault td { font-weight: 600; }
+table.kv tbody th { width: 260px; }
 footer { margin-top: 32px; color: #7f8c8d; font-size: 12px; }
 """
 )
