@@ -48,7 +48,9 @@ class PrometheusLauncher:
         self.work_dir = work_dir
         self.started: list[RunningPrometheus] = []
 
-    def start(self, data_dir: Path, *, scrape_configs: list[str] | None = None, port: int | None = None) -> RunningPrometheus:
+    def start(
+        self, data_dir: Path, *, scrape_configs: list[str] | None = None, port: int | None = None
+    ) -> RunningPrometheus:
         """A ready Prometheus on ``data_dir``; ``scrape_configs`` are YAML list items (e.g. a scrape_config_snippet)."""
         n = len(self.started)
         config = self.work_dir / f"prometheus-{n}.yml"

@@ -1,0 +1,1 @@
+"""Checks: verdicts on what a run observed (history survival, recovery timeline, stability)."""

@@ -1,0 +1,211 @@
+"""History survival: are the samples Prometheus acknowledged before a cut-off still there, with exact values?
+
+Exactness at scale comes from narrowing down. For each time chunk and metric, one query compares the count and the
+value sum of the stored samples with the expectation (the ledger's values make float sums exact, so the sum is a
+checksum of the values). Only a metric whose numbers differ is drilled into per series, and only the series whose
+numbers differ have their raw samples fetched (an instant query of a range selector: what is stored, not
+step-evaluated) and compared sample by sample. Samples Prometheus holds that were never acknowledged (a request it
+stored but could not answer before being killed) are ignored there; in the aggregate they could only hide a loss if a
+lost sample and an extra one had the same value.
+
+Range windows start half an interval off the sample grid, so whether a range is closed on the left (Prometheus 2.x)
+or open (3.x) never changes which samples it holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from harness.loads.ledger import ExpectedHistory
+from harness.prom import LabelsKey, PromClient, labels_key, selector
+from harness.results.model import CheckResult, DurabilityCheckpoint, Status
+
+log = logging.getLogger(__name__)
+
+CHECK_NAME = "history_survival"
+MAX_LISTED_SERIES = 20
+# Prometheus refuses queries that load more than --query.max-samples (50 M by default); stay well below it.
+SAMPLES_PER_AGGREGATE_QUERY = 5_000_000
+SAMPLES_PER_RAW_QUERY = 200_000
+
+
+@dataclass
+class _Tally:
+    acknowledged: int = 0
+    present: int = 0
+    mismatched: int = 0
+    first_lost_ms: int | None = None
+    last_lost_ms: int | None = None
+    lost_series: set[LabelsKey] = field(default_factory=set)
+
+    def lost_at(self, key: LabelsKey, ts_ms: int) -> None:
+        self.lost_series.add(key)
+        self.first_lost_ms = ts_ms if self.first_lost_ms is None else min(self.first_lost_ms, ts_ms)
+        self.last_lost_ms = ts_ms if self.last_lost_ms is None else max(self.last_lost_ms, ts_ms)
+
+
+def check_history(
+    prom: PromClient,
+    expected: ExpectedHistory,
+    *,
+    cutoff_unix_ms: int,
+    label: str,
+    checked_at_s: float,
+    run_id: str,
+) -> DurabilityCheckpoint:
+    """Compare what ``expected`` says was acknowledged up to ``cutoff_unix_ms`` with what ``prom`` returns now.
+
+    ``lost`` counts every acknowledged sample not found with its exact timestamp and value; ``mismatched_values`` is
+    the part of it found at the right timestamp with another value. Raises PrometheusError if Prometheus cannot answer.
+    """
+    if expected.run_id != run_id:
+        raise ValueError(f"expectation is for run {expected.run_id!r}, not {run_id!r}")
+    tally = _Tally()
+    span = expected.span_ms(cutoff_unix_ms)
+    if span is not None:
+        interval_ms = expected.interval_ms
+        half = interval_ms // 2
+        lo_all = span[0] - half
+        hi_all = (cutoff_unix_ms // interval_ms) * interval_ms + half
+        chunk_ticks = max(1, SAMPLES_PER_AGGREGATE_QUERY // max(1, expected.series_per_metric()))
+        chunk_ms = chunk_ticks * interval_ms
+        lo = lo_all
+        while lo < hi_all:
+            hi = min(hi_all, lo + chunk_ms)
+            for metric in expected.metric_names():
+                _check_chunk(prom, expected, tally, metric=metric, run_id=run_id, lo_ms=lo, hi_ms=hi)
+            lo = hi
+    lost = tally.acknowledged - tally.present
+    listed = sorted(tally.lost_series)[:MAX_LISTED_SERIES]
+    return DurabilityCheckpoint(
+        label=label,
+        checked_at_s=checked_at_s,
+        acknowledged=tally.acknowledged,
+        present=tally.present,
+        lost=lost,
+        cutoff_unix_ms=cutoff_unix_ms,
+        loss_window_start_unix_ms=tally.first_lost_ms,
+        loss_window_end_unix_ms=tally.last_lost_ms,
+        lost_series_count=len(tally.lost_series),
+        lost_series=[selector(k) for k in listed],
+        mismatched_values=tally.mismatched,
+    )
+
+
+def _check_chunk(
+    prom: PromClient, expected: ExpectedHistory, tally: _Tally, *, metric: str, run_id: str, lo_ms: int, hi_ms: int
+) -> None:
+    want_count, want_sum = expected.totals(metric, lo_ms, hi_ms)
+    if want_count == 0:
+        return
+    tally.acknowledged += want_count
+    sel = f'{metric}{{run_id="{run_id}"}}'
+    rng = f"[{hi_ms - lo_ms}ms]"
+    at_s = hi_ms / 1000
+    expr = f'sum(count_over_time({sel}{rng})) or label_replace(sum(sum_over_time({sel}{rng})), "agg", "sum", "", "")'
+    got = {dict(s.labels).get("agg", "count"): s.value for s in prom.instant(expr, at_s)}
+    if got.get("count", 0.0) == want_count and got.get("sum", 0.0) == want_sum:
+        tally.present += want_count
+        return
+    log.info(
+        "%s in (%d, %d]: %d samples stored (sum %r), %d acknowledged (sum %r): drilling down",
+        metric, lo_ms, hi_ms, int(got.get("count", 0)), got.get("sum"), want_count, want_sum,
+    )  # fmt: skip
+    want_series = expected.per_series(metric, lo_ms, hi_ms)
+    counts = _per_series(prom, f"count_over_time({sel}{rng})", metric, at_s)
+    sums = _per_series(prom, f"sum_over_time({sel}{rng})", metric, at_s)
+    suspects: list[LabelsKey] = []
+    for key, (n, s) in want_series.items():
+        if counts.get(key) == n and sums.get(key) == s:
+            tally.present += n
+        else:
+            suspects.append(key)
+    if not suspects:
+        return
+    ticks = max(1, (hi_ms - lo_ms) // expected.interval_ms)
+    group = max(1, SAMPLES_PER_RAW_QUERY // ticks)
+    for start in range(0, len(suspects), group):
+        keys = suspects[start : start + group]
+        want = expected.samples(keys, lo_ms, hi_ms)
+        stored = _raw(prom, keys, run_id=run_id, metric=metric, lo_ms=lo_ms, hi_ms=hi_ms)
+        for key in keys:
+            have = stored.get(key, {})
+            for ts_ms, value in want[key].items():
+                found = have.get(ts_ms)
+                if found is not None and found == value:
+                    tally.present += 1
+                    continue
+                if found is not None:
+                    tally.mismatched += 1
+                tally.lost_at(key, ts_ms)
+
+
+def _per_series(prom: PromClient, expr: str, metric: str, at_s: float) -> dict[LabelsKey, float]:
+    # *_over_time drops the metric name; put it back so the keys match the expectation's.
+    return {labels_key({**dict(s.labels), "__name__": metric}): s.value for s in prom.instant(expr, at_s)}
+
+
+def _raw(
+    prom: PromClient, keys: list[LabelsKey], *, run_id: str, metric: str, lo_ms: int, hi_ms: int
+) -> dict[LabelsKey, dict[int, float]]:
+    ids = sorted({dict(k).get("series", "") for k in keys})
+    sel = f'{metric}{{run_id="{run_id}",series=~"{"|".join(re.escape(i) for i in ids)}"}}'
+    got = prom.raw_samples(sel, (hi_ms - lo_ms) / 1000, hi_ms / 1000)
+    return {key: dict(samples) for key, samples in got.items()}
+
+
+def history_check_result(checkpoints: list[DurabilityCheckpoint], max_samples_lost: int) -> CheckResult:
+    """The history-survival verdict over all checkpoints: FAILED if any lost more than ``max_samples_lost``."""
+    if not checkpoints:
+        return CheckResult(name=CHECK_NAME, status=Status.ERROR, reason="no history checkpoint was taken")
+    details: dict[str, object] = {
+        "max_samples_lost": max_samples_lost,
+        "checkpoints": [
+            {"label": c.label, "acknowledged": c.acknowledged, "lost": c.lost, "mismatched": c.mismatched_values}
+            for c in checkpoints
+        ],
+    }
+    if all(c.acknowledged == 0 for c in checkpoints):
+        return CheckResult(
+            name=CHECK_NAME,
+            status=Status.ERROR,
+            reason="no sample was acknowledged before any checkpoint, so survival proves nothing",
+            details=details,
+        )
+    worst = max(checkpoints, key=lambda c: (c.lost, c.acknowledged))
+    if worst.lost > max_samples_lost:
+        allowed = f" (at most {max_samples_lost:,} allowed)" if max_samples_lost else ""
+        mismatch = f", {worst.mismatched_values:,} of them with another value" if worst.mismatched_values else ""
+        return CheckResult(
+            name=CHECK_NAME,
+            status=Status.FAILED,
+            reason=(
+                f"{worst.label}: {worst.lost:,} of {worst.acknowledged:,} acknowledged samples lost"
+                f"{_window(worst)} in {worst.lost_series_count:,} series{mismatch}{allowed}"
+            ),
+            details=details,
+        )
+    total = sum(c.acknowledged for c in checkpoints)
+    lost = max(c.lost for c in checkpoints)
+    return CheckResult(
+        name=CHECK_NAME,
+        status=Status.PASSED,
+        reason=(
+            f"{len(checkpoints)} checkpoint(s), {total:,} acknowledged samples checked, "
+            f"at most {lost:,} lost (limit {max_samples_lost:,})"
+        ),
+        details=details,
+    )
+
+
+def _window(c: DurabilityCheckpoint) -> str:
+    if c.loss_window_start_unix_ms is None or c.loss_window_end_unix_ms is None:
+        return ""
+    return f" between {_hms(c.loss_window_start_unix_ms)} and {_hms(c.loss_window_end_unix_ms)} UTC"
+
+
+def _hms(unix_ms: int) -> str:
+    return datetime.fromtimestamp(unix_ms / 1000, tz=UTC).strftime("%H:%M:%S")

@@ -1,0 +1,351 @@
+"""The TSDB write load: synthetic series written to Prometheus by remote write (``TsdbWriter``) or exposed to its
+scraper (``SyntheticExporter``), with every acknowledged sample recorded in a ``Ledger`` for the history check.
+
+Samples sit on the interval grid (timestamp = tick * interval_ms) and their values are a pure function of (series,
+generation, tick) (see ``SeriesLayout``), so the check knows every expected value without storing any. The writer
+never back-fills: a request that fails while Prometheus is down is retried only until ``retry_bound_s`` after its
+timestamp, then counted as failed and never recorded as acknowledged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from array import array
+from collections import defaultdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import cramjam
+import numpy as np
+
+from harness.loads import remote_pb2
+from harness.loads.ledger import Ledger, ScrapeSnapshot, SeriesLayout
+from harness.prom import LabelsKey, PromClient, WriteOutcome
+from harness.results.model import IngestPoint
+from harness.scenario.model import TsdbLoad
+
+log = logging.getLogger(__name__)
+
+_RAW_SAMPLES_PER_QUERY = 500_000  # keeps each snapshot answer to a few tens of MB of JSON
+
+
+def make_layout(load: TsdbLoad, run_id: str, start_unix_s: float) -> SeriesLayout:
+    """The series layout of ``load`` for one run, its first tick the first grid point at or after ``start_unix_s``."""
+    interval_ms = round(load.interval_s * 1000)
+    start_ms = math.ceil(start_unix_s * 1000 / interval_ms) * interval_ms
+    return SeriesLayout(
+        run_id=run_id,
+        series=load.series,
+        metrics=min(load.metrics, load.series),
+        label_cardinality=load.label_cardinality,
+        interval_ms=interval_ms,
+        batch_series=min(load.batch_series, load.series),
+        start_ms=start_ms,
+        churn_every_ms=None if load.churn is None else round(load.churn.every_s * 1000),
+        churn_fraction=0.0 if load.churn is None else load.churn.fraction,
+    )
+
+
+class _IngestCounters:
+    """Samples acknowledged and failed per wall-clock second, and when each acknowledged request was sent/acked."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        self._sent = array("d")
+        self._acked = array("d")
+        self.acked_samples = 0
+        self.failed_samples = 0
+
+    def add(self, sent_unix_s: float, done_unix_s: float, samples: int, acked: bool) -> None:
+        with self._lock:
+            bucket = self._buckets[math.floor(done_unix_s)]
+            if acked:
+                bucket[0] += samples
+                self.acked_samples += samples
+                self._sent.append(sent_unix_s)
+                self._acked.append(done_unix_s)
+            else:
+                bucket[1] += samples
+                self.failed_samples += samples
+
+    def points(self, t0_unix_s: float) -> list[IngestPoint]:
+        with self._lock:
+            if not self._buckets:
+                return []
+            lo, hi = min(self._buckets), max(self._buckets)
+            return [
+                IngestPoint(
+                    t_s=sec - t0_unix_s,
+                    acked_samples=self._buckets[sec][0] if sec in self._buckets else 0,
+                    failed_samples=self._buckets[sec][1] if sec in self._buckets else 0,
+                )
+                for sec in range(lo, hi + 1)
+            ]
+
+    def first_ack_after(self, t_unix_s: float) -> float | None:
+        # A request already in flight when a fault hits may still be acknowledged by the old instance; only a
+        # request *sent* after the fault shows the new one stores samples.
+        with self._lock:
+            for sent, acked in zip(self._sent, self._acked, strict=True):
+                if sent > t_unix_s:
+                    return acked
+        return None
+
+
+class TsdbWriter:
+    """Remote-writes ``load`` to the current endpoint from a background thread, one request per batch per tick."""
+
+    def __init__(
+        self,
+        load: TsdbLoad,
+        run_id: str,
+        *,
+        endpoint: str | None = None,
+        request_timeout_s: float = 5.0,
+        retry_bound_s: float = 1.0,
+        start_unix_s: float | None = None,
+    ) -> None:
+        self.load = load
+        self.layout = make_layout(load, run_id, time.time() if start_unix_s is None else start_unix_s)
+        self.ledger = Ledger(self.layout)
+        self.request_timeout_s = request_timeout_s
+        self.retry_bound_s = retry_bound_s
+        self.skipped_ticks = 0  # ticks never sent because the writer fell behind (overload), not faults
+        self._counters = _IngestCounters()
+        self._client: PromClient | None = None
+        self._client_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._templates: dict[int, tuple[int, remote_pb2.WriteRequest]] = {}  # batch -> (churn epoch, request)
+        self.set_endpoint(endpoint)
+
+    # --- control ---------------------------------------------------------------------------------------
+
+    def set_endpoint(self, base_url: str | None) -> None:
+        """Point the writer at a (new) Prometheus base URL; ``None`` while no instance is up (writes fail fast)."""
+        with self._client_lock:
+            old, self._client = self._client, None if base_url is None else PromClient(base_url, self.request_timeout_s)
+        if old is not None:
+            old.close()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError("TsdbWriter already started")
+        self._thread = threading.Thread(target=self._loop, name="tsdb-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop after the tick in progress; the ledger then holds everything that was acknowledged."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.warning("tsdb writer did not stop within %g s", timeout_s)
+        self.set_endpoint(None)
+
+    # --- results ---------------------------------------------------------------------------------------
+
+    @property
+    def acked_samples(self) -> int:
+        return self._counters.acked_samples
+
+    @property
+    def failed_samples(self) -> int:
+        return self._counters.failed_samples
+
+    def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
+        """Acknowledged/failed samples per second, ``t_s`` relative to ``t0_unix_s``, gaps filled with zeros."""
+        return self._counters.points(t0_unix_s)
+
+    def first_ack_after(self, t_unix_s: float) -> float | None:
+        """Wall time of the first acknowledgement of a request sent after ``t_unix_s`` (recovery timeline)."""
+        return self._counters.first_ack_after(t_unix_s)
+
+    # --- the loop --------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        interval_ms = self.layout.interval_ms
+        tick = max(self.layout.start_ms // interval_ms, math.ceil(time.time() * 1000 / interval_ms))
+        while not self._stop.is_set():
+            delay_s = tick * interval_ms / 1000 - time.time()
+            if delay_s > 0 and self._stop.wait(delay_s):
+                break
+            self._send_tick(tick)
+            # Never back-fill ticks we fell behind on: their timestamps would be old by the time they are sent.
+            current = math.floor(time.time() * 1000 / interval_ms)
+            if current > tick + 1:
+                self.skipped_ticks += current - tick - 1
+                tick = current
+            else:
+                tick += 1
+
+    def _send_tick(self, tick: int) -> None:
+        ts_ms = tick * self.layout.interval_ms
+        deadline = ts_ms / 1000 + self.retry_bound_s
+        for batch in range(self.layout.batches):
+            body = self._body(batch, tick)
+            n = len(self.layout.batch_slots(batch))
+            sent = time.time()
+            while True:
+                with self._client_lock:
+                    client = self._client
+                outcome = WriteOutcome.UNREACHABLE if client is None else client.remote_write(body)
+                if outcome is WriteOutcome.ACKED or time.time() >= deadline or self._stop.is_set():
+                    break
+                time.sleep(0.05)
+            done = time.time()
+            if outcome is WriteOutcome.ACKED:
+                self.ledger.record_ack(tick, batch)
+            self._counters.add(sent, done, n, outcome is WriteOutcome.ACKED)
+
+    def _body(self, batch: int, tick: int) -> bytes:
+        slots = np.arange(self.layout.batch_slots(batch).start, self.layout.batch_slots(batch).stop, dtype=np.int64)
+        ticks = np.array([tick], dtype=np.int64)
+        gens = self.layout.gens(slots, ticks)
+        epoch = int(gens.sum())  # changes exactly when some slot of this batch got a new generation
+        cached = self._templates.get(batch)
+        if cached is None or cached[0] != epoch:
+            req = remote_pb2.WriteRequest()
+            for slot, gen in zip(slots.tolist(), gens[:, 0].tolist(), strict=True):
+                ts = req.timeseries.add()
+                for name, value in self.layout.labels(slot, gen).items():
+                    ts.labels.add(name=name, value=value)
+                ts.samples.add()
+            cached = (epoch, req)
+            self._templates[batch] = cached
+        req = cached[1]
+        ts_ms = tick * self.layout.interval_ms
+        units = self.layout.value_units(slots, gens, ticks)[:, 0].tolist()
+        for series, u in zip(req.timeseries, units, strict=True):
+            sample = series.samples[0]
+            sample.timestamp = ts_ms
+            sample.value = u / 4.0
+        return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
+
+
+class SyntheticExporter:
+    """Serves the load's series on ``/metrics`` with explicit timestamps on the interval grid, for Prometheus to scrape.
+
+    Each scrape shows the samples of the latest grid tick; scraping the same tick twice stores nothing new, because
+    Prometheus drops a duplicate (same timestamp, same value) sample silently.
+    """
+
+    def __init__(self, load: TsdbLoad, run_id: str, *, port: int | None = None, start_unix_s: float | None = None):
+        from harness import proc
+
+        self.load = load
+        self.layout = make_layout(load, run_id, time.time() if start_unix_s is None else start_unix_s)
+        self.port = port if port is not None else proc.free_port()
+        self._scrapes = array("d")
+        self._lock = threading.Lock()
+        self._label_text: dict[tuple[int, int], str] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        exporter = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if self.path.split("?")[0] != "/metrics":
+                    self.send_error(404)
+                    return
+                body = exporter.render(time.time()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                with exporter._lock:
+                    exporter._scrapes.append(time.time())
+
+            def log_message(self, format: str, *args: object) -> None:
+                log.debug("exporter: " + format, *args)
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="tsdb-exporter", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(10.0)
+
+    def scrape_config(self) -> dict[str, object]:
+        """The ``scrape_configs`` entry for this exporter: scraped once per sample interval, timestamps honoured."""
+        interval = f"{self.layout.interval_ms}ms"
+        return {
+            "job_name": f"harness-load-{self.layout.run_id}",
+            "honor_timestamps": True,
+            "scrape_interval": interval,
+            "scrape_timeout": interval,
+            "static_configs": [{"targets": [self.target]}],
+        }
+
+    def scrape_config_snippet(self) -> str:
+        """``scrape_config()`` as one YAML list item (JSON flow style is YAML) to append under ``scrape_configs:``."""
+        return "- " + json.dumps(self.scrape_config()) + "\n"
+
+    def first_scrape_after(self, t_unix_s: float) -> float | None:
+        """Wall time of the first scrape served after ``t_unix_s`` (recovery timeline in scrape mode)."""
+        with self._lock:
+            return next((t for t in self._scrapes if t > t_unix_s), None)
+
+    def render(self, now_unix_s: float) -> str:
+        """The exposition text at ``now_unix_s``: every series' sample at the latest grid tick."""
+        layout = self.layout
+        tick = math.floor(now_unix_s * 1000 / layout.interval_ms)
+        ts_ms = tick * layout.interval_ms
+        if ts_ms < layout.start_ms:
+            return ""
+        slots = np.arange(layout.series, dtype=np.int64)
+        ticks = np.array([tick], dtype=np.int64)
+        gens = layout.gens(slots, ticks)[:, 0]
+        units = layout.value_units(slots, gens[:, None], ticks)[:, 0]
+        lines: list[str] = []
+        for m in range(layout.metrics):
+            lines.append(f"# TYPE {layout.metric_name(m)} gauge")
+            for slot in range(m, layout.series, layout.metrics):
+                gen = int(gens[slot])
+                labels = self._label_text.get((slot, gen))
+                if labels is None:
+                    pairs = layout.labels(slot, gen)
+                    name = pairs.pop("__name__")
+                    labels = name + "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+                    self._label_text[(slot, gen)] = labels
+                lines.append(f"{labels} {int(units[slot]) / 4.0!r} {ts_ms}")
+        lines.append("")
+        return "\n".join(lines)
+
+    def snapshot(self, prom: PromClient, cutoff_unix_ms: int) -> ScrapeSnapshot:
+        """Every sample of this run Prometheus returns up to ``cutoff_unix_ms``: taken just before a fault, it is what
+        must still be there after it."""
+        layout = self.layout
+        window_ms = cutoff_unix_ms - layout.start_ms + layout.interval_ms // 2
+        samples: dict[LabelsKey, dict[int, float]] = {}
+        if window_ms <= 0:
+            return ScrapeSnapshot(layout.run_id, layout.interval_ms, samples)
+        per_metric = math.ceil(layout.series / layout.metrics)
+        chunk_ticks = max(1, _RAW_SAMPLES_PER_QUERY // per_metric)
+        chunk_ms = chunk_ticks * layout.interval_ms
+        for name in layout.metric_names():
+            hi = cutoff_unix_ms
+            while hi > layout.start_ms - layout.interval_ms // 2:
+                width = min(chunk_ms, hi - (layout.start_ms - layout.interval_ms // 2))
+                got = prom.raw_samples(f'{name}{{run_id="{layout.run_id}"}}', width / 1000, hi / 1000)
+                for key, values in got.items():
+                    samples.setdefault(key, {}).update(values)
+                hi -= width
+        return ScrapeSnapshot(layout.run_id, layout.interval_ms, samples)
