@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness import proc
-from harness.errors import CommandFailed, StorageUnavailable, UsageError
+from harness.errors import CommandFailed, StorageUnavailable, UsageError, WaitTimeout
 from harness.results.model import FioDirection, FioJobResult, FioPoint
 from harness.scenario.model import FioJob
 
@@ -242,7 +242,9 @@ def parse_fio_json(
     write = _merge_direction([j.get("write", {}) for j in jobs])
     sync = _merge_latency([j.get("sync", {}).get("lat_ns", {}) for j in jobs])
     errors = sorted({int(j.get("error", 0)) for j in jobs} - {0})
-    runtime_ms = max([_ms(j.get("job_runtime")) for j in jobs] + [d.runtime_s * 1000 for d in (read, write) if d])
+    # A direction's runtime is wall time; "job_runtime" is summed over the jobs under --group_reporting.
+    measured = [d.runtime_s * 1000 for d in (read, write) if d is not None]
+    runtime_ms = max(measured) if measured else max(_ms(j.get("job_runtime")) for j in jobs)
     return FioJobResult(
         name=job_name(job),
         profile=job.profile,
@@ -328,8 +330,9 @@ def parse_fio_logs(log_prefix: Path, direction: Direction, *, log_avg_msec: int 
                 continue
             if line_ddir != ddir:
                 continue
-            bucket = round(t_ms / log_avg_msec)
-            series[kind].setdefault(bucket, {})[jobnum] = value
+            # When a job ends, fio flushes what the last window held as one more entry, often in the same bucket
+            # as the window before (a few draining I/Os): the first entry of the bucket is the representative one.
+            series[kind].setdefault(round(t_ms / log_avg_msec), {}).setdefault(jobnum, value)
     points: list[FioPoint] = []
     for bucket in sorted(series["bw"].keys() | series["iops"].keys()):
         bw = series["bw"].get(bucket, {})
@@ -360,22 +363,21 @@ def parse_fio_logs(log_prefix: Path, direction: Direction, *, log_avg_msec: int 
 def run_fio_job(job: FioJob, directory: Path, out_dir: Path, *, timeout_s: float | None = None) -> FioJobResult:
     """Run one fio job in a fresh subdirectory of ``directory`` (the storage under test) and return its result.
 
-    Raw output goes to ``out_dir/fio-<name>.json`` (the result's ``raw_json_file``, relative to ``out_dir``) and the
-    bw/iops/latency logs to ``out_dir/fio-<name>.logs/``. The subdirectory and the data files in it are removed
-    afterwards, also on timeout or Ctrl-C; nothing else is touched.
+    fio's JSON goes to ``out_dir/fio-<name>.json`` (the result's ``raw_json_file``, relative to ``out_dir``), its
+    console output to ``out_dir/fio-<name>.log`` and the bw/iops/latency logs to ``out_dir/fio-<name>.logs/``. The
+    subdirectory and the data files in it are removed afterwards, also on timeout or Ctrl-C; nothing else is touched.
 
     A job fio reports as failed (non-zero exit or a job error such as ENOSPC) comes back with ``error`` set and
     whatever it measured. StorageUnavailable: the directory is unusable or too full; CommandFailed: fio timed out or
-    printed no JSON; MissingBinary: fio is not installed.
+    wrote no JSON; MissingBinary: fio is not installed.
     """
     name = job_name(job)
     raw_json = out_dir / f"fio-{name}.json"
+    console_log = out_dir / f"fio-{name}.log"
     logs_dir = out_dir / f"fio-{name}.logs"
     if raw_json.exists() or logs_dir.exists():
         raise UsageError(f"fio job name {name!r} is used twice in {out_dir}; give each fio job a distinct name")
     proc.which("fio")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    logs_dir.mkdir()
     log_prefix = logs_dir / name
     try:
         work_dir = Path(tempfile.mkdtemp(prefix=f"fio-{name}-", dir=directory))
@@ -383,16 +385,17 @@ def run_fio_job(job: FioJob, directory: Path, out_dir: Path, *, timeout_s: float
         raise StorageUnavailable(f"cannot create a directory for fio job {name!r} in {directory}: {e}") from e
     try:
         size = plan_size_bytes(job, shutil.disk_usage(work_dir).free)
-        argv = build_argv(job, work_dir, size, log_prefix)
+        logs_dir.mkdir(parents=True)
+        argv = [*build_argv(job, work_dir, size, log_prefix), f"--output={raw_json}"]
         budget_s = timeout_s if timeout_s is not None else default_timeout_s(job, size)
         log.info("fio %s: %s x %d in %s for %gs", name, _fmt_bytes(size), job.numjobs, work_dir, job.runtime_s)
-        completed = proc.run(argv, timeout_s=budget_s, check=False)
-        raw_json.write_text(completed.stdout)
+        returncode = _run_to_completion(name, argv, console_log, budget_s)
+        raw = raw_json.read_text() if raw_json.exists() else ""
         try:
-            doc = load_fio_json(completed.stdout)
+            doc = load_fio_json(raw)
         except CommandFailed as e:
             raise CommandFailed(
-                f"fio job {name!r} in {directory} printed no JSON", completed.returncode, _tail(completed.stderr)
+                f"fio job {name!r} in {directory} wrote no JSON", returncode, _tail(_read(console_log))
             ) from e
         result = parse_fio_json(doc, job=job, argv=argv, directory=directory, size_bytes=size)
     finally:
@@ -402,10 +405,28 @@ def run_fio_job(job: FioJob, directory: Path, out_dir: Path, *, timeout_s: float
         update["read"] = result.read.model_copy(update={"timeseries": parse_fio_logs(log_prefix, "read")})
     if result.write is not None:
         update["write"] = result.write.model_copy(update={"timeseries": parse_fio_logs(log_prefix, "write")})
-    if completed.returncode != 0:
-        detail = _tail(completed.stderr) or _fio_error_lines(completed.stdout)
-        update["error"] = f"fio exited with code {completed.returncode}" + (f": {detail}" if detail else "")
+    if returncode != 0:
+        detail = _fio_error_lines(_read(console_log)) or _fio_error_lines(raw) or result.error
+        update["error"] = f"fio exited with code {returncode}" + (f": {detail}" if detail else "")
     return result.model_copy(update=update)
+
+
+def _run_to_completion(name: str, argv: list[str], console_log: Path, timeout_s: float) -> int:
+    """Run fio and wait for it; on timeout or Ctrl-C stop it and reap it by PID before returning or raising.
+
+    fio runs as a daemon rather than through ``proc.run``: subprocess.run does not wait for a child it killed on
+    KeyboardInterrupt, so the caller could start removing the data files while fio still writes them.
+    """
+    daemon = proc.start_daemon(f"fio {name}", argv, log_path=console_log)
+    try:
+        return daemon.wait(timeout_s)
+    except WaitTimeout as e:
+        raise CommandFailed(
+            f"fio job {name!r} did not finish within {timeout_s:g} s", stderr_tail=_tail(daemon.log_text())
+        ) from e
+    finally:
+        # A no-op when fio has exited; otherwise SIGTERM (fio stops its jobs and still writes its JSON), then SIGKILL.
+        daemon.stop(timeout_s=10.0)
 
 
 def _remove_work_dir(work_dir: Path) -> None:
@@ -417,8 +438,17 @@ def _remove_work_dir(work_dir: Path) -> None:
         log.warning("could not remove fio's data directory %s (space is still taken): %s", work_dir, e)
 
 
-def _fio_error_lines(stdout: str) -> str:
-    return "\n".join(line for line in stdout.splitlines() if line.startswith("fio:"))[-2000:]
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _fio_error_lines(text: str) -> str:
+    """fio's own error lines ("fio: io_u error on file ...: No space left on device"), without repeats."""
+    lines = [line for line in text.splitlines() if line.startswith("fio:")]
+    return "\n".join(dict.fromkeys(lines))[-2000:]
 
 
 def _tail(text: str, lines: int = 15) -> str:
