@@ -1,4 +1,4 @@
-"""The HTML report, rendered from synthetic but realistic stored results (no daemons: the report reads only result.json).
+"""The HTML report, rendered from synthetic but realistic stored results (no daemons: it reads only result.json).
 
 The results are built here, saved with the real store and rendered from disk, so the tests exercise exactly what
 ``harness report RUN_DIR`` does on an old run.
@@ -59,7 +59,7 @@ def environment(filesystem: str = "ext4") -> Environment:
 
 
 def fio_job(
-    name: str, profile: str, bw_bytes_per_s: float, block_bytes: int, rng: random.Random, points: int = 20
+    name: str, profile: str, bw_bytes_per_s: float, block_bytes: int, rng: random.Random, *, points: int = 20
 ) -> FioJobResult:
     """A write job with a noisy per-second time series around ``bw_bytes_per_s`` and plausible percentiles."""
     series = []
