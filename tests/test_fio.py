@@ -169,6 +169,8 @@ def test_parse_grouped_numjobs_2() -> None:
     assert result.write.iops == pytest.approx(85289.855072)
     # job_runtime is summed over the jobs under group_reporting (4000 ms); the direction's runtime is wall time.
     assert result.runtime_s == pytest.approx(2.001)
+    assert (result.numjobs, result.ioengine, result.direct, result.iodepth) == (2, "libaio", True, 16)
+    assert result.sync_count == 0
     assert result.write.clat_percentiles_ns["p99"] == 3751936
     assert set(result.write.clat_percentiles_ns) == {"p50", "p90", "p99", "p99.9", "p99.99"}
     assert result.error is None
@@ -196,6 +198,16 @@ def test_parse_wal_append_reports_sync_latency() -> None:
     result = parse("wal-append.json", "wal-append")
     assert result.write is not None
     assert result.sync_lat_ns_percentiles["p99"] == 8978432
+    assert result.sync_count == 522
+    assert result.sync_lat_ns_mean is not None
+    assert result.sync_lat_ns_mean > 0
+    assert result.sync_every_bytes == 2 * MiB  # an 8 MiB file holds four scaled segments
+    assert (result.block_size_bytes, result.ioengine, result.direct, result.iodepth) == (
+        32 * 1024,
+        "psync",
+        False,
+        None,
+    )
     assert set(result.sync_lat_ns_percentiles) == {"p50", "p90", "p99", "p99.9", "p99.99"}
 
 
@@ -264,6 +276,7 @@ def test_every_profile_runs_and_parses(profile: str, tmp_path: Path) -> None:
     assert all(p.bw_bytes_per_s > 0 for p in measured.timeseries)
     if profile == "wal-append":
         assert result.sync_lat_ns_percentiles["p99"] > 0
+        assert result.sync_count > 0
     assert result.raw_json_file == f"fio-{profile}.json"
     assert json.loads((out / result.raw_json_file).read_text())["jobs"]
     assert list(data.iterdir()) == [], "the data files fio wrote are removed"

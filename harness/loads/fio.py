@@ -32,8 +32,8 @@ GiB = 1024 * MiB
 
 # Sizing to the free space. kubestr's fio check fails with "No space left on device" because it writes a fixed size
 # whatever the volume holds; we take at most half of what is free (Prometheus and the TSDB load need the rest) and
-# at most 1 GiB in total, which is enough to get past the page cache of a small node and the write cache of most
-# arrays. Below a few MiB per job the numbers measure fio's own overhead, so we refuse instead.
+# at most 1 GiB in total, which lays out in seconds on slow storage yet spreads random I/O well beyond a device's
+# own cache. Below 8 MiB per job the jobs would mostly rewrite the same few blocks, so we refuse instead.
 AUTO_MAX_TOTAL_BYTES = 1 * GiB
 AUTO_MAX_FREE_FRACTION = 0.5
 AUTO_MIN_PER_JOB_BYTES = 8 * MiB
@@ -128,7 +128,8 @@ def plan_size_bytes(job: FioJob, free_bytes: int) -> int:
         raise StorageUnavailable(
             f"fio job {name!r}: only {_fmt_bytes(free_bytes)} free; sizing to at most "
             f"{AUTO_MAX_FREE_FRACTION:.0%} of the free space needs at least {_fmt_bytes(needed)} "
-            f"({_fmt_bytes(AUTO_MIN_PER_JOB_BYTES)} x {job.numjobs} jobs), i.e. {_fmt_bytes(2 * needed)} free. "
+            f"({_fmt_bytes(AUTO_MIN_PER_JOB_BYTES)} x {job.numjobs} jobs), i.e. "
+            f"{_fmt_bytes(needed / AUTO_MAX_FREE_FRACTION)} free. "
             "Free some space or give the storage more room"
         )
     return per_job
@@ -148,29 +149,52 @@ def default_timeout_s(job: FioJob, size_bytes: int) -> float:
 # --- argv ------------------------------------------------------------------------------------------------------
 
 
-def build_argv(job: FioJob, directory: Path, size_bytes: int, log_prefix: Path) -> list[str]:
-    """The fio command line for ``job`` writing its files into ``directory``; logs go to ``log_prefix``_*.log."""
+@dataclass(frozen=True)
+class Settings:
+    """What a job's profile and the scenario's overrides resolve to."""
+
+    rw: str
+    block_size_bytes: int
+    direct: bool
+    ioengine: str
+    iodepth: int | None  # None: a synchronous engine, one I/O in flight per job
+    sync_every_bytes: int | None  # wal-append only
+
+
+def resolve(job: FioJob, size_bytes: int) -> Settings:
     profile = PROFILES[job.profile]
     direct = profile.direct if job.direct is None else job.direct
     ioengine = job.ioengine or ("libaio" if direct else "psync")
     iodepth = job.iodepth if job.iodepth is not None else (None if ioengine in SYNC_ENGINES else DIRECT_IODEPTH)
+    return Settings(
+        rw=profile.rw,
+        block_size_bytes=profile.block_size_bytes,
+        direct=direct,
+        ioengine=ioengine,
+        iodepth=iodepth,
+        sync_every_bytes=wal_segment_bytes(size_bytes) if job.profile == "wal-append" else None,
+    )
+
+
+def build_argv(job: FioJob, directory: Path, size_bytes: int, log_prefix: Path) -> list[str]:
+    """The fio command line for ``job`` writing its files into ``directory``; logs go to ``log_prefix``_*.log."""
+    settings = resolve(job, size_bytes)
     runtime_ms = max(1, round(job.runtime_s * 1000))
     prefix = str(log_prefix)
     argv = [
         "fio",
         f"--name={job_name(job)}",
         f"--directory={_escape_colons(directory)}",
-        f"--rw={profile.rw}",
-        f"--bs={profile.block_size_bytes}",
+        f"--rw={settings.rw}",
+        f"--bs={settings.block_size_bytes}",
         f"--size={size_bytes}",
-        f"--ioengine={ioengine}",
-        f"--direct={int(direct)}",
+        f"--ioengine={settings.ioengine}",
+        f"--direct={int(settings.direct)}",
     ]
-    if iodepth is not None:
-        argv.append(f"--iodepth={iodepth}")
+    if settings.iodepth is not None:
+        argv.append(f"--iodepth={settings.iodepth}")
     argv.append(f"--numjobs={job.numjobs}")
-    if job.profile == "wal-append":
-        segment = wal_segment_bytes(size_bytes)
+    if settings.sync_every_bytes is not None:
         argv += [
             # Each pass over the file is a new, unallocated file, so every write is an append that grows it, as a
             # fresh WAL segment is; --time_based would instead wrap around and overwrite blocks already allocated,
@@ -182,7 +206,7 @@ def build_argv(job: FioJob, directory: Path, size_bytes: int, log_prefix: Path) 
             # One fsync per segment's worth of pages, timed in fio's "sync" section. fio waits for it, whereas
             # Prometheus syncs the closed segment in the background while appending to the next: the sync latency
             # is what to read here, the bandwidth is slightly pessimistic.
-            f"--fsync={segment // profile.block_size_bytes}",
+            f"--fsync={settings.sync_every_bytes // settings.block_size_bytes}",
         ]
     else:
         argv.append("--time_based")
@@ -245,6 +269,7 @@ def parse_fio_json(
     # A direction's runtime is wall time; "job_runtime" is summed over the jobs under --group_reporting.
     measured = [d.runtime_s * 1000 for d in (read, write) if d is not None]
     runtime_ms = max(measured) if measured else max(_ms(j.get("job_runtime")) for j in jobs)
+    settings = resolve(job, size_bytes)
     return FioJobResult(
         name=job_name(job),
         profile=job.profile,
@@ -256,6 +281,14 @@ def parse_fio_json(
         write=write,
         sync_lat_ns_percentiles=sync.percentiles if sync else {},
         error="; ".join(f"fio job error {e}: {os.strerror(e)}" for e in errors) or None,
+        block_size_bytes=settings.block_size_bytes,
+        ioengine=settings.ioengine,
+        direct=settings.direct,
+        iodepth=settings.iodepth,
+        numjobs=job.numjobs,
+        sync_every_bytes=settings.sync_every_bytes,
+        sync_count=sync.count if sync else 0,
+        sync_lat_ns_mean=sync.mean_ns if sync else None,
     )
 
 

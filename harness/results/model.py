@@ -71,9 +71,18 @@ class FioJobResult(Model):
     runtime_s: float
     read: FioDirection | None = None
     write: FioDirection | None = None
-    sync_lat_ns_percentiles: dict[str, float] = Field(default_factory=dict)  # fdatasync latency (wal-append)
+    sync_lat_ns_percentiles: dict[str, float] = Field(default_factory=dict)  # fsync latency (wal-append)
     raw_json_file: str | None = None  # relative to the run directory
     error: str | None = None
+    # What the profile resolved to, for the report's table (argv holds the same, less readably).
+    block_size_bytes: int | None = None
+    ioengine: str | None = None
+    direct: bool | None = None
+    iodepth: int | None = None
+    numjobs: int = 1
+    sync_every_bytes: int | None = None  # wal-append: bytes appended between two fsyncs (the scaled WAL segment)
+    sync_count: int = 0  # syncs measured: few syncs make the high sync percentiles just the maximum
+    sync_lat_ns_mean: float | None = None
 
 
 class IngestPoint(Model):
