@@ -175,7 +175,7 @@ def history_check_result(checkpoints: list[DurabilityCheckpoint], max_samples_lo
             reason="no sample was acknowledged before any checkpoint, so survival proves nothing",
             details=details,
         )
-    worst = max(checkpoints, key=lambda c: (c.lost, c.acknowledged))
+    worst = max(checkpoints, key=lambda c: c.lost)  # the first of the worst: usually the fault that lost it
     if worst.lost > max_samples_lost:
         allowed = f" (at most {max_samples_lost:,} allowed)" if max_samples_lost else ""
         mismatch = f", {worst.mismatched_values:,} of them with another value" if worst.mismatched_values else ""
