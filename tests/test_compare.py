@@ -157,3 +157,15 @@ def test_mann_whitney_u() -> None:
     _, p_large = mann_whitney_u([float(i) for i in range(40)], [float(i) + 0.5 for i in range(40)])
     assert 0.8 < p_large <= 1.0
     assert relative_spread([10.0, 10.0, 10.0]) == 0.0 and relative_spread([1.0]) == 0.0
+
+
+def test_sub_quarter_second_recovery_jitter_is_not_a_regression() -> None:
+    base = make_result(seed=1)
+    comparison = compare_results(
+        [
+            (Path("a"), _with_faults(base, "sigkill", [0.60])),
+            (Path("b"), _with_faults(base, "sigkill", [0.75])),  # +25%, but only 0.15 s
+        ]
+    )
+    delta = next(d for d in comparison.deltas if d.metric == "recovery after sigkill")
+    assert delta.status is Change.UNCHANGED and "less than 0.25 s apart" in delta.note

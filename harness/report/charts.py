@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from harness.report.frames import LATENCY_PERCENTILES
 
@@ -39,6 +39,10 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _thousands(value: float, _pos: int) -> str:
+    return f"{value:,.0f}"
+
+
 def _style(ax: Any) -> None:
     ax.grid(True, alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
@@ -57,6 +61,7 @@ def fio_throughput_chart(timeseries: pd.DataFrame) -> bytes | None:
         ax_iops.plot(ordered["t_s"], ordered["iops"], label=str(series), color=colour, marker=".")
     ax_bw.set_ylabel("bandwidth (MiB/s)")
     ax_iops.set_ylabel("IOPS")
+    ax_iops.yaxis.set_major_formatter(FuncFormatter(_thousands))
     ax_iops.set_xlabel("seconds since the fio job started")
     ax_bw.set_title("fio bandwidth and IOPS over time")
     for ax in (ax_bw, ax_iops):
@@ -129,6 +134,7 @@ def ingest_chart(ingest: pd.DataFrame, faults: pd.DataFrame) -> bytes | None:
         )
     ax.set_xlabel("seconds since the load started")
     ax.set_ylabel("samples per second")
+    ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
     ax.set_title("TSDB ingest rate" + (" with faults" if not faults.empty else ""))
     _style(ax)
     fig.legend(loc="outside lower center", ncols=2, fontsize="small", frameon=False)
@@ -230,6 +236,7 @@ def samples_lost_chart(durability: pd.DataFrame) -> bytes | None:
     ax.invert_yaxis()
     ax.set_xlim(left=0, right=max(max(lost) * 1.6, 1))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
     ax.set_xlabel("acknowledged samples lost")
     ax.set_title("samples lost per durability checkpoint")
     _style(ax)

@@ -29,6 +29,8 @@ from harness.results.store import atomic_write_text, load_result
 
 THRESHOLD = 0.10  # a change smaller than 10% of the baseline is noise on shared CI machines
 ALPHA = 0.05  # significance level of the Mann-Whitney U test
+# Recovery and replay times below a second jitter by tenths on any machine: smaller differences are never regressions.
+MIN_TIME_DELTA_S = 0.25
 UNSTABLE_SPREAD = 0.5  # interquartile range / median above which a run's values are too scattered to judge
 _EXACT_MAX_N = 25  # exact U distribution up to this many values per side (no ties); normal approximation above
 
@@ -245,6 +247,29 @@ def _judge_count(delta: float, baseline: float, threshold: float) -> Change:
     return Change.REGRESSION if delta > 0 else Change.IMPROVEMENT
 
 
+def _small_change(base: _Series, delta: float, worse_pct: float | None, threshold: float) -> str | None:
+    """A note (possibly empty) when the change is too small to matter; None when it is large enough to judge."""
+    if delta == 0 or (worse_pct is not None and abs(worse_pct) <= 100 * threshold):
+        return ""
+    if base.unit == "s" and abs(delta) < MIN_TIME_DELTA_S:
+        return f"less than {MIN_TIME_DELTA_S:g} s apart"
+    return None
+
+
+def _judge_repeated(a: list[float], b: list[float], direction: Change, alpha: float) -> tuple[Change, float, str]:
+    """(status, p_value, note) for a large change between two sets of repeated values."""
+    _, p = mann_whitney_u(a, b)
+    spread = max(relative_spread(a), relative_spread(b))
+    if spread > UNSTABLE_SPREAD:
+        return Change.UNSTABLE, p, f"values spread {spread:.0%} of the median: too noisy to judge"
+    if p >= alpha:
+        note = f"not significant (p={p:.2g})"
+        if min_p_value(len(a), len(b)) >= alpha:
+            note += f"; {len(a)} vs {len(b)} values can never reach p<{alpha:g}: repeat the faults more often"
+        return Change.INCONCLUSIVE, p, note
+    return direction, p, ""
+
+
 def _judge(
     base: _Series, cand: _Series, threshold: float, alpha: float
 ) -> tuple[Change, float | None, float | None, str]:
@@ -255,22 +280,15 @@ def _judge(
     worse_pct = None if ma == 0 else 100 * delta / abs(ma)
     if base.is_count:
         return _judge_count(delta, ma, threshold), worse_pct, None, f"{delta:+,.0f} samples" if delta else ""
-    if delta == 0 or (worse_pct is not None and abs(worse_pct) <= 100 * threshold):
-        return Change.UNCHANGED, worse_pct, None, ""
+    small = _small_change(base, delta, worse_pct, threshold)
+    if small is not None:
+        return Change.UNCHANGED, worse_pct, None, small
+    direction = Change.REGRESSION if delta > 0 else Change.IMPROVEMENT
     if len(a) < 2 or len(b) < 2:
         # One value on a side: no statistics possible, the size threshold alone decides.
-        status = Change.REGRESSION if delta > 0 else Change.IMPROVEMENT
-        return status, worse_pct, None, "single value, no significance test"
-    _, p = mann_whitney_u(a, b)
-    spread = max(relative_spread(a), relative_spread(b))
-    if spread > UNSTABLE_SPREAD:
-        return Change.UNSTABLE, worse_pct, p, f"values spread {spread:.0%} of the median: too noisy to judge"
-    if p >= alpha:
-        note = f"not significant (p={p:.2g})"
-        if min_p_value(len(a), len(b)) >= alpha:
-            note += f"; {len(a)} vs {len(b)} values can never reach p<{alpha:g}: repeat the faults more often"
-        return Change.INCONCLUSIVE, worse_pct, p, note
-    return (Change.REGRESSION if delta > 0 else Change.IMPROVEMENT), worse_pct, p, ""
+        return direction, worse_pct, None, "single value, no significance test"
+    status, p, note = _judge_repeated(a, b, direction, alpha)
+    return status, worse_pct, p, note
 
 
 _VERDICT_RANK = {Status.PASSED: 0, Status.SKIPPED: 1, Status.FAILED: 2, Status.ERROR: 3}

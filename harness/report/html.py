@@ -48,7 +48,7 @@ nav { margin: 12px 0; color: #56606b; font-size: 13px; } nav a { color: #0b5cad;
 table { border-collapse: collapse; width: 100%; margin: 6px 0; font-size: 13px; }
 th, td { border: 1px solid #d8dde3; padding: 4px 8px; text-align: left; vertical-align: top; }
 thead th { background: #eef1f4; } tbody th { background: #f7f9fb; font-weight: 600; white-space: nowrap; }
-td { overflow-wrap: anywhere; }
+td { overflow-wrap: break-word; }
 tr.ok td:nth-child(2) { color: #1e7b34; font-weight: 600; } tr.bad td, tr.bad th { background: #fdecea; }
 tr.err td, tr.err th { background: #f4ecf7; } tr.skip td { color: #7f8c8d; } tr.warn td { background: #fff8e1; }
 tr.good td { background: #eaf6ec; }
