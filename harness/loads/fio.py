@@ -75,7 +75,8 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "randwrite-4k": Profile(rw="randwrite", block_size_bytes=4 * KiB, direct=True),
-    # O_DIRECT by default: the file was just laid out through the page cache, so buffered reads would measure RAM.
+    # fio lays the file out (writes it in full) before the timed phase, so every read hits written blocks. O_DIRECT
+    # by default: that layout went through the page cache, so buffered reads would measure RAM.
     "randread-4k": Profile(rw="randread", block_size_bytes=4 * KiB, direct=True),
     "seqwrite-1m": Profile(rw="write", block_size_bytes=1 * MiB, direct=True),
     "wal-append": Profile(rw="write", block_size_bytes=WAL_PAGE_BYTES, direct=False),
@@ -236,11 +237,12 @@ def _escape_colons(path: Path) -> str:
 
 
 def load_fio_json(raw: str) -> dict[str, Any]:
-    """fio's JSON document from its stdout; fio prints error lines before the JSON when a job fails."""
-    start = raw.find("\n{")
-    text = raw if raw.lstrip().startswith("{") else raw[start + 1 :] if start >= 0 else ""
+    """fio's JSON document from its output, which may carry fio's error lines before it (and, rarely, after it)."""
+    match = re.search(r"^\{", raw, flags=re.MULTILINE)
     try:
-        doc = json.loads(text)
+        if match is None:
+            raise json.JSONDecodeError("no line starts a JSON object", raw, 0)
+        doc, _end = json.JSONDecoder().raw_decode(raw, match.start())
     except json.JSONDecodeError as e:
         raise CommandFailed(f"fio did not print a JSON document: {e}", stderr_tail=_tail(raw)) from e
     if not isinstance(doc, dict) or not isinstance(doc.get("jobs"), list) or not doc["jobs"]:
