@@ -206,7 +206,7 @@ def _fio_series(result: RunResult) -> list[_Series]:
                 out.append(_Series("fio", f"{name} {direction} p99 latency", "ms", False, p99))
         if "p99" in job.sync_lat_ns_percentiles:
             sync = [job.sync_lat_ns_percentiles["p99"] / 1e6]
-            out.append(_Series("fio", f"{name} fdatasync p99 latency", "ms", False, sync))
+            out.append(_Series("fio", f"{name} sync p99 latency", "ms", False, sync))
     return out
 
 

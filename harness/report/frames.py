@@ -94,13 +94,13 @@ def fio_summary_frame(result: RunResult) -> pd.DataFrame:
 
 
 def fio_latency_frame(result: RunResult) -> pd.DataFrame:
-    """Completion latency percentiles per job direction, plus fdatasync latency where fio measured it (wal-append)."""
+    """Completion latency percentiles per job direction, plus sync (fsync/fdatasync) latency where fio measured it."""
     rows: list[tuple[str, str, float]] = []
     for series, _job, _profile, _direction, data in _directions(result):
         rows += [(series, p, data.clat_percentiles_ns[p]) for p in LATENCY_PERCENTILES if p in data.clat_percentiles_ns]
     for job in result.fio:
         rows += [
-            (f"{job.name} fdatasync", p, job.sync_lat_ns_percentiles[p])
+            (f"{job.name} sync", p, job.sync_lat_ns_percentiles[p])
             for p in LATENCY_PERCENTILES
             if p in job.sync_lat_ns_percentiles
         ]

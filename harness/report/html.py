@@ -45,6 +45,7 @@ nav { margin: 12px 0; color: #56606b; font-size: 13px; } nav a { color: #0b5cad;
 .figures { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0; }
 .figure { border: 1px solid #d8dde3; border-radius: 6px; padding: 8px 12px; min-width: 170px; background: #f7f9fb; }
 .fname { font-size: 12px; color: #56606b; } .fvalue { font-size: 16px; font-weight: 600; }
+h3 { margin: 16px 0 6px; font-size: 15px; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0; font-size: 13px; }
 th, td { border: 1px solid #d8dde3; padding: 4px 8px; text-align: left; vertical-align: top; }
 thead th { background: #eef1f4; } tbody th { background: #f7f9fb; font-weight: 600; white-space: nowrap; }
@@ -321,6 +322,38 @@ def _fio_table(frame: pd.DataFrame) -> Table:
     return Table(headers, rows, classes)
 
 
+def _fio_settings_table(result: RunResult) -> Table:
+    """What each profile resolved to, and its sync statistics (wal-append), so numbers can be reproduced."""
+    rows = []
+    for job in result.fio:
+        direct = "–" if job.direct is None else ("yes" if job.direct else "no (page cache)")
+        sync = "–"
+        if job.sync_count or job.sync_lat_ns_percentiles:
+            sync = f"{job.sync_count:,} syncs, mean {fmt_ns(job.sync_lat_ns_mean)}"
+            if "p99" in job.sync_lat_ns_percentiles:
+                sync += f", p99 {fmt_ns(job.sync_lat_ns_percentiles['p99'])}"
+            if 0 < job.sync_count < 1000:
+                # With fewer than 1000 syncs the p99.9 is the slowest sync, not a percentile.
+                sync += " (few syncs: high percentiles are the maximum)"
+        rows.append(
+            [
+                job.name,
+                fmt_bytes(job.block_size_bytes),
+                job.ioengine or "–",
+                direct,
+                "–" if job.iodepth is None else str(job.iodepth),
+                str(job.numjobs),
+                fmt_bytes(job.size_bytes),
+                fmt_bytes(job.sync_every_bytes),
+                sync,
+                job.directory,
+                job.raw_json_file or "–",
+            ]
+        )
+    headers = ["job", "block size", "engine", "direct I/O", "iodepth", "jobs", "size", "sync every", "syncs"]
+    return Table([*headers, "directory", "raw fio JSON"], rows)
+
+
 def _faults_table(result: RunResult, frame: pd.DataFrame) -> Table:
     rows, classes = [], []
     for r in frame.to_dict("records"):
@@ -438,6 +471,7 @@ def build_context(result: RunResult) -> dict[str, Any]:
         "checks": _checks_table(result),
         "durability": _durability_table(durability),
         "fio": _fio_table(fio_summary),
+        "fio_settings": _fio_settings_table(result),
         "faults": _faults_table(result, faults),
         "charts": chart_list,
         "doctor": doctor,
