@@ -136,6 +136,15 @@ def test_remote_write_with_churn(launcher: PrometheusLauncher, tmp_path: Path) -
     assert cp.lost == 0
     assert cp.acknowledged == writer.acked_samples
 
+    # An invented acknowledgement forces the per-series drill-down through churned series: only it is lost.
+    late_tick = int(time.time() * 1000) // writer.layout.interval_ms + 1
+    writer.ledger.record_ack(late_tick, batch=0)
+    cp = check_history(
+        prom.client, writer.ledger, cutoff_unix_ms=late_tick * writer.layout.interval_ms, label="invented",
+        checked_at_s=1.0, run_id=run_id,
+    )  # fmt: skip
+    assert (cp.lost, cp.lost_series_count, cp.present) == (25, 25, writer.acked_samples)
+
 
 def test_scrape_mode_history_survives_a_sigkill(launcher: PrometheusLauncher, tmp_path: Path) -> None:
     exporter = SyntheticExporter(_load(interval="500ms"), _run_id())
