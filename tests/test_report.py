@@ -277,8 +277,8 @@ def test_passing_run_renders_verdict_tables_and_charts(tmp_path: Path) -> None:
     assert "2.42.0" in html and "fio-3.33" in html and "6.1.0-27-amd64" in html and "<td>ext4</td>" in html
     assert "backend: local" in html and "series: 20000" in html
     # The resolved fio settings, and the warning that 480 syncs make p99.9 the maximum.
-    assert "<td>libaio</td>" in html and "<td>16.0 MiB</td>" in html
-    assert "480 syncs, mean 1.10 ms, p99 6.00 ms (few syncs" in html
+    assert "<td>libaio</td>" in html and "<td>16.0\u00a0MiB</td>" in html
+    assert "480 syncs, mean 1.10\u00a0ms, p99 6.00\u00a0ms (few syncs" in html
     _assert_self_contained(html)
 
 

@@ -97,14 +97,17 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+# Numbers and their units are joined by a no-break space (\u00a0) so narrow table columns never split "64.0 MiB".
+
+
 def fmt_rate_bytes(bytes_per_s: float | None) -> str:
     if _missing(bytes_per_s):
         return "–"
     assert bytes_per_s is not None
     for unit, scale in (("GiB/s", 1024.0**3), ("MiB/s", 1024.0**2), ("KiB/s", 1024.0)):
         if bytes_per_s >= scale:
-            return f"{bytes_per_s / scale:,.1f} {unit}"
-    return f"{bytes_per_s:,.0f} B/s"
+            return f"{bytes_per_s / scale:,.1f}\u00a0{unit}"
+    return f"{bytes_per_s:,.0f}\u00a0B/s"
 
 
 def fmt_bytes(size_bytes: float | None) -> str:
@@ -113,8 +116,8 @@ def fmt_bytes(size_bytes: float | None) -> str:
     assert size_bytes is not None
     for unit, scale in (("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0)):
         if size_bytes >= scale:
-            return f"{size_bytes / scale:,.1f} {unit}"
-    return f"{size_bytes:,.0f} B"
+            return f"{size_bytes / scale:,.1f}\u00a0{unit}"
+    return f"{size_bytes:,.0f}\u00a0B"
 
 
 def fmt_ns(ns: float | None) -> str:
@@ -122,16 +125,16 @@ def fmt_ns(ns: float | None) -> str:
         return "–"
     assert ns is not None
     if ns >= 1e9:
-        return f"{ns / 1e9:,.2f} s"
+        return f"{ns / 1e9:,.2f}\u00a0s"
     if ns >= 1e6:
-        return f"{ns / 1e6:,.2f} ms"
+        return f"{ns / 1e6:,.2f}\u00a0ms"
     if ns >= 1e3:
-        return f"{ns / 1e3:,.1f} µs"
-    return f"{ns:,.0f} ns"
+        return f"{ns / 1e3:,.1f}\u00a0µs"
+    return f"{ns:,.0f}\u00a0ns"
 
 
 def fmt_s(seconds: float | None) -> str:
-    return "–" if _missing(seconds) else f"{seconds:,.2f} s"
+    return "–" if _missing(seconds) else f"{seconds:,.2f}\u00a0s"
 
 
 def fmt_count(n: float | None) -> str:
