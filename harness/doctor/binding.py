@@ -1,0 +1,465 @@
+"""Kubernetes volume binding, simulated before anything is applied: which PV the claim the scenario creates will
+bind, or why it stays Pending, in the PV controller's own terms.
+
+The rules follow the PV controller (``pkg/controller/volume/persistentvolume``: ``findBestMatchForClaim`` and
+``syncUnboundClaim``) and the scheduler's volume binding:
+
+* the claim's class: unset means the default StorageClass (filled in by admission) or, without one, ``""``;
+  ``""`` binds only PVs without a class;
+* a PV whose ``spec.claimRef`` names this claim (namespace/name, and uid when set) is pre-bound and wins;
+* otherwise candidates must have no ``claimRef`` (a ``Released`` PV keeps its stale one), labels matching the
+  selector, the same class, the same volume mode, every requested access mode, and at least the requested capacity;
+  the smallest such PV is chosen;
+* with ``WaitForFirstConsumer`` the controller does not bind: the scheduler picks a node and a PV together, so node
+  affinity is a filter; with ``Immediate`` binding ignores node affinity and the pod then fails to schedule
+  (``volume node affinity conflict``) when no schedulable node satisfies it.
+
+The inventory comes from ``harness.kube`` (a real cluster) or is written by hand in tests; the PV the scenario
+itself would create is added to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from harness.doctor.fmt import bullets, size
+from harness.kube import (
+    KubeInventory,
+    NodeInfo,
+    NodeSelectorRequirement,
+    NodeSelectorTerm,
+    PvcInfo,
+    PvInfo,
+)
+from harness.results.model import DoctorFinding, Severity
+from harness.scenario.model import IscsiStorage, LocalStorage, NfsStorage, Scenario
+
+NO_PV_NO_CLASS = "no persistent volumes available for this claim and no storage class is set"
+WAIT_FOR_CONSUMER = "waiting for first consumer to be created before binding"
+NO_PROVISIONER = "kubernetes.io/no-provisioner"
+
+
+@dataclass(frozen=True)
+class PvVerdict:
+    pv: PvInfo
+    reasons: tuple[str, ...]  # empty: a candidate
+    planned: bool = False  # the scenario would create this PV
+
+    @property
+    def candidate(self) -> bool:
+        return not self.reasons
+
+
+@dataclass(frozen=True)
+class BindingOutcome:
+    claim: PvcInfo
+    effective_class: str
+    wait_for_first_consumer: bool
+    bound_pv: str | None  # the PV it binds (or, with WaitForFirstConsumer, the one the scheduler would pick)
+    pre_bound: bool
+    dynamic: str | None  # provisioner that would create a new PV instead, when no static PV matches
+    event: str  # the controller's event text for the claim
+    pod_event: str | None  # what the scheduler would say about the pod, when it cannot place it
+    verdicts: tuple[PvVerdict, ...]
+
+    @property
+    def pending_forever(self) -> bool:
+        return self.bound_pv is None and self.dynamic is None
+
+    def verdict_lines(self) -> list[str]:
+        return [
+            f"pv/{v.pv.name}{' (created by the scenario)' if v.planned else ''}: "
+            + ("matches" if v.candidate else "; ".join(v.reasons))
+            for v in self.verdicts
+        ]
+
+
+def operator_claim_name(scenario_name: str) -> str:
+    """The prometheus-operator names the claim of a StatefulSet's volumeClaimTemplate like this."""
+    return f"prometheus-{scenario_name}-db-prometheus-{scenario_name}-0"
+
+
+def planned_claim(scenario: Scenario, namespace: str) -> PvcInfo | None:
+    storage = scenario.storage
+    if not isinstance(storage, LocalStorage | NfsStorage | IscsiStorage):
+        return None
+    claim = storage.claim
+    return PvcInfo(
+        namespace=namespace,
+        name=operator_claim_name(scenario.name),
+        storage_class=claim.storage_class,
+        request_bytes=claim.size_bytes,
+        access_modes=tuple(claim.access_modes),
+        volume_mode=claim.volume_mode,
+        selector=dict(claim.selector) if claim.selector is not None else None,
+    )
+
+
+def planned_volume_name(scenario: Scenario) -> str | None:
+    storage = scenario.storage
+    if not isinstance(storage, LocalStorage | NfsStorage | IscsiStorage):
+        return None
+    return storage.volume.name or f"harness-{scenario.name}"
+
+
+def planned_volume(scenario: Scenario) -> PvInfo | None:
+    """The PV the harness creates for a static backend (``storage.volume.create``), as the controller will see it.
+
+    Its class is the claim's class when that is set, else none (``""``): static PVs carry no class by default.
+    """
+    storage = scenario.storage
+    if not isinstance(storage, LocalStorage | NfsStorage | IscsiStorage) or not storage.volume.create:
+        return None
+    claim, volume = storage.claim, storage.volume
+    affinity: tuple[NodeSelectorTerm, ...] = ()
+    if isinstance(storage, LocalStorage):
+        source = f"local {storage.path or '(run directory)'}"
+        if storage.node is not None:
+            req = NodeSelectorRequirement("kubernetes.io/hostname", "In", (storage.node,))
+            affinity = (NodeSelectorTerm((req,)),)
+    elif isinstance(storage, NfsStorage):
+        source = f"nfs {storage.server}:{storage.export}"
+    else:
+        source = f"iscsi {storage.target_portal} {storage.iqn} lun {storage.lun}"
+    name = planned_volume_name(scenario)
+    assert name is not None
+    return PvInfo(
+        name=name,
+        capacity_bytes=volume.capacity_bytes or claim.size_bytes,
+        storage_class=claim.storage_class or "",
+        access_modes=tuple(claim.access_modes),
+        volume_mode=claim.volume_mode,
+        labels=dict(volume.labels),
+        phase="Available",
+        node_affinity=affinity,
+        reclaim_policy=volume.reclaim_policy,
+        source=source,
+    )
+
+
+def _schedulable(inventory: KubeInventory) -> list[NodeInfo]:
+    return [n for n in inventory.nodes if n.schedulable]
+
+
+def _affinity_reason(pv: PvInfo, inventory: KubeInventory) -> str | None:
+    """Why no schedulable node can use this PV, or None when one can (or when nodes are unknown)."""
+    if not pv.node_affinity or not inventory.nodes:
+        return None
+    nodes = _schedulable(inventory)
+    if any(pv.fits_node(n) for n in nodes):
+        return None
+    terms = " OR ".join(f"({t})" for t in pv.node_affinity)
+    fitting = [n for n in inventory.nodes if pv.fits_node(n)]
+    if fitting:
+        why = ", ".join(f"{n.name}: {n.why_unschedulable}" for n in fitting)
+        return f"nodeAffinity {terms} matches only unschedulable nodes ({why})"
+    names = ", ".join(n.name for n in nodes) or "none"
+    return f"nodeAffinity {terms} matches no node (schedulable nodes: {names})"
+
+
+def _bound_to(pv: PvInfo, claim: PvcInfo) -> bool:
+    ref = pv.claim_ref
+    return (
+        ref is not None
+        and (ref.namespace, ref.name) == (claim.namespace, claim.name)
+        and (not ref.uid or ref.uid == claim.uid)
+    )
+
+
+def _reasons(pv: PvInfo, claim: PvcInfo, effective_class: str) -> list[str]:
+    reasons = []
+    if pv.deleting:
+        reasons.append("being deleted")
+    if pv.volume_mode != claim.volume_mode:
+        reasons.append(f"volumeMode {pv.volume_mode}, claim wants {claim.volume_mode}")
+    ref = pv.claim_ref
+    if ref is not None:
+        same_name = (ref.namespace, ref.name) == (claim.namespace, claim.name)
+        if pv.phase == "Released":
+            stale = (
+                "names a claim of the same name that was deleted (the new claim gets a new uid)"
+                if same_name
+                else f"still names the deleted claim {ref}"
+            )
+            reasons.append(
+                f"Released: spec.claimRef {stale}; the controller never gives a Released PV to a new claim "
+                f"until its claimRef is cleared (reclaim policy {pv.reclaim_policy})"
+            )
+        else:
+            reasons.append(f"already bound to {ref} ({pv.phase})")
+    if claim.selector is not None:
+        missing = {k: v for k, v in claim.selector.items() if pv.labels.get(k) != v}
+        if missing:
+            have = ", ".join(f"{k}={v}" for k, v in sorted(pv.labels.items())) or "no labels"
+            want = ", ".join(f"{k}={v}" for k, v in sorted(claim.selector.items()))
+            reasons.append(f"labels ({have}) do not match the selector ({want})")
+    if pv.storage_class != effective_class:
+        reasons.append(f'storageClassName "{pv.storage_class}", claim has "{effective_class}"')
+    if ref is None and pv.phase not in ("Available", "Pending"):
+        reasons.append(f"phase {pv.phase}")
+    missing_modes = [m for m in claim.access_modes if m not in pv.access_modes]
+    if missing_modes:
+        reasons.append(f"accessModes [{', '.join(pv.access_modes)}] lack {', '.join(missing_modes)}")
+    if pv.capacity_bytes < claim.request_bytes:
+        reasons.append(f"capacity {size(pv.capacity_bytes)} < request {size(claim.request_bytes)}")
+    return reasons
+
+
+def simulate_binding(claim: PvcInfo, inventory: KubeInventory, planned: PvInfo | None = None) -> BindingOutcome:
+    """Decide what the PV controller (and, for WaitForFirstConsumer, the scheduler) does with ``claim``."""
+    pvs = [pv for pv in inventory.pvs if planned is None or pv.name != planned.name]
+    planned_names = set()
+    if planned is not None and not any(pv.name == planned.name for pv in inventory.pvs):
+        pvs.append(planned)
+        planned_names.add(planned.name)
+    elif planned is not None:
+        pvs.append(next(pv for pv in inventory.pvs if pv.name == planned.name))
+
+    default = inventory.default_class()
+    effective_class = claim.storage_class if claim.storage_class is not None else (default.name if default else "")
+    sc = inventory.storage_class(effective_class) if effective_class else None
+    wffc = sc is not None and sc.volume_binding_mode == "WaitForFirstConsumer"
+
+    verdicts = []
+    for pv in pvs:
+        if _bound_to(pv, claim):
+            reasons = [r for r in [_affinity_reason(pv, inventory)] if r and wffc]
+        else:
+            reasons = _reasons(pv, claim, effective_class)
+            affinity = _affinity_reason(pv, inventory)
+            if affinity and wffc:
+                reasons.append(affinity)
+        verdicts.append(PvVerdict(pv, tuple(reasons), planned=pv.name in planned_names))
+
+    pre = next((v for v in verdicts if _bound_to(v.pv, claim)), None)
+    candidates = sorted((v for v in verdicts if v.candidate), key=lambda v: (v.pv.capacity_bytes, v.pv.name))
+    chosen = pre.pv if pre is not None and pre.candidate else (candidates[0].pv if candidates else None)
+
+    dynamic = None
+    pod_event = None
+    if chosen is not None:
+        event = (
+            f"{WAIT_FOR_CONSUMER} (the scheduler will bind pv/{chosen.name} with the pod)"
+            if wffc
+            else f"bound to volume {chosen.name}"
+        )
+        affinity = _affinity_reason(chosen, inventory)
+        if affinity and not wffc:
+            n = len(inventory.nodes)
+            pod_event = f"0/{n} nodes are available: {n} node(s) had volume node affinity conflict ({affinity})"
+    else:
+        event, dynamic, pod_event = _unmatched(claim, inventory, effective_class, wffc)
+    return BindingOutcome(
+        claim=claim,
+        effective_class=effective_class,
+        wait_for_first_consumer=wffc,
+        bound_pv=chosen.name if chosen is not None else None,
+        pre_bound=pre is not None and chosen is not None and pre.pv.name == chosen.name,
+        dynamic=dynamic,
+        event=event,
+        pod_event=pod_event,
+        verdicts=tuple(verdicts),
+    )
+
+
+def _unmatched(
+    claim: PvcInfo, inventory: KubeInventory, effective_class: str, wffc: bool
+) -> tuple[str, str | None, str | None]:
+    """(claim event, provisioner that will create a PV or None, pod event) when no existing PV matches."""
+    sc = inventory.storage_class(effective_class) if effective_class else None
+    n = len(inventory.nodes)
+    if wffc and sc is not None and sc.provisioner == NO_PROVISIONER:
+        no_pv = f"0/{n} nodes are available: {n} node(s) didn't find available persistent volumes to bind"
+        return WAIT_FOR_CONSUMER, None, no_pv
+    if effective_class == "":
+        return NO_PV_NO_CLASS, None, None
+    if sc is None:
+        return f'storageclass.storage.k8s.io "{effective_class}" not found', None, None
+    if sc.provisioner == NO_PROVISIONER:
+        return f"no volume plugin matched name: {NO_PROVISIONER}", None, None
+    if claim.selector is not None:
+        return "claim Selector is not supported (a claim with a selector cannot be dynamically provisioned)", None, None
+    waiting = (
+        f'waiting for a volume to be created, either by external provisioner "{sc.provisioner}" or manually '
+        "created by system administrator"
+    )
+    return waiting, sc.provisioner, None
+
+
+def check_binding(scenario: Scenario, kube: KubeInventory | None) -> list[DoctorFinding]:
+    inventory = kube if kube is not None else KubeInventory(source="no cluster: only the PV this scenario creates")
+    claim = planned_claim(scenario, inventory.namespace)
+    if claim is None:
+        return []
+    existing = inventory.pvc(claim.namespace, claim.name)
+    if existing is not None and existing.phase == "Bound":
+        return [
+            DoctorFinding(
+                check="k8s.binding",
+                severity=Severity.INFO,
+                title=f"The claim {claim.namespace}/{claim.name} already exists, bound to pv/{existing.volume_name}",
+                evidence=f"inventory: {inventory.source}.",
+            )
+        ]
+    if existing is not None:
+        claim = replace(claim, uid=existing.uid)
+    planned = planned_volume(scenario)
+    intended = planned_volume_name(scenario)
+    outcome = simulate_binding(claim, inventory, planned)
+    return binding_findings(outcome, intended=intended, source=inventory.source)
+
+
+def binding_findings(outcome: BindingOutcome, *, intended: str | None, source: str) -> list[DoctorFinding]:
+    claim = outcome.claim
+    cls = "unset" if claim.storage_class is None else f'"{claim.storage_class}"'
+    selector = (
+        ", ".join(f"{k}={v}" for k, v in sorted(claim.selector.items())) if claim.selector is not None else "none"
+    )
+    head = (
+        f'claim {claim.namespace}/{claim.name}: storageClassName {cls} (effective "{outcome.effective_class}"), '
+        f"selector {selector}, {size(claim.request_bytes)}, {', '.join(claim.access_modes)}, {claim.volume_mode}. "
+        f"Inventory: {source}."
+    )
+    evidence = head + ("\n" + "\n".join(outcome.verdict_lines()) if outcome.verdicts else "\nno PersistentVolumes")
+    findings = []
+    if outcome.pending_forever:
+        findings.append(
+            DoctorFinding(
+                check="k8s.binding",
+                severity=Severity.BLOCKER,
+                title=f"The claim will stay Pending: {outcome.event}",
+                evidence=evidence,
+                why="Prometheus' StatefulSet pod waits for its claim forever (`pod has unbound immediate "
+                "PersistentVolumeClaims`); nothing starts and no error tells you which PV field is wrong.",
+                fix=bullets(_fixes(outcome, intended)),
+            )
+        )
+    elif outcome.dynamic is not None:
+        findings.append(
+            DoctorFinding(
+                check="k8s.binding",
+                severity=Severity.WARNING if intended else Severity.INFO,
+                title=f'No existing PV matches: StorageClass "{outcome.effective_class}" will provision a new volume',
+                evidence=evidence,
+                why="The TSDB then lives on whatever that provisioner creates, not on the PV this scenario is about"
+                if intended
+                else "",
+                fix=bullets(_fixes(outcome, intended)) if intended else "",
+            )
+        )
+    elif outcome.bound_pv != intended and intended is not None:
+        findings.append(
+            DoctorFinding(
+                check="k8s.binding",
+                severity=Severity.WARNING,
+                title=f"The claim will bind pv/{outcome.bound_pv}, not pv/{intended}",
+                evidence=evidence,
+                why="Without a selector the controller takes the smallest matching PV, whichever it is: the TSDB "
+                "lands on the wrong volume, or another claim (e.g. Grafana's) takes the volume meant for Prometheus.",
+                fix=f"Label pv/{intended} and set storage.claim.selector (volumeClaimTemplate.spec.selector."
+                "matchLabels) to those labels.",
+            )
+        )
+    else:
+        how = "pre-bound by claimRef" if outcome.pre_bound else "smallest matching PV"
+        when = " when the pod is scheduled (WaitForFirstConsumer)" if outcome.wait_for_first_consumer else ""
+        findings.append(
+            DoctorFinding(
+                check="k8s.binding",
+                severity=Severity.INFO,
+                title=f"The claim will bind pv/{outcome.bound_pv}{when} ({how})",
+                evidence=evidence,
+            )
+        )
+    if outcome.pod_event is not None and not outcome.pending_forever:
+        findings.append(
+            DoctorFinding(
+                check="k8s.node_affinity",
+                severity=Severity.BLOCKER,
+                title=f"The pod cannot be scheduled: {outcome.pod_event}",
+                evidence=evidence,
+                why="The claim binds, but the PV's nodeAffinity allows no node the pod may run on, so Prometheus "
+                "stays Pending.",
+                fix="Fix storage.node / the PV's nodeAffinity (kubernetes.io/hostname In [<node>]) to name a "
+                "schedulable node, or uncordon / untaint that node.",
+            )
+        )
+    return findings
+
+
+def _fixes(outcome: BindingOutcome, intended: str | None) -> list[str]:
+    claim = outcome.claim
+    fixes: list[str] = []
+    target = next((v for v in outcome.verdicts if v.pv.name == intended), None)
+    verdicts = [target] if target is not None else list(outcome.verdicts)
+    for v in verdicts:
+        for reason in v.reasons:
+            fixes.append(f"pv/{v.pv.name}: {_fix_for(reason, v.pv, claim)}")
+    if claim.selector is None:
+        fixes.append(
+            "Give the claim a selector (storage.claim.selector / volumeClaimTemplate.spec.selector.matchLabels) that "
+            "matches the labels of the PV meant for Prometheus, so no other claim (Grafana's) can take that PV and "
+            "this claim cannot take another."
+        )
+    if not outcome.verdicts:
+        fixes.append(
+            "Create the PersistentVolume first (storage.volume.create: true lets the harness create it), with "
+            f'storageClassName "{outcome.effective_class}" and capacity >= {size(claim.request_bytes)}.'
+        )
+    return list(dict.fromkeys(fixes))
+
+
+def _class_fix(pv: PvInfo, claim: PvcInfo) -> str:
+    if claim.storage_class is None:
+        return (
+            "the claim sets no storageClassName, so admission gives it the cluster's default class; set "
+            f'storage.claim.storage_class to "{pv.storage_class}" explicitly to bind this PV'
+        )
+    return (
+        f'set the same storageClassName on the claim and the PV (claim "{claim.storage_class}", '
+        f'PV "{pv.storage_class}")'
+    )
+
+
+def _labels_fix(pv: PvInfo, claim: PvcInfo) -> str:
+    labels = ", ".join(f"{k}: {v}" for k, v in sorted((claim.selector or {}).items()))
+    return f"add the labels {{{labels}}} to the PV, or change the claim's selector"
+
+
+# One fix per kind of rejection, keyed by how the reason starts (see _reasons).
+_FIXES: dict[str, Callable[[PvInfo, PvcInfo], str]] = {
+    "Released": lambda pv, _c: (
+        f"clear the stale claimRef: `kubectl patch pv {pv.name} --type merge -p "
+        '\'{"spec":{"claimRef":null}}\'` (the data stays: Retain), or delete and recreate the PV'
+    ),
+    "already bound": lambda _p, _c: (
+        "bound to another claim; give each claim a selector matching only its own PV, and recreate them"
+    ),
+    "labels": _labels_fix,
+    "storageClassName": _class_fix,
+    "accessModes": lambda _p, c: (
+        f"add {', '.join(c.access_modes)} to the PV's accessModes (or request what the PV offers)"
+    ),
+    "capacity": lambda _p, c: f"raise the PV's capacity to >= {size(c.request_bytes)} or lower the claim's request",
+    "volumeMode": lambda _p, c: f"use volumeMode {c.volume_mode} on both",
+    "nodeAffinity": lambda _p, _c: "make the PV's nodeAffinity name a schedulable node",
+}
+
+
+def _fix_for(reason: str, pv: PvInfo, claim: PvcInfo) -> str:
+    fix = next((f for prefix, f in _FIXES.items() if reason.startswith(prefix)), None)
+    return fix(pv, claim) if fix is not None else reason
+
+
+__all__ = [
+    "NO_PV_NO_CLASS",
+    "BindingOutcome",
+    "PvVerdict",
+    "binding_findings",
+    "check_binding",
+    "operator_claim_name",
+    "planned_claim",
+    "planned_volume",
+    "simulate_binding",
+]

@@ -1,0 +1,117 @@
+"""``harness doctor SCENARIO``: run the storage doctor and print its findings as a table (people) or JSON (machines).
+
+Exit codes: 0 nothing blocks the run, 1 a BLOCKER was found (the storage would make the run or the deployment
+fail), 2 bad input or a broken environment (invalid scenario, unreadable kubeconfig).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from harness.doctor import blocking, run_doctor
+from harness.errors import HarnessError, ScenarioError
+from harness.kube import KubeInventory, load_inventory
+from harness.results.model import DoctorFinding, Severity
+
+EXIT_OK, EXIT_BLOCKER, EXIT_USAGE = 0, 1, 2
+_STYLE = {Severity.BLOCKER: "bold red", Severity.WARNING: "yellow", Severity.INFO: "green"}
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("scenario", metavar="SCENARIO", help="scenario file (YAML)")
+    parser.add_argument("--json", action="store_true", help="print the findings as JSON on stdout")
+    parser.add_argument(
+        "--runtime",
+        choices=["local", "kubernetes"],
+        default="local",
+        help="where the run would happen; 'kubernetes' adds the volume-binding simulation (default: local)",
+    )
+    parser.add_argument(
+        "--kubeconfig",
+        default=os.environ.get("KUBECONFIG"),
+        help="read PVs, claims, StorageClasses and nodes from this cluster for the binding simulation "
+        "(default: $KUBECONFIG; without one the simulation sees only the PV the scenario creates)",
+    )
+    parser.add_argument(
+        "--namespace", default=None, help="namespace the claim would be created in (default: the context's)"
+    )
+    parser.add_argument(
+        "--previous-run",
+        metavar="RUN_DIR",
+        default=None,
+        help="a previous run's result directory: its longest WAL replay is compared with the probe budget",
+    )
+
+
+def execute(args: argparse.Namespace) -> int:
+    from harness.scenario.loader import load_scenario
+
+    try:
+        scenario = load_scenario(Path(args.scenario))
+    except ScenarioError as e:
+        for problem in e.problems:
+            print(problem, file=sys.stderr)
+        return EXIT_USAGE
+    kube: KubeInventory | None = None
+    replay_s: float | None = None
+    try:
+        if args.runtime == "kubernetes" and args.kubeconfig:
+            kube = load_inventory(args.kubeconfig, namespace=args.namespace)
+        elif args.namespace:
+            kube = KubeInventory(namespace=args.namespace, source="no cluster: only the PV this scenario creates")
+        if args.previous_run:
+            replay_s = previous_wal_replay_s(Path(args.previous_run))
+    except HarnessError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    findings = run_doctor(scenario, runtime=args.runtime, kube=kube, previous_wal_replay_s=replay_s)
+    if args.json:
+        doc = {
+            "scenario": scenario.name,
+            "runtime": args.runtime,
+            "blocking": blocking(findings),
+            "findings": [f.model_dump(mode="json") for f in findings],
+        }
+        print(json.dumps(doc, indent=2))
+    else:
+        print_table(findings, title=f"Storage doctor: {scenario.name} ({scenario.storage.backend}, {args.runtime})")
+    return EXIT_BLOCKER if blocking(findings) else EXIT_OK
+
+
+def previous_wal_replay_s(run_dir: Path) -> float | None:
+    """The longest WAL replay recorded in a stored run (None when it recorded none)."""
+    from harness.results.store import load_result
+
+    result = load_result(run_dir)
+    replays = [f.wal_replay_s for f in result.faults if f.wal_replay_s is not None]
+    return max(replays) if replays else None
+
+
+def print_table(findings: list[DoctorFinding], *, title: str, console: Console | None = None) -> None:
+    out = console or Console(highlight=False)
+    table = Table(title=title, show_lines=True, expand=True)
+    table.add_column("Severity", no_wrap=True)
+    table.add_column("Check", no_wrap=True)
+    table.add_column("Finding and evidence", ratio=3)
+    table.add_column("Why it matters / fix", ratio=3)
+    for f in findings:
+        what = Text(f.title, style="bold")
+        if f.evidence:
+            what.append("\n" + f.evidence, style="dim")
+        why = Text(f.why)
+        if f.fix:
+            why.append(("\n" if f.why else "") + "Fix:\n" + f.fix)
+        table.add_row(Text(f.severity.value, style=_STYLE[f.severity]), f.check, what, why)
+    out.print(table)
+    blockers = sum(f.severity is Severity.BLOCKER for f in findings)
+    warnings = sum(f.severity is Severity.WARNING for f in findings)
+    verdict = "[bold red]blocked[/]" if blockers else "[green]nothing blocks the run[/]"
+    out.print(f"{blockers} blocker(s), {warnings} warning(s): {verdict}")
