@@ -1,0 +1,258 @@
+"""The only importer of PyPI ``libnfs``: a typed, user-space NFS client that acts as any uid/gid (AUTH_SYS).
+
+It needs no kernel NFS client and no root, which is what lets the doctor try the export exactly as the Prometheus
+container would write to it. libnfs reports failures as negative errno return codes (and its high-level wrapper
+ignores several of them), so this module calls the low-level SWIG functions and raises ``NfsError`` with the errno,
+the operation and the path. Known limit of Debian 12's libnfs 4.0 over NFSv4: a single write of about 4 KiB or more
+fails to encode (``ZDR error: Failed to encode COMPOUND4args``), so ``NfsFile.write`` splits writes into small chunks.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import stat
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from harness.errors import MissingBinary, StorageUnavailable
+
+# libnfs 4.0 over NFSv4 cannot encode a WRITE of about 4 KiB; stay well below it.
+_WRITE_CHUNK_BYTES = 2048
+
+
+class NfsError(StorageUnavailable):
+    """An NFS operation failed; ``errno`` is the POSIX errno libnfs mapped the NFS status to."""
+
+    def __init__(self, op: str, path: str, err: int, detail: str) -> None:
+        self.op = op
+        self.path = path
+        self.errno = err
+        self.detail = detail
+        name = errno.errorcode.get(err, str(err))
+        super().__init__(f"NFS {op} {path}: {os.strerror(err)} ({name}){': ' + detail if detail else ''}")
+
+    @property
+    def permission_denied(self) -> bool:
+        return self.errno in (errno.EACCES, errno.EPERM)
+
+
+@dataclass(frozen=True)
+class NfsStat:
+    uid: int
+    gid: int
+    mode: int  # st_mode: type and permission bits
+    size_bytes: int
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def permissions(self) -> str:
+        """e.g. ``drwxr-xr-x 0755``."""
+        return f"{stat.filemode(self.mode)} {stat.S_IMODE(self.mode):04o}"
+
+
+@dataclass(frozen=True)
+class NfsEntry:
+    name: str
+    path: str
+    stat: NfsStat
+
+
+def _libnfs() -> Any:
+    try:
+        # The SWIG-generated module imports the deprecated ``imp`` module; that is libnfs's to fix, not a bug here.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import libnfs.libnfs as swig
+    except ImportError as e:
+        raise MissingBinary("libnfs (Python binding)", "libnfs-dev, then: pip install libnfs") from e
+    return swig
+
+
+def nfs_url(server: str, export: str, *, port: int, version: str, uid: int, gid: int) -> str:
+    """The libnfs URL for ``export`` on ``server``, authenticating as ``uid``/``gid``."""
+    host = f"[{server}]" if ":" in server and not server.startswith("[") else server
+    params: dict[str, str] = {"version": "3" if version == "3" else "4", "uid": str(uid), "gid": str(gid)}
+    if port != 2049:
+        params["nfsport"] = str(port)
+    path = "/" + export.strip("/")
+    return f"nfs://{host}{quote(path)}?{urlencode(params)}"
+
+
+class NfsFile:
+    """An open file on the export; close it (or use it as a context manager)."""
+
+    def __init__(self, client: NfsClient, path: str, handle: Any) -> None:
+        self._client = client
+        self._path = path
+        self._handle = handle
+        self._closed = False
+
+    def write(self, data: bytes) -> None:
+        lib = self._client.lib
+        for start in range(0, len(data), _WRITE_CHUNK_BYTES):
+            chunk = bytearray(data[start : start + _WRITE_CHUNK_BYTES])
+            rc = lib.nfs_write(self._client.ctx, self._handle, len(chunk), chunk)
+            if rc < 0:
+                raise self._client.error("write", self._path, rc)
+            if rc != len(chunk):
+                raise NfsError("write", self._path, errno.EIO, f"short write: {rc} of {len(chunk)} bytes")
+
+    def fsync(self) -> None:
+        rc = self._client.lib.nfs_fsync(self._client.ctx, self._handle)
+        if rc < 0:
+            raise self._client.error("fsync", self._path, rc)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            rc = self._client.lib.nfs_close(self._client.ctx, self._handle)
+            if rc < 0:
+                raise self._client.error("close", self._path, rc)
+
+    def __enter__(self) -> NfsFile:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+class NfsClient:
+    """A mounted (in user space) NFS export. Paths are absolute within the export: ``/``, ``/prometheus-db``."""
+
+    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
+        self.lib = _libnfs()
+        self.url = url
+        self.ctx = self.lib.nfs_init_context()
+        if self.ctx is None:
+            raise NfsError("init", url, errno.ENOMEM, "nfs_init_context failed")
+        self._url_obj: Any = None
+        try:
+            _set_timeout(self.ctx, timeout_s)
+            # Bound the TCP connect (SYN retries) too: an unreachable server must fail within seconds.
+            self.lib.nfs_set_tcp_syncnt(self.ctx, 2)
+            self._url_obj = self.lib.nfs_parse_url_dir(self.ctx, url)
+            if self._url_obj is None:
+                raise NfsError("parse URL", url, errno.EINVAL, str(self.lib.nfs_get_error(self.ctx) or ""))
+            rc = self.lib.nfs_mount(self.ctx, self._url_obj.server, self._url_obj.path)
+            if rc < 0:
+                raise self.error("mount", f"{self._url_obj.server}:{self._url_obj.path}", rc)
+        except BaseException:
+            self.close()
+            raise
+
+    def error(self, op: str, path: str, rc: int) -> NfsError:
+        return NfsError(op, path, -rc, str(self.lib.nfs_get_error(self.ctx) or ""))
+
+    def stat(self, path: str) -> NfsStat:
+        st = self.lib.nfs_stat_64()
+        rc = self.lib.nfs_stat64(self.ctx, path, st)
+        if rc < 0:
+            raise self.error("stat", path, rc)
+        return NfsStat(uid=st.nfs_uid, gid=st.nfs_gid, mode=st.nfs_mode, size_bytes=st.nfs_size)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except NfsError as e:
+            if e.errno == errno.ENOENT:
+                return False
+            raise
+        return True
+
+    def listdir(self, path: str) -> list[NfsEntry]:
+        """Entries of a directory (without ``.`` and ``..``), with owner and mode from READDIR."""
+        handle = self.lib.new_NFSDirHandle()
+        rc = self.lib.nfs_opendir(self.ctx, path, handle)
+        if rc < 0:
+            raise self.error("opendir", path, rc)
+        dirh = self.lib.NFSDirHandle_value(handle)
+        entries: list[NfsEntry] = []
+        try:
+            while (de := self.lib.nfs_readdir(self.ctx, dirh)) is not None:
+                if de.name in (".", ".."):
+                    continue
+                # READDIR's mode carries permission bits only on some servers; the type comes from de.type.
+                mode = stat.S_IMODE(de.mode) | (stat.S_IFDIR if de.type == 2 else stat.S_IFREG)
+                child = path.rstrip("/") + "/" + de.name
+                entries.append(NfsEntry(de.name, child, NfsStat(de.uid, de.gid, mode, de.size)))
+        finally:
+            self.lib.nfs_closedir(self.ctx, dirh)
+        return entries
+
+    def create(self, path: str, mode: int = 0o644, *, exclusive: bool = True) -> NfsFile:
+        handle = self.lib.new_NFSFileHandle()
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+        rc = self.lib.nfs_create(self.ctx, path, flags, mode, handle)
+        if rc < 0:
+            raise self.error("create", path, rc)
+        return NfsFile(self, path, self.lib.NFSFileHandle_value(handle))
+
+    def mkdir(self, path: str) -> None:
+        rc = self.lib.nfs_mkdir(self.ctx, path)
+        if rc < 0:
+            raise self.error("mkdir", path, rc)
+
+    def rmdir(self, path: str) -> None:
+        rc = self.lib.nfs_rmdir(self.ctx, path)
+        if rc < 0:
+            raise self.error("rmdir", path, rc)
+
+    def rename(self, src: str, dst: str) -> None:
+        rc = self.lib.nfs_rename(self.ctx, src, dst)
+        if rc < 0:
+            raise self.error("rename", f"{src} -> {dst}", rc)
+
+    def unlink(self, path: str) -> None:
+        rc = self.lib.nfs_unlink(self.ctx, path)
+        if rc < 0:
+            raise self.error("unlink", path, rc)
+
+    def close(self) -> None:
+        if self.ctx is None:
+            return
+        if self._url_obj is not None:
+            self.lib.nfs_destroy_url(self._url_obj)
+            self._url_obj = None
+        self.lib.nfs_destroy_context(self.ctx)
+        self.ctx = None
+
+    def __enter__(self) -> NfsClient:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+@contextmanager
+def connect(
+    server: str, export: str, *, port: int, version: str, uid: int, gid: int, timeout_s: float = 10.0
+) -> Iterator[NfsClient]:
+    """Mount ``server:export`` in user space as ``uid``/``gid``; unmounted when the block ends."""
+    client = NfsClient(nfs_url(server, export, port=port, version=version, uid=uid, gid=gid), timeout_s=timeout_s)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _set_timeout(ctx: Any, timeout_s: float) -> None:
+    """nfs_set_timeout is not in the SWIG binding; call it through ctypes on the same shared library."""
+    name = ctypes.util.find_library("nfs") or "libnfs.so.13"
+    try:
+        cdll = ctypes.CDLL(name)
+    except OSError:
+        return  # the binding still works, only without a per-call timeout
+    cdll.nfs_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
+    cdll.nfs_set_timeout.restype = None
+    cdll.nfs_set_timeout(ctypes.c_void_p(int(ctx)), int(timeout_s * 1000))

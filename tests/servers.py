@@ -1,0 +1,207 @@
+"""Real storage servers for tests: NFS-Ganesha (NFSv4) and tgt (iSCSI), each on a free port on 127.0.0.1.
+
+Both are started through ``harness.proc`` and stopped by the PID we hold (tgtd first has its targets deleted: it
+ignores SIGTERM while targets exist). Fixtures that use these call ``stop()`` in their finalizer. Nothing here listens
+on any address other than 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import proc
+from harness.wait import wait_for
+
+GANESHA_CONF = """\
+NFS_CORE_PARAM {{
+    Bind_Addr = 127.0.0.1;
+    NFS_Port = {port};
+    Protocols = 4;
+    Enable_NLM = false;
+    Enable_RQUOTA = false;
+    Enable_UDP = false;
+}}
+NFSV4 {{
+    Graceless = true;
+    Allow_Numeric_Owners = true;
+    Only_Numeric_Owners = true;
+}}
+NFS_KRB5 {{
+    Active_krb5 = false;
+}}
+EXPORT {{
+    Export_Id = 1;
+    Path = {path};
+    Pseudo = {pseudo};
+    Access_Type = RW;
+    Squash = {squash};
+    Protocols = 4;
+    Transports = TCP;
+    SecType = sys;
+    # Tests change owners and modes behind the server's back; never serve cached attributes.
+    Attr_Expiration_Time = 0;
+    FSAL {{
+        Name = VFS;
+    }}
+}}
+"""
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class NfsServer:
+    """A running ganesha.nfsd exporting ``export_dir`` as ``pseudo`` on 127.0.0.1:``port``."""
+
+    port: int
+    export_dir: Path
+    pseudo: str
+    daemon: proc.Daemon
+
+    def stop(self) -> None:
+        self.daemon.stop(timeout_s=15.0)
+
+
+def start_ganesha(
+    workdir: Path, export_dir: Path, *, pseudo: str = "/export", squash: str = "No_Root_Squash"
+) -> NfsServer:
+    """Start NFS-Ganesha serving ``export_dir``; returns once it accepts TCP connections."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = proc.free_port()
+    conf = workdir / "ganesha.conf"
+    conf.write_text(GANESHA_CONF.format(port=port, path=export_dir, pseudo=pseudo, squash=squash))
+    daemon = proc.start_daemon(
+        "ganesha.nfsd",
+        ["ganesha.nfsd", "-F", "-L", str(workdir / "ganesha.log"), "-f", str(conf), "-p", str(workdir / "ganesha.pid")],
+        log_path=workdir / "ganesha.stdout",
+    )
+    server = NfsServer(port=port, export_dir=export_dir, pseudo=pseudo, daemon=daemon)
+    try:
+        wait_for(
+            lambda: daemon.alive() and _port_open(port),
+            what=f"NFS-Ganesha to listen on 127.0.0.1:{port}",
+            timeout_s=15.0,
+            describe=lambda: "exited" if not daemon.alive() else (workdir / "ganesha.log").read_text()[-500:],
+        )
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+_control_ports = itertools.count(0)
+
+
+@dataclass
+class IscsiTarget:
+    """A running tgtd on 127.0.0.1:``port`` with one target ``iqn`` (tid 1); LUNs are added with ``add_lun``."""
+
+    port: int
+    control_port: int
+    iqn: str
+    daemon: proc.Daemon
+    luns: dict[int, Path] = field(default_factory=dict)
+
+    @property
+    def portal(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def tgtadm(self, *args: str) -> proc.Completed:
+        return proc.run(["tgtadm", "-C", str(self.control_port), *args], timeout_s=15.0)
+
+    def add_lun(self, lun: int, backing_file: Path) -> None:
+        self.tgtadm(
+            "--lld",
+            "iscsi",
+            "--op",
+            "new",
+            "--mode",
+            "logicalunit",
+            "--tid",
+            "1",
+            "--lun",
+            str(lun),
+            "-b",
+            str(backing_file),
+        )
+        self.luns[lun] = backing_file
+
+    def remove_lun(self, lun: int) -> None:
+        self.tgtadm("--lld", "iscsi", "--op", "delete", "--mode", "logicalunit", "--tid", "1", "--lun", str(lun))
+        self.luns.pop(lun, None)
+
+    def stop(self) -> None:
+        if self.daemon.alive():
+            proc.run(
+                [
+                    "tgtadm",
+                    "-C",
+                    str(self.control_port),
+                    "--lld",
+                    "iscsi",
+                    "--mode",
+                    "target",
+                    "--op",
+                    "delete",
+                    "--force",
+                    "--tid",
+                    "1",
+                ],
+                timeout_s=15.0,
+                check=False,
+            )
+            proc.run(
+                ["tgtadm", "-C", str(self.control_port), "--mode", "system", "--op", "delete"],
+                timeout_s=15.0,
+                check=False,
+            )
+        self.daemon.stop(timeout_s=10.0)
+
+
+def _free_control_port() -> int:
+    """tgtd's -C picks its management socket /var/run/tgtd/socket.N; find an N nobody uses."""
+    base = 100 + proc.free_port() % 5000
+    for n in (base + next(_control_ports) for _ in range(100)):
+        if not Path(f"/var/run/tgtd/socket.{n}").exists():
+            return n
+    raise RuntimeError("no free tgtd control port in /var/run/tgtd")
+
+
+def start_tgt(workdir: Path, iqn: str = "iqn.2020-02.com:wsg") -> IscsiTarget:
+    """Start tgtd with one target that accepts every initiator; returns once tgtadm can talk to it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = proc.free_port()
+    control = _free_control_port()
+    daemon = proc.start_daemon(
+        "tgtd",
+        ["tgtd", "-f", "--iscsi", f"portal=127.0.0.1:{port}", "-C", str(control)],
+        log_path=workdir / "tgtd.log",
+    )
+    target = IscsiTarget(port=port, control_port=control, iqn=iqn, daemon=daemon)
+    try:
+        wait_for(
+            lambda: (
+                daemon.alive()
+                and proc.run(
+                    ["tgtadm", "-C", str(control), "--op", "show", "--mode", "target"], timeout_s=5.0, check=False
+                ).returncode
+                == 0
+            ),
+            what=f"tgtd (control port {control}) to answer tgtadm",
+            timeout_s=15.0,
+            describe=daemon.log_text,
+        )
+        target.tgtadm("--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", "1", "-T", iqn)
+        target.tgtadm("--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
+        wait_for(lambda: _port_open(port), what=f"tgtd to listen on 127.0.0.1:{port}", timeout_s=10.0)
+    except BaseException:
+        target.stop()
+        raise
+    return target
