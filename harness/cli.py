@@ -94,7 +94,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     print(summary_text(comparison))
     if args.output:
         print(render_comparison(comparison, Path(args.output)))
-    return 0
+    # A nightly job fails on a regression; "unstable" or "inconclusive" changes are reported but do not fail it.
+    return 1 if comparison.regressed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

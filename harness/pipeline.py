@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from harness import ui
 from harness.checks.history import check_history, history_check_result
@@ -26,7 +27,7 @@ from harness.checks.verdicts import fio_iops_check, recovery_check
 from harness.errors import HarnessError, InfraError, UsageError
 from harness.faults.timeline import PlannedFault, plan_faults
 from harness.loads import fio
-from harness.loads.tsdb import TsdbWriter
+from harness.loads.driver import TsdbDriver
 from harness.prom import PromClient
 from harness.results import env as envinfo
 from harness.results.model import CheckResult, Event, FaultRecord, RunResult, Severity, Status
@@ -76,7 +77,7 @@ class Run:
     workdir: Path = field(default_factory=Path)
     storage: ProvisionedStorage | None = None
     runtime: Runtime | None = None
-    writer: TsdbWriter | None = None
+    load: TsdbDriver | None = None
     _events_t0: float = field(default_factory=time.time)
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
@@ -92,8 +93,8 @@ class Run:
             ui.info(f"[dim]{message}[/dim]" if kind == "phase" else message)
 
     def save(self) -> None:
-        if self.writer is not None and self.result.t0_unix_s:
-            self.result.ingest = self.writer.ingest_points(self.result.t0_unix_s)
+        if self.load is not None and self.result.t0_unix_s:
+            self.result.ingest = self.load.ingest(self.result.t0_unix_s)
         save_result(self.run_dir, self.result)
 
     # --- steps -------------------------------------------------------------------------------------------------
@@ -148,9 +149,11 @@ class Run:
     def step_start(self) -> None:
         assert self.storage is not None
         spec = self.scenario.loads.tsdb
+        scrape_configs = []
         if spec is not None:
-            self.writer = TsdbWriter(spec, run_id=self.run_id)
-        self.runtime = make_runtime(self.options.runtime, self)
+            self.load = TsdbDriver(spec, self.run_id)
+            scrape_configs = self.load.prepare()
+        self.runtime = make_runtime(self.options.runtime, self, scrape_configs)
         self.event("phase", f"starting Prometheus ({self.options.runtime} runtime)")
         self.runtime.start()
         self.result.environment.prometheus_version = self.runtime.version()
@@ -159,9 +162,8 @@ class Run:
     def step_execute(self) -> None:
         assert self.runtime is not None
         self.result.t0_unix_s = t0 = time.time()
-        if self.writer is not None:
-            self.writer.set_endpoint(self.runtime.base_url())
-            self.writer.start()
+        if self.load is not None:
+            self.load.start(self.runtime.base_url())
         duration = self.scenario.duration_s
         with ui.phase(f"load and faults for {duration:g} s", duration) as bar:
             for planned in self.planned:
@@ -173,15 +175,18 @@ class Run:
                     self._checkpoint(f"after fault {planned.index} ({planned.action})", cutoff_unix_ms)
                 self.save()
             self._sleep_until(t0 + duration, bar)
-        if self.writer is not None:
-            self.writer.stop()
-        if self.scenario.checks.history_survival.enabled and self.writer is not None:
-            self._checkpoint("final", int(time.time() * 1000))
+        if self.load is not None:
+            self.load.stop()
+            if self.scenario.checks.history_survival.enabled:
+                self._checkpoint("final", int(time.time() * 1000))
+            ledger = self.load.save(self.run_dir)
+            if ledger:
+                self.event("phase", f"ledger of acknowledged samples saved as {ledger}")
         self.save()
 
     def step_check(self) -> None:
         checks = self.scenario.checks
-        if checks.history_survival.enabled and self.writer is not None:
+        if checks.history_survival.enabled and self.load is not None:
             self.result.checks.append(
                 history_check_result(self.result.durability, checks.history_survival.max_samples_lost)
             )
@@ -201,8 +206,11 @@ class Run:
     def _inject(self, planned: PlannedFault, t0: float, bar: ui.PhaseBar) -> FaultRecord:
         assert self.runtime is not None
         bar.note(f"fault {planned.index}: {planned.action} at {time.time() - t0:.1f} s")
-        if self.writer is not None:
-            self.writer.set_endpoint(None)
+        if self.load is not None:
+            url = self.runtime.base_url()
+            assert url is not None
+            self.load.before_fault(url, int(time.time() * 1000))
+            self.load.set_endpoint(None)
         injection = self.runtime.inject(planned.action)
         record = FaultRecord(
             index=planned.index,
@@ -223,12 +231,12 @@ class Run:
         record.process_up_at_s = None if recovery.process_up_at_unix_s is None else recovery.process_up_at_unix_s - t0
         record.ready_at_s = None if recovery.ready_at_unix_s is None else recovery.ready_at_unix_s - t0
         record.wal_replay_s = recovery.wal_replay_s
-        if self.writer is not None:
-            self.writer.set_endpoint(self.runtime.base_url())
+        if self.load is not None:
+            self.load.set_endpoint(self.runtime.base_url())
             injected = injection.injected_at_unix_s
-            writer = self.writer
+            load = self.load
             first = wait_for(
-                lambda: writer.first_ack_after(injected),
+                lambda: load.first_sample_after(injected),
                 what=f"the first sample acknowledged after fault {planned.index}",
                 timeout_s=self.scenario.prometheus.ready_timeout_s,
                 interval_s=0.05,
@@ -241,13 +249,13 @@ class Run:
         return record
 
     def _checkpoint(self, label: str, cutoff_unix_ms: int) -> None:
-        assert self.runtime is not None and self.writer is not None
+        assert self.runtime is not None and self.load is not None
         url = self.runtime.base_url()
         assert url is not None
         client = PromClient(url, timeout_s=60)
         checkpoint = check_history(
             client,
-            self.writer.ledger,
+            self.load.expected(url),
             cutoff_unix_ms=cutoff_unix_ms,
             label=label,
             checked_at_s=time.time() - self.result.t0_unix_s,
@@ -264,8 +272,8 @@ class Run:
     def _cleanup(self) -> None:
         """Stop what we started and remove what we created, each step on its own so one failure skips nothing."""
         steps: list[tuple[str, Callable[[], None]]] = []
-        if self.writer is not None:
-            steps.append(("stop the TSDB load", self.writer.stop))
+        if self.load is not None:
+            steps.append(("stop the TSDB load", self.load.stop))
         if self.runtime is not None:
             steps.append(("stop Prometheus", self.runtime.stop))
         if self.storage is not None and not self.options.keep_data:
@@ -279,18 +287,17 @@ class Run:
                 self.event("error", f"cleanup: could not {what}: {e}")
 
 
-def make_runtime(name: str, run: Run) -> Runtime:
+def make_runtime(name: str, run: Run, scrape_configs: list[dict[str, Any]]) -> Runtime:
     assert run.storage is not None
     if name == "local":
         from harness.runtime.local import LocalRuntime
 
-        scrape = run.writer.scrape_configs() if run.writer is not None else []
         return LocalRuntime(
             run.scenario.prometheus,
             run.storage,
             workdir=run.workdir,
             logs_dir=run.run_dir / "logs",
-            extra_scrape_configs=scrape,
+            extra_scrape_configs=scrape_configs,
         )
     raise UsageError(f"runtime {name!r} is not available yet; use --runtime local")
 
@@ -391,5 +398,6 @@ def _render(run: Run) -> None:
 
         path = render_report(run.run_dir)
         ui.info(f"report: {path}")
-    except HarnessError as e:
+    except (HarnessError, OSError, ValueError) as e:
+        # A report that cannot be drawn must not cost the run: result.json is saved and `harness report` retries.
         ui.error(f"could not render the report: {e}")

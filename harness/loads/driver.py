@@ -1,0 +1,88 @@
+"""One interface over the two TSDB load modes, so the pipeline does not care how samples reach Prometheus.
+
+Remote write has an acknowledgement per request, so its oracle is the ledger of acknowledged samples. A scrape has
+none, so in scrape mode the oracle is a snapshot of what Prometheus returned just before each fault.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.loads.ledger import ExpectedHistory, ScrapeSnapshot
+from harness.loads.tsdb import SyntheticExporter, TsdbWriter
+from harness.prom import PromClient
+from harness.results.model import IngestPoint
+from harness.scenario.model import TsdbLoad
+
+LEDGER_FILE = "tsdb-ledger.json"
+
+
+class TsdbDriver:
+    def __init__(self, load: TsdbLoad, run_id: str) -> None:
+        self.load = load
+        self.run_id = run_id
+        self.writer: TsdbWriter | None = None
+        self.exporter: SyntheticExporter | None = None
+        self._snapshot: ScrapeSnapshot | None = None
+        if load.mode == "scrape":
+            self.exporter = SyntheticExporter(load, run_id)
+
+    @property
+    def mode(self) -> str:
+        return self.load.mode
+
+    def prepare(self) -> list[dict[str, Any]]:
+        """Before Prometheus starts: the scrape configs it needs (the exporter must be listening already)."""
+        if self.exporter is None:
+            return []
+        self.exporter.start()
+        return [self.exporter.scrape_config()]
+
+    def start(self, endpoint: str | None) -> None:
+        """The load phase begins (t0): remote write starts on the grid from now."""
+        if self.exporter is None:
+            self.writer = TsdbWriter(self.load, self.run_id, endpoint=endpoint)
+            self.writer.start()
+
+    def set_endpoint(self, endpoint: str | None) -> None:
+        if self.writer is not None:
+            self.writer.set_endpoint(endpoint)
+
+    def before_fault(self, prom_url: str, cutoff_unix_ms: int) -> None:
+        """Scrape mode: remember what Prometheus shows now; it must still be there after the fault."""
+        if self.exporter is not None:
+            self._snapshot = self.exporter.snapshot(PromClient(prom_url, timeout_s=60), cutoff_unix_ms)
+
+    def expected(self, prom_url: str) -> ExpectedHistory:
+        """What must be in Prometheus: the ledger (remote write) or the last snapshot before a fault (scrape)."""
+        if self.writer is not None:
+            return self.writer.ledger
+        assert self.exporter is not None
+        if self._snapshot is None:  # no fault yet: the promise is what Prometheus shows now
+            self.before_fault(prom_url, int(time.time() * 1000))
+        assert self._snapshot is not None
+        return self._snapshot
+
+    def first_sample_after(self, t_unix_s: float) -> float | None:
+        if self.writer is not None:
+            return self.writer.first_ack_after(t_unix_s)
+        assert self.exporter is not None
+        return self.exporter.first_scrape_after(t_unix_s)
+
+    def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
+        return self.writer.ingest(t0_unix_s) if self.writer is not None else []
+
+    def stop(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
+        if self.exporter is not None:
+            self.exporter.stop()
+
+    def save(self, run_dir: Path) -> str | None:
+        """Keep the ledger with the result (a few KB), so the check can be re-examined later."""
+        if self.writer is None:
+            return None
+        self.writer.ledger.save(run_dir / LEDGER_FILE)
+        return LEDGER_FILE
