@@ -258,6 +258,12 @@ def _writable_finding(path: Path, sc: SecurityContext) -> DoctorFinding:
             evidence=f"create, write, fsync, rename and delete of a probe file succeeded; {found_stat}.",
         )
     evidence = f"writing a probe file in {path} as {who} failed: {os.strerror(err)}; {found_stat}."
+    blocked = _unsearchable_parent(path, uid, {gid, *groups})
+    if blocked is not None:
+        bst = blocked.stat()
+        evidence += (
+            f" Its parent {blocked} ({bst.st_uid}:{bst.st_gid} {perms(bst.st_mode)}) is not searchable by uid {uid}."
+        )
     if as_root and sc.fs_group is not None:
         return DoctorFinding(
             check="local.writable",
@@ -281,6 +287,23 @@ def _writable_finding(path: Path, sc: SecurityContext) -> DoctorFinding:
             ]
         ),
     )
+
+
+def _unsearchable_parent(path: Path, uid: int, groups: set[int]) -> Path | None:
+    """The first ancestor ``uid`` may not traverse (no x bit for it): the probe fails there, not in ``path``."""
+    if uid == 0:
+        return None
+    for parent in reversed(Path(os.path.realpath(path)).parents):
+        st = parent.stat()
+        if st.st_uid == uid:
+            bit = 0o100
+        elif st.st_gid in groups:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return parent
+    return None
 
 
 def _probe_name(path: Path) -> Path:
