@@ -307,7 +307,35 @@ def check_binding(scenario: Scenario, kube: KubeInventory | None) -> list[Doctor
     planned = planned_volume(scenario)
     intended = planned_volume_name(scenario)
     outcome = simulate_binding(claim, inventory, planned)
-    return binding_findings(outcome, intended=intended, source=inventory.source)
+    findings = binding_findings(outcome, intended=intended, source=inventory.source)
+    if isinstance(scenario.storage, LocalStorage) and kube is not None:
+        findings += _local_class_findings(outcome, inventory)
+    return findings
+
+
+def _local_class_findings(outcome: BindingOutcome, inventory: KubeInventory) -> list[DoctorFinding]:
+    """The field notes' local-PV recipe: a no-provisioner StorageClass with WaitForFirstConsumer."""
+    name = outcome.effective_class
+    sc = inventory.storage_class(name) if name else None
+    if sc is not None and sc.volume_binding_mode == "WaitForFirstConsumer":
+        return []
+    found = (
+        f'StorageClass "{name}" does not exist'
+        if name and sc is None
+        else (f'StorageClass "{name}" binds Immediate' if sc is not None else "the claim has no StorageClass")
+    )
+    return [
+        DoctorFinding(
+            check="k8s.storage_class",
+            severity=Severity.WARNING,
+            title=f"Local PV without WaitForFirstConsumer: {found}",
+            evidence=f"inventory: {inventory.source}.",
+            why="With Immediate binding the claim binds before the pod is scheduled, ignoring the other constraints "
+            "of the pod (resources, taints); the pod may then be unschedulable on the one node the PV allows.",
+            fix=f"Create it: `kind: StorageClass, metadata.name: {name or 'local-storage'}, provisioner: "
+            "kubernetes.io/no-provisioner, volumeBindingMode: WaitForFirstConsumer`.",
+        )
+    ]
 
 
 def binding_findings(outcome: BindingOutcome, *, intended: str | None, source: str) -> list[DoctorFinding]:

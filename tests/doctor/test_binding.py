@@ -315,3 +315,17 @@ def test_local_pv_on_kubernetes_needs_a_node_and_probes_are_checked(tmp_path: Pa
     assert checks["k8s.binding"].severity is Severity.INFO
     assert blocking(findings)
     assert findings[0].severity is Severity.BLOCKER  # blockers first
+
+
+def test_local_pv_class_should_wait_for_the_first_consumer(tmp_path: Path) -> None:
+    s = scenario(tmp_path, {"backend": "local", "path": str(tmp_path), "node": "node-1"}, name="loc")
+    missing = check_binding(s, KubeInventory(namespace=NS, nodes=NODES))
+    (warning,) = [f for f in missing if f.check == "k8s.storage_class"]
+    assert warning.title == 'Local PV without WaitForFirstConsumer: StorageClass "local-storage" does not exist'
+    assert "volumeBindingMode: WaitForFirstConsumer" in warning.fix
+    good = check_binding(s, KubeInventory(namespace=NS, nodes=NODES, storage_classes=(LOCAL_SC,)))
+    assert [f.check for f in good] == ["k8s.binding"]
+    assert (
+        good[0].title == "The claim will bind pv/harness-loc when the pod is scheduled (WaitForFirstConsumer) "
+        "(smallest matching PV)"
+    )
