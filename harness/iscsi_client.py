@@ -68,6 +68,7 @@ def _lib() -> ctypes.CDLL:
         "iscsi_set_session_type": ([vp, ip], ip),
         "iscsi_set_header_digest": ([vp, ip], ip),
         "iscsi_set_timeout": ([vp, ip], ip),
+        "iscsi_set_tcp_syncnt": ([vp, ip], ip),
         "iscsi_full_connect_sync": ([vp, cp, ip], ip),
         "iscsi_logout_sync": ([vp], ip),
         "iscsi_readcapacity16_sync": ([vp, ip], vp),
@@ -111,6 +112,8 @@ class IscsiLun:
             self._lib.iscsi_set_session_type(self._ctx, _SESSION_NORMAL)
             self._lib.iscsi_set_header_digest(self._ctx, _HEADER_DIGEST_NONE_CRC32C)
             self._lib.iscsi_set_timeout(self._ctx, max(1, int(timeout_s)))
+            # Bound the TCP connect too (SYN retries): an unreachable portal must fail within seconds, not minutes.
+            self._lib.iscsi_set_tcp_syncnt(self._ctx, 2)
             if self._lib.iscsi_full_connect_sync(self._ctx, address.encode(), lun) != 0:
                 raise IscsiError("login", self.where, self._error())
         except BaseException:
