@@ -164,6 +164,7 @@ class Run:
         self.result.t0_unix_s = t0 = time.time()
         if self.load is not None:
             self.load.start(self.runtime.base_url())
+        self.save()
         duration = self.scenario.duration_s
         with ui.phase(f"load and faults for {duration:g} s", duration) as bar:
             for planned in self.planned:

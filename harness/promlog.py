@@ -12,13 +12,14 @@ _GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _REPLAY = re.compile(r"total_replay_duration=\"?([0-9a-zµ.]+)")
 
-# Substrings of fatal storage errors; each maps to what it usually means.
-STORAGE_ERRORS: dict[str, str] = {
-    "permission denied": "the TSDB directory is not writable by the Prometheus user (uid/gid, fsGroup, NFS squash)",
-    "no space left on device": "the volume is full",
-    "lock DB directory": "another Prometheus holds the TSDB lock, or the lock file is not writable",
-    "read-only file system": "the volume is mounted read-only",
-}
+# Substrings of fatal errors, most specific first; each maps to what it usually means.
+STORAGE_ERRORS: list[tuple[str, str]] = [
+    ("error loading config", "Prometheus could not read its config file (check the user it runs as can reach it)"),
+    ("lock DB directory", "another Prometheus holds the TSDB lock, or the lock file is not writable"),
+    ("permission denied", "the TSDB directory is not writable by the Prometheus user (uid/gid, fsGroup, NFS squash)"),
+    ("no space left on device", "the volume is full"),
+    ("read-only file system", "the volume is mounted read-only"),
+]
 
 
 def parse_go_duration_s(text: str) -> float:
@@ -51,7 +52,7 @@ def storage_errors(log_text: str) -> list[tuple[str, str]]:
     found = []
     for line in log_text.splitlines():
         lower = line.lower()
-        for needle, meaning in STORAGE_ERRORS.items():
+        for needle, meaning in STORAGE_ERRORS:
             if needle.lower() in lower and ("level=error" in lower or "err=" in lower or "level=ERROR" in line):
                 found.append((line.strip(), meaning))
                 break

@@ -26,14 +26,8 @@ def _uid_of(pid: int) -> int:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    # Prometheus may run as uid 1000 below: it must reach its config and data.
-    tmp_path.chmod(0o755)
-    for parent in tmp_path.parents:
-        if parent == Path("/tmp"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o005)
-    return tmp_path
+def workdir(public_tmp: Path) -> Path:
+    return public_tmp
 
 
 def _runtime(storage: ProvisionedStorage, workdir: Path, **kw: object) -> Iterator[LocalRuntime]:

@@ -191,6 +191,7 @@ class LocalRuntime(Runtime):
         self._generation += 1
         data_dir = self.storage.data_dir_for(self._generation)
         self._apply_fs_group(data_dir)
+        self._check_reachable(data_dir)
         self.container = self._start_container(self._generation, 0, node, proc.free_port(), data_dir)
 
     def _apply_fs_group(self, data_dir: Path) -> None:
@@ -206,6 +207,26 @@ class LocalRuntime(Runtime):
             # Group rw like the kubelet's fsGroup change; setgid on directories so new files inherit the group.
             extra = 0o2070 if path.is_dir() else 0o060
             path.chmod((path.stat().st_mode & 0o7777) | extra)
+
+    def _check_reachable(self, data_dir: Path) -> None:
+        """Fail early and clearly when the Prometheus user cannot even reach its config or data directory.
+
+        A private parent directory (mode 0700, e.g. a test's temp dir) would otherwise surface as Prometheus'
+        "permission denied" and look like a storage problem.
+        """
+        if not self.as_security_context:
+            return
+        sc = self.spec.security_context
+        gids = {sc.run_as_group, *([sc.fs_group] if sc.fs_group is not None else [])}
+        for target in (self.workdir, data_dir.parent):
+            blocked = _first_untraversable(target, sc.run_as_user, gids)
+            if blocked is not None:
+                mode = blocked.stat().st_mode & 0o7777
+                raise InfraError(
+                    f"Prometheus runs as uid {sc.run_as_user} (the scenario's security_context) but cannot enter "
+                    f"{blocked} (mode {mode:04o}, owner uid {blocked.stat().st_uid}), on the way to {target}. "
+                    "Use a --workdir (or storage.path) under a directory every user can traverse, such as /tmp"
+                )
 
     def _config_path(self, port: int) -> Path:
         scrape_configs: list[dict[str, Any]] = [
@@ -259,3 +280,20 @@ class LocalRuntime(Runtime):
         else:
             msg += "\n" + "\n".join(text.splitlines()[-10:])
         return msg
+
+
+def _first_untraversable(path: Path, uid: int, gids: set[int]) -> Path | None:
+    """The first directory from / down to ``path`` that ``uid`` (with ``gids``) may not enter, if any."""
+    for directory in [*reversed(path.resolve().parents), path.resolve()]:
+        st = directory.stat()
+        if uid == 0:
+            continue
+        if st.st_uid == uid:
+            allowed = st.st_mode & 0o100
+        elif st.st_gid in gids:
+            allowed = st.st_mode & 0o010
+        else:
+            allowed = st.st_mode & 0o001
+        if not allowed:
+            return directory
+    return None

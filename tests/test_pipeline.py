@@ -1,0 +1,194 @@
+"""End to end on the local runtime with the real prometheus and fio binaries: the issue's acceptance cases.
+
+1. the demo scenario passes with 0 samples lost after a SIGKILL and a reschedule on persistent storage;
+2. the emptyDir baseline fails (exit 1) and reports the pre-reschedule history as lost: the oracle can fail;
+3. a malformed scenario exits 2 with file:line errors (tests/test_scenario.py);
+plus Ctrl-C keeping a partial result, scrape mode, re-rendering and comparing stored results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness.results.model import Status
+from harness.results.store import load_result
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def harness(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd, check=False, timeout=300
+    )
+
+
+def run_dirs(reports: Path) -> list[Path]:
+    return sorted(p.parent for p in reports.glob("*/*/result.json"))
+
+
+@pytest.fixture
+def area(tmp_path: Path, public_tmp: Path) -> tuple[Path, Path]:
+    return tmp_path / "reports", public_tmp
+
+
+def scenario(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return path
+
+
+def no_prometheus_left(work: Path) -> bool:
+    out = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True).stdout
+    return str(work) not in out
+
+
+@pytest.mark.slow
+def test_shipped_demo_passes_with_nothing_lost(area: tuple[Path, Path]) -> None:
+    reports, work = area
+    proc = harness("run", "scenarios/demo.yaml", "--reports", str(reports), "--workdir", str(work))
+    assert proc.returncode == 0, proc.stderr
+    [run_dir] = run_dirs(reports)
+    result = load_result(run_dir)
+    assert result.verdict is Status.PASSED and result.complete
+    assert [f.action for f in result.faults] == ["sigkill", "reschedule"]
+    assert all(f.error is None and f.first_sample_at_s is not None for f in result.faults)
+    assert [c.label for c in result.durability][-1] == "final"
+    assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    assert {j.profile for j in result.fio} == {"wal-append", "randwrite-4k"}
+    assert all(j.write is not None and j.write.iops > 0 for j in result.fio)
+    assert result.environment.prometheus_version and result.environment.fio_version
+    assert result.environment.data_filesystem
+    assert (run_dir / "report.html").stat().st_size > 10_000
+    assert (run_dir / "tsdb-ledger.json").exists()
+    assert list(work.iterdir()) == []  # the work area is cleaned up
+    assert no_prometheus_left(work)
+
+
+@pytest.mark.slow
+def test_shipped_ephemeral_baseline_loses_history(area: tuple[Path, Path]) -> None:
+    reports, work = area
+    proc = harness("run", "scenarios/ephemeral-baseline.yaml", "--reports", str(reports), "--workdir", str(work))
+    assert proc.returncode == 1, proc.stderr
+    [run_dir] = run_dirs(reports)
+    result = load_result(run_dir)
+    assert result.verdict is Status.FAILED
+    by_label = {c.label: c for c in result.durability}
+    # A SIGKILL restarts the container in the same pod: the emptyDir survives it.
+    assert by_label["after fault 1 (sigkill)"].lost == 0
+    # The reschedule makes a new pod with an empty emptyDir: everything acknowledged before it is gone.
+    after = by_label["after fault 2 (reschedule)"]
+    assert after.acknowledged > 0 and after.lost == after.acknowledged and after.present == 0
+    assert after.lost_series_count == 500
+    assert after.loss_window_start_unix_ms is not None and after.loss_window_end_unix_ms is not None
+    history = next(c for c in result.checks if c.name == "history_survival")
+    assert history.status is Status.FAILED and "lost" in history.reason
+    assert (run_dir / "report.html").exists()
+
+
+def test_scrape_mode_and_sigterm(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = scenario(
+        tmp_path,
+        "name: scrape\nduration: 12s\nstorage: {backend: local}\nprometheus: {scrape_interval: 1s}\n"
+        "loads: {tsdb: {mode: scrape, series: 200, interval: 1s}}\n"
+        "faults: [{action: sigterm, at: 8s}]\n",
+    )
+    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
+    assert proc.returncode == 0, proc.stderr
+    result = load_result(run_dirs(reports)[0])
+    assert result.durability[0].acknowledged > 0 and result.durability[0].lost == 0
+    assert result.faults[0].first_sample_at_s is not None
+
+
+def test_interrupt_keeps_the_partial_result_and_cleans_up(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = scenario(
+        tmp_path,
+        "name: interrupted\nduration: 5m\nstorage: {backend: local}\nloads: {tsdb: {series: 100}}\n"
+        "faults: [{action: sigkill, at: 4m}]\n",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", str(path), "--reports", str(reports), "--workdir", str(work)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    # Interrupt once the load phase is under way (Prometheus up, samples flowing).
+    while time.monotonic() < deadline:
+        dirs = run_dirs(reports)
+        if dirs and json.loads((dirs[0] / "result.json").read_text())["t0_unix_s"] > 0:
+            break
+        time.sleep(0.2)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    [run_dir] = run_dirs(reports)
+    result = load_result(run_dir)
+    assert result.interrupted and result.verdict is Status.ERROR
+    assert (run_dir / "report.html").exists()
+    assert list(work.iterdir()) == []
+    assert no_prometheus_left(work)
+
+
+def test_missing_prometheus_names_the_package(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = scenario(
+        tmp_path,
+        "name: nobin\nduration: 5s\nstorage: {backend: ephemeral}\nprometheus: {binary: prometheus-not-installed}\n",
+    )
+    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work), "--skip-doctor")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "prometheus-not-installed" in proc.stderr and "apt-get install" in proc.stderr
+    result = load_result(run_dirs(reports)[0])
+    assert result.verdict is Status.ERROR and result.error
+
+
+def test_report_rerender_and_compare(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = scenario(
+        tmp_path,
+        "name: twice\nduration: 4s\nstorage: {backend: local}\nloads: {tsdb: {series: 50}}\n"
+        "faults: [{action: sigkill, at: 2s}]\n",
+    )
+    for _ in range(2):
+        assert harness("run", str(path), "--reports", str(reports), "--workdir", str(work)).returncode == 0
+    first, second = run_dirs(reports)
+    (first / "report.html").unlink()
+    rerender = harness("report", str(first))
+    assert rerender.returncode == 0, rerender.stderr
+    assert (first / "report.html").exists()
+    out = tmp_path / "compare.html"
+    compared = harness("compare", str(first), str(second), "-o", str(out))
+    assert compared.returncode in (0, 1), compared.stderr
+    assert out.exists() and "twice" in compared.stdout
+
+
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="a loop-mounted ext4 image needs root")
+def test_loop_mounted_ext4_volume(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = scenario(
+        tmp_path,
+        "name: loop\nduration: 6s\nstorage: {backend: local, image: {filesystem: ext4, size: 256Mi}}\n"
+        "loads: {tsdb: {series: 100}, fio: [{profile: wal-append, runtime: 1s, size: 16Mi}]}\n"
+        "faults: [{action: reschedule, at: 3s}]\n",
+    )
+    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
+    assert proc.returncode == 0, proc.stderr
+    result = load_result(run_dirs(reports)[0])
+    assert result.environment.data_filesystem == "ext4"
+    assert result.environment.data_device and result.environment.data_device.startswith("/dev/loop")
+    assert list(work.iterdir()) == []
