@@ -217,6 +217,21 @@ def _writable_finding(
             fix="Check the server's log and the export's options (read-only export? quota? full filesystem?).",
         )
     fs_group = sc.fs_group
+    if (
+        fs_group is not None
+        and fs_group != gid
+        and can_write(owner_uid=owner_uid, owner_gid=owner_gid, mode=mode, uid=uid, groups={gid, fs_group})
+    ):
+        # The pod's process carries fsGroup as a supplementary group and AUTH_SYS sends it; libnfs 4.0 cannot.
+        return DoctorFinding(
+            check="nfs.writable",
+            severity=Severity.WARNING,
+            title=f"{shown} is writable for Prometheus only through its fsGroup {fs_group} (not tested)",
+            evidence=evidence + f" The probe sent gid {gid} only; {shown} grants group {owner_gid} write access.",
+            why=f"The container runs with fsGroup {fs_group} as a supplementary group, which the NFS client sends "
+            "along, so this should work; the doctor's NFS client cannot send supplementary groups to prove it.",
+            fix=f"To be independent of supplementary groups: `chown -R {uid}:{gid} {spec.export}` on the server.",
+        )
     root_note = {
         True: "this export squashes root, so an initContainer running as root cannot chown it",
         False: "this export has no_root_squash, so an initContainer running as root can chown it",

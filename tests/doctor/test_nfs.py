@@ -132,3 +132,14 @@ def test_unknown_export_cannot_be_mounted(nfs_server: NfsServer) -> None:
     assert connect.severity is Severity.BLOCKER
     assert "NFS4ERR_NOENT" in connect.evidence or "No such file" in connect.evidence
     assert blocking(findings)
+
+
+def test_writable_only_through_fs_group_is_a_warning_not_a_blocker(nfs_server: NfsServer) -> None:
+    os.chown(nfs_server.export_dir, 0, 2000)
+    nfs_server.export_dir.chmod(0o775)
+    spec = NfsStorage.model_validate(nfs_storage(nfs_server))
+    findings = check_nfs(spec, SecurityContext(run_as_user=1000, run_as_group=3000, fs_group=2000))
+    (writable,) = by_check(findings, "nfs.writable")
+    assert writable.severity is Severity.WARNING
+    assert "only through its fsGroup 2000" in writable.title
+    assert not blocking(findings)
