@@ -31,7 +31,7 @@ from harness.loads.driver import TsdbDriver
 from harness.prom import PromClient
 from harness.results import env as envinfo
 from harness.results.model import CheckResult, Event, FaultRecord, RunResult, Severity, Status
-from harness.results.store import new_run_dir, save_result
+from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
 from harness.runtime.base import Runtime
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
@@ -105,7 +105,11 @@ class Run:
             from harness.doctor import blocking, run_doctor
         except ImportError:  # the doctor ships separately; a run without it is still meaningful
             return True
-        findings = run_doctor(self.scenario, runtime=self.options.runtime)
+        findings = run_doctor(
+            self.scenario,
+            runtime=self.options.runtime,
+            previous_wal_replay_s=previous_wal_replay_s(self.options.reports_root / self.scenario.name, self.run_dir),
+        )
         self.result.doctor = findings
         for f in findings:
             if f.severity is not Severity.INFO:
@@ -286,6 +290,21 @@ class Run:
                 action()
             except (HarnessError, OSError) as e:
                 self.event("error", f"cleanup: could not {what}: {e}")
+
+
+def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None:
+    """The longest WAL replay of the newest earlier run of this scenario: what the probes must outlast."""
+    for run_dir in sorted(scenario_reports.iterdir(), reverse=True) if scenario_reports.is_dir() else []:
+        if run_dir == current or not (run_dir / RESULT_FILE).is_file():
+            continue
+        try:
+            previous = load_result(run_dir)
+        except UsageError:  # another schema version or a broken file: not evidence either way
+            continue
+        replays = [f.wal_replay_s for f in previous.faults if f.wal_replay_s is not None]
+        if replays:
+            return max(replays)
+    return None
 
 
 def make_runtime(name: str, run: Run, scrape_configs: list[dict[str, Any]]) -> Runtime:
