@@ -196,3 +196,8 @@ def test_cli_schema(tmp_path: Path) -> None:
     out = tmp_path / "schema.json"
     assert _cli("schema", "-o", str(out)).returncode == 0
     assert json.loads(out.read_text())["title"]
+
+
+def test_shipped_json_schema_is_current() -> None:
+    shipped = json.loads((ROOT / "scenarios" / "scenario.schema.json").read_text())
+    assert shipped == json.loads(json.dumps(json_schema())), "run: harness schema -o scenarios/scenario.schema.json"
