@@ -100,11 +100,12 @@ class Run:
     # --- steps -------------------------------------------------------------------------------------------------
 
     def step_doctor(self) -> bool:
-        """Run the storage doctor; False when it found something that would make the run fail."""
-        try:
-            from harness.doctor import blocking, run_doctor
-        except ImportError:  # the doctor ships separately; a run without it is still meaningful
-            return True
+        """Run the storage doctor; False when it found something that would make the run fail before it starts.
+
+        A blocker is an ERROR, not a FAILED: the storage did not lose data, the run could not be set up on it.
+        """
+        from harness.doctor import blocking, run_doctor
+
         findings = run_doctor(
             self.scenario,
             runtime=self.options.runtime,
@@ -112,11 +113,21 @@ class Run:
         )
         self.result.doctor = findings
         for f in findings:
-            if f.severity is not Severity.INFO:
-                self.event("warning" if f.severity is Severity.WARNING else "error", f"doctor: {f.title}")
+            if f.severity is Severity.WARNING:
+                self.event("warning", f"doctor: {f.title}")
+            elif f.severity is Severity.BLOCKER:
+                lines = [f"doctor: {f.title}"]
+                lines += [f"  {k}: {v}" for k, v in (("evidence", f.evidence), ("fix", f.fix)) if v]
+                self.event("error", "\n".join(lines))
         if blocking(findings):
             titles = "; ".join(f.title for f in findings if f.severity is Severity.BLOCKER)
-            self.result.checks.append(CheckResult(name="doctor", status=Status.FAILED, reason=titles))
+            self.result.checks.append(
+                CheckResult(
+                    name="doctor",
+                    status=Status.ERROR,
+                    reason=f"the run was not started: {titles} (see `harness doctor`, or --skip-doctor)",
+                )
+            )
             return False
         return True
 
