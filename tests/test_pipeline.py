@@ -192,3 +192,50 @@ def test_loop_mounted_ext4_volume(area: tuple[Path, Path], tmp_path: Path) -> No
     assert result.environment.data_filesystem == "ext4"
     assert result.environment.data_device and result.environment.data_device.startswith("/dev/loop")
     assert list(work.iterdir()) == []
+
+
+def test_doctor_blocker_stops_the_run_before_anything_starts(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = scenario(tmp_path, f"name: nopath\nduration: 5s\nstorage: {{backend: local, path: {tmp_path}/missing}}\n")
+    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr and "fix:" in proc.stderr
+    result = load_result(run_dirs(reports)[0])
+    assert result.verdict is Status.ERROR
+    assert [c.name for c in result.checks] == ["doctor"]
+    assert result.faults == [] and result.fio == []
+    assert result.doctor and (run_dirs(reports)[0] / "report.html").exists()
+
+
+def test_previous_wal_replay_is_read_from_the_newest_earlier_run(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from harness.pipeline import previous_wal_replay_s
+    from harness.results.env import collect
+    from harness.results.model import FaultRecord, RunResult
+    from harness.results.store import save_result
+
+    root = tmp_path / "s"
+    for name, replays in (("20260101T000000Z-a", [9.0]), ("20260102T000000Z-b", [1.5, 2.5])):
+        (root / name).mkdir(parents=True)
+        faults = [
+            FaultRecord(
+                index=i, action="sigkill", scheduled_at_s=1, injected_at_s=1, instance_before="x", wal_replay_s=r
+            )
+            for i, r in enumerate(replays)
+        ]
+        result = RunResult(
+            run_id=name,
+            scenario_name="s",
+            scenario={},
+            runtime="local",
+            started_at=datetime.now(UTC),
+            t0_unix_s=1.0,
+            environment=collect("local"),
+            faults=faults,
+        )
+        save_result(root / name, result)
+    current = root / "20260103T000000Z-c"
+    current.mkdir()
+    assert previous_wal_replay_s(root, current) == 2.5
+    assert previous_wal_replay_s(tmp_path / "none", current) is None
