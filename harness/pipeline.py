@@ -338,12 +338,8 @@ def _fmt(at_s: float | None, since_s: float) -> str:
 
 
 @contextmanager
-def _interruptible() -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into ``Interrupted`` raised in the main thread, restoring the old handlers after."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signal.Signals(signum).name)
-
+def _signals(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """Handle SIGINT and SIGTERM with ``handler`` inside the block, restoring the old handlers after."""
     old_int = signal.signal(signal.SIGINT, handler)
     old_term = signal.signal(signal.SIGTERM, handler)
     try:
@@ -353,20 +349,14 @@ def _interruptible() -> Iterator[None]:
         signal.signal(signal.SIGTERM, old_term)
 
 
-@contextmanager
-def _shielded() -> Iterator[None]:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    """Turn Ctrl-C/SIGTERM into ``Interrupted`` raised where the run was, so cleanup runs in order."""
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _shield(signum: int, frame: FrameType | None) -> None:
     """During cleanup a second Ctrl-C must not leave mounts and processes behind: say so and carry on."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        ui.warn("cleaning up (stopping Prometheus, removing what this run created); please wait")
-
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+    ui.warn("cleaning up (stopping Prometheus, removing what this run created); please wait")
 
 
 def execute(options: RunOptions) -> RunOutcome:
@@ -390,7 +380,7 @@ def execute(options: RunOptions) -> RunOutcome:
     save_result(run_dir, result)
     ui.info(f"run {run_id}: scenario [bold]{scenario.name}[/bold] -> {run_dir}")
     exit_code = EXIT_ERROR
-    with _interruptible():
+    with _signals(_interrupt):
         try:
             run.workdir = Path(tempfile.mkdtemp(prefix=f"prom-harness-{run_id}-", dir=options.workdir_root))
             # Prometheus may run as the scenario's uid: it must be able to reach its config and data.
@@ -411,7 +401,7 @@ def execute(options: RunOptions) -> RunOutcome:
             run.result.error = str(e)
             run.event("error", str(e))
         finally:
-            with _shielded():
+            with _signals(_shield):
                 run._cleanup()
                 run.result.finished_at = datetime.now(UTC)
                 run.result.verdict = run.result.overall()

@@ -28,46 +28,31 @@ SIZE_UNITS: dict[str, int] = {
 _NUM_UNIT = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*$")
 
 
-def parse_duration_s(value: object) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {value!r}")
-    if isinstance(value, int | float):
-        if value == 0:
-            return 0.0
-        raise ValueError(
-            f"a duration needs a unit: write {value}s, {value}m, ... (allowed units: {', '.join(DURATION_UNITS)})"
-        )
-    if not isinstance(value, str):
-        raise ValueError(f"expected a duration such as 30s, 5m or 1h, got {type(value).__name__}")
-    m = _NUM_UNIT.match(value)
-    if not m:
-        raise ValueError(f"{value!r} is not a duration; write a number and a unit such as 30s, 5m or 1h")
-    number, unit = m.groups()
-    if unit not in DURATION_UNITS:
-        allowed = ", ".join(DURATION_UNITS)
-        raise ValueError(f"unknown duration unit {unit or '(none)'!r} in {value!r}; allowed units: {allowed}")
-    return float(number) * DURATION_UNITS[unit]
-
-
-def parse_size_bytes(value: object) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"expected a size such as 512Mi or 2Gi, got {value!r}")
+def _parse(value: object, units: dict[str, float] | dict[str, int], kind: str, examples: str) -> float:
+    """A number with one of ``units`` -> the number times the unit's factor; errors say what is allowed."""
+    allowed = ", ".join(units)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected a {kind} such as {examples}, got {value!r}")
     if isinstance(value, int | float):
         if value == 0:
             return 0
-        raise ValueError(
-            f"a size needs a unit: write {value}Mi, {value}Gi, ... (allowed units: {', '.join(SIZE_UNITS)})"
-        )
-    if not isinstance(value, str):
-        raise ValueError(f"expected a size such as 512Mi or 2Gi, got {type(value).__name__}")
+        first = next(iter(u for u in units if units[u] != 1), "")
+        raise ValueError(f"a {kind} needs a unit: write {value}{first}, ... (allowed units: {allowed})")
     m = _NUM_UNIT.match(value)
     if not m:
-        raise ValueError(f"{value!r} is not a size; write a number and a unit such as 512Mi or 2Gi")
+        raise ValueError(f"{value!r} is not a {kind}; write a number and a unit such as {examples}")
     number, unit = m.groups()
-    if unit not in SIZE_UNITS:
-        allowed = ", ".join(SIZE_UNITS)
-        raise ValueError(f"unknown size unit {unit or '(none)'!r} in {value!r}; allowed units: {allowed}")
-    return int(float(number) * SIZE_UNITS[unit])
+    if unit not in units:
+        raise ValueError(f"unknown {kind} unit {unit or '(none)'!r} in {value!r}; allowed units: {allowed}")
+    return float(number) * units[unit]
+
+
+def parse_duration_s(value: object) -> float:
+    return float(_parse(value, DURATION_UNITS, "duration", "30s, 5m or 1h"))
+
+
+def parse_size_bytes(value: object) -> int:
+    return int(_parse(value, SIZE_UNITS, "size", "512Mi or 2Gi"))
 
 
 def format_duration(seconds: float) -> str:
