@@ -272,10 +272,20 @@ def verdict_reason(result: RunResult) -> str:
 def _checks_table(result: RunResult) -> Table:
     rows, classes = [], []
     for c in result.checks:
-        details = ", ".join(f"{k}={v}" for k, v in c.details.items())
+        details = ", ".join(f"{k}={_detail(v)}" for k, v in c.details.items() if not isinstance(v, list | dict))
         rows.append([c.name, c.status.value, c.reason, details])
         classes.append(_status_class(c.status))
     return Table(["check", "status", "reason", "details"], rows, classes)
+
+
+LOST_SERIES_SHOWN = 3
+
+
+def _detail(value: object) -> str:
+    """Check details for people: floats to a sensible precision; nested data is left to result.json."""
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
 
 
 def _status_class(status: Status) -> str:
@@ -285,8 +295,11 @@ def _status_class(status: Status) -> str:
 def _durability_table(frame: pd.DataFrame) -> Table:
     rows, classes = [], []
     for r in frame.to_dict("records"):
-        lost_series = ", ".join(r["lost_series"])
-        if r["lost_series_count"] > len(r["lost_series"]):
+        # A few selectors say which series; the full first list is in result.json, the counts tell the scale.
+        shown = list(r["lost_series"])[:LOST_SERIES_SHOWN]
+        # A zero-width space after each label lets a long selector wrap in its cell instead of widening the page.
+        lost_series = ", ".join(sel.replace('",', '",\u200b') for sel in shown)
+        if r["lost_series_count"] > len(shown):
             lost_series += f" … ({r['lost_series_count']:,} series in all)"
         rows.append(
             [
