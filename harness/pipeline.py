@@ -418,7 +418,7 @@ def _render(run: Run) -> None:
         from harness.report import render_report
 
         path = render_report(run.run_dir)
-        ui.info(f"report: {path}")
+        ui.info(f"report: {path.resolve()}")
     except (HarnessError, OSError, ValueError) as e:
         # A report that cannot be drawn must not cost the run: result.json is saved and `harness report` retries.
         ui.error(f"could not render the report: {e}")
