@@ -76,3 +76,19 @@ def bench_nfs(session: nox.Session) -> None:
 def bench_iscsi(session: nox.Session) -> None:
     """The iSCSI scenario. Local runtime: set HARNESS_ISCSI_MOUNT to where the LUN is mounted."""
     _bench(session, "iscsi")
+
+
+@nox.session(venv_backend="none")
+def cluster(session: nox.Session) -> None:
+    """The local Kubernetes cluster of tests/cluster: build (cached) and start; `nox -s cluster -- stop` stops.
+
+    Any other argument is passed on: `-- status`, `-- env`, `-- start --nodes 1`.
+    """
+    import sys
+
+    _system_deps(session)
+    if session.posargs:
+        session.run(sys.executable, "-m", "tests.cluster", *session.posargs, external=True)
+        return
+    session.run(sys.executable, "-m", "tests.cluster", "build", external=True)
+    session.run(sys.executable, "-m", "tests.cluster", "start", external=True)

@@ -1,0 +1,43 @@
+"""`python -m tests.cluster build|start|stop|status|env`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tests.cluster import build, config, run
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("build", help=f"compile Kubernetes {config.K8S_VERSION} and write the images into the cache")
+    p_start = sub.add_parser("start", help="start etcd, the control plane, containerd and kubelets (needs root)")
+    p_start.add_argument("--nodes", type=int, default=None, help=f"number of nodes (default {config.NODE_COUNT})")
+    sub.add_parser("stop", help="stop everything `start` started, unmount, remove cgroups and bridges")
+    sub.add_parser("status", help="print what runs, as JSON; exit 0 only when the cluster is up")
+    sub.add_parser("env", help="print shell lines that point kubectl and the tests at the cluster")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "build":
+            build.build()
+        elif args.command == "start":
+            run.start(args.nodes)
+        elif args.command == "stop":
+            run.stop()
+        elif args.command == "status":
+            info = run.status()
+            print(json.dumps(info, indent=2))
+            return 0 if info["running"] else 1
+        elif args.command == "env":
+            print(f"export KUBECONFIG={config.kubeconfig_path()}")
+            print(f"export PATH={config.bin_dir()}:$PATH")
+    except run.ClusterError as exc:
+        print(f"cluster {args.command}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

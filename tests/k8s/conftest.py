@@ -1,0 +1,102 @@
+"""Fixtures for tests against a real Kubernetes cluster.
+
+`kubeconfig` (session): $KUBECONFIG when set; else the local cluster of tests/cluster, started here when it is
+built (and stopped again at the end if this session started it); else the tests skip, naming `nox -s cluster`.
+The local build is never run from pytest unless HARNESS_BUILD_CLUSTER=1.
+`namespace` (per test): a throwaway namespace, deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cluster import build, config, run
+from tests.k8s.helpers import wait_for
+
+
+@pytest.fixture(scope="session")
+def local_cluster() -> bool:
+    """True when the tests run against this machine's tests/cluster (not an outside $KUBECONFIG)."""
+    return not os.environ.get("KUBECONFIG")
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(local_cluster: bool) -> Iterator[Path]:
+    if not local_cluster:
+        yield Path(os.environ["KUBECONFIG"])
+        return
+    if os.geteuid() != 0:
+        pytest.skip("the local Kubernetes cluster needs root; or set KUBECONFIG")
+    if not build.is_built():
+        if os.environ.get("HARNESS_BUILD_CLUSTER") != "1":
+            pytest.skip(
+                f"no local Kubernetes cluster: the build cache {config.cache_dir()} is absent; "
+                "run `nox -s cluster` (or set HARNESS_BUILD_CLUSTER=1, or KUBECONFIG)"
+            )
+        build.build()
+    started_here = False
+    if not run.is_running():
+        try:
+            run.start()
+        except run.ClusterError as exc:
+            pytest.skip(f"the local Kubernetes cluster could not start: {exc}")
+        started_here = True
+    try:
+        yield config.kubeconfig_path()
+    finally:
+        if started_here and os.environ.get("HARNESS_KEEP_CLUSTER") != "1":
+            run.stop()
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: Path) -> Iterator[Any]:
+    from kubernetes import config as kconfig
+
+    client = kconfig.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def namespace(api_client: Any) -> Iterator[str]:
+    """A fresh namespace whose default ServiceAccount exists (pods can be created at once); deleted after."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"harness.prom/test": "1"}))
+    )
+    try:
+        wait_for(
+            core.list_namespaced_service_account,
+            lambda sa: sa.metadata.name == "default",
+            timeout=60,
+            namespace=name,
+            what=f"ServiceAccount default in {name}",
+        )
+        yield name
+    finally:
+        core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def node_dir(local_cluster: bool) -> Callable[[str, str], str]:
+    """`node_dir(node, name)`: make a directory on `node` for a local PersistentVolume; return its path."""
+    if not local_cluster:
+        pytest.skip("local PersistentVolumes need a directory on the node: only with the local cluster")
+
+    def make(node: str, name: str) -> str:
+        path = config.STATE_ROOT / "volumes" / node / name
+        path.mkdir(parents=True, exist_ok=False)
+        return str(path)
+
+    return make
