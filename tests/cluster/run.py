@@ -9,6 +9,7 @@ Layout under config.STATE_ROOT (per run, wiped by `start`, except containerd-roo
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -18,7 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -591,8 +592,19 @@ def is_running() -> bool:
         return False
 
 
-def start(node_count: int | None = None, timeout: float = 240) -> Path:
-    """Bring the cluster up (or leave a running one alone); return the admin kubeconfig path."""
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    """One start/stop decision at a time across processes (several pytest sessions may share the cluster)."""
+    STATE_ROOT.mkdir(parents=True, exist_ok=True)
+    with (STATE_ROOT / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _preflight() -> None:
     if os.geteuid() != 0:
         raise ClusterError("the local cluster needs root (mounts, cgroups, bridges)")
     if not build.is_built():
@@ -601,17 +613,30 @@ def start(node_count: int | None = None, timeout: float = 240) -> Path:
                if shutil.which(t) is None]  # fmt: skip
     if missing or not Path("/usr/lib/cni/bridge").exists():
         raise ClusterError(f"missing tools: {missing or '/usr/lib/cni/bridge'} (scripts/debian-packages.txt)")
-    if is_running():
-        _log(f"already running; KUBECONFIG={config.kubeconfig_path()}")
-        return config.kubeconfig_path()
-    stop()
+
+
+def start(node_count: int | None = None, timeout: float = 240) -> Path:
+    """Bring the cluster up (or leave a running one alone); return the admin kubeconfig path."""
+    _preflight()
+    with _locked():
+        if not is_running():
+            _start(node_count, timeout)
+        else:
+            _log(f"already running; KUBECONFIG={config.kubeconfig_path()}")
+        # Started by hand: the tests' `release` must leave it running, whoever started it first.
+        (STATE_ROOT / "started-for-tests").unlink(missing_ok=True)
+    return config.kubeconfig_path()
+
+
+def _start(node_count: int | None, timeout: float) -> None:
+    _stop()
     node_list = config.nodes(node_count)
     started = time.monotonic()
     if _mounts_under(STATE_ROOT):
         raise ClusterError(f"refusing to wipe {STATE_ROOT}: still mounted: {_mounts_under(STATE_ROOT)}")
     for sub in ("pki", "etcd", "logs", "pids", "nodes", "volumes"):
         shutil.rmtree(STATE_ROOT / sub, ignore_errors=True)
-    STATE_ROOT.mkdir(parents=True, exist_ok=True)
+    (STATE_ROOT / "started-for-tests").unlink(missing_ok=True)
     try:
         _make_pki(node_list)
         _log("etcd")
@@ -635,7 +660,7 @@ def start(node_count: int | None = None, timeout: float = 240) -> Path:
     except BaseException:
         _log(f"start failed; logs in {STATE_ROOT / 'logs'}; stopping what started")
         with contextlib.suppress(Exception):
-            stop()
+            _stop()
         raise
     (STATE_ROOT / "cluster.json").write_text(
         json.dumps(
@@ -650,17 +675,60 @@ def start(node_count: int | None = None, timeout: float = 240) -> Path:
         + "\n"
     )
     _log(f"up in {time.monotonic() - started:.0f}s: {len(node_list)} node(s); KUBECONFIG={config.kubeconfig_path()}")
-    return config.kubeconfig_path()
 
 
 def stop() -> None:
     """Stop every daemon by PID, kill the containers, unmount, remove cgroups and bridges. Idempotent."""
+    with _locked():
+        _stop()
+
+
+def _stop() -> None:
     node_list = _recorded_nodes()
     for node in node_list:
         _stop_node(node)
     for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
         _terminate(name, 20)
     (STATE_ROOT / "cluster.json").unlink(missing_ok=True)
+    (STATE_ROOT / "started-for-tests").unlink(missing_ok=True)
+
+
+# ---------------------------------------------------------------------------------------------- shared use by tests
+
+
+def _users_dir() -> Path:
+    return STATE_ROOT / "users"
+
+
+def acquire() -> Path:
+    """For a test session: start the cluster unless it runs, and register this process as one of its users.
+
+    A cluster started here is marked `started-for-tests`, and the last test session to `release` it stops it;
+    a cluster started by `nox -s cluster` or `python -m tests.cluster start` is left running.
+    """
+    _preflight()
+    with _locked():
+        if not is_running():
+            _start(None, 240)
+            (STATE_ROOT / "started-for-tests").write_text(f"{os.getpid()}\n")
+        _users_dir().mkdir(parents=True, exist_ok=True)
+        (_users_dir() / str(os.getpid())).write_text(f"{Path(f'/proc/{os.getpid()}/cmdline').read_bytes()!r}\n")
+    return config.kubeconfig_path()
+
+
+def release(keep: bool = False) -> None:
+    """Unregister this process; stop the cluster if it was started for tests and no other user is alive."""
+    with _locked():
+        (_users_dir() / str(os.getpid())).unlink(missing_ok=True)
+        alive = []
+        if _users_dir().exists():
+            for entry in _users_dir().iterdir():
+                if entry.name.isdigit() and _pid_alive(int(entry.name)):
+                    alive.append(entry.name)
+                else:
+                    entry.unlink(missing_ok=True)
+        if not alive and not keep and (STATE_ROOT / "started-for-tests").exists():
+            _stop()
 
 
 def status() -> dict[str, Any]:

@@ -40,18 +40,14 @@ def kubeconfig(local_cluster: bool) -> Iterator[Path]:
                 "run `nox -s cluster` (or set HARNESS_BUILD_CLUSTER=1, or KUBECONFIG)"
             )
         build.build()
-    started_here = False
-    if not run.is_running():
-        try:
-            run.start()
-        except run.ClusterError as exc:
-            pytest.skip(f"the local Kubernetes cluster could not start: {exc}")
-        started_here = True
     try:
-        yield config.kubeconfig_path()
+        kubeconfig = run.acquire()
+    except run.ClusterError as exc:
+        pytest.skip(f"the local Kubernetes cluster could not start: {exc}")
+    try:
+        yield kubeconfig
     finally:
-        if started_here and os.environ.get("HARNESS_KEEP_CLUSTER") != "1":
-            run.stop()
+        run.release(keep=os.environ.get("HARNESS_KEEP_CLUSTER") == "1")
 
 
 @pytest.fixture(scope="session")
