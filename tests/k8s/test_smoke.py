@@ -208,3 +208,124 @@ def test_prometheus_on_local_pv_survives_pod_deletion(
         apps.delete_namespaced_stateful_set("prometheus", namespace, propagation_policy="Foreground")
         core.delete_persistent_volume(pv_name)
         storage.delete_storage_class(sc_name)
+
+
+def _wait_pod_phase(core: Any, namespace: str, name: str, phases: set[str], timeout_s: float) -> Any:
+    return wait_for(
+        core.list_namespaced_pod,
+        lambda p: p.status is not None and p.status.phase in phases,
+        timeout=timeout_s,
+        what=f"pod {name} in phase {sorted(phases)}",
+        namespace=namespace,
+        field_selector=f"metadata.name={name}",
+    )
+
+
+def test_fio_image_runs_and_logs_come_back(api_client: Any, namespace: str) -> None:
+    """The local fio image runs a real job in a pod; its JSON comes back through the API server from the kubelet."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    node = sorted(n.metadata.name for n in core.list_node().items)[0]
+    size = 8 * 1024 * 1024
+    core.create_namespaced_pod(
+        namespace,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="fio"),
+            spec=client.V1PodSpec(
+                node_name=node,
+                restart_policy="Never",
+                automount_service_account_token=False,
+                containers=[
+                    client.V1Container(
+                        name="fio",
+                        image=config.FIO_IMAGE,
+                        image_pull_policy="Never",
+                        command=["/usr/bin/fio"],
+                        args=[
+                            "--name=smoke",
+                            "--directory=/data",
+                            f"--size={size}",
+                            "--bs=4k",
+                            "--rw=write",
+                            "--ioengine=psync",
+                            "--output-format=json",
+                        ],
+                        volume_mounts=[client.V1VolumeMount(name="data", mount_path="/data")],
+                    )
+                ],
+                volumes=[client.V1Volume(name="data", empty_dir=client.V1EmptyDirVolumeSource())],
+            ),
+        ),
+    )
+    pod = _wait_pod_phase(core, namespace, "fio", {"Succeeded", "Failed"}, READY_TIMEOUT_S)
+    log = core.read_namespaced_pod_log("fio", namespace)
+    assert pod.status.phase == "Succeeded", log
+    report = json.loads(log[log.index("{") :])
+    assert report["jobs"][0]["write"]["io_bytes"] == size
+
+
+def test_pods_reach_each_other_across_nodes(api_client: Any, namespace: str) -> None:
+    """Prometheus on the first node scrapes Prometheus on the last node by pod IP (bridge to bridge via the host)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    names = sorted(n.metadata.name for n in core.list_node().items)
+    first, last = names[0], names[-1]
+
+    def prometheus(name: str, node: str, config_map: str | None) -> client.V1Pod:
+        mounts, volumes, args = [], [], ["--storage.tsdb.path=/prometheus", "--web.listen-address=:9090"]
+        if config_map:
+            mounts = [client.V1VolumeMount(name="config", mount_path="/config")]
+            volumes = [client.V1Volume(name="config", config_map=client.V1ConfigMapVolumeSource(name=config_map))]
+            args.append("--config.file=/config/prometheus.yml")
+        else:
+            args.append("--config.file=/etc/prometheus/prometheus.yml")
+        return client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name),
+            spec=client.V1PodSpec(
+                node_name=node,
+                automount_service_account_token=False,
+                containers=[
+                    client.V1Container(
+                        name="prometheus",
+                        image=config.PROMETHEUS_IMAGE,
+                        image_pull_policy="Never",
+                        args=args,
+                        volume_mounts=mounts,
+                        readiness_probe=client.V1Probe(
+                            http_get=client.V1HTTPGetAction(path="/-/ready", port=9090), period_seconds=2
+                        ),
+                    )
+                ],
+                volumes=volumes,
+            ),
+        )
+
+    core.create_namespaced_pod(namespace, prometheus("target", last, None))
+    target = wait_for(
+        core.list_namespaced_pod, _pod_ready, timeout=READY_TIMEOUT_S, what="pod target Ready",
+        namespace=namespace, field_selector="metadata.name=target",
+    )  # fmt: skip
+    scrape = (
+        "global: {scrape_interval: 2s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: other\n    static_configs: [{{targets: ['{target.status.pod_ip}:9090']}}]\n"
+    )
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="scraper"), data={"prometheus.yml": scrape}),
+    )
+    core.create_namespaced_pod(namespace, prometheus("scraper", first, "scraper"))
+    wait_for(
+        core.list_namespaced_pod, _pod_ready, timeout=READY_TIMEOUT_S, what="pod scraper Ready",
+        namespace=namespace, field_selector="metadata.name=scraper",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    up: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        up = _prom_query(api_client, namespace, "scraper", 'up{job="other"}')
+        if up and up[0]["value"][1] == "1":
+            break
+        time.sleep(1)
+    assert up and up[0]["value"][1] == "1", f"{first} could not scrape {target.status.pod_ip} on {last}: {up}"
