@@ -570,7 +570,8 @@ def _recorded_nodes() -> list[Node]:
         return [Node(i) for i in json.loads(info.read_text())["node_indexes"]]
     nodes_dir = STATE_ROOT / "nodes"
     if nodes_dir.exists():
-        return [Node(int(p.name.split("-")[1])) for p in nodes_dir.iterdir() if p.name.startswith("node-")]
+        indexes = sorted(int(p.name.split("-")[1]) for p in nodes_dir.iterdir() if p.name.startswith("node-"))
+        return [Node(i) for i in indexes]
     return []
 
 
