@@ -14,7 +14,7 @@ K8S_VERSION = "v1.32.13"
 CACHE_ROOT = Path(os.environ.get("HARNESS_K8S_CACHE", "/var/cache/prom-harness"))
 STATE_ROOT = Path(os.environ.get("HARNESS_K8S_STATE", "/var/lib/prom-harness/k8s"))
 
-COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl")
+COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")
 
 PAUSE_IMAGE = "localhost/harness/pause:3.10"
 PROMETHEUS_IMAGE = "localhost/harness/prometheus:latest"

@@ -205,9 +205,11 @@ def _make_pki(node_list: list[Node]) -> None:
     # With --use-service-account-credentials=false every controller acts as the manager itself.
     pki.make_cert(d, pki.Cert("controller-manager", "system:kube-controller-manager", org="system:masters"))
     pki.make_cert(d, pki.Cert("scheduler", "system:kube-scheduler"))
+    pki.make_cert(d, pki.Cert("kube-proxy", "system:kube-proxy"))  # bound to system:node-proxier by RBAC
     pki.kubeconfig(d / "admin.kubeconfig", server, d, "admin", "admin")
     pki.kubeconfig(d / "controller-manager.kubeconfig", server, d, "controller-manager", "controller-manager")
     pki.kubeconfig(d / "scheduler.kubeconfig", server, d, "scheduler", "scheduler")
+    pki.kubeconfig(d / "kube-proxy.kubeconfig", server, d, "kube-proxy", "kube-proxy")
     for node in node_list:
         pki.make_cert(d, pki.Cert(node.name, f"system:node:{node.name}", org="system:nodes"))
         pki.kubeconfig(d / f"{node.name}.kubeconfig", server, d, node.name, node.name)
@@ -277,6 +279,64 @@ def _start_controllers() -> None:
     )  # fmt: skip
 
 
+def _start_proxy(node_list: list[Node]) -> None:
+    """One kube-proxy (iptables mode) serves every node: they all share this machine's network namespace.
+
+    ClusterIP Services then work from the host and from pods. NodePorts open only on the nodes' bridge
+    addresses, never on loopback (so no route_localnet), and the conntrack sysctls are left alone.
+    """
+    d = STATE_ROOT / "pki"
+    _spawn(
+        "kube-proxy",
+        [str(config.bin_dir() / "kube-proxy"),
+         f"--kubeconfig={d / 'kube-proxy.kubeconfig'}", f"--hostname-override={node_list[0].name}",
+         "--proxy-mode=iptables", f"--cluster-cidr={config.POD_SUPERNET}",
+         f"--nodeport-addresses={','.join(n.ip + '/32' for n in node_list)}",
+         "--bind-address=127.0.0.1", "--healthz-bind-address=127.0.0.1:10356",
+         "--metrics-bind-address=127.0.0.1:10349",
+         "--conntrack-max-per-core=0", "--conntrack-tcp-timeout-established=0s",
+         "--conntrack-tcp-timeout-close-wait=0s", "--v=1"],
+    )  # fmt: skip
+
+    def healthy() -> bool:
+        with urllib.request.urlopen("http://127.0.0.1:10356/healthz", timeout=2) as resp:
+            return resp.status == 200
+
+    _wait("kube-proxy /healthz", healthy, 60, "kube-proxy")
+
+
+def _stop_proxy() -> None:
+    if _read_pid("kube-proxy") is None:
+        return
+    _terminate("kube-proxy", 10)
+    # Removes the KUBE-* chains and rules it added to this machine's iptables.
+    subprocess.run(
+        [str(config.bin_dir() / "kube-proxy"), "--cleanup"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False, timeout=60,
+    )  # fmt: skip
+    _remove_kube_chains()
+
+
+def _remove_kube_chains() -> None:
+    """`--cleanup` leaves a few chains behind (KUBE-FIREWALL with its INPUT/OUTPUT jumps, KUBE-MARK-MASQ, the
+    canaries). Nothing else on this machine runs Kubernetes, so every KUBE-* chain is ours: drop them all."""
+    for tool in ("iptables", "ip6tables"):
+        if shutil.which(tool) is None:
+            continue
+        for table in ("filter", "nat", "mangle"):
+            rules = _run(tool, "-t", table, "-S", check=False).stdout.splitlines()
+            chains = [r.split()[1] for r in rules if r.startswith("-N KUBE-")]
+            for rule in rules:
+                parts = rule.split()
+                builtin_jump = parts[:1] == ["-A"] and not parts[1].startswith("KUBE-") and "-j" in parts
+                if builtin_jump and parts[parts.index("-j") + 1].startswith("KUBE-"):
+                    _run(tool, "-t", table, "-D", *parts[1:], check=False)
+            for chain in chains:
+                _run(tool, "-t", table, "-F", chain, check=False)
+            for chain in chains:
+                _run(tool, "-t", table, "-X", chain, check=False)
+
+
 # ---------------------------------------------------------------------------------------------- nodes
 
 
@@ -337,6 +397,19 @@ def _make_bridge(node: Node) -> None:
     _run("ip", "link", "set", node.bridge, "up")
 
 
+def _make_routes(node_list: list[Node]) -> None:
+    """Keep cluster addresses on this machine: Service IPs route to node-1's bridge (kube-proxy DNATs them to a
+    pod; an unknown one dies on the bridge), and the rest of the pod supernet is unreachable, so neither the
+    host nor a pod ever sends a 10.x packet out of the machine's real interface."""
+    _run("ip", "route", "replace", config.SERVICE_CIDR, "dev", node_list[0].bridge)
+    _run("ip", "route", "replace", "unreachable", config.POD_SUPERNET)
+
+
+def _remove_routes() -> None:
+    _run("ip", "route", "delete", "unreachable", config.POD_SUPERNET, check=False)
+    _run("ip", "route", "delete", config.SERVICE_CIDR, check=False)
+
+
 def _write_containerd_config(node: Node) -> Path:
     cni_conf = node.dir / "cni"
     cni_conf.mkdir(parents=True, exist_ok=True)
@@ -355,7 +428,7 @@ def _write_containerd_config(node: Node) -> Path:
                         "ipam": {
                             "type": "host-local",
                             "ranges": [[{"subnet": node.pod_cidr, "gateway": node.ip}]],
-                            "routes": [{"dst": config.POD_SUPERNET}],
+                            "routes": [{"dst": config.POD_SUPERNET}, {"dst": config.SERVICE_CIDR}],
                             "dataDir": str(node.dir / "ipam"),
                         },
                     }
@@ -583,7 +656,7 @@ def is_running() -> bool:
     if not info.exists():
         return False
     node_list = _recorded_nodes()
-    names = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    names = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"]
     names += [f"{kind}-{n.name}" for n in node_list for kind in ("containerd", "kubelet")]
     if not all(_alive(n) for n in names):
         return False
@@ -644,6 +717,7 @@ def _start(node_count: int | None, timeout: float) -> None:
         _start_etcd()
         for node in node_list:
             _make_bridge(node)  # the apiserver advertises node-1's address
+        _make_routes(node_list)
         _log("kube-apiserver")
         _start_apiserver(node_list)
         _log("kube-controller-manager, kube-scheduler")
@@ -658,6 +732,8 @@ def _start(node_count: int | None, timeout: float) -> None:
             timeout,
             f"kubelet-{node_list[-1].name}",
         )
+        _log("kube-proxy")
+        _start_proxy(node_list)
     except BaseException:
         _log(f"start failed; logs in {STATE_ROOT / 'logs'}; stopping what started")
         with contextlib.suppress(Exception):
@@ -685,9 +761,11 @@ def stop() -> None:
 
 
 def _stop() -> None:
+    _stop_proxy()
     node_list = _recorded_nodes()
     for node in node_list:
         _stop_node(node)
+    _remove_routes()
     for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
         _terminate(name, 20)
     (STATE_ROOT / "cluster.json").unlink(missing_ok=True)
@@ -734,7 +812,7 @@ def release(keep: bool = False) -> None:
 
 def status() -> dict[str, Any]:
     node_list = _recorded_nodes()
-    names = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    names = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"]
     names += [f"{kind}-{n.name}" for n in node_list for kind in ("containerd", "kubelet")]
     daemons = {}
     for name in names:

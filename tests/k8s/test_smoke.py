@@ -265,8 +265,13 @@ def test_fio_image_runs_and_logs_come_back(api_client: Any, namespace: str) -> N
     assert report["jobs"][0]["write"]["io_bytes"] == size
 
 
-def test_pods_reach_each_other_across_nodes(api_client: Any, namespace: str) -> None:
-    """Prometheus on the first node scrapes Prometheus on the last node by pod IP (bridge to bridge via the host)."""
+def test_pods_reach_each_other_across_nodes_and_through_a_service(
+    api_client: Any, namespace: str, local_cluster: bool
+) -> None:
+    """Prometheus on the first node scrapes Prometheus on the last node, by pod IP (bridge to bridge through the
+    host) and by a ClusterIP Service (kube-proxy's iptables rules)."""
+    import urllib.request
+
     from kubernetes import client
 
     core = client.CoreV1Api(api_client)
@@ -282,7 +287,7 @@ def test_pods_reach_each_other_across_nodes(api_client: Any, namespace: str) -> 
         else:
             args.append("--config.file=/etc/prometheus/prometheus.yml")
         return client.V1Pod(
-            metadata=client.V1ObjectMeta(name=name),
+            metadata=client.V1ObjectMeta(name=name, labels={"app": name}),
             spec=client.V1PodSpec(
                 node_name=node,
                 automount_service_account_token=False,
@@ -303,6 +308,14 @@ def test_pods_reach_each_other_across_nodes(api_client: Any, namespace: str) -> 
         )
 
     core.create_namespaced_pod(namespace, prometheus("target", last, None))
+    service = core.create_namespaced_service(
+        namespace,
+        client.V1Service(
+            metadata=client.V1ObjectMeta(name="target"),
+            spec=client.V1ServiceSpec(selector={"app": "target"}, ports=[client.V1ServicePort(port=9090)]),
+        ),
+    )
+    cluster_ip = service.spec.cluster_ip
     target = wait_for(
         core.list_namespaced_pod, _pod_ready, timeout=READY_TIMEOUT_S, what="pod target Ready",
         namespace=namespace, field_selector="metadata.name=target",
@@ -310,7 +323,8 @@ def test_pods_reach_each_other_across_nodes(api_client: Any, namespace: str) -> 
     scrape = (
         "global: {scrape_interval: 2s}\n"
         "scrape_configs:\n"
-        f"  - job_name: other\n    static_configs: [{{targets: ['{target.status.pod_ip}:9090']}}]\n"
+        f"  - job_name: pod\n    static_configs: [{{targets: ['{target.status.pod_ip}:9090']}}]\n"
+        f"  - job_name: service\n    static_configs: [{{targets: ['{cluster_ip}:9090']}}]\n"
     )
     core.create_namespaced_config_map(
         namespace,
@@ -322,10 +336,15 @@ def test_pods_reach_each_other_across_nodes(api_client: Any, namespace: str) -> 
         namespace=namespace, field_selector="metadata.name=scraper",
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    up: list[dict[str, Any]] = []
+    up: dict[str, str] = {}
     while time.monotonic() < deadline:
-        up = _prom_query(api_client, namespace, "scraper", 'up{job="other"}')
-        if up and up[0]["value"][1] == "1":
+        up = {r["metric"]["job"]: r["value"][1] for r in _prom_query(api_client, namespace, "scraper", "up")}
+        if up == {"pod": "1", "service": "1"}:
             break
         time.sleep(1)
-    assert up and up[0]["value"][1] == "1", f"{first} could not scrape {target.status.pod_ip} on {last}: {up}"
+    assert up == {"pod": "1", "service": "1"}, (
+        f"from {first}: pod {target.status.pod_ip} and service {cluster_ip} on {last}: up = {up}"
+    )
+    if local_cluster:  # this machine is every node's host: the Service answers here too
+        with urllib.request.urlopen(f"http://{cluster_ip}:9090/-/ready", timeout=5) as resp:
+            assert resp.status == 200
