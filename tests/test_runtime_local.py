@@ -16,6 +16,7 @@ from harness.storage import provision
 from harness.storage.base import ProvisionedStorage
 
 SPEC = PrometheusSpec.model_validate({"ready_timeout": "60s", "scrape_interval": "1s"})
+PROMETHEUS3 = Path(os.environ.get("HARNESS_CACHE", "/var/cache/prom-harness")) / "prometheus-v0.316.0" / "prometheus"
 
 
 def _uid_of(pid: int) -> int:
@@ -115,6 +116,37 @@ def test_unwritable_volume_is_explained(workdir: Path) -> None:
     try:
         with pytest.raises(InfraError, match="not writable"):
             rt.start()
+    finally:
+        rt.stop()
+        storage.teardown()
+
+
+@pytest.mark.parametrize(
+    "binary",
+    [
+        "prometheus",
+        pytest.param(
+            str(PROMETHEUS3),
+            marks=pytest.mark.skipif(
+                not PROMETHEUS3.exists(), reason="no Prometheus 3.x built here (run scripts/build-prometheus3)"
+            ),
+        ),
+    ],
+    ids=["debian-2.x", "3.x"],
+)
+def test_any_prometheus_version_recovers_and_reports_replay(public_tmp: Path, binary: str) -> None:
+    spec = PrometheusSpec.model_validate({"binary": binary, "ready_timeout": "60s"})
+    storage = provision(LocalStorage(backend="local"), public_tmp, "v")
+    rt = LocalRuntime(spec, storage, workdir=public_tmp, logs_dir=public_tmp / "logs")
+    try:
+        rt.start()
+        major = rt.version().split(".")[0]
+        assert major in ("2", "3")
+        url = rt.base_url()
+        assert url is not None and PromClient(url, timeout_s=5).build_version().startswith(major)
+        rt.inject("sigkill")
+        recovery = rt.wait_recovered(60)
+        assert recovery.wal_replay_s is not None  # the log line is parsed in both log formats
     finally:
         rt.stop()
         storage.teardown()

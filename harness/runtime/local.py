@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import time
 from dataclasses import dataclass
@@ -96,9 +97,9 @@ class LocalRuntime(Runtime):
     def version(self) -> str:
         if self._version is None:
             out = proc.run([self.binary, "--version"], timeout_s=30).stdout
-            first = out.splitlines()[0] if out else ""
-            # "prometheus, version 2.42.0+ds (branch: ...)"
-            self._version = first.split("version", 1)[1].split()[0] if "version" in first else first
+            # "prometheus, version 2.42.0+ds (branch: ...)"; a plain `go install` build prints an empty version.
+            m = re.search(r"version (\S+)", out.splitlines()[0] if out else "")
+            self._version = m.group(1) if m and not m.group(1).startswith("(") else "unknown (no version stamp)"
         return self._version
 
     def log_excerpt(self) -> str:
