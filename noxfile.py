@@ -92,3 +92,27 @@ def cluster(session: nox.Session) -> None:
         return
     session.run(sys.executable, "-m", "tests.cluster", "build", external=True)
     session.run(sys.executable, "-m", "tests.cluster", "start", external=True)
+
+
+# Nightly durability runs: each scenario with the exit code it must end with (the emptyDir baseline must lose data).
+NIGHTLY = {"demo": 0, "ephemeral-baseline": 1, "local-pv": 0}
+
+
+@nox.session
+def nightly(session: nox.Session) -> None:
+    """The durability scenarios, each compared with its previous run; archive reports/ afterwards."""
+    _system_deps(session)
+    _install(session)
+    failures = []
+    harness = str(Path(session.bin) / "harness")
+    for name, expected in NIGHTLY.items():
+        code = subprocess.run([harness, "run", f"scenarios/{name}.yaml"], check=False).returncode
+        if code != expected:
+            failures.append(f"{name}: exit {code}, expected {expected}")
+        runs = sorted((ROOT / "reports" / name).glob("*/result.json"))
+        if len(runs) >= 2:
+            previous, latest = runs[-2].parent, runs[-1].parent
+            out = latest / "compare-previous.html"
+            subprocess.run([harness, "compare", str(previous), str(latest), "-o", str(out)], check=False)
+    if failures:
+        session.error("; ".join(failures))
