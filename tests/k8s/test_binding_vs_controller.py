@@ -1,17 +1,17 @@
 """The binding simulation against the real PV controller: same PVs and claim, same verdict.
 
-Runs only where a cluster is reachable through $KUBECONFIG (for instance the local one from tests/cluster). It
-creates hostPath PVs (binding never mounts them) with a storageClassName unique to the test, so no other PV in the
-cluster can interfere, in a throwaway namespace deleted afterwards.
+Runs on the cluster the tests/k8s fixtures give ($KUBECONFIG, else the local one from tests/cluster). It creates
+hostPath PVs (binding never mounts them) with a storageClassName unique to the test, so no other PV in the cluster
+can interfere, in a throwaway namespace deleted afterwards.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,10 +20,7 @@ from harness.doctor.binding import simulate_binding
 from harness.kube import PvcInfo, load_inventory
 from harness.wait import wait_for
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.skipif(not os.environ.get("KUBECONFIG"), reason="needs a Kubernetes cluster: KUBECONFIG is not set"),
-]
+pytestmark = pytest.mark.cluster
 
 # The PV controller syncs a new claim at once; a claim still Pending after this long is not going to bind.
 SETTLE_S = 8.0
@@ -32,6 +29,7 @@ SETTLE_S = 8.0
 @dataclass
 class Cluster:
     core: Any
+    kubeconfig: Path
     namespace: str
     cls: str
     created_pvs: list[str]
@@ -81,18 +79,14 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    from kubernetes import client, config
+def cluster(kubeconfig: Path, api_client: Any, namespace: str) -> Iterator[Cluster]:
+    from kubernetes import client
 
-    api = config.new_client_from_config(config_file=os.environ["KUBECONFIG"])
-    core = client.CoreV1Api(api)
-    ns = f"doctor-{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
-    c = Cluster(core, ns, f"harness-doctor-{ns}", [])
+    core = client.CoreV1Api(api_client)
+    c = Cluster(core, kubeconfig, namespace, f"harness-doctor-{namespace}", [])
     try:
         yield c
     finally:
-        core.delete_namespace(ns)
         for pv in c.created_pvs:
             core.delete_persistent_volume(pv)
 
@@ -106,7 +100,7 @@ def _compare(c: Cluster, claim_name: str, selector: dict[str, str] | None, reque
         what="the PV controller to give every test PV a phase",
         timeout_s=SETTLE_S,
     )
-    inventory = load_inventory(os.environ["KUBECONFIG"], namespace=c.namespace)
+    inventory = load_inventory(str(c.kubeconfig), namespace=c.namespace)
     mine = [pv for pv in inventory.pvs if pv.name in c.created_pvs]
     planned = PvcInfo(c.namespace, claim_name, c.cls, request_bytes, selector=selector)
     simulated = simulate_binding(planned, type(inventory)(namespace=c.namespace, pvs=tuple(mine)))
