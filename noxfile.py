@@ -116,3 +116,11 @@ def nightly(session: nox.Session) -> None:
             subprocess.run([harness, "compare", str(previous), str(latest), "-o", str(out)], check=False)
     if failures:
         session.error("; ".join(failures))
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """The harness's own speed at growing series counts (write load, history check, recovery): numbers in a report."""
+    _system_deps(session)
+    _install(session)
+    session.run("python", "benchmarks/scale.py", *session.posargs)

@@ -53,6 +53,7 @@ class RunOptions:
     render_report: bool = True
     doctor: bool = True  # run the storage doctor first; a blocker stops the run
     keep_data: bool = False  # keep the TSDB and fio files this run created (for inspection)
+    kubeconfig: str | None = None  # kubernetes runtime; None: $KUBECONFIG or ~/.kube/config
 
 
 @dataclass
@@ -132,6 +133,10 @@ class Run:
         return True
 
     def step_provision(self) -> None:
+        if self.options.runtime == "kubernetes":
+            # The cluster holds the storage: the runtime creates the PV (or emptyDir) with the StatefulSet.
+            self.result.environment.data_path = f"{self.scenario.storage.backend} volume in the cluster"
+            return
         self.event("phase", f"provisioning {self.scenario.storage.backend} storage")
         self.storage = provision(self.scenario.storage, self.workdir, self.run_id)
         described = self.storage.describe()
@@ -162,7 +167,6 @@ class Run:
                 ui.info(f"  {r.name}: read {r.read.bw_bytes_per_s / 1e6:.1f} MB/s, {r.read.iops:.0f} IOPS")
 
     def step_start(self) -> None:
-        assert self.storage is not None
         spec = self.scenario.loads.tsdb
         scrape_configs = []
         if spec is not None:
@@ -269,6 +273,7 @@ class Run:
         url = self.runtime.base_url()
         assert url is not None
         client = PromClient(url, timeout_s=60)
+        started = time.monotonic()
         checkpoint = check_history(
             client,
             self.load.expected(url),
@@ -277,6 +282,7 @@ class Run:
             checked_at_s=time.time() - self.result.t0_unix_s,
             run_id=self.run_id,
         )
+        checkpoint.check_duration_s = round(time.monotonic() - started, 3)
         self.result.durability.append(checkpoint)
         kind = "phase" if checkpoint.lost == 0 else "warning"
         self.event(
@@ -319,6 +325,16 @@ def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None
 
 
 def make_runtime(name: str, run: Run, scrape_configs: list[dict[str, Any]]) -> Runtime:
+    if name == "kubernetes":
+        from harness.runtime.kubernetes import KubernetesRuntime
+
+        return KubernetesRuntime(
+            run.scenario,
+            run.run_id,
+            logs_dir=run.run_dir / "logs",
+            kubeconfig=run.options.kubeconfig,
+            extra_scrape_configs=scrape_configs,
+        )
     assert run.storage is not None
     if name == "local":
         from harness.runtime.local import LocalRuntime
@@ -330,7 +346,7 @@ def make_runtime(name: str, run: Run, scrape_configs: list[dict[str, Any]]) -> R
             logs_dir=run.run_dir / "logs",
             extra_scrape_configs=scrape_configs,
         )
-    raise UsageError(f"runtime {name!r} is not available yet; use --runtime local")
+    raise UsageError(f"unknown runtime {name!r}; use --runtime local or kubernetes")
 
 
 def _fmt(at_s: float | None, since_s: float) -> str:
@@ -359,11 +375,24 @@ def _shield(signum: int, frame: FrameType | None) -> None:
     ui.warn("cleaning up (stopping Prometheus, removing what this run created); please wait")
 
 
+def _kubernetes_supports(scenario: Scenario) -> None:
+    """What the kubernetes runtime cannot do yet, refused before anything is created."""
+    if scenario.loads.fio:
+        raise UsageError("loads.fio on the kubernetes runtime is not available yet (fio in a pod on the claim)")
+    if scenario.loads.tsdb is not None and scenario.loads.tsdb.mode == "scrape":
+        raise UsageError(
+            "loads.tsdb.mode scrape on the kubernetes runtime is not available yet (the exporter listens on "
+            "127.0.0.1 of the harness host, which a pod cannot scrape); use mode: remote_write"
+        )
+
+
 def execute(options: RunOptions) -> RunOutcome:
     """Run one scenario end to end. Bad input raises UsageError before anything is created."""
     scenario = load_scenario(options.scenario_path)
-    if options.runtime != "local":
-        raise UsageError(f"runtime {options.runtime!r} is not available yet; use --runtime local")
+    if options.runtime == "kubernetes":
+        _kubernetes_supports(scenario)
+    elif options.runtime != "local":
+        raise UsageError(f"unknown runtime {options.runtime!r}; use --runtime local or kubernetes")
     planned = plan_faults(scenario.faults, scenario.duration_s)
     run_id, run_dir = new_run_dir(options.reports_root, scenario.name)
     result = RunResult(

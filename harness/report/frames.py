@@ -55,6 +55,7 @@ DURABILITY_COLUMNS = [
     "loss_window_end",
     "lost_series_count",
     "lost_series",
+    "check_duration_s",
 ]
 
 
@@ -151,6 +152,7 @@ def durability_frame(result: RunResult) -> pd.DataFrame:
             _utc(c.loss_window_end_unix_ms),
             c.lost_series_count,
             list(c.lost_series),
+            c.check_duration_s,
         )
         for c in result.durability
     ]

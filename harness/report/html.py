@@ -311,10 +311,21 @@ def _durability_table(frame: pd.DataFrame) -> Table:
                 fmt_utc(r["loss_window_start"]),
                 fmt_utc(r["loss_window_end"]),
                 lost_series or "–",
+                "–" if _missing(r["check_duration_s"]) else f"{r['check_duration_s']:.2f} s",
             ]
         )
         classes.append("bad" if r["lost"] or r["mismatched_values"] else "")
-    headers = ["checkpoint", "acknowledged", "present", "lost", "wrong value", "loss window from", "to", "lost series"]
+    headers = [
+        "checkpoint",
+        "acknowledged",
+        "present",
+        "lost",
+        "wrong value",
+        "loss window from",
+        "to",
+        "lost series",
+        "check took",
+    ]
     return Table(headers, rows, classes)
 
 

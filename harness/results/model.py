@@ -124,6 +124,7 @@ class DurabilityCheckpoint(Model):
     lost_series_count: int = 0
     lost_series: list[str] = Field(default_factory=list)  # the first few, as PromQL selectors
     mismatched_values: int = 0  # present at the timestamp but with another value
+    check_duration_s: float | None = None  # how long the check itself took (the harness's own speed)
 
 
 class CheckResult(Model):
