@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -31,7 +31,7 @@ def error(message: str) -> None:
 class PhaseBar:
     """A progress bar over a known duration or a known number of steps."""
 
-    def __init__(self, progress: Progress | None, task: int | None, total: float) -> None:
+    def __init__(self, progress: Progress | None, task: TaskID | None, total: float) -> None:
         self._progress = progress
         self._task = task
         self.total = total
@@ -43,10 +43,8 @@ class PhaseBar:
                 console.print(f"  {description}")
             return
         done = time.monotonic() - self._started if completed is None else completed
-        kwargs: dict[str, object] = {"completed": min(done, self.total)}
-        if description is not None:
-            kwargs["description"] = description
-        self._progress.update(self._task, **kwargs)  # type: ignore[arg-type]
+        # description=None leaves the task's description as it is.
+        self._progress.update(self._task, completed=min(done, self.total), description=description)
 
     def note(self, message: str) -> None:
         console.print(f"  {message}")
