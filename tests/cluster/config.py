@@ -19,6 +19,8 @@ COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube
 PAUSE_IMAGE = "localhost/harness/pause:3.10"
 PROMETHEUS_IMAGE = "localhost/harness/prometheus:latest"
 FIO_IMAGE = "localhost/harness/fio:latest"
+# busybox (static) for faults that need a program in the pod, e.g. `kill` for the runtime's sigkill/sigterm.
+TOOLS_IMAGE = "localhost/harness/tools:latest"
 
 ETCD_CLIENT_PORT = 23790
 ETCD_PEER_PORT = 23800

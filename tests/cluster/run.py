@@ -495,12 +495,17 @@ def _ctr(node: Node, *args: str, check: bool = True) -> subprocess.CompletedProc
 
 
 def _import_images(node: Node) -> None:
-    stamp = json.loads((config.cache_dir() / "build.json").read_text())
-    refs = {"pause": config.PAUSE_IMAGE, "prometheus": config.PROMETHEUS_IMAGE, "fio": config.FIO_IMAGE}
+    digests = build.ensure_images()
+    refs = {
+        "pause": config.PAUSE_IMAGE,
+        "prometheus": config.PROMETHEUS_IMAGE,
+        "fio": config.FIO_IMAGE,
+        "tools": config.TOOLS_IMAGE,
+    }
     listed = _ctr(node, "images", "ls").stdout.splitlines()[1:]
     have = {cols[0]: cols[2] for cols in (line.split() for line in listed) if len(cols) > 2}
     for name, ref in refs.items():
-        if have.get(ref) == stamp["images"][name]:
+        if have.get(ref) == digests[name]:
             continue
         _log(f"{node.name}: importing {ref}")
         _ctr(node, "images", "import", str(config.image_dir() / f"{name}.tar"))
