@@ -1,5 +1,7 @@
 """The only importer of the official ``kubernetes`` client: reads the cluster objects that decide volume binding
-(PersistentVolumes, PersistentVolumeClaims, StorageClasses, Nodes) into small typed dataclasses.
+(PersistentVolumes, PersistentVolumeClaims, StorageClasses, Nodes) into small typed dataclasses, and (``KubeApi``)
+makes the calls the kubernetes runtime needs: create and delete objects, bounded list+watch waits that name what
+they waited for, pod logs, exec, cordon/uncordon.
 
 Everything else in the harness sees these dataclasses, never the client's models, so the binding simulation runs
 without a cluster and is tested with hand-written inventories. API and configuration errors are re-raised as
@@ -8,10 +10,15 @@ without a cluster and is tested with hand-written inventories. API and configura
 
 from __future__ import annotations
 
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.errors import InfraError
+from harness.errors import InfraError, WaitTimeout
+from harness.wait import wait_for
 
 NodeSelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
 API_TIMEOUT_S = 15.0
@@ -291,3 +298,443 @@ def _node(o: Any) -> NodeInfo:
 
 def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- managing objects for the kubernetes runtime -------------------------------------------------------------
+
+Manifest = dict[str, Any]
+"""A Kubernetes object as the API documents it (what a YAML manifest holds): the runtime builds these."""
+
+WATCH_CHUNK_S = 30  # one watch request at most this long; the loop re-lists and re-watches until the deadline
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    name: str
+    restart_count: int
+    running: bool
+    ready: bool
+    started_at: str = ""  # RFC 3339, whole seconds (the kubelet's resolution)
+    waiting_reason: str = ""  # e.g. CrashLoopBackOff, CreateContainerConfigError
+    waiting_message: str = ""
+    last_exit_code: int | None = None
+    last_reason: str = ""  # e.g. Error, OOMKilled, Completed
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    namespace: str
+    name: str
+    uid: str
+    node: str  # "" while unscheduled
+    phase: str
+    ip: str
+    ready: bool
+    deleting: bool
+    containers: tuple[ContainerInfo, ...] = ()
+    unschedulable: str = ""  # the scheduler's message while PodScheduled is False
+
+    def container(self, name: str) -> ContainerInfo | None:
+        return next((c for c in self.containers if c.name == name), None)
+
+    def brief(self) -> str:
+        parts = [f"pod {self.namespace}/{self.name} uid {self.uid[:8]} phase {self.phase}"]
+        parts.append(f"on {self.node}" if self.node else "not scheduled")
+        if self.unschedulable:
+            parts.append(f"scheduler: {self.unschedulable}")
+        for c in self.containers:
+            state = "running" if c.running else f"waiting ({c.waiting_reason or '?'}: {c.waiting_message})"
+            last = f", last exit {c.last_exit_code} {c.last_reason}" if c.last_exit_code is not None else ""
+            parts.append(f"{c.name}: {state}, restarts {c.restart_count}{last}")
+        return "; ".join(parts)
+
+
+class KubeApi:
+    """The calls the kubernetes runtime makes, each wrapped so API and transport errors become ``InfraError``."""
+
+    def __init__(self, kubeconfig: str | None = None, *, context: str | None = None) -> None:
+        import kubernetes
+        from kubernetes.config.config_exception import ConfigException
+
+        self.where = f"kubeconfig {kubeconfig or '(default: $KUBECONFIG or ~/.kube/config)'}"
+        config: Any = kubernetes.config
+        try:
+            self._client = config.new_client_from_config(config_file=kubeconfig, context=context)
+            # `stream` (exec) swaps the request function of the client it is given: it gets a client of its own.
+            self._stream_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+        except (ConfigException, OSError) as e:
+            raise InfraError(f"cannot use {self.where}: {e}") from e
+        self.core: Any = kubernetes.client.CoreV1Api(self._client)
+        self.apps: Any = kubernetes.client.AppsV1Api(self._client)
+        self.storage: Any = kubernetes.client.StorageV1Api(self._client)
+
+    def close(self) -> None:
+        self._client.close()
+        self._stream_client.close()
+
+    @contextmanager
+    def _call(self, what: str) -> Iterator[None]:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            yield
+        except ApiException as e:
+            raise InfraError(
+                f"Kubernetes API error while trying to {what} via {self.where}: {e.status} {e.reason}: "
+                f"{_api_message(e.body)}"
+            ) from e
+        except (HTTPError, OSError) as e:
+            raise InfraError(f"cannot reach the Kubernetes API to {what} via {self.where}: {_shorten(str(e))}") from e
+
+    # --- create / read / delete ------------------------------------------------------------------------------
+
+    def create(self, manifest: Manifest) -> None:
+        kind, meta = manifest["kind"], manifest["metadata"]
+        ns = meta.get("namespace", "")
+        creators: dict[str, Callable[[], Any]] = {
+            "Namespace": lambda: self.core.create_namespace(manifest, _request_timeout=API_TIMEOUT_S),
+            "PersistentVolume": lambda: self.core.create_persistent_volume(manifest, _request_timeout=API_TIMEOUT_S),
+            "StorageClass": lambda: self.storage.create_storage_class(manifest, _request_timeout=API_TIMEOUT_S),
+            "ConfigMap": lambda: self.core.create_namespaced_config_map(ns, manifest, _request_timeout=API_TIMEOUT_S),
+            "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(
+                ns, manifest, _request_timeout=API_TIMEOUT_S
+            ),
+        }
+        with self._call(f"create {kind} {meta['name']}"):
+            creators[kind]()
+
+    def exists(self, kind: str, name: str, namespace: str = "") -> bool:
+        return self._read(kind, name, namespace) is not None
+
+    def labels_of(self, kind: str, name: str, namespace: str = "") -> dict[str, str] | None:
+        """The object's labels, or None when it does not exist."""
+        obj = self._read(kind, name, namespace)
+        return None if obj is None else dict(obj.metadata.labels or {})
+
+    def _read(self, kind: str, name: str, namespace: str) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        readers: dict[str, Callable[[], Any]] = {
+            "Namespace": lambda: self.core.read_namespace(name, _request_timeout=API_TIMEOUT_S),
+            "PersistentVolume": lambda: self.core.read_persistent_volume(name, _request_timeout=API_TIMEOUT_S),
+            "PersistentVolumeClaim": lambda: self.core.read_namespaced_persistent_volume_claim(
+                name, namespace, _request_timeout=API_TIMEOUT_S
+            ),
+            "StorageClass": lambda: self.storage.read_storage_class(name, _request_timeout=API_TIMEOUT_S),
+            "StatefulSet": lambda: self.apps.read_namespaced_stateful_set(
+                name, namespace, _request_timeout=API_TIMEOUT_S
+            ),
+            "Pod": lambda: self.core.read_namespaced_pod(name, namespace, _request_timeout=API_TIMEOUT_S),
+        }
+        with self._call(f"read {kind} {name}"):
+            try:
+                return readers[kind]()
+            except ApiException as e:
+                if e.status == 404:
+                    return None
+                raise
+
+    def delete(self, kind: str, name: str, namespace: str = "", *, wait_s: float | None = None) -> None:
+        """Delete (foreground: dependents first); absent is fine. With ``wait_s``, wait until it is gone."""
+        from kubernetes.client.exceptions import ApiException
+
+        kw: dict[str, Any] = {"_request_timeout": API_TIMEOUT_S, "propagation_policy": "Foreground"}
+        deleters: dict[str, Callable[[], Any]] = {
+            "Namespace": lambda: self.core.delete_namespace(name, **kw),
+            "PersistentVolume": lambda: self.core.delete_persistent_volume(name, **kw),
+            "PersistentVolumeClaim": lambda: self.core.delete_namespaced_persistent_volume_claim(name, namespace, **kw),
+            "StorageClass": lambda: self.storage.delete_storage_class(name, **kw),
+            "StatefulSet": lambda: self.apps.delete_namespaced_stateful_set(name, namespace, **kw),
+            "Pod": lambda: self.core.delete_namespaced_pod(name, namespace, **kw),
+        }
+        with self._call(f"delete {kind} {name}"):
+            try:
+                deleters[kind]()
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+        if wait_s is not None:
+            self.wait_gone(kind, name, namespace, timeout_s=wait_s)
+
+    def wait_gone(self, kind: str, name: str, namespace: str = "", *, timeout_s: float) -> None:
+        where = f"{namespace}/" if namespace else ""
+        wait_for(
+            lambda: not self.exists(kind, name, namespace),
+            what=f"{kind} {where}{name} to be deleted",
+            timeout_s=timeout_s,
+            interval_s=0.5,
+        )
+
+    def wait_service_account(self, namespace: str, *, timeout_s: float) -> None:
+        """A new namespace gets its ``default`` ServiceAccount a moment later; pods are refused until then."""
+        self._watch(
+            self.core.list_namespaced_service_account,
+            {"namespace": namespace, "field_selector": "metadata.name=default"},
+            lambda sa: True,
+            what=f"ServiceAccount {namespace}/default",
+            timeout_s=timeout_s,
+        )
+
+    # --- pods ----------------------------------------------------------------------------------------------
+
+    def read_pod(self, namespace: str, name: str) -> PodInfo | None:
+        obj = self._read("Pod", name, namespace)
+        return None if obj is None else _pod_info(obj)
+
+    def wait_pod(
+        self,
+        namespace: str,
+        name: str,
+        predicate: Callable[[PodInfo], bool],
+        *,
+        what: str,
+        timeout_s: float,
+        describe: Callable[[PodInfo | None], str] | None = None,
+    ) -> PodInfo:
+        """List + watch pod ``name`` until ``predicate`` holds; ``predicate`` may raise to give up early."""
+        raw = self._watch(
+            self.core.list_namespaced_pod,
+            {"namespace": namespace, "field_selector": f"metadata.name={name}"},
+            lambda o: predicate(_pod_info(o)),
+            what=what,
+            timeout_s=timeout_s,
+            describe=lambda o: (
+                describe(None if o is None else _pod_info(o))
+                if describe
+                else ("nothing" if o is None else _pod_info(o).brief())
+            ),
+        )
+        return _pod_info(raw)
+
+    def pod_log(self, namespace: str, pod: str, container: str, *, previous: bool = False) -> str:
+        from kubernetes.client.exceptions import ApiException
+
+        with self._call(f"read the log of {namespace}/{pod} container {container}"):
+            try:
+                text: str = self.core.read_namespaced_pod_log(
+                    pod, namespace, container=container, previous=previous, _request_timeout=API_TIMEOUT_S
+                )
+            except ApiException as e:
+                if e.status in (400, 404):  # no such (previous) container yet
+                    return ""
+                raise
+        return text
+
+    def exec(self, namespace: str, pod: str, container: str, argv: list[str]) -> str:
+        """Run ``argv`` in a running container and return its output (stdout and stderr)."""
+        import kubernetes
+        from kubernetes import stream as kstream
+
+        api = kubernetes.client.CoreV1Api(self._stream_client)
+        stream: Any = kstream.stream
+        with self._call(f"exec {argv} in {namespace}/{pod} container {container}"):
+            out: str = stream(
+                api.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                container=container,
+                command=argv,
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _request_timeout=API_TIMEOUT_S,
+            )
+        return out
+
+    def events(self, namespace: str, kind: str, name: str) -> list[str]:
+        """The object's events, oldest first, as ``Reason: message``."""
+        with self._call(f"list the events of {kind} {namespace}/{name}"):
+            items = self.core.list_namespaced_event(
+                namespace,
+                field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
+                _request_timeout=API_TIMEOUT_S,
+            ).items
+        items.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
+        return [f"{e.reason}: {e.message}" for e in items]
+
+    # --- volumes and nodes ---------------------------------------------------------------------------------
+
+    def read_pv(self, name: str) -> PvInfo | None:
+        obj = self._read("PersistentVolume", name, "")
+        return None if obj is None else _pv(obj)
+
+    def read_pvc(self, namespace: str, name: str) -> PvcInfo | None:
+        obj = self._read("PersistentVolumeClaim", name, namespace)
+        return None if obj is None else _pvc(obj)
+
+    def nodes(self) -> list[NodeInfo]:
+        with self._call("list nodes"):
+            return [_node(o) for o in self.core.list_node(_request_timeout=API_TIMEOUT_S).items]
+
+    def set_unschedulable(self, node: str, unschedulable: bool) -> None:
+        """Cordon (True) or uncordon (False) a node, as ``kubectl cordon``/``uncordon`` do."""
+        verb = "cordon" if unschedulable else "uncordon"
+        with self._call(f"{verb} node {node}"):
+            self.core.patch_node(node, {"spec": {"unschedulable": unschedulable}}, _request_timeout=API_TIMEOUT_S)
+
+    # --- watching ------------------------------------------------------------------------------------------
+
+    def _watch(
+        self,
+        list_fn: Callable[..., Any],
+        kwargs: dict[str, Any],
+        predicate: Callable[[Any], bool],
+        *,
+        what: str,
+        timeout_s: float,
+        describe: Callable[[Any], str] | None = None,
+    ) -> Any:
+        """List, then watch from that list's resourceVersion, until an object satisfies ``predicate``."""
+        from kubernetes import watch
+
+        deadline = time.monotonic() + timeout_s
+        last: Any = None
+        while time.monotonic() < deadline:
+            with self._call(f"watch while waiting for {what}"):
+                listing = list_fn(_request_timeout=API_TIMEOUT_S, **kwargs)
+                for obj in listing.items:
+                    last = obj
+                    if predicate(obj):
+                        return obj
+                w: Any = watch.Watch()  # type: ignore[no-untyped-call]
+                remaining = max(1, int(deadline - time.monotonic()))
+                try:
+                    for event in w.stream(
+                        list_fn,
+                        resource_version=listing.metadata.resource_version,
+                        timeout_seconds=min(remaining, WATCH_CHUNK_S),
+                        **kwargs,
+                    ):
+                        obj = event["object"]
+                        if event["type"] in ("ADDED", "MODIFIED"):
+                            last = obj
+                            if predicate(obj):
+                                return obj
+                        if time.monotonic() > deadline:
+                            break
+                finally:
+                    w.stop()
+        state = describe(last) if describe else ("nothing" if last is None else str(last.metadata.name))
+        raise WaitTimeout(what, timeout_s, state)
+
+
+def _pod_info(o: Any) -> PodInfo:
+    status = o.status
+    containers = []
+    for c in (status.container_statuses if status else None) or []:
+        state, last = c.state, c.last_state
+        terminated = last.terminated if last else None
+        containers.append(
+            ContainerInfo(
+                name=c.name,
+                restart_count=c.restart_count or 0,
+                running=bool(state and state.running),
+                ready=bool(c.ready),
+                started_at=state.running.started_at.isoformat() if state and state.running else "",
+                waiting_reason=(state.waiting.reason or "") if state and state.waiting else "",
+                waiting_message=(state.waiting.message or "") if state and state.waiting else "",
+                last_exit_code=terminated.exit_code if terminated else None,
+                last_reason=(terminated.reason or "") if terminated else "",
+            )
+        )
+    conditions = (status.conditions if status else None) or []
+    scheduled = next((c for c in conditions if c.type == "PodScheduled"), None)
+    unschedulable = ""
+    if scheduled is not None and scheduled.status == "False":
+        unschedulable = f"{scheduled.reason}: {scheduled.message}"
+    return PodInfo(
+        namespace=o.metadata.namespace,
+        name=o.metadata.name,
+        uid=o.metadata.uid or "",
+        node=o.spec.node_name or "",
+        phase=(status.phase if status else None) or "Pending",
+        ip=(status.pod_ip if status else None) or "",
+        ready=any(c.type == "Ready" and c.status == "True" for c in conditions),
+        deleting=o.metadata.deletion_timestamp is not None,
+        containers=tuple(containers),
+        unschedulable=unschedulable,
+    )
+
+
+def _api_message(body: Any) -> str:
+    """The Status message of an API error body (JSON), else the body shortened."""
+    try:
+        message = json.loads(body).get("message")
+    except (TypeError, ValueError, AttributeError):
+        message = None
+    return _shorten(str(message if message else body))
+
+
+class PodProxy:
+    """A plain-HTTP endpoint on 127.0.0.1 that forwards to a pod's port through the API server's pod proxy.
+
+    For hosts that cannot route to the pod network: Prometheus clients (queries, remote write) then talk to
+    ``url`` without knowing about the API server's TLS and credentials, which this forwarder adds.
+    """
+
+    FORWARDED_HEADERS = (
+        "Content-Type",
+        "Content-Encoding",
+        "X-Prometheus-Remote-Write-Version",
+        "Accept",
+        "User-Agent",
+    )
+
+    def __init__(self, api: KubeApi, namespace: str, pod: str, port: int) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        client: Any = api._client
+        target = f"{client.configuration.host}/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy"
+        pool: Any = client.rest_client.pool_manager
+        auth = client.configuration.api_key.get("authorization") or client.configuration.api_key.get("BearerToken")
+        forwarded = self.FORWARDED_HEADERS
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                headers = {k: v for k in forwarded if (v := self.headers.get(k)) is not None}
+                if auth:
+                    headers["Authorization"] = auth
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                try:
+                    resp = pool.request(
+                        self.command,
+                        target + self.path,
+                        body=body,
+                        headers=headers,
+                        timeout=API_TIMEOUT_S,
+                        retries=False,
+                        preload_content=True,
+                    )
+                except (OSError, HTTPError) as e:
+                    self.send_error(502, f"API server pod proxy: {_shorten(str(e), 100)}")
+                    return
+                self.send_response(resp.status)
+                for key in ("Content-Type", "Content-Encoding"):
+                    if key in resp.headers:
+                        self.send_header(key, resp.headers[key])
+                self.send_header("Content-Length", str(len(resp.data)))
+                self.end_headers()
+                self.wfile.write(resp.data)
+
+            # http.server dispatches to do_<METHOD>.
+            do_GET = _forward
+            do_POST = _forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: every forwarded request would otherwise go to stderr."""
+
+        from urllib3.exceptions import HTTPError
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="pod-proxy", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,4 +1,4 @@
-"""Where Prometheus runs: ``local`` (managed processes on this host) now, ``kubernetes`` in a later step."""
+"""Where Prometheus runs: ``local`` (managed processes on this host) or ``kubernetes`` (a StatefulSet in a cluster)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,375 @@
+"""The kubernetes runtime: `harness run --runtime kubernetes` against the real cluster of tests/cluster.
+
+1. the emptyDir baseline loses its history when the pod is deleted, in a cluster too (exit 1);
+2. a local PV keeps every acknowledged sample through a SIGKILL (container restarted by the kubelet in the same pod)
+   and a pod restart (exit 0, 0 lost);
+3. cleanup leaves no namespace, PV, StorageClass or cordoned node behind, and never touches a PV it did not create.
+
+The manifest tests at the top need no cluster: they check what the runtime would create.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.doctor.binding import operator_claim_name
+from harness.results.model import Status
+from harness.results.store import load_result
+from harness.runtime.kubernetes import Names, statefulset_manifest, volume_manifest
+from harness.scenario.model import Scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 300
+
+
+def scenario_model(storage: dict[str, Any], faults: list[dict[str, str]] | None = None) -> Scenario:
+    return Scenario.model_validate(
+        {"name": "unit", "duration": "20s", "storage": storage, "faults": faults or []}, by_alias=True
+    )
+
+
+# --- manifests (no cluster) ----------------------------------------------------------------------------------
+
+
+def test_statefulset_is_the_operators_shape() -> None:
+    scenario = scenario_model({"backend": "local", "path": "/mnt/disks/vol1", "node": "node-2"})
+    names = Names("unit", "abc123")
+    sts = statefulset_manifest(scenario, names, tools_image=None)
+    assert sts["metadata"]["name"] == "prometheus-unit"
+    [template] = sts["spec"]["volumeClaimTemplates"]
+    assert template["metadata"]["name"] == "prometheus-unit-db"
+    assert f"{template['metadata']['name']}-{sts['metadata']['name']}-0" == operator_claim_name("unit") == names.claim
+    assert template["spec"]["storageClassName"] == "local-storage"
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["securityContext"] == {"runAsUser": 1000, "runAsGroup": 2000, "runAsNonRoot": True, "fsGroup": 2000}
+    [container] = pod["containers"]  # no sidecar without a signal fault
+    assert "shareProcessNamespace" not in pod
+    assert {"--storage.tsdb.path=/prometheus", "--web.enable-remote-write-receiver"} <= set(container["args"])
+    assert container["startupProbe"]["httpGet"]["path"] == "/-/ready"
+    assert container["startupProbe"]["failureThreshold"] == 60
+    assert container["livenessProbe"]["httpGet"]["path"] == "/-/healthy"
+    assert {"name": "prometheus-unit-db", "mountPath": "/prometheus"} in container["volumeMounts"]
+    for obj in (sts, template, sts["spec"]["template"]):
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "prom-storage-harness"
+        assert obj["metadata"]["labels"]["harness/run-id"] == "abc123"
+
+
+def test_signal_faults_add_a_sidecar_in_a_shared_process_namespace() -> None:
+    scenario = scenario_model({"backend": "ephemeral", "size_limit": "1Gi"}, [{"action": "sigkill", "at": "5s"}])
+    pod = statefulset_manifest(scenario, Names("unit", "r"), tools_image="tools:1")["spec"]["template"]["spec"]
+    assert pod["shareProcessNamespace"] is True
+    assert [c["name"] for c in pod["containers"]] == ["prometheus", "harness-tools"]
+    assert {"name": "prometheus-unit-db", "emptyDir": {"sizeLimit": str(1024**3)}} in pod["volumes"]
+
+
+def test_volumes_per_backend() -> None:
+    names = Names("unit", "r")
+    local = volume_manifest(scenario_model({"backend": "local", "path": "/mnt/d", "node": "node-2"}), names)
+    assert local is not None
+    assert local["metadata"]["name"] == "harness-unit"
+    assert local["spec"]["local"] == {"path": "/mnt/d"}
+    assert local["spec"]["persistentVolumeReclaimPolicy"] == "Retain"
+    assert local["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"] == [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": ["node-2"]}]}
+    ]
+    nfs = volume_manifest(
+        scenario_model(
+            {
+                "backend": "nfs",
+                "server": "172.17.73.37",
+                "export": "/vol/k8s-prometheus/prometheus_db",
+                "claim": {"selector": {"app": "wsg-prometheus"}},
+                "volume": {"labels": {"app": "wsg-prometheus"}},
+            }
+        ),
+        names,
+    )
+    assert nfs is not None
+    assert nfs["spec"]["nfs"] == {"server": "172.17.73.37", "path": "/vol/k8s-prometheus/prometheus_db"}
+    assert nfs["spec"]["storageClassName"] == ""
+    assert nfs["metadata"]["labels"]["app"] == "wsg-prometheus"
+    iscsi = volume_manifest(
+        scenario_model({"backend": "iscsi", "target_portal": "172.17.73.37:3260", "iqn": "iqn.2020-02.com:wsg"}),
+        names,
+    )
+    assert iscsi is not None
+    assert iscsi["spec"]["iscsi"] == {
+        "targetPortal": "172.17.73.37:3260",
+        "iqn": "iqn.2020-02.com:wsg",
+        "lun": 0,
+        "fsType": "ext4",
+    }
+    assert volume_manifest(scenario_model({"backend": "ephemeral"}), names) is None
+
+
+# --- on the cluster ------------------------------------------------------------------------------------------
+
+
+def harness_run(
+    scenario_file: Path, reports: Path, kubeconfig: Path, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), **env_vars}
+    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--reports", str(reports), "--no-report"]
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=False,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+
+def write_scenario(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return path
+
+
+def assert_nothing_left(api_client: Any, run_id: str, pv_names: tuple[str, ...] = (), classes: tuple[str, ...] = ()):
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    namespaces = [ns.metadata.name for ns in core.list_namespace().items]
+    assert f"harness-{run_id}" not in namespaces
+    pvs = [pv.metadata.name for pv in core.list_persistent_volume().items]
+    assert not set(pv_names) & set(pvs), pvs
+    labelled = core.list_persistent_volume(label_selector=f"harness/run-id={run_id}").items
+    assert labelled == []
+    sc_names = [sc.metadata.name for sc in client.StorageV1Api(api_client).list_storage_class().items]
+    assert not set(classes) & set(sc_names), sc_names
+    cordoned = [n.metadata.name for n in core.list_node().items if n.spec.unschedulable]
+    assert cordoned == []
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_ephemeral_restart_loses_history(kubeconfig: Path, api_client: Any, tmp_path: Path) -> None:
+    scenario_file = write_scenario(
+        tmp_path,
+        """
+version: 1
+name: k8s-ephemeral
+duration: 25s
+storage: {backend: ephemeral}
+loads: {tsdb: {series: 200, interval: 1s}}
+faults: [{action: restart, at: 10s}]
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    assert result.runtime == "kubernetes" and result.complete
+    assert result.verdict is Status.FAILED
+    [fault] = result.faults
+    assert fault.action == "restart" and fault.error is None
+    assert fault.instance_before.split(" (uid ")[1][:8] != fault.instance_after.split(" (uid ")[1][:8]
+    after_fault = result.durability[0]
+    assert after_fault.acknowledged > 0 and after_fault.lost == after_fault.acknowledged  # all history gone
+    assert_nothing_left(api_client, result.run_id)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_local_pv_keeps_everything_through_sigkill_and_restart(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    path = node_dir("node-2", f"runtime-{tag}")
+    pv, sc = f"harness-pv-{tag}", f"local-{tag}"
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-local
+duration: 25s
+storage:
+  backend: local
+  path: {path}
+  node: node-2
+  claim: {{storage_class: {sc}, size: 1Gi}}
+  volume: {{name: {pv}}}
+loads: {{tsdb: {{series: 200, interval: 1s}}}}
+faults:
+  - {{action: sigkill, at: 8s}}
+  - {{action: restart, at: 16s}}
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    assert result.verdict is Status.PASSED and result.complete
+    kill, restart = result.faults
+    assert (kill.action, restart.action) == ("sigkill", "restart")
+    # SIGKILL: the same pod on node-2, its container restarted; restart: a new pod, pinned back to node-2 by the PV.
+    assert kill.instance_before.split(", container")[0] == kill.instance_after.split(", container")[0]
+    assert kill.instance_after.endswith("container restart 1")
+    assert restart.instance_before.split(" on ")[0] != restart.instance_after.split(" on ")[0]
+    assert all("on node-2" in f.instance_after for f in result.faults)
+    assert kill.wal_replay_s is not None  # read from the restarted container's log
+    assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    assert (Path(path) / "wal").is_dir()
+    assert_nothing_left(api_client, result.run_id, (pv,), (sc,))
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_pv_the_run_did_not_create_is_never_touched(kubeconfig: Path, api_client: Any, tmp_path: Path) -> None:
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    pv = f"harness-foreign-{uuid.uuid4().hex[:8]}"
+    core.create_persistent_volume(
+        client.V1PersistentVolume(
+            metadata=client.V1ObjectMeta(name=pv),
+            spec=client.V1PersistentVolumeSpec(
+                capacity={"storage": "1Gi"},
+                access_modes=["ReadWriteOnce"],
+                host_path=client.V1HostPathVolumeSource(path="/nonexistent"),
+            ),
+        )
+    )
+    try:
+        scenario_file = write_scenario(
+            tmp_path,
+            f"""
+version: 1
+name: k8s-foreign
+duration: 10s
+storage: {{backend: local, path: /nonexistent, node: node-1, volume: {{name: {pv}}}}}
+""",
+        )
+        proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"PersistentVolume {pv} already exists and was not created by this run" in proc.stdout + proc.stderr
+        kept = core.read_persistent_volume(pv)
+        assert kept.metadata.deletion_timestamp is None
+        [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+        assert_nothing_left(api_client, load_result(result_file.parent).run_id)
+    finally:
+        core.delete_persistent_volume(pv)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_reschedule_on_a_local_pv_reports_the_node_affinity_conflict_and_uncordons(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    path = node_dir("node-2", f"runtime-{tag}")
+    pv = f"harness-pv-{tag}"
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-local-move
+duration: 20s
+storage: {{backend: local, path: {path}, node: node-2, claim: {{storage_class: local-{tag}}}, volume: {{name: {pv}}}}}
+loads: {{tsdb: {{series: 50, interval: 1s}}}}
+faults: [{{action: reschedule, at: 5s}}]
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    error = result.error or ""  # the fault never recovered, so the run stopped with it
+    assert "volume node affinity conflict" in error, error
+    assert "cordoned node node-2" in error
+    assert_nothing_left(api_client, result.run_id, (pv,), (f"local-{tag}",))
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_redeploy_on_a_retained_pv_hits_the_stale_claim_ref(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    path = node_dir("node-1", f"runtime-{tag}")
+    pv = f"harness-pv-{tag}"
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-local-redeploy
+duration: 20s
+storage: {{backend: local, path: {path}, node: node-1, claim: {{storage_class: local-{tag}}}, volume: {{name: {pv}}}}}
+loads: {{tsdb: {{series: 50, interval: 1s}}}}
+faults: [{{action: redeploy, at: 5s}}]
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    error = result.error or ""
+    assert f"pv/{pv} is Released and still carries claimRef" in error, error
+    assert "stays Pending" in error
+    assert_nothing_left(api_client, result.run_id, (pv,), (f"local-{tag}",))
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_reschedule_on_ephemeral_moves_the_pod_and_loses_history(
+    kubeconfig: Path, api_client: Any, tmp_path: Path
+) -> None:
+    scenario_file = write_scenario(
+        tmp_path,
+        """
+version: 1
+name: k8s-ephemeral-move
+duration: 20s
+storage: {backend: ephemeral}
+loads: {tsdb: {series: 50, interval: 1s}}
+faults: [{action: reschedule, at: 6s}]
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    [fault] = result.faults
+    assert fault.error is None
+    before, after = (s.split(" on ")[1].split(",")[0] for s in (fault.instance_before, fault.instance_after))
+    assert before != after, (fault.instance_before, fault.instance_after)
+    assert result.durability[0].lost == result.durability[0].acknowledged > 0
+    assert_nothing_left(api_client, result.run_id)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_sigterm_keeps_the_emptydir_through_the_api_server_pod_proxy(
+    kubeconfig: Path, api_client: Any, tmp_path: Path
+) -> None:
+    """A container restart keeps the pod's emptyDir; queries and remote write go through the API server."""
+    scenario_file = write_scenario(
+        tmp_path,
+        """
+version: 1
+name: k8s-sigterm-proxy
+duration: 20s
+storage: {backend: ephemeral}
+loads: {tsdb: {series: 100, interval: 1s}}
+faults: [{action: sigterm, at: 8s}]
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig, HARNESS_K8S_REACH="api-proxy")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    [fault] = result.faults
+    assert fault.detail.startswith("SIGTERM to Prometheus")
+    assert fault.instance_after.endswith("container restart 1")
+    assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    assert_nothing_left(api_client, result.run_id)
