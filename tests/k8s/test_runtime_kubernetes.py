@@ -373,3 +373,43 @@ faults: [{action: sigterm, at: 8s}]
     assert fault.instance_after.endswith("container restart 1")
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
     assert_nothing_left(api_client, result.run_id)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_stop_during_a_reschedule_uncordons_and_removes_everything(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+) -> None:
+    """What Ctrl-C does mid-fault: the pod is Pending on a cordoned node's PV; ``stop`` undoes the cordon first."""
+    from kubernetes import client
+
+    from harness.runtime.kubernetes import KubernetesRuntime
+
+    tag = uuid.uuid4().hex[:8]
+    path = node_dir("node-2", f"runtime-{tag}")
+    scenario = Scenario.model_validate(
+        {
+            "name": "k8s-interrupted",
+            "duration": "20s",
+            "storage": {
+                "backend": "local",
+                "path": path,
+                "node": "node-2",
+                "claim": {"storage_class": f"local-{tag}"},
+                "volume": {"name": f"harness-pv-{tag}"},
+            },
+            "faults": [{"action": "reschedule", "at": "5s"}],
+        }
+    )
+    runtime = KubernetesRuntime(scenario, tag[:6], logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig))
+    try:
+        runtime.start()
+        injection = runtime.inject("reschedule")
+        assert "node node-2 cordoned" in injection.detail
+        node = client.CoreV1Api(api_client).read_node("node-2")
+        assert node.spec.unschedulable is True
+        assert "(unscheduled)" in injection.instance_after  # pinned to node-2 by the PV, which is cordoned
+    finally:
+        runtime.stop()
+    assert_nothing_left(api_client, tag[:6], (f"harness-pv-{tag}",), (f"local-{tag}",))
+    assert list((tmp_path / "logs").glob("prometheus-*.log")), "the deleted pod's log was not kept"
