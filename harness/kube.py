@@ -376,9 +376,12 @@ class KubeApi:
     def _call(self, what: str) -> Iterator[None]:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
+        from websocket import WebSocketException  # exec's transport
 
         try:
             yield
+        except WebSocketException as e:
+            raise InfraError(f"could not {what} via {self.where}: {_shorten(str(e))}") from e
         except ApiException as e:
             raise InfraError(
                 f"Kubernetes API error while trying to {what} via {self.where}: {e.status} {e.reason}: "

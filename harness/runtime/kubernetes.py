@@ -377,14 +377,16 @@ class KubernetesRuntime(Runtime):
         self.created.namespace = names.namespace
         api.wait_service_account(names.namespace, timeout_s=NAMESPACE_READY_S)
         storage = self.scenario.storage
+        # Registered before the create call, so an interrupt in between still cleans up; stop() deletes only
+        # objects that carry this run's id, so a create that failed leaves nothing of anyone else's at risk.
         if isinstance(storage, LocalStorage) and storage.claim.storage_class:
             sc_name = storage.claim.storage_class
             if not api.exists("StorageClass", sc_name):
-                api.create(storage_class_manifest(sc_name, names))
                 self.created.storage_classes.append(sc_name)
+                api.create(storage_class_manifest(sc_name, names))
         if pv is not None:
-            api.create(pv)
             self.created.volumes.append(pv["metadata"]["name"])
+            api.create(pv)
         api.create(config_manifest(self.scenario, names, self.extra_scrape_configs))
         api.create(statefulset_manifest(self.scenario, names, tools_image=self.tools_image))
         log.info("created StatefulSet %s/%s", names.namespace, names.statefulset)
@@ -421,9 +423,10 @@ class KubernetesRuntime(Runtime):
         try:
             labels = self.api.labels_of(kind, name)
             if labels is not None and labels.get(RUN_ID_LABEL) != self.names.run_id:
-                # Recreated by someone else since we made it: not ours any more.
+                # Not ours (our create failed, or someone recreated it since): never touched.
                 registry.remove(name)
-                return [f"{kind} {name} no longer carries {RUN_ID_LABEL}={self.names.run_id}; left alone"]
+                log.info("%s %s does not carry %s=%s; left alone", kind, name, RUN_ID_LABEL, self.names.run_id)
+                return []
             self.api.delete(kind, name, wait_s=DELETE_TIMEOUT_S)
             registry.remove(name)
         except InfraError as e:
@@ -643,7 +646,9 @@ class KubernetesRuntime(Runtime):
         if self.created.namespace is None:
             return ""
         try:
-            return self.api.pod_log(self.names.namespace, self.names.pod, CONTAINER)
+            text = self.api.pod_log(self.names.namespace, self.names.pod, CONTAINER)
+            # A container waiting to restart (CrashLoopBackOff) has no log of its own: its last run says why.
+            return text or self.api.pod_log(self.names.namespace, self.names.pod, CONTAINER, previous=True)
         except InfraError:
             return ""
 

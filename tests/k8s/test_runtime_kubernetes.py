@@ -114,10 +114,10 @@ def test_volumes_per_backend() -> None:
 
 
 def harness_run(
-    scenario_file: Path, reports: Path, kubeconfig: Path, **env_vars: str
+    scenario_file: Path, reports: Path, kubeconfig: Path, *args: str, **env_vars: str
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), **env_vars}
-    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--reports", str(reports), "--no-report"]
+    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--reports", str(reports), "--no-report", *args]
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *argv],
         capture_output=True,
@@ -413,3 +413,43 @@ def test_stop_during_a_reschedule_uncordons_and_removes_everything(
         runtime.stop()
     assert_nothing_left(api_client, tag[:6], (f"harness-pv-{tag}",), (f"local-{tag}",))
     assert list((tmp_path / "logs").glob("prometheus-*.log")), "the deleted pod's log was not kept"
+
+
+NETWORK_VOLUMES = {
+    # 127.0.0.1 only: nothing answers there, and nothing should leave this machine anyway.
+    "nfs": "{backend: nfs, server: 127.0.0.1, export: /export, claim: {storage_class: '', selector: {app: TAG}}, "
+    "volume: {name: TAG, labels: {app: TAG}}}",
+    "iscsi": "{backend: iscsi, target_portal: '127.0.0.1:3260', iqn: 'iqn.2020-02.com:wsg', lun: 1, "
+    "claim: {storage_class: ''}, volume: {name: TAG}}",
+}
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", sorted(NETWORK_VOLUMES))
+def test_a_network_volume_the_node_cannot_mount_fails_with_the_kubelets_reason(
+    backend: str, kubeconfig: Path, api_client: Any, tmp_path: Path
+) -> None:
+    """The PV and claim bind (the API server accepts the PV this runtime writes), and where the node cannot mount it
+    (this machine's kernel has no NFS client and no iSCSI initiator) the run stops within ready_timeout, naming
+    the kubelet's FailedMount event instead of hanging."""
+    tag = f"harness-{backend}-{uuid.uuid4().hex[:8]}"
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-{backend}
+duration: 10s
+storage: {NETWORK_VOLUMES[backend].replace("TAG", tag)}
+prometheus: {{ready_timeout: 25s}}
+loads: {{tsdb: {{series: 10}}}}
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig, "--skip-doctor")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    error = result.error or ""
+    assert "gave up after 25 s waiting for Prometheus in pod" in error, error
+    assert "FailedMount" in error, error
+    assert_nothing_left(api_client, result.run_id, (tag,))
