@@ -467,11 +467,16 @@ class KubernetesRuntime(Runtime):
             self.api.delete("Pod", pod.name, pod.namespace)
             detail = f"pod {pod.name} deleted on {pod.node}; the StatefulSet recreates it"
         elif action == "reschedule":
-            self.api.set_unschedulable(pod.node, True)
-            self.created.cordoned.append(pod.node)
+            if any(n.name == pod.node and "cordoned" in n.why_unschedulable for n in self.api.nodes()):
+                detail = f"node {pod.node} was cordoned already (left so)"
+            else:
+                # Recorded first: the uncordon is this fault's undo and must run even if we are interrupted here.
+                self.created.cordoned.append(pod.node)
+                self.api.set_unschedulable(pod.node, True)
+                detail = f"node {pod.node} cordoned"
             injected = time.time()
             self.api.delete("Pod", pod.name, pod.namespace)
-            detail = f"node {pod.node} cordoned and pod {pod.name} deleted: the new pod must go to another node"
+            detail += f" and pod {pod.name} deleted: the new pod must go to another node"
         elif action == "redeploy":
             injected = time.time()
             self._redeploy()

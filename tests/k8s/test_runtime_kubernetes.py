@@ -453,3 +453,40 @@ loads: {{tsdb: {{series: 10}}}}
     assert "gave up after 25 s waiting for Prometheus in pod" in error, error
     assert "FailedMount" in error, error
     assert_nothing_left(api_client, result.run_id, (tag,))
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_a_node_cordoned_by_someone_else_stays_cordoned(kubeconfig: Path, api_client: Any, tmp_path: Path) -> None:
+    from kubernetes import client
+
+    from harness.runtime.kubernetes import KubernetesRuntime
+
+    core = client.CoreV1Api(api_client)
+    scenario = Scenario.model_validate(
+        {
+            "name": "k8s-cordoned",
+            "duration": "20s",
+            "storage": {"backend": "ephemeral"},
+            "faults": [{"action": "reschedule", "at": "5s"}],
+        }
+    )
+    run_id = uuid.uuid4().hex[:6]
+    runtime = KubernetesRuntime(scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig))
+    node = ""
+    try:
+        runtime.start()
+        assert runtime.pod is not None
+        node = runtime.pod.node
+        core.patch_node(node, {"spec": {"unschedulable": True}})  # an operator's cordon, not the harness's
+        injection = runtime.inject("reschedule")
+        assert f"node {node} was cordoned already" in injection.detail
+        runtime.wait_recovered(60)
+        assert runtime.pod.node not in ("", node)
+        runtime.stop()
+        assert core.read_node(node).spec.unschedulable is True
+    finally:
+        runtime.stop()
+        if node:
+            core.patch_node(node, {"spec": {"unschedulable": False}})
+    assert_nothing_left(api_client, run_id)
