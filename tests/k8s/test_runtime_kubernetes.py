@@ -10,9 +10,12 @@ The manifest tests at the top need no cluster: they check what the runtime would
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -490,3 +493,55 @@ def test_a_node_cordoned_by_someone_else_stays_cordoned(kubeconfig: Path, api_cl
         if node:
             core.patch_node(node, {"spec": {"unschedulable": False}})
     assert_nothing_left(api_client, run_id)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_ctrl_c_during_the_load_removes_what_the_run_created(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    path = node_dir("node-1", f"runtime-{tag}")
+    pv, sc = f"harness-pv-{tag}", f"local-{tag}"
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-interrupt
+duration: 5m
+storage: {{backend: local, path: {path}, node: node-1, claim: {{storage_class: {sc}}}, volume: {{name: {pv}}}}}
+loads: {{tsdb: {{series: 50}}}}
+faults: [{{action: sigkill, at: 4m}}]
+""",
+    )
+    reports = tmp_path / "reports"
+    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--reports", str(reports), "--no-report"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *argv],
+        cwd=ROOT,
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        result_file: Path | None = None
+        while time.monotonic() < deadline and proc.poll() is None:  # until the load phase is under way
+            result_file = next(reports.glob("*/*/result.json"), None)
+            if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] > 0:
+                break
+            time.sleep(0.2)
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert result_file is not None
+    result = load_result(result_file.parent)
+    assert result.interrupted and result.verdict is Status.ERROR
+    assert_nothing_left(api_client, result.run_id, (pv,), (sc,))
