@@ -59,6 +59,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             render_report=not args.no_report,
             doctor=not args.skip_doctor,
             keep_data=args.keep_data,
+            kubeconfig=args.kubeconfig,
         )
     )
     if outcome.result is not None:
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="store result.json only, no report.html")
     p.add_argument("--skip-doctor", action="store_true", help="do not run the storage doctor before the run")
     p.add_argument("--keep-data", action="store_true", help="keep the TSDB and fio files this run created")
+    p.add_argument("--kubeconfig", help="kubernetes runtime: the cluster to use (default: $KUBECONFIG, ~/.kube/config)")
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("report", help="re-render report.html from a stored result")

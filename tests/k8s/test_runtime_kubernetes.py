@@ -545,3 +545,27 @@ faults: [{{action: sigkill, at: 4m}}]
     result = load_result(result_file.parent)
     assert result.interrupted and result.verdict is Status.ERROR
     assert_nothing_left(api_client, result.run_id, (pv,), (sc,))
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_fio_jobs_are_skipped_with_a_warning_so_one_scenario_runs_on_both(
+    kubeconfig: Path, api_client: Any, tmp_path: Path
+) -> None:
+    scenario_file = write_scenario(
+        tmp_path,
+        """
+name: k8s-fio-skipped
+duration: 8s
+storage: {backend: ephemeral}
+loads: {tsdb: {series: 50, interval: 1s}, fio: [{profile: wal-append, runtime: 2s}]}
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    assert result.fio == []
+    assert any(e.kind == "warning" and "fio job(s) skipped" in e.message for e in result.events)
+    assert result.durability and result.durability[-1].lost == 0
+    assert_nothing_left(api_client, result.run_id)
