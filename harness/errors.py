@@ -88,7 +88,8 @@ class WaitTimeout(InfraError):
         self.what = what
         self.timeout_s = timeout_s
         self.last_state = last_state
-        msg = f"gave up after {timeout_s:g} s waiting for {what}"
+        # Rounded: a wait given "what is left of a deadline" would otherwise say 24.9999 s.
+        msg = f"gave up after {round(timeout_s, 1):g} s waiting for {what}"
         if last_state:
             msg += f" (last seen: {last_state})"
         super().__init__(msg)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -453,7 +454,8 @@ loads: {{tsdb: {{series: 10}}}}
     [result_file] = (tmp_path / "reports").glob("*/*/result.json")
     result = load_result(result_file.parent)
     error = result.error or ""
-    assert "gave up after 25 s waiting for Prometheus in pod" in error, error
+    # Bounded by ready_timeout (25 s), part of which may have gone to earlier steps of the same deadline.
+    assert re.search(r"gave up after 2[0-5](\.\d)? s waiting for Prometheus in pod", error), error
     assert "FailedMount" in error, error
     assert_nothing_left(api_client, result.run_id, (tag,))
 
