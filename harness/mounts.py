@@ -1,4 +1,5 @@
-"""Mount table lookups and loop-mounted filesystem images (the only code that mounts anything).
+"""Mount table lookups, directory access for a uid, and loop-mounted filesystem images (the only code that mounts
+anything).
 
 The mount table is read from /proc/self/mountinfo rather than by calling findmnt, so looking up the filesystem of a
 path costs no subprocess and works in minimal containers.
@@ -55,6 +56,27 @@ def filesystem_of(path: Path) -> MountEntry:
 def is_mount_point(path: Path) -> bool:
     real = Path(os.path.realpath(path))
     return any(entry.mount_point == real for entry in mount_table())
+
+
+def first_untraversable(path: Path, uid: int, gids: set[int]) -> Path | None:
+    """The first directory from / down to ``path`` (inclusive) that ``uid`` with ``gids`` may not enter, if any.
+
+    Judged from the mode bits alone, as the kernel does for a non-root caller; root enters everything.
+    """
+    if uid == 0:
+        return None
+    real = Path(os.path.realpath(path))
+    for directory in [*reversed(real.parents), real]:
+        st = directory.stat()
+        if st.st_uid == uid:
+            bit = 0o100
+        elif st.st_gid in gids:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            return directory
+    return None
 
 
 def kernel_filesystems() -> set[str]:

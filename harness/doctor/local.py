@@ -20,7 +20,7 @@ from harness import proc
 from harness.doctor.fmt import bullets, perms, size
 from harness.doctor.nfs import PROMETHEUS_NFS_QUOTE
 from harness.errors import MissingBinary
-from harness.mounts import filesystem_of
+from harness.mounts import filesystem_of, first_untraversable
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import EphemeralStorage, LocalStorage, SecurityContext
 
@@ -258,7 +258,8 @@ def _writable_finding(path: Path, sc: SecurityContext) -> DoctorFinding:
             evidence=f"create, write, fsync, rename and delete of a probe file succeeded; {found_stat}.",
         )
     evidence = f"writing a probe file in {path} as {who} failed: {os.strerror(err)}; {found_stat}."
-    blocked = _unsearchable_parent(path, uid, {gid, *groups})
+    # The parents of ``path``: a missing x bit on ``path`` itself shows up in the write probe.
+    blocked = first_untraversable(Path(os.path.realpath(path)).parent, uid, {gid, *groups})
     if blocked is not None:
         bst = blocked.stat()
         evidence += (
@@ -287,23 +288,6 @@ def _writable_finding(path: Path, sc: SecurityContext) -> DoctorFinding:
             ]
         ),
     )
-
-
-def _unsearchable_parent(path: Path, uid: int, groups: set[int]) -> Path | None:
-    """The first ancestor ``uid`` may not traverse (no x bit for it): the probe fails there, not in ``path``."""
-    if uid == 0:
-        return None
-    for parent in reversed(Path(os.path.realpath(path)).parents):
-        st = parent.stat()
-        if st.st_uid == uid:
-            bit = 0o100
-        elif st.st_gid in groups:
-            bit = 0o010
-        else:
-            bit = 0o001
-        if not st.st_mode & bit:
-            return parent
-    return None
 
 
 def _probe_name(path: Path) -> Path:

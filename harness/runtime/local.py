@@ -21,6 +21,7 @@ from typing import Any
 
 from harness import proc
 from harness.errors import InfraError, WaitTimeout
+from harness.mounts import first_untraversable
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.runtime.base import Injection, Recovery, Runtime
@@ -220,7 +221,7 @@ class LocalRuntime(Runtime):
         sc = self.spec.security_context
         gids = {sc.run_as_group, *([sc.fs_group] if sc.fs_group is not None else [])}
         for target in (self.workdir, data_dir.parent):
-            blocked = _first_untraversable(target, sc.run_as_user, gids)
+            blocked = first_untraversable(target, sc.run_as_user, gids)
             if blocked is not None:
                 mode = blocked.stat().st_mode & 0o7777
                 raise InfraError(
@@ -281,20 +282,3 @@ class LocalRuntime(Runtime):
         else:
             msg += "\n" + "\n".join(text.splitlines()[-10:])
         return msg
-
-
-def _first_untraversable(path: Path, uid: int, gids: set[int]) -> Path | None:
-    """The first directory from / down to ``path`` that ``uid`` (with ``gids``) may not enter, if any."""
-    for directory in [*reversed(path.resolve().parents), path.resolve()]:
-        st = directory.stat()
-        if uid == 0:
-            continue
-        if st.st_uid == uid:
-            allowed = st.st_mode & 0o100
-        elif st.st_gid in gids:
-            allowed = st.st_mode & 0o010
-        else:
-            allowed = st.st_mode & 0o001
-        if not allowed:
-            return directory
-    return None
