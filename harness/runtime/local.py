@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import proc
-from harness.errors import InfraError, WaitTimeout
+from harness.errors import InfraError
 from harness.mounts import first_untraversable
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
@@ -160,15 +160,15 @@ class LocalRuntime(Runtime):
             alive_or_fail()
             return client.ready()
 
-        up = wait_for(
-            healthy,
-            what=f"Prometheus ({container.name}) to answer /-/healthy",
-            timeout_s=remaining(),
-            interval_s=0.02,
-            describe=self.log_excerpt,
-        )
-        up_at = time.time() if up else None
         try:
+            wait_for(
+                healthy,
+                what=f"Prometheus ({container.name}) to answer /-/healthy",
+                timeout_s=remaining(),
+                interval_s=0.02,
+                describe=self.log_excerpt,
+            )
+            up_at = time.time()
             wait_for(
                 ready,
                 what=f"Prometheus ({container.name}) to answer /-/ready (WAL replay)",
@@ -176,9 +176,9 @@ class LocalRuntime(Runtime):
                 interval_s=0.02,
                 describe=self.log_excerpt,
             )
-        except WaitTimeout:
-            raise
-        ready_at = time.time()
+            ready_at = time.time()
+        finally:
+            client.close()
         replays = wal_replay_durations_s(container.daemon.log_text())
         return Recovery(up_at, ready_at, replays[-1] if replays else None)
 
