@@ -279,16 +279,16 @@ class Run:
         assert self.runtime is not None and self.load is not None
         url = self.runtime.base_url()
         assert url is not None
-        client = PromClient(url, timeout_s=60)
         started = time.monotonic()
-        checkpoint = check_history(
-            client,
-            self.load.expected(url),
-            cutoff_unix_ms=cutoff_unix_ms,
-            label=label,
-            checked_at_s=time.time() - self.result.t0_unix_s,
-            run_id=self.run_id,
-        )
+        with PromClient(url, timeout_s=60) as client:
+            checkpoint = check_history(
+                client,
+                self.load.expected(url),
+                cutoff_unix_ms=cutoff_unix_ms,
+                label=label,
+                checked_at_s=time.time() - self.result.t0_unix_s,
+                run_id=self.run_id,
+            )
         checkpoint.check_duration_s = round(time.monotonic() - started, 3)
         self.result.durability.append(checkpoint)
         kind = "phase" if checkpoint.lost == 0 else "warning"

@@ -87,6 +87,12 @@ class PromClient:
     def close(self) -> None:
         self._session.close()
 
+    def __enter__(self) -> PromClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # --- status ----------------------------------------------------------------------------------------
 
     def ready(self) -> bool:

@@ -53,7 +53,8 @@ class TsdbDriver:
     def before_fault(self, prom_url: str, cutoff_unix_ms: int) -> None:
         """Scrape mode: remember what Prometheus shows now; it must still be there after the fault."""
         if self.exporter is not None:
-            self._snapshot = self.exporter.snapshot(PromClient(prom_url, timeout_s=60), cutoff_unix_ms)
+            with PromClient(prom_url, timeout_s=60) as client:
+                self._snapshot = self.exporter.snapshot(client, cutoff_unix_ms)
 
     def expected(self, prom_url: str) -> ExpectedHistory:
         """What must be in Prometheus: the ledger (remote write) or the last snapshot before a fault (scrape)."""

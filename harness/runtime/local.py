@@ -142,7 +142,6 @@ class LocalRuntime(Runtime):
 
     def wait_recovered(self, timeout_s: float) -> Recovery:
         container = self._require()
-        client = PromClient(container.base_url, timeout_s=HTTP_TIMEOUT_S)
         deadline = time.monotonic() + timeout_s
 
         def remaining() -> float:
@@ -160,7 +159,7 @@ class LocalRuntime(Runtime):
             alive_or_fail()
             return client.ready()
 
-        try:
+        with PromClient(container.base_url, timeout_s=HTTP_TIMEOUT_S) as client:
             wait_for(
                 healthy,
                 what=f"Prometheus ({container.name}) to answer /-/healthy",
@@ -177,8 +176,6 @@ class LocalRuntime(Runtime):
                 describe=self.log_excerpt,
             )
             ready_at = time.time()
-        finally:
-            client.close()
         replays = wal_replay_durations_s(container.daemon.log_text())
         return Recovery(up_at, ready_at, replays[-1] if replays else None)
 
