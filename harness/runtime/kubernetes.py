@@ -447,7 +447,8 @@ class KubernetesRuntime(Runtime):
     def version(self) -> str:
         if self._version is None:
             url = self._require_url()
-            self._version = PromClient(url, timeout_s=HTTP_TIMEOUT_S * 5).build_version()
+            with PromClient(url, timeout_s=HTTP_TIMEOUT_S * 5) as client:
+                self._version = client.build_version()
         return self._version
 
     def log_excerpt(self) -> str:
@@ -548,23 +549,23 @@ class KubernetesRuntime(Runtime):
             self._uncordon()
         self.pod = pod
         self._url = self._reach(pod)
-        client = PromClient(self._url, timeout_s=HTTP_TIMEOUT_S)
-        wait_for(
-            client.healthy,
-            what=f"Prometheus ({self.instance()}) to answer /-/healthy at {self._url}",
-            timeout_s=remaining(),
-            interval_s=0.05,
-            describe=lambda: self._describe(self.api.read_pod(names.namespace, names.pod)),
-        )
-        up_at = time.time()
-        wait_for(
-            client.ready,
-            what=f"Prometheus ({self.instance()}) to answer /-/ready at {self._url} (WAL replay)",
-            timeout_s=remaining(),
-            interval_s=0.05,
-            describe=lambda: self._describe(self.api.read_pod(names.namespace, names.pod)),
-        )
-        ready_at = time.time()
+        with PromClient(self._url, timeout_s=HTTP_TIMEOUT_S) as client:
+            wait_for(
+                client.healthy,
+                what=f"Prometheus ({self.instance()}) to answer /-/healthy at {self._url}",
+                timeout_s=remaining(),
+                interval_s=0.05,
+                describe=lambda: self._describe(self.api.read_pod(names.namespace, names.pod)),
+            )
+            up_at = time.time()
+            wait_for(
+                client.ready,
+                what=f"Prometheus ({self.instance()}) to answer /-/ready at {self._url} (WAL replay)",
+                timeout_s=remaining(),
+                interval_s=0.05,
+                describe=lambda: self._describe(self.api.read_pod(names.namespace, names.pod)),
+            )
+            ready_at = time.time()
         self.pod = self.api.read_pod(names.namespace, names.pod) or pod
         replays = wal_replay_durations_s(self._current_log())
         return Recovery(up_at, ready_at, replays[-1] if replays else None)
