@@ -136,14 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="also write an HTML comparison here")
     p.set_defaults(func=_cmd_compare)
 
-    try:
-        from harness.doctor import command as doctor_command
-    except ImportError:
-        pass
-    else:
-        p = sub.add_parser("doctor", help="check the storage a scenario names for the known traps, before deploying")
-        doctor_command.configure(p)
-        p.set_defaults(func=doctor_command.execute)
+    from harness.doctor import command as doctor_command
+
+    p = sub.add_parser("doctor", help="check the storage a scenario names for the known traps, before deploying")
+    doctor_command.configure(p)
+    p.set_defaults(func=doctor_command.execute)
     return parser
 
 
