@@ -9,7 +9,7 @@
     |   +-- WaitTimeout               a bounded wait gave up; says what it waited for
     |   +-- PrometheusError           the Prometheus HTTP API answered with an error
     |   +-- StorageUnavailable        the storage a scenario names cannot be used here
-    +-- CheckFailed                   the system under test failed a check (exit 1)
+    +-- NotRecovered                  Prometheus or its storage did not come back after a fault (exit 1)
 
 "The system under test failed" (exit 1) is kept apart from "the tool or environment broke" (exit 2), so a
 nightly job can tell a storage regression from a broken runner.
@@ -107,7 +107,11 @@ class StorageUnavailable(InfraError):
     """The storage a scenario names cannot be used on this runtime/host; the message says what to configure."""
 
 
-class CheckFailed(HarnessError):
+class NotRecovered(HarnessError):
+    """Prometheus did not come back after a fault: not ready within ``ready_timeout``, exited, or its pod cannot be
+    placed because of its storage (a local PV pinned to a cordoned node, a Released PV). That is a finding about
+    the storage or Prometheus (FAILED, exit 1), not a broken harness; the message gives the system's own reason."""
+
     exit_code = 1
 
 

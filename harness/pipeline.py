@@ -1,30 +1,32 @@
-"""The ordered steps of a run: load -> plan -> doctor -> provision -> benchmark -> execute -> check -> store -> report.
+"""The ordered steps of a run: load -> plan -> doctor -> provision -> benchmark -> start -> execute -> check -> store
+-> report.
 
-Each step is a method of ``Run`` that reads what earlier steps left in it and fills ``self.result``; the result is
-saved atomically after every step that changes it, so an interrupted or broken run still leaves a result (marked
-incomplete) and a report. Cleanup (load, Prometheus, storage) happens exactly once, in ``_cleanup``, whatever
-happened before.
+Each step of ``Run`` takes what it needs from the step before it (the runtime, the load) as arguments and fills
+``self.result``; the result is saved atomically after every step that changes it, so an interrupted or broken run
+still leaves a result (marked incomplete) and a report. Whatever a step starts or creates registers its undo in
+``Run.undo`` *before* acting; cleanup unwinds it newest first, exactly once, whatever happened before (Ctrl-C too).
+A fault's own undo (an uncordon) is unwound as soon as Prometheus has recovered from it, or failed to.
+
+Verdicts: Prometheus not coming back after a fault (``NotRecovered``) ends the fault phase with the fault recorded
+as FAILED and the recovery check FAILED (exit 1); the harness or the environment breaking (``InfraError``) is ERROR
+(exit 2), with the fault in the result all the same.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
-import signal
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 from harness import ui
 from harness.checks.history import check_history, history_check_result
 from harness.checks.verdicts import fio_iops_check, recovery_check
-from harness.errors import HarnessError, InfraError, UsageError
+from harness.errors import HarnessError, InfraError, NotRecovered, UsageError, WaitTimeout
+from harness.faults import injector_for, required_capabilities
 from harness.faults.timeline import PlannedFault, plan_faults
 from harness.loads import fio
 from harness.loads.driver import TsdbDriver
@@ -32,11 +34,12 @@ from harness.prom import PromClient
 from harness.results import env as envinfo
 from harness.results.model import CheckResult, Event, FaultRecord, RunResult, Severity, Status
 from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
+from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported
 from harness.runtime.base import Runtime
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
-from harness.storage import provision
-from harness.storage.base import ProvisionedStorage
+from harness.signals import Interrupted, handled_signals
+from harness.undo import UndoLog
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
@@ -63,10 +66,6 @@ class RunOutcome:
     result: RunResult | None
 
 
-class Interrupted(Exception):
-    """Ctrl-C (SIGINT) or SIGTERM arrived; raised where the run was, so cleanup runs in order."""
-
-
 @dataclass
 class Run:
     options: RunOptions
@@ -75,10 +74,8 @@ class Run:
     run_dir: Path
     result: RunResult
     planned: list[PlannedFault]
-    workdir: Path = field(default_factory=Path)
-    storage: ProvisionedStorage | None = None
-    runtime: Runtime | None = None
-    load: TsdbDriver | None = None
+    undo: UndoLog = field(default_factory=UndoLog)
+    load: TsdbDriver | None = None  # kept for saving the ingest series with every snapshot
     _events_t0: float = field(default_factory=time.time)
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
@@ -100,7 +97,23 @@ class Run:
 
     # --- steps -------------------------------------------------------------------------------------------------
 
-    def step_doctor(self) -> bool:
+    def step_runtime(self, workdir: Path) -> Runtime:
+        ctx = RuntimeContext(
+            self.scenario,
+            self.run_id,
+            workdir=workdir,
+            logs_dir=self.run_dir / "logs",
+            kubeconfig=self.options.kubeconfig,
+            capabilities=frozenset(required_capabilities([p.spec for p in self.planned])),
+        )
+        runtime = create_runtime(self.options.runtime, ctx)
+        # Registered now, unwound in reverse: Prometheus stops before its storage goes.
+        if not self.options.keep_data:
+            self.undo.record("remove the storage this run created", runtime.teardown_storage)
+        self.undo.record("stop Prometheus and delete what the runtime created", runtime.stop)
+        return runtime
+
+    def step_doctor(self, runtime: Runtime) -> bool:
         """Run the storage doctor; False when it found something that would make the run fail before it starts.
 
         A blocker is an ERROR, not a FAILED: the storage did not lose data, the run could not be set up on it.
@@ -110,6 +123,7 @@ class Run:
         findings = run_doctor(
             self.scenario,
             runtime=self.options.runtime,
+            kube=runtime.doctor_inventory(),
             previous_wal_replay_s=previous_wal_replay_s(self.options.reports_root / self.scenario.name, self.run_dir),
         )
         self.result.doctor = findings
@@ -132,39 +146,34 @@ class Run:
             return False
         return True
 
-    def step_provision(self) -> None:
-        if self.options.runtime == "kubernetes":
-            # The cluster holds the storage: the runtime creates the PV (or emptyDir) with the StatefulSet.
-            self.result.environment.data_path = f"{self.scenario.storage.backend} volume in the cluster"
-            return
+    def step_provision(self, runtime: Runtime) -> None:
         self.event("phase", f"provisioning {self.scenario.storage.backend} storage")
-        self.storage = provision(self.scenario.storage, self.workdir, self.run_id)
-        described = self.storage.describe()
-        self.result.environment.data_path = described["path"]
-        self.result.environment.data_filesystem = described["filesystem"]
-        self.result.environment.data_device = described["device"]
+        described = runtime.provision_storage()
+        self.result.environment.data_path = described.path
+        self.result.environment.data_filesystem = described.filesystem
+        self.result.environment.data_device = described.device
         self.save()
 
-    def step_benchmark(self) -> None:
+    def step_benchmark(self, runtime: Runtime) -> None:
         jobs = self.scenario.loads.fio
         if not jobs:
             return
-        if self.storage is None:
+        directory = runtime.fio_directory()
+        if directory is None:
             # One scenario file runs on both runtimes: the durability part still runs, the gap is said loudly.
             self.event(
                 "warning",
-                f"{len(jobs)} fio job(s) skipped: fio on the {self.options.runtime} runtime is not "
+                f"{len(jobs)} fio job(s) skipped: fio on the {runtime.name} runtime is not "
                 "available yet (run the scenario on the local runtime on a node's mount to measure the disk)",
             )
             return
         self.result.environment.fio_version = fio.fio_version()
         total = sum(j.runtime_s for j in jobs)
-        with ui.phase(f"fio: {len(jobs)} job(s) on {self.storage.root}", total) as bar:
+        with ui.phase(f"fio: {len(jobs)} job(s) on {directory}", total) as bar:
             done = 0.0
             for job in jobs:
                 bar.update(done, f"fio {job.name or job.profile}")
-                job_result = fio.run_fio_job(job, self.storage.fio_dir(), self.run_dir)
-                self.result.fio.append(job_result)
+                self.result.fio.append(fio.run_fio_job(job, directory, self.run_dir))
                 done += job.runtime_s
                 self.save()
         for r in self.result.fio:
@@ -173,50 +182,63 @@ class Run:
             if r.read is not None:
                 ui.info(f"  {r.name}: read {r.read.bw_bytes_per_s / 1e6:.1f} MB/s, {r.read.iops:.0f} IOPS")
 
-    def step_start(self) -> None:
+    def step_start(self, runtime: Runtime) -> TsdbDriver | None:
         spec = self.scenario.loads.tsdb
+        load = None
         scrape_configs = []
         if spec is not None:
-            self.load = TsdbDriver(spec, self.run_id)
-            scrape_configs = self.load.prepare()
-        self.runtime = make_runtime(self.options.runtime, self, scrape_configs)
-        self.event("phase", f"starting Prometheus ({self.options.runtime} runtime)")
-        self.runtime.start()
-        self.result.environment.prometheus_version = self.runtime.version()
-        self.event("phase", f"Prometheus {self.result.environment.prometheus_version} ready: {self.runtime.instance()}")
+            load = self.load = TsdbDriver(spec, self.run_id)
+            self.undo.record("stop the TSDB load", load.stop)
+            scrape_configs = load.prepare()
+        self.event("phase", f"starting Prometheus ({runtime.name} runtime)")
+        try:
+            runtime.start(scrape_configs)
+        except NotRecovered as e:
+            # Before any fault there is nothing to recover from: the run could not be set up on this storage.
+            raise InfraError(f"Prometheus did not start: {e}") from e
+        self.result.environment.prometheus_version = runtime.version()
+        self.event("phase", f"Prometheus {self.result.environment.prometheus_version} ready: {runtime.instance()}")
+        return load
 
-    def step_execute(self) -> None:
-        assert self.runtime is not None
+    def step_execute(self, runtime: Runtime, load: TsdbDriver | None) -> None:
         self.result.t0_unix_s = t0 = time.time()
-        if self.load is not None:
-            self.load.start(self.runtime.base_url())
+        if load is not None:
+            load.start(runtime.base_url())
         self.save()
+        history = self.scenario.checks.history_survival
+        checkpoints = history.enabled
         duration = self.scenario.duration_s
+        recovered = True
         with ui.phase(f"load and faults for {duration:g} s", duration) as bar:
             for planned in self.planned:
                 self._sleep_until(t0 + planned.at_s, bar)
-                record = self._inject(planned, t0, bar)
-                self.result.faults.append(record)
-                if record.error is None and self.scenario.checks.history_survival.after_each_fault:
+                try:
+                    record = self._fault(planned, runtime, load, t0, bar)
+                except NotRecovered:
+                    recovered = False
+                    left = [f"{p.index} ({p.action})" for p in self.planned if p.index > planned.index]
+                    if left:
+                        self.event("warning", f"fault(s) {', '.join(left)} not injected: Prometheus is not back")
+                    break
+                if load is not None and checkpoints and history.after_each_fault:
                     cutoff_unix_ms = int((t0 + record.injected_at_s) * 1000)
-                    self._checkpoint(f"after fault {planned.index} ({planned.action})", cutoff_unix_ms)
+                    self._checkpoint(runtime, load, f"after fault {planned.index} ({planned.action})", cutoff_unix_ms)
                 self.save()
-            self._sleep_until(t0 + duration, bar)
-        if self.load is not None:
-            self.load.stop()
-            if self.scenario.checks.history_survival.enabled:
-                self._checkpoint("final", int(time.time() * 1000))
-            ledger = self.load.save(self.run_dir)
+            if recovered:
+                self._sleep_until(t0 + duration, bar)
+        if load is not None:
+            load.stop()
+            if checkpoints and recovered:
+                self._checkpoint(runtime, load, "final", int(time.time() * 1000))
+            ledger = load.save(self.run_dir)
             if ledger:
                 self.event("phase", f"ledger of acknowledged samples saved as {ledger}")
         self.save()
 
-    def step_check(self) -> None:
+    def step_check(self, load: TsdbDriver | None) -> None:
         checks = self.scenario.checks
-        if checks.history_survival.enabled and self.load is not None:
-            self.result.checks.append(
-                history_check_result(self.result.durability, checks.history_survival.max_samples_lost)
-            )
+        if checks.history_survival.enabled and load is not None:
+            self.result.checks.append(self._history_check())
         self.result.checks.append(recovery_check(self.result.faults, checks.max_recovery_s))
         if checks.min_fio_write_iops is not None:
             self.result.checks.append(fio_iops_check(self.result.fio, checks.min_fio_write_iops))
@@ -224,66 +246,107 @@ class Run:
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
+    def _history_check(self) -> CheckResult:
+        checks = self.scenario.checks.history_survival
+        lost = next((f for f in self.result.faults if f.status is Status.FAILED), None)
+        if lost is None:
+            return history_check_result(self.result.durability, checks.max_samples_lost)
+        unknown = (
+            f"Prometheus did not recover after fault {lost.index} ({lost.action}), so its history since is unknown"
+        )
+        if not self.result.durability:
+            return CheckResult(name="history_survival", status=Status.SKIPPED, reason=unknown)
+        verdict = history_check_result(self.result.durability, checks.max_samples_lost)
+        return verdict.model_copy(update={"reason": f"{verdict.reason}; {unknown}"})
+
     def _sleep_until(self, deadline_unix_s: float, bar: ui.PhaseBar) -> None:
-        assert self.runtime is not None
         while (left := deadline_unix_s - time.time()) > 0:
             time.sleep(min(0.5, left))
             bar.update(time.time() - self.result.t0_unix_s)
 
-    def _inject(self, planned: PlannedFault, t0: float, bar: ui.PhaseBar) -> FaultRecord:
-        assert self.runtime is not None
+    def _fault(
+        self, planned: PlannedFault, runtime: Runtime, load: TsdbDriver | None, t0: float, bar: ui.PhaseBar
+    ) -> FaultRecord:
+        """Inject one fault and wait for recovery. The record is in the result before anything happens, so a fault
+        that breaks (NotRecovered: FAILED; any other HarnessError: ERROR) is reported with its error, never dropped."""
         bar.note(f"fault {planned.index}: {planned.action} at {time.time() - t0:.1f} s")
-        if self.load is not None:
-            url = self.runtime.base_url()
-            assert url is not None
-            self.load.before_fault(url, int(time.time() * 1000))
-            self.load.set_endpoint(None)
-        injection = self.runtime.inject(planned.action)
         record = FaultRecord(
             index=planned.index,
             action=planned.action,
+            parameters=planned.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
             scheduled_at_s=planned.at_s,
-            injected_at_s=injection.injected_at_unix_s - t0,
-            instance_before=injection.instance_before,
-            instance_after=injection.instance_after,
-            detail=injection.detail,
+            injected_at_s=time.time() - t0,
+            instance_before=runtime.instance(),
         )
-        self.event("fault", f"fault {planned.index} ({planned.action}): {injection.detail}")
+        self.result.faults.append(record)
+        mark = self.undo.mark()
         try:
-            recovery = self.runtime.wait_recovered(self.scenario.prometheus.ready_timeout_s)
-        except InfraError as e:
-            record.error = str(e)
-            self.event("error", f"fault {planned.index}: Prometheus did not recover: {e}")
+            self._inject_and_recover(planned, record, runtime, load, t0)
+        except NotRecovered as e:
+            record.status, record.error = Status.FAILED, str(e)
+            record.instance_after = runtime.instance()
+            self.event("error", f"fault {planned.index} ({planned.action}): Prometheus did not recover: {e}")
             raise
-        record.process_up_at_s = None if recovery.process_up_at_unix_s is None else recovery.process_up_at_unix_s - t0
-        record.ready_at_s = None if recovery.ready_at_unix_s is None else recovery.ready_at_unix_s - t0
-        record.wal_replay_s = recovery.wal_replay_s
-        if self.load is not None:
-            self.load.set_endpoint(self.runtime.base_url())
-            injected = injection.injected_at_unix_s
-            load = self.load
-            first = wait_for(
-                lambda: load.first_sample_after(injected),
-                what=f"the first sample acknowledged after fault {planned.index}",
-                timeout_s=self.scenario.prometheus.ready_timeout_s,
-                interval_s=0.05,
-            )
-            record.first_sample_at_s = first - t0
+        except HarnessError as e:
+            record.status, record.error = Status.ERROR, str(e)
+            self.event("error", f"fault {planned.index} ({planned.action}): the harness could not go on: {e}")
+            raise
+        finally:
+            for problem in self.undo.unwind_to(mark):
+                self.event("error", f"fault {planned.index}: {problem}")
+            self.save()
+        record.status = Status.PASSED
         bar.note(
             f"fault {planned.index}: ready after {_fmt(record.ready_at_s, record.injected_at_s)}, first sample after "
             f"{_fmt(record.first_sample_at_s, record.injected_at_s)}, WAL replay {record.wal_replay_s or 0:.2f} s"
         )
         return record
 
-    def _checkpoint(self, label: str, cutoff_unix_ms: int) -> None:
-        assert self.runtime is not None and self.load is not None
-        url = self.runtime.base_url()
-        assert url is not None
+    def _inject_and_recover(
+        self, planned: PlannedFault, record: FaultRecord, runtime: Runtime, load: TsdbDriver | None, t0: float
+    ) -> None:
+        if load is not None:
+            url = runtime.base_url()
+            if url is None:
+                raise InfraError(f"Prometheus has no address before fault {planned.index}")
+            load.before_fault(url, int(time.time() * 1000))
+            load.set_endpoint(None)
+        injection = injector_for(planned.spec).inject(planned.spec, runtime, self.undo)
+        record.injected_at_s = injection.injected_at_unix_s - t0
+        record.instance_after = injection.instance_after
+        record.detail = injection.detail
+        self.event("fault", f"fault {planned.index} ({planned.action}): {injection.detail}")
+        timeout_s = self.scenario.prometheus.ready_timeout_s
+        recovery = runtime.wait_recovered(timeout_s)
+        record.instance_after = runtime.instance()
+        record.process_up_at_s = None if recovery.process_up_at_unix_s is None else recovery.process_up_at_unix_s - t0
+        record.ready_at_s = None if recovery.ready_at_unix_s is None else recovery.ready_at_unix_s - t0
+        record.wal_replay_s = recovery.wal_replay_s
+        if load is None:
+            return
+        load.set_endpoint(runtime.base_url())
+        injected = injection.injected_at_unix_s
+        try:
+            first = wait_for(
+                lambda: load.first_sample_after(injected),
+                what=f"the first sample acknowledged after fault {planned.index}",
+                timeout_s=timeout_s,
+                interval_s=0.05,
+            )
+        except WaitTimeout as e:
+            # Ready but taking no writes is Prometheus not being back, as far as its users can tell.
+            raise NotRecovered(f"Prometheus answered /-/ready but {e}") from e
+        record.first_sample_at_s = first - t0
+
+    def _checkpoint(self, runtime: Runtime, load: TsdbDriver, label: str, cutoff_unix_ms: int) -> None:
+        url = runtime.base_url()
+        if url is None:
+            raise InfraError(f"Prometheus has no address for the history check {label}")
         started = time.monotonic()
         with PromClient(url, timeout_s=60) as client:
             checkpoint = check_history(
                 client,
-                self.load.expected(url),
+                load.expected(url),
                 cutoff_unix_ms=cutoff_unix_ms,
                 label=label,
                 checked_at_s=time.time() - self.result.t0_unix_s,
@@ -298,22 +361,10 @@ class Run:
             f"samples present, {checkpoint.lost:,} lost",
         )
 
-    def _cleanup(self) -> None:
-        """Stop what we started and remove what we created, each step on its own so one failure skips nothing."""
-        steps: list[tuple[str, Callable[[], None]]] = []
-        if self.load is not None:
-            steps.append(("stop the TSDB load", self.load.stop))
-        if self.runtime is not None:
-            steps.append(("stop Prometheus", self.runtime.stop))
-        if self.storage is not None and not self.options.keep_data:
-            steps.append(("remove the storage this run created", self.storage.teardown))
-        if not self.options.keep_data:
-            steps.append(("remove the work directory", lambda: shutil.rmtree(self.workdir, ignore_errors=True)))
-        for what, action in steps:
-            try:
-                action()
-            except (HarnessError, OSError) as e:
-                self.event("error", f"cleanup: could not {what}: {e}")
+    def cleanup(self) -> None:
+        """Unwind everything recorded, newest first; one failing step skips nothing else."""
+        for problem in self.undo.unwind():
+            self.event("error", f"cleanup: {problem}")
 
 
 def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None:
@@ -331,74 +382,14 @@ def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None
     return None
 
 
-def make_runtime(name: str, run: Run, scrape_configs: list[dict[str, Any]]) -> Runtime:
-    if name == "kubernetes":
-        from harness.runtime.kubernetes import KubernetesRuntime
-
-        return KubernetesRuntime(
-            run.scenario,
-            run.run_id,
-            logs_dir=run.run_dir / "logs",
-            kubeconfig=run.options.kubeconfig,
-            extra_scrape_configs=scrape_configs,
-        )
-    assert run.storage is not None
-    if name == "local":
-        from harness.runtime.local import LocalRuntime
-
-        return LocalRuntime(
-            run.scenario.prometheus,
-            run.storage,
-            workdir=run.workdir,
-            logs_dir=run.run_dir / "logs",
-            extra_scrape_configs=scrape_configs,
-        )
-    raise UsageError(f"unknown runtime {name!r}; use --runtime local or kubernetes")
-
-
 def _fmt(at_s: float | None, since_s: float) -> str:
     return "n/a" if at_s is None else f"{at_s - since_s:.2f} s"
-
-
-@contextmanager
-def _signals(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
-    """Handle SIGINT and SIGTERM with ``handler`` inside the block, restoring the old handlers after."""
-    old_int = signal.signal(signal.SIGINT, handler)
-    old_term = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
-
-
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """Turn Ctrl-C/SIGTERM into ``Interrupted`` raised where the run was, so cleanup runs in order."""
-    raise Interrupted(signal.Signals(signum).name)
-
-
-def _shield(signum: int, frame: FrameType | None) -> None:
-    """During cleanup a second Ctrl-C must not leave mounts and processes behind: say so and carry on."""
-    ui.warn("cleaning up (stopping Prometheus, removing what this run created); please wait")
-
-
-def _kubernetes_supports(scenario: Scenario) -> None:
-    """What the kubernetes runtime cannot do yet, refused before anything is created (fio jobs are skipped with a
-    warning instead, so the shipped scenarios with fio profiles still run their durability part there)."""
-    if scenario.loads.tsdb is not None and scenario.loads.tsdb.mode == "scrape":
-        raise UsageError(
-            "loads.tsdb.mode scrape on the kubernetes runtime is not available yet (the exporter listens on "
-            "127.0.0.1 of the harness host, which a pod cannot scrape); use mode: remote_write"
-        )
 
 
 def execute(options: RunOptions) -> RunOutcome:
     """Run one scenario end to end. Bad input raises UsageError before anything is created."""
     scenario = load_scenario(options.scenario_path)
-    if options.runtime == "kubernetes":
-        _kubernetes_supports(scenario)
-    elif options.runtime != "local":
-        raise UsageError(f"unknown runtime {options.runtime!r}; use --runtime local or kubernetes")
+    refuse_unsupported(options.runtime, scenario)
     planned = plan_faults(scenario.faults, scenario.duration_s)
     run_id, run_dir = new_run_dir(options.reports_root, scenario.name)
     result = RunResult(
@@ -415,19 +406,22 @@ def execute(options: RunOptions) -> RunOutcome:
     save_result(run_dir, result)
     ui.info(f"run {run_id}: scenario [bold]{scenario.name}[/bold] -> {run_dir}")
     exit_code = EXIT_ERROR
-    with _signals(_interrupt):
+    with handled_signals(interrupt=True):
         try:
-            run.workdir = Path(tempfile.mkdtemp(prefix=f"prom-harness-{run_id}-", dir=options.workdir_root))
+            workdir = Path(tempfile.mkdtemp(prefix=f"prom-harness-{run_id}-", dir=options.workdir_root))
+            if not options.keep_data:
+                run.undo.record("remove the work directory", lambda: shutil.rmtree(workdir, ignore_errors=True))
             # Prometheus may run as the scenario's uid: it must be able to reach its config and data.
-            run.workdir.chmod(0o755)
-            if options.doctor and not run.step_doctor():
+            workdir.chmod(0o755)
+            runtime = run.step_runtime(workdir)
+            if options.doctor and not run.step_doctor(runtime):
                 run.result.complete = True
             else:
-                run.step_provision()
-                run.step_benchmark()
-                run.step_start()
-                run.step_execute()
-                run.step_check()
+                run.step_provision(runtime)
+                run.step_benchmark(runtime)
+                load = run.step_start(runtime)
+                run.step_execute(runtime, load)
+                run.step_check(load)
         except Interrupted as e:
             run.result.interrupted = True
             run.event("error", f"interrupted ({e}); cleaning up and keeping the partial result")
@@ -436,8 +430,8 @@ def execute(options: RunOptions) -> RunOutcome:
             run.result.error = str(e)
             run.event("error", str(e))
         finally:
-            with _signals(_shield):
-                run._cleanup()
+            with handled_signals(interrupt=False):
+                run.cleanup()
                 run.result.finished_at = datetime.now(UTC)
                 run.result.verdict = run.result.overall()
                 run.save()

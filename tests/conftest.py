@@ -23,3 +23,9 @@ def public_tmp() -> Iterator[Path]:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def area(tmp_path: Path, public_tmp: Path) -> tuple[Path, Path]:
+    """Where a run writes its reports, and its work directory (traversable by Prometheus' uid)."""
+    return tmp_path / "reports", public_tmp

@@ -34,11 +34,6 @@ def run_dirs(reports: Path) -> list[Path]:
     return sorted(p.parent for p in reports.glob("*/*/result.json"))
 
 
-@pytest.fixture
-def area(tmp_path: Path, public_tmp: Path) -> tuple[Path, Path]:
-    return tmp_path / "reports", public_tmp
-
-
 def scenario(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "scenario.yaml"
     path.write_text(text)

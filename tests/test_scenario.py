@@ -100,7 +100,8 @@ def test_unknown_backend_lists_the_allowed_ones(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(path)
     [problem] = info.value.problems
-    assert problem.line == 3 and "local" in problem.message and "ephemeral" in problem.message
+    assert problem.line == 4 and problem.key_path == "storage.backend"
+    assert "local" in problem.message and "ephemeral" in problem.message
 
 
 def test_fault_after_the_end_is_refused(tmp_path: Path) -> None:

@@ -6,11 +6,13 @@ import pytest
 
 from harness.faults.timeline import plan_faults
 from harness.promlog import parse_go_duration_s, storage_errors, wal_replay_durations_s
-from harness.scenario.model import Fault
+from harness.scenario.model import FaultSpec, Scenario
 
 
-def fault(**kw: object) -> Fault:
-    return Fault.model_validate(kw)
+def fault(**kw: object) -> FaultSpec:
+    """One fault entry, validated as the scenario validates it (the union is told apart by ``action``)."""
+    raw = {"name": "t", "duration": "1h", "storage": {"backend": "ephemeral"}, "faults": [kw]}
+    return Scenario.model_validate(raw).faults[0]
 
 
 def test_timeline_orders_and_expands() -> None:

@@ -1,6 +1,7 @@
 """Verdicts that are simple functions of the recorded run: recovery time per fault, fio IOPS floor.
 
-Each returns a ``CheckResult`` whose reason a person can act on; a fault that broke the harness is ERROR, not FAILED.
+Each returns a ``CheckResult`` whose reason a person can act on; a fault that broke the harness is ERROR, one that
+Prometheus did not recover from is FAILED.
 """
 
 from __future__ import annotations
@@ -11,14 +12,18 @@ from harness.results.model import CheckResult, FaultRecord, FioJobResult, Status
 def recovery_check(faults: list[FaultRecord], max_recovery_s: float | None) -> CheckResult:
     if not faults:
         return CheckResult(name="recovery", status=Status.SKIPPED, reason="the scenario injects no faults")
-    broken = [f for f in faults if f.error is not None]
-    if broken:
-        first = broken[0]
-        return CheckResult(
-            name="recovery",
-            status=Status.ERROR,
-            reason=f"fault {first.index} ({first.action}): {first.error}",
-        )
+    # A fault after which Prometheus did not come back is the storage or Prometheus failing (FAILED); one during
+    # which the harness broke says nothing about them (ERROR).
+    for status in (Status.FAILED, Status.ERROR):
+        broken = [f for f in faults if f.status is status]
+        if broken:
+            first = broken[0]
+            what = "Prometheus did not recover" if status is Status.FAILED else "the harness broke"
+            return CheckResult(
+                name="recovery",
+                status=status,
+                reason=f"fault {first.index} ({first.action}): {what}: {first.error}",
+            )
     times = {f.index: f.recovery_s for f in faults}
     worst_index, worst = max(((i, t) for i, t in times.items() if t is not None), key=lambda x: x[1], default=(0, None))
     details: dict[str, object] = {f"fault_{i}_recovery_s": t for i, t in times.items()}

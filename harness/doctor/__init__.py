@@ -1,7 +1,8 @@
 """The storage doctor: checks the storage a scenario names for the traps in the field notes, before anything is
 deployed, and says for each finding what is wrong, the evidence, why it matters for Prometheus, and the fix.
 
-``run_doctor`` dispatches to one module per check family (nfs, iscsi, local, binding, probes). A family whose own
+``run_doctor`` asks the scenario's storage backend (``harness.storage``) for its own checks (each backend points at
+its family here: nfs, iscsi, local), then runs the common ones (binding, probes). A family whose own
 tooling is missing here (say, no libiscsi) reports that as a WARNING instead of failing the whole doctor: the other
 families still say what they know. ``blocking`` tells the CLI and ``harness run`` whether to stop.
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from harness.doctor import binding, iscsi, local, nfs, probes
+from harness.doctor import binding, probes
 from harness.errors import InfraError
 from harness.kube import KubeInventory
 from harness.results.model import DoctorFinding, Severity
-from harness.scenario.model import EphemeralStorage, IscsiStorage, LocalStorage, NfsStorage, Scenario
+from harness.scenario.model import Scenario
+from harness.storage import backend_for
 
 _ORDER = {Severity.BLOCKER: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -29,15 +31,10 @@ def run_doctor(
     """All findings for ``scenario`` on ``runtime`` ("local" or "kubernetes"), blockers first."""
     storage = scenario.storage
     sc = scenario.prometheus.security_context
-    checks: list[tuple[str, Callable[[], list[DoctorFinding]]]] = []
-    if isinstance(storage, NfsStorage):
-        checks.append(("nfs", lambda: nfs.check_nfs(storage, sc)))
-    elif isinstance(storage, IscsiStorage):
-        checks.append(("iscsi", lambda: iscsi.check_iscsi(storage)))
-    elif isinstance(storage, LocalStorage):
-        checks.append(("local", lambda: local.check_local(storage, sc, runtime=runtime)))
-    elif isinstance(storage, EphemeralStorage):
-        checks.append(("ephemeral", lambda: local.check_ephemeral(storage)))
+    backend = backend_for(storage)
+    checks: list[tuple[str, Callable[[], list[DoctorFinding]]]] = [
+        (backend.name, lambda: backend.doctor_findings(storage, sc, runtime))
+    ]
     if runtime == "kubernetes" or kube is not None:
         checks.append(("k8s", lambda: binding.check_binding(scenario, kube)))
     checks.append(("probes", lambda: probes.check_probes(scenario.prometheus.probes, previous_wal_replay_s)))

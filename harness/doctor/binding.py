@@ -24,20 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from harness.doctor.fmt import bullets, size
-from harness.kube import (
-    KubeInventory,
-    NodeInfo,
-    NodeSelectorRequirement,
-    NodeSelectorTerm,
-    PvcInfo,
-    PvInfo,
-)
+from harness.kube import KubeInventory, NodeInfo, PvcInfo, PvInfo
 from harness.results.model import DoctorFinding, Severity
-from harness.scenario.model import IscsiStorage, LocalStorage, NfsStorage, Scenario
+from harness.scenario.model import Scenario
+from harness.storage import backend_for
+from harness.storage.base import NO_PROVISIONER
 
 NO_PV_NO_CLASS = "no persistent volumes available for this claim and no storage class is set"
 WAIT_FOR_CONSUMER = "waiting for first consumer to be created before binding"
-NO_PROVISIONER = "kubernetes.io/no-provisioner"
 
 
 @dataclass(frozen=True)
@@ -75,67 +69,14 @@ class BindingOutcome:
         ]
 
 
-def operator_claim_name(scenario_name: str) -> str:
-    """The prometheus-operator names the claim of a StatefulSet's volumeClaimTemplate like this."""
-    return f"prometheus-{scenario_name}-db-prometheus-{scenario_name}-0"
-
-
 def planned_claim(scenario: Scenario, namespace: str) -> PvcInfo | None:
-    storage = scenario.storage
-    if not isinstance(storage, LocalStorage | NfsStorage | IscsiStorage):
-        return None
-    claim = storage.claim
-    return PvcInfo(
-        namespace=namespace,
-        name=operator_claim_name(scenario.name),
-        storage_class=claim.storage_class,
-        request_bytes=claim.size_bytes,
-        access_modes=tuple(claim.access_modes),
-        volume_mode=claim.volume_mode,
-        selector=dict(claim.selector) if claim.selector is not None else None,
-    )
-
-
-def planned_volume_name(scenario: Scenario) -> str | None:
-    storage = scenario.storage
-    if not isinstance(storage, LocalStorage | NfsStorage | IscsiStorage):
-        return None
-    return storage.volume.name or f"harness-{scenario.name}"
+    """The claim the scenario's StatefulSet makes (None for a pod without a claim), as its backend plans it."""
+    return backend_for(scenario.storage).planned_claim(scenario.storage, scenario.name, namespace)
 
 
 def planned_volume(scenario: Scenario) -> PvInfo | None:
-    """The PV the harness creates for a static backend (``storage.volume.create``), as the controller will see it.
-
-    Its class is the claim's class when that is set, else none (``""``): static PVs carry no class by default.
-    """
-    storage = scenario.storage
-    if not isinstance(storage, LocalStorage | NfsStorage | IscsiStorage) or not storage.volume.create:
-        return None
-    claim, volume = storage.claim, storage.volume
-    affinity: tuple[NodeSelectorTerm, ...] = ()
-    if isinstance(storage, LocalStorage):
-        source = f"local {storage.path or '(run directory)'}"
-        if storage.node is not None:
-            req = NodeSelectorRequirement("kubernetes.io/hostname", "In", (storage.node,))
-            affinity = (NodeSelectorTerm((req,)),)
-    elif isinstance(storage, NfsStorage):
-        source = f"nfs {storage.server}:{storage.export}"
-    else:
-        source = f"iscsi {storage.target_portal} {storage.iqn} lun {storage.lun}"
-    name = planned_volume_name(scenario)
-    assert name is not None
-    return PvInfo(
-        name=name,
-        capacity_bytes=volume.capacity_bytes or claim.size_bytes,
-        storage_class=claim.storage_class or "",
-        access_modes=tuple(claim.access_modes),
-        volume_mode=claim.volume_mode,
-        labels=dict(volume.labels),
-        phase="Available",
-        node_affinity=affinity,
-        reclaim_policy=volume.reclaim_policy,
-        source=source,
-    )
+    """The PV the harness creates for the scenario (``storage.volume.create``), as the controller will see it."""
+    return backend_for(scenario.storage).planned_volume(scenario.storage, scenario.name)
 
 
 def _schedulable(inventory: KubeInventory) -> list[NodeInfo]:
@@ -304,16 +245,17 @@ def check_binding(scenario: Scenario, kube: KubeInventory | None) -> list[Doctor
         ]
     if existing is not None:
         claim = replace(claim, uid=existing.uid)
+    backend = backend_for(scenario.storage)
     planned = planned_volume(scenario)
-    intended = planned_volume_name(scenario)
+    intended = backend.planned_volume_name(scenario.storage, scenario.name)
     outcome = simulate_binding(claim, inventory, planned)
     findings = binding_findings(outcome, intended=intended, source=inventory.source)
-    if isinstance(scenario.storage, LocalStorage) and kube is not None:
-        findings += _local_class_findings(outcome, inventory)
+    if kube is not None:
+        findings += backend.binding_findings(scenario.storage, outcome, inventory)
     return findings
 
 
-def _local_class_findings(outcome: BindingOutcome, inventory: KubeInventory) -> list[DoctorFinding]:
+def local_class_findings(outcome: BindingOutcome, inventory: KubeInventory) -> list[DoctorFinding]:
     """The field notes' local-PV recipe: a no-provisioner StorageClass with WaitForFirstConsumer."""
     name = outcome.effective_class
     sc = inventory.storage_class(name) if name else None
@@ -486,7 +428,7 @@ __all__ = [
     "PvVerdict",
     "binding_findings",
     "check_binding",
-    "operator_claim_name",
+    "local_class_findings",
     "planned_claim",
     "planned_volume",
     "simulate_binding",

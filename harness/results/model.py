@@ -94,6 +94,10 @@ class IngestPoint(Model):
 class FaultRecord(Model):
     index: int
     action: str
+    parameters: dict[str, Any] = Field(default_factory=dict)  # the scenario's entry for this fault, as written
+    # PASSED: Prometheus recovered; FAILED: it did not (NotRecovered); ERROR: the harness broke during the fault;
+    # None: the run was interrupted during it.
+    status: Status | None = None
     scheduled_at_s: float
     injected_at_s: float
     instance_before: str

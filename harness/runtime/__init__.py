@@ -1,5 +1,57 @@
-"""Where Prometheus runs: ``local`` (managed processes on this host) or ``kubernetes`` (a StatefulSet in a cluster)."""
+"""Where Prometheus runs: ``local`` (managed processes on this host) or ``kubernetes`` (a StatefulSet in a cluster).
+
+``create_runtime`` is the one place a runtime is chosen by name; everything after asks the ``Runtime`` interface
+(``harness.runtime.base``). Each runtime is imported only when chosen: the local one needs no Kubernetes client.
+"""
 
 from __future__ import annotations
 
-RUNTIMES = ("local", "kubernetes")
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.runtime.base import Runtime
+from harness.scenario.model import Scenario
+
+RUNTIME_NAMES = ("local", "kubernetes")
+
+
+@dataclass(frozen=True)
+class RuntimeContext:
+    scenario: Scenario
+    run_id: str
+    workdir: Path
+    logs_dir: Path
+    kubeconfig: str | None = None  # kubernetes: None means $KUBECONFIG or ~/.kube/config
+    capabilities: frozenset[str] = field(default_factory=frozenset)  # what the scenario's faults need
+
+
+def refuse_unsupported(name: str, scenario: Scenario) -> None:
+    """UsageError, before anything is created, for an unknown runtime or what the named one cannot do yet."""
+    if name == "kubernetes":
+        from harness.runtime.kubernetes import refuse_unsupported as kubernetes_refuses
+
+        kubernetes_refuses(scenario)
+    elif name != "local":
+        raise UsageError(f"unknown runtime {name!r}; use --runtime {' or '.join(RUNTIME_NAMES)}")
+
+
+def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
+    """The runtime called ``name``; refuses (UsageError) what it cannot do before anything is created."""
+    if name == "local":
+        from harness.runtime.local import LocalRuntime
+
+        return LocalRuntime(
+            ctx.scenario.prometheus, ctx.scenario.storage, run_id=ctx.run_id, workdir=ctx.workdir, logs_dir=ctx.logs_dir
+        )
+    if name == "kubernetes":
+        from harness.runtime.kubernetes import KubernetesRuntime
+
+        return KubernetesRuntime(
+            ctx.scenario,
+            ctx.run_id,
+            logs_dir=ctx.logs_dir,
+            kubeconfig=ctx.kubeconfig,
+            capabilities=ctx.capabilities,
+        )
+    raise UsageError(f"unknown runtime {name!r}; use --runtime {' or '.join(RUNTIME_NAMES)}")

@@ -1,10 +1,11 @@
 """The local runtime: Prometheus as managed processes on this host, imitating a StatefulSet pod's life.
 
 Each "container" is one ``prometheus`` process with a generated config on a free 127.0.0.1 port. A container restart
-keeps the pod's volume; a new pod (restart, reschedule, redeploy) asks the storage for the volume of a new generation,
-which for an emptyDir is a fresh directory. As root, Prometheus runs as the scenario's security context (uid/gid and
-the fsGroup applied to the volume the way the kubelet does, except on NFS where the kubelet does not apply it), so
-permission traps show up here as they would in the cluster.
+keeps the pod's volume; a new pod (``delete_pod``, ``reinstall``) asks the storage for the volume of a new
+generation, which for an emptyDir is a fresh directory, and goes to the first node that is not cordoned (its own
+when it may). As root, Prometheus runs as the scenario's security context (uid/gid and the fsGroup applied to the
+volume the way the kubelet does, where the backend says the kubelet does), so permission traps show up here as they
+would in the cluster.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import proc
-from harness.errors import InfraError
+from harness.errors import InfraError, NotRecovered
 from harness.mounts import first_untraversable
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
-from harness.runtime.base import Injection, Recovery, Runtime
-from harness.scenario.model import FaultAction, PrometheusSpec
+from harness.runtime.base import Recovery, Runtime, StorageDescription, not_recovered_on_timeout
+from harness.scenario.model import PrometheusSpec, StorageSpec
+from harness.storage import backend_for
 from harness.storage.base import ProvisionedStorage
 from harness.wait import wait_for
 
@@ -60,29 +62,52 @@ class LocalRuntime(Runtime):
     def __init__(
         self,
         spec: PrometheusSpec,
-        storage: ProvisionedStorage,
+        storage: StorageSpec,
         *,
+        run_id: str,
         workdir: Path,
         logs_dir: Path,
-        extra_scrape_configs: list[dict[str, Any]] | None = None,
         as_security_context: bool | None = None,
     ) -> None:
         self.spec = spec
-        self.storage = storage
+        self.storage_spec = storage
+        self.backend = backend_for(storage)
+        self.run_id = run_id
         self.workdir = workdir
         self.logs_dir = logs_dir
-        self.extra_scrape_configs = extra_scrape_configs or []
+        self.extra_scrape_configs: list[dict[str, Any]] = []
         # Only root can switch uid; elsewhere Prometheus runs as whoever runs the harness (recorded in the result).
         self.as_security_context = os.geteuid() == 0 if as_security_context is None else as_security_context
         self.binary = proc.which(spec.binary)
+        self.storage: ProvisionedStorage | None = None
         self.container: Container | None = None
+        self.pending = ""  # why the current pod cannot be scheduled (the scheduler's words), when it cannot
+        self.cordoned: set[str] = set()
+        # A local PV with a node is pinned to it (its nodeAffinity), as the scheduler would keep it there.
+        self.pinned = self.backend.pinned_node(storage)
+        self.nodes = NODES if self.pinned is None or self.pinned in NODES else (self.pinned, NODES[1])
         self._generation = 0
         self._version: str | None = None
 
+    # --- storage -----------------------------------------------------------------------------------------------
+
+    def provision_storage(self) -> StorageDescription:
+        self.storage = self.backend.provision(self.storage_spec, self.workdir, self.run_id)
+        described = self.storage.describe()
+        return StorageDescription(described["path"], described["filesystem"], described["device"])
+
+    def teardown_storage(self) -> None:
+        if self.storage is not None:
+            self.storage.teardown()
+
+    def fio_directory(self) -> Path | None:
+        return self._require_storage().fio_dir()
+
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._new_pod(NODES[0])
+    def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:
+        self.extra_scrape_configs = list(extra_scrape_configs)
+        self._new_pod(self.pinned or self.nodes[0])
         self.wait_recovered(self.spec.ready_timeout_s)
 
     def stop(self) -> None:
@@ -93,7 +118,9 @@ class LocalRuntime(Runtime):
         return self.container.base_url if self.container is not None else None
 
     def instance(self) -> str:
-        return self.container.name if self.container is not None else "(none)"
+        if self.container is None:
+            return f"pod Pending ({self.pending})" if self.pending else "(none)"
+        return self.container.name
 
     def version(self) -> str:
         if self._version is None:
@@ -108,39 +135,84 @@ class LocalRuntime(Runtime):
             return ""
         return "\n".join(self.container.daemon.log_text().splitlines()[-20:])
 
-    # --- faults ------------------------------------------------------------------------------------------------
+    # --- primitives for faults -----------------------------------------------------------------------------------
 
-    def inject(self, action: FaultAction) -> Injection:
+    def signal_prometheus(self, sig: signal.Signals) -> tuple[float, str]:
         current = self._require()
-        before = current.name
         injected = time.time()
-        if action in ("sigkill", "sigterm"):
-            sig = signal.SIGKILL if action == "sigkill" else signal.SIGTERM
-            current.daemon.signal(sig)
-            current.daemon.wait(STOP_TIMEOUT_S)
-            self.container = self._start_container(
-                current.generation, current.restarts + 1, current.node, current.port, current.data_dir
+        current.daemon.signal(sig)
+        current.daemon.wait(STOP_TIMEOUT_S)
+        self.container = self._start_container(
+            current.generation, current.restarts + 1, current.node, current.port, current.data_dir
+        )
+        return (
+            injected,
+            f"{sig.name} to pid {current.daemon.pid}; the container restarted in the same pod (same volume)",
+        )
+
+    def delete_pod(self) -> tuple[float, str]:
+        current = self._require()
+        injected = time.time()
+        self._remove_pod(current)
+        node = self._schedule(prefer=current.node)
+        if node is None:
+            return injected, f"pod deleted on {current.node}; the new pod is Pending: {self.pending}"
+        self._new_pod(node)
+        where = f"on the same node {node}" if node == current.node else f"on {node} (moved from {current.node})"
+        return injected, f"pod deleted and recreated {where}; the new pod got {self._kept()}"
+
+    def reinstall(self) -> tuple[float, str]:
+        current = self._require()
+        injected = time.time()
+        self._remove_pod(current)
+        node = self._schedule(prefer=current.node)
+        if node is None:
+            return injected, f"release uninstalled and installed again; the new pod is Pending: {self.pending}"
+        self._new_pod(node)
+        return injected, f"release uninstalled and installed again; the new pod got {self._kept()}"
+
+    def pod_node(self) -> str:
+        return self._require().node
+
+    def node_cordoned(self, node: str) -> bool:
+        return node in self.cordoned
+
+    def cordon(self, node: str) -> None:
+        self.cordoned.add(node)
+
+    def uncordon(self, node: str) -> None:
+        self.cordoned.discard(node)
+
+    def _remove_pod(self, current: Container) -> None:
+        current.daemon.stop(STOP_TIMEOUT_S)
+        self._require_storage().release(current.generation)
+        self.container = None
+
+    def _schedule(self, prefer: str) -> str | None:
+        """The scheduler, reduced to cordons and a local PV's node: the pod's own node when it may, else the first
+        schedulable one; None (the pod stays Pending, ``self.pending`` says why in the scheduler's words)."""
+        allowed = (self.pinned,) if self.pinned is not None else (prefer, *self.nodes)
+        for node in allowed:
+            if node not in self.cordoned:
+                self.pending = ""
+                return node
+        if self.pinned is not None:
+            self.pending = (
+                f"0/{len(self.nodes)} nodes are available: 1 node(s) had volume node affinity conflict, 1 node(s) "
+                f"were unschedulable. Its local PV pins it to node {self.pinned} (storage.node), which is cordoned: "
+                "Prometheus on a local PV is down until that node is back"
             )
-            detail = f"{sig.name} to pid {current.daemon.pid}; the container restarted in the same pod (same volume)"
-        elif action in ("restart", "reschedule", "redeploy"):
-            current.daemon.stop(STOP_TIMEOUT_S)
-            self.storage.release(current.generation)
-            node = current.node
-            if action == "reschedule":
-                node = NODES[(NODES.index(current.node) + 1) % len(NODES)]
-            self._new_pod(node)
-            kept = "the same volume" if self.storage.persistent else "a new, empty emptyDir"
-            what = {
-                "restart": "pod deleted and recreated on the same node",
-                "reschedule": f"pod moved from {current.node} to {node}",
-                "redeploy": "release uninstalled and installed again",
-            }[action]
-            detail = f"{what}; the new pod got {kept}"
-        else:  # pragma: no cover - the scenario model only allows the actions above
-            raise AssertionError(action)
-        return Injection(action, injected, before, self._require().name, detail)
+        else:
+            self.pending = f"0/{len(self.nodes)} nodes are available: {len(self.nodes)} node(s) were unschedulable"
+        return None
+
+    def _kept(self) -> str:
+        return "the same volume" if self.backend.survives_new_pod else "a new, empty emptyDir"
 
     def wait_recovered(self, timeout_s: float) -> Recovery:
+        if self.container is None and self.pending:
+            # Nothing will place the pod while its node stays cordoned: no need to wait out the timeout.
+            raise NotRecovered(f"the pod cannot be scheduled: {self.pending}")
         container = self._require()
         deadline = time.monotonic() + timeout_s
 
@@ -149,7 +221,7 @@ class LocalRuntime(Runtime):
 
         def alive_or_fail() -> None:
             if not container.daemon.alive():
-                raise InfraError(self._exit_message(container))
+                raise NotRecovered(self._exit_message(container))
 
         def healthy() -> bool:
             alive_or_fail()
@@ -159,7 +231,7 @@ class LocalRuntime(Runtime):
             alive_or_fail()
             return client.ready()
 
-        with PromClient(container.base_url, timeout_s=HTTP_TIMEOUT_S) as client:
+        with PromClient(container.base_url, timeout_s=HTTP_TIMEOUT_S) as client, not_recovered_on_timeout():
             wait_for(
                 healthy,
                 what=f"Prometheus ({container.name}) to answer /-/healthy",
@@ -186,9 +258,14 @@ class LocalRuntime(Runtime):
             raise InfraError("Prometheus is not running (the local runtime was not started)")
         return self.container
 
+    def _require_storage(self) -> ProvisionedStorage:
+        if self.storage is None:
+            raise InfraError("the local runtime's storage was not provisioned")
+        return self.storage
+
     def _new_pod(self, node: str) -> None:
         self._generation += 1
-        data_dir = self.storage.data_dir_for(self._generation)
+        data_dir = self._require_storage().data_dir_for(self._generation)
         self._apply_fs_group(data_dir)
         self._check_reachable(data_dir)
         self.container = self._start_container(self._generation, 0, node, proc.free_port(), data_dir)
@@ -198,8 +275,8 @@ class LocalRuntime(Runtime):
         sc = self.spec.security_context
         if not self.as_security_context:
             return
-        if self.storage.backend == "nfs" or sc.fs_group is None:
-            # The kubelet does not apply fsGroup to in-tree NFS volumes: ownership is whatever the export has.
+        if not self.backend.kubelet_applies_fs_group or sc.fs_group is None:
+            # E.g. in-tree NFS volumes: the kubelet leaves ownership as the export has it.
             return
         for path in [data_dir, *data_dir.rglob("*")]:
             os.chown(path, -1, sc.fs_group)

@@ -53,7 +53,10 @@ def _read_yaml(path: Path) -> Any:
 def _problems(path: Path, data: CommentedMap, error: ValidationError) -> list[ScenarioProblem]:
     problems = []
     for err in error.errors(include_url=False):
-        loc = err["loc"]
+        loc = tuple(err["loc"])
+        if err["type"] == "union_tag_invalid":
+            # The wrong value is the discriminator's own: point at it, as for any other bad value.
+            loc = (*loc, err.get("ctx", {}).get("discriminator", "").strip("'"))
         line, col, key_path = _locate(data, loc)
         problems.append(ScenarioProblem(str(path), line, col, key_path, _message(err)))
     problems.sort(key=lambda p: (p.line or 0, p.column or 0))
@@ -68,9 +71,13 @@ def _message(err: Any) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind in ("literal_error", "union_tag_invalid"):
-        expected = err.get("ctx", {}).get("expected")
+        ctx = err.get("ctx", {})
+        # A literal says what it expected; a tagged union (storage.backend, faults[].action) names its tags.
+        got, expected = (
+            (ctx.get("tag"), ctx.get("expected_tags")) if "tag" in ctx else (err.get("input"), ctx.get("expected"))
+        )
         if expected:
-            return f"got {err.get('input')!r}; allowed values: {expected}"
+            return f"got {got!r}; allowed values: {expected}"
     if kind == "value_error":
         return msg.removeprefix("Value error, ")
     if msg.startswith("Input should be") and "input" in err and not isinstance(err["input"], dict | list):
@@ -106,4 +113,8 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | No
 
 
 def _is_union_tag(node: CommentedMap, key: str) -> bool:
-    return any(node.get(tag) == key for tag in ("backend",))
+    return any(node.get(tag) == key for tag in _UNION_TAGS)
+
+
+# The discriminators of the scenario's tagged unions: storage by ``backend``, faults by ``action``.
+_UNION_TAGS = ("backend", "action")

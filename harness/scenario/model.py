@@ -111,7 +111,9 @@ class IscsiStorage(Strict):
         return v
 
 
-Storage = Annotated[LocalStorage | EphemeralStorage | NfsStorage | IscsiStorage, Field(discriminator="backend")]
+# The behaviour of each backend lives in its module under harness/storage/ (registered by the ``backend`` name).
+StorageSpec = LocalStorage | EphemeralStorage | NfsStorage | IscsiStorage
+Storage = Annotated[StorageSpec, Field(discriminator="backend")]
 
 
 # --- prometheus ----------------------------------------------------------------------------------------------
@@ -214,19 +216,16 @@ class Loads(Strict):
 
 # --- faults, checks, report ----------------------------------------------------------------------------------
 
-FaultAction = Literal["sigkill", "sigterm", "restart", "reschedule", "redeploy"]
 
+class FaultTiming(Strict):
+    """When a fault happens: ``at`` a time after the load starts, or ``every`` interval (``count`` times)."""
 
-class Fault(Strict):
-    """One entry of the fault timeline: ``at`` a time after the load starts, or ``every`` interval."""
-
-    action: FaultAction
     at_s: Seconds | None = Field(default=None, alias="at")
     every_s: Seconds | None = Field(default=None, alias="every")
     count: int | None = Field(default=None, ge=1, description="with every: how many times (default: until the end)")
 
     @model_validator(mode="after")
-    def _when(self) -> Fault:
+    def _when(self) -> FaultTiming:
         if (self.at_s is None) == (self.every_s is None):
             raise ValueError("give exactly one of 'at' (a time) or 'every' (an interval)")
         if self.count is not None and self.every_s is None:
@@ -234,6 +233,44 @@ class Fault(Strict):
         if self.every_s is not None and self.every_s <= 0:
             raise ValueError("'every' must be a positive duration")
         return self
+
+
+# One model per fault, told apart by ``action``; the behaviour of each lives in its module under harness/faults/.
+# A fault's own parameters (a duration for faults that last, a node for node faults) go on its model.
+
+
+class SigkillFault(FaultTiming):
+    """The container is killed (SIGKILL); the kubelet restarts it in the same pod: volumes, even an emptyDir, stay."""
+
+    action: Literal["sigkill"]
+
+
+class SigtermFault(FaultTiming):
+    """Prometheus is asked to stop (SIGTERM), shuts down cleanly, and the kubelet restarts it in the same pod."""
+
+    action: Literal["sigterm"]
+
+
+class RestartFault(FaultTiming):
+    """The pod is deleted and recreated on the same node: an emptyDir is new and empty."""
+
+    action: Literal["restart"]
+
+
+class RescheduleFault(FaultTiming):
+    """The pod is recreated on another node (its node is cordoned until the new pod runs elsewhere)."""
+
+    action: Literal["reschedule"]
+
+
+class RedeployFault(FaultTiming):
+    """The release is uninstalled and installed again: a new pod and, on Kubernetes, a new claim."""
+
+    action: Literal["redeploy"]
+
+
+FaultSpec = SigkillFault | SigtermFault | RestartFault | RescheduleFault | RedeployFault
+Fault = Annotated[FaultSpec, Field(discriminator="action")]
 
 
 class HistorySurvival(Strict):
@@ -250,10 +287,6 @@ class Checks(Strict):
     min_fio_write_iops: float | None = Field(default=None, ge=0)
 
 
-class ReportSpec(Strict):
-    title: str | None = None
-
-
 class Scenario(Strict):
     version: Literal[1] = 1
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -264,7 +297,6 @@ class Scenario(Strict):
     loads: Loads = Field(default_factory=Loads)
     faults: list[Fault] = Field(default_factory=list)
     checks: Checks = Field(default_factory=Checks)
-    report: ReportSpec = Field(default_factory=ReportSpec)
 
     @model_validator(mode="after")
     def _timeline(self) -> Scenario:

@@ -1,29 +1,49 @@
-"""Storage backends as the local runtime sees them: one module per backend, each provisioning a data directory.
+"""The registry of storage backends: one module per backend, each registered by its ``storage.backend`` name.
 
-``provision(storage, workdir)`` picks the backend module; every backend returns a ``ProvisionedStorage`` that hands
-each Prometheus "pod" its TSDB directory and removes only what it created.
+The pipeline, the runtimes and the doctor ask ``backend_for(scenario.storage)`` and call the backend's methods; none
+of them tests a type or compares a name. Adding a backend is one module here defining ``BACKEND`` (found by
+``backends()``), plus its model in the ``storage`` union of ``harness.scenario.model``.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+from functools import cache
 from pathlib import Path
 
-from harness.scenario.model import EphemeralStorage, IscsiStorage, LocalStorage, NfsStorage, Storage
-from harness.storage.base import ProvisionedStorage
+from harness.scenario.model import StorageSpec
+from harness.storage.base import AnyBackend, ProvisionedStorage
 
 
-def provision(storage: Storage, workdir: Path, run_id: str) -> ProvisionedStorage:
-    # Imported per branch: backends do not import each other, and only the chosen one runs its checks.
-    if isinstance(storage, LocalStorage):
-        from harness.storage import local
+@cache
+def backends() -> dict[str, AnyBackend]:
+    """Every module of this package that defines ``BACKEND``, by backend name (imported here, once, by name, so
+    backends stay independent of each other and nothing imports a backend module directly)."""
+    found: dict[str, AnyBackend] = {}
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        backend: AnyBackend | None = getattr(module, "BACKEND", None)
+        if backend is not None:
+            found[backend.name] = backend
+    return found
 
-        return local.provision(storage, workdir, run_id)
-    if isinstance(storage, EphemeralStorage):
-        from harness.storage import ephemeral
 
-        return ephemeral.provision(storage, workdir, run_id)
-    if isinstance(storage, NfsStorage | IscsiStorage):
-        from harness.storage import mounted
+def backend_named(name: str) -> AnyBackend:
+    try:
+        return backends()[name]
+    except KeyError:
+        raise AssertionError(f"no storage backend registered as {name!r}; have {sorted(backends())}") from None
 
-        return mounted.provision(storage, workdir, run_id)
-    raise AssertionError(f"unhandled storage backend {storage!r}")
+
+def backend_for(spec: StorageSpec) -> AnyBackend:
+    """The backend of a validated ``storage`` section (its ``backend`` field is the discriminator)."""
+    return backend_named(spec.backend)
+
+
+def provision(spec: StorageSpec, workdir: Path, run_id: str) -> ProvisionedStorage:
+    """Local runtime: make the scenario's storage usable on this host."""
+    return backend_for(spec).provision(spec, workdir, run_id)
+
+
+__all__ = ["backend_for", "backend_named", "backends", "provision"]

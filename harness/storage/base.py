@@ -1,4 +1,15 @@
-"""What every storage backend hands the runtime: a TSDB directory per pod, a fio directory, a description, teardown.
+"""What a storage backend is: one object per ``storage.backend`` that owns everything about that kind of storage.
+
+A ``Backend`` answers every question the pipeline, the runtimes and the doctor have about its storage, so none of
+them tests a type or compares a backend name:
+
+* local runtime: ``provision`` makes a ``ProvisionedStorage`` that hands each Prometheus "pod" its TSDB directory
+  and removes only what it created; ``kubelet_applies_fs_group`` says whether the kubelet would group-own the volume;
+* Kubernetes: the claim and PersistentVolume the scenario implies (``planned_claim``, ``planned_volume``, shared by
+  the doctor's binding simulation and the runtime's manifests, so both see the same objects), the PV's volume source,
+  the pod volume that replaces a claim (emptyDir), and a StorageClass to create when it is missing;
+* the doctor: ``doctor_findings`` (each backend points at its check family in ``harness.doctor``);
+* ``survives_new_pod``: whether a new pod (restart, reschedule, redeploy) finds the old pod's data.
 
 A "pod generation" counts Prometheus pods: a container restart (SIGKILL, SIGTERM) keeps the pod and its volumes, a
 pod restart, reschedule or redeploy makes a new generation. Persistent backends give every generation the same
@@ -11,12 +22,31 @@ import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from harness.kube import Manifest, NodeSelectorRequirement, NodeSelectorTerm, PvcInfo, PvInfo
 from harness.mounts import filesystem_of
+from harness.scenario.model import PersistentVolume, VolumeClaim
+
+if TYPE_CHECKING:
+    from harness.doctor.binding import BindingOutcome
+    from harness.kube import KubeInventory
+    from harness.results.model import DoctorFinding
+    from harness.scenario.model import SecurityContext
+
+# The provisioner name of a StorageClass whose PVs an administrator creates by hand (the field notes' local PVs).
+NO_PROVISIONER = "kubernetes.io/no-provisioner"
+
+
+def operator_claim_name(scenario_name: str) -> str:
+    """The prometheus-operator names the claim of a StatefulSet's volumeClaimTemplate like this."""
+    return f"prometheus-{scenario_name}-db-prometheus-{scenario_name}-0"
 
 
 @dataclass
 class ProvisionedStorage(ABC):
+    """Storage provisioned for one run on the local runtime."""
+
     backend: str
     root: Path  # everything this run writes on the storage lives under here
     persistent: bool
@@ -38,9 +68,6 @@ class ProvisionedStorage(ABC):
         fs = filesystem_of(self.root)
         return {"backend": self.backend, "path": str(self.root), "filesystem": fs.fstype, "device": fs.source}
 
-    def free_bytes(self) -> int:
-        return shutil.disk_usage(self.root).free
-
     def teardown(self) -> None:
         """Remove what this run created, newest first; never anything else."""
         for path in reversed(self.created):
@@ -55,3 +82,134 @@ class ProvisionedStorage(ABC):
             path.mkdir(parents=True)
             self.created.append(path)
         return path
+
+
+@dataclass(frozen=True)
+class ClassToCreate:
+    """A StorageClass the Kubernetes runtime creates for the run when the cluster has none of that name."""
+
+    name: str
+    provisioner: str
+    volume_binding_mode: str
+    reclaim_policy: str
+
+
+SpecT = TypeVar("SpecT")
+
+
+class Backend(ABC, Generic[SpecT]):
+    """Everything about one kind of storage; registered in ``harness.storage`` by ``name``."""
+
+    name: ClassVar[str]
+    #: A new pod (restart, reschedule, redeploy) sees the data the old pod wrote.
+    survives_new_pod: ClassVar[bool] = True
+    #: The kubelet group-owns the volume for the pod's fsGroup (it does not for in-tree NFS volumes).
+    kubelet_applies_fs_group: ClassVar[bool] = True
+
+    # --- local runtime ----------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def provision(self, spec: SpecT, workdir: Path, run_id: str) -> ProvisionedStorage:
+        """Make the storage usable on this host for one run; raises StorageUnavailable saying what to set up."""
+
+    # --- the doctor -------------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def doctor_findings(self, spec: SpecT, security_context: SecurityContext, runtime: str) -> list[DoctorFinding]:
+        """This backend's own traps (the binding simulation and probe checks are common to all backends)."""
+
+    def binding_findings(self, spec: SpecT, outcome: BindingOutcome, inventory: KubeInventory) -> list[DoctorFinding]:
+        """Findings that need the simulated binding and the live inventory (e.g. the local-PV class recipe)."""
+        return []
+
+    # --- Kubernetes -------------------------------------------------------------------------------------------
+
+    def planned_claim(self, spec: SpecT, scenario_name: str, namespace: str) -> PvcInfo | None:
+        """The claim Prometheus' StatefulSet will make, or None when the pod uses no claim."""
+        return None
+
+    def planned_volume_name(self, spec: SpecT, scenario_name: str) -> str | None:
+        return None
+
+    def planned_volume(self, spec: SpecT, scenario_name: str) -> PvInfo | None:
+        """The PV the run creates (as the PV controller will see it), or None when it creates none."""
+        return None
+
+    def volume_source(self, spec: SpecT) -> Manifest:
+        """The PV spec fields that say where the data lives (``nfs``, ``iscsi``, ``local``, mount options)."""
+        raise NotImplementedError(f"the {self.name} backend creates no PersistentVolume")
+
+    def pod_volume(self, spec: SpecT) -> Manifest | None:
+        """A pod volume that replaces the claim (the emptyDir baseline); None: the pod mounts the claim."""
+        return None
+
+    def class_to_create(self, spec: SpecT) -> ClassToCreate | None:
+        return None
+
+    def pinned_node(self, spec: SpecT) -> str | None:
+        """The one node a pod using this storage may run on (a local PV's nodeAffinity); None: any node."""
+        return None
+
+    def check_cluster_spec(self, spec: SpecT) -> None:
+        """Raise UsageError when the scenario lacks what a cluster needs (e.g. a local PV's node)."""
+
+    def cluster_description(self, spec: SpecT) -> str:
+        return f"{self.name} volume in the cluster"
+
+
+class StaticPvBackend(Backend[SpecT]):
+    """A backend whose data lives on a PersistentVolume the run creates by hand (local, nfs, iscsi)."""
+
+    @abstractmethod
+    def claim_spec(self, spec: SpecT) -> VolumeClaim: ...
+
+    @abstractmethod
+    def volume_spec(self, spec: SpecT) -> PersistentVolume: ...
+
+    @abstractmethod
+    def source_text(self, spec: SpecT) -> str:
+        """How ``kubectl describe pv`` would name the source, e.g. ``nfs 10.0.0.1:/export``."""
+
+    def node_affinity(self, spec: SpecT) -> tuple[NodeSelectorTerm, ...]:
+        return ()
+
+    def planned_claim(self, spec: SpecT, scenario_name: str, namespace: str) -> PvcInfo | None:
+        claim = self.claim_spec(spec)
+        return PvcInfo(
+            namespace=namespace,
+            name=operator_claim_name(scenario_name),
+            storage_class=claim.storage_class,
+            request_bytes=claim.size_bytes,
+            access_modes=tuple(claim.access_modes),
+            volume_mode=claim.volume_mode,
+            selector=dict(claim.selector) if claim.selector is not None else None,
+        )
+
+    def planned_volume_name(self, spec: SpecT, scenario_name: str) -> str | None:
+        return self.volume_spec(spec).name or f"harness-{scenario_name}"
+
+    def planned_volume(self, spec: SpecT, scenario_name: str) -> PvInfo | None:
+        """Its class is the claim's class when that is set, else none (``""``): static PVs carry no class by default."""
+        claim, volume = self.claim_spec(spec), self.volume_spec(spec)
+        if not volume.create:
+            return None
+        return PvInfo(
+            name=volume.name or f"harness-{scenario_name}",
+            capacity_bytes=volume.capacity_bytes or claim.size_bytes,
+            storage_class=claim.storage_class or "",
+            access_modes=tuple(claim.access_modes),
+            volume_mode=claim.volume_mode,
+            labels=dict(volume.labels),
+            phase="Available",
+            node_affinity=self.node_affinity(spec),
+            reclaim_policy=volume.reclaim_policy,
+            source=self.source_text(spec),
+        )
+
+
+def hostname_affinity(node: str) -> tuple[NodeSelectorTerm, ...]:
+    """A PV pinned to one node, as a local PV must be."""
+    return (NodeSelectorTerm((NodeSelectorRequirement("kubernetes.io/hostname", "In", (node,)),)),)
+
+
+AnyBackend = Backend[Any]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.doctor import blocking, run_doctor
-from harness.doctor.binding import NO_PV_NO_CLASS, check_binding, operator_claim_name, simulate_binding
+from harness.doctor.binding import NO_PV_NO_CLASS, check_binding, simulate_binding
 from harness.kube import (
     ClaimRef,
     KubeInventory,
@@ -21,6 +21,7 @@ from harness.kube import (
     StorageClassInfo,
 )
 from harness.results.model import Severity
+from harness.storage.base import operator_claim_name
 from tests.doctor.scenarios import scenario
 
 Gi = 1024**3

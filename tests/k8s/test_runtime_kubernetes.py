@@ -24,11 +24,13 @@ from typing import Any
 
 import pytest
 
-from harness.doctor.binding import operator_claim_name
+from harness.faults import injectors
 from harness.results.model import Status
 from harness.results.store import load_result
-from harness.runtime.kubernetes import Names, statefulset_manifest, volume_manifest
+from harness.runtime.manifests import Names, statefulset_manifest, volume_manifest
 from harness.scenario.model import Scenario
+from harness.storage.base import operator_claim_name
+from harness.undo import UndoLog
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 300
@@ -285,11 +287,14 @@ faults: [{{action: reschedule, at: 5s}}]
 """,
     )
     proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    # The pod cannot follow: that is the storage's finding (FAILED, exit 1), with the scheduler's own reason.
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     [result_file] = (tmp_path / "reports").glob("*/*/result.json")
     result = load_result(result_file.parent)
-    error = result.error or ""  # the fault never recovered, so the run stopped with it
-    assert "volume node affinity conflict" in error, error
+    assert result.verdict is Status.FAILED and result.error is None
+    [fault] = result.faults
+    error = fault.error or ""
+    assert fault.status is Status.FAILED and "volume node affinity conflict" in error, error
     assert "cordoned node node-2" in error
     assert_nothing_left(api_client, result.run_id, (pv,), (f"local-{tag}",))
 
@@ -314,10 +319,12 @@ faults: [{{action: redeploy, at: 5s}}]
 """,
     )
     proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
     [result_file] = (tmp_path / "reports").glob("*/*/result.json")
     result = load_result(result_file.parent)
-    error = result.error or ""
+    [fault] = result.faults
+    error = fault.error or ""
+    assert fault.status is Status.FAILED and result.verdict is Status.FAILED
     assert f"pv/{pv} is Released and still carries claimRef" in error, error
     assert "stays Pending" in error
     assert_nothing_left(api_client, result.run_id, (pv,), (f"local-{tag}",))
@@ -384,7 +391,8 @@ faults: [{action: sigterm, at: 8s}]
 def test_stop_during_a_reschedule_uncordons_and_removes_everything(
     kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
 ) -> None:
-    """What Ctrl-C does mid-fault: the pod is Pending on a cordoned node's PV; ``stop`` undoes the cordon first."""
+    """What Ctrl-C does mid-fault: the pod is Pending on a cordoned node's PV; the cleanup unwinds the fault's undo
+    (the uncordon, recorded before the cordon) and then stops the runtime, as the pipeline does."""
     from kubernetes import client
 
     from harness.runtime.kubernetes import KubernetesRuntime
@@ -406,14 +414,17 @@ def test_stop_during_a_reschedule_uncordons_and_removes_everything(
         }
     )
     runtime = KubernetesRuntime(scenario, tag[:6], logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig))
+    undo = UndoLog()
     try:
-        runtime.start()
-        injection = runtime.inject("reschedule")
+        runtime.start([])
+        injection = injectors()["reschedule"].inject(scenario.faults[0], runtime, undo)
         assert "node node-2 cordoned" in injection.detail
+        assert undo.pending == ["uncordon node node-2"]
         node = client.CoreV1Api(api_client).read_node("node-2")
         assert node.spec.unschedulable is True
         assert "(unscheduled)" in injection.instance_after  # pinned to node-2 by the PV, which is cordoned
     finally:
+        assert undo.unwind() == []
         runtime.stop()
     assert_nothing_left(api_client, tag[:6], (f"harness-pv-{tag}",), (f"local-{tag}",))
     assert list((tmp_path / "logs").glob("prometheus-*.log")), "the deleted pod's log was not kept"
@@ -480,12 +491,14 @@ def test_a_node_cordoned_by_someone_else_stays_cordoned(kubeconfig: Path, api_cl
     runtime = KubernetesRuntime(scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig))
     node = ""
     try:
-        runtime.start()
+        runtime.start([])
         assert runtime.pod is not None
         node = runtime.pod.node
         core.patch_node(node, {"spec": {"unschedulable": True}})  # an operator's cordon, not the harness's
-        injection = runtime.inject("reschedule")
+        undo = UndoLog()
+        injection = injectors()["reschedule"].inject(scenario.faults[0], runtime, undo)
         assert f"node {node} was cordoned already" in injection.detail
+        assert undo.pending == []  # nothing of ours to undo: the cordon is not ours
         runtime.wait_recovered(60)
         assert runtime.pod.node not in ("", node)
         runtime.stop()
@@ -571,3 +584,67 @@ loads: {tsdb: {series: 50, interval: 1s}, fio: [{profile: wal-append, runtime: 2
     assert any(e.kind == "warning" and "fio job(s) skipped" in e.message for e in result.events)
     assert result.durability and result.durability[-1].lost == 0
     assert_nothing_left(api_client, result.run_id)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_the_doctor_of_a_run_sees_the_clusters_volumes(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+) -> None:
+    """`harness run --runtime kubernetes` simulates the binding against the live cluster, as `harness doctor
+    --kubeconfig` does: a claim meant for an existing PV (volume.create: false) binds it. Against an empty inventory
+    the doctor would stop the run with "no persistent volumes available for this claim"."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    tag = uuid.uuid4().hex[:8]
+    path = node_dir("node-1", f"existing-{tag}")
+    pv = f"harness-existing-{tag}"
+    affinity = client.V1VolumeNodeAffinity(
+        required=client.V1NodeSelector(
+            node_selector_terms=[
+                client.V1NodeSelectorTerm(
+                    match_expressions=[
+                        client.V1NodeSelectorRequirement(key="kubernetes.io/hostname", operator="In", values=["node-1"])
+                    ]
+                )
+            ]
+        )
+    )
+    core.create_persistent_volume(
+        client.V1PersistentVolume(
+            metadata=client.V1ObjectMeta(name=pv, labels={"app": tag}),
+            spec=client.V1PersistentVolumeSpec(
+                capacity={"storage": "1Gi"},
+                access_modes=["ReadWriteOnce"],
+                storage_class_name="",
+                persistent_volume_reclaim_policy="Retain",
+                local=client.V1LocalVolumeSource(path=path),
+                node_affinity=affinity,
+            ),
+        )
+    )
+    try:
+        scenario_file = write_scenario(
+            tmp_path,
+            f"""
+version: 1
+name: k8s-existing-pv
+duration: 4s
+storage:
+  {{backend: local, path: {path}, node: node-1, volume: {{create: false}},
+   claim: {{storage_class: "", size: 1Gi, selector: {{app: {tag}}}}}}}
+loads: {{tsdb: {{series: 20, interval: 1s}}}}
+""",
+        )
+        proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+        result = load_result(result_file.parent)
+        binding = [f for f in result.doctor if f.check.startswith("k8s.binding")]
+        assert binding and all(f.severity.value != "BLOCKER" for f in result.doctor), result.doctor
+        assert any(pv in f.title + f.evidence for f in binding), binding
+        assert any("kubeconfig" in f.evidence for f in binding)  # the live inventory, not "no cluster"
+        assert_nothing_left(api_client, result.run_id)
+    finally:
+        core.delete_persistent_volume(pv)

@@ -1,0 +1,251 @@
+"""The Kubernetes objects of a run, built by pure functions (tested without a cluster): the namespace, the
+generated config, the StatefulSet in the prometheus-operator's shape, and the PersistentVolume / StorageClass the
+storage backend plans. Everything carries the managed-by and run-id labels, so cleanup deletes only what a run made.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from harness.kube import Manifest, PvInfo
+from harness.scenario.model import Scenario
+from harness.storage import backend_for
+from harness.storage.base import ClassToCreate, operator_claim_name
+
+MANAGED_BY = ("app.kubernetes.io/managed-by", "prom-storage-harness")
+RUN_ID_LABEL = "harness/run-id"
+CONTAINER = "prometheus"
+TOOLS_CONTAINER = "harness-tools"
+PORT = 9090
+CONFIG_DIR = "/etc/prometheus/config"
+TERMINATION_GRACE_S = 30  # the operator uses 600; a fault run should not wait that long for a SIGTERM'd pod
+
+
+@dataclass(frozen=True)
+class Names:
+    """Every name the runtime uses, derived from the scenario and the run id."""
+
+    scenario: str
+    run_id: str
+
+    @property
+    def namespace(self) -> str:
+        return f"harness-{self.run_id}"
+
+    @property
+    def statefulset(self) -> str:
+        return f"prometheus-{self.scenario}"
+
+    @property
+    def pod(self) -> str:
+        return f"{self.statefulset}-0"
+
+    @property
+    def claim_template(self) -> str:
+        return f"prometheus-{self.scenario}-db"
+
+    @property
+    def claim(self) -> str:
+        return operator_claim_name(self.scenario)
+
+    @property
+    def config_map(self) -> str:
+        return f"prometheus-{self.scenario}-config"
+
+    def labels(self) -> dict[str, str]:
+        return {MANAGED_BY[0]: MANAGED_BY[1], RUN_ID_LABEL: self.run_id}
+
+    def selector(self) -> dict[str, str]:
+        return {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": self.scenario}
+
+
+def _meta(name: str, names: Names, namespace: str | None = None, extra: dict[str, str] | None = None) -> Manifest:
+    meta: Manifest = {"name": name, "labels": {**(extra or {}), **names.labels()}}
+    if namespace is not None:
+        meta["namespace"] = namespace
+    return meta
+
+
+def namespace_manifest(names: Names) -> Manifest:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(names.namespace, names)}
+
+
+def config_manifest(scenario: Scenario, names: Names, extra_scrape_configs: list[dict[str, Any]]) -> Manifest:
+    interval = f"{scenario.prometheus.scrape_interval_s:g}s"
+    config = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [
+            {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{PORT}"]}]},
+            *extra_scrape_configs,
+        ],
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(names.config_map, names, names.namespace),
+        # JSON is valid YAML, and needs no quoting rules.
+        "data": {"prometheus.yml": json.dumps(config, indent=2)},
+    }
+
+
+def storage_class_manifest(wanted: ClassToCreate, names: Names) -> Manifest:
+    """A StorageClass a backend needs and the cluster lacks (a local PV's no-provisioner class)."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": _meta(wanted.name, names),
+        "provisioner": wanted.provisioner,
+        "volumeBindingMode": wanted.volume_binding_mode,
+        "reclaimPolicy": wanted.reclaim_policy,
+    }
+
+
+def volume_manifest(scenario: Scenario, names: Names) -> Manifest | None:
+    """The PV the backend plans (the doctor's binding simulation sees the same one), with the backend's source."""
+    backend = backend_for(scenario.storage)
+    pv = backend.planned_volume(scenario.storage, scenario.name)
+    if pv is None:
+        return None
+    spec: Manifest = {
+        "capacity": {"storage": str(pv.capacity_bytes)},
+        "accessModes": list(pv.access_modes),
+        "volumeMode": pv.volume_mode,
+        "persistentVolumeReclaimPolicy": pv.reclaim_policy,
+        "storageClassName": pv.storage_class,
+        **backend.volume_source(scenario.storage),
+    }
+    if pv.node_affinity:
+        spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [_term(t) for t in _affinity(pv)]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": _meta(pv.name, names, extra=dict(pv.labels)),
+        "spec": spec,
+    }
+
+
+def _affinity(pv: PvInfo) -> list[list[tuple[str, str, list[str]]]]:
+    return [[(r.key, r.operator, list(r.values)) for r in term.requirements] for term in pv.node_affinity]
+
+
+def _term(requirements: list[tuple[str, str, list[str]]]) -> Manifest:
+    return {"matchExpressions": [{"key": k, "operator": op, "values": v} for k, op, v in requirements]}
+
+
+def claim_template(scenario: Scenario, names: Names) -> Manifest | None:
+    """The volumeClaimTemplate, from the backend's planned claim (class, size, access modes, selector)."""
+    claim = backend_for(scenario.storage).planned_claim(scenario.storage, scenario.name, names.namespace)
+    if claim is None:
+        return None
+    spec: Manifest = {
+        "accessModes": list(claim.access_modes),
+        "volumeMode": claim.volume_mode,
+        "resources": {"requests": {"storage": str(claim.request_bytes)}},
+    }
+    if claim.storage_class is not None:
+        spec["storageClassName"] = claim.storage_class
+    if claim.selector is not None:
+        spec["selector"] = {"matchLabels": dict(claim.selector)}
+    return {"metadata": {"name": names.claim_template, "labels": names.labels()}, "spec": spec}
+
+
+def _probe(path: str, period_s: float, failure_threshold: int) -> Manifest:
+    return {
+        "httpGet": {"path": path, "port": "web"},
+        "periodSeconds": max(1, round(period_s)),
+        "failureThreshold": failure_threshold,
+        "timeoutSeconds": 3,
+    }
+
+
+def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str | None) -> Manifest:
+    """The operator's StatefulSet, reduced to what storage behaviour depends on.
+
+    With ``tools_image`` the pod shares one process namespace and carries a busybox sidecar, so the runtime can
+    SIGKILL Prometheus inside the pod: in its own PID namespace Prometheus is PID 1, and the kernel drops SIGKILL
+    sent to a namespace's init from inside that namespace (an ``exec kill -9 1``, or an ephemeral debug container
+    targeting the container, does nothing). With a shared namespace the pause process is PID 1, Prometheus is an
+    ordinary process, and the kubelet restarts the killed container in the same pod, as the fault vocabulary says.
+    """
+    prom = scenario.prometheus
+    sc = prom.security_context
+    args = [
+        f"--config.file={CONFIG_DIR}/prometheus.yml",
+        "--storage.tsdb.path=/prometheus",
+        f"--storage.tsdb.retention.time={int(prom.retention_s)}s",
+        f"--web.listen-address=:{PORT}",
+        "--web.enable-remote-write-receiver",
+        *prom.extra_args,
+    ]
+    container: Manifest = {
+        "name": CONTAINER,
+        "image": prom.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": args,
+        "ports": [{"name": "web", "containerPort": PORT}],
+        "readinessProbe": _probe("/-/ready", 5, 3),
+        "livenessProbe": _probe("/-/healthy", prom.probes.liveness.period_s, prom.probes.liveness.failure_threshold),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": names.claim_template, "mountPath": "/prometheus"},
+        ],
+    }
+    if prom.probes.startup is not None:
+        container["startupProbe"] = _probe(
+            "/-/ready", prom.probes.startup.period_s, prom.probes.startup.failure_threshold
+        )
+    resources: dict[str, str] = {}
+    if prom.resources.memory_bytes is not None:
+        resources["memory"] = str(prom.resources.memory_bytes)
+    if prom.resources.cpu_millis is not None:
+        resources["cpu"] = f"{prom.resources.cpu_millis}m"
+    if resources:
+        container["resources"] = {"requests": resources, "limits": resources}
+    security: Manifest = {
+        "runAsUser": sc.run_as_user,
+        "runAsGroup": sc.run_as_group,
+        "runAsNonRoot": sc.run_as_non_root,
+    }
+    if sc.fs_group is not None:
+        security["fsGroup"] = sc.fs_group
+    volumes: list[Manifest] = [{"name": "config", "configMap": {"name": names.config_map}}]
+    pod_volume = backend_for(scenario.storage).pod_volume(scenario.storage)
+    if pod_volume is not None:
+        volumes.append({"name": names.claim_template, **pod_volume})
+    pod_spec: Manifest = {
+        "containers": [container],
+        "securityContext": security,
+        "volumes": volumes,
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
+    }
+    if tools_image is not None:
+        pod_spec["shareProcessNamespace"] = True
+        pod_spec["containers"].append(
+            {
+                "name": TOOLS_CONTAINER,
+                "image": tools_image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["/bin/busybox", "sleep", "2147483647"],
+                "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}},
+            }
+        )
+    pod_labels = {**names.selector(), **names.labels()}
+    spec: Manifest = {
+        "replicas": 1,
+        "serviceName": "prometheus-operated",
+        "podManagementPolicy": "Parallel",
+        "selector": {"matchLabels": names.selector()},
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
+    }
+    template = claim_template(scenario, names)
+    if template is not None:
+        spec["volumeClaimTemplates"] = [template]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _meta(names.statefulset, names, names.namespace, names.selector()),
+        "spec": spec,
+    }
