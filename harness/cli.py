@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness import __version__, ui
 from harness.errors import HarnessError, ScenarioError
+from harness.runtime import RUNTIME_NAMES
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -118,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a scenario and write reports/<scenario>/<run>/")
     p.add_argument("scenario", metavar="SCENARIO")
-    p.add_argument("--runtime", choices=["local", "kubernetes"], default="local", help="where Prometheus runs")
+    p.add_argument("--runtime", choices=RUNTIME_NAMES, default="local", help="where Prometheus runs")
     p.add_argument("--reports", default="reports", help="root directory of run results (default: reports)")
     p.add_argument("--workdir", help="where TSDB data and fio files go for the local default storage (default: /tmp)")
     p.add_argument("--no-report", action="store_true", help="store result.json only, no report.html")

@@ -20,6 +20,7 @@ from harness.doctor import blocking, run_doctor
 from harness.errors import HarnessError, ScenarioError
 from harness.kube import KubeInventory, load_inventory
 from harness.results.model import DoctorFinding, Severity
+from harness.runtime import RUNTIME_NAMES
 
 EXIT_OK, EXIT_BLOCKER, EXIT_USAGE = 0, 1, 2
 _STYLE = {Severity.BLOCKER: "bold red", Severity.WARNING: "yellow", Severity.INFO: "green"}
@@ -30,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the findings as JSON on stdout")
     parser.add_argument(
         "--runtime",
-        choices=["local", "kubernetes"],
+        choices=RUNTIME_NAMES,
         default="local",
         help="where the run would happen; 'kubernetes' adds the volume-binding simulation (default: local)",
     )
