@@ -9,24 +9,18 @@ by name. Adding a fault is one module here plus its model in the ``faults`` unio
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import cache
 
-from harness.faults.base import AnyInjector
+from harness.faults.base import AnyInjector, Injector
+from harness.registry import registered
 from harness.scenario.model import FaultSpec
 
 
 @cache
 def injectors() -> dict[str, AnyInjector]:
     """Every module of this package that defines ``FAULT``, by action (imported here, by name, once)."""
-    found: dict[str, AnyInjector] = {}
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        injector: AnyInjector | None = getattr(module, "FAULT", None)
-        if injector is not None:
-            found[injector.action] = injector
-    return found
+    found = [i for i in registered(__name__, __path__, "FAULT") if isinstance(i, Injector)]
+    return {i.action: i for i in found}
 
 
 def injector_for(spec: FaultSpec) -> AnyInjector:

@@ -8,6 +8,7 @@ front (the Kubernetes pod gets its signal sidecar only when a fault needs one).
 
 from __future__ import annotations
 
+import signal
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -29,6 +30,16 @@ class Injector(ABC, Generic[SpecT]):
     @abstractmethod
     def act(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
         """Do the fault; returns when it was injected (Unix seconds) and what was done, in a sentence."""
+
+
+class SignalInjector(Injector[SpecT]):
+    """A fault that sends Prometheus one signal; the container restarts in the same pod."""
+
+    signal: ClassVar[signal.Signals]
+    requires = frozenset({"signal"})
+
+    def act(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
+        return runtime.signal_prometheus(self.signal)
 
 
 AnyInjector = Injector[Any]

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import signal
 
-from harness.faults.base import Injector
-from harness.runtime.base import Runtime
+from harness.faults.base import SignalInjector
 from harness.scenario.model import SigkillFault
-from harness.undo import UndoLog
 
 
-class Sigkill(Injector[SigkillFault]):
+class Sigkill(SignalInjector[SigkillFault]):
     action = "sigkill"
-    requires = frozenset({"signal"})
-
-    def act(self, spec: SigkillFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        return runtime.signal_prometheus(signal.SIGKILL)
+    signal = signal.SIGKILL
 
 
 FAULT = Sigkill()

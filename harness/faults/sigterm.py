@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import signal
 
-from harness.faults.base import Injector
-from harness.runtime.base import Runtime
+from harness.faults.base import SignalInjector
 from harness.scenario.model import SigtermFault
-from harness.undo import UndoLog
 
 
-class Sigterm(Injector[SigtermFault]):
+class Sigterm(SignalInjector[SigtermFault]):
     action = "sigterm"
-    requires = frozenset({"signal"})
-
-    def act(self, spec: SigtermFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        return runtime.signal_prometheus(signal.SIGTERM)
+    signal = signal.SIGTERM
 
 
 FAULT = Sigterm()

@@ -151,25 +151,22 @@ class LocalRuntime(Runtime):
         )
 
     def delete_pod(self) -> tuple[float, str]:
-        current = self._require()
-        injected = time.time()
-        self._remove_pod(current)
-        node = self._schedule(prefer=current.node)
-        if node is None:
-            return injected, f"pod deleted on {current.node}; the new pod is Pending: {self.pending}"
-        self._new_pod(node)
-        where = f"on the same node {node}" if node == current.node else f"on {node} (moved from {current.node})"
-        return injected, f"pod deleted and recreated {where}; the new pod got {self._kept()}"
+        return self._replace_pod("pod deleted")
 
     def reinstall(self) -> tuple[float, str]:
+        return self._replace_pod("release uninstalled and installed again")
+
+    def _replace_pod(self, what: str) -> tuple[float, str]:
+        """A new pod for the old one: a new volume generation, on the node the scheduler would pick, or Pending."""
         current = self._require()
         injected = time.time()
         self._remove_pod(current)
         node = self._schedule(prefer=current.node)
         if node is None:
-            return injected, f"release uninstalled and installed again; the new pod is Pending: {self.pending}"
+            return injected, f"{what} on {current.node}; the new pod is Pending: {self.pending}"
         self._new_pod(node)
-        return injected, f"release uninstalled and installed again; the new pod got {self._kept()}"
+        where = f"on the same node {node}" if node == current.node else f"on {node} (moved from {current.node})"
+        return injected, f"{what}; the new pod runs {where} and got {self._kept()}"
 
     def pod_node(self) -> str:
         return self._require().node

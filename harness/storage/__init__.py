@@ -7,26 +7,20 @@ of them tests a type or compares a name. Adding a backend is one module here def
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import cache
 from pathlib import Path
 
+from harness.registry import registered
 from harness.scenario.model import StorageSpec
-from harness.storage.base import AnyBackend, ProvisionedStorage
+from harness.storage.base import AnyBackend, Backend, ProvisionedStorage
 
 
 @cache
 def backends() -> dict[str, AnyBackend]:
     """Every module of this package that defines ``BACKEND``, by backend name (imported here, once, by name, so
     backends stay independent of each other and nothing imports a backend module directly)."""
-    found: dict[str, AnyBackend] = {}
-    for info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        backend: AnyBackend | None = getattr(module, "BACKEND", None)
-        if backend is not None:
-            found[backend.name] = backend
-    return found
+    found = [b for b in registered(__name__, __path__, "BACKEND") if isinstance(b, Backend)]
+    return {b.name: b for b in found}
 
 
 def backend_named(name: str) -> AnyBackend:

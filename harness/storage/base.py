@@ -22,7 +22,7 @@ import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from harness.kube import Manifest, NodeSelectorRequirement, NodeSelectorTerm, PvcInfo, PvInfo
 from harness.mounts import filesystem_of
@@ -157,24 +157,31 @@ class Backend(ABC, Generic[SpecT]):
         return f"{self.name} volume in the cluster"
 
 
-class StaticPvBackend(Backend[SpecT]):
+class StaticPvSpec(Protocol):
+    """What the models of static-PV backends share: the claim Prometheus makes and the PV the run creates."""
+
+    @property
+    def claim(self) -> VolumeClaim: ...
+
+    @property
+    def volume(self) -> PersistentVolume: ...
+
+
+StaticSpecT = TypeVar("StaticSpecT", bound=StaticPvSpec)
+
+
+class StaticPvBackend(Backend[StaticSpecT]):
     """A backend whose data lives on a PersistentVolume the run creates by hand (local, nfs, iscsi)."""
 
     @abstractmethod
-    def claim_spec(self, spec: SpecT) -> VolumeClaim: ...
-
-    @abstractmethod
-    def volume_spec(self, spec: SpecT) -> PersistentVolume: ...
-
-    @abstractmethod
-    def source_text(self, spec: SpecT) -> str:
+    def source_text(self, spec: StaticSpecT) -> str:
         """How ``kubectl describe pv`` would name the source, e.g. ``nfs 10.0.0.1:/export``."""
 
-    def node_affinity(self, spec: SpecT) -> tuple[NodeSelectorTerm, ...]:
+    def node_affinity(self, spec: StaticSpecT) -> tuple[NodeSelectorTerm, ...]:
         return ()
 
-    def planned_claim(self, spec: SpecT, scenario_name: str, namespace: str) -> PvcInfo | None:
-        claim = self.claim_spec(spec)
+    def planned_claim(self, spec: StaticSpecT, scenario_name: str, namespace: str) -> PvcInfo | None:
+        claim = spec.claim
         return PvcInfo(
             namespace=namespace,
             name=operator_claim_name(scenario_name),
@@ -185,12 +192,12 @@ class StaticPvBackend(Backend[SpecT]):
             selector=dict(claim.selector) if claim.selector is not None else None,
         )
 
-    def planned_volume_name(self, spec: SpecT, scenario_name: str) -> str | None:
-        return self.volume_spec(spec).name or f"harness-{scenario_name}"
+    def planned_volume_name(self, spec: StaticSpecT, scenario_name: str) -> str | None:
+        return spec.volume.name or f"harness-{scenario_name}"
 
-    def planned_volume(self, spec: SpecT, scenario_name: str) -> PvInfo | None:
+    def planned_volume(self, spec: StaticSpecT, scenario_name: str) -> PvInfo | None:
         """Its class is the claim's class when that is set, else none (``""``): static PVs carry no class by default."""
-        claim, volume = self.claim_spec(spec), self.volume_spec(spec)
+        claim, volume = spec.claim, spec.volume
         if not volume.create:
             return None
         return PvInfo(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.kube import Manifest
-from harness.scenario.model import IscsiStorage, PersistentVolume, VolumeClaim
+from harness.scenario.model import IscsiStorage
 from harness.storage.base import StaticPvBackend
 from harness.storage.mounted import MountedVolume, provision_mounted
 
@@ -43,12 +43,6 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
         from harness.doctor.iscsi import check_iscsi
 
         return check_iscsi(spec)
-
-    def claim_spec(self, spec: IscsiStorage) -> VolumeClaim:
-        return spec.claim
-
-    def volume_spec(self, spec: IscsiStorage) -> PersistentVolume:
-        return spec.volume
 
     def source_text(self, spec: IscsiStorage) -> str:
         return f"iscsi {spec.target_portal} {spec.iqn} lun {spec.lun}"

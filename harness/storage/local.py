@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from harness.errors import StorageUnavailable, UsageError
 from harness.kube import Manifest, NodeSelectorTerm
 from harness.mounts import LoopMount, create_loop_mount
-from harness.scenario.model import LocalStorage, PersistentVolume, VolumeClaim
+from harness.scenario.model import LocalStorage
 from harness.storage.base import NO_PROVISIONER, ClassToCreate, ProvisionedStorage, StaticPvBackend, hostname_affinity
 
 if TYPE_CHECKING:
@@ -81,12 +81,6 @@ class LocalBackend(StaticPvBackend[LocalStorage]):
         from harness.doctor.binding import local_class_findings
 
         return local_class_findings(outcome, inventory)
-
-    def claim_spec(self, spec: LocalStorage) -> VolumeClaim:
-        return spec.claim
-
-    def volume_spec(self, spec: LocalStorage) -> PersistentVolume:
-        return spec.volume
 
     def source_text(self, spec: LocalStorage) -> str:
         return f"local {spec.path or '(run directory)'}"

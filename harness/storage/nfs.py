@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from harness.kube import Manifest
 from harness.mounts import kernel_filesystems
-from harness.scenario.model import NfsStorage, PersistentVolume, VolumeClaim
+from harness.scenario.model import NfsStorage
 from harness.storage.base import StaticPvBackend
 from harness.storage.mounted import MountedVolume, provision_mounted
 
@@ -42,12 +42,6 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
         from harness.doctor.nfs import check_nfs
 
         return check_nfs(spec, security_context)
-
-    def claim_spec(self, spec: NfsStorage) -> VolumeClaim:
-        return spec.claim
-
-    def volume_spec(self, spec: NfsStorage) -> PersistentVolume:
-        return spec.volume
 
     def source_text(self, spec: NfsStorage) -> str:
         return f"nfs {spec.server}:{spec.export}"
