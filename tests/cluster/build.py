@@ -15,6 +15,15 @@ from pathlib import Path
 
 from tests.cluster import config, oci
 
+# Timeouts of the go commands: long enough for this 2-core machine when it is shared, short enough that a hung
+# download or build fails with the command named instead of blocking a test session or `nox -s cluster` for ever.
+# k8s.io/kubernetes and its dependencies are ~500 MB through the module proxy (README: part of the first 267 s).
+GO_MODULE_DOWNLOAD_TIMEOUT_S = 1800.0
+# `go env`, `go list -m -versions`, one small staging module: seconds.
+GO_QUERY_TIMEOUT_S = 300.0
+# The slowest command, kube-apiserver, took 267 s cold (README); several times that when other builds share the cores.
+GO_BUILD_TIMEOUT_S = 3600.0
+
 PAUSE_GO = """package main
 
 // pause: the sandbox process of every pod. Sleeps until told to stop, reaping any child it inherits.
@@ -76,10 +85,14 @@ def write_module(src: Path, version: str) -> None:
     cannot see; so `go install k8s.io/kubernetes/cmd/...@v` fails, and a module like this one is the way.
     """
     src.mkdir(parents=True, exist_ok=True)
-    subprocess.run([_go(), "mod", "download", f"k8s.io/kubernetes@{version}"], check=True, env=_go_env())
+    subprocess.run(
+        [_go(), "mod", "download", f"k8s.io/kubernetes@{version}"],
+        check=True, env=_go_env(), timeout=GO_MODULE_DOWNLOAD_TIMEOUT_S,
+    )  # fmt: skip
     gomodcache = subprocess.run(
-        [_go(), "env", "GOMODCACHE"], check=True, capture_output=True, text=True, env=_go_env()
-    ).stdout.strip()
+        [_go(), "env", "GOMODCACHE"], check=True, capture_output=True, text=True, env=_go_env(),
+        timeout=GO_QUERY_TIMEOUT_S,
+    ).stdout.strip()  # fmt: skip
     upstream = (Path(gomodcache) / f"k8s.io/kubernetes@{version}" / "go.mod").read_text()
     block = re.search(r"^replace \((.*?)^\)", upstream, re.S | re.M)
     if block is None:
@@ -106,14 +119,19 @@ def _available(module: str, wanted: str) -> str:
     env = _go_env()
     if (
         subprocess.run(
-            [_go(), "mod", "download", f"{module}@{wanted}"], check=False, env=env, capture_output=True
+            [_go(), "mod", "download", f"{module}@{wanted}"],
+            check=False,
+            env=env,
+            capture_output=True,
+            timeout=GO_QUERY_TIMEOUT_S,
         ).returncode
         == 0
     ):
         return wanted
     listed = subprocess.run(
-        [_go(), "list", "-m", "-versions", module], check=False, env=env, capture_output=True, text=True
-    )
+        [_go(), "list", "-m", "-versions", module], check=False, env=env, capture_output=True, text=True,
+        timeout=GO_QUERY_TIMEOUT_S,
+    )  # fmt: skip
     prefix = wanted.rsplit(".", 1)[0] + "."
     patch = int(wanted.rsplit(".", 1)[1])
     candidates = sorted(
@@ -124,7 +142,11 @@ def _available(module: str, wanted: str) -> str:
     for _patch, v in reversed(candidates):
         if (
             subprocess.run(
-                [_go(), "mod", "download", f"{module}@{v}"], check=False, env=env, capture_output=True
+                [_go(), "mod", "download", f"{module}@{v}"],
+                check=False,
+                env=env,
+                capture_output=True,
+                timeout=GO_QUERY_TIMEOUT_S,
             ).returncode
             == 0
         ):
@@ -160,7 +182,7 @@ def build_commands(version: str, timings: dict[str, float]) -> None:
         subprocess.run(
             ["nice", "-n", "10", _go(), "build", "-ldflags", _ldflags(version), "-o", str(target) + ".partial",
              f"k8s.io/kubernetes/cmd/{cmd}"],
-            check=True, cwd=src, env=_go_env(),
+            check=True, cwd=src, env=_go_env(), timeout=GO_BUILD_TIMEOUT_S,
         )  # fmt: skip
         Path(str(target) + ".partial").replace(target)
         timings[cmd] = round(time.monotonic() - start, 1)
@@ -178,7 +200,7 @@ def build_pause(version: str, timings: dict[str, float]) -> Path:
     start = time.monotonic()
     subprocess.run(
         ["nice", "-n", "10", _go(), "build", "-ldflags", "-s -w", "-o", str(target), "."],
-        check=True, cwd=src, env=_go_env(),
+        check=True, cwd=src, env=_go_env(), timeout=GO_BUILD_TIMEOUT_S,
     )  # fmt: skip
     timings["pause"] = round(time.monotonic() - start, 1)
     return target

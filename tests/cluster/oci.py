@@ -28,7 +28,8 @@ class ImageSpec:
 
 def shared_libraries(binary: Path) -> list[Path]:
     """The libraries `ldd` resolves for a dynamic binary, plus its interpreter (empty for a static one)."""
-    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False).stdout
+    # ldd answers in milliseconds; the timeout only keeps a hung one from blocking the build.
+    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=False, timeout=60).stdout
     libs: list[Path] = []
     for line in out.splitlines():
         parts = line.split()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Imported as `_run`: tests/test_external_programs.py reads the program names of `_run("openssl", ...)` calls.
+from tests.cluster.procs import run as _run
+
 
 def _openssl(*args: str) -> None:
-    subprocess.run(["openssl", *args], check=True, capture_output=True)
+    # Under procs' command timeout: an RSA key takes a second or two, everything else milliseconds.
+    _run("openssl", *args)
 
 
 @dataclass(frozen=True)
