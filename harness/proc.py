@@ -81,23 +81,46 @@ def run(
     resolved = [which(argv[0]), *argv[1:]]
     log.debug("run: %s", shlex.join(resolved))
     started = time.monotonic()
+    # Not subprocess.run: after a timeout it kills the command and then waits for it without a limit, which never
+    # ends for a process in uninterruptible sleep (an umount of a hung NFS mount).
+    popen = subprocess.Popen(
+        resolved,
+        stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=None if env is None else {**os.environ, **env},
+        cwd=cwd,
+    )
     try:
-        proc = subprocess.run(
-            resolved,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=None if env is None else {**os.environ, **env},
-            cwd=cwd,
-            input=input_text,
-            check=False,
-        )
+        stdout, stderr = popen.communicate(input_text, timeout=timeout_s)
     except subprocess.TimeoutExpired as e:
+        popen.kill()
+        try:
+            popen.communicate(timeout=KILL_WAIT_S)
+        except subprocess.TimeoutExpired:
+            raise CommandFailed(
+                f"{shlex.join(resolved)} did not finish within {timeout_s:g} s and was still there "
+                f"{KILL_WAIT_S:g} s after SIGKILL (pid {popen.pid}, {_state(popen.pid)}); left behind"
+            ) from e
         raise CommandFailed(f"{shlex.join(resolved)} did not finish within {timeout_s:g} s") from e
-    done = Completed(tuple(resolved), proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
-    if check and proc.returncode != 0:
-        raise CommandFailed(f"{shlex.join(resolved)} failed", proc.returncode, _tail(proc.stderr or proc.stdout))
+    done = Completed(tuple(resolved), popen.returncode, stdout, stderr, time.monotonic() - started)
+    if check and popen.returncode != 0:
+        raise CommandFailed(f"{shlex.join(resolved)} failed", popen.returncode, _tail(stderr or stdout))
     return done
+
+
+# How long a killed command may take to go: longer means uninterruptible sleep (state D), which no signal ends.
+KILL_WAIT_S = 5.0
+
+
+def _state(pid: int) -> str:
+    """The process state from /proc (``D`` is uninterruptible sleep), for the message."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "state unknown"
+    return f"state {stat.rsplit(')', 1)[-1].split()[0]}"
 
 
 def _tail(text: str, lines: int = 15) -> str:
