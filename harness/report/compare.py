@@ -21,9 +21,10 @@ from typing import Any
 
 import pandas as pd
 
+from harness import fmt
 from harness.errors import UsageError
 from harness.report import charts
-from harness.report.html import STYLE, chart_view, fmt_utc, render_template
+from harness.report.html import STYLE, chart_view, render_template
 from harness.results.model import RunResult, Status
 from harness.results.store import atomic_write_text, load_result
 
@@ -230,14 +231,8 @@ def _run_series(result: RunResult) -> list[_Series]:
 def _fmt(values: list[float], unit: str) -> str:
     if not values:
         return "–"
-    median = statistics.median(values)
-    if unit in ("IOPS", "samples") or abs(median) >= 100:
-        number = f"{median:,.0f}"
-    elif abs(median) >= 1:
-        number = f"{median:.2f}"
-    else:
-        number = f"{median:.3g}"  # sub-millisecond latencies keep their significant digits
-    return f"{number} {unit}" + (f" (n={len(values)})" if len(values) > 1 else "")
+    number = fmt.measure(statistics.median(values), unit, whole=unit in ("IOPS", "samples"))
+    return number + (f" (n={len(values)})" if len(values) > 1 else "")
 
 
 def _judge_count(delta: float, baseline: float, threshold: float) -> Change:
@@ -310,7 +305,7 @@ def _ref(path: Path, result: RunResult) -> RunRef:
         path=str(path),
         scenario_name=result.scenario_name,
         run_id=result.run_id,
-        started_utc=fmt_utc(result.started_at.astimezone(UTC)),
+        started_utc=fmt.utc(result.started_at.astimezone(UTC)),
         runtime=result.runtime,
         data_filesystem=env.data_filesystem or "unknown",
         prometheus_version=env.prometheus_version or "unknown",
@@ -398,16 +393,6 @@ def compare_runs(paths: list[Path], out: Path | None = None) -> Comparison:
 # --- output --------------------------------------------------------------------------------------------------
 
 
-def _fmt_change(d: MetricDelta) -> str:
-    return "–" if d.change_pct is None else f"{d.change_pct:+.1f}%"
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def summary_text(comparison: Comparison) -> str:
     """The comparison as plain text for the terminal: runs, notes, one line per metric, then the bottom line."""
     lines = []
@@ -427,7 +412,7 @@ def summary_text(comparison: Comparison) -> str:
         ]
         for d in (d for d in comparison.deltas if d.run_index == index):
             status = d.status.value.upper() if d.status is Change.REGRESSION else d.status.value
-            values = f"{d.baseline:>26} {d.candidate:>26} {_fmt_change(d):>8} {_fmt_p(d.p_value):>7}"
+            values = f"{d.baseline:>26} {d.candidate:>26} {fmt.change_pct(d.change_pct):>8} {fmt.p_value(d.p_value):>7}"
             line = f"{d.metric:<44} {values}  {status}"
             lines.append(line + (f"  ({d.note})" if d.note else ""))
     regressions = comparison.regressions
@@ -465,7 +450,10 @@ def render_comparison(comparison: Comparison, out: Path) -> Path:
     for index in range(1, len(comparison.runs)):
         rows = [
             (
-                [d.group, d.metric, d.baseline, d.candidate, _fmt_change(d), _fmt_p(d.p_value), d.status.value, d.note],
+                [
+                    *(d.group, d.metric, d.baseline, d.candidate),
+                    *(fmt.change_pct(d.change_pct), fmt.p_value(d.p_value), d.status.value, d.note),
+                ],
                 _row_class(d.status),
             )
             for d in comparison.deltas
@@ -487,7 +475,7 @@ def render_comparison(comparison: Comparison, out: Path) -> Path:
         "chart": chart,
         "regressions": comparison.regressions,
         "threshold_pct": f"{comparison.threshold:.0%}",
-        "generated": fmt_utc(pd.Timestamp.now(tz="UTC")),
+        "generated": fmt.utc(pd.Timestamp.now(tz="UTC")),
     }
     atomic_write_text(out, render_template("compare.html.j2", context))
     return out
