@@ -87,10 +87,20 @@ def latency_ns(ns: float | None, *, sep: str = " ", significant: int | None = No
     if _missing(ns):
         return MISSING
     assert ns is not None
-    for unit, factor, digits in (("s", 1e9, ".2f"), ("ms", 1e6, ".2f"), ("µs", 1e3, ".1f"), ("ns", 1.0, ".0f")):
+    units = (("s", 1e9, ".2f"), ("ms", 1e6, ".2f"), ("µs", 1e3, ".1f"), ("ns", 1.0, ".0f"))
+
+    def text(i: int) -> str:
+        unit, factor, digits = units[i]
+        return f"{ns / factor:{f'.{significant}g' if significant else f',{digits}'}}{sep}{unit}"
+
+    for i, (unit, factor, _) in enumerate(units):
         if abs(ns) >= factor or unit == "ns":
-            spec = f".{significant}g" if significant else f",{digits}"
-            return f"{ns / factor:{spec}}{sep}{unit}"
+            shown = text(i)
+            # 999,999 ns rounds to "1,000.0 µs": say "1.00 ms" instead.
+            number = shown[: -len(sep + unit)]
+            if i > 0 and abs(float(number.replace(",", ""))) >= 1000:
+                return text(i - 1)
+            return shown
     raise AssertionError("unreachable")
 
 
