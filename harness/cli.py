@@ -75,10 +75,11 @@ def _print_summary(result: object) -> None:
     colour = {Status.PASSED: "green", Status.FAILED: "red"}.get(result.verdict, "magenta")
     for check in result.checks:
         c = {Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "dim"}.get(check.status, "magenta")
-        ui.info(f"  [{c}]{check.status.value:7}[/{c}] {check.name}: {check.reason}")
+        line = "  [{c}]{status}[/{c}] {name}: {reason}"
+        ui.info(ui.markup(line, c=c, status=f"{check.status.value:7}", name=check.name, reason=check.reason))
     if result.error:
-        ui.info(f"  [magenta]ERROR[/magenta]   {result.error.splitlines()[0]}")
-    ui.info(f"verdict: [bold {colour}]{result.verdict.value}[/bold {colour}]")
+        ui.info(ui.markup("  [magenta]ERROR[/magenta]   {error}", error=result.error.splitlines()[0]))
+    ui.info(ui.markup("verdict: [bold {c}]{verdict}[/bold {c}]", c=colour, verdict=result.verdict.value))
 
 
 def _cmd_report(args: argparse.Namespace) -> int:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.fmt import shorten
+
 
 class HarnessError(Exception):
     """Base of every error the harness raises on purpose."""
@@ -99,7 +101,7 @@ class PrometheusError(InfraError):
     def __init__(self, message: str, url: str, query: str | None = None) -> None:
         self.url = url
         self.query = query
-        where = f" [{url}" + (f" query={_shorten(query)}" if query else "") + "]"
+        where = f" [{url}" + (f" query={shorten(query, 200)}" if query else "") + "]"
         super().__init__(message + where)
 
 
@@ -113,7 +115,3 @@ class NotRecovered(HarnessError):
     the storage or Prometheus (FAILED, exit 1), not a broken harness; the message gives the system's own reason."""
 
     exit_code = 1
-
-
-def _shorten(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

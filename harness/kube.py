@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from harness.errors import InfraError, WaitTimeout
+from harness.fmt import shorten
 from harness.wait import wait_for
 
 NodeSelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
@@ -177,9 +178,9 @@ def load_inventory(
     except ConfigException as e:
         raise InfraError(f"cannot use {where}: {e}") from e
     except ApiException as e:
-        raise InfraError(f"Kubernetes API error via {where}: {e.status} {e.reason}: {_shorten(str(e.body))}") from e
+        raise InfraError(f"Kubernetes API error via {where}: {e.status} {e.reason}: {shorten(str(e.body))}") from e
     except (HTTPError, OSError) as e:
-        raise InfraError(f"cannot reach the Kubernetes API via {where}: {_shorten(str(e))}") from e
+        raise InfraError(f"cannot reach the Kubernetes API via {where}: {shorten(str(e))}") from e
     context_name = (active or {}).get("name", "?")
     return KubeInventory(
         namespace=ns,
@@ -296,10 +297,6 @@ def _node(o: Any) -> NodeInfo:
     )
 
 
-def _shorten(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # --- managing objects for the kubernetes runtime -------------------------------------------------------------
 
 Manifest = dict[str, Any]
@@ -381,14 +378,14 @@ class KubeApi:
         try:
             yield
         except WebSocketException as e:
-            raise InfraError(f"could not {what} via {self.where}: {_shorten(str(e))}") from e
+            raise InfraError(f"could not {what} via {self.where}: {shorten(str(e))}") from e
         except ApiException as e:
             raise InfraError(
                 f"Kubernetes API error while trying to {what} via {self.where}: {e.status} {e.reason}: "
                 f"{_api_message(e.body)}"
             ) from e
         except (HTTPError, OSError) as e:
-            raise InfraError(f"cannot reach the Kubernetes API to {what} via {self.where}: {_shorten(str(e))}") from e
+            raise InfraError(f"cannot reach the Kubernetes API to {what} via {self.where}: {shorten(str(e))}") from e
 
     # --- create / read / delete ------------------------------------------------------------------------------
 
@@ -667,7 +664,7 @@ def _api_message(body: Any) -> str:
         message = json.loads(body).get("message")
     except (TypeError, ValueError, AttributeError):
         message = None
-    return _shorten(str(message if message else body))
+    return shorten(str(message if message else body))
 
 
 class PodProxy:
@@ -713,7 +710,7 @@ class PodProxy:
                         preload_content=True,
                     )
                 except (OSError, HTTPError) as e:
-                    self.send_error(502, f"API server pod proxy: {_shorten(str(e), 100)}")
+                    self.send_error(502, f"API server pod proxy: {shorten(str(e), 100)}")
                     return
                 self.send_response(resp.status)
                 for key in ("Content-Type", "Content-Encoding"):

@@ -88,7 +88,7 @@ class Run:
         elif kind == "error":
             ui.error(message)
         else:
-            ui.info(f"[dim]{message}[/dim]" if kind == "phase" else message)
+            ui.info(message, style="dim" if kind == "phase" else None)
 
     def save(self) -> None:
         if self.load is not None and self.result.t0_unix_s:
@@ -404,7 +404,7 @@ def execute(options: RunOptions) -> RunOutcome:
     )
     run = Run(options, scenario, run_id, run_dir, result, planned)
     save_result(run_dir, result)
-    ui.info(f"run {run_id}: scenario [bold]{scenario.name}[/bold] -> {run_dir}")
+    ui.info(ui.markup("run {r}: scenario [bold]{n}[/bold] -> {d}", r=run_id, n=scenario.name, d=run_dir))
     exit_code = EXIT_ERROR
     with handled_signals(interrupt=True):
         try:

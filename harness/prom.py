@@ -20,6 +20,7 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 from harness.errors import PrometheusError
+from harness.fmt import shorten
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class PromClient:
         try:
             return self._api.custom_query(expr, params=params)
         except (PrometheusApiClientException, requests.RequestException, ValueError, KeyError) as e:
-            raise PrometheusError(f"query failed: {_short(str(e))}", self.base_url + "/api/v1/query", expr) from e
+            raise PrometheusError(f"query failed: {shorten(str(e))}", self.base_url + "/api/v1/query", expr) from e
 
     def instant(self, expr: str, at_unix_s: float | None = None) -> list[InstantSample]:
         """Evaluate ``expr`` at one instant (now by default); a vector or scalar result, typed."""
@@ -143,7 +144,7 @@ class PromClient:
             ]
         except (KeyError, TypeError, ValueError, IndexError) as e:
             raise PrometheusError(
-                f"unexpected instant-query result shape: {_short(repr(result))}", self.base_url, expr
+                f"unexpected instant-query result shape: {shorten(repr(result))}", self.base_url, expr
             ) from e
 
     def raw_samples(self, selector: str, window_s: float, at_unix_s: float) -> dict[LabelsKey, list[tuple[int, float]]]:
@@ -160,7 +161,7 @@ class PromClient:
                 out[labels_key(item["metric"])] = [(round(float(t) * 1000), float(v)) for t, v in item["values"]]
         except (KeyError, TypeError, ValueError) as e:
             raise PrometheusError(
-                f"unexpected range-query result shape: {_short(repr(result))}", self.base_url, expr
+                f"unexpected range-query result shape: {shorten(repr(result))}", self.base_url, expr
             ) from e
         return out
 
@@ -187,9 +188,5 @@ class PromClient:
             return WriteOutcome.UNKNOWN
         if resp.status_code == 204:
             return WriteOutcome.ACKED
-        log.debug("remote write to %s answered %d: %s", url, resp.status_code, _short(resp.text))
+        log.debug("remote write to %s answered %d: %s", url, resp.status_code, shorten(resp.text))
         return WriteOutcome.REJECTED
-
-
-def _short(text: str, limit: int = 300) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."

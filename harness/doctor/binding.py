@@ -23,7 +23,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from harness.doctor.fmt import bullets, size
+from harness.doctor.fmt import bullets
+from harness.fmt import k8s_quantity as size
 from harness.kube import KubeInventory, NodeInfo, PvcInfo, PvInfo
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import Scenario

@@ -98,7 +98,8 @@ def previous_wal_replay_s(run_dir: Path) -> float | None:
 
 def print_table(findings: list[DoctorFinding], *, title: str, console: Console | None = None) -> None:
     out = console or Console(highlight=False)
-    table = Table(title=title, show_lines=True, expand=True)
+    # Titles and plain-str cells are rich markup: the scenario name and check names are data, so they are Text.
+    table = Table(title=Text(title), show_lines=True, expand=True)
     table.add_column("Severity", no_wrap=True)
     table.add_column("Check", no_wrap=True)
     table.add_column("Finding and evidence", ratio=3)
@@ -110,7 +111,7 @@ def print_table(findings: list[DoctorFinding], *, title: str, console: Console |
         why = Text(f.why)
         if f.fix:
             why.append(("\n" if f.why else "") + "Fix:\n" + f.fix)
-        table.add_row(Text(f.severity.value, style=_STYLE[f.severity]), f.check, what, why)
+        table.add_row(Text(f.severity.value, style=_STYLE[f.severity]), Text(f.check), what, why)
     out.print(table)
     blockers = sum(f.severity is Severity.BLOCKER for f in findings)
     warnings = sum(f.severity is Severity.WARNING for f in findings)

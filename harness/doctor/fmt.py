@@ -1,21 +1,10 @@
-"""Small text helpers shared by the doctor's checks: sizes as Kubernetes writes them, permission strings, lists."""
+"""Small text helpers shared by the doctor's checks: permission strings and reasoning, numbered lists.
+
+Sizes as Kubernetes writes them are ``harness.fmt.k8s_quantity``."""
 
 from __future__ import annotations
 
 import stat
-
-_BINARY_UNITS = (("Ti", 1024**4), ("Gi", 1024**3), ("Mi", 1024**2), ("Ki", 1024))
-
-
-def size(n_bytes: int | float) -> str:
-    """Bytes as a Kubernetes quantity where exact (``200Gi``), else with one decimal (``1.5Gi``)."""
-    n = int(n_bytes)
-    for unit, factor in _BINARY_UNITS:
-        if n >= factor:
-            if n % factor == 0:
-                return f"{n // factor}{unit}"
-            return f"{n / factor:.1f}{unit}"
-    return f"{n}B"
 
 
 def perms(mode: int) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness import proc
+from harness import fmt, proc
 from harness.errors import CommandFailed, StorageUnavailable, UsageError, WaitTimeout
 from harness.results.model import FioDirection, FioJobResult, FioPoint
 from harness.scenario.model import FioJob
@@ -109,15 +108,15 @@ def plan_size_bytes(job: FioJob, free_bytes: int) -> int:
         size = int(job.size_bytes)
         if size < block:
             raise UsageError(
-                f"fio job {name!r}: size {_fmt_bytes(size)} is smaller than the {_fmt_bytes(block)} block size of "
+                f"fio job {name!r}: size {fmt.size(size)} is smaller than the {fmt.size(block)} block size of "
                 f"profile {job.profile!r}"
             )
         footprint = size * job.numjobs
         allowed = int(free_bytes * EXPLICIT_MAX_FREE_FRACTION)
         if footprint > allowed:
             raise StorageUnavailable(
-                f"fio job {name!r} would write {_fmt_bytes(footprint)} ({_fmt_bytes(size)} x {job.numjobs} jobs) "
-                f"but only {_fmt_bytes(free_bytes)} is free; it may use at most {_fmt_bytes(allowed)} "
+                f"fio job {name!r} would write {fmt.size(footprint)} ({fmt.size(size)} x {job.numjobs} jobs) "
+                f"but only {fmt.size(free_bytes)} is free; it may use at most {fmt.size(allowed)} "
                 f"({EXPLICIT_MAX_FREE_FRACTION:.0%} of the free space). Lower loads.fio size or numjobs, or give the "
                 "storage more room (fio would stop with 'No space left on device')"
             )
@@ -127,10 +126,10 @@ def plan_size_bytes(job: FioJob, free_bytes: int) -> int:
     if per_job < AUTO_MIN_PER_JOB_BYTES:
         needed = AUTO_MIN_PER_JOB_BYTES * job.numjobs
         raise StorageUnavailable(
-            f"fio job {name!r}: only {_fmt_bytes(free_bytes)} free; sizing to at most "
-            f"{AUTO_MAX_FREE_FRACTION:.0%} of the free space needs at least {_fmt_bytes(needed)} "
-            f"({_fmt_bytes(AUTO_MIN_PER_JOB_BYTES)} x {job.numjobs} jobs), i.e. "
-            f"{_fmt_bytes(needed / AUTO_MAX_FREE_FRACTION)} free. "
+            f"fio job {name!r}: only {fmt.size(free_bytes)} free; sizing to at most "
+            f"{AUTO_MAX_FREE_FRACTION:.0%} of the free space needs at least {fmt.size(needed)} "
+            f"({fmt.size(AUTO_MIN_PER_JOB_BYTES)} x {job.numjobs} jobs), i.e. "
+            f"{fmt.size(needed / AUTO_MAX_FREE_FRACTION)} free. "
             "Free some space or give the storage more room"
         )
     return per_job
@@ -423,7 +422,7 @@ def run_fio_job(job: FioJob, directory: Path, out_dir: Path, *, timeout_s: float
         logs_dir.mkdir(parents=True)
         argv = [*build_argv(job, work_dir, size, log_prefix), f"--output={raw_json}"]
         budget_s = timeout_s if timeout_s is not None else default_timeout_s(job, size)
-        log.info("fio %s: %s x %d in %s for %gs", name, _fmt_bytes(size), job.numjobs, work_dir, job.runtime_s)
+        log.info("fio %s: %s x %d in %s for %gs", name, fmt.size(size), job.numjobs, work_dir, job.runtime_s)
         returncode = _run_to_completion(name, argv, console_log, budget_s)
         raw = raw_json.read_text() if raw_json.exists() else ""
         try:
@@ -488,11 +487,3 @@ def _fio_error_lines(text: str) -> str:
 
 def _tail(text: str, lines: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def _fmt_bytes(n: float) -> str:
-    for unit, factor in (("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
-        if abs(n) >= factor:
-            value = n / factor
-            return f"{value:.0f} {unit}" if math.isclose(value, round(value)) else f"{value:.1f} {unit}"
-    return f"{int(n)} B"

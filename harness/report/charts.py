@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from harness import fmt
 from harness.report.frames import LATENCY_PERCENTILES
 
 _DPI = 100
@@ -40,7 +41,7 @@ def _png(fig: Figure) -> bytes:
 
 
 def _thousands(value: float, _pos: int) -> str:
-    return f"{value:,.0f}"
+    return fmt.count(value)
 
 
 def _style(ax: Any) -> None:
@@ -71,16 +72,6 @@ def fio_throughput_chart(timeseries: pd.DataFrame) -> bytes | None:
     return _png(fig)
 
 
-def _format_ns(ns: float) -> str:
-    if ns >= 1e9:
-        return f"{ns / 1e9:.3g} s"
-    if ns >= 1e6:
-        return f"{ns / 1e6:.3g} ms"
-    if ns >= 1e3:
-        return f"{ns / 1e3:.3g} µs"
-    return f"{ns:.3g} ns"
-
-
 def fio_latency_chart(latency: pd.DataFrame) -> bytes | None:
     """Grouped bars: latency percentiles per job direction, on a log scale (p99.9 is often 100x p50)."""
     if latency.empty:
@@ -94,7 +85,7 @@ def fio_latency_chart(latency: pd.DataFrame) -> bytes | None:
         xs = [x + (i - (len(percentiles) - 1) / 2) * width for x in range(len(pivot.index))]
         values_us = [v / 1e3 if not math.isnan(v) else 0.0 for v in pivot[pct].tolist()]
         bars = ax.bar(xs, values_us, width=width, label=pct, color=PALETTE[i % len(PALETTE)])
-        labels = [_format_ns(v * 1e3) if v > 0 else "" for v in values_us]
+        labels = [fmt.latency_ns(v * 1e3, significant=3) if v > 0 else "" for v in values_us]
         ax.bar_label(bars, labels=labels, fontsize="x-small", rotation=90, padding=2)
     ax.set_xticks(range(len(pivot.index)), [str(s) for s in pivot.index])
     ax.set_yscale("log")

@@ -10,7 +10,6 @@ Runs of different scenarios, runtimes or filesystems can be compared (NFS vs loc
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -21,9 +20,11 @@ from typing import Any
 
 import pandas as pd
 
+from harness import fmt
 from harness.errors import UsageError
 from harness.report import charts
-from harness.report.html import STYLE, chart_view, fmt_utc, render_template
+from harness.report.html import STYLE, chart_view, render_template
+from harness.report.stats import mann_whitney_u, min_p_value, relative_spread
 from harness.results.model import RunResult, Status
 from harness.results.store import atomic_write_text, load_result
 
@@ -32,7 +33,6 @@ ALPHA = 0.05  # significance level of the Mann-Whitney U test
 # Recovery and replay times below a second jitter by tenths on any machine: smaller differences are never regressions.
 MIN_TIME_DELTA_S = 0.25
 UNSTABLE_SPREAD = 0.5  # interquartile range / median above which a run's values are too scattered to judge
-_EXACT_MAX_N = 25  # exact U distribution up to this many values per side (no ties); normal approximation above
 
 
 class Change(StrEnum):
@@ -95,86 +95,6 @@ class Comparison:
         return bool(self.regressions)
 
 
-# --- statistics ----------------------------------------------------------------------------------------------
-
-
-def _ranks(values: list[float]) -> list[float]:
-    """1-based ranks, ties sharing their average rank."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def _exact_u_cdf(n1: int, n2: int) -> list[float]:
-    """P(U <= u) for u = 0..n1*n2 under H0, without ties (counts of arrangements, by dynamic programming)."""
-    # counts[j][u]: arrangements of i x-values and j y-values with U = u, built up over i.
-    counts = [[1] + [0] * (n1 * n2) for _ in range(n2 + 1)]
-    for _i in range(1, n1 + 1):
-        new = [[0] * (n1 * n2 + 1) for _ in range(n2 + 1)]
-        new[0][0] = 1
-        for j in range(1, n2 + 1):
-            for u in range(n1 * n2 + 1):
-                # The largest value is an x (it beats all j y-values) or a y (it adds nothing).
-                new[j][u] = (counts[j][u - j] if u >= j else 0) + new[j - 1][u]
-        counts = new
-    total = math.comb(n1 + n2, n1)
-    cdf, running = [], 0
-    for c in counts[n2]:
-        running += c
-        cdf.append(running / total)
-    return cdf
-
-
-def mann_whitney_u(a: list[float], b: list[float]) -> tuple[float, float]:
-    """Two-sided Mann-Whitney U test: (U of ``a``, p-value). Exact for small samples without ties."""
-    n1, n2 = len(a), len(b)
-    if n1 == 0 or n2 == 0:
-        raise ValueError("Mann-Whitney U needs at least one value on each side")
-    ranks = _ranks(a + b)
-    u1 = sum(ranks[:n1]) - n1 * (n1 + 1) / 2
-    ties = len(set(a + b)) < n1 + n2
-    if not ties and max(n1, n2) <= _EXACT_MAX_N:
-        cdf = _exact_u_cdf(n1, n2)
-        u = round(u1)
-        lower = cdf[u]
-        upper = 1.0 - (cdf[u - 1] if u > 0 else 0.0)
-        return u1, min(1.0, 2 * min(lower, upper))
-    n = n1 + n2
-    counts: dict[float, int] = defaultdict(int)
-    for v in a + b:
-        counts[v] += 1
-    tie_term = sum(t**3 - t for t in counts.values()) / (n * (n - 1))
-    sigma = math.sqrt(n1 * n2 / 12 * ((n + 1) - tie_term))
-    if sigma == 0:
-        return u1, 1.0
-    z = (abs(u1 - n1 * n2 / 2) - 0.5) / sigma
-    return u1, min(1.0, math.erfc(max(z, 0.0) / math.sqrt(2)))
-
-
-def min_p_value(n1: int, n2: int) -> float:
-    """The smallest two-sided p-value the exact test can give for these sizes (all of one side beats the other)."""
-    return 2 / math.comb(n1 + n2, n1)
-
-
-def relative_spread(values: list[float]) -> float:
-    """Interquartile range over the median (0 for a single value)."""
-    if len(values) < 2:
-        return 0.0
-    median = statistics.median(values)
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    if median == 0:
-        return 0.0 if q3 == q1 else math.inf
-    return (q3 - q1) / abs(median)
-
-
 # --- metrics -------------------------------------------------------------------------------------------------
 
 
@@ -230,14 +150,8 @@ def _run_series(result: RunResult) -> list[_Series]:
 def _fmt(values: list[float], unit: str) -> str:
     if not values:
         return "–"
-    median = statistics.median(values)
-    if unit in ("IOPS", "samples") or abs(median) >= 100:
-        number = f"{median:,.0f}"
-    elif abs(median) >= 1:
-        number = f"{median:.2f}"
-    else:
-        number = f"{median:.3g}"  # sub-millisecond latencies keep their significant digits
-    return f"{number} {unit}" + (f" (n={len(values)})" if len(values) > 1 else "")
+    number = fmt.measure(statistics.median(values), unit, whole=unit in ("IOPS", "samples"))
+    return number + (f" (n={len(values)})" if len(values) > 1 else "")
 
 
 def _judge_count(delta: float, baseline: float, threshold: float) -> Change:
@@ -258,7 +172,9 @@ def _small_change(base: _Series, delta: float, worse_pct: float | None, threshol
 
 def _judge_repeated(a: list[float], b: list[float], direction: Change, alpha: float) -> tuple[Change, float, str]:
     """(status, p_value, note) for a large change between two sets of repeated values."""
-    _, p = mann_whitney_u(a, b)
+    test = mann_whitney_u(a, b)
+    assert test.p_value is not None  # the caller judged single values already
+    p = test.p_value
     spread = max(relative_spread(a), relative_spread(b))
     if spread > UNSTABLE_SPREAD:
         return Change.UNSTABLE, p, f"values spread {spread:.0%} of the median: too noisy to judge"
@@ -310,7 +226,7 @@ def _ref(path: Path, result: RunResult) -> RunRef:
         path=str(path),
         scenario_name=result.scenario_name,
         run_id=result.run_id,
-        started_utc=fmt_utc(result.started_at.astimezone(UTC)),
+        started_utc=fmt.utc(result.started_at.astimezone(UTC)),
         runtime=result.runtime,
         data_filesystem=env.data_filesystem or "unknown",
         prometheus_version=env.prometheus_version or "unknown",
@@ -398,16 +314,6 @@ def compare_runs(paths: list[Path], out: Path | None = None) -> Comparison:
 # --- output --------------------------------------------------------------------------------------------------
 
 
-def _fmt_change(d: MetricDelta) -> str:
-    return "–" if d.change_pct is None else f"{d.change_pct:+.1f}%"
-
-
-def _fmt_p(p: float | None) -> str:
-    if p is None:
-        return "–"
-    return "<0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def summary_text(comparison: Comparison) -> str:
     """The comparison as plain text for the terminal: runs, notes, one line per metric, then the bottom line."""
     lines = []
@@ -427,7 +333,7 @@ def summary_text(comparison: Comparison) -> str:
         ]
         for d in (d for d in comparison.deltas if d.run_index == index):
             status = d.status.value.upper() if d.status is Change.REGRESSION else d.status.value
-            values = f"{d.baseline:>26} {d.candidate:>26} {_fmt_change(d):>8} {_fmt_p(d.p_value):>7}"
+            values = f"{d.baseline:>26} {d.candidate:>26} {fmt.change_pct(d.change_pct):>8} {fmt.p_value(d.p_value):>7}"
             line = f"{d.metric:<44} {values}  {status}"
             lines.append(line + (f"  ({d.note})" if d.note else ""))
     regressions = comparison.regressions
@@ -465,7 +371,10 @@ def render_comparison(comparison: Comparison, out: Path) -> Path:
     for index in range(1, len(comparison.runs)):
         rows = [
             (
-                [d.group, d.metric, d.baseline, d.candidate, _fmt_change(d), _fmt_p(d.p_value), d.status.value, d.note],
+                [
+                    *(d.group, d.metric, d.baseline, d.candidate),
+                    *(fmt.change_pct(d.change_pct), fmt.p_value(d.p_value), d.status.value, d.note),
+                ],
                 _row_class(d.status),
             )
             for d in comparison.deltas
@@ -487,7 +396,7 @@ def render_comparison(comparison: Comparison, out: Path) -> Path:
         "chart": chart,
         "regressions": comparison.regressions,
         "threshold_pct": f"{comparison.threshold:.0%}",
-        "generated": fmt_utc(pd.Timestamp.now(tz="UTC")),
+        "generated": fmt.utc(pd.Timestamp.now(tz="UTC")),
     }
     atomic_write_text(out, render_template("compare.html.j2", context))
     return out

@@ -20,6 +20,7 @@ import markupsafe
 import pandas as pd
 
 from harness import __version__ as harness_version
+from harness import fmt
 from harness.report import charts, frames
 from harness.results.model import RunResult, Severity, Status
 from harness.results.store import REPORT_FILE, atomic_write_text, load_result
@@ -97,56 +98,7 @@ def _missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-# Numbers and their units are joined by a no-break space (\u00a0) so narrow table columns never split "64.0 MiB".
-
-
-def fmt_rate_bytes(bytes_per_s: float | None) -> str:
-    if _missing(bytes_per_s):
-        return "–"
-    assert bytes_per_s is not None
-    for unit, scale in (("GiB/s", 1024.0**3), ("MiB/s", 1024.0**2), ("KiB/s", 1024.0)):
-        if bytes_per_s >= scale:
-            return f"{bytes_per_s / scale:,.1f}\u00a0{unit}"
-    return f"{bytes_per_s:,.0f}\u00a0B/s"
-
-
-def fmt_bytes(size_bytes: float | None) -> str:
-    if _missing(size_bytes):
-        return "–"
-    assert size_bytes is not None
-    for unit, scale in (("GiB", 1024.0**3), ("MiB", 1024.0**2), ("KiB", 1024.0)):
-        if size_bytes >= scale:
-            return f"{size_bytes / scale:,.1f}\u00a0{unit}"
-    return f"{size_bytes:,.0f}\u00a0B"
-
-
-def fmt_ns(ns: float | None) -> str:
-    if _missing(ns):
-        return "–"
-    assert ns is not None
-    if ns >= 1e9:
-        return f"{ns / 1e9:,.2f}\u00a0s"
-    if ns >= 1e6:
-        return f"{ns / 1e6:,.2f}\u00a0ms"
-    if ns >= 1e3:
-        return f"{ns / 1e3:,.1f}\u00a0µs"
-    return f"{ns:,.0f}\u00a0ns"
-
-
-def fmt_s(seconds: float | None) -> str:
-    return "–" if _missing(seconds) else f"{seconds:,.2f}\u00a0s"
-
-
-def fmt_count(n: float | None) -> str:
-    return "–" if _missing(n) else f"{n:,.0f}"
-
-
-def fmt_utc(value: datetime | None) -> str:
-    if value is None or pd.isna(value):
-        return "–"
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " UTC"
+# Numbers and their units are joined by a no-break space (fmt.NBSP) so narrow table columns never split "64.0 MiB".
 
 
 def fmt_run_offset(result: RunResult, t_s: float | None) -> str:
@@ -304,12 +256,12 @@ def _durability_table(frame: pd.DataFrame) -> Table:
         rows.append(
             [
                 str(r["label"]),
-                fmt_count(r["acknowledged"]),
-                fmt_count(r["present"]),
-                fmt_count(r["lost"]),
-                fmt_count(r["mismatched_values"]),
-                fmt_utc(r["loss_window_start"]),
-                fmt_utc(r["loss_window_end"]),
+                fmt.count(r["acknowledged"]),
+                fmt.count(r["present"]),
+                fmt.count(r["lost"]),
+                fmt.count(r["mismatched_values"]),
+                fmt.utc(r["loss_window_start"]),
+                fmt.utc(r["loss_window_end"]),
                 lost_series or "–",
                 "–" if _missing(r["check_duration_s"]) else f"{r['check_duration_s']:.2f} s",
             ]
@@ -337,10 +289,10 @@ def _fio_table(frame: pd.DataFrame) -> Table:
                 str(r["job"]),
                 str(r["profile"]),
                 str(r["direction"]) or "–",
-                fmt_rate_bytes(r["bw_bytes_per_s"]),
-                fmt_count(r["iops"]),
-                *[fmt_ns(r[f"{p}_ns"]) for p in frames.LATENCY_PERCENTILES],
-                fmt_s(r["runtime_s"]),
+                fmt.rate(r["bw_bytes_per_s"], sep=fmt.NBSP),
+                fmt.count(r["iops"]),
+                *[fmt.latency_ns(r[f"{p}_ns"], sep=fmt.NBSP) for p in frames.LATENCY_PERCENTILES],
+                fmt.duration_s(r["runtime_s"], sep=fmt.NBSP),
                 str(r["error"] or ""),
             ]
         )
@@ -356,22 +308,22 @@ def _fio_settings_table(result: RunResult) -> Table:
         direct = "–" if job.direct is None else ("yes" if job.direct else "no (page cache)")
         sync = "–"
         if job.sync_count or job.sync_lat_ns_percentiles:
-            sync = f"{job.sync_count:,} syncs, mean {fmt_ns(job.sync_lat_ns_mean)}"
+            sync = f"{job.sync_count:,} syncs, mean {fmt.latency_ns(job.sync_lat_ns_mean, sep=fmt.NBSP)}"
             if "p99" in job.sync_lat_ns_percentiles:
-                sync += f", p99 {fmt_ns(job.sync_lat_ns_percentiles['p99'])}"
+                sync += f", p99 {fmt.latency_ns(job.sync_lat_ns_percentiles['p99'], sep=fmt.NBSP)}"
             if 0 < job.sync_count < 1000:
                 # With fewer than 1000 syncs the p99.9 is the slowest sync, not a percentile.
                 sync += " (few syncs: high percentiles are the maximum)"
         rows.append(
             [
                 job.name,
-                fmt_bytes(job.block_size_bytes),
+                fmt.iec_bytes(job.block_size_bytes, sep=fmt.NBSP),
                 job.ioengine or "–",
                 direct,
                 "–" if job.iodepth is None else str(job.iodepth),
                 str(job.numjobs),
-                fmt_bytes(job.size_bytes),
-                fmt_bytes(job.sync_every_bytes),
+                fmt.iec_bytes(job.size_bytes, sep=fmt.NBSP),
+                fmt.iec_bytes(job.sync_every_bytes, sep=fmt.NBSP),
                 sync,
                 job.directory,
                 job.raw_json_file or "–",
@@ -394,8 +346,8 @@ def _faults_table(result: RunResult, frame: pd.DataFrame) -> Table:
                 since["process_up_at_s"],
                 since["ready_at_s"],
                 since["first_sample_at_s"],
-                fmt_s(r["wal_replay_s"]),
-                fmt_s(r["recovery_s"]),
+                fmt.duration_s(r["wal_replay_s"], sep=fmt.NBSP),
+                fmt.duration_s(r["recovery_s"], sep=fmt.NBSP),
                 f"{r['instance_before']} → {r['instance_after'] or '–'}",
                 str(r["error"] or r["detail"] or ""),
             ]
@@ -425,7 +377,7 @@ def _environment_table(result: RunResult) -> Table:
         ["Python", env.python],
         ["host", env.hostname],
         ["CPUs", str(env.cpu_count)],
-        ["memory", fmt_bytes(env.memory_bytes)],
+        ["memory", fmt.iec_bytes(env.memory_bytes, sep=fmt.NBSP)],
         *[[k, v] for k, v in sorted(env.extra.items())],
     ]
     return Table(["", ""], rows)
@@ -446,7 +398,7 @@ def _key_figures(result: RunResult, fio_summary: pd.DataFrame) -> list[tuple[str
     for r in fio_summary.to_dict("records"):
         if not _missing(r["bw_bytes_per_s"]):
             figures.append(
-                (f"fio {r['series']}", f"{fmt_rate_bytes(r['bw_bytes_per_s'])}, {fmt_count(r['iops'])} IOPS")
+                (f"fio {r['series']}", f"{fmt.rate(r['bw_bytes_per_s'], sep=fmt.NBSP)}, {fmt.count(r['iops'])} IOPS")
             )
     return figures
 
@@ -491,9 +443,13 @@ def build_context(result: RunResult) -> dict[str, Any]:
         "verdict_class": _status_class(result.verdict),
         "reason": verdict_reason(result),
         "incomplete": incomplete,
-        "started": fmt_utc(result.started_at),
-        "finished": fmt_utc(result.finished_at) if result.finished_at else "–",
-        "duration": (fmt_s((result.finished_at - result.started_at).total_seconds()) if result.finished_at else "–"),
+        "started": fmt.utc(result.started_at),
+        "finished": fmt.utc(result.finished_at) if result.finished_at else "–",
+        "duration": (
+            fmt.duration_s((result.finished_at - result.started_at).total_seconds(), sep=fmt.NBSP)
+            if result.finished_at
+            else "–"
+        ),
         "key_figures": _key_figures(result, fio_summary),
         "checks": _checks_table(result),
         "durability": _durability_table(durability),
@@ -505,7 +461,7 @@ def build_context(result: RunResult) -> dict[str, Any]:
         "environment": _environment_table(result),
         "scenario_yaml": yamlish(result.scenario),
         "events": [(fmt_run_offset(result, e.t_s), e.kind, e.message) for e in result.events],
-        "generated": fmt_utc(datetime.now(UTC)),
+        "generated": fmt.utc(datetime.now(UTC)),
     }
 
 
