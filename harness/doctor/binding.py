@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from harness.doctor.fmt import bullets
 from harness.fmt import k8s_quantity as size
-from harness.kube import KubeInventory, NodeInfo, PvcInfo, PvInfo
+from harness.kube import KubeInventory, NodeInfo, PvcInfo, PvInfo, StorageClassInfo
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import Scenario
 from harness.storage import backend_for
@@ -231,6 +231,12 @@ def _unmatched(
 
 def check_binding(scenario: Scenario, kube: KubeInventory | None) -> list[DoctorFinding]:
     inventory = kube if kube is not None else KubeInventory(source="no cluster: only the PV this scenario creates")
+    backend = backend_for(scenario.storage)
+    wanted = backend.class_to_create(scenario.storage)
+    if wanted is not None and inventory.storage_class(wanted.name) is None:
+        # The run creates this class when the cluster lacks it (a local PV's no-provisioner class), as it does the PV.
+        created = StorageClassInfo(wanted.name, wanted.provisioner, wanted.volume_binding_mode)
+        inventory = replace(inventory, storage_classes=(*inventory.storage_classes, created))
     claim = planned_claim(scenario, inventory.namespace)
     if claim is None:
         return []
@@ -246,7 +252,6 @@ def check_binding(scenario: Scenario, kube: KubeInventory | None) -> list[Doctor
         ]
     if existing is not None:
         claim = replace(claim, uid=existing.uid)
-    backend = backend_for(scenario.storage)
     planned = planned_volume(scenario)
     intended = backend.planned_volume_name(scenario.storage, scenario.name)
     outcome = simulate_binding(claim, inventory, planned)

@@ -320,10 +320,14 @@ def test_local_pv_on_kubernetes_needs_a_node_and_probes_are_checked(tmp_path: Pa
 
 def test_local_pv_class_should_wait_for_the_first_consumer(tmp_path: Path) -> None:
     s = scenario(tmp_path, {"backend": "local", "path": str(tmp_path), "node": "node-1"}, name="loc")
-    missing = check_binding(s, KubeInventory(namespace=NS, nodes=NODES))
-    (warning,) = [f for f in missing if f.check == "k8s.storage_class"]
-    assert warning.title == 'Local PV without WaitForFirstConsumer: StorageClass "local-storage" does not exist'
+    immediate = replace(LOCAL_SC, volume_binding_mode="Immediate")
+    found = check_binding(s, KubeInventory(namespace=NS, nodes=NODES, storage_classes=(immediate,)))
+    (warning,) = [f for f in found if f.check == "k8s.storage_class"]
+    assert warning.title == 'Local PV without WaitForFirstConsumer: StorageClass "local-storage" binds Immediate'
     assert "volumeBindingMode: WaitForFirstConsumer" in warning.fix
+    # A class the cluster lacks is one the run creates (no-provisioner, WaitForFirstConsumer), like its PV.
+    missing = check_binding(s, KubeInventory(namespace=NS, nodes=NODES))
+    assert [f.check for f in missing] == ["k8s.binding"] and "WaitForFirstConsumer" in missing[0].title
     good = check_binding(s, KubeInventory(namespace=NS, nodes=NODES, storage_classes=(LOCAL_SC,)))
     assert [f.check for f in good] == ["k8s.binding"]
     assert (
