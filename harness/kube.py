@@ -149,6 +149,9 @@ class KubeInventory:
     def pvc(self, namespace: str, name: str) -> PvcInfo | None:
         return next((c for c in self.pvcs if (c.namespace, c.name) == (namespace, name)), None)
 
+    def pv(self, name: str) -> PvInfo | None:
+        return next((pv for pv in self.pvs if pv.name == name), None)
+
 
 # --- reading a real cluster ----------------------------------------------------------------------------------
 

@@ -253,12 +253,36 @@ def check_binding(scenario: Scenario, kube: KubeInventory | None) -> list[Doctor
     if existing is not None:
         claim = replace(claim, uid=existing.uid)
     planned = planned_volume(scenario)
+    taken = inventory.pv(planned.name) if planned is not None else None
+    if taken is not None:
+        return [_name_taken(taken, inventory.source)]
     intended = backend.planned_volume_name(scenario.storage, scenario.name)
     outcome = simulate_binding(claim, inventory, planned)
     findings = binding_findings(outcome, intended=intended, source=inventory.source)
     if kube is not None:
         findings += backend.binding_findings(scenario.storage, outcome, inventory)
     return findings
+
+
+def _name_taken(pv: PvInfo, source: str) -> DoctorFinding:
+    """The run creates its PV under a name another PV already has: it will stop rather than reuse or delete it."""
+    state = pv.phase + (f", claimRef {pv.claim_ref.namespace}/{pv.claim_ref.name}" if pv.claim_ref else "")
+    return DoctorFinding(
+        check="k8s.pv_name",
+        severity=Severity.BLOCKER,
+        title=f"PersistentVolume {pv.name} already exists and was not created by this run",
+        evidence=f"pv/{pv.name}: {state}, {size(pv.capacity_bytes)}, {pv.source or 'source not shown'}. "
+        f"Inventory: {source}.",
+        why="storage.volume.create is true, so the run creates this PV itself, and deletes exactly what it created "
+        "afterwards. It never reuses or deletes a PV it did not create: that one may hold somebody's data.",
+        fix=bullets(
+            [
+                f"If pv/{pv.name} is a leftover of an earlier run, delete it (its data stays on the storage).",
+                "Or set storage.volume.name to a name no PV has.",
+                f"Or set storage.volume.create: false to run on pv/{pv.name} as it is.",
+            ]
+        ),
+    )
 
 
 def local_class_findings(outcome: BindingOutcome, inventory: KubeInventory) -> list[DoctorFinding]:

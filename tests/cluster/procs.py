@@ -155,8 +155,19 @@ def _gone_within(pid: int, within_s: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(_POLL_S)
-    _children.pop(pid, None)  # already reaped by pid_alive's poll()
+    _forget(pid)
     return True
+
+
+def _forget(pid: int) -> None:
+    """Drop our Popen of a child that is gone, reaping it first.
+
+    pid_alive may see the zombie in /proc a moment before poll() would: a Popen dropped unreaped warns from its
+    finalizer ("subprocess is still running"), at a random later point of whatever runs then.
+    """
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.poll()
 
 
 def kill_pid(
@@ -170,7 +181,7 @@ def kill_pid(
     SIGTERM: a test reaches the give-up path with a real process that ignores SIGTERM.
     """
     if not pid_alive(pid, exe):
-        _children.pop(pid, None)
+        _forget(pid)
         return
     _signal(pid, signal.SIGTERM)
     if _gone_within(pid, timeout_s):

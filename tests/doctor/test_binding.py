@@ -334,3 +334,28 @@ def test_local_pv_class_should_wait_for_the_first_consumer(tmp_path: Path) -> No
         good[0].title == "The claim will bind pv/harness-loc when the pod is scheduled (WaitForFirstConsumer) "
         "(smallest matching PV)"
     )
+
+
+def test_a_pv_name_the_run_would_create_that_is_taken_is_a_blocker(tmp_path: Path) -> None:
+    """The run never reuses or deletes a PV it did not create: the doctor says so before anything is created."""
+    s = scenario(
+        tmp_path,
+        {"backend": "local", "path": str(tmp_path), "node": "node-1", "volume": {"name": "local-pv"}},
+        name="loc",
+    )
+    (f,) = check_binding(s, KubeInventory(namespace=NS, pvs=(LOCAL_PV,), nodes=NODES, storage_classes=(LOCAL_SC,)))
+    assert (f.check, f.severity) == ("k8s.pv_name", Severity.BLOCKER)
+    assert f.title == "PersistentVolume local-pv already exists and was not created by this run"
+    assert "storage.volume.create: false" in f.fix
+    # Asked to use the existing PV, the same inventory binds it.
+    s2 = scenario(
+        tmp_path,
+        {"backend": "local", "path": str(tmp_path), "node": "node-1", "volume": {"name": "local-pv", "create": False}},
+        name="loc",
+    )
+    assert [
+        f.check
+        for f in check_binding(
+            s2, KubeInventory(namespace=NS, pvs=(LOCAL_PV,), nodes=NODES, storage_classes=(LOCAL_SC,))
+        )
+    ] == ["k8s.binding"]

@@ -256,13 +256,15 @@ duration: 10s
 storage: {{backend: local, path: /nonexistent, node: node-1, volume: {{name: {pv}}}}}
 """,
         )
-        proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
-        assert proc.returncode == 2, proc.stdout + proc.stderr
-        assert f"PersistentVolume {pv} already exists and was not created by this run" in proc.stdout + proc.stderr
-        kept = core.read_persistent_volume(pv)
-        assert kept.metadata.deletion_timestamp is None
-        [result_file] = (tmp_path / "reports").glob("*/*/result.json")
-        assert_nothing_left(api_client, load_result(result_file.parent).run_id)
+        # The doctor, reading the live cluster, stops the run first; past it (--skip-doctor) the runtime refuses too.
+        for reports, args in ((tmp_path / "doctor", ()), (tmp_path / "runtime", ("--skip-doctor",))):
+            proc = harness_run(scenario_file, reports, kubeconfig, *args)
+            assert proc.returncode == 2, proc.stdout + proc.stderr
+            assert f"PersistentVolume {pv} already exists and was not created by this run" in proc.stdout + proc.stderr
+            kept = core.read_persistent_volume(pv)
+            assert kept.metadata.deletion_timestamp is None
+            [result_file] = reports.glob("*/*/result.json")
+            assert_nothing_left(api_client, load_result(result_file.parent).run_id)
     finally:
         core.delete_persistent_volume(pv)
 
