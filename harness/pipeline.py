@@ -76,13 +76,11 @@ class Run:
     planned: list[PlannedFault]
     undo: UndoLog = field(default_factory=UndoLog)
     load: TsdbDriver | None = None  # kept for saving the ingest series with every snapshot
-    _events_t0: float = field(default_factory=time.time)
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
 
     def event(self, kind: str, message: str) -> None:
-        t0 = self.result.t0_unix_s or self._events_t0
-        self.result.events.append(Event(t_s=round(time.time() - t0, 3), kind=kind, message=message))
+        self.result.events.append(Event(at_unix_s=round(time.time(), 3), kind=kind, message=message))
         if kind == "warning":
             ui.warn(message)
         elif kind == "error":
@@ -91,8 +89,9 @@ class Run:
             ui.info(message, style="dim" if kind == "phase" else None)
 
     def save(self) -> None:
-        if self.load is not None and self.result.t0_unix_s:
+        if self.load is not None and self.result.t0_unix_s is not None:
             self.result.ingest = self.load.ingest(self.result.t0_unix_s)
+            self.result.load = self.load.stats()
         save_result(self.run_dir, self.result)
 
     # --- steps -------------------------------------------------------------------------------------------------
@@ -233,6 +232,14 @@ class Run:
             ledger = load.save(self.run_dir)
             if ledger:
                 self.event("phase", f"ledger of acknowledged samples saved as {ledger}")
+            stats = load.stats()
+            if stats.skipped_ticks:
+                self.event(
+                    "warning",
+                    f"the write load fell behind and skipped {stats.skipped_ticks:,} of its {stats.interval_s:g} s "
+                    f"ticks ({stats.skipped_samples:,} samples never sent): this host was too busy for "
+                    f"{stats.series:,} series; those times are not covered by the history check",
+                )
         self.save()
 
     def step_check(self, load: TsdbDriver | None) -> None:
@@ -262,7 +269,7 @@ class Run:
     def _sleep_until(self, deadline_unix_s: float, bar: ui.PhaseBar) -> None:
         while (left := deadline_unix_s - time.time()) > 0:
             time.sleep(min(0.5, left))
-            bar.update(time.time() - self.result.t0_unix_s)
+            bar.update(time.time() - self.result.origin_unix_s)
 
     def _fault(
         self, planned: PlannedFault, runtime: Runtime, load: TsdbDriver | None, t0: float, bar: ui.PhaseBar
@@ -349,7 +356,7 @@ class Run:
                 load.expected(url),
                 cutoff_unix_ms=cutoff_unix_ms,
                 label=label,
-                checked_at_s=time.time() - self.result.t0_unix_s,
+                checked_at_s=time.time() - self.result.origin_unix_s,
                 run_id=self.run_id,
             )
         checkpoint.check_duration_s = round(time.monotonic() - started, 3)
@@ -399,7 +406,6 @@ def execute(options: RunOptions) -> RunOutcome:
         scenario=scenario.model_dump(mode="json", by_alias=True),
         runtime=options.runtime,
         started_at=datetime.now(UTC),
-        t0_unix_s=0.0,
         environment=envinfo.collect(options.runtime),
     )
     run = Run(options, scenario, run_id, run_dir, result, planned)

@@ -198,10 +198,10 @@ def make_result(
         durability=durability,
         checks=checks,
         events=[
-            Event(t_s=-4.0, kind="phase", message="prometheus ready on 127.0.0.1:41234"),
-            Event(t_s=30.02, kind="fault", message="sigkill prom-0 (pid 4001)"),
-            Event(t_s=60.02, kind="fault", message="reschedule prom-1 -> prom-2"),
-            Event(t_s=91.0, kind="phase", message="history check done"),
+            Event(at_unix_s=T0_UNIX_S - 4.0, kind="phase", message="prometheus ready on 127.0.0.1:41234"),
+            Event(at_unix_s=T0_UNIX_S + 30.02, kind="fault", message="sigkill prom-0 (pid 4001)"),
+            Event(at_unix_s=T0_UNIX_S + 60.02, kind="fault", message="reschedule prom-1 -> prom-2"),
+            Event(at_unix_s=T0_UNIX_S + 91.0, kind="phase", message="history check done"),
         ],
     )
     result.verdict = result.overall()
@@ -222,7 +222,10 @@ def interrupted_result() -> RunResult:
         interrupted=True,
         error="interrupted by the user (SIGINT) during phase 'load'",
         environment=environment(filesystem="nfs4"),
-        events=[Event(t_s=0.0, kind="phase", message="load started"), Event(t_s=3.2, kind="error", message="SIGINT")],
+        events=[
+            Event(at_unix_s=T0_UNIX_S, kind="phase", message="load started"),
+            Event(at_unix_s=T0_UNIX_S + 3.2, kind="error", message="SIGINT"),
+        ],
         doctor=[
             DoctorFinding(
                 check="nfs.supported",

@@ -172,3 +172,28 @@ def test_scrape_mode_history_survives_a_sigkill(launcher: PrometheusLauncher, tm
         assert (cp.lost, cp.acknowledged) == (0, before.acknowledged())
     finally:
         exporter.stop()
+
+
+def test_a_writer_that_falls_behind_says_how_many_ticks_it_skipped() -> None:
+    """A server that takes requests and never answers (a listening socket nobody accepts from) holds every request
+    for the client's timeout, so the writer falls behind its 200 ms grid: the result must say what was never sent."""
+    import socket
+
+    from harness.loads.driver import TsdbDriver
+
+    load = _load()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        driver = TsdbDriver(load, _run_id())
+        driver.start(f"http://127.0.0.1:{silent.getsockname()[1]}")
+        assert driver.writer is not None
+        driver.writer.request_timeout_s = 0.5
+        driver.writer.set_endpoint(f"http://127.0.0.1:{silent.getsockname()[1]}")
+        try:
+            wait_for(lambda: driver.stats().skipped_ticks >= 3 or None, what="skipped ticks", timeout_s=30)
+        finally:
+            driver.stop()
+    stats = driver.stats()
+    assert stats.acked_samples == 0 and stats.skipped_samples == stats.skipped_ticks * load.series
+    assert (stats.mode, stats.series, stats.interval_s) == ("remote_write", 60, 0.2)

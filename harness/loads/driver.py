@@ -13,7 +13,7 @@ from typing import Any
 from harness.loads.ledger import ExpectedHistory, ScrapeSnapshot
 from harness.loads.tsdb import SyntheticExporter, TsdbWriter
 from harness.prom import PromClient
-from harness.results.model import IngestPoint
+from harness.results.model import IngestPoint, LoadStats
 from harness.scenario.model import TsdbLoad
 
 LEDGER_FILE = "tsdb-ledger.json"
@@ -74,6 +74,15 @@ class TsdbDriver:
 
     def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
         return self.writer.ingest(t0_unix_s) if self.writer is not None else []
+
+    def stats(self) -> LoadStats:
+        stats = LoadStats(mode=self.load.mode, series=self.load.series, interval_s=self.load.interval_s)
+        if self.writer is not None:
+            stats.acked_samples = self.writer.acked_samples
+            stats.failed_samples = self.writer.failed_samples
+            stats.skipped_ticks = self.writer.skipped_ticks
+            stats.skipped_samples = self.writer.skipped_ticks * self.load.series
+        return stats
 
     def stop(self) -> None:
         if self.writer is not None:

@@ -102,9 +102,6 @@ class SeriesLayout:
         result: IntArray = np.maximum(0, -((slots[:, None] - covered) // self.series))
         return result
 
-    def gen_of(self, slot: int, tick: int) -> int:
-        return int(self.gens(np.array([slot], dtype=np.int64), np.array([tick], dtype=np.int64))[0, 0])
-
     def value_units(self, slots: IntArray, gens: IntArray, ticks: IntArray) -> IntArray:
         """Sample values times 4 (integers), shape (len(slots), len(ticks)); ``gens`` has that shape too."""
         mixed = slots[:, None] * 7919 + gens * 104_729 + ticks[None, :] * 31_337

@@ -105,8 +105,9 @@ def fmt_run_offset(result: RunResult, t_s: float | None) -> str:
     """A run-relative time as "+12.34 s (05:06:42.123 UTC)", so log lines and charts can be matched."""
     if t_s is None:
         return "–"
-    absolute = datetime.fromtimestamp(result.t0_unix_s + t_s, tz=UTC)
-    return f"+{t_s:,.2f} s ({absolute.strftime('%H:%M:%S.%f')[:-3]})"
+    absolute = datetime.fromtimestamp(result.origin_unix_s + t_s, tz=UTC)
+    sign = "+" if t_s >= 0 else "−"
+    return f"{sign}{abs(t_s):,.2f} s ({absolute.strftime('%H:%M:%S.%f')[:-3]})"
 
 
 def yamlish(value: Any, indent: int = 0) -> str:
@@ -395,6 +396,13 @@ def _key_figures(result: RunResult, fio_summary: pd.DataFrame) -> list[tuple[str
     replays = [f.wal_replay_s for f in result.faults if f.wal_replay_s is not None]
     if replays:
         figures.append(("longest WAL replay", f"{max(replays):.2f} s"))
+    if result.load is not None and result.load.skipped_ticks:
+        figures.append(
+            (
+                "write load fell behind",
+                f"{result.load.skipped_ticks:,} tick(s) skipped ({result.load.skipped_samples:,} samples never sent)",
+            )
+        )
     for r in fio_summary.to_dict("records"):
         if not _missing(r["bw_bytes_per_s"]):
             figures.append(
@@ -460,7 +468,9 @@ def build_context(result: RunResult) -> dict[str, Any]:
         "doctor": doctor,
         "environment": _environment_table(result),
         "scenario_yaml": yamlish(result.scenario),
-        "events": [(fmt_run_offset(result, e.t_s), e.kind, e.message) for e in result.events],
+        "events": [
+            (fmt_run_offset(result, e.at_unix_s - result.origin_unix_s), e.kind, e.message) for e in result.events
+        ],
         "generated": fmt.utc(datetime.now(UTC)),
     }
 

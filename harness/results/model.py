@@ -1,8 +1,18 @@
 """The versioned result of one run. Reports and comparisons read only this, so any old run can be re-rendered.
 
-Times inside a run are seconds since ``t0_unix_s`` (the start of the load phase), so charts line up without
-timezone arithmetic; absolute timestamps of samples are Unix milliseconds, as Prometheus stores them.
-Bump ``RESULT_SCHEMA_VERSION`` on any incompatible change; the store refuses other versions with a clear message.
+Times of the load phase (faults, ingest, checkpoints: the ``*_s`` fields) are seconds since ``t0_unix_s``, the start
+of the load phase, so charts line up without timezone arithmetic; events carry absolute Unix times, since they also
+happen before the load phase starts (or when it never does: ``t0_unix_s`` is then None). Sample timestamps are Unix
+milliseconds, as Prometheus stores them.
+
+Bump ``RESULT_SCHEMA_VERSION`` on every change of the format and add a migration from the previous version to
+``harness.results.migrate``: older files are read by migrating them, newer ones are refused with a clear message.
+
+Format history:
+  1  first release.
+  2  ``Event.t_s`` (relative to t0, or to an earlier origin before the load phase) became ``Event.at_unix_s``;
+     ``t0_unix_s`` is None when the load phase never started (it was 0.0, shown as 1970); ``load`` added (what the
+     write load sent, with the ticks it skipped when it fell behind).
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 1
+RESULT_SCHEMA_VERSION = 2
 
 
 class Status(StrEnum):
@@ -139,9 +149,23 @@ class CheckResult(Model):
 
 
 class Event(Model):
-    t_s: float
+    at_unix_s: float  # absolute: events happen before the load phase (t0) too
     kind: str  # "phase", "fault", "warning", "error"
     message: str
+
+
+class LoadStats(Model):
+    """What the TSDB write load did, beyond the per-second ingest series."""
+
+    mode: str  # "remote_write" or "scrape"
+    series: int
+    interval_s: float
+    acked_samples: int = 0
+    failed_samples: int = 0
+    # Ticks never sent because the writer fell behind its schedule (the harness host was overloaded, not a fault):
+    # those samples were never promised, so the history check cannot see a loss there; the report warns.
+    skipped_ticks: int = 0
+    skipped_samples: int = 0
 
 
 class RunResult(Model):
@@ -153,19 +177,25 @@ class RunResult(Model):
     runtime: str
     started_at: datetime
     finished_at: datetime | None = None
-    t0_unix_s: float  # start of the load phase; every *_s field above is relative to it
+    t0_unix_s: float | None = None  # start of the load phase (None: it never started); *_s fields are relative to it
     complete: bool = False
     interrupted: bool = False
     error: str | None = None
     environment: Environment
     fio: list[FioJobResult] = Field(default_factory=list)
     ingest: list[IngestPoint] = Field(default_factory=list)
+    load: LoadStats | None = None
     faults: list[FaultRecord] = Field(default_factory=list)
     durability: list[DurabilityCheckpoint] = Field(default_factory=list)
     checks: list[CheckResult] = Field(default_factory=list)
     events: list[Event] = Field(default_factory=list)
     doctor: list[DoctorFinding] = Field(default_factory=list)
     verdict: Status = Status.ERROR
+
+    @property
+    def origin_unix_s(self) -> float:
+        """Where run-relative times count from: the load phase's start, or the run's start when it never began."""
+        return self.t0_unix_s if self.t0_unix_s is not None else self.started_at.timestamp()
 
     def overall(self) -> Status:
         """ERROR beats FAILED beats PASSED; an incomplete run is never PASSED."""

@@ -16,6 +16,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness.errors import UsageError
+from harness.fmt import shorten
+from harness.results.migrate import migrate, oldest_readable
 from harness.results.model import RESULT_SCHEMA_VERSION, RunResult
 
 RESULT_FILE = "result.json"
@@ -61,12 +63,21 @@ def load_result(path: Path) -> RunResult:
     except json.JSONDecodeError as e:
         raise UsageError(f"{path}: not a result file: {e}") from None
     version = raw.get("schema_version") if isinstance(raw, dict) else None
-    if version != RESULT_SCHEMA_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UsageError(f"{path}: not a result file of this harness (no integer schema_version)")
+    if version > RESULT_SCHEMA_VERSION:
         raise UsageError(
-            f"{path}: result schema version {version!r} is not supported by this harness "
-            f"(it reads version {RESULT_SCHEMA_VERSION}); re-run the scenario or use a matching harness version"
+            f"{path}: written by a newer harness (result schema version {version}; this one reads versions "
+            f"{oldest_readable()} to {RESULT_SCHEMA_VERSION}): upgrade the harness to read it"
+        )
+    if version < oldest_readable():
+        raise UsageError(
+            f"{path}: result schema version {version} is older than this harness can read "
+            f"({oldest_readable()} to {RESULT_SCHEMA_VERSION})"
         )
     try:
-        return RunResult.model_validate(raw)
-    except ValidationError as e:
-        raise UsageError(f"{path}: result file does not match schema version {version}:\n{e}") from None
+        return RunResult.model_validate(migrate(raw))
+    except (ValidationError, KeyError, TypeError, ValueError) as e:
+        raise UsageError(
+            f"{path}: result file does not match schema version {version}:\n{shorten(str(e), 800)}"
+        ) from None

@@ -1,0 +1,103 @@
+"""Stored results across format versions: older files are migrated on read, newer ones refused with a message that
+says what to do, never a pydantic dump; a run that never reached its load phase has no 1970 anywhere."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from harness.errors import UsageError
+from harness.report.html import build_context, render_html
+from harness.results.model import RESULT_SCHEMA_VERSION, Event, RunResult
+from harness.results.store import RESULT_FILE, load_result, save_result
+from tests.test_report import T0_UNIX_S, interrupted_result, make_result
+
+
+def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[str, object]:
+    """``result`` written by a version-1 harness: events timed in ``t_s``, no load stats, t0 0.0 when unset."""
+    raw = json.loads(result.model_dump_json())
+    raw["schema_version"] = 1
+    raw["t0_unix_s"] = t0
+    raw.pop("load")
+    raw["events"] = [
+        {"t_s": t, "kind": e["kind"], "message": e["message"]}
+        for t, e in zip(event_times_v1, raw["events"], strict=True)
+    ]
+    return raw
+
+
+def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
+    (tmp_path / RESULT_FILE).write_text(json.dumps(raw), encoding="utf-8")
+    return tmp_path
+
+
+def test_the_current_version_is_2_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 2
+    result = make_result()
+    save_result(tmp_path, result)
+    assert load_result(tmp_path) == result
+
+
+def test_a_version_1_result_is_migrated_to_absolute_event_times(tmp_path: Path) -> None:
+    result = make_result()
+    started = result.started_at.timestamp()
+    setup_s = T0_UNIX_S - started
+    # Version 1: the first event (before the load phase) counted from the run's start, the others from t0.
+    v1_times = [setup_s - 4.0, 30.02, 60.02, 91.0]
+    loaded = load_result(_write(tmp_path, _as_v1(result, T0_UNIX_S, v1_times)))
+    assert loaded.schema_version == RESULT_SCHEMA_VERSION
+    assert [e.at_unix_s for e in loaded.events] == pytest.approx([e.at_unix_s for e in result.events])
+    assert loaded.t0_unix_s == T0_UNIX_S and loaded.load is None
+    assert loaded.faults == result.faults and loaded.durability == result.durability
+
+
+def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:
+    result = interrupted_result()
+    started = result.started_at.timestamp()
+    loaded = load_result(_write(tmp_path, _as_v1(result, 0.0, [1.0, 2.5])))
+    assert loaded.t0_unix_s is None
+    assert [e.at_unix_s for e in loaded.events] == pytest.approx([started + 1.0, started + 2.5])
+
+
+def test_a_newer_result_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    raw = json.loads(make_result().model_dump_json())
+    raw["schema_version"] = RESULT_SCHEMA_VERSION + 1
+    raw["something_new"] = {"a": 1}
+    with pytest.raises(UsageError) as info:
+        load_result(_write(tmp_path, raw))
+    message = str(info.value)
+    assert f"written by a newer harness (result schema version {RESULT_SCHEMA_VERSION + 1}" in message
+    assert "upgrade the harness" in message and "validation error" not in message
+
+
+@pytest.mark.parametrize("version", [None, "2", True])
+def test_a_file_without_an_integer_version_is_not_a_result(tmp_path: Path, version: object) -> None:
+    raw = json.loads(make_result().model_dump_json())
+    raw["schema_version"] = version
+    with pytest.raises(UsageError, match="not a result file of this harness"):
+        load_result(_write(tmp_path, raw))
+
+
+def test_a_broken_current_file_names_the_problem_briefly(tmp_path: Path) -> None:
+    raw = json.loads(make_result().model_dump_json())
+    raw["faults"] = [{"index": "x"}] * 50
+    with pytest.raises(UsageError) as info:
+        load_result(_write(tmp_path, raw))
+    assert "does not match schema version 2" in str(info.value) and len(str(info.value)) < 1200
+
+
+def test_a_run_stopped_by_the_doctor_shows_its_own_times_not_1970() -> None:
+    started = datetime(2026, 12, 3, 10, 0, 0, tzinfo=UTC)
+    result = interrupted_result().model_copy(
+        update={
+            "started_at": started,
+            "t0_unix_s": None,
+            "events": [Event(at_unix_s=started.timestamp() + 1.5, kind="error", message="doctor: blocked")],
+        }
+    )
+    events = build_context(result)["events"]
+    assert events == [("+1.50 s (10:00:01.500)", "error", "doctor: blocked")]
+    assert "1970" not in render_html(result)
