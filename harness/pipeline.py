@@ -39,6 +39,7 @@ from harness.runtime.base import Runtime
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.signals import Interrupted, handled_signals
+from harness.storage import backend_for
 from harness.undo import UndoLog
 from harness.wait import wait_for
 
@@ -96,6 +97,16 @@ class Run:
 
     # --- steps -------------------------------------------------------------------------------------------------
 
+    def step_servers(self, workdir: Path) -> None:
+        """Start the storage server the scenario asks the run to bring (``embedded``); later steps see its address."""
+        server = backend_for(self.scenario.storage).embedded_server(self.scenario.storage, workdir / "server")
+        if server is None:
+            return
+        self.undo.record(f"stop the {server.description}", server.stop)
+        self.event("phase", f"starting the {server.description}")
+        self.scenario = self.scenario.model_copy(update={"storage": server.start()})
+        self.result.environment.extra["storage server"] = server.description
+
     def step_runtime(self, workdir: Path) -> Runtime:
         ctx = RuntimeContext(
             self.scenario,
@@ -151,6 +162,7 @@ class Run:
         self.result.environment.data_path = described.path
         self.result.environment.data_filesystem = described.filesystem
         self.result.environment.data_device = described.device
+        self.result.environment.data_access = described.access
         self.save()
 
     def step_benchmark(self, runtime: Runtime) -> None:
@@ -419,6 +431,7 @@ def execute(options: RunOptions) -> RunOutcome:
                 run.undo.record("remove the work directory", lambda: shutil.rmtree(workdir, ignore_errors=True))
             # Prometheus may run as the scenario's uid: it must be able to reach its config and data.
             workdir.chmod(0o755)
+            run.step_servers(workdir)
             runtime = run.step_runtime(workdir)
             if options.doctor and not run.step_doctor(runtime):
                 run.result.complete = True

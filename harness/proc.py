@@ -44,6 +44,8 @@ PACKAGES: dict[str, str] = {
     "runc": "runc",
     "ctr": "containerd",
     "sgdisk": "gdisk",
+    "blkid": "util-linux",
+    "qemu-storage-daemon": "qemu-system-common qemu-block-extra",
 }
 
 

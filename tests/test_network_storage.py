@@ -19,7 +19,7 @@ import pytest
 from harness.mounts import kernel_filesystems
 from harness.results.model import Status
 from harness.results.store import load_result
-from tests.servers import start_ganesha, start_tgt
+from harness.servers import start_ganesha, start_tgt
 
 ROOT = Path(__file__).resolve().parent.parent
 

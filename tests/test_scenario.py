@@ -202,3 +202,19 @@ def test_cli_schema(tmp_path: Path) -> None:
 def test_shipped_json_schema_is_current() -> None:
     shipped = json.loads((ROOT / "scenarios" / "scenario.schema.json").read_text())
     assert shipped == json.loads(json.dumps(json_schema())), "run: harness schema -o scenarios/scenario.schema.json"
+
+
+def test_an_embedded_iscsi_target_is_asked_for_by_its_portal(tmp_path: Path) -> None:
+    head = "name: e\nduration: 10s\nstorage:\n  backend: iscsi\n  iqn: iqn.2020-02.com:wsg\n"
+    s = load_scenario(write(tmp_path, head + "  target_portal: embedded\n  lun: 1\n"))
+    assert s.storage.embedded_lun is not None and s.storage.embedded_lun.layout == "blank"  # type: ignore[union-attr]
+    for tail, says in (
+        ("  target_portal: 10.0.0.1:3260\n  lun: 1\n  embedded: {layout: gpt}\n", "storage.embedded.layout"),
+        ("  target_portal: 10.0.0.1:3260\n  lun: 1\n  embedded: {layout: blank}\n", "describes the LUN of"),
+        ("  target_portal: embedded\n", "keeps LUN 0 for its controller"),
+    ):
+        with pytest.raises(ScenarioError) as info:
+            load_scenario(write(tmp_path, head + tail))
+        problems = [str(p) for p in info.value.problems]
+        assert says in "\n".join(problems), problems
+        assert all(p.startswith(str(tmp_path / "s.yaml") + ":") for p in problems)

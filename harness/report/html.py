@@ -369,6 +369,7 @@ def _environment_table(result: RunResult) -> Table:
         ["data path", env.data_path or "–"],
         ["filesystem of the data path", env.data_filesystem or "unknown"],
         ["device", env.data_device or "–"],
+        ["how this host reaches the storage", env.data_access or "–"],
         ["Prometheus", env.prometheus_version or "–"],
         ["fio", env.fio_version or "–"],
         ["harness (run)", env.harness_version],

@@ -12,7 +12,7 @@ Format history:
   1  first release.
   2  ``Event.t_s`` (relative to t0, or to an earlier origin before the load phase) became ``Event.at_unix_s``;
      ``t0_unix_s`` is None when the load phase never started (it was 0.0, shown as 1970); ``load`` added (what the
-     write load sent, with the ticks it skipped when it fell behind).
+     write load sent, with the ticks it skipped when it fell behind); ``environment.data_access`` added.
 """
 
 from __future__ import annotations
@@ -51,6 +51,9 @@ class Environment(Model):
     data_path: str | None = None
     data_filesystem: str | None = None  # e.g. ext4, xfs, nfs4, overlay, tmpfs
     data_device: str | None = None
+    # How this host reaches the storage, e.g. "kernel NFS client, vers=4.1" or "iSCSI via user-space initiator
+    # (qemu-storage-daemon, libiscsi) + loop device": fio and Prometheus measured through it.
+    data_access: str | None = None
     extra: dict[str, str] = Field(default_factory=dict)
 
 

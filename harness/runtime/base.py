@@ -56,6 +56,7 @@ class StorageDescription:
     path: str
     filesystem: str | None = None
     device: str | None = None
+    access: str | None = None  # the data path: kernel mount, user-space client over FUSE, ...
 
 
 class Runtime(ABC):

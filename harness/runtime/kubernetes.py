@@ -432,6 +432,9 @@ class KubernetesRuntime(Runtime):
 def refuse_unsupported(scenario: Scenario) -> None:
     """What this runtime cannot do yet, refused before anything is created (fio jobs are skipped with a warning
     instead, so the shipped scenarios with fio profiles still run their durability part here)."""
+    refusal = backend_for(scenario.storage).cluster_refusal(scenario.storage)
+    if refusal is not None:
+        raise UsageError(refusal)
     if scenario.loads.tsdb is not None and scenario.loads.tsdb.mode == "scrape":
         raise UsageError(
             "loads.tsdb.mode scrape on the kubernetes runtime is not available yet (the exporter listens on "

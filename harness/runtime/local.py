@@ -94,7 +94,9 @@ class LocalRuntime(Runtime):
     def provision_storage(self) -> StorageDescription:
         self.storage = self.backend.provision(self.storage_spec, self.workdir, self.run_id)
         described = self.storage.describe()
-        return StorageDescription(described["path"], described["filesystem"], described["device"])
+        return StorageDescription(
+            described["path"], described["filesystem"], described["device"], described.get("access")
+        )
 
     def teardown_storage(self) -> None:
         if self.storage is not None:

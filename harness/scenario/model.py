@@ -91,15 +91,37 @@ class NfsStorage(Strict):
     volume: PersistentVolume = Field(default_factory=PersistentVolume)
 
 
+# The word that asks for a server the run starts itself on 127.0.0.1 (local runtime) instead of an address.
+EMBEDDED = "embedded"
+
+
+class EmbeddedLun(Strict):
+    """The LUN an embedded iSCSI target (tgt) serves: a sparse file in the run's work area."""
+
+    size_bytes: Bytes | None = Field(default=None, alias="size", description="default: the claim's size (sparse)")
+    layout: Literal["blank", "ext4", "xfs", "partitioned"] = Field(
+        default="blank",
+        description="what the LUN holds before the run: nothing, a whole-disk filesystem, or a GPT partition table "
+        "(the field notes' trap: never formatted, the mount fails)",
+    )
+
+
 class IscsiStorage(Strict):
     backend: Literal["iscsi"]
-    target_portal: str = Field(description="host:port of the iSCSI target, e.g. 172.17.73.37:3260")
+    target_portal: str = Field(
+        description="host:port of the iSCSI target, e.g. 172.17.73.37:3260, or 'embedded': tgt on 127.0.0.1 "
+        "started for the run (local runtime)"
+    )
     iqn: str
     lun: int = Field(default=0, ge=0)
-    fs_type: Literal["ext4", "xfs"] = "ext4"
-    mount_path: str | None = Field(
-        default=None, description="local runtime: where this LUN is already mounted on this host"
+    fs_type: Literal["ext4", "xfs"] = Field(
+        default="ext4", description="the whole-disk filesystem; a blank LUN is formatted with it, as the kubelet does"
     )
+    mount_path: str | None = Field(
+        default=None,
+        description="local runtime: where this LUN is already mounted on this host (else the harness mounts it)",
+    )
+    embedded: EmbeddedLun | None = Field(default=None, description="with target_portal: embedded; the LUN it serves")
     claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": ""}))
     volume: PersistentVolume = Field(default_factory=PersistentVolume)
 
@@ -109,6 +131,21 @@ class IscsiStorage(Strict):
         if not re.fullmatch(r"[^\s:]+(:\d{1,5})?|\[[0-9a-fA-F:]+\](:\d{1,5})?", v):
             raise ValueError(f"{v!r} is not host or host:port")
         return v
+
+    @model_validator(mode="after")
+    def _embedded(self) -> IscsiStorage:
+        if self.embedded is not None and self.target_portal != EMBEDDED:
+            raise ValueError(f"'embedded' describes the LUN of target_portal: {EMBEDDED}, not of {self.target_portal}")
+        if self.target_portal == EMBEDDED and self.lun == 0:
+            raise ValueError("lun: the embedded target (tgt) keeps LUN 0 for its controller; use lun: 1")
+        return self
+
+    @property
+    def embedded_lun(self) -> EmbeddedLun | None:
+        """The LUN to serve from an embedded target, None for a real one."""
+        if self.target_portal != EMBEDDED:
+            return None
+        return self.embedded if self.embedded is not None else EmbeddedLun()
 
 
 # The behaviour of each backend lives in its module under harness/storage/ (registered by the ``backend`` name).

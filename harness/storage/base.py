@@ -51,6 +51,7 @@ class ProvisionedStorage(ABC):
     root: Path  # everything this run writes on the storage lives under here
     persistent: bool
     created: list[Path] = field(default_factory=list)  # what teardown may remove: only what we made
+    access: str | None = None  # how this host reaches the storage (kernel mount, user-space client, ...)
 
     @abstractmethod
     def data_dir_for(self, generation: int) -> Path:
@@ -66,7 +67,8 @@ class ProvisionedStorage(ABC):
 
     def describe(self) -> dict[str, str]:
         fs = filesystem_of(self.root)
-        return {"backend": self.backend, "path": str(self.root), "filesystem": fs.fstype, "device": fs.source}
+        described = {"backend": self.backend, "path": str(self.root), "filesystem": fs.fstype, "device": fs.source}
+        return described | ({"access": self.access} if self.access else {})
 
     def teardown(self) -> None:
         """Remove what this run created, newest first; never anything else."""
@@ -95,6 +97,20 @@ class ClassToCreate:
 
 
 SpecT = TypeVar("SpecT")
+
+
+class EmbeddedServer(ABC, Generic[SpecT]):
+    """A storage server the run starts on 127.0.0.1 for itself: the pipeline records ``stop`` before ``start``."""
+
+    description: str
+
+    @abstractmethod
+    def start(self) -> SpecT:
+        """Start it; the scenario's storage spec pointing at it (what the doctor and the runtime then use)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop what ``start`` started, also after a start that failed half way; idempotent."""
 
 
 class Backend(ABC, Generic[SpecT]):
@@ -152,6 +168,16 @@ class Backend(ABC, Generic[SpecT]):
 
     def check_cluster_spec(self, spec: SpecT) -> None:
         """Raise UsageError when the scenario lacks what a cluster needs (e.g. a local PV's node)."""
+
+    def cluster_refusal(self, spec: SpecT) -> str | None:
+        """Why this storage cannot be used in a cluster at all (an embedded server on this host), or None."""
+        return None
+
+    # --- embedded servers -------------------------------------------------------------------------------------
+
+    def embedded_server(self, spec: SpecT, workdir: Path) -> EmbeddedServer[SpecT] | None:
+        """The server this run starts itself when the scenario asks for one (``embedded``), else None."""
+        return None
 
     def cluster_description(self, spec: SpecT) -> str:
         return f"{self.name} volume in the cluster"

@@ -1,40 +1,79 @@
 """The ``iscsi`` backend: a LUN with a whole-disk filesystem, as an in-tree ``iscsi`` PersistentVolume on Kubernetes.
 
-Local runtime: the LUN's filesystem already mounted on this host (``storage.mount_path`` or
-``$HARNESS_ISCSI_MOUNT``), checked to be of the scenario's ``fs_type``. Kubernetes: a PV with an ``iscsi`` source;
-the kubelet formats nothing that has a partition table, which is the field notes' ``Can't find ext4 filesystem``.
+Local runtime, in this order:
+
+* ``storage.mount_path`` / ``$HARNESS_ISCSI_MOUNT``: a filesystem of the LUN the user mounted himself;
+* otherwise the harness attaches the LUN itself from user space, since the kernel initiator is missing on many hosts
+  (and on ours): ``qemu-storage-daemon``'s libiscsi block driver exports the LUN as a file over FUSE, a loop device
+  makes it a block device, and it is mounted as the kubelet's ``safe_format_and_mount`` would: a blank LUN is
+  formatted with ``fs_type``, a LUN with a partition table or any other content is never formatted, and its mount
+  fails with the system's own error (the field notes' ``Can't find ext4 filesystem``).
+
+``target_portal: embedded`` starts tgt on 127.0.0.1 for the run, serving a sparse LUN file in the run's work area
+with the layout the scenario asks for (blank, a whole-disk filesystem, or a GPT partition table).
+
+Kubernetes: a PV with an ``iscsi`` source; the kubelet formats nothing that has a partition table.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import proc
+from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.kube import Manifest
-from harness.scenario.model import IscsiStorage
-from harness.storage.base import StaticPvBackend
+from harness.mounts import is_mount_point, kernel_filesystems
+from harness.scenario.model import EmbeddedLun, IscsiStorage
+from harness.storage.base import EmbeddedServer, StaticPvBackend
 from harness.storage.mounted import MountedVolume, provision_mounted
+from harness.wait import wait_for
 
 if TYPE_CHECKING:
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
+    from harness.servers import IscsiTarget
 
 MOUNT_ENV = "HARNESS_ISCSI_MOUNT"
+# How long the user-space initiator may take to log in and export the LUN: a wrong portal or IQN fails at once, an
+# unreachable host only after TCP gives up, which must not hold the run for minutes.
+ATTACH_TIMEOUT_S = 30.0
+# The kubelet formats a blank disk with these (mount-utils' formatAndMountSensitive: -F and -m0 for ext*).
+MKFS = {"ext4": ["mkfs.ext4", "-q", "-F", "-m0"], "xfs": ["mkfs.xfs", "-q", "-f"]}
 
 
 class IscsiBackend(StaticPvBackend[IscsiStorage]):
     name = "iscsi"
 
     def provision(self, spec: IscsiStorage, workdir: Path, run_id: str) -> MountedVolume:
-        return provision_mounted(
-            self.name,
-            env=MOUNT_ENV,
-            configured=spec.mount_path,
-            fstype_ok=lambda fstype: (
-                None if fstype == spec.fs_type else f"but the scenario says fs_type {spec.fs_type}"
-            ),
-            how_to_mount=_how_to_mount(spec),
-            run_id=run_id,
+        if os.environ.get(MOUNT_ENV) or spec.mount_path:
+            volume = provision_mounted(
+                self.name,
+                env=MOUNT_ENV,
+                configured=spec.mount_path,
+                fstype_ok=lambda fstype: (
+                    None if fstype == spec.fs_type else f"but the scenario says fs_type {spec.fs_type}"
+                ),
+                how_to_mount=f"Leave storage.mount_path and {MOUNT_ENV} unset to let the harness attach the LUN.",
+                run_id=run_id,
+            )
+            volume.access = "a filesystem of the LUN mounted on this host by the user (storage.mount_path)"
+            return volume
+        return attach_user_space(spec, workdir, run_id)
+
+    def embedded_server(self, spec: IscsiStorage, workdir: Path) -> EmbeddedTarget | None:
+        lun = spec.embedded_lun
+        return None if lun is None else EmbeddedTarget(spec, lun, workdir)
+
+    def cluster_refusal(self, spec: IscsiStorage) -> str | None:
+        if spec.embedded_lun is None:
+            return None
+        return (
+            "storage.target_portal: embedded starts tgt on 127.0.0.1 of the harness host, for the local runtime; "
+            "the kubelet needs a target it can reach: set target_portal to your target's host:port"
         )
 
     def doctor_findings(
@@ -51,14 +90,194 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
         return {"iscsi": {"targetPortal": spec.target_portal, "iqn": spec.iqn, "lun": spec.lun, "fsType": spec.fs_type}}
 
 
-def _how_to_mount(spec: IscsiStorage) -> str:
-    return (
-        f"The local runtime writes to the iSCSI LUN through a filesystem mounted on this host. Log in and mount it "
-        f"first (iscsiadm -m node -T {spec.iqn} -p {spec.target_portal} --login; mount the whole-disk "
-        f"{spec.fs_type} device at /mnt/prom-iscsi) and set storage.mount_path or {MOUNT_ENV}=/mnt/prom-iscsi. Hosts "
-        "without an iSCSI initiator (no iscsi_tcp module) cannot do this: use the kubernetes runtime there "
-        "(`harness doctor` still inspects the LUN from user space)."
+# --- the user-space data path ---------------------------------------------------------------------------------
+
+
+@dataclass
+class AttachedLun(MountedVolume):
+    """A LUN attached by qemu-storage-daemon (FUSE export file), a loop device on it, and its mount."""
+
+    daemon: proc.Daemon | None = None
+    export_file: Path | None = None
+    device: str | None = None
+    mount_point: Path | None = None
+
+    def teardown(self) -> None:
+        """Unmount, detach, stop the initiator: every step runs even when an earlier one fails."""
+        super().teardown()
+        problems = []
+        if self.mount_point is not None and is_mount_point(self.mount_point):
+            try:
+                proc.run(["umount", str(self.mount_point)], timeout_s=60)
+            except InfraError as e:
+                problems.append(str(e))
+        if self.device is not None:
+            proc.run(["losetup", "-d", self.device], timeout_s=30, check=False)
+            self.device = None
+        if self.daemon is not None:
+            self.daemon.stop(timeout_s=15)
+            self.daemon = None
+        for path in (self.export_file, self.mount_point):
+            if path is not None and path.exists() and not is_mount_point(path):
+                path.rmdir() if path.is_dir() else path.unlink()
+        if problems:
+            raise InfraError("; ".join(problems))
+
+
+def attach_user_space(spec: IscsiStorage, workdir: Path, run_id: str) -> AttachedLun:
+    """Log in to the LUN from user space and mount it the kubelet's way; everything is undone if a step fails."""
+    if os.geteuid() != 0:
+        raise StorageUnavailable(
+            "attaching an iSCSI LUN on this host needs root (a loop device and a mount); run as root, or mount the "
+            f"LUN yourself and set storage.mount_path or {MOUNT_ENV}"
+        )
+    if not Path("/dev/fuse").exists():
+        raise StorageUnavailable("attaching an iSCSI LUN from user space needs FUSE, and /dev/fuse is missing")
+    if spec.fs_type not in kernel_filesystems():
+        raise StorageUnavailable(f"this kernel cannot mount {spec.fs_type} (not in /proc/filesystems)")
+    qsd = proc.which("qemu-storage-daemon")
+    volume = AttachedLun(backend="iscsi", root=workdir, persistent=True)
+    try:
+        _attach(volume, qsd, spec, workdir, run_id)
+    except BaseException:
+        with contextlib.suppress(InfraError):  # the first error is the one that says what to fix
+            volume.teardown()
+        raise
+    return volume
+
+
+def _attach(volume: AttachedLun, qsd: str, spec: IscsiStorage, workdir: Path, run_id: str) -> None:
+    where = f"{spec.iqn} lun {spec.lun} at {spec.target_portal}"
+    volume.export_file = workdir / f"iscsi-lun-{run_id}"
+    volume.export_file.touch()
+    volume.daemon = daemon = proc.start_daemon(
+        "qemu-storage-daemon",
+        [
+            qsd,
+            "--blockdev",
+            f"driver=iscsi,node-name=lun,transport=tcp,portal={spec.target_portal},target={spec.iqn},lun={spec.lun}",
+            "--export",
+            f"type=fuse,id=export,node-name=lun,mountpoint={volume.export_file},writable=on",
+        ],
+        log_path=workdir / "qemu-storage-daemon.log",
     )
+    export = volume.export_file
+
+    def exported() -> bool | None:
+        if not daemon.alive():
+            raise StorageUnavailable(
+                f"the user-space iSCSI initiator could not attach {where}: {_last_line(daemon.log_text())}. Check "
+                "target_portal (host:port reachable from this host), iqn and lun (`iscsi-ls -s iscsi://PORTAL` "
+                "lists them)"
+            )
+        return is_mount_point(export) or None
+
+    try:
+        wait_for(exported, what=f"qemu-storage-daemon to attach {where}", timeout_s=ATTACH_TIMEOUT_S)
+    except InfraError as e:
+        if isinstance(e, StorageUnavailable):
+            raise
+        raise StorageUnavailable(
+            f"{e}: is {spec.target_portal} reachable from this host? Its log: {_last_line(daemon.log_text())}"
+        ) from e
+    content = _probe(export)
+    if not content:
+        proc.run([*MKFS[spec.fs_type], str(export)], timeout_s=600)
+        formatted = f", formatted {spec.fs_type} by this run (the LUN was blank)"
+    else:
+        formatted = ""
+    volume.device = proc.run(["losetup", "--find", "--show", str(export)], timeout_s=30).stdout.strip()
+    volume.mount_point = workdir / f"iscsi-mnt-{run_id}"
+    volume.mount_point.mkdir()
+    try:
+        proc.run(["mount", "-t", spec.fs_type, volume.device, str(volume.mount_point)], timeout_s=60)
+    except CommandFailed as e:
+        raise StorageUnavailable(_mount_refused(spec, content, e)) from e
+    fs_type = content.get("TYPE")
+    if content and fs_type != spec.fs_type:  # pragma: no cover - mount -t refuses another filesystem type
+        raise StorageUnavailable(f"{where} holds {fs_type}, not {spec.fs_type}")
+    volume.root = volume._make_dir(volume.mount_point / f"harness-{run_id}")
+    volume.access = (
+        f"iSCSI via user-space initiator (qemu-storage-daemon, libiscsi) + loop device {volume.device}: "
+        f"{where}{formatted}"
+    )
+
+
+def _probe(export: Path) -> dict[str, str]:
+    """What ``blkid -p`` finds on the LUN (the kubelet asks it the same): {} for a blank disk."""
+    done = proc.run(["blkid", "-p", "-o", "export", str(export)], timeout_s=60, check=False)
+    if done.returncode == 2:  # nothing found: blank
+        return {}
+    if done.returncode != 0:
+        raise InfraError(f"blkid -p {export} failed (exit {done.returncode}): {done.stderr.strip()}")
+    found = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    found.pop("DEVNAME", None)
+    return found or {"USAGE": "unknown"}
+
+
+def _mount_refused(spec: IscsiStorage, content: dict[str, str], error: CommandFailed) -> str:
+    system = " ".join(error.stderr_tail.split()).rstrip(".") or str(error)
+    if "PTTYPE" in content:
+        holds = f"a {content['PTTYPE']} partition table"
+        fix = (
+            f"put the {spec.fs_type} filesystem on the whole disk, not in a partition (the field notes' "
+            "`EXT4-fs (sdc): VFS: Can't find ext4 filesystem`), or point the scenario at a blank LUN"
+        )
+    elif "TYPE" in content:
+        holds = f"a {content['TYPE']} filesystem"
+        fix = f"set storage.fs_type: {content['TYPE']} or use a LUN with {spec.fs_type} on it"
+    else:
+        holds = "data that is neither blank nor a filesystem"
+        fix = "use a blank LUN (the kubelet formats it) or one with a whole-disk filesystem"
+    return (
+        f"the LUN {spec.iqn} lun {spec.lun} holds {holds}, so it was not formatted (the kubelet formats only a "
+        f"blank disk), and mounting it as {spec.fs_type} failed as in the kubelet: {system}. Fix: {fix}"
+    )
+
+
+def _last_line(log_text: str) -> str:
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+# --- the embedded target ---------------------------------------------------------------------------------------
+
+
+class EmbeddedTarget(EmbeddedServer[IscsiStorage]):
+    """tgt on 127.0.0.1 serving one LUN file in the run's work area, laid out as the scenario says."""
+
+    def __init__(self, spec: IscsiStorage, lun: EmbeddedLun, workdir: Path) -> None:
+        self.spec = spec
+        self.lun = lun
+        self.workdir = workdir
+        self.target: IscsiTarget | None = None
+        self.description = f"embedded iSCSI target (tgt on 127.0.0.1, {lun.layout} LUN {spec.lun})"
+
+    @property
+    def lun_file(self) -> Path:
+        return self.workdir / "lun.img"
+
+    def start(self) -> IscsiStorage:
+        from harness.servers import start_tgt
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        size = self.lun.size_bytes or self.spec.claim.size_bytes
+        with self.lun_file.open("wb") as f:
+            f.truncate(size)
+        layout = self.lun.layout
+        if layout in MKFS:
+            proc.run([*MKFS[layout], str(self.lun_file)], timeout_s=600)
+        elif layout == "partitioned":
+            # What the field notes had: a GPT with one Linux partition spanning the disk.
+            proc.run(["sgdisk", "-n", "1:0:0", "-t", "1:8300", str(self.lun_file)], timeout_s=60)
+        self.target = start_tgt(self.workdir / "tgt", iqn=self.spec.iqn)
+        self.target.add_lun(self.spec.lun, self.lun_file)
+        return self.spec.model_copy(update={"target_portal": self.target.portal})
+
+    def stop(self) -> None:
+        if self.target is not None:
+            self.target.stop()
+            self.target = None
 
 
 BACKEND = IscsiBackend()

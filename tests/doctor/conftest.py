@@ -14,7 +14,7 @@ import pytest
 
 from harness import proc
 from harness.errors import MissingBinary
-from tests.servers import IscsiTarget, NfsServer, start_ganesha, start_tgt
+from harness.servers import IscsiTarget, NfsServer, start_ganesha, start_tgt
 
 
 def _need(binary: str) -> None:

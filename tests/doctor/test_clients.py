@@ -10,7 +10,7 @@ import pytest
 
 from harness import nfs_client
 from harness.iscsi_client import IscsiError, IscsiLun, split_portal
-from tests.servers import IscsiTarget, NfsServer
+from harness.servers import IscsiTarget, NfsServer
 
 
 def test_nfs_client_acts_as_the_given_uid(nfs_server: NfsServer) -> None:

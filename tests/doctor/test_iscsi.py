@@ -20,8 +20,8 @@ from harness.doctor.iscsi import check_iscsi, detect_layout
 from harness.errors import MissingBinary
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import IscsiStorage
+from harness.servers import IscsiTarget
 from tests.doctor.scenarios import write_scenario
-from tests.servers import IscsiTarget
 
 MiB = 1024**2
 

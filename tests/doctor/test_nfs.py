@@ -14,8 +14,8 @@ from harness.doctor import blocking, run_doctor
 from harness.doctor.nfs import check_nfs
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import NfsStorage, Scenario, SecurityContext
+from harness.servers import NfsServer, start_ganesha
 from tests.doctor.scenarios import write_scenario
-from tests.servers import NfsServer, start_ganesha
 
 
 def nfs_storage(server: NfsServer, **extra: Any) -> dict[str, Any]:

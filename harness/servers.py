@@ -1,8 +1,9 @@
-"""Real storage servers for tests: NFS-Ganesha (NFSv4) and tgt (iSCSI), each on a free port on 127.0.0.1.
+"""Embedded storage servers: NFS-Ganesha (NFSv4) and tgt (iSCSI), each on a free port on 127.0.0.1.
 
-Both are started through ``harness.proc`` and stopped by the PID we hold (tgtd first has its targets deleted: it
-ignores SIGTERM while targets exist). Fixtures that use these call ``stop()`` in their finalizer. Nothing here listens
-on any address other than 127.0.0.1.
+A scenario that asks for an embedded server (``target_portal: embedded``) runs against one of these, started for the
+run in its work area and stopped at its end (and on Ctrl-C); the tests use the same ones. Both are started through
+``harness.proc`` and stopped by the PID we hold (tgtd first has its targets deleted: it ignores SIGTERM while targets
+exist). Nothing here listens on any address other than 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import proc
+from harness.errors import InfraError
 from harness.wait import wait_for
 
 GANESHA_CONF = """\
@@ -171,7 +173,7 @@ def _free_control_port() -> int:
     for n in (base + next(_control_ports) for _ in range(100)):
         if not Path(f"/var/run/tgtd/socket.{n}").exists():
             return n
-    raise RuntimeError("no free tgtd control port in /var/run/tgtd")
+    raise InfraError("no free tgtd control port in /var/run/tgtd (100 tried)")
 
 
 def start_tgt(workdir: Path, iqn: str = "iqn.2020-02.com:wsg") -> IscsiTarget:

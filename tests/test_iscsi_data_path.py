@@ -1,0 +1,174 @@
+"""iSCSI end to end with no kernel initiator: the harness attaches the LUN itself (qemu-storage-daemon's libiscsi
+driver exporting it over FUSE, a loop device, a mount) against a real tgt on 127.0.0.1, embedded or external.
+
+The kubelet's rules hold: a blank LUN is formatted with ``fs_type`` and passes; a partitioned LUN is never formatted
+(its partition table is intact afterwards) and its mount fails with the system's own error; a wrong portal or IQN
+ends in exit 2 within a bounded wait. After every run, interrupted ones too, nothing is left: no process, FUSE
+mount, loop device or mount of the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.results.model import Status
+from harness.results.store import load_result
+from harness.servers import IscsiTarget, start_tgt
+
+ROOT = Path(__file__).resolve().parent.parent
+IQN = "iqn.2020-02.com:wsg"
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a loop device and a mount need root"),
+    pytest.mark.skipif(
+        shutil.which("qemu-storage-daemon") is None,
+        reason="qemu-storage-daemon is missing (Debian packages qemu-system-common qemu-block-extra)",
+    ),
+    pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="no /dev/fuse: FUSE is not available here"),
+]
+
+
+def _scenario(
+    tmp_path: Path, portal: str, *, iqn: str = IQN, duration: str = "10s", faults: str = "[{action: sigkill, at: 4s}]"
+) -> Path:
+    path = tmp_path / "iscsi.yaml"
+    path.write_text(
+        f"name: iscsi-user-space\nduration: {duration}\n"
+        f"storage: {{backend: iscsi, target_portal: '{portal}', iqn: '{iqn}', lun: 1, "
+        "claim: {storage_class: '', size: 1Gi}}\n"
+        "loads: {tsdb: {series: 200}, fio: [{profile: wal-append, runtime: 2s, size: 16Mi}]}\n"
+        f"faults: {faults}\n"
+    )
+    return path
+
+
+def _run(scenario: Path, reports: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report", *args]
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv], capture_output=True, text=True, cwd=ROOT, check=False, timeout=300
+    )
+
+
+def _left_behind(work: Path) -> list[str]:
+    """Processes, mounts and loop devices that still refer to the run's work area."""
+    found = []
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    found += [line.strip() for line in ps.splitlines() if str(work) in line]
+    found += [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(work) in line]
+    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
+    found += [line for line in loops.splitlines() if str(work) in line]
+    return found
+
+
+@pytest.fixture
+def target(public_tmp: Path) -> Iterator[IscsiTarget]:
+    """An external tgt the test owns (the run must attach to it and leave it as it was)."""
+    server = start_tgt(public_tmp / "tgt", iqn=IQN)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_embedded_blank_lun_is_formatted_and_keeps_history(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    scenario = _scenario(
+        tmp_path,
+        "embedded",
+        duration="12s",
+        faults="[{action: sigkill, at: 3s}, {action: restart, at: 6s}, {action: reschedule, at: 9s}]",
+    )
+    proc = _run(scenario, reports, work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result_file] = reports.glob("*/*/result.json")
+    result = load_result(result_file)
+    env = result.environment
+    assert env.data_access is not None and "user-space initiator (qemu-storage-daemon, libiscsi)" in env.data_access
+    assert "formatted ext4 by this run (the LUN was blank)" in env.data_access
+    assert env.data_filesystem == "ext4" and (env.data_device or "").startswith("/dev/loop")
+    assert "embedded iSCSI target" in env.extra["storage server"]
+    assert result.fio and result.fio[0].write is not None and result.fio[0].write.iops > 0
+    assert [f.status for f in result.faults] == [Status.PASSED] * 3
+    assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    assert result.verdict is Status.PASSED
+    assert _left_behind(work) == [] and list(work.iterdir()) == []
+
+
+def test_partitioned_lun_is_never_formatted_and_its_mount_fails(
+    area: tuple[Path, Path], tmp_path: Path, target: IscsiTarget, public_tmp: Path
+) -> None:
+    reports, work = area
+    lun = public_tmp / "partitioned.img"
+    with lun.open("wb") as f:
+        f.truncate(1024**3)
+    subprocess.run(["sgdisk", "-n", "1:0:0", "-t", "1:8300", str(lun)], check=True, capture_output=True)
+    before = lun.read_bytes()[: 34 * 512]
+    target.add_lun(1, lun)
+    scenario = _scenario(tmp_path, target.portal)
+    # The doctor stops this run first (tests/doctor); past it, the mount itself must fail as the kubelet's does.
+    proc = _run(scenario, reports, work, "--skip-doctor")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "holds a gpt partition table, so it was not formatted" in out
+    assert "wrong fs type, bad option, bad superblock" in out  # mount(8)'s own words
+    assert "Traceback" not in out
+    assert lun.read_bytes()[: 34 * 512] == before and before[512:520] == b"EFI PART"
+    [result_file] = reports.glob("*/*/result.json")
+    assert load_result(result_file).verdict is Status.ERROR
+    assert _left_behind(work) == []
+
+
+def test_a_wrong_iqn_or_an_unreachable_portal_exit_2_quickly(
+    area: tuple[Path, Path], tmp_path: Path, target: IscsiTarget
+) -> None:
+    reports, work = area
+    closed_port = target.port + 1 if target.port < 65535 else target.port - 1
+    for portal, iqn in ((target.portal, "iqn.2020-02.com:nobody"), (f"127.0.0.1:{closed_port}", IQN)):
+        scenario = _scenario(tmp_path, portal, iqn=iqn)
+        started = time.monotonic()
+        proc = _run(scenario, reports, work, "--skip-doctor")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        out = proc.stdout + proc.stderr
+        assert f"could not attach {iqn} lun 1 at {portal}" in out and "Traceback" not in out
+        assert time.monotonic() - started < 120
+        assert _left_behind(work) == []
+
+
+def test_ctrl_c_leaves_no_process_mount_or_loop_device(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    scenario = _scenario(tmp_path, "embedded", duration="5m", faults="[]")
+    argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:  # until the load phase is under way
+            result_file = next(reports.glob("*/*/result.json"), None)
+            if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] is not None:
+                break
+            time.sleep(0.2)
+        assert _left_behind(work) != []  # the initiator, the loop device and the mount are there now
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert _left_behind(work) == [] and list(work.iterdir()) == []
