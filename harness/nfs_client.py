@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import itertools
 import os
 import stat
 import warnings
@@ -50,6 +51,28 @@ class NfsStat:
     gid: int
     mode: int  # st_mode: type and permission bits
     size_bytes: int
+    nlink: int = 1
+    ino: int = 0
+    blocks: int = 0  # 512-byte units, as st_blocks
+    atime_ns: int = 0
+    mtime_ns: int = 0
+    ctime_ns: int = 0
+
+    @staticmethod
+    def of(st: Any) -> NfsStat:
+        """From libnfs' ``nfs_stat_64``."""
+        return NfsStat(
+            uid=st.nfs_uid,
+            gid=st.nfs_gid,
+            mode=st.nfs_mode,
+            size_bytes=st.nfs_size,
+            nlink=st.nfs_nlink,
+            ino=st.nfs_ino,
+            blocks=st.nfs_blocks,
+            atime_ns=st.nfs_atime * 10**9 + st.nfs_atime_nsec,
+            mtime_ns=st.nfs_mtime * 10**9 + st.nfs_mtime_nsec,
+            ctime_ns=st.nfs_ctime * 10**9 + st.nfs_ctime_nsec,
+        )
 
     @property
     def is_dir(self) -> bool:
@@ -79,12 +102,20 @@ def _libnfs() -> Any:
     return swig
 
 
-def nfs_url(server: str, export: str, *, port: int, version: str, uid: int, gid: int) -> str:
-    """The libnfs URL for ``export`` on ``server``, authenticating as ``uid``/``gid``."""
+def nfs_url(
+    server: str, export: str, *, port: int, version: str, uid: int, gid: int, mount_port: int | None = None
+) -> str:
+    """The libnfs URL for ``export`` on ``server``, authenticating as ``uid``/``gid``.
+
+    NFSv3 asks the server's rpcbind for the MOUNT and NFS ports unless both are given (then it needs no rpcbind).
+    """
     host = f"[{server}]" if ":" in server and not server.startswith("[") else server
     params: dict[str, str] = {"version": "3" if version == "3" else "4", "uid": str(uid), "gid": str(gid)}
     if port != 2049:
         params["nfsport"] = str(port)
+    if mount_port is not None:
+        params["nfsport"] = str(port)
+        params["mountport"] = str(mount_port)
     path = "/" + export.strip("/")
     return f"nfs://{host}{quote(path)}?{urlencode(params)}"
 
@@ -97,6 +128,37 @@ class NfsFile:
         self._path = path
         self._handle = handle
         self._closed = False
+
+    def pwrite(self, data: bytes, offset: int) -> int:
+        """Write all of ``data`` at ``offset`` (in pieces small enough for libnfs 4.0's NFSv4 WRITE)."""
+        lib = self._client.lib
+        for start in range(0, len(data), _WRITE_CHUNK_BYTES):
+            chunk = bytearray(data[start : start + _WRITE_CHUNK_BYTES])
+            rc = lib.nfs_pwrite(self._client.ctx, self._handle, offset + start, len(chunk), chunk)
+            if rc < 0:
+                raise self._client.error("write", self._path, rc)
+            if rc != len(chunk):
+                raise NfsError("write", self._path, errno.EIO, f"short write: {rc} of {len(chunk)} bytes")
+        return len(data)
+
+    def pread(self, size: int, offset: int) -> bytes:
+        buf = bytearray(size)
+        rc = self._client.lib.nfs_pread(self._client.ctx, self._handle, offset, size, buf)
+        if rc < 0:
+            raise self._client.error("read", self._path, rc)
+        return bytes(buf[:rc])
+
+    def truncate(self, length: int) -> None:
+        rc = self._client.lib.nfs_ftruncate(self._client.ctx, self._handle, length)
+        if rc < 0:
+            raise self._client.error("truncate", self._path, rc)
+
+    def stat(self) -> NfsStat:
+        st = self._client.lib.nfs_stat_64()
+        rc = self._client.lib.nfs_fstat64(self._client.ctx, self._handle, st)
+        if rc < 0:
+            raise self._client.error("fstat", self._path, rc)
+        return NfsStat.of(st)
 
     def write(self, data: bytes) -> None:
         lib = self._client.lib
@@ -139,6 +201,10 @@ class NfsClient:
         self._url_obj: Any = None
         try:
             _set_timeout(self.ctx, timeout_s)
+            # NFSv4 knows a client by its name: libnfs gives every context of a process the same one, so a second
+            # context (another uid) would take over the first one's client ID and the server would expire its state
+            # (NFS4ERR_EXPIRED on the next OPEN). One name per context, as separate kernel clients would have.
+            _set_client_name(self.ctx, f"prom-harness-{os.getpid()}-{next(_CONTEXT_IDS)}")
             # Bound the TCP connect (SYN retries) too: an unreachable server must fail within seconds.
             self.lib.nfs_set_tcp_syncnt(self.ctx, 2)
             self._url_obj = self.lib.nfs_parse_url_dir(self.ctx, url)
@@ -159,7 +225,7 @@ class NfsClient:
         rc = self.lib.nfs_stat64(self.ctx, path, st)
         if rc < 0:
             raise self.error("stat", path, rc)
-        return NfsStat(uid=st.nfs_uid, gid=st.nfs_gid, mode=st.nfs_mode, size_bytes=st.nfs_size)
+        return NfsStat.of(st)
 
     def exists(self, path: str) -> bool:
         try:
@@ -198,7 +264,72 @@ class NfsClient:
             raise self.error("create", path, rc)
         return NfsFile(self, path, self.lib.NFSFileHandle_value(handle))
 
-    def mkdir(self, path: str) -> None:
+    def open(self, path: str, flags: int) -> NfsFile:
+        """Open an existing file with open(2) ``flags`` (O_RDONLY, O_RDWR, O_APPEND, O_TRUNC, ...)."""
+        handle = self.lib.new_NFSFileHandle()
+        rc = self.lib.nfs_open(self.ctx, path, flags, handle)
+        if rc < 0:
+            raise self.error("open", path, rc)
+        return NfsFile(self, path, self.lib.NFSFileHandle_value(handle))
+
+    def create_file(self, path: str, flags: int, mode: int) -> NfsFile:
+        """open(2) with O_CREAT: ``flags`` as the caller gave them (O_EXCL, O_TRUNC, the access mode)."""
+        handle = self.lib.new_NFSFileHandle()
+        rc = self.lib.nfs_create(self.ctx, path, flags | os.O_CREAT, mode, handle)
+        if rc < 0:
+            raise self.error("create", path, rc)
+        return NfsFile(self, path, self.lib.NFSFileHandle_value(handle))
+
+    def truncate(self, path: str, length: int) -> None:
+        rc = self.lib.nfs_truncate(self.ctx, path, length)
+        if rc < 0:
+            raise self.error("truncate", path, rc)
+
+    def chmod(self, path: str, mode: int) -> None:
+        rc = self.lib.nfs_chmod(self.ctx, path, mode)
+        if rc < 0:
+            raise self.error("chmod", path, rc)
+
+    def chown(self, path: str, uid: int, gid: int) -> None:
+        rc = self.lib.nfs_chown(self.ctx, path, uid, gid)
+        if rc < 0:
+            raise self.error("chown", path, rc)
+
+    def names(self, path: str) -> list[str]:
+        """The names in a directory, without ``.`` and ``..``."""
+        return [entry.name for entry in self.listdir(path)]
+
+    def statvfs(self, path: str) -> os.statvfs_result:
+        """Sizes and free space of the export; nfs_statvfs is not in the SWIG binding, so through ctypes."""
+        out = _StatVfs()
+        rc = _cdll().nfs_statvfs(ctypes.c_void_p(int(self.ctx)), path.encode(), ctypes.byref(out))
+        if rc < 0:
+            raise self.error("statvfs", path, rc)
+        return os.statvfs_result(
+            (
+                out.f_bsize,
+                out.f_frsize,
+                out.f_blocks,
+                out.f_bfree,
+                out.f_bavail,
+                out.f_files,
+                out.f_ffree,
+                out.f_favail,
+                out.f_flag,
+                out.f_namemax,
+            )
+        )
+
+    def mkdir(self, path: str, mode: int | None = None) -> None:
+        """mkdir; with ``mode`` the directory is created with it (nfs_mkdir2, through ctypes: not in the binding).
+
+        A later chmod cannot do it: libnfs 4.0's NFSv4 chmod of a directory fails with NFS4ERR_ISDIR.
+        """
+        if mode is not None:
+            rc = _cdll().nfs_mkdir2(ctypes.c_void_p(int(self.ctx)), path.encode(), mode)
+            if rc < 0:
+                raise self.error("mkdir", path, rc)
+            return
         rc = self.lib.nfs_mkdir(self.ctx, path)
         if rc < 0:
             raise self.error("mkdir", path, rc)
@@ -246,11 +377,52 @@ def connect(
         client.close()
 
 
+class _StatVfs(ctypes.Structure):
+    """glibc's ``struct statvfs`` on 64-bit Linux."""
+
+    _fields_ = [
+        ("f_bsize", ctypes.c_ulong),
+        ("f_frsize", ctypes.c_ulong),
+        ("f_blocks", ctypes.c_ulong),
+        ("f_bfree", ctypes.c_ulong),
+        ("f_bavail", ctypes.c_ulong),
+        ("f_files", ctypes.c_ulong),
+        ("f_ffree", ctypes.c_ulong),
+        ("f_favail", ctypes.c_ulong),
+        ("f_fsid", ctypes.c_ulong),
+        ("f_flag", ctypes.c_ulong),
+        ("f_namemax", ctypes.c_ulong),
+        ("__f_spare", ctypes.c_int * 6),
+    ]
+
+
+def _cdll() -> Any:
+    """The libnfs shared library itself, for the few calls the SWIG binding lacks."""
+    cdll = ctypes.CDLL(ctypes.util.find_library("nfs") or "libnfs.so.13")
+    cdll.nfs_statvfs.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    cdll.nfs_statvfs.restype = ctypes.c_int
+    cdll.nfs_mkdir2.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
+    cdll.nfs_mkdir2.restype = ctypes.c_int
+    return cdll
+
+
+_CONTEXT_IDS = itertools.count(1)
+
+
+def _set_client_name(ctx: Any, name: str) -> None:
+    try:
+        cdll = _cdll()
+    except OSError:
+        return
+    cdll.nfs4_set_client_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    cdll.nfs4_set_client_name.restype = None
+    cdll.nfs4_set_client_name(ctypes.c_void_p(int(ctx)), name.encode())
+
+
 def _set_timeout(ctx: Any, timeout_s: float) -> None:
     """nfs_set_timeout is not in the SWIG binding; call it through ctypes on the same shared library."""
-    name = ctypes.util.find_library("nfs") or "libnfs.so.13"
     try:
-        cdll = ctypes.CDLL(name)
+        cdll = _cdll()
     except OSError:
         return  # the binding still works, only without a per-call timeout
     cdll.nfs_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]

@@ -21,7 +21,8 @@ GANESHA_CONF = """\
 NFS_CORE_PARAM {{
     Bind_Addr = 127.0.0.1;
     NFS_Port = {port};
-    Protocols = 4;
+    MNT_Port = {mnt_port};
+    Protocols = {protocols};
     Enable_NLM = false;
     Enable_RQUOTA = false;
     Enable_UDP = false;
@@ -40,7 +41,7 @@ EXPORT {{
     Pseudo = {pseudo};
     Access_Type = RW;
     Squash = {squash};
-    Protocols = 4;
+    Protocols = {protocols};
     Transports = TCP;
     SecType = sys;
     # Tests change owners and modes behind the server's back; never serve cached attributes.
@@ -60,31 +61,69 @@ def _port_open(port: int) -> bool:
 
 @dataclass
 class NfsServer:
-    """A running ganesha.nfsd exporting ``export_dir`` as ``pseudo`` on 127.0.0.1:``port``."""
+    """A running ganesha.nfsd exporting ``export_dir`` as ``pseudo`` on 127.0.0.1:``port``.
+
+    With NFSv3, ``mount_port`` is its MOUNT service; ``rpcbind`` is the one started for it (None: one was running).
+    """
 
     port: int
     export_dir: Path
     pseudo: str
     daemon: proc.Daemon
+    mount_port: int | None = None
+    rpcbind: proc.Daemon | None = None
 
     def stop(self) -> None:
         self.daemon.stop(timeout_s=15.0)
+        if self.rpcbind is not None:
+            self.rpcbind.stop(timeout_s=10.0)
+            self.rpcbind = None
 
 
 def start_ganesha(
-    workdir: Path, export_dir: Path, *, pseudo: str = "/export", squash: str = "No_Root_Squash"
+    workdir: Path, export_dir: Path, *, pseudo: str = "/export", squash: str = "No_Root_Squash", v3: bool = False
 ) -> NfsServer:
-    """Start NFS-Ganesha serving ``export_dir``; returns once it accepts TCP connections."""
+    """Start NFS-Ganesha serving ``export_dir``; returns once it accepts TCP connections.
+
+    ``v3`` serves NFSv3 (and MOUNT) next to v4. Ganesha must register v3 with rpcbind when it starts, so an rpcbind
+    is started for it when none answers on port 111 (rpcbind cannot be bound to loopback alone in Debian's build:
+    it listens on every interface, on port 111 only). Clients here are given both ports and never ask rpcbind.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     port = proc.free_port()
+    mount_port = proc.free_port() if v3 else port
+    rpcbind = None
+    if v3 and not _port_open(111):
+        rpcbind = proc.start_daemon("rpcbind", ["rpcbind", "-f", "-w"], log_path=workdir / "rpcbind.log")
+        try:
+            wait_for(lambda: _port_open(111), what="rpcbind to listen on port 111", timeout_s=10.0)
+        except BaseException:
+            rpcbind.stop(timeout_s=10.0)
+            raise
     conf = workdir / "ganesha.conf"
-    conf.write_text(GANESHA_CONF.format(port=port, path=export_dir, pseudo=pseudo, squash=squash))
+    conf.write_text(
+        GANESHA_CONF.format(
+            port=port,
+            mnt_port=mount_port,
+            protocols="3, 4" if v3 else "4",
+            path=export_dir,
+            pseudo=pseudo,
+            squash=squash,
+        )
+    )
     daemon = proc.start_daemon(
         "ganesha.nfsd",
         ["ganesha.nfsd", "-F", "-L", str(workdir / "ganesha.log"), "-f", str(conf), "-p", str(workdir / "ganesha.pid")],
         log_path=workdir / "ganesha.stdout",
     )
-    server = NfsServer(port=port, export_dir=export_dir, pseudo=pseudo, daemon=daemon)
+    server = NfsServer(
+        port=port,
+        export_dir=export_dir,
+        pseudo=pseudo,
+        daemon=daemon,
+        mount_port=mount_port if v3 else None,
+        rpcbind=rpcbind,
+    )
     try:
         wait_for(
             lambda: daemon.alive() and _port_open(port),

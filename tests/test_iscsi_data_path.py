@@ -24,6 +24,7 @@ import pytest
 from harness.results.model import Status
 from harness.results.store import load_result
 from harness.servers import IscsiTarget, start_tgt
+from tests.leftovers import left_behind
 
 ROOT = Path(__file__).resolve().parent.parent
 IQN = "iqn.2020-02.com:wsg"
@@ -61,17 +62,6 @@ def _run(scenario: Path, reports: Path, work: Path, *args: str) -> subprocess.Co
     )
 
 
-def _left_behind(work: Path) -> list[str]:
-    """Processes, mounts and loop devices that still refer to the run's work area."""
-    found = []
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
-    found += [line.strip() for line in ps.splitlines() if str(work) in line]
-    found += [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(work) in line]
-    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
-    found += [line for line in loops.splitlines() if str(work) in line]
-    return found
-
-
 @pytest.fixture
 def target(public_tmp: Path) -> Iterator[IscsiTarget]:
     """An external tgt the test owns (the run must attach to it and leave it as it was)."""
@@ -103,7 +93,7 @@ def test_embedded_blank_lun_is_formatted_and_keeps_history(area: tuple[Path, Pat
     assert [f.status for f in result.faults] == [Status.PASSED] * 3
     assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
     assert result.verdict is Status.PASSED
-    assert _left_behind(work) == [] and list(work.iterdir()) == []
+    assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
 def test_partitioned_lun_is_never_formatted_and_its_mount_fails(
@@ -127,7 +117,7 @@ def test_partitioned_lun_is_never_formatted_and_its_mount_fails(
     assert lun.read_bytes()[: 34 * 512] == before and before[512:520] == b"EFI PART"
     [result_file] = reports.glob("*/*/result.json")
     assert load_result(result_file).verdict is Status.ERROR
-    assert _left_behind(work) == []
+    assert left_behind(work) == []
 
 
 def test_a_wrong_iqn_or_an_unreachable_portal_exit_2_quickly(
@@ -143,7 +133,7 @@ def test_a_wrong_iqn_or_an_unreachable_portal_exit_2_quickly(
         out = proc.stdout + proc.stderr
         assert f"could not attach {iqn} lun 1 at {portal}" in out and "Traceback" not in out
         assert time.monotonic() - started < 120
-        assert _left_behind(work) == []
+        assert left_behind(work) == []
 
 
 def test_ctrl_c_leaves_no_process_mount_or_loop_device(area: tuple[Path, Path], tmp_path: Path) -> None:
@@ -164,11 +154,11 @@ def test_ctrl_c_leaves_no_process_mount_or_loop_device(area: tuple[Path, Path], 
             if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] is not None:
                 break
             time.sleep(0.2)
-        assert _left_behind(work) != []  # the initiator, the loop device and the mount are there now
+        assert left_behind(work) != []  # the initiator, the loop device and the mount are there now
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stderr
-    assert _left_behind(work) == [] and list(work.iterdir()) == []
+    assert left_behind(work) == [] and list(work.iterdir()) == []

@@ -78,21 +78,67 @@ class EphemeralStorage(Strict):
     size_limit_bytes: Bytes | None = Field(default=None, alias="size_limit")
 
 
+# The word that asks for a server the run starts itself on 127.0.0.1 (local runtime) instead of an address.
+EMBEDDED = "embedded"
+
+
+class EmbeddedExport(Strict):
+    """The directory an embedded NFS-Ganesha exports: in the run's work area, owned as the scenario says."""
+
+    owner: str = Field(
+        default="1000:2000",
+        pattern=r"^\d+:\d+$",
+        description="uid:gid of the exported directory (the field notes' trap: 1000:1000 vs Prometheus' uid)",
+    )
+    mode: str = Field(default="0755", pattern=r"^0?[0-7]{3,4}$", description="its permission bits, octal")
+    squash: Literal["no_root_squash", "root_squash"] = "no_root_squash"
+
+    @property
+    def uid_gid(self) -> tuple[int, int]:
+        uid, gid = self.owner.split(":")
+        return int(uid), int(gid)
+
+    @property
+    def mode_bits(self) -> int:
+        return int(self.mode, 8)
+
+
 class NfsStorage(Strict):
     backend: Literal["nfs"]
-    server: str
-    export: str = Field(description="path on the server, e.g. /vol/k8s-prometheus/prometheus_db")
+    server: str = Field(
+        description="the NFS server's host, or 'embedded': NFS-Ganesha on 127.0.0.1 started for the run (local runtime)"
+    )
+    export: str = Field(
+        default="",
+        description="path on the server, e.g. /vol/k8s-prometheus/prometheus_db (an embedded server makes its own)",
+    )
     port: int = Field(default=2049, ge=1, le=65535)
+    mount_port: int | None = Field(
+        default=None, ge=1, le=65535, description="NFSv3 MOUNT port; default: asked from the server's rpcbind"
+    )
     version: Literal["3", "4", "4.1", "4.2"] = "4"
     mount_path: str | None = Field(
-        default=None, description="local runtime: where this export is already mounted on this host"
+        default=None,
+        description="local runtime: where this export is already mounted on this host (else the harness mounts it)",
     )
+    embedded: EmbeddedExport | None = Field(default=None, description="with server: embedded; the exported directory")
     claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": ""}))
     volume: PersistentVolume = Field(default_factory=PersistentVolume)
 
+    @model_validator(mode="after")
+    def _embedded(self) -> NfsStorage:
+        if self.embedded is not None and self.server != EMBEDDED:
+            raise ValueError(f"'embedded' describes the export of server: {EMBEDDED}, not of {self.server}")
+        if self.server != EMBEDDED and not self.export:
+            raise ValueError(f"export: the path on {self.server} is required (e.g. /vol/k8s-prometheus/prometheus_db)")
+        return self
 
-# The word that asks for a server the run starts itself on 127.0.0.1 (local runtime) instead of an address.
-EMBEDDED = "embedded"
+    @property
+    def embedded_export(self) -> EmbeddedExport | None:
+        """The directory to export from an embedded server, None for a real one."""
+        if self.server != EMBEDDED:
+            return None
+        return self.embedded if self.embedded is not None else EmbeddedExport()
 
 
 class EmbeddedLun(Strict):

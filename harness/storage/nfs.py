@@ -1,27 +1,51 @@
 """The ``nfs`` backend: an NFS export, as an in-tree ``nfs`` PersistentVolume on Kubernetes.
 
-Local runtime: a kernel mount of the export that already exists on this host (``storage.mount_path`` or
-``$HARNESS_NFS_MOUNT``). Kubernetes: a PV with an ``nfs`` source and ``nfsvers``/``port`` mount options. The kubelet
-does not apply ``fsGroup`` to in-tree NFS volumes, so ownership is whatever the export has: that is the field notes'
-permission trap, which the local runtime reproduces by not applying it either.
+Local runtime, in this order:
+
+* ``storage.mount_path`` / ``$HARNESS_NFS_MOUNT``: the export as the user mounted it himself;
+* otherwise the harness mounts it itself from user space (many hosts, ours among them, have no kernel NFS client):
+  ``harness.nfs_fuse`` runs as its own process, a FUSE filesystem whose every request reaches the server with the
+  calling process's uid/gid (AUTH_SYS), so the server judges Prometheus' writes exactly as it would a pod's. It speaks
+  NFSv3 on the wire: Debian 12's libnfs 4.0 loses NFSv4 open state between users (NFS4ERR_BAD_STATEID), and v3 has
+  none to lose. The run writes in a directory of its own in the export, given the export root's owner and mode, so
+  Prometheus meets the export's permissions (the field notes' trap) without touching anything else there.
+
+``server: embedded`` starts NFS-Ganesha on 127.0.0.1 for the run, exporting a directory in the run's work area with
+the owner and mode the scenario gives. The kubelet does not apply ``fsGroup`` to in-tree NFS volumes, so ownership is
+whatever the export has; the local runtime does not apply it either.
+
+Kubernetes: a PV with an ``nfs`` source and ``nfsvers``/``port`` mount options.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import stat
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness import proc
+from harness.errors import InfraError, StorageUnavailable
 from harness.kube import Manifest
-from harness.mounts import kernel_filesystems
-from harness.scenario.model import NfsStorage
-from harness.storage.base import StaticPvBackend
+from harness.mounts import is_mount_point
+from harness.scenario.model import EmbeddedExport, NfsStorage
+from harness.storage.base import EmbeddedServer, StaticPvBackend
 from harness.storage.mounted import MountedVolume, provision_mounted
+from harness.wait import wait_for
 
 if TYPE_CHECKING:
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
+    from harness.servers import NfsServer
 
 MOUNT_ENV = "HARNESS_NFS_MOUNT"
+# How long the user-space client may take to mount: a wrong export or a refused connection fails at once, an
+# unreachable host after libnfs' own timeout (10 s), which must not hold the run for minutes.
+MOUNT_TIMEOUT_S = 30.0
 
 
 class NfsBackend(StaticPvBackend[NfsStorage]):
@@ -29,13 +53,29 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
     kubelet_applies_fs_group = False
 
     def provision(self, spec: NfsStorage, workdir: Path, run_id: str) -> MountedVolume:
-        return provision_mounted(
-            self.name,
-            env=MOUNT_ENV,
-            configured=spec.mount_path,
-            fstype_ok=lambda fstype: None if fstype.startswith("nfs") else "not nfs/nfs4",
-            how_to_mount=_how_to_mount(spec),
-            run_id=run_id,
+        if os.environ.get(MOUNT_ENV) or spec.mount_path:
+            volume = provision_mounted(
+                self.name,
+                env=MOUNT_ENV,
+                configured=spec.mount_path,
+                fstype_ok=lambda fstype: None if fstype.startswith("nfs") else "not nfs/nfs4",
+                how_to_mount=f"Leave storage.mount_path and {MOUNT_ENV} unset to let the harness mount the export.",
+                run_id=run_id,
+            )
+            volume.access = "the export as mounted on this host by the user (storage.mount_path)"
+            return volume
+        return mount_user_space(spec, workdir, run_id)
+
+    def embedded_server(self, spec: NfsStorage, workdir: Path) -> EmbeddedNfs | None:
+        export = spec.embedded_export
+        return None if export is None else EmbeddedNfs(spec, export, workdir)
+
+    def cluster_refusal(self, spec: NfsStorage) -> str | None:
+        if spec.embedded_export is None:
+            return None
+        return (
+            "storage.server: embedded starts NFS-Ganesha on 127.0.0.1 of the harness host, for the local runtime; "
+            "the kubelet needs a server it can reach: set server and export to your NFS server's"
         )
 
     def doctor_findings(self, spec: NfsStorage, security_context: SecurityContext, runtime: str) -> list[DoctorFinding]:
@@ -53,18 +93,151 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
         }
 
 
-def _how_to_mount(spec: NfsStorage) -> str:
-    how = (
-        f"Mount the export first (e.g. mount -t nfs4 -o port={spec.port} {spec.server}:{spec.export} "
-        f"/mnt/prom-nfs) and set storage.mount_path or {MOUNT_ENV}=/mnt/prom-nfs."
-    )
-    if not {"nfs", "nfs4"} & kernel_filesystems():
-        how += (
-            " This host's kernel has no NFS client (nfs/nfs4 are not in /proc/filesystems), so the local runtime "
-            "cannot test NFS here: use a host with an NFS client, or the kubernetes runtime "
-            "(`harness doctor` still checks the export from user space)."
+# --- the user-space data path ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FuseNfsVolume(MountedVolume):
+    """The export mounted by ``harness.nfs_fuse``; the run's directory in it is Prometheus' data directory."""
+
+    daemon: proc.Daemon | None = None
+    mount_point: Path | None = None
+
+    def data_dir_for(self, generation: int) -> Path:
+        # The run's directory stands for the export root (the PV): Prometheus creates everything in it as its uid.
+        return self.root
+
+    def fio_dir(self) -> Path:
+        return self._make_dir(self.root.parent / f"{self.root.name}-fio")
+
+    def teardown(self) -> None:
+        """Remove the run's directories (through the mount), unmount, stop the client; every step runs."""
+        for path in reversed(self.created):
+            shutil.rmtree(path, ignore_errors=True)
+        self.created.clear()
+        problems = []
+        if self.mount_point is not None and is_mount_point(self.mount_point):
+            try:
+                proc.run(["umount", str(self.mount_point)], timeout_s=60)
+            except InfraError as e:
+                problems.append(str(e))
+        if self.daemon is not None:
+            self.daemon.stop(timeout_s=15)
+            self.daemon = None
+        if self.mount_point is not None and self.mount_point.is_dir() and not is_mount_point(self.mount_point):
+            self.mount_point.rmdir()
+            self.mount_point = None
+        if problems:
+            raise InfraError("; ".join(problems))
+
+
+def mount_user_space(spec: NfsStorage, workdir: Path, run_id: str) -> FuseNfsVolume:
+    """Mount the export through the harness's FUSE client; everything is undone if a step fails."""
+    if not Path("/dev/fuse").exists():
+        raise StorageUnavailable(
+            "mounting NFS from user space needs FUSE, and /dev/fuse is missing; mount the export yourself and set "
+            f"storage.mount_path or {MOUNT_ENV}"
         )
-    return f"The local runtime writes to NFS through a kernel mount it does not create. {how}"
+    volume = FuseNfsVolume(backend="nfs", root=workdir, persistent=True)
+    try:
+        _mount(volume, spec, workdir, run_id)
+    except BaseException:
+        with contextlib.suppress(InfraError):  # the first error is the one that says what to fix
+            volume.teardown()
+        raise
+    return volume
+
+
+def _mount(volume: FuseNfsVolume, spec: NfsStorage, workdir: Path, run_id: str) -> None:
+    where = f"{spec.server}:{spec.export} (port {spec.port})"
+    mount_point = workdir / f"nfs-mnt-{run_id}"
+    mount_point.mkdir()
+    volume.mount_point = mount_point
+    argv = [sys.executable, "-m", "harness.nfs_fuse", spec.server, spec.export, str(mount_point)]
+    argv += ["--port", str(spec.port), "--version", "3"]
+    if spec.mount_port is not None:
+        argv += ["--mount-port", str(spec.mount_port)]
+    volume.daemon = daemon = proc.start_daemon("nfs-fuse", argv, log_path=workdir / "nfs-fuse.log")
+
+    def mounted() -> bool | None:
+        if not daemon.alive():
+            raise StorageUnavailable(
+                f"the user-space NFS client could not mount {where}: {_last_line(daemon.log_text())}. It speaks "
+                "NFSv3 (libnfs 4.0's NFSv4 client loses open state between users): check server, export and port, "
+                f"and that the server serves v3; or mount the export yourself and set storage.mount_path"
+            )
+        return is_mount_point(mount_point) or None
+
+    try:
+        wait_for(mounted, what=f"the user-space NFS client to mount {where}", timeout_s=MOUNT_TIMEOUT_S)
+    except StorageUnavailable:
+        raise
+    except InfraError as e:
+        raise StorageUnavailable(f"{e}: is {spec.server} reachable from this host?") from e
+    top = mount_point.stat()
+    run_dir = mount_point / f"harness-{run_id}"
+    try:
+        volume.root = volume._make_dir(run_dir)
+        # The export root's owner and mode, so Prometheus meets the permissions it would meet at the PV's root.
+        os.chown(run_dir, top.st_uid, top.st_gid)
+        run_dir.chmod(stat.S_IMODE(top.st_mode))
+    except PermissionError as e:
+        raise StorageUnavailable(
+            f"this host (as uid {os.geteuid()}) cannot create its run directory in {where}: {e.strerror}. The "
+            "export squashes root or is not writable by it: export it with no_root_squash for the test, or mount "
+            "it yourself and set storage.mount_path"
+        ) from e
+    volume.access = (
+        f"user-space NFS client over FUSE (harness.nfs_fuse: libnfs, NFSv3, AUTH_SYS as the calling uid/gid) "
+        f"mounting {where}; the run's directory {run_dir.name} has the export root's owner "
+        f"{top.st_uid}:{top.st_gid} and mode {stat.S_IMODE(top.st_mode):04o}"
+    )
+
+
+def _last_line(log_text: str) -> str:
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"
+
+
+# --- the embedded server ---------------------------------------------------------------------------------------
+
+
+class EmbeddedNfs(EmbeddedServer[NfsStorage]):
+    """NFS-Ganesha on 127.0.0.1 exporting a directory of the run's work area, owned as the scenario says."""
+
+    def __init__(self, spec: NfsStorage, export: EmbeddedExport, workdir: Path) -> None:
+        self.spec = spec
+        self.export = export
+        self.workdir = workdir
+        self.server: NfsServer | None = None
+        self.description = (
+            f"embedded NFS server (NFS-Ganesha on 127.0.0.1, export owned {export.owner} mode {export.mode}, "
+            f"{export.squash})"
+        )
+
+    def start(self) -> NfsStorage:
+        from harness.servers import start_ganesha
+
+        directory = self.workdir / "export"
+        directory.mkdir(parents=True)
+        os.chown(directory, *self.export.uid_gid)
+        directory.chmod(self.export.mode_bits)
+        squash = "Root_Squash" if self.export.squash == "root_squash" else "No_Root_Squash"
+        # The pseudo path is the real one, so NFSv3 (MOUNT) and v4 clients name the export the same way.
+        self.server = start_ganesha(self.workdir / "ganesha", directory, pseudo=str(directory), squash=squash, v3=True)
+        return self.spec.model_copy(
+            update={
+                "server": "127.0.0.1",
+                "export": str(directory),
+                "port": self.server.port,
+                "mount_port": self.server.mount_port,
+            }
+        )
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
 
 BACKEND = NfsBackend()

@@ -1,0 +1,203 @@
+"""NFS end to end with no kernel client: the harness mounts the export itself through its user-space client over FUSE
+(``harness.nfs_fuse``) against a real NFS-Ganesha on 127.0.0.1, embedded in the run or started by the test.
+
+The client must behave like the kernel's where the harness depends on it: the server sees the calling process's
+uid/gid (the field notes' permission trap reproduces with Prometheus' own log line, and the chown fix makes the same
+run pass), errors keep their errno, fsync reaches the server. After every run, interrupted ones too, nothing is left.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.mounts import is_mount_point
+from harness.results.model import Status
+from harness.results.store import load_result
+from harness.servers import NfsServer, start_ganesha
+from harness.wait import wait_for
+from tests.leftovers import left_behind
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the FUSE mount for other users (allow_other) and chown need root"),
+    pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="no /dev/fuse: FUSE is not available here"),
+]
+
+
+def _scenario(
+    tmp_path: Path, storage: str, *, prometheus: str = "", faults: str = "[{action: sigkill, at: 4s}]"
+) -> Path:
+    path = tmp_path / "nfs.yaml"
+    path.write_text(
+        "name: nfs-user-space\nduration: 10s\n"
+        f"storage: {{backend: nfs, claim: {{storage_class: '', size: 1Gi}}, {storage}}}\n"
+        f"{prometheus}"
+        "loads: {tsdb: {series: 200}, fio: [{profile: wal-append, runtime: 2s, size: 8Mi}]}\n"
+        f"faults: {faults}\n"
+    )
+    return path
+
+
+def _run(scenario: Path, reports: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report", *args]
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv], capture_output=True, text=True, cwd=ROOT, check=False, timeout=300
+    )
+
+
+def test_embedded_export_keeps_history_across_sigkill_restart_and_reschedule(
+    area: tuple[Path, Path], tmp_path: Path
+) -> None:
+    reports, work = area
+    scenario = _scenario(
+        tmp_path,
+        "server: embedded",
+        faults="[{action: sigkill, at: 3s}, {action: restart, at: 5s}, {action: reschedule, at: 7s}]",
+    )
+    proc = _run(scenario, reports, work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result_file] = reports.glob("*/*/result.json")
+    result = load_result(result_file)
+    env = result.environment
+    assert env.data_access is not None and "user-space NFS client over FUSE" in env.data_access
+    assert "owner 1000:2000 and mode 0755" in env.data_access
+    assert env.data_filesystem == "fuse.nfs-user"
+    assert result.fio and result.fio[0].write is not None and result.fio[0].write.iops > 0
+    assert [f.status for f in result.faults] == [Status.PASSED] * 3
+    assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    assert result.verdict is Status.PASSED
+    assert left_behind(work) == [] and list(work.iterdir()) == []
+
+
+def test_the_field_notes_permission_trap_and_its_fix(area: tuple[Path, Path], tmp_path: Path) -> None:
+    """Export owned 1000:1000, Prometheus as uid 65534: Prometheus' own 'permission denied'; after the chown, PASSED."""
+    reports, work = area
+    nobody = "prometheus: {security_context: {run_as_user: 65534, run_as_group: 65534, fs_group: null}}\n"
+    trap = _scenario(tmp_path, "server: embedded, embedded: {owner: '1000:1000'}", prometheus=nobody)
+    proc = _run(trap, reports / "trap", work, "--skip-doctor")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "the TSDB directory is not writable by the Prometheus user" in out
+    assert "permission denied" in out and "queries.active" in out  # Prometheus' own log line, quoted
+    assert left_behind(work) == []
+    # The doctor sees the same trap before anything starts, with the fix.
+    proc = _run(trap, reports / "doctor", work)
+    assert proc.returncode == 2 and "chown -R 65534:65534" in proc.stdout + proc.stderr
+    fixed = _scenario(tmp_path, "server: embedded, embedded: {owner: '65534:65534'}", prometheus=nobody)
+    proc = _run(fixed, reports / "fixed", work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert left_behind(work) == [] and list(work.iterdir()) == []
+
+
+def test_a_wrong_export_or_an_unreachable_server_exit_2_quickly(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    for storage, says in (
+        ("server: 127.0.0.1, port: 1, mount_port: 1, export: /nowhere", "could not mount 127.0.0.1:/nowhere"),
+        ("server: 127.0.0.1, export: /nowhere, version: '3'", "could not mount 127.0.0.1:/nowhere"),
+    ):
+        started = time.monotonic()
+        proc = _run(_scenario(tmp_path, storage), reports, work, "--skip-doctor")
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 2, out
+        assert says in out and "Traceback" not in out
+        assert time.monotonic() - started < 90
+        assert left_behind(work) == []
+
+
+def test_ctrl_c_leaves_no_process_or_mount(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    scenario = _scenario(tmp_path, "server: embedded", faults="[]").read_text().replace("10s", "5m")
+    (tmp_path / "long.yaml").write_text(scenario)
+    argv = ["run", str(tmp_path / "long.yaml"), "--reports", str(reports), "--workdir", str(work), "--no-report"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:  # until the load phase is under way
+            result_file = next(reports.glob("*/*/result.json"), None)
+            if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] is not None:
+                break
+            time.sleep(0.2)
+        assert left_behind(work) != []  # the server, the client and its mount are there now
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert left_behind(work) == [] and list(work.iterdir()) == []
+
+
+# --- the FUSE client on its own --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fuse_mount(public_tmp: Path) -> Iterator[tuple[Path, Path, NfsServer]]:
+    """The client mounting a Ganesha export (owned 1000:2000, 0755) at a mount point; unmounted afterwards."""
+    export = public_tmp / "export"
+    export.mkdir()
+    os.chown(export, 1000, 2000)
+    server = start_ganesha(public_tmp / "ganesha", export, pseudo=str(export), v3=True)
+    mnt = public_tmp / "mnt"
+    mnt.mkdir()
+    argv = [sys.executable, "-m", "harness.nfs_fuse", "127.0.0.1", str(export), str(mnt)]
+    argv += ["--port", str(server.port), "--version", "3", "--mount-port", str(server.mount_port)]
+    client = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: is_mount_point(mnt) or None, what="the FUSE NFS mount", timeout_s=30)
+        yield mnt, export, server
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True, check=False, timeout=60)
+        client.terminate()
+        client.communicate(timeout=30)
+        server.stop()
+
+
+def _as(uid: int, gid: int, code: str) -> subprocess.CompletedProcess[str]:
+    """Run Python ``code`` as uid/gid (no supplementary groups), as a pod's process would."""
+    return subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_the_server_sees_the_calling_uid_and_errors_keep_their_errno(fuse_mount: tuple[Path, Path, NfsServer]) -> None:
+    mnt, export, _ = fuse_mount
+    write = (
+        "import os\n"
+        f"fd = os.open('{mnt}/f', os.O_CREAT | os.O_WRONLY, 0o644)\n"
+        "os.write(fd, b'x' * 100_000); os.fsync(fd); os.close(fd)\n"
+    )
+    denied = _as(65534, 65534, f"import os\ntry:\n  os.mkdir('{mnt}/d')\nexcept OSError as e:\n  print(e.errno)\n")
+    assert denied.stdout.strip() == str(errno.EACCES), denied.stderr  # the server said no, as to a pod
+    done = _as(1000, 2000, write)
+    assert done.returncode == 0, done.stderr
+    on_disk = (export / "f").stat()  # what the server stored, read beside it, not through the client
+    assert (on_disk.st_uid, on_disk.st_gid, on_disk.st_size) == (1000, 2000, 100_000)
+    missing = _as(1000, 2000, f"import os\ntry:\n  os.stat('{mnt}/nope')\nexcept OSError as e:\n  print(e.errno)\n")
+    assert missing.stdout.strip() == str(errno.ENOENT)
+    renamed = _as(
+        1000, 2000, f"import os\nos.mkdir('{mnt}/a'); os.rename('{mnt}/f', '{mnt}/a/g'); print(os.listdir('{mnt}/a'))"
+    )
+    assert renamed.stdout.strip() == "['g']" and (export / "a" / "g").stat().st_size == 100_000
