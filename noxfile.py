@@ -68,13 +68,13 @@ def bench_local(session: nox.Session) -> None:
 
 @nox.session(name="bench-nfs")
 def bench_nfs(session: nox.Session) -> None:
-    """The NFS scenario. Local runtime: set HARNESS_NFS_MOUNT to where the export is mounted."""
+    """The NFS scenario: an embedded NFS-Ganesha mounted by the harness's user-space client (see the README)."""
     _bench(session, "nfs")
 
 
 @nox.session(name="bench-iscsi")
 def bench_iscsi(session: nox.Session) -> None:
-    """The iSCSI scenario. Local runtime: set HARNESS_ISCSI_MOUNT to where the LUN is mounted."""
+    """The iSCSI scenario: an embedded tgt LUN attached by a user-space initiator and a loop device."""
     _bench(session, "iscsi")
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from harness.errors import StorageUnavailable
 from harness.mounts import filesystem_of, is_mount_point
-from harness.scenario.model import EphemeralStorage, IscsiStorage, LocalStorage, NfsStorage
+from harness.scenario.model import EphemeralStorage, IscsiStorage, LocalStorage
 from harness.storage import provision
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="loop devices and mount need root")
@@ -45,17 +45,6 @@ def test_ephemeral_gives_each_pod_a_fresh_directory(tmp_path: Path) -> None:
     assert second != first and list(second.iterdir()) == []
     vol.teardown()
     assert not vol.root.exists()
-
-
-def test_nfs_without_a_mount_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("HARNESS_NFS_MOUNT", raising=False)
-    spec = NfsStorage.model_validate({"backend": "nfs", "server": "nfs.example", "export": "/vol/prom"})
-    with pytest.raises(StorageUnavailable) as info:
-        provision(spec, tmp_path, "r1")
-    message = str(info.value)
-    assert "mount -t nfs4" in message and "HARNESS_NFS_MOUNT" in message
-    if not {"nfs", "nfs4"} & set(Path("/proc/filesystems").read_text().split()):
-        assert "no NFS client" in message
 
 
 def test_mount_path_that_is_not_a_mount_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from harness.scenario.units import Bytes, Seconds
 
@@ -110,6 +110,7 @@ class NfsStorage(Strict):
     )
     export: str = Field(
         default="",
+        validate_default=True,
         description="path on the server, e.g. /vol/k8s-prometheus/prometheus_db (an embedded server makes its own)",
     )
     port: int = Field(default=2049, ge=1, le=65535)
@@ -129,9 +130,15 @@ class NfsStorage(Strict):
     def _embedded(self) -> NfsStorage:
         if self.embedded is not None and self.server != EMBEDDED:
             raise ValueError(f"'embedded' describes the export of server: {EMBEDDED}, not of {self.server}")
-        if self.server != EMBEDDED and not self.export:
-            raise ValueError(f"export: the path on {self.server} is required (e.g. /vol/k8s-prometheus/prometheus_db)")
         return self
+
+    @field_validator("export")
+    @classmethod
+    def _export(cls, v: str, info: ValidationInfo) -> str:
+        server = info.data.get("server")
+        if not v and server is not None and server != EMBEDDED:
+            raise ValueError(f"missing: the path on {server} is required (e.g. /vol/k8s-prometheus/prometheus_db)")
+        return v
 
     @property
     def embedded_export(self) -> EmbeddedExport | None:
