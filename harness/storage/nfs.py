@@ -89,7 +89,11 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
     def volume_source(self, spec: NfsStorage) -> Manifest:
         return {
             "nfs": {"server": spec.server, "path": spec.export},
-            "mountOptions": [f"nfsvers={spec.version}", f"port={spec.port}"],
+            "mountOptions": [
+                f"nfsvers={spec.version}",
+                f"port={spec.port}",
+                *([f"mountport={spec.mount_port}"] if spec.mount_port is not None else []),
+            ],
         }
 
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from harness.proc import Completed
-from tests.cluster import build, config, network, procs
+from tests.cluster import build, config, network, nfs_helper, procs
 from tests.cluster.config import Node
 
 # Imported as `_run` and `_spawn`: tests/test_external_programs.py reads the program names of such calls.
@@ -246,6 +246,7 @@ def start_node(node: Node) -> None:
     )
     import_images(node)
     kubelet_cfg = _write_kubelet_config(node)
+    nfs_helper.install()  # NFS PVs mount through the harness's user-space client (no kernel NFS client here)
     _spawn(
         f"kubelet-{node.name}",
         [str(config.bin_dir() / "kubelet"),
@@ -254,6 +255,7 @@ def start_node(node: Node) -> None:
          f"--hostname-override={node.name}", f"--node-ip={node.ip}",
          f"--node-labels=harness.prom/local-cluster=true,harness.prom/node-index={node.index}",
          "--v=1"],
+        env=nfs_helper.kubelet_env(),
     )  # fmt: skip
 
 

@@ -72,7 +72,7 @@ def log_file(name: str) -> Path:
     return config.STATE_ROOT / "logs" / f"{name}.log"
 
 
-def spawn(name: str, argv: list[str]) -> int:
+def spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     """Start one daemon in its own session (it outlives this process), its output appended to logs/<name>.log.
 
     pids/<name>.pid records its pid and executable: `stop` may run in another process, and the executable guards
@@ -88,7 +88,7 @@ def spawn(name: str, argv: list[str]) -> int:
     pid_file(name).parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as f:
         f.write(f"# {shlex.join(resolved)}\n".encode())
-    daemon = proc.start_daemon(name, resolved, log_path=log_path)
+    daemon = proc.start_daemon(name, resolved, log_path=log_path, env=env)
     _children[daemon.pid] = daemon.popen
     pid_file(name).write_text(f"{daemon.pid}\n{exe}\n")
     return daemon.pid
@@ -162,12 +162,23 @@ def _gone_within(pid: int, within_s: float) -> bool:
 def _forget(pid: int) -> None:
     """Drop our Popen of a child that is gone, reaping it first.
 
-    pid_alive may see the zombie in /proc a moment before poll() would: a Popen dropped unreaped warns from its
-    finalizer ("subprocess is still running"), at a random later point of whatever runs then.
+    /proc shows a multi-threaded child (every Go daemon here) as a zombie while its other threads are still being
+    torn down, and waitpid cannot reap it until they are: poll() then still says "running". A Popen dropped unreaped
+    warns from its finalizer ("subprocess is still running") at a random later point of whatever runs then, so wait
+    for the reap (bounded); one that does not come keeps its Popen for a later stop.
     """
-    child = _children.pop(pid, None)
-    if child is not None:
-        child.poll()
+    child = _children.get(pid)
+    if child is None:
+        return
+    try:
+        child.wait(timeout=REAP_WAIT_S)
+    except subprocess.TimeoutExpired:
+        return
+    _children.pop(pid, None)
+
+
+# How long a child seen gone in /proc may take to become reapable (its threads exiting).
+REAP_WAIT_S = 5.0
 
 
 def kill_pid(

@@ -9,6 +9,7 @@ The local build is never run from pytest unless HARNESS_BUILD_CLUSTER=1.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import build, config, run
+from tests.cluster import build, config, nfs_helper, run
 from tests.k8s.helpers import wait_for
 
 
@@ -44,6 +45,9 @@ def kubeconfig(local_cluster: bool) -> Iterator[Path]:
         kubeconfig = run.acquire()
     except run.ClusterError as exc:
         pytest.skip(f"the local Kubernetes cluster could not start: {exc}")
+    if nfs_helper.can_run_client(sys.executable):
+        # A cluster started elsewhere (`nox -s cluster`) may not know an interpreter that runs the NFS client.
+        nfs_helper.set_client_python(sys.executable)
     try:
         yield kubeconfig
     finally:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +227,66 @@ faults:
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
     assert (Path(path) / "wal").is_dir()
     assert_nothing_left(api_client, result.run_id, (pv,), (sc,))
+
+
+@pytest.fixture
+def nfs_export(public_tmp: Path) -> Iterator[tuple[Path, Any]]:
+    """NFS-Ganesha on the host's 127.0.0.1 (where the kubelets run), exporting a directory owned 1000:2000."""
+    from harness.servers import start_ganesha
+
+    export = public_tmp / "export"
+    export.mkdir()
+    os.chown(export, 1000, 2000)
+    server = start_ganesha(public_tmp / "ganesha", export, pseudo=str(export), v3=True)
+    try:
+        yield export, server
+    finally:
+        server.stop()
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="no /dev/fuse: the nodes' user-space NFS client needs FUSE")
+def test_the_field_notes_nfs_pv_keeps_everything_through_sigkill_and_restart(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, local_cluster: bool, nfs_export: tuple[Path, Any]
+) -> None:
+    """The field notes' NFS setup: a PV with labels, a claim with their selector and no class. The real PV controller
+    binds it, the kubelet's own nfs plugin mounts it (here through the harness's user-space client, the nodes'
+    `mount` for NFS: this kernel has none), Prometheus is Ready and loses nothing over SIGKILL and a pod restart."""
+    if not local_cluster:
+        pytest.skip("the NFS server runs on this host's 127.0.0.1, which only the local cluster's nodes share")
+    export, server = nfs_export
+    tag = uuid.uuid4().hex[:8]
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-nfs
+duration: 25s
+storage:
+  backend: nfs
+  server: 127.0.0.1
+  export: {export}
+  version: "3"
+  port: {server.port}
+  mount_port: {server.mount_port}
+  claim: {{storage_class: "", size: 1Gi, selector: {{app: wsg-prometheus-{tag}}}}}
+  volume: {{name: harness-nfs-{tag}, labels: {{app: wsg-prometheus-{tag}}}}}
+loads: {{tsdb: {{series: 200, interval: 1s}}}}
+faults:
+  - {{action: sigkill, at: 8s}}
+  - {{action: restart, at: 16s}}
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    assert result.verdict is Status.PASSED and [f.status for f in result.faults] == [Status.PASSED] * 2
+    assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    assert (export / "wal").is_dir()  # Prometheus' WAL landed on the export, written as uid 1000
+    assert (export / "wal").stat().st_uid == 1000
+    assert_nothing_left(api_client, result.run_id, (f"harness-nfs-{tag}",))
 
 
 @pytest.mark.cluster
