@@ -17,7 +17,6 @@ Kubernetes: a PV with an ``iscsi`` source; the kubelet formats nothing that has 
 
 from __future__ import annotations
 
-import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +28,7 @@ from harness.kube import Manifest
 from harness.mounts import is_mount_point, kernel_filesystems
 from harness.scenario.model import EmbeddedLun, IscsiStorage
 from harness.storage.base import EmbeddedServer, StaticPvBackend
-from harness.storage.mounted import MountedVolume, provision_mounted
-from harness.wait import wait_for
+from harness.storage.mounted import MountedVolume, ServedVolume, provision_mounted, provision_or_undo, start_serving
 
 if TYPE_CHECKING:
     from harness.results.model import DoctorFinding
@@ -38,9 +36,6 @@ if TYPE_CHECKING:
     from harness.servers import IscsiTarget
 
 MOUNT_ENV = "HARNESS_ISCSI_MOUNT"
-# How long the user-space initiator may take to log in and export the LUN: a wrong portal or IQN fails at once, an
-# unreachable host only after TCP gives up, which must not hold the run for minutes.
-ATTACH_TIMEOUT_S = 30.0
 # The kubelet formats a blank disk with these (mount-utils' formatAndMountSensitive: -F and -m0 for ext*).
 MKFS = {"ext4": ["mkfs.ext4", "-q", "-F", "-m0"], "xfs": ["mkfs.xfs", "-q", "-f"]}
 
@@ -94,29 +89,20 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
 
 
 @dataclass
-class AttachedLun(MountedVolume):
-    """A LUN attached by qemu-storage-daemon (FUSE export file), a loop device on it, and its mount."""
+class AttachedLun(ServedVolume):
+    """A LUN attached by qemu-storage-daemon (``export_file``, a FUSE file), a loop device on it, and its mount."""
 
-    daemon: proc.Daemon | None = None
     export_file: Path | None = None
     device: str | None = None
-    mount_point: Path | None = None
 
     def teardown(self) -> None:
         """Unmount, detach, stop the initiator: every step runs even when an earlier one fails."""
         super().teardown()
-        problems = []
-        if self.mount_point is not None and is_mount_point(self.mount_point):
-            try:
-                proc.run(["umount", str(self.mount_point)], timeout_s=60)
-            except InfraError as e:
-                problems.append(str(e))
+        problems = self.unmount()
         if self.device is not None:
             proc.run(["losetup", "-d", self.device], timeout_s=30, check=False)
             self.device = None
-        if self.daemon is not None:
-            self.daemon.stop(timeout_s=15)
-            self.daemon = None
+        self.stop_daemon()
         for path in (self.export_file, self.mount_point):
             if path is not None and path.exists() and not is_mount_point(path):
                 path.rmdir() if path.is_dir() else path.unlink()
@@ -137,49 +123,25 @@ def attach_user_space(spec: IscsiStorage, workdir: Path, run_id: str) -> Attache
         raise StorageUnavailable(f"this kernel cannot mount {spec.fs_type} (not in /proc/filesystems)")
     qsd = proc.which("qemu-storage-daemon")
     volume = AttachedLun(backend="iscsi", root=workdir, persistent=True)
-    try:
-        _attach(volume, qsd, spec, workdir, run_id)
-    except BaseException:
-        with contextlib.suppress(InfraError):  # the first error is the one that says what to fix
-            volume.teardown()
-        raise
-    return volume
+    return provision_or_undo(volume, lambda v: _attach(v, qsd, spec, workdir, run_id))
 
 
 def _attach(volume: AttachedLun, qsd: str, spec: IscsiStorage, workdir: Path, run_id: str) -> None:
     where = f"{spec.iqn} lun {spec.lun} at {spec.target_portal}"
-    volume.export_file = workdir / f"iscsi-lun-{run_id}"
-    volume.export_file.touch()
-    volume.daemon = daemon = proc.start_daemon(
+    volume.export_file = export = workdir / f"iscsi-lun-{run_id}"
+    export.touch()
+    blockdev = f"driver=iscsi,node-name=lun,transport=tcp,portal={spec.target_portal},target={spec.iqn},lun={spec.lun}"
+    volume.daemon = start_serving(
         "qemu-storage-daemon",
-        [
-            qsd,
-            "--blockdev",
-            f"driver=iscsi,node-name=lun,transport=tcp,portal={spec.target_portal},target={spec.iqn},lun={spec.lun}",
-            "--export",
-            f"type=fuse,id=export,node-name=lun,mountpoint={volume.export_file},writable=on",
-        ],
+        [qsd, "--blockdev", blockdev, "--export", f"type=fuse,id=export,node-name=lun,mountpoint={export},writable=on"],
+        serves=export,
         log_path=workdir / "qemu-storage-daemon.log",
+        what=f"qemu-storage-daemon to attach {where}",
+        failed=lambda said: (
+            f"the user-space iSCSI initiator could not attach {where}: {said}. Check target_portal (host:port "
+            "reachable from this host), iqn and lun (`iscsi-ls -s iscsi://PORTAL` lists them)"
+        ),
     )
-    export = volume.export_file
-
-    def exported() -> bool | None:
-        if not daemon.alive():
-            raise StorageUnavailable(
-                f"the user-space iSCSI initiator could not attach {where}: {_last_line(daemon.log_text())}. Check "
-                "target_portal (host:port reachable from this host), iqn and lun (`iscsi-ls -s iscsi://PORTAL` "
-                "lists them)"
-            )
-        return is_mount_point(export) or None
-
-    try:
-        wait_for(exported, what=f"qemu-storage-daemon to attach {where}", timeout_s=ATTACH_TIMEOUT_S)
-    except InfraError as e:
-        if isinstance(e, StorageUnavailable):
-            raise
-        raise StorageUnavailable(
-            f"{e}: is {spec.target_portal} reachable from this host? Its log: {_last_line(daemon.log_text())}"
-        ) from e
     content = _probe(export)
     if not content:
         proc.run([*MKFS[spec.fs_type], str(export)], timeout_s=600)
@@ -193,9 +155,6 @@ def _attach(volume: AttachedLun, qsd: str, spec: IscsiStorage, workdir: Path, ru
         proc.run(["mount", "-t", spec.fs_type, volume.device, str(volume.mount_point)], timeout_s=60)
     except CommandFailed as e:
         raise StorageUnavailable(_mount_refused(spec, content, e)) from e
-    fs_type = content.get("TYPE")
-    if content and fs_type != spec.fs_type:  # pragma: no cover - mount -t refuses another filesystem type
-        raise StorageUnavailable(f"{where} holds {fs_type}, not {spec.fs_type}")
     volume.root = volume._make_dir(volume.mount_point / f"harness-{run_id}")
     volume.access = (
         f"iSCSI via user-space initiator (qemu-storage-daemon, libiscsi) + loop device {volume.device}: "
@@ -233,11 +192,6 @@ def _mount_refused(spec: IscsiStorage, content: dict[str, str], error: CommandFa
         f"the LUN {spec.iqn} lun {spec.lun} holds {holds}, so it was not formatted (the kubelet formats only a "
         f"blank disk), and mounting it as {spec.fs_type} failed as in the kubelet: {system}. Fix: {fix}"
     )
-
-
-def _last_line(log_text: str) -> str:
-    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
 
 
 # --- the embedded target ---------------------------------------------------------------------------------------

@@ -1,20 +1,25 @@
-"""Network storage the local runtime reaches through a mount that already exists on this host (nfs, iscsi).
+"""Network storage on this host, for the local runtime: what the ``nfs`` and ``iscsi`` backends share.
 
-Not a backend of its own: the ``nfs`` and ``iscsi`` backends share it. The harness does not mount network storage
-itself here (that needs root, kernel clients and credentials it should not own); it checks that the given path
-really is such a mount and writes under a directory of its own there, so nothing outside it is ever touched.
+Not a backend of its own. Either a mount the user made (``storage.mount_path``): checked to really be such a mount,
+and written under a directory of our own there, so nothing outside it is ever touched. Or a mount a user-space daemon
+of this run serves (``ServedVolume``: nfs' FUSE client, iscsi's initiator), started with a bounded wait for its mount
+and torn down, daemon included, whatever step failed (``provision_or_undo``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from harness.errors import StorageUnavailable
+from harness import proc
+from harness.errors import InfraError, StorageUnavailable
 from harness.mounts import filesystem_of, is_mount_point
 from harness.storage.base import ProvisionedStorage
+from harness.wait import wait_for
 
 
 @dataclass
@@ -54,3 +59,79 @@ def provision_mounted(
     volume = MountedVolume(backend=backend, root=path, persistent=True)
     volume.root = volume._make_dir(path / f"harness-{run_id}")
     return volume
+
+
+# --- mounts that a user-space daemon of ours serves (nfs' FUSE client, iscsi's initiator) ------------------------
+
+
+@dataclass
+class ServedVolume(MountedVolume):
+    """Storage reached through a daemon this run started (a FUSE filesystem); ``mount_point`` is where it is used."""
+
+    daemon: proc.Daemon | None = None
+    mount_point: Path | None = None
+
+    def unmount(self) -> list[str]:
+        """Unmount ``mount_point`` if mounted; the problem, if any, for the caller to raise after its other steps."""
+        if self.mount_point is None or not is_mount_point(self.mount_point):
+            return []
+        try:
+            proc.run(["umount", str(self.mount_point)], timeout_s=60)
+        except InfraError as e:
+            return [str(e)]
+        return []
+
+    def stop_daemon(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop(timeout_s=15)
+            self.daemon = None
+
+
+def start_serving(
+    name: str, argv: list[str], *, serves: Path, log_path: Path, what: str, failed: Callable[[str], str]
+) -> proc.Daemon:
+    """Start the daemon that mounts ``serves`` and wait (bounded) until it does.
+
+    If the daemon exits first, StorageUnavailable with ``failed(its last log line)``; if the mount never comes, one
+    that asks whether the server is reachable. The caller tears down what it started (see ``provision_or_undo``).
+    """
+    daemon = proc.start_daemon(name, argv, log_path=log_path)
+
+    def mounted() -> bool | None:
+        if not daemon.alive():
+            raise StorageUnavailable(failed(last_line(daemon.log_text())))
+        return is_mount_point(serves) or None
+
+    try:
+        wait_for(mounted, what=what, timeout_s=SERVE_TIMEOUT_S)
+    except BaseException as e:
+        # Not yet the caller's to tear down (Ctrl-C included): stop it here.
+        daemon.stop(timeout_s=15)
+        if isinstance(e, InfraError) and not isinstance(e, StorageUnavailable):
+            said = last_line(daemon.log_text())
+            raise StorageUnavailable(f"{e}: is the server reachable from this host? ({said})") from e
+        raise
+    return daemon
+
+
+# How long a user-space client may take to mount: a wrong export, IQN or LUN or a refused connection fails at once,
+# an unreachable host after the client's own timeout (~10 s), which must not hold a run for minutes.
+SERVE_TIMEOUT_S = 30.0
+
+VolumeT = TypeVar("VolumeT", bound=ProvisionedStorage)
+
+
+def provision_or_undo(volume: VolumeT, steps: Callable[[VolumeT], None]) -> VolumeT:
+    """Run ``steps`` filling ``volume``; if any fails (Ctrl-C too), tear down what they did and re-raise."""
+    try:
+        steps(volume)
+    except BaseException:
+        with contextlib.suppress(InfraError):  # the first error is the one that says what to fix
+            volume.teardown()
+        raise
+    return volume
+
+
+def last_line(log_text: str) -> str:
+    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no output)"

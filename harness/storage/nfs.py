@@ -19,7 +19,6 @@ Kubernetes: a PV with an ``nfs`` source and ``nfsvers``/``port`` mount options.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import stat
@@ -28,14 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import proc
 from harness.errors import InfraError, StorageUnavailable
 from harness.kube import Manifest
 from harness.mounts import is_mount_point
 from harness.scenario.model import EmbeddedExport, NfsStorage
 from harness.storage.base import EmbeddedServer, StaticPvBackend
-from harness.storage.mounted import MountedVolume, provision_mounted
-from harness.wait import wait_for
+from harness.storage.mounted import MountedVolume, ServedVolume, provision_mounted, provision_or_undo, start_serving
 
 if TYPE_CHECKING:
     from harness.results.model import DoctorFinding
@@ -43,9 +40,6 @@ if TYPE_CHECKING:
     from harness.servers import NfsServer
 
 MOUNT_ENV = "HARNESS_NFS_MOUNT"
-# How long the user-space client may take to mount: a wrong export or a refused connection fails at once, an
-# unreachable host after libnfs' own timeout (10 s), which must not hold the run for minutes.
-MOUNT_TIMEOUT_S = 30.0
 
 
 class NfsBackend(StaticPvBackend[NfsStorage]):
@@ -101,11 +95,8 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
 
 
 @dataclass
-class FuseNfsVolume(MountedVolume):
+class FuseNfsVolume(ServedVolume):
     """The export mounted by ``harness.nfs_fuse``; the run's directory in it is Prometheus' data directory."""
-
-    daemon: proc.Daemon | None = None
-    mount_point: Path | None = None
 
     def data_dir_for(self, generation: int) -> Path:
         # The run's directory stands for the export root (the PV): Prometheus creates everything in it as its uid.
@@ -119,15 +110,8 @@ class FuseNfsVolume(MountedVolume):
         for path in reversed(self.created):
             shutil.rmtree(path, ignore_errors=True)
         self.created.clear()
-        problems = []
-        if self.mount_point is not None and is_mount_point(self.mount_point):
-            try:
-                proc.run(["umount", str(self.mount_point)], timeout_s=60)
-            except InfraError as e:
-                problems.append(str(e))
-        if self.daemon is not None:
-            self.daemon.stop(timeout_s=15)
-            self.daemon = None
+        problems = self.unmount()
+        self.stop_daemon()
         if self.mount_point is not None and self.mount_point.is_dir() and not is_mount_point(self.mount_point):
             self.mount_point.rmdir()
             self.mount_point = None
@@ -143,41 +127,29 @@ def mount_user_space(spec: NfsStorage, workdir: Path, run_id: str) -> FuseNfsVol
             f"storage.mount_path or {MOUNT_ENV}"
         )
     volume = FuseNfsVolume(backend="nfs", root=workdir, persistent=True)
-    try:
-        _mount(volume, spec, workdir, run_id)
-    except BaseException:
-        with contextlib.suppress(InfraError):  # the first error is the one that says what to fix
-            volume.teardown()
-        raise
-    return volume
+    return provision_or_undo(volume, lambda v: _mount(v, spec, workdir, run_id))
 
 
 def _mount(volume: FuseNfsVolume, spec: NfsStorage, workdir: Path, run_id: str) -> None:
     where = f"{spec.server}:{spec.export} (port {spec.port})"
-    mount_point = workdir / f"nfs-mnt-{run_id}"
+    volume.mount_point = mount_point = workdir / f"nfs-mnt-{run_id}"
     mount_point.mkdir()
-    volume.mount_point = mount_point
     argv = [sys.executable, "-m", "harness.nfs_fuse", spec.server, spec.export, str(mount_point)]
     argv += ["--port", str(spec.port), "--version", "3"]
     if spec.mount_port is not None:
         argv += ["--mount-port", str(spec.mount_port)]
-    volume.daemon = daemon = proc.start_daemon("nfs-fuse", argv, log_path=workdir / "nfs-fuse.log")
-
-    def mounted() -> bool | None:
-        if not daemon.alive():
-            raise StorageUnavailable(
-                f"the user-space NFS client could not mount {where}: {_last_line(daemon.log_text())}. It speaks "
-                "NFSv3 (libnfs 4.0's NFSv4 client loses open state between users): check server, export and port, "
-                f"and that the server serves v3; or mount the export yourself and set storage.mount_path"
-            )
-        return is_mount_point(mount_point) or None
-
-    try:
-        wait_for(mounted, what=f"the user-space NFS client to mount {where}", timeout_s=MOUNT_TIMEOUT_S)
-    except StorageUnavailable:
-        raise
-    except InfraError as e:
-        raise StorageUnavailable(f"{e}: is {spec.server} reachable from this host?") from e
+    volume.daemon = start_serving(
+        "nfs-fuse",
+        argv,
+        serves=mount_point,
+        log_path=workdir / "nfs-fuse.log",
+        what=f"the user-space NFS client to mount {where}",
+        failed=lambda said: (
+            f"the user-space NFS client could not mount {where}: {said}. It speaks NFSv3 (libnfs 4.0's NFSv4 "
+            "client loses open state between users): check server, export and port, and that the server serves "
+            "v3; or mount the export yourself and set storage.mount_path"
+        ),
+    )
     top = mount_point.stat()
     run_dir = mount_point / f"harness-{run_id}"
     try:
@@ -196,11 +168,6 @@ def _mount(volume: FuseNfsVolume, spec: NfsStorage, workdir: Path, run_id: str) 
         f"mounting {where}; the run's directory {run_dir.name} has the export root's owner "
         f"{top.st_uid}:{top.st_gid} and mode {stat.S_IMODE(top.st_mode):04o}"
     )
-
-
-def _last_line(log_text: str) -> str:
-    lines = [line.strip() for line in log_text.splitlines() if line.strip()]
-    return lines[-1] if lines else "(no output)"
 
 
 # --- the embedded server ---------------------------------------------------------------------------------------
