@@ -1,9 +1,16 @@
-"""What a run left on this host: processes, mounts and loop devices that still name its work area."""
+"""Local runs as subprocesses, and what a run left on this host: processes, mounts and loop devices that still name
+its work area."""
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def left_behind(work: Path) -> list[str]:
@@ -14,3 +21,35 @@ def left_behind(work: Path) -> list[str]:
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
     found += [line for line in loops.splitlines() if str(work) in line]
     return found
+
+
+def run_argv(scenario: Path, reports: Path, work: Path, *args: str) -> list[str]:
+    argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report", *args]
+    return [sys.executable, "-m", "harness.cli", *argv]
+
+
+def run(scenario: Path, reports: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`harness run` on the local runtime, to the end (bounded)."""
+    argv = run_argv(scenario, reports, work, *args)
+    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False, timeout=300)
+
+
+def interrupt_during_load(scenario: Path, reports: Path, work: Path) -> tuple[int, str, list[str]]:
+    """Start a run, SIGINT it once its load phase is under way: (exit code, stderr, what was there just before)."""
+    argv = run_argv(scenario, reports, work)
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            result_file = next(reports.glob("*/*/result.json"), None)
+            if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] is not None:
+                break
+            time.sleep(0.2)
+        before = left_behind(work)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    return proc.returncode, stderr, before

@@ -9,12 +9,9 @@ mount, loop device or mount of the run.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +21,7 @@ import pytest
 from harness.results.model import Status
 from harness.results.store import load_result
 from harness.servers import IscsiTarget, start_tgt
-from tests.leftovers import left_behind
+from tests.leftovers import interrupt_during_load, left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent
 IQN = "iqn.2020-02.com:wsg"
@@ -55,13 +52,6 @@ def _scenario(
     return path
 
 
-def _run(scenario: Path, reports: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report", *args]
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *argv], capture_output=True, text=True, cwd=ROOT, check=False, timeout=300
-    )
-
-
 @pytest.fixture
 def target(public_tmp: Path) -> Iterator[IscsiTarget]:
     """An external tgt the test owns (the run must attach to it and leave it as it was)."""
@@ -80,7 +70,7 @@ def test_embedded_blank_lun_is_formatted_and_keeps_history(area: tuple[Path, Pat
         duration="12s",
         faults="[{action: sigkill, at: 3s}, {action: restart, at: 6s}, {action: reschedule, at: 9s}]",
     )
-    proc = _run(scenario, reports, work)
+    proc = run(scenario, reports, work)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [result_file] = reports.glob("*/*/result.json")
     result = load_result(result_file)
@@ -108,7 +98,7 @@ def test_partitioned_lun_is_never_formatted_and_its_mount_fails(
     target.add_lun(1, lun)
     scenario = _scenario(tmp_path, target.portal)
     # The doctor stops this run first (tests/doctor); past it, the mount itself must fail as the kubelet's does.
-    proc = _run(scenario, reports, work, "--skip-doctor")
+    proc = run(scenario, reports, work, "--skip-doctor")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     out = proc.stdout + proc.stderr
     assert "holds a gpt partition table, so it was not formatted" in out
@@ -128,7 +118,7 @@ def test_a_wrong_iqn_or_an_unreachable_portal_exit_2_quickly(
     for portal, iqn in ((target.portal, "iqn.2020-02.com:nobody"), (f"127.0.0.1:{closed_port}", IQN)):
         scenario = _scenario(tmp_path, portal, iqn=iqn)
         started = time.monotonic()
-        proc = _run(scenario, reports, work, "--skip-doctor")
+        proc = run(scenario, reports, work, "--skip-doctor")
         assert proc.returncode == 2, proc.stdout + proc.stderr
         out = proc.stdout + proc.stderr
         assert f"could not attach {iqn} lun 1 at {portal}" in out and "Traceback" not in out
@@ -139,26 +129,7 @@ def test_a_wrong_iqn_or_an_unreachable_portal_exit_2_quickly(
 def test_ctrl_c_leaves_no_process_mount_or_loop_device(area: tuple[Path, Path], tmp_path: Path) -> None:
     reports, work = area
     scenario = _scenario(tmp_path, "embedded", duration="5m", faults="[]")
-    argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *argv],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:  # until the load phase is under way
-            result_file = next(reports.glob("*/*/result.json"), None)
-            if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] is not None:
-                break
-            time.sleep(0.2)
-        assert left_behind(work) != []  # the initiator, the loop device and the mount are there now
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, stderr
+    returncode, stderr, before = interrupt_during_load(scenario, reports, work)
+    assert before != []  # the server, the client and its mount were there
+    assert returncode == 130, stderr
     assert left_behind(work) == [] and list(work.iterdir()) == []

@@ -9,9 +9,7 @@ run pass), errors keep their errno, fsync reaches the server. After every run, i
 from __future__ import annotations
 
 import errno
-import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -25,7 +23,7 @@ from harness.results.model import Status
 from harness.results.store import load_result
 from harness.servers import NfsServer, start_ganesha
 from harness.wait import wait_for
-from tests.leftovers import left_behind
+from tests.leftovers import interrupt_during_load, left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,13 +49,6 @@ def _scenario(
     return path
 
 
-def _run(scenario: Path, reports: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report", *args]
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *argv], capture_output=True, text=True, cwd=ROOT, check=False, timeout=300
-    )
-
-
 def test_embedded_export_keeps_history_across_sigkill_restart_and_reschedule(
     area: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -67,7 +58,7 @@ def test_embedded_export_keeps_history_across_sigkill_restart_and_reschedule(
         "server: embedded",
         faults="[{action: sigkill, at: 3s}, {action: restart, at: 5s}, {action: reschedule, at: 7s}]",
     )
-    proc = _run(scenario, reports, work)
+    proc = run(scenario, reports, work)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [result_file] = reports.glob("*/*/result.json")
     result = load_result(result_file)
@@ -87,17 +78,17 @@ def test_the_field_notes_permission_trap_and_its_fix(area: tuple[Path, Path], tm
     reports, work = area
     nobody = "prometheus: {security_context: {run_as_user: 65534, run_as_group: 65534, fs_group: null}}\n"
     trap = _scenario(tmp_path, "server: embedded, embedded: {owner: '1000:1000'}", prometheus=nobody)
-    proc = _run(trap, reports / "trap", work, "--skip-doctor")
+    proc = run(trap, reports / "trap", work, "--skip-doctor")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out
     assert "the TSDB directory is not writable by the Prometheus user" in out
     assert "permission denied" in out and "queries.active" in out  # Prometheus' own log line, quoted
     assert left_behind(work) == []
     # The doctor sees the same trap before anything starts, with the fix.
-    proc = _run(trap, reports / "doctor", work)
+    proc = run(trap, reports / "doctor", work)
     assert proc.returncode == 2 and "chown -R 65534:65534" in proc.stdout + proc.stderr
     fixed = _scenario(tmp_path, "server: embedded, embedded: {owner: '65534:65534'}", prometheus=nobody)
-    proc = _run(fixed, reports / "fixed", work)
+    proc = run(fixed, reports / "fixed", work)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert left_behind(work) == [] and list(work.iterdir()) == []
 
@@ -109,7 +100,7 @@ def test_a_wrong_export_or_an_unreachable_server_exit_2_quickly(area: tuple[Path
         ("server: 127.0.0.1, export: /nowhere, version: '3'", "could not mount 127.0.0.1:/nowhere"),
     ):
         started = time.monotonic()
-        proc = _run(_scenario(tmp_path, storage), reports, work, "--skip-doctor")
+        proc = run(_scenario(tmp_path, storage), reports, work, "--skip-doctor")
         out = proc.stdout + proc.stderr
         assert proc.returncode == 2, out
         assert says in out and "Traceback" not in out
@@ -119,30 +110,11 @@ def test_a_wrong_export_or_an_unreachable_server_exit_2_quickly(area: tuple[Path
 
 def test_ctrl_c_leaves_no_process_or_mount(area: tuple[Path, Path], tmp_path: Path) -> None:
     reports, work = area
-    scenario = _scenario(tmp_path, "server: embedded", faults="[]").read_text().replace("10s", "5m")
-    (tmp_path / "long.yaml").write_text(scenario)
-    argv = ["run", str(tmp_path / "long.yaml"), "--reports", str(reports), "--workdir", str(work), "--no-report"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *argv],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:  # until the load phase is under way
-            result_file = next(reports.glob("*/*/result.json"), None)
-            if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] is not None:
-                break
-            time.sleep(0.2)
-        assert left_behind(work) != []  # the server, the client and its mount are there now
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 130, stderr
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text(_scenario(tmp_path, "server: embedded", faults="[]").read_text().replace("10s", "5m"))
+    returncode, stderr, before = interrupt_during_load(scenario, reports, work)
+    assert before != []  # the server, the client and its mount were there
+    assert returncode == 130, stderr
     assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
