@@ -367,10 +367,19 @@ class NfsClient:
 
 @contextmanager
 def connect(
-    server: str, export: str, *, port: int, version: str, uid: int, gid: int, timeout_s: float = 10.0
+    server: str,
+    export: str,
+    *,
+    port: int,
+    version: str,
+    uid: int,
+    gid: int,
+    timeout_s: float = 10.0,
+    mount_port: int | None = None,
 ) -> Iterator[NfsClient]:
     """Mount ``server:export`` in user space as ``uid``/``gid``; unmounted when the block ends."""
-    client = NfsClient(nfs_url(server, export, port=port, version=version, uid=uid, gid=gid), timeout_s=timeout_s)
+    url = nfs_url(server, export, port=port, version=version, uid=uid, gid=gid, mount_port=mount_port)
+    client = NfsClient(url, timeout_s=timeout_s)
     try:
         yield client
     finally:

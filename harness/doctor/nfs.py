@@ -51,7 +51,14 @@ def check_nfs(spec: NfsStorage, sc: SecurityContext, *, timeout_s: float = 10.0)
     uid, gid = sc.run_as_user, sc.run_as_group
     try:
         with nfs_client.connect(
-            spec.server, spec.export, port=spec.port, version=spec.version, uid=uid, gid=gid, timeout_s=timeout_s
+            spec.server,
+            spec.export,
+            port=spec.port,
+            version=spec.version,
+            uid=uid,
+            gid=gid,
+            timeout_s=timeout_s,
+            mount_port=spec.mount_port,
         ) as client:
             targets = ["/"]
             if client.exists(f"/{OPERATOR_SUBPATH}"):
@@ -165,7 +172,14 @@ def _root_squash(spec: NfsStorage, timeout_s: float) -> bool | None:
     name = f"/.harness-doctor-root-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         with nfs_client.connect(
-            spec.server, spec.export, port=spec.port, version=spec.version, uid=0, gid=0, timeout_s=timeout_s
+            spec.server,
+            spec.export,
+            port=spec.port,
+            version=spec.version,
+            uid=0,
+            gid=0,
+            timeout_s=timeout_s,
+            mount_port=spec.mount_port,
         ) as client:
             try:
                 client.create(name, 0o600).close()
