@@ -124,3 +124,11 @@ def benchmark(session: nox.Session) -> None:
     _system_deps(session)
     _install(session)
     session.run("python", "benchmarks/scale.py", *session.posargs)
+
+
+@nox.session(name="benchmark-paths")
+def benchmark_paths(session: nox.Session) -> None:
+    """The same fio jobs on the local disk, the user-space NFS client and the user-space iSCSI path (root)."""
+    _system_deps(session)
+    _install(session)
+    session.run("python", "benchmarks/data_paths.py", *session.posargs)
