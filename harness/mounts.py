@@ -8,6 +8,7 @@ path costs no subprocess and works in minimal containers.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,38 @@ def first_untraversable(path: Path, uid: int, gids: set[int]) -> Path | None:
 def kernel_filesystems() -> set[str]:
     """Filesystem types this kernel can mount right now (from /proc/filesystems)."""
     return {line.split()[-1] for line in Path("/proc/filesystems").read_text().splitlines() if line.strip()}
+
+
+def _modprobe(module: str) -> None:
+    """Load a kernel module where the host can (root, kmod installed); silence otherwise: the caller re-checks."""
+    if os.geteuid() == 0 and shutil.which("modprobe") is not None:
+        proc.run(["modprobe", module], timeout_s=60, check=False)
+
+
+def why_no_kernel_nfs() -> str | None:
+    """None when this host can mount NFS with its kernel client, else why not."""
+    if not {"nfs", "nfs4"} & kernel_filesystems():
+        _modprobe("nfs")
+    if not {"nfs", "nfs4"} & kernel_filesystems():
+        return "this kernel has no NFS client (nfs/nfs4 not in /proc/filesystems)"
+    if shutil.which("mount.nfs") is None:
+        return "mount.nfs is missing (Debian package nfs-common)"
+    if os.geteuid() != 0:
+        return "mounting needs root"
+    return None
+
+
+def why_no_kernel_iscsi() -> str | None:
+    """None when this host can log in to an iSCSI target with its kernel initiator, else why not."""
+    if shutil.which("iscsiadm") is None:
+        return "iscsiadm is missing (Debian package open-iscsi)"
+    if not Path("/sys/module/iscsi_tcp").exists():
+        _modprobe("iscsi_tcp")
+    if not Path("/sys/module/iscsi_tcp").exists():
+        return "this kernel has no iSCSI initiator (module iscsi_tcp)"
+    if os.geteuid() != 0:
+        return "logging in needs root"
+    return None
 
 
 @dataclass

@@ -39,6 +39,8 @@ PACKAGES: dict[str, str] = {
     "rpcbind": "rpcbind",
     "fusermount3": "fuse3",
     "mount.nfs": "nfs-common",
+    "iscsiadm": "open-iscsi",
+    "modprobe": "kmod",
     "tgtd": "tgt",
     "tgtadm": "tgt",
     "iscsi-ls": "libiscsi-bin",

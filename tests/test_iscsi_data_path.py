@@ -44,7 +44,7 @@ def _scenario(
     path = tmp_path / "iscsi.yaml"
     path.write_text(
         f"name: iscsi-user-space\nduration: {duration}\n"
-        f"storage: {{backend: iscsi, target_portal: '{portal}', iqn: '{iqn}', lun: 1, "
+        f"storage: {{backend: iscsi, client: user-space, target_portal: '{portal}', iqn: '{iqn}', lun: 1, "
         "claim: {storage_class: '', size: 1Gi}}\n"
         "loads: {tsdb: {series: 200}, fio: [{profile: wal-append, runtime: 2s, size: 16Mi}]}\n"
         f"faults: {faults}\n"

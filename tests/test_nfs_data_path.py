@@ -1,5 +1,6 @@
 """NFS end to end with no kernel client: the harness mounts the export itself through its user-space client over FUSE
-(``harness.nfs_fuse``) against a real NFS-Ganesha on 127.0.0.1, embedded in the run or started by the test.
+(``harness.nfs_fuse``; ``client: user-space``, so hosts with a kernel client test it too) against a real
+NFS-Ganesha on 127.0.0.1, embedded in the run or started by the test.
 
 The client must behave like the kernel's where the harness depends on it: the server sees the calling process's
 uid/gid (the field notes' permission trap reproduces with Prometheus' own log line, and the chown fix makes the same
@@ -41,7 +42,7 @@ def _scenario(
     path = tmp_path / "nfs.yaml"
     path.write_text(
         "name: nfs-user-space\nduration: 10s\n"
-        f"storage: {{backend: nfs, claim: {{storage_class: '', size: 1Gi}}, {storage}}}\n"
+        f"storage: {{backend: nfs, client: user-space, claim: {{storage_class: '', size: 1Gi}}, {storage}}}\n"
         f"{prometheus}"
         "loads: {tsdb: {series: 200}, fio: [{profile: wal-append, runtime: 2s, size: 8Mi}]}\n"
         f"faults: {faults}\n"

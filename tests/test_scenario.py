@@ -218,3 +218,14 @@ def test_an_embedded_iscsi_target_is_asked_for_by_its_portal(tmp_path: Path) -> 
         problems = [str(p) for p in info.value.problems]
         assert says in "\n".join(problems), problems
         assert all(p.startswith(str(tmp_path / "s.yaml") + ":") for p in problems)
+
+
+def test_the_data_path_client_is_auto_kernel_or_user_space(tmp_path: Path) -> None:
+    s = load_scenario(write(tmp_path, "name: c\nduration: 5s\nstorage: {backend: nfs, server: embedded}\n"))
+    assert s.storage.client == "auto"  # type: ignore[union-attr]
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(
+            write(tmp_path, "name: c\nduration: 5s\nstorage: {backend: nfs, server: h, export: /e, client: fuse}\n")
+        )
+    [problem] = info.value.problems
+    assert problem.key_path == "storage.client" and "user-space" in problem.message

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from harness.errors import StorageUnavailable
-from harness.mounts import filesystem_of, is_mount_point
-from harness.scenario.model import EphemeralStorage, IscsiStorage, LocalStorage
+from harness.mounts import filesystem_of, is_mount_point, why_no_kernel_iscsi, why_no_kernel_nfs
+from harness.scenario.model import EphemeralStorage, IscsiStorage, LocalStorage, NfsStorage
 from harness.storage import provision
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="loop devices and mount need root")
@@ -75,4 +77,33 @@ def test_loop_mounted_image(tmp_path: Path, fs: str) -> None:
     finally:
         vol.teardown()
     assert not is_mount_point(tmp_path / "harness-r1-mnt")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("spec", "why_not"),
+    [
+        (
+            NfsStorage.model_validate({"backend": "nfs", "server": "127.0.0.1", "export": "/e", "client": "kernel"}),
+            why_no_kernel_nfs,
+        ),
+        (
+            IscsiStorage.model_validate(
+                {"backend": "iscsi", "target_portal": "127.0.0.1:3260", "iqn": "iqn.x:y", "client": "kernel"}
+            ),
+            why_no_kernel_iscsi,
+        ),
+    ],
+    ids=["nfs", "iscsi"],
+)
+def test_a_kernel_client_asked_for_where_there_is_none_says_why(
+    spec: NfsStorage | IscsiStorage, why_not: Callable[[], str | None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reason = why_not()
+    if reason is None:
+        pytest.skip("this host has the kernel client: the refusal cannot be seen here")
+    monkeypatch.delenv("HARNESS_NFS_MOUNT", raising=False)
+    monkeypatch.delenv("HARNESS_ISCSI_MOUNT", raising=False)
+    with pytest.raises(StorageUnavailable, match=f"storage.client is kernel, but {re.escape(reason)}"):
+        provision(spec, tmp_path, "r1")
     assert list(tmp_path.iterdir()) == []

@@ -78,6 +78,8 @@ class EphemeralStorage(Strict):
     size_limit_bytes: Bytes | None = Field(default=None, alias="size_limit")
 
 
+DataPathClient = Literal["auto", "kernel", "user-space"]
+
 # The word that asks for a server the run starts itself on 127.0.0.1 (local runtime) instead of an address.
 EMBEDDED = "embedded"
 
@@ -123,6 +125,11 @@ class NfsStorage(Strict):
         description="local runtime: where this export is already mounted on this host (else the harness mounts it)",
     )
     embedded: EmbeddedExport | None = Field(default=None, description="with server: embedded; the exported directory")
+    client: DataPathClient = Field(
+        default="auto",
+        description="local runtime: how this host mounts it; auto: the kernel client where there is one, else "
+        "the harness's user-space client",
+    )
     claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": ""}))
     volume: PersistentVolume = Field(default_factory=PersistentVolume)
 
@@ -175,6 +182,11 @@ class IscsiStorage(Strict):
         description="local runtime: where this LUN is already mounted on this host (else the harness mounts it)",
     )
     embedded: EmbeddedLun | None = Field(default=None, description="with target_portal: embedded; the LUN it serves")
+    client: DataPathClient = Field(
+        default="auto",
+        description="local runtime: how this host attaches it; auto: the kernel initiator (iscsiadm) where there "
+        "is one, else the user-space initiator",
+    )
     claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": ""}))
     volume: PersistentVolume = Field(default_factory=PersistentVolume)
 

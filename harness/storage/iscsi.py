@@ -25,10 +25,11 @@ from typing import TYPE_CHECKING
 from harness import proc
 from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.kube import Manifest
-from harness.mounts import is_mount_point, kernel_filesystems
+from harness.mounts import is_mount_point, kernel_filesystems, why_no_kernel_iscsi
 from harness.scenario.model import EmbeddedLun, IscsiStorage
 from harness.storage.base import EmbeddedServer, StaticPvBackend
 from harness.storage.mounted import MountedVolume, ServedVolume, provision_mounted, provision_or_undo, start_serving
+from harness.wait import wait_for
 
 if TYPE_CHECKING:
     from harness.results.model import DoctorFinding
@@ -57,6 +58,11 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
             )
             volume.access = "a filesystem of the LUN mounted on this host by the user (storage.mount_path)"
             return volume
+        why_not = why_no_kernel_iscsi() if spec.client != "user-space" else "storage.client is user-space"
+        if why_not is None:
+            return attach_kernel(spec, workdir, run_id)
+        if spec.client == "kernel":
+            raise StorageUnavailable(f"storage.client is kernel, but {why_not}")
         return attach_user_space(spec, workdir, run_id)
 
     def embedded_server(self, spec: IscsiStorage, workdir: Path) -> EmbeddedTarget | None:
@@ -90,18 +96,24 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
 
 @dataclass
 class AttachedLun(ServedVolume):
-    """A LUN attached by qemu-storage-daemon (``export_file``, a FUSE file), a loop device on it, and its mount."""
+    """A LUN attached by this run, and its mount: by qemu-storage-daemon (``export_file``, a FUSE file, with a loop
+    ``device`` on it) or by the kernel initiator (``session``: the portal and IQN iscsiadm logged in to)."""
 
     export_file: Path | None = None
     device: str | None = None
+    session: tuple[str, str] | None = None
 
     def teardown(self) -> None:
-        """Unmount, detach, stop the initiator: every step runs even when an earlier one fails."""
+        """Unmount, detach, log out or stop the initiator: every step runs even when an earlier one fails."""
         super().teardown()
         problems = self.unmount()
-        if self.device is not None:
+        if self.device is not None and self.export_file is not None:
             proc.run(["losetup", "-d", self.device], timeout_s=30, check=False)
-            self.device = None
+        self.device = None
+        if self.session is not None:
+            portal, iqn = self.session
+            proc.run(["iscsiadm", "-m", "node", "-T", iqn, "-p", portal, "--logout"], timeout_s=60, check=False)
+            self.session = None
         self.stop_daemon()
         for path in (self.export_file, self.mount_point):
             if path is not None and path.exists() and not is_mount_point(path):
@@ -143,23 +155,55 @@ def _attach(volume: AttachedLun, qsd: str, spec: IscsiStorage, workdir: Path, ru
         ),
     )
     content = _probe(export)
-    if not content:
-        proc.run([*MKFS[spec.fs_type], str(export)], timeout_s=600)
-        formatted = f", formatted {spec.fs_type} by this run (the LUN was blank)"
-    else:
-        formatted = ""
+    formatted = _format_if_blank(spec, export, content)
     volume.device = proc.run(["losetup", "--find", "--show", str(export)], timeout_s=30).stdout.strip()
-    volume.mount_point = workdir / f"iscsi-mnt-{run_id}"
-    volume.mount_point.mkdir()
-    try:
-        proc.run(["mount", "-t", spec.fs_type, volume.device, str(volume.mount_point)], timeout_s=60)
-    except CommandFailed as e:
-        raise StorageUnavailable(_mount_refused(spec, content, e)) from e
-    volume.root = volume._make_dir(volume.mount_point / f"harness-{run_id}")
+    _mount_lun(volume, volume.device, spec, content, run_id)
     volume.access = (
         f"iSCSI via user-space initiator (qemu-storage-daemon, libiscsi) + loop device {volume.device}: "
         f"{where}{formatted}"
     )
+
+
+def attach_kernel(spec: IscsiStorage, workdir: Path, run_id: str) -> AttachedLun:
+    """Log in with this host's kernel initiator (iscsiadm) and mount the LUN's device the kubelet's way."""
+    volume = AttachedLun(backend="iscsi", root=workdir, persistent=True)
+
+    def attach(v: AttachedLun) -> None:
+        where = f"{spec.iqn} lun {spec.lun} at {spec.target_portal}"
+        try:
+            proc.run(["iscsiadm", "-m", "discovery", "-t", "st", "-p", spec.target_portal], timeout_s=60)
+            v.session = (spec.target_portal, spec.iqn)
+            proc.run(["iscsiadm", "-m", "node", "-T", spec.iqn, "-p", spec.target_portal, "--login"], timeout_s=60)
+        except CommandFailed as e:
+            said = " ".join(e.stderr_tail.split()) or str(e)
+            raise StorageUnavailable(f"the kernel iSCSI initiator could not log in to {where}: {said}") from e
+        device = Path(f"/dev/disk/by-path/ip-{spec.target_portal}-iscsi-{spec.iqn}-lun-{spec.lun}")
+        wait_for(lambda: device.exists() or None, what=f"the device of {where} ({device})", timeout_s=30)
+        content = _probe(device)
+        formatted = _format_if_blank(spec, device, content)
+        _mount_lun(v, str(device.resolve()), spec, content, run_id)
+        v.access = f"kernel iSCSI initiator (iscsiadm, iscsi_tcp), device {device.resolve()}: {where}{formatted}"
+
+    return provision_or_undo(volume, attach)
+
+
+def _format_if_blank(spec: IscsiStorage, disk: Path, content: dict[str, str]) -> str:
+    """The kubelet's rule: a blank disk is formatted with fs_type, anything else never. What was done, for the log."""
+    if content:
+        return ""
+    proc.run([*MKFS[spec.fs_type], str(disk)], timeout_s=600)
+    return f", formatted {spec.fs_type} by this run (the LUN was blank)"
+
+
+def _mount_lun(volume: AttachedLun, device: str, spec: IscsiStorage, content: dict[str, str], run_id: str) -> None:
+    """Mount the LUN's filesystem in the work area (next to the run's other files) as the kubelet would."""
+    volume.mount_point = mount_point = volume.root / f"iscsi-mnt-{run_id}"
+    mount_point.mkdir()
+    try:
+        proc.run(["mount", "-t", spec.fs_type, device, str(mount_point)], timeout_s=60)
+    except CommandFailed as e:
+        raise StorageUnavailable(_mount_refused(spec, content, e)) from e
+    volume.root = volume._make_dir(mount_point / f"harness-{run_id}")
 
 
 def _probe(export: Path) -> dict[str, str]:

@@ -27,9 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import InfraError, StorageUnavailable
+from harness import proc
+from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.kube import Manifest
-from harness.mounts import is_mount_point
+from harness.mounts import is_mount_point, why_no_kernel_nfs
 from harness.scenario.model import EmbeddedExport, NfsStorage
 from harness.storage.base import EmbeddedServer, StaticPvBackend
 from harness.storage.mounted import MountedVolume, ServedVolume, provision_mounted, provision_or_undo, start_serving
@@ -58,6 +59,11 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
             )
             volume.access = "the export as mounted on this host by the user (storage.mount_path)"
             return volume
+        why_not = why_no_kernel_nfs() if spec.client != "user-space" else "storage.client is user-space"
+        if why_not is None:
+            return mount_kernel(spec, workdir, run_id)
+        if spec.client == "kernel":
+            raise StorageUnavailable(f"storage.client is kernel, but {why_not}")
         return mount_user_space(spec, workdir, run_id)
 
     def embedded_server(self, spec: NfsStorage, workdir: Path) -> EmbeddedNfs | None:
@@ -95,8 +101,9 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
 
 
 @dataclass
-class FuseNfsVolume(ServedVolume):
-    """The export mounted by ``harness.nfs_fuse``; the run's directory in it is Prometheus' data directory."""
+class NfsVolume(ServedVolume):
+    """The export mounted by this run (kernel client, or ``harness.nfs_fuse`` as ``daemon``); the run's directory in
+    it is Prometheus' data directory."""
 
     def data_dir_for(self, generation: int) -> Path:
         # The run's directory stands for the export root (the PV): Prometheus creates everything in it as its uid.
@@ -119,18 +126,38 @@ class FuseNfsVolume(ServedVolume):
             raise InfraError("; ".join(problems))
 
 
-def mount_user_space(spec: NfsStorage, workdir: Path, run_id: str) -> FuseNfsVolume:
+def mount_user_space(spec: NfsStorage, workdir: Path, run_id: str) -> NfsVolume:
     """Mount the export through the harness's FUSE client; everything is undone if a step fails."""
     if not Path("/dev/fuse").exists():
         raise StorageUnavailable(
             "mounting NFS from user space needs FUSE, and /dev/fuse is missing; mount the export yourself and set "
             f"storage.mount_path or {MOUNT_ENV}"
         )
-    volume = FuseNfsVolume(backend="nfs", root=workdir, persistent=True)
+    volume = NfsVolume(backend="nfs", root=workdir, persistent=True)
     return provision_or_undo(volume, lambda v: _mount(v, spec, workdir, run_id))
 
 
-def _mount(volume: FuseNfsVolume, spec: NfsStorage, workdir: Path, run_id: str) -> None:
+def mount_kernel(spec: NfsStorage, workdir: Path, run_id: str) -> NfsVolume:
+    """Mount the export with this host's kernel client, as the kubelet's nfs plugin does."""
+    volume = NfsVolume(backend="nfs", root=workdir, persistent=True)
+
+    def mount(v: NfsVolume) -> None:
+        v.mount_point = mount_point = workdir / f"nfs-mnt-{run_id}"
+        mount_point.mkdir()
+        options = [f"vers={spec.version}", f"port={spec.port}"]
+        options += [f"mountport={spec.mount_port}"] if spec.mount_port is not None else []
+        source = f"{spec.server}:{spec.export}"
+        try:
+            proc.run(["mount", "-t", "nfs", "-o", ",".join(options), source, str(mount_point)], timeout_s=60)
+        except CommandFailed as e:
+            said = " ".join(e.stderr_tail.split()) or str(e)
+            raise StorageUnavailable(f"the kernel NFS client could not mount {source}: {said}") from e
+        _own_directory(v, mount_point, spec, run_id, f"kernel NFS client, vers={spec.version} ({','.join(options)})")
+
+    return provision_or_undo(volume, mount)
+
+
+def _mount(volume: NfsVolume, spec: NfsStorage, workdir: Path, run_id: str) -> None:
     where = f"{spec.server}:{spec.export} (port {spec.port})"
     volume.mount_point = mount_point = workdir / f"nfs-mnt-{run_id}"
     mount_point.mkdir()
@@ -150,6 +177,18 @@ def _mount(volume: FuseNfsVolume, spec: NfsStorage, workdir: Path, run_id: str) 
             "v3; or mount the export yourself and set storage.mount_path"
         ),
     )
+    _own_directory(
+        volume,
+        mount_point,
+        spec,
+        run_id,
+        "user-space NFS client over FUSE (harness.nfs_fuse: libnfs, NFSv3, AUTH_SYS as the calling uid/gid)",
+    )
+
+
+def _own_directory(volume: NfsVolume, mount_point: Path, spec: NfsStorage, run_id: str, client: str) -> None:
+    """The run's directory in the export mounted at ``mount_point``, with the export root's owner and mode."""
+    where = f"{spec.server}:{spec.export} (port {spec.port})"
     top = mount_point.stat()
     run_dir = mount_point / f"harness-{run_id}"
     try:
@@ -164,8 +203,7 @@ def _mount(volume: FuseNfsVolume, spec: NfsStorage, workdir: Path, run_id: str) 
             "it yourself and set storage.mount_path"
         ) from e
     volume.access = (
-        f"user-space NFS client over FUSE (harness.nfs_fuse: libnfs, NFSv3, AUTH_SYS as the calling uid/gid) "
-        f"mounting {where}; the run's directory {run_dir.name} has the export root's owner "
+        f"{client} mounting {where}; the run's directory {run_dir.name} has the export root's owner "
         f"{top.st_uid}:{top.st_gid} and mode {stat.S_IMODE(top.st_mode):04o}"
     )
 
