@@ -571,6 +571,12 @@ class KubeApi:
         with self._call("list nodes"):
             return [_node(o) for o in self.core.list_node(_request_timeout=API_TIMEOUT_S).items]
 
+    def scale_statefulset(self, namespace: str, name: str, replicas: int) -> None:
+        with self._call(f"scale StatefulSet {namespace}/{name} to {replicas}"):
+            self.apps.patch_namespaced_stateful_set_scale(
+                name, namespace, {"spec": {"replicas": replicas}}, _request_timeout=API_TIMEOUT_S
+            )
+
     def set_unschedulable(self, node: str, unschedulable: bool) -> None:
         """Cordon (True) or uncordon (False) a node, as ``kubectl cordon``/``uncordon`` do."""
         verb = "cordon" if unschedulable else "uncordon"

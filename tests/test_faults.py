@@ -18,7 +18,7 @@ from tests.test_pipeline import harness, no_prometheus_left, run_dirs, scenario
 def test_every_scenario_action_has_exactly_one_fault_module() -> None:
     defs = Scenario.model_json_schema()["$defs"]
     actions = {d["properties"]["action"]["const"] for name, d in defs.items() if name.endswith("Fault")}
-    assert actions == set(injectors()) == {"sigkill", "sigterm", "restart", "reschedule", "redeploy"}
+    assert actions == set(injectors()) == {"sigkill", "sigterm", "restart", "reschedule", "redeploy", "scale_zero"}
 
 
 def test_signal_faults_ask_for_the_signal_capability() -> None:
@@ -125,3 +125,35 @@ checks: {history_survival: {enabled: false}}
     result = load_result(run_dir)
     assert result.durability == [] and "history_survival" not in {c.name for c in result.checks}
     assert result.faults[0].status is Status.PASSED
+
+
+@pytest.mark.slow
+def test_scale_to_zero_and_back_keeps_a_volume_and_loses_an_emptydir(area: tuple[Path, Path], tmp_path: Path) -> None:
+    """No Prometheus for ``down`` seconds: on persistent storage nothing acknowledged is lost and recovery counts from
+    the scale back up; on the emptyDir baseline the new pod starts empty (exit 1)."""
+    reports, work = area
+    for backend, expected in (("local", 0), ("ephemeral", 1)):
+        path = scenario(
+            tmp_path,
+            f"""
+name: scale-{backend}
+duration: 10s
+storage: {{backend: {backend}}}
+loads: {{tsdb: {{series: 50, interval: 1s}}}}
+faults: [{{action: scale_zero, at: 3s, down: 3s}}]
+""",
+        )
+        proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work), "--no-report")
+        assert proc.returncode == expected, proc.stdout + proc.stderr
+        [run_dir] = (reports / f"scale-{backend}").iterdir()
+        result = load_result(run_dir)
+        [fault] = result.faults
+        assert fault.status is Status.PASSED and fault.parameters["down"] == "3s"
+        assert "scaled to 0" in fault.detail and "3 s later scaled back to 1" in fault.detail
+        assert fault.injected_at_s >= 6.0  # the scale back up, not the scale down
+        assert fault.recovery_s is not None and fault.recovery_s < 3.0
+        after = result.durability[0]
+        assert after.acknowledged > 0
+        # The emptyDir baseline keeps only what was acknowledged by the new pod (a tick retried across the window).
+        assert after.lost == 0 if backend == "local" else after.lost >= after.acknowledged // 2
+    assert no_prometheus_left(work)

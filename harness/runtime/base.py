@@ -132,6 +132,11 @@ class Runtime(ABC):
     def uncordon(self, node: str) -> None: ...
 
     @abstractmethod
+    def scale(self, replicas: int) -> tuple[float, str]:
+        """Scale Prometheus to 0 or 1 replicas; 0 returns once the pod is gone, 1 once the new one is placed (or
+        the scheduler said why not). Scaling to what already runs does nothing (it is an undo, too)."""
+
+    @abstractmethod
     def reinstall(self) -> tuple[float, str]:
         """Uninstall the release and install it again (helm uninstall + install)."""
 

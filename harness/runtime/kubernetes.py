@@ -106,6 +106,7 @@ class KubernetesRuntime(Runtime):
         self.created = Created()
         self.cordoned: list[str] = []  # nodes cordoned through this runtime and not uncordoned yet
         self.pod: PodInfo | None = None
+        self._scaled_down_from: PodInfo | None = None  # the pod a scale to 0 removed, until scaled back
         self._url: str | None = None
         self._version: str | None = None
         self._expect_restarts = 0  # a signal fault: the container's restartCount to reach
@@ -253,6 +254,28 @@ class KubernetesRuntime(Runtime):
         api.create(statefulset_manifest(self.scenario, names, tools_image=self.tools_image))
         self._await_new_pod(pod)
         return injected, "StatefulSet and claim deleted and created again (helm uninstall + install)"
+
+    def scale(self, replicas: int) -> tuple[float, str]:
+        names, api = self.names, self.api
+        injected = time.time()
+        if replicas == 0:
+            if self._scaled_down_from is not None:
+                return injected, "already scaled to 0"
+            pod = self._require_pod()
+            self._save_log()
+            self._url = None
+            api.scale_statefulset(names.namespace, names.statefulset, 0)
+            api.wait_gone("Pod", pod.name, pod.namespace, timeout_s=DELETE_TIMEOUT_S)
+            self._scaled_down_from, self.pod = pod, None
+            return injected, f"StatefulSet scaled to 0: pod {pod.name} on {pod.node} stopped and deleted"
+        old = self._scaled_down_from
+        if old is None:
+            return injected, "already at 1 replica"
+        api.scale_statefulset(names.namespace, names.statefulset, 1)
+        self._await_new_pod(old)
+        self._scaled_down_from = None
+        kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
+        return injected, f"StatefulSet scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}"
 
     def pod_node(self) -> str:
         return self._require_pod().node

@@ -87,6 +87,7 @@ class LocalRuntime(Runtime):
         self.pinned = self.backend.pinned_node(storage)
         self.nodes = NODES if self.pinned is None or self.pinned in NODES else (self.pinned, NODES[1])
         self._generation = 0
+        self._scaled_down_on: str | None = None  # the node of the pod a scale to 0 removed, until scaled back
         self._version: str | None = None
 
     # --- storage -----------------------------------------------------------------------------------------------
@@ -157,6 +158,24 @@ class LocalRuntime(Runtime):
 
     def reinstall(self) -> tuple[float, str]:
         return self._replace_pod("release uninstalled and installed again")
+
+    def scale(self, replicas: int) -> tuple[float, str]:
+        injected = time.time()
+        if replicas == 0:
+            if self.container is None:
+                return injected, "already scaled to 0"
+            current = self.container
+            self._scaled_down_on = current.node
+            self._remove_pod(current)
+            return injected, f"scaled to 0: pod on {current.node} stopped (SIGTERM) and deleted"
+        if self._scaled_down_on is None:
+            return injected, "already at 1 replica"
+        node = self._schedule(prefer=self._scaled_down_on)
+        self._scaled_down_on = None
+        if node is None:
+            return injected, f"scaled back to 1; the new pod is Pending: {self.pending}"
+        self._new_pod(node)
+        return injected, f"scaled back to 1: the new pod runs on {node} and got {self._kept()}"
 
     def _replace_pod(self, what: str) -> tuple[float, str]:
         """A new pod for the old one: a new volume generation, on the node the scheduler would pick, or Pending."""

@@ -371,7 +371,15 @@ class RedeployFault(FaultTiming):
     action: Literal["redeploy"]
 
 
-FaultSpec = SigkillFault | SigtermFault | RestartFault | RescheduleFault | RedeployFault
+class ScaleZeroFault(FaultTiming):
+    """The StatefulSet is scaled to 0 (Prometheus stops cleanly, its pod is deleted) and back to 1 after ``down``:
+    the new pod gets the same claim (an emptyDir baseline gets a new, empty one)."""
+
+    action: Literal["scale_zero"]
+    down_s: Seconds = Field(default=10.0, alias="down", description="how long no Prometheus runs")
+
+
+FaultSpec = SigkillFault | SigtermFault | RestartFault | RescheduleFault | RedeployFault | ScaleZeroFault
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
 
 

@@ -229,6 +229,37 @@ faults:
     assert_nothing_left(api_client, result.run_id, (pv,), (sc,))
 
 
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_scale_to_zero_and_back_keeps_a_local_pv(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    path = node_dir("node-1", f"scale-{tag}")
+    pv, sc = f"harness-pv-{tag}", f"local-{tag}"
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-scale
+duration: 25s
+storage: {{backend: local, path: {path}, node: node-1, claim: {{storage_class: {sc}, size: 1Gi}}, volume: {{name: {pv}}}}}
+loads: {{tsdb: {{series: 100, interval: 1s}}}}
+faults: [{{action: scale_zero, at: 6s, down: 5s}}]
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    [fault] = result.faults
+    assert fault.status is Status.PASSED
+    assert "StatefulSet scaled to 0" in fault.detail and "5 s later StatefulSet scaled back to 1" in fault.detail
+    assert fault.instance_before.split(" (uid ")[1][:8] != (fault.instance_after or "").split(" (uid ")[1][:8]
+    assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    assert_nothing_left(api_client, result.run_id, (pv,), (sc,))
+
+
 @pytest.fixture
 def nfs_export(public_tmp: Path) -> Iterator[tuple[Path, Any]]:
     """NFS-Ganesha on the host's 127.0.0.1 (where the kubelets run), exporting a directory owned 1000:2000."""
