@@ -243,7 +243,12 @@ def test_scale_to_zero_and_back_keeps_a_local_pv(
 version: 1
 name: k8s-scale
 duration: 25s
-storage: {{backend: local, path: {path}, node: node-1, claim: {{storage_class: {sc}, size: 1Gi}}, volume: {{name: {pv}}}}}
+storage:
+  backend: local
+  path: {path}
+  node: node-1
+  claim: {{storage_class: {sc}, size: 1Gi}}
+  volume: {{name: {pv}}}
 loads: {{tsdb: {{series: 100, interval: 1s}}}}
 faults: [{{action: scale_zero, at: 6s, down: 5s}}]
 """,
