@@ -28,7 +28,14 @@ from harness.kube import Manifest
 from harness.mounts import is_mount_point, kernel_filesystems, why_no_kernel_iscsi
 from harness.scenario.model import EmbeddedLun, IscsiStorage
 from harness.storage.base import EmbeddedServer, StaticPvBackend
-from harness.storage.mounted import MountedVolume, ServedVolume, provision_mounted, provision_or_undo, start_serving
+from harness.storage.mounted import (
+    MountedVolume,
+    ServedVolume,
+    provision_mounted,
+    provision_or_undo,
+    start_serving,
+    use_kernel_client,
+)
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -58,11 +65,8 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
             )
             volume.access = "a filesystem of the LUN mounted on this host by the user (storage.mount_path)"
             return volume
-        why_not = why_no_kernel_iscsi() if spec.client != "user-space" else "storage.client is user-space"
-        if why_not is None:
+        if use_kernel_client(spec.client, why_no_kernel_iscsi):
             return attach_kernel(spec, workdir, run_id)
-        if spec.client == "kernel":
-            raise StorageUnavailable(f"storage.client is kernel, but {why_not}")
         return attach_user_space(spec, workdir, run_id)
 
     def embedded_server(self, spec: IscsiStorage, workdir: Path) -> EmbeddedTarget | None:

@@ -135,3 +135,14 @@ def provision_or_undo(volume: VolumeT, steps: Callable[[VolumeT], None]) -> Volu
 def last_line(log_text: str) -> str:
     lines = [line.strip() for line in log_text.splitlines() if line.strip()]
     return lines[-1] if lines else "(no output)"
+
+
+def use_kernel_client(client: str, why_no_kernel: Callable[[], str | None]) -> bool:
+    """``storage.client``: True for the kernel client (``auto`` where the host has one), False for the user-space
+    one; StorageUnavailable, saying why, when ``kernel`` is asked for and the host has none."""
+    if client == "user-space":
+        return False
+    why_not = why_no_kernel()
+    if why_not is not None and client == "kernel":
+        raise StorageUnavailable(f"storage.client is kernel, but {why_not}")
+    return why_not is None

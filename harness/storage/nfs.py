@@ -33,7 +33,14 @@ from harness.kube import Manifest
 from harness.mounts import is_mount_point, why_no_kernel_nfs
 from harness.scenario.model import EmbeddedExport, NfsStorage
 from harness.storage.base import EmbeddedServer, StaticPvBackend
-from harness.storage.mounted import MountedVolume, ServedVolume, provision_mounted, provision_or_undo, start_serving
+from harness.storage.mounted import (
+    MountedVolume,
+    ServedVolume,
+    provision_mounted,
+    provision_or_undo,
+    start_serving,
+    use_kernel_client,
+)
 
 if TYPE_CHECKING:
     from harness.results.model import DoctorFinding
@@ -59,11 +66,8 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
             )
             volume.access = "the export as mounted on this host by the user (storage.mount_path)"
             return volume
-        why_not = why_no_kernel_nfs() if spec.client != "user-space" else "storage.client is user-space"
-        if why_not is None:
+        if use_kernel_client(spec.client, why_no_kernel_nfs):
             return mount_kernel(spec, workdir, run_id)
-        if spec.client == "kernel":
-            raise StorageUnavailable(f"storage.client is kernel, but {why_not}")
         return mount_user_space(spec, workdir, run_id)
 
     def embedded_server(self, spec: NfsStorage, workdir: Path) -> EmbeddedNfs | None:
