@@ -170,6 +170,7 @@ def _attach(volume: AttachedLun, qsd: str, spec: IscsiStorage, workdir: Path, ru
 
 def attach_kernel(spec: IscsiStorage, workdir: Path, run_id: str) -> AttachedLun:
     """Log in with this host's kernel initiator (iscsiadm) and mount the LUN's device the kubelet's way."""
+    proc.which("iscsiadm")  # chosen only where it is installed; names open-iscsi if it went away since
     volume = AttachedLun(backend="iscsi", root=workdir, persistent=True)
 
     def attach(v: AttachedLun) -> None:
