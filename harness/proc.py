@@ -7,14 +7,16 @@ so the PID we hold is the daemon's own) and stopped by that PID.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -191,8 +193,13 @@ def start_daemon(
     user: int | None = None,
     group: int | None = None,
     extra_groups: Sequence[int] | None = None,
+    die_with_parent: bool = True,
 ) -> Daemon:
-    """Start a daemon in its own process group with stdout+stderr appended to ``log_path``."""
+    """Start a daemon in its own process group with stdout+stderr appended to ``log_path``.
+
+    ``die_with_parent``: the kernel SIGKILLs it when this process dies, even by SIGKILL (Linux PR_SET_PDEATHSIG),
+    so a killed run leaves no Prometheus, fio or server running; only what must outlive us (tests/cluster) says no.
+    """
     resolved = (which(argv[0]), *argv[1:])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log.debug("start %s: %s (log %s)", name, shlex.join(resolved), log_path)
@@ -211,10 +218,30 @@ def start_daemon(
             user=user,
             group=group,
             extra_groups=extra_groups,
+            # Runs in the child after its uid/gid change (which would clear the setting) and before exec; it only
+            # calls prctl, resolved before the fork, so no lock another thread held can stop it.
+            preexec_fn=_die_with(os.getpid()) if die_with_parent and sys.platform == "linux" else None,  # noqa: PLW1509
         )
     finally:
         logf.close()
     return Daemon(name=name, argv=resolved, log_path=log_path, popen=popen)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with(parent_pid: int) -> Callable[[], None]:
+    """What the child runs before exec: SIGKILL me when the thread that started me dies (the main thread, here:
+    daemons are started by the pipeline's steps, never by a worker thread that would end before them)."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def set_parent_death_signal() -> None:
+        if prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent_pid:  # the parent died between fork and prctl: nobody would ever signal us
+            os._exit(1)
+
+    return set_parent_death_signal
 
 
 def free_port() -> int:

@@ -234,3 +234,31 @@ def test_previous_wal_replay_is_read_from_the_newest_earlier_run(tmp_path: Path)
     current.mkdir()
     assert previous_wal_replay_s(root, current) == 2.5
     assert previous_wal_replay_s(tmp_path / "none", current) is None
+
+
+@pytest.mark.slow
+def test_a_killed_run_leaves_no_prometheus_running(area: tuple[Path, Path], tmp_path: Path) -> None:
+    """SIGKILL of `harness run` (no cleanup can run): the kernel ends its Prometheus with it (PR_SET_PDEATHSIG).
+    What stays is its work directory, for `harness cleanup` (issue 9) to remove."""
+    reports, work = area
+    path = scenario(
+        tmp_path,
+        "name: killed\nduration: 5m\nstorage: {backend: local}\nloads: {tsdb: {series: 50}}\n",
+    )
+    argv = [sys.executable, "-m", "harness.cli", "run", str(path), "--reports", str(reports), "--workdir", str(work)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            dirs = run_dirs(reports)
+            if dirs and json.loads((dirs[0] / "result.json").read_text())["t0_unix_s"] is not None:
+                break
+            time.sleep(0.2)
+        assert not no_prometheus_left(work)  # it runs now
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while not no_prometheus_left(work) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert no_prometheus_left(work)

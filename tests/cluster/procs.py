@@ -88,7 +88,8 @@ def spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     pid_file(name).parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as f:
         f.write(f"# {shlex.join(resolved)}\n".encode())
-    daemon = proc.start_daemon(name, resolved, log_path=log_path, env=env)
+    # The cluster outlives the process that starts it (`python -m tests.cluster start`).
+    daemon = proc.start_daemon(name, resolved, log_path=log_path, env=env, die_with_parent=False)
     _children[daemon.pid] = daemon.popen
     pid_file(name).write_text(f"{daemon.pid}\n{exe}\n")
     return daemon.pid
