@@ -12,11 +12,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import functools
 import itertools
 import os
 import stat
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
@@ -111,10 +112,9 @@ def nfs_url(
     """
     host = f"[{server}]" if ":" in server and not server.startswith("[") else server
     params: dict[str, str] = {"version": "3" if version == "3" else "4", "uid": str(uid), "gid": str(gid)}
-    if port != 2049:
+    if port != 2049 or mount_port is not None:
         params["nfsport"] = str(port)
     if mount_port is not None:
-        params["nfsport"] = str(port)
         params["mountport"] = str(mount_port)
     path = "/" + export.strip("/")
     return f"nfs://{host}{quote(path)}?{urlencode(params)}"
@@ -130,16 +130,27 @@ class NfsFile:
         self._closed = False
 
     def pwrite(self, data: bytes, offset: int) -> int:
-        """Write all of ``data`` at ``offset`` (in pieces small enough for libnfs 4.0's NFSv4 WRITE)."""
-        lib = self._client.lib
+        """Write all of ``data`` at ``offset``."""
+        lib, ctx = self._client.lib, self._client.ctx
+        self._write_chunks(
+            data, lambda start, chunk: lib.nfs_pwrite(ctx, self._handle, offset + start, len(chunk), chunk)
+        )
+        return len(data)
+
+    def write(self, data: bytes) -> None:
+        """Write all of ``data`` at the file's position."""
+        lib, ctx = self._client.lib, self._client.ctx
+        self._write_chunks(data, lambda _start, chunk: lib.nfs_write(ctx, self._handle, len(chunk), chunk))
+
+    def _write_chunks(self, data: bytes, write: Callable[[int, bytearray], int]) -> None:
+        """In pieces small enough for libnfs 4.0's NFSv4 WRITE; ``write(start, chunk)`` returns libnfs' result."""
         for start in range(0, len(data), _WRITE_CHUNK_BYTES):
             chunk = bytearray(data[start : start + _WRITE_CHUNK_BYTES])
-            rc = lib.nfs_pwrite(self._client.ctx, self._handle, offset + start, len(chunk), chunk)
+            rc = write(start, chunk)
             if rc < 0:
                 raise self._client.error("write", self._path, rc)
             if rc != len(chunk):
                 raise NfsError("write", self._path, errno.EIO, f"short write: {rc} of {len(chunk)} bytes")
-        return len(data)
 
     def pread(self, size: int, offset: int) -> bytes:
         buf = bytearray(size)
@@ -159,16 +170,6 @@ class NfsFile:
         if rc < 0:
             raise self._client.error("fstat", self._path, rc)
         return NfsStat.of(st)
-
-    def write(self, data: bytes) -> None:
-        lib = self._client.lib
-        for start in range(0, len(data), _WRITE_CHUNK_BYTES):
-            chunk = bytearray(data[start : start + _WRITE_CHUNK_BYTES])
-            rc = lib.nfs_write(self._client.ctx, self._handle, len(chunk), chunk)
-            if rc < 0:
-                raise self._client.error("write", self._path, rc)
-            if rc != len(chunk):
-                raise NfsError("write", self._path, errno.EIO, f"short write: {rc} of {len(chunk)} bytes")
 
     def fsync(self) -> None:
         rc = self._client.lib.nfs_fsync(self._client.ctx, self._handle)
@@ -295,10 +296,6 @@ class NfsClient:
         if rc < 0:
             raise self.error("chown", path, rc)
 
-    def names(self, path: str) -> list[str]:
-        """The names in a directory, without ``.`` and ``..``."""
-        return [entry.name for entry in self.listdir(path)]
-
     def statvfs(self, path: str) -> os.statvfs_result:
         """Sizes and free space of the export; nfs_statvfs is not in the SWIG binding, so through ctypes."""
         out = _StatVfs()
@@ -405,13 +402,20 @@ class _StatVfs(ctypes.Structure):
     ]
 
 
+@functools.cache
 def _cdll() -> Any:
-    """The libnfs shared library itself, for the few calls the SWIG binding lacks."""
+    """The libnfs shared library itself, for the few calls the SWIG binding lacks (loaded and typed once: the FUSE
+    client calls statvfs for every statfs)."""
     cdll = ctypes.CDLL(ctypes.util.find_library("nfs") or "libnfs.so.13")
-    cdll.nfs_statvfs.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
-    cdll.nfs_statvfs.restype = ctypes.c_int
-    cdll.nfs_mkdir2.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int]
-    cdll.nfs_mkdir2.restype = ctypes.c_int
+    for name, argtypes, restype in (
+        ("nfs_statvfs", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p], ctypes.c_int),
+        ("nfs_mkdir2", [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int], ctypes.c_int),
+        ("nfs4_set_client_name", [ctypes.c_void_p, ctypes.c_char_p], None),
+        ("nfs_set_timeout", [ctypes.c_void_p, ctypes.c_int], None),
+    ):
+        function = getattr(cdll, name, None)
+        if function is not None:  # an older libnfs may lack one; only the call that needs it fails then
+            function.argtypes, function.restype = argtypes, restype
     return cdll
 
 
@@ -423,8 +427,6 @@ def _set_client_name(ctx: Any, name: str) -> None:
         cdll = _cdll()
     except OSError:
         return
-    cdll.nfs4_set_client_name.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-    cdll.nfs4_set_client_name.restype = None
     cdll.nfs4_set_client_name(ctypes.c_void_p(int(ctx)), name.encode())
 
 
@@ -434,6 +436,4 @@ def _set_timeout(ctx: Any, timeout_s: float) -> None:
         cdll = _cdll()
     except OSError:
         return  # the binding still works, only without a per-call timeout
-    cdll.nfs_set_timeout.argtypes = [ctypes.c_void_p, ctypes.c_int]
-    cdll.nfs_set_timeout.restype = None
     cdll.nfs_set_timeout(ctypes.c_void_p(int(ctx)), int(timeout_s * 1000))

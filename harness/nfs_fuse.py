@@ -47,17 +47,14 @@ class NfsFuse(mfusepy.Operations):  # type: ignore[misc]
         key = (uid, gid)
         client = self._clients.get(key)
         if client is None:
-            url = nfs_url(
-                self.server,
-                self.export,
-                port=self.port,
-                version=self.version,
-                uid=uid,
-                gid=gid,
-                mount_port=self.mount_port,
-            )
-            client = self._clients[key] = _call(lambda: NfsClient(url))
+            client = self._clients[key] = _call(lambda: NfsClient(self.url(uid, gid)))
         return client
+
+    def url(self, uid: int, gid: int) -> str:
+        """The export as ``uid``/``gid`` see it."""
+        return nfs_url(
+            self.server, self.export, port=self.port, version=self.version, uid=uid, gid=gid, mount_port=self.mount_port
+        )
 
     def _file(self, fh: int) -> NfsFile:
         try:
@@ -212,18 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     # HARNESS_NFS_FUSE_DEBUG=1 logs every failed NFS call with libnfs' own words (in the run's nfs-fuse.log).
     level = logging.DEBUG if os.environ.get("HARNESS_NFS_FUSE_DEBUG") else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    operations = NfsFuse(args.server, args.export, port=args.port, version=args.version, mount_port=args.mount_port)
     # Fail before mounting when the export is unreachable or wrong: a mount that errors on every call says less.
-    url = nfs_url(
-        args.server,
-        args.export,
-        port=args.port,
-        version=args.version,
-        uid=os.getuid(),
-        gid=os.getgid(),
-        mount_port=args.mount_port,
-    )
     try:
-        NfsClient(url).close()
+        NfsClient(operations.url(os.getuid(), os.getgid())).close()
     except NfsError as e:
         print(f"cannot mount {args.server}:{args.export} (port {args.port}): {e}", file=sys.stderr)
         return 2
@@ -231,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("serving %s", served)
     try:
         mfusepy.FUSE(
-            NfsFuse(args.server, args.export, port=args.port, version=args.version, mount_port=args.mount_port),
+            operations,
             args.mountpoint,
             foreground=True,
             nothreads=True,

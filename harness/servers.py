@@ -1,9 +1,10 @@
 """Embedded storage servers: NFS-Ganesha (NFSv4) and tgt (iSCSI), each on a free port on 127.0.0.1.
 
-A scenario that asks for an embedded server (``target_portal: embedded``) runs against one of these, started for the
-run in its work area and stopped at its end (and on Ctrl-C); the tests use the same ones. Both are started through
-``harness.proc`` and stopped by the PID we hold (tgtd first has its targets deleted: it ignores SIGTERM while targets
-exist). Nothing here listens on any address other than 127.0.0.1.
+A scenario that asks for an embedded server (``server: embedded``, ``target_portal: embedded``) runs against one of
+these, started for the run in its work area and stopped at its end (and on Ctrl-C); the tests use the same ones. Both
+are started through ``harness.proc`` and stopped by the PID we hold (tgtd first has its targets deleted: it ignores
+SIGTERM while targets exist). The servers listen on 127.0.0.1 only; the one exception is the rpcbind NFSv3 needs
+(see ``start_ganesha``), which Debian builds to listen on port 111 of every interface.
 """
 
 from __future__ import annotations
@@ -111,11 +112,25 @@ def start_ganesha(
             squash=squash,
         )
     )
-    daemon = proc.start_daemon(
-        "ganesha.nfsd",
-        ["ganesha.nfsd", "-F", "-L", str(workdir / "ganesha.log"), "-f", str(conf), "-p", str(workdir / "ganesha.pid")],
-        log_path=workdir / "ganesha.stdout",
-    )
+    try:
+        daemon = proc.start_daemon(
+            "ganesha.nfsd",
+            [
+                "ganesha.nfsd",
+                "-F",
+                "-L",
+                str(workdir / "ganesha.log"),
+                "-f",
+                str(conf),
+                "-p",
+                str(workdir / "ganesha.pid"),
+            ],
+            log_path=workdir / "ganesha.stdout",
+        )
+    except BaseException:  # e.g. ganesha.nfsd not installed: the rpcbind started for it goes too
+        if rpcbind is not None:
+            rpcbind.stop(timeout_s=10.0)
+        raise
     server = NfsServer(
         port=port,
         export_dir=export_dir,

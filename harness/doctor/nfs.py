@@ -50,16 +50,7 @@ def check_nfs(spec: NfsStorage, sc: SecurityContext, *, timeout_s: float = 10.0)
     where = f"{spec.server}:{spec.export}" + (f" (port {spec.port})" if spec.port != 2049 else "")
     uid, gid = sc.run_as_user, sc.run_as_group
     try:
-        with nfs_client.connect(
-            spec.server,
-            spec.export,
-            port=spec.port,
-            version=spec.version,
-            uid=uid,
-            gid=gid,
-            timeout_s=timeout_s,
-            mount_port=spec.mount_port,
-        ) as client:
+        with _connect(spec, uid, gid, timeout_s) as client:
             targets = ["/"]
             if client.exists(f"/{OPERATOR_SUBPATH}"):
                 targets.append(f"/{OPERATOR_SUBPATH}")
@@ -119,6 +110,20 @@ _ROOT_SQUASH_EVIDENCE = {
 }
 
 
+def _connect(spec: NfsStorage, uid: int, gid: int, timeout_s: float) -> contextlib.AbstractContextManager[NfsClient]:
+    """The export as ``uid``/``gid`` (AUTH_SYS), the way the scenario names it."""
+    return nfs_client.connect(
+        spec.server,
+        spec.export,
+        port=spec.port,
+        version=spec.version,
+        uid=uid,
+        gid=gid,
+        timeout_s=timeout_s,
+        mount_port=spec.mount_port,
+    )
+
+
 def _unsupported() -> DoctorFinding:
     return DoctorFinding(
         check="nfs.supported",
@@ -171,16 +176,7 @@ def _root_squash(spec: NfsStorage, timeout_s: float) -> bool | None:
     """True: root is squashed; False: not; None: could not tell (the export is not writable even by nobody)."""
     name = f"/.harness-doctor-root-{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        with nfs_client.connect(
-            spec.server,
-            spec.export,
-            port=spec.port,
-            version=spec.version,
-            uid=0,
-            gid=0,
-            timeout_s=timeout_s,
-            mount_port=spec.mount_port,
-        ) as client:
+        with _connect(spec, 0, 0, timeout_s) as client:
             try:
                 client.create(name, 0o600).close()
             except NfsError as e:

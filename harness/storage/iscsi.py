@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from harness import proc
 from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.kube import Manifest
-from harness.mounts import is_mount_point, kernel_filesystems, why_no_kernel_iscsi
+from harness.mounts import kernel_filesystems, why_no_kernel_iscsi
 from harness.scenario.model import EmbeddedLun, IscsiStorage
 from harness.storage.base import EmbeddedServer, StaticPvBackend
 from harness.storage.mounted import (
@@ -52,19 +52,18 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
     name = "iscsi"
 
     def provision(self, spec: IscsiStorage, workdir: Path, run_id: str) -> MountedVolume:
-        if os.environ.get(MOUNT_ENV) or spec.mount_path:
-            volume = provision_mounted(
-                self.name,
-                env=MOUNT_ENV,
-                configured=spec.mount_path,
-                fstype_ok=lambda fstype: (
-                    None if fstype == spec.fs_type else f"but the scenario says fs_type {spec.fs_type}"
-                ),
-                how_to_mount=f"Leave storage.mount_path and {MOUNT_ENV} unset to let the harness attach the LUN.",
-                run_id=run_id,
-            )
-            volume.access = "a filesystem of the LUN mounted on this host by the user (storage.mount_path)"
-            return volume
+        mounted = provision_mounted(
+            self.name,
+            env=MOUNT_ENV,
+            configured=spec.mount_path,
+            fstype_ok=lambda fstype: (
+                None if fstype == spec.fs_type else f"but the scenario says fs_type {spec.fs_type}"
+            ),
+            run_id=run_id,
+            access="a filesystem of the LUN mounted on this host by the user (storage.mount_path)",
+        )
+        if mounted is not None:
+            return mounted
         if use_kernel_client(spec.client, why_no_kernel_iscsi):
             return attach_kernel(spec, workdir, run_id)
         return attach_user_space(spec, workdir, run_id)
@@ -107,10 +106,8 @@ class AttachedLun(ServedVolume):
     device: str | None = None
     session: tuple[str, str] | None = None
 
-    def teardown(self) -> None:
-        """Unmount, detach, log out or stop the initiator: every step runs even when an earlier one fails."""
-        super().teardown()
-        problems = self.unmount()
+    def detach(self) -> None:
+        """The loop device on the FUSE file, or the kernel initiator's session."""
         if self.device is not None and self.export_file is not None:
             proc.run(["losetup", "-d", self.device], timeout_s=30, check=False)
         self.device = None
@@ -118,12 +115,9 @@ class AttachedLun(ServedVolume):
             portal, iqn = self.session
             proc.run(["iscsiadm", "-m", "node", "-T", iqn, "-p", portal, "--logout"], timeout_s=60, check=False)
             self.session = None
-        self.stop_daemon()
-        for path in (self.export_file, self.mount_point):
-            if path is not None and path.exists() and not is_mount_point(path):
-                path.rmdir() if path.is_dir() else path.unlink()
-        if problems:
-            raise InfraError("; ".join(problems))
+
+    def mount_points(self) -> list[Path]:
+        return [p for p in (self.export_file, self.mount_point) if p is not None]
 
 
 def attach_user_space(spec: IscsiStorage, workdir: Path, run_id: str) -> AttachedLun:

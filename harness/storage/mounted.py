@@ -34,16 +34,18 @@ def provision_mounted(
     env: str,
     configured: str | None,
     fstype_ok: Callable[[str], str | None],
-    how_to_mount: str,
     run_id: str,
-) -> MountedVolume:
-    """The directory ``harness-<run_id>`` on the mount named by ``$env`` or ``storage.mount_path``.
+    access: str,
+) -> MountedVolume | None:
+    """The directory ``harness-<run_id>`` on the mount named by ``$env`` or ``storage.mount_path``; None when
+    neither names one (the backend then mounts the storage itself).
 
     ``fstype_ok`` returns why the mount's filesystem type is wrong (None when it is right).
     """
     mount_path = os.environ.get(env) or configured
     if not mount_path:
-        raise StorageUnavailable(how_to_mount)
+        return None
+    how_to_mount = f"Fix it, or leave storage.mount_path and {env} unset to let the harness mount the storage itself."
     path = Path(mount_path)
     if not path.is_dir():
         raise StorageUnavailable(f"{backend} mount path {mount_path!r} does not exist. " + how_to_mount)
@@ -56,7 +58,7 @@ def provision_mounted(
     wrong = fstype_ok(fs.fstype)
     if wrong is not None:
         raise StorageUnavailable(f"{mount_path!r} is mounted as {fs.fstype}, {wrong}")
-    volume = MountedVolume(backend=backend, root=path, persistent=True)
+    volume = MountedVolume(backend=backend, root=path, persistent=True, access=access)
     volume.root = volume._make_dir(path / f"harness-{run_id}")
     return volume
 
@@ -71,20 +73,32 @@ class ServedVolume(MountedVolume):
     daemon: proc.Daemon | None = None
     mount_point: Path | None = None
 
-    def unmount(self) -> list[str]:
-        """Unmount ``mount_point`` if mounted; the problem, if any, for the caller to raise after its other steps."""
-        if self.mount_point is None or not is_mount_point(self.mount_point):
-            return []
-        try:
-            proc.run(["umount", str(self.mount_point)], timeout_s=60)
-        except InfraError as e:
-            return [str(e)]
-        return []
-
-    def stop_daemon(self) -> None:
+    def teardown(self) -> None:
+        """Remove the run's files (through the mount), unmount, detach, stop the daemon, remove the mount points:
+        every step runs even when an earlier one fails; the first problem is raised at the end."""
+        super().teardown()
+        problems = []
+        if self.mount_point is not None and is_mount_point(self.mount_point):
+            try:
+                proc.run(["umount", str(self.mount_point)], timeout_s=60)
+            except InfraError as e:
+                problems.append(str(e))
+        self.detach()
         if self.daemon is not None:
             self.daemon.stop(timeout_s=15)
             self.daemon = None
+        for path in self.mount_points():
+            if path.exists() and not is_mount_point(path):
+                path.rmdir() if path.is_dir() else path.unlink()
+        if problems:
+            raise InfraError("; ".join(problems))
+
+    def detach(self) -> None:
+        """What sits between the unmounted filesystem and the daemon (a loop device, a kernel session)."""
+
+    def mount_points(self) -> list[Path]:
+        """What this run made to mount on, removed once nothing is mounted there."""
+        return [self.mount_point] if self.mount_point is not None else []
 
 
 def start_serving(

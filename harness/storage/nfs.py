@@ -20,7 +20,6 @@ Kubernetes: a PV with an ``nfs`` source and ``nfsvers``/``port`` mount options.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import sys
 from dataclasses import dataclass
@@ -28,9 +27,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import proc
-from harness.errors import CommandFailed, InfraError, StorageUnavailable
+from harness.errors import CommandFailed, StorageUnavailable
 from harness.kube import Manifest
-from harness.mounts import is_mount_point, why_no_kernel_nfs
+from harness.mounts import why_no_kernel_nfs
 from harness.scenario.model import EmbeddedExport, NfsStorage
 from harness.storage.base import EmbeddedServer, StaticPvBackend
 from harness.storage.mounted import (
@@ -55,17 +54,16 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
     kubelet_applies_fs_group = False
 
     def provision(self, spec: NfsStorage, workdir: Path, run_id: str) -> MountedVolume:
-        if os.environ.get(MOUNT_ENV) or spec.mount_path:
-            volume = provision_mounted(
-                self.name,
-                env=MOUNT_ENV,
-                configured=spec.mount_path,
-                fstype_ok=lambda fstype: None if fstype.startswith("nfs") else "not nfs/nfs4",
-                how_to_mount=f"Leave storage.mount_path and {MOUNT_ENV} unset to let the harness mount the export.",
-                run_id=run_id,
-            )
-            volume.access = "the export as mounted on this host by the user (storage.mount_path)"
-            return volume
+        mounted = provision_mounted(
+            self.name,
+            env=MOUNT_ENV,
+            configured=spec.mount_path,
+            fstype_ok=lambda fstype: None if fstype.startswith("nfs") else "not nfs/nfs4",
+            run_id=run_id,
+            access="the export as mounted on this host by the user (storage.mount_path)",
+        )
+        if mounted is not None:
+            return mounted
         if use_kernel_client(spec.client, why_no_kernel_nfs):
             return mount_kernel(spec, workdir, run_id)
         return mount_user_space(spec, workdir, run_id)
@@ -115,19 +113,6 @@ class NfsVolume(ServedVolume):
 
     def fio_dir(self) -> Path:
         return self._make_dir(self.root.parent / f"{self.root.name}-fio")
-
-    def teardown(self) -> None:
-        """Remove the run's directories (through the mount), unmount, stop the client; every step runs."""
-        for path in reversed(self.created):
-            shutil.rmtree(path, ignore_errors=True)
-        self.created.clear()
-        problems = self.unmount()
-        self.stop_daemon()
-        if self.mount_point is not None and self.mount_point.is_dir() and not is_mount_point(self.mount_point):
-            self.mount_point.rmdir()
-            self.mount_point = None
-        if problems:
-            raise InfraError("; ".join(problems))
 
 
 def mount_user_space(spec: NfsStorage, workdir: Path, run_id: str) -> NfsVolume:
