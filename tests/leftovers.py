@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,17 +35,24 @@ def run(scenario: Path, reports: Path, work: Path, *args: str) -> subprocess.Com
     return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False, timeout=300)
 
 
+def wait_for_load_phase(reports: Path, proc: subprocess.Popen[Any], timeout_s: float = 120) -> Path | None:
+    """The run's result.json once its load phase is under way (t0 set: Prometheus up, samples flowing); None when
+    the run ended first or ``timeout_s`` ran out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        result_file = next(reports.glob("*/*/result.json"), None)
+        if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] is not None:
+            return result_file
+        time.sleep(0.2)
+    return None
+
+
 def interrupt_during_load(scenario: Path, reports: Path, work: Path) -> tuple[int, str, list[str]]:
     """Start a run, SIGINT it once its load phase is under way: (exit code, stderr, what was there just before)."""
     argv = run_argv(scenario, reports, work)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            result_file = next(reports.glob("*/*/result.json"), None)
-            if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] is not None:
-                break
-            time.sleep(0.2)
+        wait_for_load_phase(reports, proc)
         before = left_behind(work)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)

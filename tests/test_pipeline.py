@@ -8,7 +8,6 @@ plus Ctrl-C keeping a partial result, scrape mode, re-rendering and comparing st
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ import pytest
 
 from harness.results.model import Status
 from harness.results.store import load_result
+from tests.leftovers import wait_for_load_phase
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,13 +117,7 @@ def test_interrupt_keeps_the_partial_result_and_cleans_up(area: tuple[Path, Path
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    # Interrupt once the load phase is under way (Prometheus up, samples flowing).
-    while time.monotonic() < deadline:
-        dirs = run_dirs(reports)
-        if dirs and json.loads((dirs[0] / "result.json").read_text())["t0_unix_s"] is not None:
-            break
-        time.sleep(0.2)
+    wait_for_load_phase(reports, proc, timeout_s=60)
     time.sleep(2)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
@@ -248,12 +242,7 @@ def test_a_killed_run_leaves_no_prometheus_running(area: tuple[Path, Path], tmp_
     argv = [sys.executable, "-m", "harness.cli", "run", str(path), "--reports", str(reports), "--workdir", str(work)]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            dirs = run_dirs(reports)
-            if dirs and json.loads((dirs[0] / "result.json").read_text())["t0_unix_s"] is not None:
-                break
-            time.sleep(0.2)
+        assert wait_for_load_phase(reports, proc, timeout_s=60) is not None
         assert not no_prometheus_left(work)  # it runs now
     finally:
         proc.kill()

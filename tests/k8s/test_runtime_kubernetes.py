@@ -10,7 +10,6 @@ The manifest tests at the top need no cluster: they check what the runtime would
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -31,6 +30,7 @@ from harness.runtime.manifests import Names, statefulset_manifest, volume_manife
 from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from harness.undo import UndoLog
+from tests.leftovers import wait_for_load_phase
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 300
@@ -638,13 +638,7 @@ faults: [{{action: sigkill, at: 4m}}]
         text=True,
     )
     try:
-        deadline = time.monotonic() + 120
-        result_file: Path | None = None
-        while time.monotonic() < deadline and proc.poll() is None:  # until the load phase is under way
-            result_file = next(reports.glob("*/*/result.json"), None)
-            if result_file is not None and json.loads(result_file.read_text())["t0_unix_s"] is not None:
-                break
-            time.sleep(0.2)
+        result_file = wait_for_load_phase(reports, proc)
         time.sleep(2)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=180)
