@@ -319,6 +319,9 @@ class ContainerInfo:
     waiting_message: str = ""
     last_exit_code: int | None = None
     last_reason: str = ""  # e.g. Error, OOMKilled, Completed
+    # Unix seconds from the kubelet's RFC 3339 timestamps, which have whole seconds (truncated).
+    started_unix_s: float | None = None  # state.running.startedAt
+    last_finished_unix_s: float | None = None  # lastState.terminated.finishedAt: the previous container ended
 
 
 @dataclass(frozen=True)
@@ -333,6 +336,9 @@ class PodInfo:
     deleting: bool
     containers: tuple[ContainerInfo, ...] = ()
     unschedulable: str = ""  # the scheduler's message while PodScheduled is False
+    created_unix_s: float | None = None  # metadata.creationTimestamp (whole seconds)
+    # Condition type -> lastTransitionTime (Unix seconds, whole) of the conditions that are True.
+    true_since: dict[str, float] = field(default_factory=dict)
 
     def container(self, name: str) -> ContainerInfo | None:
         return next((c for c in self.containers if c.name == name), None)
@@ -347,6 +353,13 @@ class PodInfo:
             last = f", last exit {c.last_exit_code} {c.last_reason}" if c.last_exit_code is not None else ""
             parts.append(f"{c.name}: {state}, restarts {c.restart_count}{last}")
         return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 class KubeApi:
@@ -403,6 +416,10 @@ class KubeApi:
             "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(
                 ns, manifest, _request_timeout=API_TIMEOUT_S
             ),
+            "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(
+                ns, manifest, _request_timeout=API_TIMEOUT_S
+            ),
+            "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, _request_timeout=API_TIMEOUT_S),
         }
         with self._call(f"create {kind} {meta['name']}"):
             creators[kind]()
@@ -546,6 +563,58 @@ class KubeApi:
             )
         return out
 
+    def exec_run(self, namespace: str, pod: str, container: str, argv: list[str], *, timeout_s: float) -> ExecResult:
+        """Run ``argv`` in a running container until it exits, at most ``timeout_s`` (WaitTimeout then: the
+        command may still run in the container); its exit status, stdout and stderr kept apart."""
+        import kubernetes
+        from kubernetes import stream as kstream
+
+        api = kubernetes.client.CoreV1Api(self._stream_client)
+        stream: Any = kstream.stream
+        what = f"exec {shorten(' '.join(argv))} in {namespace}/{pod} container {container}"
+        with self._call(what):
+            ws: Any = stream(
+                api.connect_get_namespaced_pod_exec,
+                pod,
+                namespace,
+                container=container,
+                command=argv,
+                stderr=True,
+                stdin=False,
+                stdout=True,
+                tty=False,
+                _preload_content=False,
+                _request_timeout=API_TIMEOUT_S,
+            )
+            try:
+                deadline = time.monotonic() + timeout_s
+                out: list[str] = []
+                err: list[str] = []
+                # Read as it comes: an output of many MB must not pile up in the websocket's buffers.
+                while ws.is_open() and time.monotonic() < deadline:
+                    ws.update(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+                    out.append(ws.read_stdout(timeout=0) if ws.peek_stdout() else "")
+                    err.append(ws.read_stderr(timeout=0) if ws.peek_stderr() else "")
+                if ws.is_open():
+                    raise WaitTimeout(what, timeout_s, "still running")
+                out.append(ws.read_stdout(timeout=0) if ws.peek_stdout() else "")
+                err.append(ws.read_stderr(timeout=0) if ws.peek_stderr() else "")
+                code = ws.returncode
+            finally:
+                ws.close()
+        return ExecResult(returncode=int(code) if code is not None else -1, stdout="".join(out), stderr="".join(err))
+
+    def event_times(self, namespace: str, kind: str, uid: str, reason: str) -> list[float]:
+        """When the events with ``reason`` about the object with ``uid`` happened (Unix seconds), oldest first."""
+        with self._call(f"list the {reason} events of {kind} {namespace}/uid {uid}"):
+            items = self.core.list_namespaced_event(
+                namespace,
+                field_selector=f"involvedObject.kind={kind},involvedObject.uid={uid},reason={reason}",
+                _request_timeout=API_TIMEOUT_S,
+            ).items
+        times = [_unix(e.event_time or e.first_timestamp or e.metadata.creation_timestamp) for e in items]
+        return sorted(t for t in times if t is not None)
+
     def events(self, namespace: str, kind: str, name: str) -> list[str]:
         """The object's events, oldest first, as ``Reason: message``."""
         with self._call(f"list the events of {kind} {namespace}/{name}"):
@@ -646,6 +715,8 @@ def _pod_info(o: Any) -> PodInfo:
                 waiting_message=(state.waiting.message or "") if state and state.waiting else "",
                 last_exit_code=terminated.exit_code if terminated else None,
                 last_reason=(terminated.reason or "") if terminated else "",
+                started_unix_s=_unix(state.running.started_at) if state and state.running else None,
+                last_finished_unix_s=_unix(terminated.finished_at) if terminated else None,
             )
         )
     conditions = (status.conditions if status else None) or []
@@ -664,7 +735,16 @@ def _pod_info(o: Any) -> PodInfo:
         deleting=o.metadata.deletion_timestamp is not None,
         containers=tuple(containers),
         unschedulable=unschedulable,
+        created_unix_s=_unix(o.metadata.creation_timestamp),
+        true_since={
+            c.type: t for c in conditions if c.status == "True" and (t := _unix(c.last_transition_time)) is not None
+        },
     )
+
+
+def _unix(timestamp: Any) -> float | None:
+    """A timestamp the client parsed into a datetime, as Unix seconds."""
+    return None if timestamp is None else float(timestamp.timestamp())
 
 
 def _api_message(body: Any) -> str:

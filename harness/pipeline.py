@@ -28,14 +28,13 @@ from harness.checks.verdicts import fio_iops_check, recovery_check
 from harness.errors import HarnessError, InfraError, NotRecovered, UsageError, WaitTimeout
 from harness.faults import injector_for, required_capabilities
 from harness.faults.timeline import PlannedFault, plan_faults
-from harness.loads import fio
 from harness.loads.driver import TsdbDriver
 from harness.prom import PromClient
 from harness.results import env as envinfo
-from harness.results.model import CheckResult, Event, FaultRecord, RunResult, Severity, Status
+from harness.results.model import CheckResult, Event, FaultRecord, RecoveryStage, RunResult, Severity, Status
 from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
 from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported
-from harness.runtime.base import Runtime
+from harness.runtime.base import Recovery, Runtime, StageMark
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.signals import Interrupted, handled_signals
@@ -169,22 +168,13 @@ class Run:
         jobs = self.scenario.loads.fio
         if not jobs:
             return
-        directory = runtime.fio_directory()
-        if directory is None:
-            # One scenario file runs on both runtimes: the durability part still runs, the gap is said loudly.
-            self.event(
-                "warning",
-                f"{len(jobs)} fio job(s) skipped: fio on the {runtime.name} runtime is not "
-                "available yet (run the scenario on the local runtime on a node's mount to measure the disk)",
-            )
-            return
-        self.result.environment.fio_version = fio.fio_version()
         total = sum(j.runtime_s for j in jobs)
-        with ui.phase(f"fio: {len(jobs)} job(s) on {directory}", total) as bar:
+        with ui.phase(f"fio: {len(jobs)} job(s) on {runtime.fio_target()}", total) as bar:
             done = 0.0
             for job in jobs:
                 bar.update(done, f"fio {job.name or job.profile}")
-                self.result.fio.append(fio.run_fio_job(job, directory, self.run_dir))
+                self.result.fio.append(runtime.run_fio(job, self.run_dir))
+                self.result.environment.fio_version = runtime.fio_version()
                 done += job.runtime_s
                 self.save()
         for r in self.result.fio:
@@ -258,7 +248,7 @@ class Run:
         checks = self.scenario.checks
         if checks.history_survival.enabled and load is not None:
             self.result.checks.append(self._history_check())
-        self.result.checks.append(recovery_check(self.result.faults, checks.max_recovery_s))
+        self.result.checks.append(recovery_check(self.result.faults, checks.recovery_limits_s))
         if checks.min_fio_write_iops is not None:
             self.result.checks.append(fio_iops_check(self.result.fio, checks.min_fio_write_iops))
         self.result.complete = True
@@ -341,6 +331,7 @@ class Run:
         record.process_up_at_s = None if recovery.process_up_at_unix_s is None else recovery.process_up_at_unix_s - t0
         record.ready_at_s = None if recovery.ready_at_unix_s is None else recovery.ready_at_unix_s - t0
         record.wal_replay_s = recovery.wal_replay_s
+        record.stages = _stages(injection.injected_at_unix_s, recovery, t0)
         if load is None:
             return
         load.set_endpoint(runtime.base_url())
@@ -356,6 +347,7 @@ class Run:
             # Ready but taking no writes is Prometheus not being back, as far as its users can tell.
             raise NotRecovered(f"Prometheus answered /-/ready but {e}") from e
         record.first_sample_at_s = first - t0
+        record.stages.append(RecoveryStage(stage="first_sample", at_s=first - t0, source=FIRST_SAMPLE_SOURCE))
 
     def _checkpoint(self, runtime: Runtime, load: TsdbDriver, label: str, cutoff_unix_ms: int) -> None:
         url = runtime.base_url()
@@ -399,6 +391,23 @@ def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None
         if replays:
             return max(replays)
     return None
+
+
+FIRST_SAMPLE_SOURCE = "harness: the first sample of the write load acknowledged after the fault"
+
+
+def _stages(injected_unix_s: float, recovery: Recovery, t0: float) -> list[RecoveryStage]:
+    """The fault's stages in order: the injection, what the runtime saw (a new pod scheduled, its volumes mounted,
+    the container started), then /-/healthy and /-/ready as the harness polled them."""
+    marks = [StageMark("injected", injected_unix_s, "harness: the fault was injected"), *recovery.stages]
+    if recovery.process_up_at_unix_s is not None:
+        marks.append(StageMark("healthy", recovery.process_up_at_unix_s, "harness: polled /-/healthy"))
+    if recovery.ready_at_unix_s is not None:
+        marks.append(StageMark("ready", recovery.ready_at_unix_s, "harness: polled /-/ready"))
+    return [
+        RecoveryStage(stage=m.stage, at_s=round(m.at_unix_s - t0, 3), source=m.source, resolution_s=m.resolution_s)
+        for m in marks
+    ]
 
 
 def _fmt(at_s: float | None, since_s: float) -> str:

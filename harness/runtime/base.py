@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import NotRecovered, WaitTimeout
+from harness.stages import StageId
 
 if TYPE_CHECKING:
     from harness.kube import KubeInventory
+    from harness.results.model import FioJobResult
+    from harness.scenario.model import FioJob
 
 
 @dataclass(frozen=True)
@@ -43,10 +46,22 @@ class Injection:
 
 
 @dataclass(frozen=True)
+class StageMark:
+    """When Prometheus reached a stage of its recovery (``harness.stages``), and where that time comes from."""
+
+    stage: StageId
+    at_unix_s: float
+    source: str
+    resolution_s: float = 0.0  # 1.0 for the API's whole-second timestamps (truncated)
+
+
+@dataclass(frozen=True)
 class Recovery:
     process_up_at_unix_s: float | None  # the new process answers /-/healthy
     ready_at_unix_s: float | None  # /-/ready answers 200: the WAL replay is over
     wal_replay_s: float | None
+    # The stages before /-/healthy the runtime could see (a new pod scheduled, its volumes mounted, ...).
+    stages: tuple[StageMark, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,9 +90,17 @@ class Runtime(ABC):
     def teardown_storage(self) -> None:  # noqa: B027 - runtimes whose storage goes with the deployment do nothing
         """Remove the storage this run created (not called with --keep-data)."""
 
-    def fio_directory(self) -> Path | None:
-        """Where fio jobs measure the storage under test; None: not available on this runtime yet."""
-        return None
+    @abstractmethod
+    def fio_target(self) -> str:
+        """Where fio jobs measure the storage under test, in words (after ``provision_storage``)."""
+
+    @abstractmethod
+    def run_fio(self, job: FioJob, out_dir: Path) -> FioJobResult:
+        """Run one fio job on the storage Prometheus will use; its outputs go to ``out_dir`` (``fio.JobFiles``)."""
+
+    @abstractmethod
+    def fio_version(self) -> str | None:
+        """The version of the fio the jobs ran with (None before the first job where fio runs remotely)."""
 
     # --- Prometheus ----------------------------------------------------------------------------------------------
 

@@ -8,10 +8,11 @@ simulated. Everything carries the managed-by and run-id labels, and ``stop`` del
 created, each registered before its create call: a PV or StorageClass that existed before is never touched. The
 manifests are built by ``harness.runtime.manifests``; ``harness.kube`` makes the calls.
 
-Two settings come from the environment because they describe the harness host and cluster, not the scenario:
+Settings that describe the harness host and cluster, not the scenario, come from the environment:
 ``HARNESS_K8S_REACH`` (``auto``: the pod IP when this host routes to it, else the API server's pod proxy;
-``pod-ip``; ``api-proxy``) and ``HARNESS_K8S_TOOLS_IMAGE`` (an image with ``/bin/busybox``, for signal faults;
-default the local cluster's ``localhost/harness/tools:latest``, e.g. ``busybox:1.36`` elsewhere).
+``pod-ip``; ``api-proxy``), ``HARNESS_K8S_TOOLS_IMAGE`` (an image with a static ``/bin/busybox``, for signal faults
+and fio pods; default the local cluster's ``localhost/harness/tools:latest``, e.g. ``busybox:1.36`` elsewhere) and
+``HARNESS_K8S_FIO_IMAGE`` (any image with ``fio`` on its PATH; default ``localhost/harness/fio:latest``).
 """
 
 from __future__ import annotations
@@ -29,26 +30,31 @@ from harness.errors import InfraError, NotRecovered, UsageError
 from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, load_inventory
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
-from harness.runtime.base import Recovery, Runtime, StorageDescription, not_recovered_on_timeout
+from harness.results.model import FioJobResult
+from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
+from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
     CONTAINER,
     PORT,
     RUN_ID_LABEL,
     TOOLS_CONTAINER,
     Names,
+    claim_manifest,
     config_manifest,
     namespace_manifest,
     statefulset_manifest,
     storage_class_manifest,
     volume_manifest,
 )
-from harness.scenario.model import Scenario
+from harness.scenario.model import FioJob, Scenario
+from harness.stages import StageId
 from harness.storage import backend_for
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOOLS_IMAGE = "localhost/harness/tools:latest"
+DEFAULT_FIO_IMAGE = "localhost/harness/fio:latest"
 HTTP_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 1.0
 NAMESPACE_READY_S = 60.0  # the namespace's default ServiceAccount appears within a second or two
@@ -104,12 +110,20 @@ class KubernetesRuntime(Runtime):
         self._proxy: PodProxy | None = None
         self.api = api if api is not None else KubeApi(kubeconfig)
         self.created = Created()
+        self.fio = PodFio(
+            self.api,
+            scenario,
+            self.names,
+            fio_image=os.environ.get("HARNESS_K8S_FIO_IMAGE") or DEFAULT_FIO_IMAGE,
+            tools_image=tools_image,
+        )
         self.cordoned: list[str] = []  # nodes cordoned through this runtime and not uncordoned yet
         self.pod: PodInfo | None = None
         self._scaled_down_from: PodInfo | None = None  # the pod a scale to 0 removed, until scaled back
         self._url: str | None = None
         self._version: str | None = None
         self._expect_restarts = 0  # a signal fault: the container's restartCount to reach
+        self._ready_uid: str | None = None  # the pod that was last ready: tells a new pod from a restarted container
 
     # --- storage -----------------------------------------------------------------------------------------------
 
@@ -118,13 +132,11 @@ class KubernetesRuntime(Runtime):
         return load_inventory(self.kubeconfig, namespace=self.names.namespace)
 
     def provision_storage(self) -> StorageDescription:
-        # The cluster holds the storage: ``start`` creates the PV (or the pod's emptyDir) with the StatefulSet.
-        return StorageDescription(self.backend.cluster_description(self.scenario.storage))
-
-    # --- lifecycle ---------------------------------------------------------------------------------------------
-
-    def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:
+        """The run's namespace, the StorageClass and PV the backend plans, and the claim the StatefulSet will use
+        (created ahead of it, so fio measures that very volume first)."""
         names, api = self.names, self.api
+        if self.created.namespace is not None:
+            return self._described()
         pv = volume_manifest(self.scenario, names)
         if pv is not None and api.exists("PersistentVolume", pv["metadata"]["name"]):
             raise InfraError(
@@ -144,6 +156,30 @@ class KubernetesRuntime(Runtime):
         if pv is not None:
             self.created.volumes.append(pv["metadata"]["name"])
             api.create(pv)
+        claim = claim_manifest(self.scenario, names)
+        if claim is not None:
+            api.create(claim)  # in the run's namespace: deleted with it
+        return self._described()
+
+    def _described(self) -> StorageDescription:
+        return StorageDescription(self.backend.cluster_description(self.scenario.storage))
+
+    # --- fio ---------------------------------------------------------------------------------------------------
+
+    def fio_target(self) -> str:
+        return f"{self.fio.volume()}, in pods"
+
+    def run_fio(self, job: FioJob, out_dir: Path) -> FioJobResult:
+        return self.fio.run(job, out_dir)
+
+    def fio_version(self) -> str | None:
+        return self.fio.version()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:
+        names, api = self.names, self.api
+        self.provision_storage()
         api.create(config_manifest(self.scenario, names, extra_scrape_configs))
         api.create(statefulset_manifest(self.scenario, names, tools_image=self.tools_image))
         log.info("created StatefulSet %s/%s", names.namespace, names.statefulset)
@@ -342,8 +378,36 @@ class KubernetesRuntime(Runtime):
             )
             ready_at = time.time()
         self.pod = self.api.read_pod(names.namespace, names.pod) or pod
+        stages = self._stages(self.pod, self._ready_uid)
+        self._ready_uid = self.pod.uid
         replays = wal_replay_durations_s(self._current_log())
-        return Recovery(up_at, ready_at, replays[-1] if replays else None)
+        return Recovery(up_at, ready_at, replays[-1] if replays else None, stages=stages)
+
+    def _stages(self, pod: PodInfo, previous_uid: str | None) -> tuple[StageMark, ...]:
+        """The stages the API recorded on the way back, from its objects' own timestamps (whole seconds): for a
+        new pod its creation, scheduling, volume attach and mount; for a container restarted in its pod the end of
+        the old container; for both, the start of the new one."""
+        marks: list[StageMark] = []
+
+        def mark(stage: StageId, at: float | None, source: str) -> None:
+            if at is not None:
+                marks.append(StageMark(stage, at, f"API: {source}", resolution_s=1.0))
+
+        c = pod.container(CONTAINER)
+        if pod.uid == previous_uid:
+            mark("container_ended", c.last_finished_unix_s if c else None, "lastState.terminated.finishedAt")
+        else:
+            mark("pod_created", pod.created_unix_s, "metadata.creationTimestamp of the new pod")
+            mark("scheduled", pod.true_since.get("PodScheduled"), "condition PodScheduled")
+            attached = self.api.event_times(pod.namespace, "Pod", pod.uid, "SuccessfulAttachVolume")
+            mark("volume_attached", attached[-1] if attached else None, "event SuccessfulAttachVolume")
+            mark(
+                "volumes_mounted",
+                pod.true_since.get("PodReadyToStartContainers"),
+                "condition PodReadyToStartContainers",
+            )
+        mark("container_started", c.started_unix_s if c else None, "state.running.startedAt")
+        return tuple(marks)
 
     def _running(self, pod: PodInfo) -> bool:
         """The Prometheus container runs (after the expected restart); raises on outcomes that will not change."""
@@ -453,8 +517,7 @@ class KubernetesRuntime(Runtime):
 
 
 def refuse_unsupported(scenario: Scenario) -> None:
-    """What this runtime cannot do yet, refused before anything is created (fio jobs are skipped with a warning
-    instead, so the shipped scenarios with fio profiles still run their durability part here)."""
+    """What this runtime cannot do yet, refused before anything is created."""
     refusal = backend_for(scenario.storage).cluster_refusal(scenario.storage)
     if refusal is not None:
         raise UsageError(refusal)

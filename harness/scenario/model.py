@@ -8,11 +8,21 @@ part of the scenario: one file runs on both, the runtime is chosen per run.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from harness.scenario.units import Bytes, Seconds
+from harness.stages import StageId
 
 
 class Strict(BaseModel):
@@ -389,10 +399,40 @@ class HistorySurvival(Strict):
     after_each_fault: bool = Field(default=True, description="also check right after each recovery")
 
 
+def _total_bounds_the_first_sample(value: object) -> object:
+    """``max_recovery: 30s`` is the limit of the whole recovery: injection to the first new sample stored."""
+    return value if isinstance(value, dict) or value is None else {"first_sample": value}
+
+
+_DURATION_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}]}
+# Stage -> the most seconds it may take after the injection; a plain duration bounds first_sample.
+RecoveryLimits = Annotated[
+    dict[StageId, Seconds],
+    BeforeValidator(_total_bounds_the_first_sample),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                *_DURATION_SCHEMA["anyOf"],
+                {
+                    "type": "object",
+                    "propertyNames": {"enum": list(get_args(StageId))},
+                    "additionalProperties": _DURATION_SCHEMA,
+                },
+            ]
+        }
+    ),
+]
+
+
 class Checks(Strict):
     history_survival: HistorySurvival = Field(default_factory=HistorySurvival)
-    max_recovery_s: Seconds | None = Field(
-        default=None, alias="max_recovery", description="fault injected -> first new sample stored"
+    recovery_limits_s: RecoveryLimits = Field(
+        default_factory=dict,
+        alias="max_recovery",
+        description=(
+            "fault injected -> first new sample stored; or a mapping from recovery stages to their limits, each "
+            "counted from the injection, e.g. {scheduled: 5s, ready: 30s, first_sample: 40s}"
+        ),
     )
     min_fio_write_iops: float | None = Field(default=None, ge=0)
 
