@@ -117,6 +117,8 @@ class StorageClassInfo:
     provisioner: str
     volume_binding_mode: str = "Immediate"  # or WaitForFirstConsumer
     is_default: bool = False
+    parameters: dict[str, str] = field(default_factory=dict)
+    reclaim_policy: str = "Delete"
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,11 @@ class NodeInfo:
     labels: dict[str, str] = field(default_factory=dict)
     schedulable: bool = True
     why_unschedulable: str = ""
+    # status.nodeInfo, for the result's cluster facts
+    kernel: str = ""
+    kubelet: str = ""
+    container_runtime: str = ""
+    os_image: str = ""
 
 
 @dataclass(frozen=True)
@@ -233,7 +240,7 @@ def _pv(o: Any) -> PvInfo:
     elif spec.host_path:
         source = f"hostPath {spec.host_path.path}"
     elif spec.csi:
-        source = f"csi {spec.csi.driver}"
+        source = f"csi {spec.csi.driver} volumeHandle {spec.csi.volume_handle}"
     return PvInfo(
         name=o.metadata.name,
         capacity_bytes=_quantity_bytes((spec.capacity or {}).get("storage")),
@@ -281,6 +288,8 @@ def _storage_class(o: Any) -> StorageClassInfo:
         provisioner=o.provisioner,
         volume_binding_mode=o.volume_binding_mode or "Immediate",
         is_default=default,
+        parameters={str(k): str(v) for k, v in (o.parameters or {}).items()},
+        reclaim_policy=o.reclaim_policy or "Delete",
     )
 
 
@@ -292,11 +301,16 @@ def _node(o: Any) -> NodeInfo:
     if ready is None or ready.status != "True":
         reasons.append("not Ready")
     reasons += [f"taint {t.key}:{t.effect}" for t in (o.spec.taints or []) if t.effect in ("NoSchedule", "NoExecute")]
+    info = o.status.node_info
     return NodeInfo(
         name=o.metadata.name,
         labels=dict(o.metadata.labels or {}),
         schedulable=not reasons,
         why_unschedulable=", ".join(reasons),
+        kernel=info.kernel_version if info else "",
+        kubelet=info.kubelet_version if info else "",
+        container_runtime=info.container_runtime_version if info else "",
+        os_image=info.os_image if info else "",
     )
 
 
@@ -627,6 +641,17 @@ class KubeApi:
         return [f"{e.reason}: {e.message}" for e in items]
 
     # --- volumes and nodes ---------------------------------------------------------------------------------
+
+    def server_version(self) -> str:
+        import kubernetes
+
+        with self._call("read the API server's version"):
+            info: Any = kubernetes.client.VersionApi(self._client).get_code(_request_timeout=API_TIMEOUT_S)
+        return str(info.git_version)
+
+    def read_storage_class(self, name: str) -> StorageClassInfo | None:
+        obj = self._read("StorageClass", name, "")
+        return None if obj is None else _storage_class(obj)
 
     def read_pv(self, name: str) -> PvInfo | None:
         obj = self._read("PersistentVolume", name, "")

@@ -198,6 +198,7 @@ class Run:
             # Before any fault there is nothing to recover from: the run could not be set up on this storage.
             raise InfraError(f"Prometheus did not start: {e}") from e
         self.result.environment.prometheus_version = runtime.version()
+        self._record_cluster(runtime)
         self.event("phase", f"Prometheus {self.result.environment.prometheus_version} ready: {runtime.instance()}")
         return load
 
@@ -244,7 +245,15 @@ class Run:
                 )
         self.save()
 
-    def step_check(self, load: TsdbDriver | None) -> None:
+    def _record_cluster(self, runtime: Runtime) -> None:
+        """The cluster's facts, again after the faults (Prometheus may have moved to other nodes)."""
+        try:
+            self.result.cluster = runtime.cluster_facts()
+        except InfraError as e:
+            self.event("warning", f"could not record the cluster's versions and volume: {e}")
+
+    def step_check(self, runtime: Runtime, load: TsdbDriver | None) -> None:
+        self._record_cluster(runtime)
         checks = self.scenario.checks
         if checks.history_survival.enabled and load is not None:
             self.result.checks.append(self._history_check())
@@ -449,7 +458,7 @@ def execute(options: RunOptions) -> RunOutcome:
                 run.step_benchmark(runtime)
                 load = run.step_start(runtime)
                 run.step_execute(runtime, load)
-                run.step_check(load)
+                run.step_check(runtime, load)
         except Interrupted as e:
             run.result.interrupted = True
             run.event("error", f"interrupted ({e}); cleaning up and keeping the partial result")

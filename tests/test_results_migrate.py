@@ -31,6 +31,7 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
 
 
 def _drop_v3_fields(raw: dict[str, object]) -> None:
+    raw.pop("cluster")
     for fault in raw["faults"]:  # type: ignore[attr-defined]
         fault.pop("stages")
     for job in raw["fio"]:  # type: ignore[attr-defined]

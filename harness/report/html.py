@@ -404,8 +404,35 @@ def _environment_table(result: RunResult) -> Table:
         ["CPUs", str(env.cpu_count)],
         ["memory", fmt.iec_bytes(env.memory_bytes, sep=fmt.NBSP)],
         *[[k, v] for k, v in sorted(env.extra.items())],
+        *_cluster_rows(result),
     ]
     return Table(["", ""], rows)
+
+
+def _cluster_rows(result: RunResult) -> list[list[str]]:
+    """A kubernetes run's cluster: the versions, the nodes Prometheus ran on, the volume and its class."""
+    cluster = result.cluster
+    if cluster is None:
+        return []
+    rows = [["Kubernetes API server", cluster.server_version]]
+    for node in cluster.nodes:
+        rows.append(
+            [
+                f"node {node.name}",
+                f"kernel {node.kernel}, kubelet {node.kubelet}, {node.container_runtime}, {node.os_image}",
+            ]
+        )
+    volume = cluster.volume
+    if volume is not None:
+        bound = f"pv/{volume.pv}" if volume.pv else "not bound"
+        size = fmt.iec_bytes(volume.capacity_bytes, sep=fmt.NBSP) if volume.capacity_bytes else "–"
+        rows.append(["claim", f"{volume.claim} → {bound}, {size}, reclaim {volume.reclaim_policy or '–'}"])
+        rows.append(["volume source", volume.source or "–"])
+        params = ", ".join(f"{k}={v}" for k, v in sorted(volume.class_parameters.items())) or "no parameters"
+        rows.append(
+            ["StorageClass", f"{volume.storage_class or '(none)'}: {volume.provisioner or 'no such class'}, {params}"]
+        )
+    return rows
 
 
 def _key_figures(result: RunResult, fio_summary: pd.DataFrame) -> list[tuple[str, str]]:

@@ -47,7 +47,7 @@ def _v2_to_v3(raw: Raw) -> Raw:
         stages = [{"stage": s, "at_s": at, "source": src} for s, at, src in observed if at is not None]
         faults.append({**fault, "stages": stages})
     fio = [{**job, "measured_on": None} for job in raw.get("fio", [])]
-    return {**raw, "schema_version": 3, "faults": faults, "fio": fio}
+    return {**raw, "schema_version": 3, "faults": faults, "fio": fio, "cluster": None}
 
 
 # Version N -> the step that makes it N+1.

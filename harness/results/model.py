@@ -15,7 +15,8 @@ Format history:
      write load sent, with the ticks it skipped when it fell behind); ``environment.data_access`` added.
   3  ``FaultRecord.stages``: the recovery by stage (``harness.stages``), each with its time and where that time
      comes from (version 2 files get the stages the harness observed: injected, healthy, ready, first sample);
-     ``FioJobResult.measured_on``: what ran fio where (this host, or a pod on a node and volume).
+     ``FioJobResult.measured_on``: what ran fio where (this host, or a pod on a node and volume); ``cluster``: the
+     facts of a kubernetes run (server version, the nodes Prometheus ran on, the PV's source and class).
 """
 
 from __future__ import annotations
@@ -107,6 +108,37 @@ class IngestPoint(Model):
     t_s: float  # start of a one-second bucket
     acked_samples: int
     failed_samples: int
+
+
+class NodeFacts(Model):
+    """A node Prometheus ran on, from its status.nodeInfo."""
+
+    name: str
+    kernel: str = ""
+    kubelet: str = ""
+    container_runtime: str = ""
+    os_image: str = ""
+
+
+class VolumeFacts(Model):
+    """The volume Prometheus' claim was bound to, and its class."""
+
+    claim: str
+    pv: str | None = None  # None: not bound (the run ended before)
+    source: str | None = (
+        None  # "local /path", "nfs server:/path", "iscsi portal iqn lun N", "csi driver volumeHandle h"
+    )
+    capacity_bytes: int | None = None
+    reclaim_policy: str | None = None
+    storage_class: str | None = None
+    provisioner: str | None = None
+    class_parameters: dict[str, str] = Field(default_factory=dict)
+
+
+class ClusterFacts(Model):
+    server_version: str
+    nodes: list[NodeFacts] = Field(default_factory=list)  # the nodes Prometheus ran on, in the order it got there
+    volume: VolumeFacts | None = None  # None: no claim (an emptyDir)
 
 
 class RecoveryStage(Model):
@@ -203,6 +235,7 @@ class RunResult(Model):
     interrupted: bool = False
     error: str | None = None
     environment: Environment
+    cluster: ClusterFacts | None = None  # kubernetes runs
     fio: list[FioJobResult] = Field(default_factory=list)
     ingest: list[IngestPoint] = Field(default_factory=list)
     load: LoadStats | None = None

@@ -30,7 +30,7 @@ from harness.stages import StageId
 
 if TYPE_CHECKING:
     from harness.kube import KubeInventory
-    from harness.results.model import FioJobResult
+    from harness.results.model import ClusterFacts, FioJobResult
     from harness.scenario.model import FioJob
 
 
@@ -78,6 +78,10 @@ class Runtime(ABC):
     name: str
 
     # --- storage and measurements ------------------------------------------------------------------------------
+
+    def cluster_facts(self) -> ClusterFacts | None:
+        """What the result should record of the cluster (versions, nodes, the volume); None: no cluster."""
+        return None
 
     def doctor_inventory(self) -> KubeInventory | None:
         """What the doctor's binding simulation should look at (the live cluster); None: no cluster."""

@@ -30,7 +30,7 @@ from harness.errors import InfraError, NotRecovered, UsageError
 from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, load_inventory
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
-from harness.results.model import FioJobResult
+from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
 from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
 from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
@@ -124,8 +124,43 @@ class KubernetesRuntime(Runtime):
         self._version: str | None = None
         self._expect_restarts = 0  # a signal fault: the container's restartCount to reach
         self._ready_uid: str | None = None  # the pod that was last ready: tells a new pod from a restarted container
+        self._nodes_seen: list[str] = []  # the nodes Prometheus was ready on, in order
 
     # --- storage -----------------------------------------------------------------------------------------------
+
+    def cluster_facts(self) -> ClusterFacts | None:
+        """The server's version, the nodes Prometheus ran on (kernel, kubelet, container runtime), and the volume
+        its claim is bound to with its class: what a comparison of runs on different clusters must know."""
+        api, names = self.api, self.names
+        by_name = {n.name: n for n in api.nodes()}
+        nodes = [
+            NodeFacts(
+                name=name,
+                kernel=node.kernel,
+                kubelet=node.kubelet,
+                container_runtime=node.container_runtime,
+                os_image=node.os_image,
+            )
+            for name in self._nodes_seen
+            if (node := by_name.get(name)) is not None
+        ]
+        volume = None
+        claim = api.read_pvc(names.namespace, names.claim) if self.created.namespace else None
+        if claim is not None:
+            pv = api.read_pv(claim.volume_name) if claim.volume_name else None
+            class_name = claim.storage_class or (pv.storage_class if pv else "")
+            sc = api.read_storage_class(class_name) if class_name else None
+            volume = VolumeFacts(
+                claim=f"{claim.namespace}/{claim.name}",
+                pv=pv.name if pv else None,
+                source=(pv.source or None) if pv else None,
+                capacity_bytes=pv.capacity_bytes if pv else None,
+                reclaim_policy=pv.reclaim_policy if pv else None,
+                storage_class=class_name or None,
+                provisioner=sc.provisioner if sc else None,
+                class_parameters=dict(sc.parameters) if sc else {},
+            )
+        return ClusterFacts(server_version=api.server_version(), nodes=nodes, volume=volume)
 
     def doctor_inventory(self) -> KubeInventory | None:
         """The live cluster, as `harness doctor --kubeconfig` reads it, seen from the run's own namespace."""
@@ -378,6 +413,8 @@ class KubernetesRuntime(Runtime):
             )
             ready_at = time.time()
         self.pod = self.api.read_pod(names.namespace, names.pod) or pod
+        if self.pod.node and self.pod.node not in self._nodes_seen:
+            self._nodes_seen.append(self.pod.node)
         stages = self._stages(self.pod, self._ready_uid)
         self._ready_uid = self.pod.uid
         replays = wal_replay_durations_s(self._current_log())

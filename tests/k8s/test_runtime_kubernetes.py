@@ -247,8 +247,17 @@ def test_the_demo_on_a_local_pv_measures_the_pv_with_fio_and_keeps_everything_th
     assert all(s.source.startswith("API: ") and s.resolution_s == 1.0 for s in restart.stages[1:5])
     for fault in result.faults:  # whole seconds, truncated: never more than a second before the injection
         assert all(s.at_s > fault.injected_at_s - 1.0 for s in fault.stages)
+    # The cluster's facts: versions, the node Prometheus ran on, the volume and its class.
+    cluster = result.cluster
+    assert cluster is not None and cluster.server_version.startswith("v1.")
+    [node] = cluster.nodes
+    assert node.name == "node-2" and node.kernel and node.kubelet.startswith("v1.")
+    assert node.container_runtime.startswith("containerd://")
+    assert cluster.volume is not None and cluster.volume.pv == pv and cluster.volume.source == f"local {path}"
+    assert cluster.volume.provisioner == "kubernetes.io/no-provisioner" and cluster.volume.reclaim_policy == "Retain"
     html = render_report(result_file.parent).read_text()
     assert "Recovery by stage" in html and "PodScheduled" in html and "harness-fio-1-wal-append" in html
+    assert "kubernetes.io/no-provisioner" in html and f"kernel {node.kernel}" in html
     assert_nothing_left(api_client, result.run_id, (pv,), (sc,))
 
 
