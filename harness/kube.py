@@ -127,6 +127,8 @@ class NodeInfo:
     labels: dict[str, str] = field(default_factory=dict)
     schedulable: bool = True
     why_unschedulable: str = ""
+    ready: bool = True
+    ready_changed_unix_s: float | None = None  # the Ready condition's lastTransitionTime (whole seconds)
     # status.nodeInfo, for the result's cluster facts
     kernel: str = ""
     kubelet: str = ""
@@ -307,6 +309,8 @@ def _node(o: Any) -> NodeInfo:
         labels=dict(o.metadata.labels or {}),
         schedulable=not reasons,
         why_unschedulable=", ".join(reasons),
+        ready=ready is not None and ready.status == "True",
+        ready_changed_unix_s=_unix(ready.last_transition_time) if ready is not None else None,
         kernel=info.kernel_version if info else "",
         kubelet=info.kubelet_version if info else "",
         container_runtime=info.container_runtime_version if info else "",
@@ -336,6 +340,7 @@ class ContainerInfo:
     # Unix seconds from the kubelet's RFC 3339 timestamps, which have whole seconds (truncated).
     started_unix_s: float | None = None  # state.running.startedAt
     last_finished_unix_s: float | None = None  # lastState.terminated.finishedAt: the previous container ended
+    container_id: str = ""  # containerd://...: a new one for every start, also after its node came back
 
 
 @dataclass(frozen=True)
@@ -665,6 +670,29 @@ class KubeApi:
         with self._call("list nodes"):
             return [_node(o) for o in self.core.list_node(_request_timeout=API_TIMEOUT_S).items]
 
+    def wait_node(self, name: str, *, ready: bool, timeout_s: float) -> NodeInfo:
+        """Until node ``name``'s Ready condition is True (``ready``) or not; the node as it was then."""
+        raw = self._watch(
+            self.core.list_node,
+            {"field_selector": f"metadata.name={name}"},
+            lambda o: _node(o).ready == ready,
+            what=f"node {name} to be {'Ready' if ready else 'NotReady (the node controller noticing it is gone)'}",
+            timeout_s=timeout_s,
+            describe=lambda o: "no such node" if o is None else f"Ready={_node(o).ready}",
+        )
+        return _node(raw)
+
+    def force_delete_pod(self, namespace: str, name: str) -> None:
+        """Delete with grace period 0: the API forgets the pod at once, whatever its kubelet (if any) still runs."""
+        from kubernetes.client.exceptions import ApiException
+
+        with self._call(f"force-delete pod {namespace}/{name}"):
+            try:
+                self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _request_timeout=API_TIMEOUT_S)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+
     def scale_statefulset(self, namespace: str, name: str, replicas: int) -> None:
         with self._call(f"scale StatefulSet {namespace}/{name} to {replicas}"):
             self.apps.patch_namespaced_stateful_set_scale(
@@ -742,6 +770,7 @@ def _pod_info(o: Any) -> PodInfo:
                 last_reason=(terminated.reason or "") if terminated else "",
                 started_unix_s=_unix(state.running.started_at) if state and state.running else None,
                 last_finished_unix_s=_unix(terminated.finished_at) if terminated else None,
+                container_id=c.container_id or "",
             )
         )
     conditions = (status.conditions if status else None) or []

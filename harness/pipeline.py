@@ -33,8 +33,8 @@ from harness.prom import PromClient
 from harness.results import env as envinfo
 from harness.results.model import CheckResult, Event, FaultRecord, RecoveryStage, RunResult, Severity, Status
 from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
-from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported
-from harness.runtime.base import Recovery, Runtime, StageMark
+from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported, runtime_capabilities
+from harness.runtime.base import Injection, Recovery, Runtime, StageMark
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.signals import Interrupted, handled_signals
@@ -340,7 +340,7 @@ class Run:
         record.process_up_at_s = None if recovery.process_up_at_unix_s is None else recovery.process_up_at_unix_s - t0
         record.ready_at_s = None if recovery.ready_at_unix_s is None else recovery.ready_at_unix_s - t0
         record.wal_replay_s = recovery.wal_replay_s
-        record.stages = _stages(injection.injected_at_unix_s, recovery, t0)
+        record.stages = _stages(injection, recovery, t0)
         if load is None:
             return
         load.set_endpoint(runtime.base_url())
@@ -405,10 +405,15 @@ def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None
 FIRST_SAMPLE_SOURCE = "harness: the first sample of the write load acknowledged after the fault"
 
 
-def _stages(injected_unix_s: float, recovery: Recovery, t0: float) -> list[RecoveryStage]:
-    """The fault's stages in order: the injection, what the runtime saw (a new pod scheduled, its volumes mounted,
-    the container started), then /-/healthy and /-/ready as the harness polled them."""
-    marks = [StageMark("injected", injected_unix_s, "harness: the fault was injected"), *recovery.stages]
+def _stages(injection: Injection, recovery: Recovery, t0: float) -> list[RecoveryStage]:
+    """The fault's stages in order: the injection, what the fault saw (a lost node marked NotReady), what the
+    runtime saw (a new pod scheduled, its volumes mounted, the container started), then /-/healthy and /-/ready
+    as the harness polled them."""
+    marks = [
+        StageMark("injected", injection.injected_at_unix_s, "harness: the fault was injected"),
+        *injection.stages,
+        *recovery.stages,
+    ]
     if recovery.process_up_at_unix_s is not None:
         marks.append(StageMark("healthy", recovery.process_up_at_unix_s, "harness: polled /-/healthy"))
     if recovery.ready_at_unix_s is not None:
@@ -427,6 +432,7 @@ def execute(options: RunOptions) -> RunOutcome:
     """Run one scenario end to end. Bad input raises UsageError before anything is created."""
     scenario = load_scenario(options.scenario_path)
     refuse_unsupported(options.runtime, scenario)
+    refuse_faults(options.runtime, scenario)
     planned = plan_faults(scenario.faults, scenario.duration_s)
     run_id, run_dir = new_run_dir(options.reports_root, scenario.name)
     result = RunResult(
@@ -477,6 +483,26 @@ def execute(options: RunOptions) -> RunOutcome:
     if not run.result.interrupted:
         exit_code = {Status.PASSED: EXIT_PASSED, Status.FAILED: EXIT_FAILED}.get(run.result.verdict, EXIT_ERROR)
     return RunOutcome(exit_code, run_dir, run.result)
+
+
+CAPABILITY_MEANING = {"signal": "signal Prometheus in its container", "nodes": "stop and start nodes"}
+
+
+def refuse_faults(runtime: str, scenario: Scenario) -> None:
+    """UsageError, before anything is created, for a fault the runtime cannot play or the scenario under-specifies."""
+    can = runtime_capabilities(runtime)
+    for i, spec in enumerate(scenario.faults):
+        injector = injector_for(spec)
+        missing = sorted(injector.requires - can)
+        if missing:
+            needs = ", ".join(CAPABILITY_MEANING.get(m, m) for m in missing)
+            raise UsageError(
+                f"faults[{i}] ({spec.action}) needs a runtime that can {needs}; the {runtime} runtime cannot: use "
+                "--runtime kubernetes"
+            )
+        refusal = injector.refusal(spec)
+        if refusal is not None:
+            raise UsageError(f"faults[{i}] ({spec.action}): {refusal}")
 
 
 def _render(run: Run) -> None:

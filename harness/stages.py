@@ -10,6 +10,9 @@ from typing import Literal
 
 StageId = Literal[
     "injected",
+    "node_not_ready",
+    "pod_force_deleted",
+    "node_restored",
     "container_ended",
     "pod_created",
     "scheduled",
@@ -24,6 +27,9 @@ StageId = Literal[
 # id -> (label for people, what marks it)
 STAGES: dict[StageId, tuple[str, str]] = {
     "injected": ("fault injected", "the harness acted"),
+    "node_not_ready": ("node NotReady", "the node's Ready condition turned False or Unknown: Kubernetes noticed"),
+    "pod_force_deleted": ("pod force-deleted", "the harness deleted the pod with grace period 0"),
+    "node_restored": ("node back", "the node's start command returned and the node is Ready again"),
     "container_ended": ("old container ended", "the old container's lastState.terminated.finishedAt"),
     "pod_created": (
         "old pod gone, new pod created",

@@ -23,9 +23,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.errors import NotRecovered, WaitTimeout
+from harness.errors import InfraError, NotRecovered, WaitTimeout
 from harness.stages import StageId
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class Injection:
     instance_before: str
     instance_after: str
     detail: str
+    stages: tuple[StageMark, ...] = ()  # what the fault itself saw happen (the node marked NotReady, ...)
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ class StorageDescription:
 
 class Runtime(ABC):
     name: str
+    # What faults may ask of this runtime beyond the primitives every runtime has: "signal" (signal Prometheus in
+    # its container), "nodes" (lose a node and bring it back, force-delete a pod). Checked before a run starts.
+    capabilities: ClassVar[frozenset[str]] = frozenset({"signal"})
 
     # --- storage and measurements ------------------------------------------------------------------------------
 
@@ -162,6 +166,24 @@ class Runtime(ABC):
     def scale(self, replicas: int) -> tuple[float, str]:
         """Scale Prometheus to 0 or 1 replicas; 0 returns once the pod is gone, 1 once the new one is placed (or
         the scheduler said why not). Scaling to what already runs does nothing (it is an undo, too)."""
+
+    # --- primitives for node faults ("nodes"): only runtimes with real nodes have them -------------------------
+
+    def stop_node(self, node: str, argv: list[str]) -> float:
+        """Make ``node`` die by running ``argv`` (the scenario's way, e.g. a cloud CLI); when it was done."""
+        raise InfraError(f"the {self.name} runtime has no nodes to stop")
+
+    def start_node(self, node: str, argv: list[str], timeout_s: float) -> float:
+        """Bring ``node`` back by running ``argv`` and wait until it is Ready; when it was."""
+        raise InfraError(f"the {self.name} runtime has no nodes to start")
+
+    def wait_node(self, node: str, *, ready: bool, timeout_s: float) -> float:
+        """Wait until Kubernetes has marked ``node`` Ready (or not); when it did, by the API's own clock."""
+        raise InfraError(f"the {self.name} runtime has no nodes to wait for")
+
+    def force_delete_pod(self) -> tuple[float, str]:
+        """Force-delete the pod (grace period 0); returns once its replacement has been placed, or why not."""
+        raise InfraError(f"the {self.name} runtime cannot force-delete a pod")
 
     @abstractmethod
     def reinstall(self) -> tuple[float, str]:

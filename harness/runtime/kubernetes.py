@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from harness import proc
 from harness.errors import InfraError, NotRecovered, UsageError
 from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, load_inventory
 from harness.prom import PromClient
@@ -84,6 +85,7 @@ class Created:
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
+    capabilities = frozenset({"signal", "nodes"})
 
     def __init__(
         self,
@@ -125,6 +127,8 @@ class KubernetesRuntime(Runtime):
         self._expect_restarts = 0  # a signal fault: the container's restartCount to reach
         self._ready_uid: str | None = None  # the pod that was last ready: tells a new pod from a restarted container
         self._nodes_seen: list[str] = []  # the nodes Prometheus was ready on, in order
+        self.lost_nodes: list[str] = []  # nodes stopped through this runtime and not started again yet
+        self._stale_container = ""  # the container that died with its node: not Prometheus back, whatever the API says
 
     # --- storage -----------------------------------------------------------------------------------------------
 
@@ -348,6 +352,46 @@ class KubernetesRuntime(Runtime):
         kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
         return injected, f"StatefulSet scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}"
 
+    def stop_node(self, node: str, argv: list[str]) -> float:
+        pod = self.pod
+        if pod is not None and pod.node == node:
+            self._save_log()  # a lost node's kubelet serves no logs
+            c = pod.container(CONTAINER)
+            # The API goes on showing the dead container as running until the node is back: only another
+            # container (a new ID) in this pod is Prometheus back.
+            self._stale_container = c.container_id if c is not None else ""
+            self._url = None
+        self.lost_nodes.append(node)
+        at = time.time()
+        _run_node_command(argv, node, f"stop node {node}")
+        return at
+
+    def start_node(self, node: str, argv: list[str], timeout_s: float) -> float:
+        _run_node_command(argv, node, f"start node {node}")
+        self.api.wait_node(node, ready=True, timeout_s=timeout_s)
+        if node in self.lost_nodes:
+            self.lost_nodes.remove(node)
+        return time.time()
+
+    def wait_node(self, node: str, *, ready: bool, timeout_s: float) -> float:
+        seen = self.api.wait_node(node, ready=ready, timeout_s=timeout_s)
+        return seen.ready_changed_unix_s if seen.ready_changed_unix_s is not None else time.time()
+
+    def force_delete_pod(self) -> tuple[float, str]:
+        pod = self._require_pod()
+        self._save_log()
+        self._url = None
+        deleted = time.time()
+        self.api.force_delete_pod(pod.namespace, pod.name)
+        self._await_new_pod(pod)
+        kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
+        where = (
+            self.pod.node
+            if self.pod and self.pod.node
+            else f"no node yet ({self.pod.unschedulable if self.pod else ''})"
+        )
+        return deleted, f"pod {pod.name} force-deleted (grace period 0); the new pod: {where}, with {kept}"
+
     def pod_node(self) -> str:
         return self._require_pod().node
 
@@ -451,13 +495,16 @@ class KubernetesRuntime(Runtime):
         if pod.deleting:
             return False
         c = pod.container(CONTAINER)
-        if c is not None and c.running and pod.ip and c.restart_count >= self._expect_restarts:
+        running = c is not None and c.running and bool(pod.ip) and c.restart_count >= self._expect_restarts
+        if c is not None and running and (not self._stale_container or c.container_id != self._stale_container):
+            self._stale_container = ""
             return True
-        if "volume node affinity conflict" in pod.unschedulable and self.cordoned:
+        unavailable = [*self.cordoned, *self.lost_nodes]
+        if "volume node affinity conflict" in pod.unschedulable and unavailable:
             raise NotRecovered(
-                f"the pod cannot move: {pod.unschedulable}. Its PersistentVolume is pinned to the cordoned node "
-                f"{', '.join(self.cordoned)} by nodeAffinity (a local PV): a reschedule of Prometheus on a "
-                "local PV means no Prometheus until that node is back"
+                f"the pod cannot move: {pod.unschedulable}. Its PersistentVolume is pinned by nodeAffinity (a local "
+                f"PV) to {', '.join(unavailable)} (cordoned or lost): Prometheus on a local PV cannot run anywhere "
+                "else, so there is no Prometheus until that node is back"
             )
         claim_problem = self._stale_claim(pod)
         if claim_problem:
@@ -551,6 +598,17 @@ class KubernetesRuntime(Runtime):
         if self._url is None:
             raise InfraError("Prometheus is not reachable yet (no ready pod)")
         return self._url
+
+
+NODE_COMMAND_TIMEOUT_S = 300.0  # a cloud CLI stopping or starting an instance
+
+
+def _run_node_command(argv: list[str], node: str, what: str) -> None:
+    """The scenario's command for a node, ``{node}`` replaced by its name; its failure is the harness's (ERROR)."""
+    try:
+        proc.run([a.replace("{node}", node) for a in argv], timeout_s=NODE_COMMAND_TIMEOUT_S)
+    except InfraError as e:
+        raise InfraError(f"could not {what} with the scenario's node_control command: {e}") from e
 
 
 def refuse_unsupported(scenario: Scenario) -> None:

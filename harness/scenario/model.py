@@ -389,7 +389,32 @@ class ScaleZeroFault(FaultTiming):
     down_s: Seconds = Field(default=10.0, alias="down", description="how long no Prometheus runs")
 
 
-FaultSpec = SigkillFault | SigtermFault | RestartFault | RescheduleFault | RedeployFault | ScaleZeroFault
+class NodeControl(Strict):
+    """How to make a node die and come back, as commands (argv lists; ``{node}`` is replaced by the node's name),
+    e.g. a cloud CLI that stops and starts the instance, or ``ssh NODE systemctl stop kubelet containerd``."""
+
+    stop: list[str] = Field(min_length=1, description="the node dies (all its processes, like a power cut)")
+    start: list[str] = Field(min_length=1, description="the node comes back")
+
+
+class NodeLossFault(FaultTiming):
+    """The node running Prometheus dies. Kubernetes does not replace a StatefulSet pod on a lost node (at most one
+    pod per identity) until the pod is force-deleted or the node is back; ``then`` says what happens after ``wait``:
+    ``restore`` (the node comes back), ``force_delete`` (once Kubernetes has marked the node NotReady, the pod is
+    force-deleted, as an operator would: a local PV then cannot follow it) or ``nothing`` (Prometheus stays gone
+    until the run's ready timeout). The node always comes back at the end of the fault, also on Ctrl-C."""
+
+    action: Literal["node_loss"]
+    then: Literal["restore", "force_delete", "nothing"] = "restore"
+    wait_s: Seconds = Field(default=30.0, alias="wait", description="how long after the loss the harness acts")
+    node_control: NodeControl | None = Field(
+        default=None, description="default: the commands in $HARNESS_NODE_STOP and $HARNESS_NODE_START (shell words)"
+    )
+
+
+FaultSpec = (
+    SigkillFault | SigtermFault | RestartFault | RescheduleFault | RedeployFault | ScaleZeroFault | NodeLossFault
+)
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
 
 
