@@ -772,3 +772,59 @@ loads: {{tsdb: {{series: 20, interval: 1s}}}}
         assert_nothing_left(api_client, result.run_id)
     finally:
         core.delete_persistent_volume(pv)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_ctrl_c_during_fio_in_a_pod_stops_fio_removes_its_files_and_the_pod(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+) -> None:
+    from kubernetes import client
+
+    tag = uuid.uuid4().hex[:8]
+    path = node_dir("node-1", f"fio-int-{tag}")
+    pv, sc = f"harness-pv-{tag}", f"local-{tag}"
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+name: k8s-fio-interrupted
+duration: 20s
+storage:
+  backend: local
+  path: {path}
+  node: node-1
+  claim: {{storage_class: {sc}, size: 1Gi}}
+  volume: {{name: {pv}}}
+loads:
+  fio: [{{profile: randwrite-4k, runtime: 2m, size: 32Mi}}]
+""",
+    )
+    reports = tmp_path / "reports"
+    argv = [sys.executable, "-m", "harness.cli", "run", str(scenario_file), "--runtime", "kubernetes",
+            "--reports", str(reports), "--no-report"]  # fmt: skip
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    core = client.CoreV1Api(api_client)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            # fio is at work: its directory is on the volume.
+            if any(p.name.startswith("harness-fio-") for p in Path(path).iterdir()):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before fio started"
+        [run_dir] = reports.glob("*/*")
+        namespace = f"harness-{run_dir.name.rsplit('-', 1)[1]}"
+        assert [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["harness-fio-1-randwrite-4k"]
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    result = load_result(run_dir)
+    assert result.interrupted and result.fio == []
+    assert not [p.name for p in Path(path).iterdir() if p.name.startswith("harness-fio-")]
+    assert_nothing_left(api_client, result.run_id, (pv,), (sc,))
