@@ -562,25 +562,8 @@ class KubeApi:
 
     def exec(self, namespace: str, pod: str, container: str, argv: list[str]) -> str:
         """Run ``argv`` in a running container and return its output (stdout and stderr)."""
-        import kubernetes
-        from kubernetes import stream as kstream
-
-        api = kubernetes.client.CoreV1Api(self._stream_client)
-        stream: Any = kstream.stream
-        with self._call(f"exec {argv} in {namespace}/{pod} container {container}"):
-            out: str = stream(
-                api.connect_get_namespaced_pod_exec,
-                pod,
-                namespace,
-                container=container,
-                command=argv,
-                stderr=True,
-                stdin=False,
-                stdout=True,
-                tty=False,
-                _request_timeout=API_TIMEOUT_S,
-            )
-        return out
+        done = self.exec_run(namespace, pod, container, argv, timeout_s=API_TIMEOUT_S)
+        return done.stdout + done.stderr
 
     def exec_run(self, namespace: str, pod: str, container: str, argv: list[str], *, timeout_s: float) -> ExecResult:
         """Run ``argv`` in a running container until it exits, at most ``timeout_s`` (WaitTimeout then: the
