@@ -29,6 +29,8 @@ from harness.errors import NotRecovered, WaitTimeout
 
 if TYPE_CHECKING:
     from harness.kube import KubeInventory
+    from harness.loads.tsdb import ScrapeExporter
+    from harness.scenario.model import TsdbLoad
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,13 @@ class Runtime(ABC):
         return None
 
     # --- Prometheus ----------------------------------------------------------------------------------------------
+
+    def scrape_exporter(self, load: TsdbLoad, run_id: str) -> ScrapeExporter:
+        """Scrape mode's synthetic exporter, where this runtime's Prometheus can scrape it: by default a thread of
+        the harness on 127.0.0.1, which a Prometheus on this host reaches."""
+        from harness.loads.tsdb import SyntheticExporter
+
+        return SyntheticExporter(load, run_id)
 
     @abstractmethod
     def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:
