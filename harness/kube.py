@@ -432,13 +432,13 @@ class KubeApi:
             "PersistentVolume": lambda: self.core.create_persistent_volume(manifest, _request_timeout=API_TIMEOUT_S),
             "StorageClass": lambda: self.storage.create_storage_class(manifest, _request_timeout=API_TIMEOUT_S),
             "ConfigMap": lambda: self.core.create_namespaced_config_map(ns, manifest, _request_timeout=API_TIMEOUT_S),
+            "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, _request_timeout=API_TIMEOUT_S),
             "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(
                 ns, manifest, _request_timeout=API_TIMEOUT_S
             ),
             "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(
                 ns, manifest, _request_timeout=API_TIMEOUT_S
             ),
-            "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, _request_timeout=API_TIMEOUT_S),
         }
         with self._call(f"create {kind} {meta['name']}"):
             creators[kind]()

@@ -188,9 +188,12 @@ class Run:
         load = None
         scrape_configs = []
         if spec is not None:
-            load = self.load = TsdbDriver(spec, self.run_id)
+            exporter = runtime.scrape_exporter(spec, self.run_id) if spec.mode == "scrape" else None
+            load = self.load = TsdbDriver(spec, self.run_id, exporter=exporter)
             self.undo.record("stop the TSDB load", load.stop)
             scrape_configs = load.prepare()
+            if exporter is not None:
+                self.result.environment.extra["scrape exporter"] = exporter.description
         self.event("phase", f"starting Prometheus ({runtime.name} runtime)")
         try:
             runtime.start(scrape_configs)

@@ -30,8 +30,9 @@ from harness.stages import StageId
 
 if TYPE_CHECKING:
     from harness.kube import KubeInventory
+    from harness.loads.tsdb import ScrapeExporter
     from harness.results.model import ClusterFacts, FioJobResult
-    from harness.scenario.model import FioJob
+    from harness.scenario.model import FioJob, TsdbLoad
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,13 @@ class Runtime(ABC):
         """The version of the fio the jobs ran with (None before the first job where fio runs remotely)."""
 
     # --- Prometheus ----------------------------------------------------------------------------------------------
+
+    def scrape_exporter(self, load: TsdbLoad, run_id: str) -> ScrapeExporter:
+        """Scrape mode's synthetic exporter, where this runtime's Prometheus can scrape it: by default a thread of
+        the harness on 127.0.0.1, which a Prometheus on this host reaches."""
+        from harness.loads.tsdb import SyntheticExporter
+
+        return SyntheticExporter(load, run_id)
 
     @abstractmethod
     def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:

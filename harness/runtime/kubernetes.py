@@ -10,9 +10,10 @@ manifests are built by ``harness.runtime.manifests``; ``harness.kube`` makes the
 
 Settings that describe the harness host and cluster, not the scenario, come from the environment:
 ``HARNESS_K8S_REACH`` (``auto``: the pod IP when this host routes to it, else the API server's pod proxy;
-``pod-ip``; ``api-proxy``), ``HARNESS_K8S_TOOLS_IMAGE`` (an image with a static ``/bin/busybox``, for signal faults
-and fio pods; default the local cluster's ``localhost/harness/tools:latest``, e.g. ``busybox:1.36`` elsewhere) and
-``HARNESS_K8S_FIO_IMAGE`` (any image with ``fio`` on its PATH; default ``localhost/harness/fio:latest``).
+``pod-ip``; ``api-proxy``), ``HARNESS_K8S_TOOLS_IMAGE`` (an image with a static ``/bin/busybox``, for signal faults,
+fio pods and scrape mode's exporter pod; default the local cluster's ``localhost/harness/tools:latest``, e.g.
+``busybox:1.36`` elsewhere) and ``HARNESS_K8S_FIO_IMAGE`` (any image with ``fio`` on its PATH; default
+``localhost/harness/fio:latest``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from harness import proc
 from harness.errors import InfraError, NotRecovered, UsageError
@@ -47,10 +48,13 @@ from harness.runtime.manifests import (
     storage_class_manifest,
     volume_manifest,
 )
-from harness.scenario.model import FioJob, Scenario
+from harness.scenario.model import FioJob, Scenario, TsdbLoad
 from harness.stages import StageId
 from harness.storage import backend_for
 from harness.wait import wait_for
+
+if TYPE_CHECKING:
+    from harness.loads.tsdb import ScrapeExporter
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +112,7 @@ class KubernetesRuntime(Runtime):
         # The sidecar only where a fault needs to signal Prometheus: other runs get the operator's pod unchanged.
         tools_image = tools_image or os.environ.get("HARNESS_K8S_TOOLS_IMAGE") or DEFAULT_TOOLS_IMAGE
         self.tools_image = tools_image if "signal" in capabilities else None
+        self.exporter_image = tools_image  # scrape mode's exporter runs on the same busybox
         self.reach: Reach = reach or _reach_from_env()
         self._proxy: PodProxy | None = None
         self.api = api if api is not None else KubeApi(kubeconfig)
@@ -128,7 +133,9 @@ class KubernetesRuntime(Runtime):
         self._ready_uid: str | None = None  # the pod that was last ready: tells a new pod from a restarted container
         self._nodes_seen: list[str] = []  # the nodes Prometheus was ready on, in order
         self.lost_nodes: list[str] = []  # nodes stopped through this runtime and not started again yet
+        self._provisioned = False  # provision_storage ran (start runs it unless the pipeline did)
         self._stale_container = ""  # the container that died with its node: not Prometheus back, whatever the API says
+        self._signalled_at = 0.0  # when the last signal fault's exec returned: the signalled process scrapes no more
 
     # --- storage -----------------------------------------------------------------------------------------------
 
@@ -174,7 +181,7 @@ class KubernetesRuntime(Runtime):
         """The run's namespace, the StorageClass and PV the backend plans, and the claim the StatefulSet will use
         (created ahead of it, so fio measures that very volume first)."""
         names, api = self.names, self.api
-        if self.created.namespace is not None:
+        if self._provisioned:
             return self._described()
         pv = volume_manifest(self.scenario, names)
         if pv is not None and api.exists("PersistentVolume", pv["metadata"]["name"]):
@@ -185,9 +192,7 @@ class KubernetesRuntime(Runtime):
             )
         # Each object is registered before its create call, so an interrupt in between still cleans it up; stop()
         # deletes only objects that carry this run's id, so a create that failed leaves nothing of anyone's at risk.
-        self.created.namespace = names.namespace
-        api.create(namespace_manifest(names))
-        api.wait_service_account(names.namespace, timeout_s=NAMESPACE_READY_S)
+        self.ensure_namespace()
         wanted = self.backend.class_to_create(self.scenario.storage)
         if wanted is not None and not api.exists("StorageClass", wanted.name):
             self.created.storage_classes.append(wanted.name)
@@ -198,6 +203,7 @@ class KubernetesRuntime(Runtime):
         claim = claim_manifest(self.scenario, names)
         if claim is not None:
             api.create(claim)  # in the run's namespace: deleted with it
+        self._provisioned = True
         return self._described()
 
     def _described(self) -> StorageDescription:
@@ -223,6 +229,34 @@ class KubernetesRuntime(Runtime):
         api.create(statefulset_manifest(self.scenario, names, tools_image=self.tools_image))
         log.info("created StatefulSet %s/%s", names.namespace, names.statefulset)
         self.wait_recovered(self.scenario.prometheus.ready_timeout_s)
+
+    def ensure_namespace(self) -> str:
+        """The run's namespace, created on first use (the scrape exporter needs it before Prometheus starts)."""
+        if self.created.namespace is None:
+            self.created.namespace = self.names.namespace
+            self.api.create(namespace_manifest(self.names))
+            self.api.wait_service_account(self.names.namespace, timeout_s=NAMESPACE_READY_S)
+        return self.names.namespace
+
+    def scrape_exporter(self, load: TsdbLoad, run_id: str) -> ScrapeExporter:
+        """Scrape mode: the exporter as a pod of the run's namespace, as pods here may not reach this host."""
+        from harness.runtime.cluster_exporter import ClusterExporter
+
+        return ClusterExporter(
+            load,
+            run_id,
+            api=self.api,
+            names=self.names,
+            image=self.exporter_image,
+            logs_dir=self.logs_dir,
+            namespace=self.ensure_namespace,
+            scraper=self._scraper,
+        )
+
+    def _scraper(self) -> tuple[str, float]:
+        """Scrape mode: the current Prometheus pod's IP, and since when only the current container scrapes from it
+        (a new pod has a new IP; a signalled container stops scraping once the signal is delivered)."""
+        return (self.pod.ip if self.pod is not None else "", self._signalled_at)
 
     def stop(self) -> None:
         """Delete the namespace, our PVs and StorageClasses, each step on its own; then close the API client."""
@@ -296,6 +330,7 @@ class KubernetesRuntime(Runtime):
         script = f"pid=$(/bin/busybox pidof prometheus) && /bin/busybox kill -{name} $pid && echo $pid"
         injected = time.time()
         out = self.api.exec(pod.namespace, pod.name, TOOLS_CONTAINER, ["/bin/busybox", "sh", "-c", script]).strip()
+        self._signalled_at = time.time()
         if not out.isdigit():
             raise InfraError(
                 f"could not send {sig.name} to Prometheus in {pod.namespace}/{pod.name}: {out or '(no output)'}"
@@ -616,8 +651,3 @@ def refuse_unsupported(scenario: Scenario) -> None:
     refusal = backend_for(scenario.storage).cluster_refusal(scenario.storage)
     if refusal is not None:
         raise UsageError(refusal)
-    if scenario.loads.tsdb is not None and scenario.loads.tsdb.mode == "scrape":
-        raise UsageError(
-            "loads.tsdb.mode scrape on the kubernetes runtime is not available yet (the exporter listens on "
-            "127.0.0.1 of the harness host, which a pod cannot scrape); use mode: remote_write"
-        )
