@@ -33,7 +33,13 @@ from harness.prom import PromClient
 from harness.results import env as envinfo
 from harness.results.model import CheckResult, Event, FaultRecord, RecoveryStage, RunResult, Severity, Status
 from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
-from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported, runtime_capabilities
+from harness.runtime import (
+    RuntimeContext,
+    capability_refusal,
+    create_runtime,
+    refuse_unsupported,
+    runtime_capabilities,
+)
 from harness.runtime.base import Injection, Recovery, Runtime, StageMark
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
@@ -336,6 +342,8 @@ class Run:
         record.injected_at_s = injection.injected_at_unix_s - t0
         record.instance_after = injection.instance_after
         record.detail = injection.detail
+        if injection.last_wal_fsync_unix_s is not None:
+            record.last_wal_fsync_at_s = round(injection.last_wal_fsync_unix_s - t0, 3)
         self.event("fault", f"fault {planned.index} ({planned.action}): {injection.detail}")
         timeout_s = self.scenario.prometheus.ready_timeout_s
         recovery = runtime.wait_recovered(timeout_s)
@@ -488,7 +496,11 @@ def execute(options: RunOptions) -> RunOutcome:
     return RunOutcome(exit_code, run_dir, run.result)
 
 
-CAPABILITY_MEANING = {"signal": "signal Prometheus in its container", "nodes": "stop and start nodes"}
+CAPABILITY_MEANING = {
+    "signal": "signal Prometheus in its container",
+    "nodes": "stop and start nodes",
+    "power-loss": "cut the power under Prometheus' data directory",
+}
 
 
 def refuse_faults(runtime: str, scenario: Scenario) -> None:
@@ -499,9 +511,10 @@ def refuse_faults(runtime: str, scenario: Scenario) -> None:
         missing = sorted(injector.requires - can)
         if missing:
             needs = ", ".join(CAPABILITY_MEANING.get(m, m) for m in missing)
+            whys = [why for m in missing if (why := capability_refusal(runtime, m)) is not None]
+            because = ": " + "; ".join(whys) if whys else ": use --runtime kubernetes"
             raise UsageError(
-                f"faults[{i}] ({spec.action}) needs a runtime that can {needs}; the {runtime} runtime cannot: use "
-                "--runtime kubernetes"
+                f"faults[{i}] ({spec.action}) needs a runtime that can {needs}; the {runtime} runtime cannot{because}"
             )
         refusal = injector.refusal(spec)
         if refusal is not None:

@@ -150,7 +150,7 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     def readdir(self, path: str, fh: int) -> list[str]:
         fd = _call(lambda: os.open(self.rel(path), os.O_RDONLY | os.O_DIRECTORY, dir_fd=self.root))
         try:
-            return [".", "..", *os.listdir(fd)]
+            return [".", "..", *os.listdir(fd)]  # noqa: PTH208 - a descriptor under the mount: no path reaches it
         finally:
             os.close(fd)
 
@@ -168,7 +168,11 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
-        _call(lambda: os.utime(self.rel(path), ns=times, dir_fd=self.root, follow_symlinks=False))
+        rel = self.rel(path)
+        if times is None:
+            _call(lambda: os.utime(rel, dir_fd=self.root, follow_symlinks=False))
+        else:
+            _call(lambda: os.utime(rel, ns=times, dir_fd=self.root, follow_symlinks=False))
         return 0
 
     def readlink(self, path: str) -> str:
@@ -185,7 +189,7 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     def mkdir(self, path: str, mode: int) -> int:
         rel = self.rel(path)
         _call(lambda: os.mkdir(rel, stat.S_IMODE(mode), dir_fd=self.root))
-        self._owned_by_caller(rel, os.path.dirname(rel) or ".")
+        self._owned_by_caller(rel, _parent(rel))
         return 0
 
     def rmdir(self, path: str) -> int:
@@ -221,7 +225,7 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     def create(self, path: str, mode: int, flags: int) -> int:
         rel = self.rel(path)
         fd = _call(lambda: os.open(rel, os.O_CREAT | os.O_EXCL | os.O_RDWR, stat.S_IMODE(mode), dir_fd=self.root))
-        self._owned_by_caller(rel, os.path.dirname(rel) or ".")
+        self._owned_by_caller(rel, _parent(rel))
         self.states[os.fstat(fd).st_ino] = FileState(rel, 0, new=True)
         return self._keep(fd, path, flags)
 
@@ -290,7 +294,7 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
         finally:
             os.close(fd)
         for state in self.states.values():
-            if (os.path.dirname(state.path) or ".") == rel:
+            if _parent(state.path) == rel:
                 state.new = False
         self.last_fsync[rel] = time.time()
         return 0
@@ -357,6 +361,10 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
             "dropped_bytes": dropped_bytes,
             "last_fsync_unix_s": dict(sorted(self.last_fsync.items())),
         }
+
+
+def _parent(rel: str) -> str:
+    return rel.rpartition("/")[0] or "."
 
 
 def _call(op: Any) -> Any:

@@ -16,7 +16,8 @@ Format history:
   3  ``FaultRecord.stages``: the recovery by stage (``harness.stages``), each with its time and where that time
      comes from (version 2 files get the stages the harness observed: injected, healthy, ready, first sample);
      ``FioJobResult.measured_on``: what ran fio where (this host, or a pod on a node and volume); ``cluster``: the
-     facts of a kubernetes run (server version, the nodes Prometheus ran on, the PV's source and class).
+     facts of a kubernetes run (server version, the nodes Prometheus ran on, the PV's source and class);
+     ``FaultRecord.last_wal_fsync_at_s`` (power_loss: the last fsync under the WAL directory before the cut).
 """
 
 from __future__ import annotations
@@ -166,6 +167,10 @@ class FaultRecord(Model):
     detail: str = ""
     error: str | None = None
     stages: list[RecoveryStage] = Field(default_factory=list)  # in the order they happened
+    # power_loss: when the power-loss layer last saw an fsync under the WAL directory before the cut (since t0; may
+    # be negative). Acknowledged samples lost to the cut were written after it: the loss window starts no earlier.
+    # None: another fault, or no fsync under the WAL since the layer was mounted.
+    last_wal_fsync_at_s: float | None = None
 
     def stage_s(self, stage: str) -> float | None:
         """Seconds from the injection to ``stage``; None when the fault did not pass through it."""

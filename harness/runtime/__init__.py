@@ -47,13 +47,29 @@ def runtime_capabilities(name: str) -> frozenset[str]:
     return LocalRuntime.capabilities
 
 
+def capability_refusal(name: str, capability: str) -> str | None:
+    """Why the runtime called ``name`` cannot do ``capability``, when it says (``Runtime.cannot``)."""
+    if name == "kubernetes":
+        from harness.runtime.kubernetes import KubernetesRuntime
+
+        return KubernetesRuntime.cannot.get(capability)
+    from harness.runtime.local import LocalRuntime
+
+    return LocalRuntime.cannot.get(capability)
+
+
 def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
     """The runtime called ``name``; refuses (UsageError) what it cannot do before anything is created."""
     if name == "local":
         from harness.runtime.local import LocalRuntime
 
         return LocalRuntime(
-            ctx.scenario.prometheus, ctx.scenario.storage, run_id=ctx.run_id, workdir=ctx.workdir, logs_dir=ctx.logs_dir
+            ctx.scenario.prometheus,
+            ctx.scenario.storage,
+            run_id=ctx.run_id,
+            workdir=ctx.workdir,
+            logs_dir=ctx.logs_dir,
+            power_loss="power-loss" in ctx.capabilities,
         )
     if name == "kubernetes":
         from harness.runtime.kubernetes import KubernetesRuntime

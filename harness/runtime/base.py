@@ -45,6 +45,17 @@ class Injection:
     instance_after: str
     detail: str
     stages: tuple[StageMark, ...] = ()  # what the fault itself saw happen (the node marked NotReady, ...)
+    # power_loss: the last fsync under the WAL directory before the cut (None: none since the layer was mounted).
+    last_wal_fsync_unix_s: float | None = None
+
+
+@dataclass(frozen=True)
+class PowerCut:
+    """What a power cut did (``Runtime.power_cut``)."""
+
+    at_unix_s: float
+    detail: str
+    last_wal_fsync_unix_s: float | None  # None: nothing under the WAL directory was fsynced since the layer came up
 
 
 @dataclass(frozen=True)
@@ -81,6 +92,8 @@ class Runtime(ABC):
     # What faults may ask of this runtime beyond the primitives every runtime has: "signal" (signal Prometheus in
     # its container), "nodes" (lose a node and bring it back, force-delete a pod). Checked before a run starts.
     capabilities: ClassVar[frozenset[str]] = frozenset({"signal"})
+    # Why this runtime lacks a capability, for the refusal (default: another runtime has it).
+    cannot: ClassVar[dict[str, str]] = {}
 
     # --- storage and measurements ------------------------------------------------------------------------------
 
@@ -192,6 +205,13 @@ class Runtime(ABC):
     def force_delete_pod(self) -> tuple[float, str]:
         """Force-delete the pod (grace period 0); returns once its replacement has been placed, or why not."""
         raise InfraError(f"the {self.name} runtime cannot force-delete a pod")
+
+    # --- primitive for power faults ("power-loss") ------------------------------------------------------------
+
+    def power_cut(self) -> PowerCut:
+        """Lose everything not yet fsynced under Prometheus' data directory and kill Prometheus at the same instant
+        (SIGKILL); returns once it is restarting on what was durable."""
+        raise InfraError(f"the {self.name} runtime cannot cut the power under Prometheus")
 
     @abstractmethod
     def reinstall(self) -> tuple[float, str]:

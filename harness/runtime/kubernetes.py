@@ -25,7 +25,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from harness import proc
 from harness.errors import InfraError, NotRecovered, UsageError
@@ -90,6 +90,12 @@ class Created:
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
     capabilities = frozenset({"signal", "nodes"})
+    cannot: ClassVar[dict[str, str]] = {
+        "power-loss": (
+            "dropping what Prometheus wrote but did not fsync needs a FUSE layer under the pod's volume, i.e. a "
+            "privileged helper on the node, which the harness does not deploy yet; use --runtime local"
+        )
+    }
 
     def __init__(
         self,

@@ -6,6 +6,10 @@ generation, which for an emptyDir is a fresh directory, and goes to the first no
 when it may). As root, Prometheus runs as the scenario's security context (uid/gid and the fsGroup applied to the
 volume the way the kubelet does, where the backend says the kubelet does), so permission traps show up here as they
 would in the cluster.
+
+When a scenario has a ``power_loss`` fault (``power_loss=True``), every data directory runs under the power-loss
+layer (``harness.runtime.power_layer``), mounted over it while a pod uses it: ``power_cut`` kills Prometheus, drops
+what it wrote but did not fsync, and restarts the container in the same pod, as a node does after a power failure.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ from harness.mounts import first_untraversable
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import FioJobResult
-from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
+from harness.runtime.base import PowerCut, Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
+from harness.runtime.power_layer import WAL_DIR, PowerLossLayer
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
 from harness.storage.base import ProvisionedStorage
@@ -61,6 +66,8 @@ class Container:
 
 class LocalRuntime(Runtime):
     name = "local"
+    # power-loss: its data directories can run under the power-loss layer (when a scenario needs it).
+    capabilities = frozenset({"signal", "power-loss"})
 
     def __init__(
         self,
@@ -71,6 +78,7 @@ class LocalRuntime(Runtime):
         workdir: Path,
         logs_dir: Path,
         as_security_context: bool | None = None,
+        power_loss: bool = False,
     ) -> None:
         self.spec = spec
         self.storage_spec = storage
@@ -92,15 +100,19 @@ class LocalRuntime(Runtime):
         self._generation = 0
         self._scaled_down_on: str | None = None  # the node of the pod a scale to 0 removed, until scaled back
         self._version: str | None = None
+        self.power_loss = power_loss
+        self.layers: dict[Path, PowerLossLayer] = {}  # by data directory, while a pod uses it
 
     # --- storage -----------------------------------------------------------------------------------------------
 
     def provision_storage(self) -> StorageDescription:
         self.storage = self.backend.provision(self.storage_spec, self.workdir, self.run_id)
         described = self.storage.describe()
-        return StorageDescription(
-            described["path"], described["filesystem"], described["device"], described.get("access")
-        )
+        access = described.get("access")
+        if self.power_loss:
+            layer = "Prometheus' data directory under the power-loss layer (harness.powerloss_fuse, FUSE); fio not"
+            access = f"{access}; {layer}" if access else layer
+        return StorageDescription(described["path"], described["filesystem"], described["device"], access)
 
     def teardown_storage(self) -> None:
         if self.storage is not None:
@@ -125,6 +137,14 @@ class LocalRuntime(Runtime):
     def stop(self) -> None:
         if self.container is not None:
             self.container.daemon.stop(STOP_TIMEOUT_S)
+        problems = []
+        for data_dir in list(self.layers):
+            try:
+                self._unmount_layer(data_dir)
+            except InfraError as e:
+                problems.append(str(e))
+        if problems:
+            raise InfraError("; ".join(problems))
 
     def base_url(self) -> str | None:
         return self.container.base_url if self.container is not None else None
@@ -161,6 +181,33 @@ class LocalRuntime(Runtime):
             injected,
             f"{sig.name} to pid {current.daemon.pid}; the container restarted in the same pod (same volume)",
         )
+
+    def power_cut(self) -> PowerCut:
+        current = self._require()
+        layer = self.layers.get(current.data_dir)
+        if layer is None:
+            raise InfraError(f"no power-loss layer under {current.data_dir}: the runtime was not asked for one")
+        injected = time.time()
+        # Prometheus first, so that nothing writes after the cut: the two are one instant as far as the disk knows.
+        current.daemon.signal(signal.SIGKILL)
+        current.daemon.wait(STOP_TIMEOUT_S)
+        cut = layer.cut()
+        self.container = self._start_container(
+            current.generation, current.restarts + 1, current.node, current.port, current.data_dir
+        )
+        last = cut.last_fsync_under(WAL_DIR)
+        since = (
+            f"the last fsync under {WAL_DIR}/ was {injected - last:.2f} s before the cut ({_utc(last)} UTC)"
+            if last is not None
+            else f"nothing under {WAL_DIR}/ was fsynced since the layer was mounted"
+        )
+        detail = (
+            f"power cut under {current.data_dir}: SIGKILL to pid {current.daemon.pid}; {cut.dropped_bytes:,} unsynced "
+            f"bytes dropped, {len(cut.reverted)} file(s) put back to their last fsync, {len(cut.removed)} never "
+            f"synced new file(s) gone; {since}; the container restarted in the same pod on what was durable"
+        )
+        log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
+        return PowerCut(injected, detail, last)
 
     def delete_pod(self) -> tuple[float, str]:
         return self._replace_pod("pod deleted")
@@ -212,6 +259,7 @@ class LocalRuntime(Runtime):
 
     def _remove_pod(self, current: Container) -> None:
         current.daemon.stop(STOP_TIMEOUT_S)
+        self._unmount_layer(current.data_dir)
         self._require_storage().release(current.generation)
         self.container = None
 
@@ -296,7 +344,16 @@ class LocalRuntime(Runtime):
         data_dir = self._require_storage().data_dir_for(self._generation)
         self._apply_fs_group(data_dir)
         self._check_reachable(data_dir)
+        if self.power_loss and data_dir not in self.layers:
+            layer = PowerLossLayer(data_dir, logs_dir=self.logs_dir, state_dir=self.workdir)
+            layer.mount()
+            self.layers[data_dir] = layer
         self.container = self._start_container(self._generation, 0, node, proc.free_port(), data_dir)
+
+    def _unmount_layer(self, data_dir: Path) -> None:
+        layer = self.layers.pop(data_dir, None)
+        if layer is not None:
+            layer.unmount()
 
     def _apply_fs_group(self, data_dir: Path) -> None:
         """What the kubelet does for volumes that support fsGroup: group-own the tree, setgid dirs, g+rw."""
@@ -384,3 +441,7 @@ class LocalRuntime(Runtime):
         else:
             msg += "\n" + "\n".join(text.splitlines()[-10:])
         return msg
+
+
+def _utc(unix_s: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(unix_s)) + f".{int(unix_s * 1000) % 1000:03d}"

@@ -412,8 +412,25 @@ class NodeLossFault(FaultTiming):
     )
 
 
+class PowerLossFault(FaultTiming):
+    """The power fails under Prometheus' data directory: everything written there but not yet fsynced (or
+    fdatasynced) is lost, files created and never made durable disappear, and Prometheus dies at the same instant
+    (SIGKILL); it restarts on what was durable. Prometheus' WAL fsyncs only when a segment is completed or closed,
+    so acknowledged samples may go: set ``checks.history_survival.max_samples_lost`` to what you accept. Local
+    runtime only (a FUSE layer over the data directory, mounted when a scenario has this fault)."""
+
+    action: Literal["power_loss"]
+
+
 FaultSpec = (
-    SigkillFault | SigtermFault | RestartFault | RescheduleFault | RedeployFault | ScaleZeroFault | NodeLossFault
+    SigkillFault
+    | SigtermFault
+    | RestartFault
+    | RescheduleFault
+    | RedeployFault
+    | ScaleZeroFault
+    | NodeLossFault
+    | PowerLossFault
 )
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
 
