@@ -94,8 +94,9 @@ def cluster(session: nox.Session) -> None:
     session.run(sys.executable, "-m", "tests.cluster", "start", external=True)
 
 
-# Nightly durability runs: each scenario with the exit code it must end with (the emptyDir baseline must lose data).
-NIGHTLY = {"demo": 0, "ephemeral-baseline": 1, "local-pv": 0}
+# Nightly durability runs: each scenario with the exit code it must end with (the emptyDir baseline must lose data, and
+# so must a power loss, back to the WAL's last fsync).
+NIGHTLY = {"demo": 0, "ephemeral-baseline": 1, "local-pv": 0, "power-loss": 1}
 
 
 @nox.session
