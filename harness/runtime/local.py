@@ -197,9 +197,9 @@ class LocalRuntime(Runtime):
         )
         last = cut.last_fsync_under(WAL_DIR)
         since = (
-            f"the last fsync under {WAL_DIR}/ was {injected - last:.2f} s before the cut ({_utc(last)} UTC)"
+            f"the last fsync under {WAL_DIR}/ was {injected - last:.2f} s before the cut ({_utc(last)})"
             if last is not None
-            else f"nothing under {WAL_DIR}/ was fsynced since the layer was mounted"
+            else f"nothing under {WAL_DIR}/ was fsynced since the layer was mounted at {_utc(layer.mounted_at_unix_s)}"
         )
         detail = (
             f"power cut under {current.data_dir}: SIGKILL to pid {current.daemon.pid}; {cut.dropped_bytes:,} unsynced "
@@ -259,7 +259,9 @@ class LocalRuntime(Runtime):
 
     def _remove_pod(self, current: Container) -> None:
         current.daemon.stop(STOP_TIMEOUT_S)
-        self._unmount_layer(current.data_dir)
+        if not self.backend.survives_new_pod:
+            # The emptyDir goes with the pod; a volume that stays keeps its layer, and with it the fsyncs it saw.
+            self._unmount_layer(current.data_dir)
         self._require_storage().release(current.generation)
         self.container = None
 
@@ -444,4 +446,4 @@ class LocalRuntime(Runtime):
 
 
 def _utc(unix_s: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(unix_s)) + f".{int(unix_s * 1000) % 1000:03d}"
+    return time.strftime("%H:%M:%S", time.gmtime(unix_s)) + f".{int(unix_s * 1000) % 1000:03d} UTC"

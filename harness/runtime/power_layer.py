@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,11 +60,13 @@ class PowerLossLayer:
         self.log_path = logs_dir / f"power-loss-layer-{directory.name}.log"
         self.report_path = state_dir / f"power-loss-cut-{directory.name}.json"
         self.daemon: proc.Daemon | None = None
+        self.mounted_at_unix_s = 0.0
 
     def mount(self) -> None:
         if not Path("/dev/fuse").exists():
             raise StorageUnavailable("the power_loss fault needs FUSE for its layer, and /dev/fuse is missing")
         argv = [sys.executable, "-m", MODULE, str(self.directory), "--report", str(self.report_path)]
+        self.mounted_at_unix_s = time.time()
         self.daemon = daemon = proc.start_daemon("power-loss layer", argv, log_path=self.log_path)
 
         def up() -> bool:
