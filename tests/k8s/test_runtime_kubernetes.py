@@ -30,6 +30,7 @@ from harness.runtime.manifests import Names, statefulset_manifest, volume_manife
 from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from harness.undo import UndoLog
+from tests.k8s.helpers import context_of
 from tests.leftovers import wait_for_load_phase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,8 @@ def harness_run(
     scenario_file: Path, reports: Path, kubeconfig: Path, *args: str, **env_vars: str
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), **env_vars}
-    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--reports", str(reports), "--no-report", *args]
+    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--context", context_of(kubeconfig)]
+    argv += ["--reports", str(reports), "--no-report", *args]
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *argv],
         capture_output=True,
@@ -511,7 +513,9 @@ def test_stop_during_a_reschedule_uncordons_and_removes_everything(
             "faults": [{"action": "reschedule", "at": "5s"}],
         }
     )
-    runtime = KubernetesRuntime(scenario, tag[:6], logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig))
+    runtime = KubernetesRuntime(
+        scenario, tag[:6], logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig), context=context_of(kubeconfig)
+    )
     undo = UndoLog()
     try:
         runtime.start([])
@@ -520,11 +524,13 @@ def test_stop_during_a_reschedule_uncordons_and_removes_everything(
         assert undo.pending == ["uncordon node node-2"]
         node = client.CoreV1Api(api_client).read_node("node-2")
         assert node.spec.unschedulable is True
+        assert node.metadata.annotations["harness/cordoned-by"] == tag[:6]  # so `harness cleanup` may undo it
         assert "(unscheduled)" in injection.instance_after  # pinned to node-2 by the PV, which is cordoned
     finally:
         assert undo.unwind() == []
         runtime.stop()
     assert_nothing_left(api_client, tag[:6], (f"harness-pv-{tag}",), (f"local-{tag}",))
+    assert "harness/cordoned-by" not in (client.CoreV1Api(api_client).read_node("node-2").metadata.annotations or {})
     assert list((tmp_path / "logs").glob("prometheus-*.log")), "the deleted pod's log was not kept"
 
 
@@ -586,7 +592,9 @@ def test_a_node_cordoned_by_someone_else_stays_cordoned(kubeconfig: Path, api_cl
         }
     )
     run_id = uuid.uuid4().hex[:6]
-    runtime = KubernetesRuntime(scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig))
+    runtime = KubernetesRuntime(
+        scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig), context=context_of(kubeconfig)
+    )
     node = ""
     try:
         runtime.start([])
@@ -628,7 +636,8 @@ faults: [{{action: sigkill, at: 4m}}]
 """,
     )
     reports = tmp_path / "reports"
-    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--reports", str(reports), "--no-report"]
+    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--context", context_of(kubeconfig)]
+    argv += ["--reports", str(reports), "--no-report"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", *argv],
         cwd=ROOT,
