@@ -15,7 +15,7 @@ from pathlib import Path
 
 from harness.cleanup import RunLeftovers, apply
 from harness.config import UserConfig, choose_context, config_path, load_user_config
-from harness.errors import UsageError
+from harness.errors import InfraError, UsageError
 from harness.ownership import FoundRun, find_runs, released, valid_run_id
 
 EXIT_OK, EXIT_LEFT = 0, 2
@@ -81,7 +81,10 @@ def _cluster_context(args: argparse.Namespace, config: UserConfig) -> tuple[str 
 
     if args.context is not None or args.kubeconfig is not None:
         return choose_context(args.kubeconfig, args.context, config), ""
-    contexts, current, where = kube_contexts(None)
+    try:
+        contexts, current, where = kube_contexts(None)
+    except InfraError as e:  # a broken default kubeconfig must not stop the cleanup of this host
+        return None, f"no cluster was looked at: {e}"
     if not contexts:
         return None, ""
     if current is not None and current in config.kubernetes.allowed_contexts:
@@ -123,6 +126,9 @@ def _cluster(args: argparse.Namespace, context: str, found: list[FoundRun], owne
             leftovers = cluster.leftovers(api, objects, f"in the cluster (context {context})")
             local_run = markers.get(run_id)
             made_by = objects.owner()
+            running = (local_run is not None and local_run.alive) or (made_by is not None and made_by.alive_here())
+            if running and owner is not None:
+                continue  # --all-mine: a run that is running is not a leftover
             if local_run is not None and local_run.alive:
                 leftovers.refused = f"it is running on this host (its lock in {local_run.directory} is held)"
             elif made_by is not None and made_by.alive_here():
