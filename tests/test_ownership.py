@@ -158,3 +158,24 @@ def test_children_of_a_run_carry_its_id(tmp_path: Path) -> None:
         subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False).stdout.strip()
         == "-"
     )
+
+
+def test_cluster_objects_carry_the_owner_and_the_process() -> None:
+    from harness.ownership import RunOwner
+    from harness.runtime.manifests import Names, namespace_manifest
+
+    names = Names("unit", "abc123", RunOwner("alice@lab host", "lab", 4242, 99))
+    meta = namespace_manifest(names)["metadata"]
+    assert meta["labels"]["harness/owner"] == "alice-lab-host" and meta["labels"]["harness/run-id"] == "abc123"
+    assert meta["annotations"] == {
+        "harness/owner": "alice@lab host",
+        "harness/host": "lab",
+        "harness/pid": "4242",
+        "harness/pid-start": "99",
+    }
+    assert RunOwner.from_annotations(meta["annotations"]) == names.owner
+    assert names.cordon_annotations(cordoned=True) == {
+        "harness/cordoned-by": "abc123",
+        "harness/cordoned-owner": "alice-lab-host",
+    }
+    assert set(names.cordon_annotations(cordoned=False).values()) == {None}
