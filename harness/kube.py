@@ -118,6 +118,8 @@ class StorageClassInfo:
     provisioner: str
     volume_binding_mode: str = "Immediate"  # or WaitForFirstConsumer
     is_default: bool = False
+    parameters: dict[str, str] = field(default_factory=dict)
+    reclaim_policy: str = "Delete"
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,13 @@ class NodeInfo:
     labels: dict[str, str] = field(default_factory=dict)
     schedulable: bool = True
     why_unschedulable: str = ""
+    ready: bool = True
+    ready_changed_unix_s: float | None = None  # the Ready condition's lastTransitionTime (whole seconds)
+    # status.nodeInfo, for the result's cluster facts
+    kernel: str = ""
+    kubelet: str = ""
+    container_runtime: str = ""
+    os_image: str = ""
 
 
 @dataclass(frozen=True)
@@ -261,7 +270,7 @@ def _pv(o: Any) -> PvInfo:
     elif spec.host_path:
         source = f"hostPath {spec.host_path.path}"
     elif spec.csi:
-        source = f"csi {spec.csi.driver}"
+        source = f"csi {spec.csi.driver} volumeHandle {spec.csi.volume_handle}"
     return PvInfo(
         name=o.metadata.name,
         capacity_bytes=_quantity_bytes((spec.capacity or {}).get("storage")),
@@ -309,6 +318,8 @@ def _storage_class(o: Any) -> StorageClassInfo:
         provisioner=o.provisioner,
         volume_binding_mode=o.volume_binding_mode or "Immediate",
         is_default=default,
+        parameters={str(k): str(v) for k, v in (o.parameters or {}).items()},
+        reclaim_policy=o.reclaim_policy or "Delete",
     )
 
 
@@ -320,11 +331,18 @@ def _node(o: Any) -> NodeInfo:
     if ready is None or ready.status != "True":
         reasons.append("not Ready")
     reasons += [f"taint {t.key}:{t.effect}" for t in (o.spec.taints or []) if t.effect in ("NoSchedule", "NoExecute")]
+    info = o.status.node_info
     return NodeInfo(
         name=o.metadata.name,
         labels=dict(o.metadata.labels or {}),
         schedulable=not reasons,
         why_unschedulable=", ".join(reasons),
+        ready=ready is not None and ready.status == "True",
+        ready_changed_unix_s=_unix(ready.last_transition_time) if ready is not None else None,
+        kernel=info.kernel_version if info else "",
+        kubelet=info.kubelet_version if info else "",
+        container_runtime=info.container_runtime_version if info else "",
+        os_image=info.os_image if info else "",
     )
 
 
@@ -347,6 +365,10 @@ class ContainerInfo:
     waiting_message: str = ""
     last_exit_code: int | None = None
     last_reason: str = ""  # e.g. Error, OOMKilled, Completed
+    # Unix seconds from the kubelet's RFC 3339 timestamps, which have whole seconds (truncated).
+    started_unix_s: float | None = None  # state.running.startedAt
+    last_finished_unix_s: float | None = None  # lastState.terminated.finishedAt: the previous container ended
+    container_id: str = ""  # containerd://...: a new one for every start, also after its node came back
 
 
 @dataclass(frozen=True)
@@ -374,6 +396,9 @@ class PodInfo:
     deleting: bool
     containers: tuple[ContainerInfo, ...] = ()
     unschedulable: str = ""  # the scheduler's message while PodScheduled is False
+    created_unix_s: float | None = None  # metadata.creationTimestamp (whole seconds)
+    # Condition type -> lastTransitionTime (Unix seconds, whole) of the conditions that are True.
+    true_since: dict[str, float] = field(default_factory=dict)
 
     def container(self, name: str) -> ContainerInfo | None:
         return next((c for c in self.containers if c.name == name), None)
@@ -388,6 +413,13 @@ class PodInfo:
             last = f", last exit {c.last_exit_code} {c.last_reason}" if c.last_exit_code is not None else ""
             parts.append(f"{c.name}: {state}, restarts {c.restart_count}{last}")
         return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    returncode: int
+    stdout: str
+    stderr: str
 
 
 class KubeApi:
@@ -441,7 +473,11 @@ class KubeApi:
             "PersistentVolume": lambda: self.core.create_persistent_volume(manifest, _request_timeout=API_TIMEOUT_S),
             "StorageClass": lambda: self.storage.create_storage_class(manifest, _request_timeout=API_TIMEOUT_S),
             "ConfigMap": lambda: self.core.create_namespaced_config_map(ns, manifest, _request_timeout=API_TIMEOUT_S),
+            "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, _request_timeout=API_TIMEOUT_S),
             "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(
+                ns, manifest, _request_timeout=API_TIMEOUT_S
+            ),
+            "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(
                 ns, manifest, _request_timeout=API_TIMEOUT_S
             ),
         }
@@ -597,13 +633,20 @@ class KubeApi:
 
     def exec(self, namespace: str, pod: str, container: str, argv: list[str]) -> str:
         """Run ``argv`` in a running container and return its output (stdout and stderr)."""
+        done = self.exec_run(namespace, pod, container, argv, timeout_s=API_TIMEOUT_S)
+        return done.stdout + done.stderr
+
+    def exec_run(self, namespace: str, pod: str, container: str, argv: list[str], *, timeout_s: float) -> ExecResult:
+        """Run ``argv`` in a running container until it exits, at most ``timeout_s`` (WaitTimeout then: the
+        command may still run in the container); its exit status, stdout and stderr kept apart."""
         import kubernetes
         from kubernetes import stream as kstream
 
         api = kubernetes.client.CoreV1Api(self._stream_client)
         stream: Any = kstream.stream
-        with self._call(f"exec {argv} in {namespace}/{pod} container {container}"):
-            out: str = stream(
+        what = f"exec {shorten(' '.join(argv))} in {namespace}/{pod} container {container}"
+        with self._call(what):
+            ws: Any = stream(
                 api.connect_get_namespaced_pod_exec,
                 pod,
                 namespace,
@@ -613,9 +656,37 @@ class KubeApi:
                 stdin=False,
                 stdout=True,
                 tty=False,
+                _preload_content=False,
                 _request_timeout=API_TIMEOUT_S,
             )
-        return out
+            try:
+                deadline = time.monotonic() + timeout_s
+                out: list[str] = []
+                err: list[str] = []
+                # Read as it comes: an output of many MB must not pile up in the websocket's buffers.
+                while ws.is_open() and time.monotonic() < deadline:
+                    ws.update(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+                    out.append(ws.read_stdout(timeout=0) if ws.peek_stdout() else "")
+                    err.append(ws.read_stderr(timeout=0) if ws.peek_stderr() else "")
+                if ws.is_open():
+                    raise WaitTimeout(what, timeout_s, "still running")
+                out.append(ws.read_stdout(timeout=0) if ws.peek_stdout() else "")
+                err.append(ws.read_stderr(timeout=0) if ws.peek_stderr() else "")
+                code = ws.returncode
+            finally:
+                ws.close()
+        return ExecResult(returncode=int(code) if code is not None else -1, stdout="".join(out), stderr="".join(err))
+
+    def event_times(self, namespace: str, kind: str, uid: str, reason: str) -> list[float]:
+        """When the events with ``reason`` about the object with ``uid`` happened (Unix seconds), oldest first."""
+        with self._call(f"list the {reason} events of {kind} {namespace}/uid {uid}"):
+            items = self.core.list_namespaced_event(
+                namespace,
+                field_selector=f"involvedObject.kind={kind},involvedObject.uid={uid},reason={reason}",
+                _request_timeout=API_TIMEOUT_S,
+            ).items
+        times = [_unix(e.event_time or e.first_timestamp or e.metadata.creation_timestamp) for e in items]
+        return sorted(t for t in times if t is not None)
 
     def events(self, namespace: str, kind: str, name: str) -> list[str]:
         """The object's events, oldest first, as ``Reason: message``."""
@@ -630,6 +701,17 @@ class KubeApi:
 
     # --- volumes and nodes ---------------------------------------------------------------------------------
 
+    def server_version(self) -> str:
+        import kubernetes
+
+        with self._call("read the API server's version"):
+            info: Any = kubernetes.client.VersionApi(self._client).get_code(_request_timeout=API_TIMEOUT_S)
+        return str(info.git_version)
+
+    def read_storage_class(self, name: str) -> StorageClassInfo | None:
+        obj = self._read("StorageClass", name, "")
+        return None if obj is None else _storage_class(obj)
+
     def read_pv(self, name: str) -> PvInfo | None:
         obj = self._read("PersistentVolume", name, "")
         return None if obj is None else _pv(obj)
@@ -641,6 +723,29 @@ class KubeApi:
     def nodes(self) -> list[NodeInfo]:
         with self._call("list nodes"):
             return [_node(o) for o in self.core.list_node(_request_timeout=API_TIMEOUT_S).items]
+
+    def wait_node(self, name: str, *, ready: bool, timeout_s: float) -> NodeInfo:
+        """Until node ``name``'s Ready condition is True (``ready``) or not; the node as it was then."""
+        raw = self._watch(
+            self.core.list_node,
+            {"field_selector": f"metadata.name={name}"},
+            lambda o: _node(o).ready == ready,
+            what=f"node {name} to be {'Ready' if ready else 'NotReady (the node controller noticing it is gone)'}",
+            timeout_s=timeout_s,
+            describe=lambda o: "no such node" if o is None else f"Ready={_node(o).ready}",
+        )
+        return _node(raw)
+
+    def force_delete_pod(self, namespace: str, name: str) -> None:
+        """Delete with grace period 0: the API forgets the pod at once, whatever its kubelet (if any) still runs."""
+        from kubernetes.client.exceptions import ApiException
+
+        with self._call(f"force-delete pod {namespace}/{name}"):
+            try:
+                self.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0, _request_timeout=API_TIMEOUT_S)
+            except ApiException as e:
+                if e.status != 404:
+                    raise
 
     def scale_statefulset(self, namespace: str, name: str, replicas: int) -> None:
         with self._call(f"scale StatefulSet {namespace}/{name} to {replicas}"):
@@ -729,6 +834,9 @@ def _pod_info(o: Any) -> PodInfo:
                 waiting_message=(state.waiting.message or "") if state and state.waiting else "",
                 last_exit_code=terminated.exit_code if terminated else None,
                 last_reason=(terminated.reason or "") if terminated else "",
+                started_unix_s=_unix(state.running.started_at) if state and state.running else None,
+                last_finished_unix_s=_unix(terminated.finished_at) if terminated else None,
+                container_id=c.container_id or "",
             )
         )
     conditions = (status.conditions if status else None) or []
@@ -747,7 +855,16 @@ def _pod_info(o: Any) -> PodInfo:
         deleting=o.metadata.deletion_timestamp is not None,
         containers=tuple(containers),
         unschedulable=unschedulable,
+        created_unix_s=_unix(o.metadata.creation_timestamp),
+        true_since={
+            c.type: t for c in conditions if c.status == "True" and (t := _unix(c.last_transition_time)) is not None
+        },
     )
+
+
+def _unix(timestamp: Any) -> float | None:
+    """A timestamp the client parsed into a datetime, as Unix seconds."""
+    return None if timestamp is None else float(timestamp.timestamp())
 
 
 def _api_message(body: Any) -> str:

@@ -33,15 +33,14 @@ from harness.config import UserConfig, choose_context, load_user_config
 from harness.errors import HarnessError, InfraError, NotRecovered, UsageError, WaitTimeout
 from harness.faults import injector_for, required_capabilities
 from harness.faults.timeline import PlannedFault, plan_faults
-from harness.loads import fio
 from harness.loads.driver import TsdbDriver
 from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner, new_marker
 from harness.prom import PromClient
 from harness.results import env as envinfo
-from harness.results.model import CheckResult, Event, FaultRecord, RunResult, Severity, Status
+from harness.results.model import CheckResult, Event, FaultRecord, RecoveryStage, RunResult, Severity, Status
 from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
-from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported
-from harness.runtime.base import Runtime
+from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported, runtime_capabilities
+from harness.runtime.base import Injection, Recovery, Runtime, StageMark
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.signals import Interrupted, handled_signals
@@ -183,22 +182,13 @@ class Run:
         jobs = self.scenario.loads.fio
         if not jobs:
             return
-        directory = runtime.fio_directory()
-        if directory is None:
-            # One scenario file runs on both runtimes: the durability part still runs, the gap is said loudly.
-            self.event(
-                "warning",
-                f"{len(jobs)} fio job(s) skipped: fio on the {runtime.name} runtime is not "
-                "available yet (run the scenario on the local runtime on a node's mount to measure the disk)",
-            )
-            return
-        self.result.environment.fio_version = fio.fio_version()
         total = sum(j.runtime_s for j in jobs)
-        with ui.phase(f"fio: {len(jobs)} job(s) on {directory}", total) as bar:
+        with ui.phase(f"fio: {len(jobs)} job(s) on {runtime.fio_target()}", total) as bar:
             done = 0.0
             for job in jobs:
                 bar.update(done, f"fio {job.name or job.profile}")
-                self.result.fio.append(fio.run_fio_job(job, directory, self.run_dir))
+                self.result.fio.append(runtime.run_fio(job, self.run_dir))
+                self.result.environment.fio_version = runtime.fio_version()
                 done += job.runtime_s
                 self.save()
         for r in self.result.fio:
@@ -212,9 +202,12 @@ class Run:
         load = None
         scrape_configs = []
         if spec is not None:
-            load = self.load = TsdbDriver(spec, self.run_id)
+            exporter = runtime.scrape_exporter(spec, self.run_id) if spec.mode == "scrape" else None
+            load = self.load = TsdbDriver(spec, self.run_id, exporter=exporter)
             self.undo.record("stop the TSDB load", load.stop)
             scrape_configs = load.prepare()
+            if exporter is not None:
+                self.result.environment.extra["scrape exporter"] = exporter.description
         self.event("phase", f"starting Prometheus ({runtime.name} runtime)")
         try:
             runtime.start(scrape_configs)
@@ -222,6 +215,7 @@ class Run:
             # Before any fault there is nothing to recover from: the run could not be set up on this storage.
             raise InfraError(f"Prometheus did not start: {e}") from e
         self.result.environment.prometheus_version = runtime.version()
+        self._record_cluster(runtime)
         self.event("phase", f"Prometheus {self.result.environment.prometheus_version} ready: {runtime.instance()}")
         return load
 
@@ -268,11 +262,19 @@ class Run:
                 )
         self.save()
 
-    def step_check(self, load: TsdbDriver | None) -> None:
+    def _record_cluster(self, runtime: Runtime) -> None:
+        """The cluster's facts, again after the faults (Prometheus may have moved to other nodes)."""
+        try:
+            self.result.cluster = runtime.cluster_facts()
+        except InfraError as e:
+            self.event("warning", f"could not record the cluster's versions and volume: {e}")
+
+    def step_check(self, runtime: Runtime, load: TsdbDriver | None) -> None:
+        self._record_cluster(runtime)
         checks = self.scenario.checks
         if checks.history_survival.enabled and load is not None:
             self.result.checks.append(self._history_check())
-        self.result.checks.append(recovery_check(self.result.faults, checks.max_recovery_s))
+        self.result.checks.append(recovery_check(self.result.faults, checks.recovery_limits_s))
         if checks.min_fio_write_iops is not None:
             self.result.checks.append(fio_iops_check(self.result.fio, checks.min_fio_write_iops))
         self.result.complete = True
@@ -355,6 +357,7 @@ class Run:
         record.process_up_at_s = None if recovery.process_up_at_unix_s is None else recovery.process_up_at_unix_s - t0
         record.ready_at_s = None if recovery.ready_at_unix_s is None else recovery.ready_at_unix_s - t0
         record.wal_replay_s = recovery.wal_replay_s
+        record.stages = _stages(injection, recovery, t0)
         if load is None:
             return
         load.set_endpoint(runtime.base_url())
@@ -370,6 +373,7 @@ class Run:
             # Ready but taking no writes is Prometheus not being back, as far as its users can tell.
             raise NotRecovered(f"Prometheus answered /-/ready but {e}") from e
         record.first_sample_at_s = first - t0
+        record.stages.append(RecoveryStage(stage="first_sample", at_s=first - t0, source=FIRST_SAMPLE_SOURCE))
 
     def _checkpoint(self, runtime: Runtime, load: TsdbDriver, label: str, cutoff_unix_ms: int) -> None:
         url = runtime.base_url()
@@ -456,6 +460,28 @@ def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None
     return None
 
 
+FIRST_SAMPLE_SOURCE = "harness: the first sample of the write load acknowledged after the fault"
+
+
+def _stages(injection: Injection, recovery: Recovery, t0: float) -> list[RecoveryStage]:
+    """The fault's stages in order: the injection, what the fault saw (a lost node marked NotReady), what the
+    runtime saw (a new pod scheduled, its volumes mounted, the container started), then /-/healthy and /-/ready
+    as the harness polled them."""
+    marks = [
+        StageMark("injected", injection.injected_at_unix_s, "harness: the fault was injected"),
+        *injection.stages,
+        *recovery.stages,
+    ]
+    if recovery.process_up_at_unix_s is not None:
+        marks.append(StageMark("healthy", recovery.process_up_at_unix_s, "harness: polled /-/healthy"))
+    if recovery.ready_at_unix_s is not None:
+        marks.append(StageMark("ready", recovery.ready_at_unix_s, "harness: polled /-/ready"))
+    return [
+        RecoveryStage(stage=m.stage, at_s=round(m.at_unix_s - t0, 3), source=m.source, resolution_s=m.resolution_s)
+        for m in marks
+    ]
+
+
 def _fmt(at_s: float | None, since_s: float) -> str:
     return "n/a" if at_s is None else f"{at_s - since_s:.2f} s"
 
@@ -464,6 +490,7 @@ def execute(options: RunOptions) -> RunOutcome:
     """Run one scenario end to end. Bad input raises UsageError before anything is created."""
     scenario = load_scenario(options.scenario_path)
     refuse_unsupported(options.runtime, scenario)
+    refuse_faults(options.runtime, scenario)
     config = load_user_config()
     context = _allowed_context(options, config)
     planned = plan_faults(scenario.faults, scenario.duration_s)
@@ -498,7 +525,7 @@ def execute(options: RunOptions) -> RunOutcome:
                 run.step_benchmark(runtime)
                 load = run.step_start(runtime)
                 run.step_execute(runtime, load)
-                run.step_check(load)
+                run.step_check(runtime, load)
         except Interrupted as e:
             run.result.interrupted = True
             run.event("error", f"interrupted ({e}); cleaning up and keeping the partial result")
@@ -518,6 +545,26 @@ def execute(options: RunOptions) -> RunOutcome:
     if not run.result.interrupted:
         exit_code = {Status.PASSED: EXIT_PASSED, Status.FAILED: EXIT_FAILED}.get(run.result.verdict, EXIT_ERROR)
     return RunOutcome(exit_code, run_dir, run.result)
+
+
+CAPABILITY_MEANING = {"signal": "signal Prometheus in its container", "nodes": "stop and start nodes"}
+
+
+def refuse_faults(runtime: str, scenario: Scenario) -> None:
+    """UsageError, before anything is created, for a fault the runtime cannot play or the scenario under-specifies."""
+    can = runtime_capabilities(runtime)
+    for i, spec in enumerate(scenario.faults):
+        injector = injector_for(spec)
+        missing = sorted(injector.requires - can)
+        if missing:
+            needs = ", ".join(CAPABILITY_MEANING.get(m, m) for m in missing)
+            raise UsageError(
+                f"faults[{i}] ({spec.action}) needs a runtime that can {needs}; the {runtime} runtime cannot: use "
+                "--runtime kubernetes"
+            )
+        refusal = injector.refusal(spec)
+        if refusal is not None:
+            raise UsageError(f"faults[{i}] ({spec.action}): {refusal}")
 
 
 def _allowed_context(options: RunOptions, config: UserConfig) -> str | None:

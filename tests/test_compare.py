@@ -11,7 +11,7 @@ import pytest
 from harness.errors import UsageError
 from harness.report import Change, MetricDelta, compare_runs, render_comparison, summary_text
 from harness.report.compare import compare_results
-from harness.results.model import FaultRecord, RunResult
+from harness.results.model import ClusterFacts, FaultRecord, NodeFacts, RunResult, VolumeFacts
 from harness.results.store import RESULT_FILE, save_result
 from tests.test_report import interrupted_result, make_result
 
@@ -153,3 +153,29 @@ def test_sub_quarter_second_recovery_jitter_is_not_a_regression() -> None:
     )
     delta = next(d for d in comparison.deltas if d.metric == "recovery after sigkill")
     assert delta.status is Change.UNCHANGED and "less than 0.25 s apart" in delta.note
+
+
+def test_kubernetes_runs_on_different_volumes_and_nodes_are_named_and_stages_compared() -> None:
+    def on(provisioner: str, source: str, kernel: str, scale: float) -> RunResult:
+        result = make_result(recovery_scale=scale)
+        cluster = ClusterFacts(
+            server_version="v1.32.13",
+            nodes=[
+                NodeFacts(name="node-2", kernel=kernel, kubelet="v1.32.13", container_runtime="containerd://1.6.20")
+            ],
+            volume=VolumeFacts(claim="ns/c", pv="pv-1", source=source, provisioner=provisioner),
+        )
+        return result.model_copy(update={"runtime": "kubernetes", "cluster": cluster})
+
+    local = on("kubernetes.io/no-provisioner", "local /mnt/disks/run-1", "6.1.0", 1.0)
+    same = on("kubernetes.io/no-provisioner", "local /mnt/disks/run-2", "6.1.0", 1.0)
+    assert not any("different volumes" in n for n in compare_results([("a", local), ("b", same)]).notes)
+    nfs = on("nfs.csi.k8s.io", "csi nfs.csi.k8s.io volumeHandle x", "6.12.0", 3.0)
+    comparison = compare_results([("local", local), ("nfs", nfs)])
+    notes = " | ".join(comparison.notes)
+    assert "different volumes (provisioner, source)" in notes and "nfs.csi.k8s.io, csi nfs.csi.k8s.io" in notes
+    assert "kernel 6.12.0" in notes
+    # The stages the harness timed are compared one by one (the API's whole seconds are not).
+    metrics = {d.metric for d in comparison.deltas if d.group == "recovery"}
+    assert {"/-/healthy after sigkill", "/-/ready after reschedule", "container started after sigkill"} <= metrics
+    assert "scheduled after reschedule" not in metrics

@@ -18,7 +18,11 @@ from tests.test_pipeline import harness, no_prometheus_left, run_dirs, scenario
 def test_every_scenario_action_has_exactly_one_fault_module() -> None:
     defs = Scenario.model_json_schema()["$defs"]
     actions = {d["properties"]["action"]["const"] for name, d in defs.items() if name.endswith("Fault")}
-    assert actions == set(injectors()) == {"sigkill", "sigterm", "restart", "reschedule", "redeploy", "scale_zero"}
+    assert (
+        actions
+        == set(injectors())
+        == {"sigkill", "sigterm", "restart", "reschedule", "redeploy", "scale_zero", "node_loss"}
+    )
 
 
 def test_signal_faults_ask_for_the_signal_capability() -> None:

@@ -7,6 +7,7 @@ The results are built here, saved with the real store and rendered from disk, so
 from __future__ import annotations
 
 import base64
+import math
 import random
 import re
 from datetime import UTC, datetime, timedelta
@@ -29,6 +30,7 @@ from harness.results.model import (
     FioJobResult,
     FioPoint,
     IngestPoint,
+    RecoveryStage,
     RunResult,
     Severity,
     Status,
@@ -98,6 +100,23 @@ def fio_job(
     )
 
 
+def _stages(action: str, injected: float, up: float, ready: float, first: float) -> list[RecoveryStage]:
+    """A SIGKILL's stages as the local runtime sees them; a reschedule's as the kubernetes runtime does (a new pod
+    with API timestamps of whole seconds, truncated)."""
+    harness = [("injected", injected, 0.0), ("healthy", up, 0.0), ("ready", ready, 0.0), ("first_sample", first, 0.0)]
+    if action == "sigkill":
+        api = [("container_started", injected + 0.05, 0.0)]
+    else:
+        api = [
+            ("pod_created", math.floor(injected + 0.3), 1.0),
+            ("scheduled", math.floor(injected + 0.35), 1.0),
+            ("volumes_mounted", math.floor(injected + 0.6), 1.0),
+            ("container_started", math.floor(injected + 0.8), 1.0),
+        ]
+    marks = harness[:1] + api + harness[1:]
+    return [RecoveryStage(stage=st, at_s=at, source=f"test {st}", resolution_s=res) for st, at, res in marks]
+
+
 def make_result(
     *,
     lost: int = 0,
@@ -136,6 +155,7 @@ def make_result(
                 first_sample_at_s=ready + 0.4,
                 wal_replay_s=replay,
                 detail=f"{action} pid {4000 + index}",
+                stages=_stages(action, injected, up, ready, ready + 0.4),
             )
         )
     ingest = []
@@ -362,13 +382,13 @@ def test_frames_have_columns_even_when_empty() -> None:
 
 def test_charts_are_independent_of_each_other_and_of_pyplot() -> None:
     full = make_result()
-    ingest, faults = frames.ingest_frame(full), frames.faults_frame(full)
+    ingest, faults, stages = frames.ingest_frame(full), frames.faults_frame(full), frames.stages_frame(full)
     first = charts.ingest_chart(ingest, faults)
     charts.fio_throughput_chart(frames.fio_timeseries_frame(full))
     assert charts.ingest_chart(ingest, faults) == first  # no state carried over from the chart in between
     assert charts.ingest_chart(ingest, faults.iloc[0:0]) != first  # without fault markers it differs
     assert charts.ingest_chart(ingest.iloc[0:0], faults) is None
-    assert charts.recovery_timeline_chart(faults.iloc[0:0]) is None
+    assert charts.recovery_timeline_chart(faults.iloc[0:0], stages) is None
     import matplotlib.pyplot as plt  # imported only to prove no figure was left behind in its global state
 
     assert plt.get_fignums() == []
@@ -378,7 +398,7 @@ def test_recovery_chart_survives_a_fault_that_never_recovered() -> None:
     result = make_result()
     broken = result.faults[1].model_copy(update={"ready_at_s": None, "first_sample_at_s": None, "wal_replay_s": None})
     result.faults[1] = broken
-    png = charts.recovery_timeline_chart(frames.faults_frame(result))
+    png = charts.recovery_timeline_chart(frames.faults_frame(result), frames.stages_frame(result))
     assert png is not None and png.startswith(b"\x89PNG")
     context = build_context(result)
     assert any(row[-3] == "–" for row in context["faults"].rows)
@@ -393,3 +413,17 @@ def test_timestamps_are_utc() -> None:
     frame = frames.durability_frame(make_result(lost=5))
     start = frame["loss_window_start"].iloc[1]
     assert isinstance(start, pd.Timestamp) and str(start.tz) == "UTC"
+
+
+def test_the_recovery_stages_table_says_which_times_come_from_the_api() -> None:
+    context = build_context(make_result())
+    table = context["stages"]
+    assert table.headers[:3] == ["fault", "action", "old pod gone, new pod created"]
+    assert table.headers[-3:] == ["/-/healthy", "/-/ready", "first new sample stored"]
+    kill, move = table.rows
+    assert kill[2] == "–" and not any("*" in cell for cell in kill)  # a restarted container: no new pod
+    assert move[2].endswith("s*")  # the API's whole-second timestamp
+    # Truncated API times never show a stage before the one it follows.
+    offsets = [float(c.strip("+*s").replace("\u00a0", "")) for c in move[2:]]
+    assert offsets == sorted(offsets) and offsets[0] >= 0
+    assert ["scheduled", "test scheduled"] in context["stage_sources"].rows

@@ -22,6 +22,7 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     raw["schema_version"] = 1
     raw["t0_unix_s"] = t0
     raw.pop("load")
+    _drop_v3_fields(raw)
     raw["events"] = [
         {"t_s": t, "kind": e["kind"], "message": e["message"]}
         for t, e in zip(event_times_v1, raw["events"], strict=True)
@@ -29,13 +30,25 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v3_fields(raw: dict[str, object]) -> None:
+    raw.pop("cluster")
+    for fault in raw["faults"]:  # type: ignore[attr-defined]
+        fault.pop("stages")
+    for job in raw["fio"]:  # type: ignore[attr-defined]
+        job.pop("measured_on")
+
+
+def _without_stages(result: RunResult) -> list[object]:
+    return [f.model_copy(update={"stages": []}) for f in result.faults]
+
+
 def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
     (tmp_path / RESULT_FILE).write_text(json.dumps(raw), encoding="utf-8")
     return tmp_path
 
 
-def test_the_current_version_is_2_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 2
+def test_the_current_version_is_3_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 3
     result = make_result()
     save_result(tmp_path, result)
     assert load_result(tmp_path) == result
@@ -51,7 +64,22 @@ def test_a_version_1_result_is_migrated_to_absolute_event_times(tmp_path: Path) 
     assert loaded.schema_version == RESULT_SCHEMA_VERSION
     assert [e.at_unix_s for e in loaded.events] == pytest.approx([e.at_unix_s for e in result.events])
     assert loaded.t0_unix_s == T0_UNIX_S and loaded.load is None
-    assert loaded.faults == result.faults and loaded.durability == result.durability
+    assert _without_stages(loaded) == _without_stages(result) and loaded.durability == result.durability
+
+
+def test_a_version_2_result_gets_the_stages_the_harness_observed(tmp_path: Path) -> None:
+    result = make_result()
+    raw = json.loads(result.model_dump_json())
+    raw["schema_version"] = 2
+    _drop_v3_fields(raw)
+    loaded = load_result(_write(tmp_path, raw))
+    for before, after in zip(result.faults, loaded.faults, strict=True):
+        assert after.stages[0].stage == "injected"
+        assert after.stage_s("injected") == 0.0
+        assert after.stage_s("ready") == pytest.approx(before.ready_at_s - before.injected_at_s)  # type: ignore[operator]
+        assert after.stage_s("first_sample") == pytest.approx(before.recovery_s)
+        assert after.stage_s("scheduled") is None  # a version 2 harness did not look
+    assert all(job.measured_on is None for job in loaded.fio)
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:
@@ -86,7 +114,8 @@ def test_a_broken_current_file_names_the_problem_briefly(tmp_path: Path) -> None
     raw["faults"] = [{"index": "x"}] * 50
     with pytest.raises(UsageError) as info:
         load_result(_write(tmp_path, raw))
-    assert "does not match schema version 2" in str(info.value) and len(str(info.value)) < 1200
+    message = str(info.value)
+    assert f"does not match schema version {RESULT_SCHEMA_VERSION}" in message and len(message) < 1200
 
 
 def test_a_run_stopped_by_the_doctor_shows_its_own_times_not_1970() -> None:

@@ -22,6 +22,10 @@ class Injector(ABC, Generic[SpecT]):
     action: ClassVar[str]
     requires: ClassVar[frozenset[str]] = frozenset()
 
+    def refusal(self, spec: SpecT) -> str | None:
+        """Why this fault cannot run as the scenario gives it (checked before anything is created); None: it can."""
+        return None
+
     def inject(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> Injection:
         before = runtime.instance()
         injected_at, detail = self.act(spec, runtime, undo)

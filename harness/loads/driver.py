@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.loads.ledger import ExpectedHistory, ScrapeSnapshot
-from harness.loads.tsdb import SyntheticExporter, TsdbWriter
+from harness.loads.tsdb import ScrapeExporter, SyntheticExporter, TsdbWriter, scrape_snapshot
 from harness.prom import PromClient
 from harness.results.model import IngestPoint, LoadStats
 from harness.scenario.model import TsdbLoad
@@ -20,14 +20,15 @@ LEDGER_FILE = "tsdb-ledger.json"
 
 
 class TsdbDriver:
-    def __init__(self, load: TsdbLoad, run_id: str) -> None:
+    def __init__(self, load: TsdbLoad, run_id: str, *, exporter: ScrapeExporter | None = None) -> None:
+        """``exporter``: scrape mode's exporter where the runtime needs one of its own (default: on this host)."""
         self.load = load
         self.run_id = run_id
         self.writer: TsdbWriter | None = None
-        self.exporter: SyntheticExporter | None = None
+        self.exporter: ScrapeExporter | None = None
         self._snapshot: ScrapeSnapshot | None = None
         if load.mode == "scrape":
-            self.exporter = SyntheticExporter(load, run_id)
+            self.exporter = exporter if exporter is not None else SyntheticExporter(load, run_id)
 
     @property
     def mode(self) -> str:
@@ -54,7 +55,7 @@ class TsdbDriver:
         """Scrape mode: remember what Prometheus shows now; it must still be there after the fault."""
         if self.exporter is not None:
             with PromClient(prom_url, timeout_s=60) as client:
-                self._snapshot = self.exporter.snapshot(client, cutoff_unix_ms)
+                self._snapshot = scrape_snapshot(self.exporter.layout, client, cutoff_unix_ms)
 
     def expected(self, prom_url: str) -> ExpectedHistory:
         """What must be in Prometheus: the ledger (remote write) or the last snapshot before a fault (scrape)."""

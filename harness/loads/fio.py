@@ -12,10 +12,11 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 from harness import fmt, proc
@@ -176,7 +177,7 @@ def resolve(job: FioJob, size_bytes: int) -> Settings:
     )
 
 
-def build_argv(job: FioJob, directory: Path, size_bytes: int, log_prefix: Path) -> list[str]:
+def build_argv(job: FioJob, directory: PurePath, size_bytes: int, log_prefix: PurePath) -> list[str]:
     """The fio command line for ``job`` writing its files into ``directory``; logs go to ``log_prefix``_*.log."""
     settings = resolve(job, size_bytes)
     runtime_ms = max(1, round(job.runtime_s * 1000))
@@ -227,7 +228,7 @@ def build_argv(job: FioJob, directory: Path, size_bytes: int, log_prefix: Path) 
     return argv
 
 
-def _escape_colons(path: Path) -> str:
+def _escape_colons(path: PurePath) -> str:
     """fio splits --directory on ':' (it takes several directories); a literal colon is written as '\\:'."""
     return str(path).replace(":", "\\:")
 
@@ -394,55 +395,102 @@ def parse_fio_logs(log_prefix: Path, direction: Direction, *, log_avg_msec: int 
 # --- running ---------------------------------------------------------------------------------------------------
 
 
-def run_fio_job(job: FioJob, directory: Path, out_dir: Path, *, timeout_s: float | None = None) -> FioJobResult:
-    """Run one fio job in a fresh subdirectory of ``directory`` (the storage under test) and return its result.
+@dataclass(frozen=True)
+class JobFiles:
+    """Where one job's outputs go in the run directory, under the same names on every runtime: fio's JSON
+    (``fio-<name>.json``, the result's ``raw_json_file``), its console output (``fio-<name>.log``) and its
+    bw/iops/latency logs (``fio-<name>.logs/<name>_*.log``)."""
 
-    fio's JSON goes to ``out_dir/fio-<name>.json`` (the result's ``raw_json_file``, relative to ``out_dir``), its
-    console output to ``out_dir/fio-<name>.log`` and the bw/iops/latency logs to ``out_dir/fio-<name>.logs/``. The
-    subdirectory and the data files in it are removed afterwards, also on timeout or Ctrl-C; nothing else is touched.
+    name: str
+    out_dir: Path
+
+    @property
+    def raw_json(self) -> Path:
+        return self.out_dir / f"fio-{self.name}.json"
+
+    @property
+    def console_log(self) -> Path:
+        return self.out_dir / f"fio-{self.name}.log"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.out_dir / f"fio-{self.name}.logs"
+
+    @property
+    def log_prefix(self) -> Path:
+        return self.logs_dir / self.name
+
+
+def job_files(job: FioJob, out_dir: Path) -> JobFiles:
+    """The job's output files in ``out_dir``; UsageError when another job of the run already wrote there."""
+    files = JobFiles(job_name(job), out_dir)
+    if files.raw_json.exists() or files.logs_dir.exists():
+        raise UsageError(f"fio job name {files.name!r} is used twice in {out_dir}; give each fio job a distinct name")
+    return files
+
+
+def collect_result(
+    job: FioJob,
+    files: JobFiles,
+    *,
+    argv: list[str],
+    directory: str,
+    size_bytes: int,
+    returncode: int,
+    where: str,
+) -> FioJobResult:
+    """The typed result of a finished fio run whose outputs are in ``files`` (written there by fio itself, or
+    copied out of a pod): JSON, per-second series, and fio's own error lines when it failed. ``where`` says what
+    ran it where (e.g. this host, or a pod on a node), for the report."""
+    raw = _read(files.raw_json)
+    try:
+        doc = load_fio_json(raw)
+    except CommandFailed as e:
+        raise CommandFailed(
+            f"fio job {files.name!r} in {directory} ({where}) wrote no JSON",
+            returncode,
+            _tail(_read(files.console_log)),
+        ) from e
+    result = parse_fio_json(doc, job=job, argv=argv, directory=Path(directory), size_bytes=size_bytes)
+    update: dict[str, object] = {"raw_json_file": files.raw_json.name, "measured_on": where}
+    if result.read is not None:
+        update["read"] = result.read.model_copy(update={"timeseries": parse_fio_logs(files.log_prefix, "read")})
+    if result.write is not None:
+        update["write"] = result.write.model_copy(update={"timeseries": parse_fio_logs(files.log_prefix, "write")})
+    if returncode != 0:
+        detail = _fio_error_lines(_read(files.console_log)) or _fio_error_lines(raw) or result.error
+        update["error"] = f"fio exited with code {returncode}" + (f": {detail}" if detail else "")
+    return result.model_copy(update=update)
+
+
+def run_fio_job(job: FioJob, directory: Path, out_dir: Path, *, timeout_s: float | None = None) -> FioJobResult:
+    """Run one fio job on this host in a fresh subdirectory of ``directory`` (the storage under test) and return
+    its result; its outputs go to ``out_dir`` (see ``JobFiles``). The subdirectory and the data files in it are
+    removed afterwards, also on timeout or Ctrl-C; nothing else is touched.
 
     A job fio reports as failed (non-zero exit or a job error such as ENOSPC) comes back with ``error`` set and
     whatever it measured. StorageUnavailable: the directory is unusable or too full; CommandFailed: fio timed out or
     wrote no JSON; MissingBinary: fio is not installed.
     """
-    name = job_name(job)
-    raw_json = out_dir / f"fio-{name}.json"
-    console_log = out_dir / f"fio-{name}.log"
-    logs_dir = out_dir / f"fio-{name}.logs"
-    if raw_json.exists() or logs_dir.exists():
-        raise UsageError(f"fio job name {name!r} is used twice in {out_dir}; give each fio job a distinct name")
+    files = job_files(job, out_dir)
     proc.which("fio")
-    log_prefix = logs_dir / name
     try:
-        work_dir = Path(tempfile.mkdtemp(prefix=f"fio-{name}-", dir=directory))
+        work_dir = Path(tempfile.mkdtemp(prefix=f"fio-{files.name}-", dir=directory))
     except OSError as e:
-        raise StorageUnavailable(f"cannot create a directory for fio job {name!r} in {directory}: {e}") from e
+        raise StorageUnavailable(f"cannot create a directory for fio job {files.name!r} in {directory}: {e}") from e
     try:
         size = plan_size_bytes(job, shutil.disk_usage(work_dir).free)
-        logs_dir.mkdir(parents=True)
-        argv = [*build_argv(job, work_dir, size, log_prefix), f"--output={raw_json}"]
+        files.logs_dir.mkdir(parents=True)
+        argv = [*build_argv(job, work_dir, size, files.log_prefix), f"--output={files.raw_json}"]
         budget_s = timeout_s if timeout_s is not None else default_timeout_s(job, size)
-        log.info("fio %s: %s x %d in %s for %gs", name, fmt.size(size), job.numjobs, work_dir, job.runtime_s)
-        returncode = _run_to_completion(name, argv, console_log, budget_s)
-        raw = raw_json.read_text() if raw_json.exists() else ""
-        try:
-            doc = load_fio_json(raw)
-        except CommandFailed as e:
-            raise CommandFailed(
-                f"fio job {name!r} in {directory} wrote no JSON", returncode, _tail(_read(console_log))
-            ) from e
-        result = parse_fio_json(doc, job=job, argv=argv, directory=directory, size_bytes=size)
+        log.info("fio %s: %s x %d in %s for %gs", files.name, fmt.size(size), job.numjobs, work_dir, job.runtime_s)
+        returncode = _run_to_completion(files.name, argv, files.console_log, budget_s)
     finally:
         _remove_work_dir(work_dir)
-    update: dict[str, object] = {"raw_json_file": raw_json.name}
-    if result.read is not None:
-        update["read"] = result.read.model_copy(update={"timeseries": parse_fio_logs(log_prefix, "read")})
-    if result.write is not None:
-        update["write"] = result.write.model_copy(update={"timeseries": parse_fio_logs(log_prefix, "write")})
-    if returncode != 0:
-        detail = _fio_error_lines(_read(console_log)) or _fio_error_lines(raw) or result.error
-        update["error"] = f"fio exited with code {returncode}" + (f": {detail}" if detail else "")
-    return result.model_copy(update=update)
+    where = f"this host ({socket.gethostname()})"
+    return collect_result(
+        job, files, argv=argv, directory=str(directory), size_bytes=size, returncode=returncode, where=where
+    )
 
 
 def _run_to_completion(name: str, argv: list[str], console_log: Path, timeout_s: float) -> int:

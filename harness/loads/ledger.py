@@ -31,7 +31,9 @@ from harness.prom import LabelsKey
 LEDGER_FORMAT = "prom-storage-harness/tsdb-ledger"
 LEDGER_VERSION = 1
 METRIC_PREFIX = "harness_load_"
-_VALUE_MODULUS = 1_048_573  # a prime below 2**20: values spread over the whole range without a short period
+VALUE_MODULUS = 1_048_573  # a prime below 2**20: values spread over the whole range without a short period
+# Weights of slot, generation and tick in a value (the busybox exporter computes the same sum in awk).
+SLOT_WEIGHT, GEN_WEIGHT, TICK_WEIGHT = 7919, 104_729, 31_337
 _BLOCK_ELEMENTS = 2_000_000  # bounds the numpy temporaries of one expectation block (~16 MB per int64 array)
 
 IntArray = npt.NDArray[np.int64]
@@ -104,12 +106,12 @@ class SeriesLayout:
 
     def value_units(self, slots: IntArray, gens: IntArray, ticks: IntArray) -> IntArray:
         """Sample values times 4 (integers), shape (len(slots), len(ticks)); ``gens`` has that shape too."""
-        mixed = slots[:, None] * 7919 + gens * 104_729 + ticks[None, :] * 31_337
-        result: IntArray = mixed % _VALUE_MODULUS
+        mixed = slots[:, None] * SLOT_WEIGHT + gens * GEN_WEIGHT + ticks[None, :] * TICK_WEIGHT
+        result: IntArray = mixed % VALUE_MODULUS
         return result
 
     def value(self, slot: int, gen: int, tick: int) -> float:
-        return float((slot * 7919 + gen * 104_729 + tick * 31_337) % _VALUE_MODULUS) / 4.0
+        return float((slot * SLOT_WEIGHT + gen * GEN_WEIGHT + tick * TICK_WEIGHT) % VALUE_MODULUS) / 4.0
 
 
 class ExpectedHistory(Protocol):

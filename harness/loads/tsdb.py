@@ -17,6 +17,7 @@ import time
 from array import array
 from collections import defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
 import cramjam
 import numpy as np
@@ -227,6 +228,32 @@ class TsdbWriter:
         return bytes(cramjam.snappy.compress_raw(req.SerializeToString()))
 
 
+class ScrapeExporter(Protocol):
+    """Where scrape mode's series are served: on this host (``SyntheticExporter``) or, where Prometheus cannot reach
+    this host, in a pod of the cluster (``harness.runtime.cluster_exporter``). Both serve ``render_exposition``."""
+
+    @property
+    def layout(self) -> SeriesLayout: ...
+
+    @property
+    def description(self) -> str:
+        """Where it runs, for the result's environment."""
+        ...
+
+    def start(self) -> None:
+        """Serve, before Prometheus starts (its config names the target)."""
+
+    def stop(self) -> None: ...
+
+    def scrape_config(self) -> dict[str, object]:
+        """The ``scrape_configs`` entry Prometheus needs to scrape it."""
+        ...
+
+    def first_scrape_after(self, t_unix_s: float) -> float | None:
+        """Wall time of the first scrape served after ``t_unix_s`` (recovery timeline in scrape mode)."""
+        ...
+
+
 class SyntheticExporter:
     """Serves the load's series on ``/metrics`` with explicit timestamps on the interval grid, for Prometheus to scrape.
 
@@ -249,6 +276,10 @@ class SyntheticExporter:
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def description(self) -> str:
+        return f"{self.target} on the harness host (a thread of the harness)"
 
     def start(self) -> None:
         exporter = self
@@ -284,15 +315,7 @@ class SyntheticExporter:
             self._thread.join(10.0)
 
     def scrape_config(self) -> dict[str, object]:
-        """The ``scrape_configs`` entry for this exporter: scraped once per sample interval, timestamps honoured."""
-        interval = f"{self.layout.interval_ms}ms"
-        return {
-            "job_name": f"harness-load-{self.layout.run_id}",
-            "honor_timestamps": True,
-            "scrape_interval": interval,
-            "scrape_timeout": interval,
-            "static_configs": [{"targets": [self.target]}],
-        }
+        return scrape_config(self.layout, self.target)
 
     def scrape_config_snippet(self) -> str:
         """``scrape_config()`` as one YAML list item (JSON flow style is YAML) to append under ``scrape_configs:``."""
@@ -305,47 +328,75 @@ class SyntheticExporter:
 
     def render(self, now_unix_s: float) -> str:
         """The exposition text at ``now_unix_s``: every series' sample at the latest grid tick."""
-        layout = self.layout
-        tick = math.floor(now_unix_s * 1000 / layout.interval_ms)
-        ts_ms = tick * layout.interval_ms
-        if ts_ms < layout.start_ms:
-            return ""
-        slots = np.arange(layout.series, dtype=np.int64)
-        ticks = np.array([tick], dtype=np.int64)
-        gens = layout.gens(slots, ticks)[:, 0]
-        units = layout.value_units(slots, gens[:, None], ticks)[:, 0]
-        lines: list[str] = []
-        for m in range(layout.metrics):
-            lines.append(f"# TYPE {layout.metric_name(m)} gauge")
-            for slot in range(m, layout.series, layout.metrics):
-                gen = int(gens[slot])
-                labels = self._label_text.get((slot, gen))
-                if labels is None:
-                    pairs = layout.labels(slot, gen)
-                    name = pairs.pop("__name__")
-                    labels = name + "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
-                    self._label_text[(slot, gen)] = labels
-                lines.append(f"{labels} {int(units[slot]) / 4.0!r} {ts_ms}")
-        lines.append("")
-        return "\n".join(lines)
+        return render_exposition(self.layout, now_unix_s, self._label_text)
 
     def snapshot(self, prom: PromClient, cutoff_unix_ms: int) -> ScrapeSnapshot:
-        """Every sample of this run Prometheus returns up to ``cutoff_unix_ms``: taken just before a fault, it is what
-        must still be there after it."""
-        layout = self.layout
-        window_ms = cutoff_unix_ms - layout.start_ms + layout.interval_ms // 2
-        samples: dict[LabelsKey, dict[int, float]] = {}
-        if window_ms <= 0:
-            return ScrapeSnapshot(layout.run_id, layout.interval_ms, samples)
-        per_metric = math.ceil(layout.series / layout.metrics)
-        chunk_ticks = max(1, _RAW_SAMPLES_PER_QUERY // per_metric)
-        chunk_ms = chunk_ticks * layout.interval_ms
-        for name in layout.metric_names():
-            hi = cutoff_unix_ms
-            while hi > layout.start_ms - layout.interval_ms // 2:
-                width = min(chunk_ms, hi - (layout.start_ms - layout.interval_ms // 2))
-                got = prom.raw_samples(f'{name}{{run_id="{layout.run_id}"}}', width / 1000, hi / 1000)
-                for key, values in got.items():
-                    samples.setdefault(key, {}).update(values)
-                hi -= width
+        """Every sample of this run Prometheus returns up to ``cutoff_unix_ms`` (see ``scrape_snapshot``)."""
+        return scrape_snapshot(self.layout, prom, cutoff_unix_ms)
+
+
+def scrape_config(layout: SeriesLayout, target: str, metrics_path: str = "/metrics") -> dict[str, object]:
+    """The ``scrape_configs`` entry for an exporter of ``layout`` at ``target`` (host:port): scraped once per sample
+    interval, timestamps honoured."""
+    interval = f"{layout.interval_ms}ms"
+    config: dict[str, object] = {
+        "job_name": f"harness-load-{layout.run_id}",
+        "honor_timestamps": True,
+        "scrape_interval": interval,
+        "scrape_timeout": interval,
+    }
+    if metrics_path != "/metrics":
+        config["metrics_path"] = metrics_path
+    config["static_configs"] = [{"targets": [target]}]
+    return config
+
+
+def render_exposition(
+    layout: SeriesLayout, now_unix_s: float, label_text: dict[tuple[int, int], str] | None = None
+) -> str:
+    """The exposition text of ``layout`` at ``now_unix_s``: every series' sample at the latest grid tick, with its
+    timestamp; empty before the first tick. ``label_text`` caches the label part per (slot, generation)."""
+    label_text = {} if label_text is None else label_text
+    tick = math.floor(now_unix_s * 1000 / layout.interval_ms)
+    ts_ms = tick * layout.interval_ms
+    if ts_ms < layout.start_ms:
+        return ""
+    slots = np.arange(layout.series, dtype=np.int64)
+    ticks = np.array([tick], dtype=np.int64)
+    gens = layout.gens(slots, ticks)[:, 0]
+    units = layout.value_units(slots, gens[:, None], ticks)[:, 0]
+    lines: list[str] = []
+    for m in range(layout.metrics):
+        lines.append(f"# TYPE {layout.metric_name(m)} gauge")
+        for slot in range(m, layout.series, layout.metrics):
+            gen = int(gens[slot])
+            labels = label_text.get((slot, gen))
+            if labels is None:
+                pairs = layout.labels(slot, gen)
+                name = pairs.pop("__name__")
+                labels = name + "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+                label_text[(slot, gen)] = labels
+            lines.append(f"{labels} {int(units[slot]) / 4.0!r} {ts_ms}")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def scrape_snapshot(layout: SeriesLayout, prom: PromClient, cutoff_unix_ms: int) -> ScrapeSnapshot:
+    """Every sample of ``layout``'s run Prometheus returns up to ``cutoff_unix_ms``: taken just before a fault, it is
+    what must still be there after it, wherever the exporter runs."""
+    window_ms = cutoff_unix_ms - layout.start_ms + layout.interval_ms // 2
+    samples: dict[LabelsKey, dict[int, float]] = {}
+    if window_ms <= 0:
         return ScrapeSnapshot(layout.run_id, layout.interval_ms, samples)
+    per_metric = math.ceil(layout.series / layout.metrics)
+    chunk_ticks = max(1, _RAW_SAMPLES_PER_QUERY // per_metric)
+    chunk_ms = chunk_ticks * layout.interval_ms
+    for name in layout.metric_names():
+        hi = cutoff_unix_ms
+        while hi > layout.start_ms - layout.interval_ms // 2:
+            width = min(chunk_ms, hi - (layout.start_ms - layout.interval_ms // 2))
+            got = prom.raw_samples(f'{name}{{run_id="{layout.run_id}"}}', width / 1000, hi / 1000)
+            for key, values in got.items():
+                samples.setdefault(key, {}).update(values)
+            hi -= width
+    return ScrapeSnapshot(layout.run_id, layout.interval_ms, samples)

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
-from harness import fmt
+from harness import fmt, stages
 from harness.report.frames import LATENCY_PERCENTILES
 
 _DPI = 100
@@ -135,12 +135,18 @@ def ingest_chart(ingest: pd.DataFrame, faults: pd.DataFrame) -> bytes | None:
     return _png(fig)
 
 
-# (label, start column, end column, colour) of each recovery phase, measured from the fault's injection.
-_PHASES = (
-    ("down: injected → process up", "injected_at_s", "process_up_at_s", "#999999"),
-    ("starting: process up → /-/ready", "process_up_at_s", "ready_at_s", PALETTE[1]),
-    ("ready → first new sample stored", "ready_at_s", "first_sample_at_s", PALETTE[2]),
-)
+# The colour of the segment that ends at a stage: the time it took to get there from the stage before.
+_STAGE_COLOURS = {
+    "container_ended": "#BBBBBB",
+    "pod_created": "#999999",
+    "scheduled": "#666666",
+    "volume_attached": PALETTE[5],
+    "volumes_mounted": PALETTE[0],
+    "container_started": PALETTE[6],
+    "healthy": PALETTE[4],
+    "ready": PALETTE[1],
+    "first_sample": PALETTE[2],
+}
 
 
 def _num(value: object) -> float | None:
@@ -150,8 +156,9 @@ def _num(value: object) -> float | None:
     return None if math.isnan(number) else number
 
 
-def recovery_timeline_chart(faults: pd.DataFrame) -> bytes | None:
-    """One horizontal bar per fault: time from injection to process up, ready and first sample; WAL replay below."""
+def recovery_timeline_chart(faults: pd.DataFrame, stage_frame: pd.DataFrame) -> bytes | None:
+    """One horizontal bar per fault, cut into its recovery stages (each segment: the time from the stage before to
+    the one it is named after); the WAL replay, from Prometheus' log, as a thin bar ending at /-/ready."""
     if faults.empty:
         return None
     fig = _new_figure(1.6 + 0.7 * len(faults))
@@ -161,19 +168,21 @@ def recovery_timeline_chart(faults: pd.DataFrame) -> bytes | None:
     for y, row in enumerate(faults.to_dict("records")):
         ticks.append(f"#{row['index']} {row['action']}")
         injected = float(row["injected_at_s"])
-        for label, start_col, end_col, colour in _PHASES:
-            start, end = _num(row[start_col]), _num(row[end_col])
-            if start is None or end is None:
-                continue
-            ax.barh(
-                y,
-                max(end - start, 0.0),
-                left=start - injected,
-                height=0.45,
-                color=colour,
-                label=label if label not in labelled else None,
-            )
-            labelled.add(label)
+        previous = 0.0
+        for st in stage_frame[stage_frame["index"] == row["index"]].to_dict("records"):
+            at = float(st["since_injection_s"])
+            if st["stage"] != "injected":
+                label = f"→ {st['label']}"
+                ax.barh(
+                    y,
+                    at - previous,
+                    left=previous,
+                    height=0.45,
+                    color=_STAGE_COLOURS.get(str(st["stage"]), PALETTE[7]),
+                    label=label if label not in labelled else None,
+                )
+                labelled.add(label)
+            previous = at
         replay, ready = _num(row["wal_replay_s"]), _num(row["ready_at_s"])
         if replay is not None and ready is not None:
             # The replay is the tail of the startup phase: it ends when /-/ready turns 200.
@@ -183,29 +192,32 @@ def recovery_timeline_chart(faults: pd.DataFrame) -> bytes | None:
                 replay,
                 left=ready - injected - replay,
                 height=0.15,
-                color=PALETTE[4],
+                color=PALETTE[3],
                 label=label if label not in labelled else None,
             )
             labelled.add(label)
         recovery = _num(row["recovery_s"])
         note = f"recovered in {recovery:.2f} s" if recovery is not None else "did not recover"
-        end_x = max(
-            (
-                v - injected
-                for c in ("process_up_at_s", "ready_at_s", "first_sample_at_s")
-                if (v := _num(row[c])) is not None
-            ),
-            default=0.0,
-        )
-        ax.annotate(note, xy=(end_x, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
+        ax.annotate(note, xy=(previous, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
     ax.set_yticks(range(len(ticks)), ticks)
     ax.invert_yaxis()
     ax.set_xlabel("seconds since the fault was injected")
-    ax.set_title("recovery timeline per fault")
+    ax.set_title("recovery by stage, per fault")
     ax.set_xlim(left=0)
     ax.margins(x=0.2, y=0.15)
     _style(ax)
-    fig.legend(loc="outside lower center", ncols=4, fontsize="small", frameon=False)
+    # The legend in the order the stages happen (matplotlib keeps the order they were first drawn in).
+    handles, labels = ax.get_legend_handles_labels()
+    order = [f"→ {stages.label(stage)}" for stage in stages.STAGES]
+    pairs = sorted(zip(labels, handles, strict=True), key=lambda p: order.index(p[0]) if p[0] in order else 99)
+    fig.legend(
+        [h for _, h in pairs],
+        [lb for lb, _ in pairs],
+        loc="outside lower center",
+        ncols=4,
+        fontsize="small",
+        frameon=False,
+    )
     return _png(fig)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness import fmt
+from harness import fmt, stages
 from harness.errors import UsageError
 from harness.report import charts
 from harness.report.html import STYLE, chart_view, render_template
@@ -59,6 +59,9 @@ class RunRef:
     prometheus_version: str
     verdict: Status
     complete: bool
+    # Kubernetes runs: what the volume was (provisioner or PV source) and the nodes' kernels and kubelets.
+    volume: str = "–"
+    nodes: str = "–"
 
 
 @dataclass(frozen=True)
@@ -140,11 +143,27 @@ def _run_series(result: RunResult) -> list[_Series]:
         if f.wal_replay_s is not None:
             replay[f.action].append(f.wal_replay_s)
     out += [_Series("recovery", f"recovery after {a}", "s", False, v) for a, v in sorted(recovery.items())]
+    out += _stage_series(result)
     out += [_Series("WAL replay", f"WAL replay after {a}", "s", False, v) for a, v in sorted(replay.items())]
     if result.durability:
         lost = float(max(c.lost + c.mismatched_values for c in result.durability))
         out.append(_Series("durability", "samples lost (worst checkpoint)", "samples", False, [lost], is_count=True))
     return out
+
+
+def _stage_series(result: RunResult) -> list[_Series]:
+    """Seconds from the injection to each intermediate stage, per fault kind: which stage got slower. The API's
+    whole-second stages are left out: a second's resolution cannot show a change of tenths."""
+    by_stage: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for f in result.faults:
+        for st in f.stages:
+            if st.stage in ("injected", "first_sample") or st.resolution_s >= 1.0:
+                continue
+            by_stage[(f.action, st.stage)].append(st.at_s - f.injected_at_s)
+    return [
+        _Series("recovery", f"{stages.label(stage)} after {action}", "s", False, values)
+        for (action, stage), values in sorted(by_stage.items(), key=lambda kv: (kv[0][0], stages.ORDER[kv[0][1]]))
+    ]
 
 
 def _fmt(values: list[float], unit: str) -> str:
@@ -232,7 +251,23 @@ def _ref(path: Path, result: RunResult) -> RunRef:
         prometheus_version=env.prometheus_version or "unknown",
         verdict=result.verdict,
         complete=result.complete,
+        **_cluster_ref(result),
     )
+
+
+def _cluster_ref(result: RunResult) -> dict[str, str]:
+    cluster = result.cluster
+    if cluster is None:
+        return {}
+    volume = cluster.volume
+    kind = "emptyDir"
+    if volume is not None:
+        # The source's kind and server, portal or driver, not its path: each run has a directory of its own.
+        words = (volume.source or "unbound").split()
+        where = words[1].split("/")[0].rstrip(":") if len(words) > 1 else ""
+        kind = f"{volume.provisioner or 'no class'}, {' '.join(filter(None, (words[0], where)))}"
+    nodes = "; ".join(sorted({f"kernel {n.kernel}, kubelet {n.kubelet}, {n.container_runtime}" for n in cluster.nodes}))
+    return {"volume": kind, "nodes": f"{cluster.server_version}: {nodes or 'no node'}"}
 
 
 def _notes(refs: list[RunRef]) -> list[str]:
@@ -242,6 +277,8 @@ def _notes(refs: list[RunRef]) -> list[str]:
         ("runtime", "runtimes"),
         ("data_filesystem", "filesystems"),
         ("prometheus_version", "Prometheus versions"),
+        ("volume", "volumes (provisioner, source)"),
+        ("nodes", "clusters (API server; nodes' kernel, kubelet, container runtime)"),
     ):
         values = [getattr(r, attr) for r in refs]
         if len(set(values)) > 1:

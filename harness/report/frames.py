@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from harness import stages
 from harness.results.model import FioDirection, RunResult
 
 # Percentiles shown in the latency chart and compared between runs, in display order.
@@ -44,6 +45,9 @@ FAULT_COLUMNS = [
     "detail",
     "error",
 ]
+# One row per stage a fault passed through; since_injection_s is clamped to the stage before it (the API's times
+# are whole seconds, truncated, so one may read up to a second earlier than the harness-observed stage before it).
+STAGE_COLUMNS = ["index", "action", "stage", "label", "since_injection_s", "source", "resolution_s"]
 DURABILITY_COLUMNS = [
     "label",
     "checked_at_s",
@@ -133,6 +137,17 @@ def faults_frame(result: RunResult) -> pd.DataFrame:
         for f in sorted(result.faults, key=lambda f: f.index)
     ]
     return pd.DataFrame(rows, columns=FAULT_COLUMNS)
+
+
+def stages_frame(result: RunResult) -> pd.DataFrame:
+    rows = []
+    for f in sorted(result.faults, key=lambda f: f.index):
+        floor = 0.0
+        for st in sorted(f.stages, key=lambda st: stages.ORDER.get(st.stage, len(stages.ORDER))):
+            since = max(floor, st.at_s - f.injected_at_s)
+            floor = since
+            rows.append((f.index, f.action, st.stage, stages.label(st.stage), since, st.source, st.resolution_s))
+    return pd.DataFrame(rows, columns=STAGE_COLUMNS)
 
 
 def _utc(unix_ms: int | None) -> pd.Timestamp | None:

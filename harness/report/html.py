@@ -20,7 +20,7 @@ import markupsafe
 import pandas as pd
 
 from harness import __version__ as harness_version
-from harness import fmt
+from harness import fmt, stages
 from harness.report import charts, frames
 from harness.results.model import RunResult, Severity, Status
 from harness.results.store import REPORT_FILE, atomic_write_text, load_result
@@ -327,11 +327,12 @@ def _fio_settings_table(result: RunResult) -> Table:
                 fmt.iec_bytes(job.sync_every_bytes, sep=fmt.NBSP),
                 sync,
                 job.directory,
+                job.measured_on or "–",
                 job.raw_json_file or "–",
             ]
         )
     headers = ["job", "block size", "engine", "direct I/O", "iodepth", "jobs", "size", "sync every", "syncs"]
-    return Table([*headers, "directory", "raw fio JSON"], rows)
+    return Table([*headers, "directory", "measured by", "raw fio JSON"], rows)
 
 
 def _faults_table(result: RunResult, frame: pd.DataFrame) -> Table:
@@ -358,6 +359,28 @@ def _faults_table(result: RunResult, frame: pd.DataFrame) -> Table:
     return Table([*headers, "instance", "detail"], rows, classes)
 
 
+def _stages_table(frame: pd.DataFrame) -> Table:
+    """Faults by stage: seconds from the injection to each stage the fault passed through."""
+    if frame.empty:
+        return Table([], [])
+    order = list(dict.fromkeys(frame.sort_values("stage", key=lambda c: c.map(stages.ORDER))["stage"]))
+    order = [st for st in order if st != "injected"]
+    rows = []
+    for (index, action), group in frame.groupby(["index", "action"], sort=True):
+        cells = {}
+        for r in group.to_dict("records"):
+            coarse = "*" if float(r["resolution_s"]) >= 1.0 else ""
+            cells[r["stage"]] = f"+{float(r['since_injection_s']):,.2f}{fmt.NBSP}s{coarse}"
+        rows.append([f"#{index}", str(action), *[cells.get(st, "–") for st in order]])
+    return Table(["fault", "action", *[stages.label(st) for st in order]], rows)
+
+
+def _stage_sources_table(frame: pd.DataFrame) -> Table:
+    pairs = dict.fromkeys(zip(frame["stage"], frame["source"], strict=True))
+    rows = [[stages.label(st), source] for st, source in sorted(pairs, key=lambda p: stages.ORDER.get(p[0], 99))]
+    return Table(["stage", "where its time comes from"], rows)
+
+
 def _since(value: Any, t0_s: float) -> str:
     return "–" if _missing(value) else f"+{float(value) - t0_s:,.2f} s"
 
@@ -381,8 +404,35 @@ def _environment_table(result: RunResult) -> Table:
         ["CPUs", str(env.cpu_count)],
         ["memory", fmt.iec_bytes(env.memory_bytes, sep=fmt.NBSP)],
         *[[k, v] for k, v in sorted(env.extra.items())],
+        *_cluster_rows(result),
     ]
     return Table(["", ""], rows)
+
+
+def _cluster_rows(result: RunResult) -> list[list[str]]:
+    """A kubernetes run's cluster: the versions, the nodes Prometheus ran on, the volume and its class."""
+    cluster = result.cluster
+    if cluster is None:
+        return []
+    rows = [["Kubernetes API server", cluster.server_version]]
+    for node in cluster.nodes:
+        rows.append(
+            [
+                f"node {node.name}",
+                f"kernel {node.kernel}, kubelet {node.kubelet}, {node.container_runtime}, {node.os_image}",
+            ]
+        )
+    volume = cluster.volume
+    if volume is not None:
+        bound = f"pv/{volume.pv}" if volume.pv else "not bound"
+        size = fmt.iec_bytes(volume.capacity_bytes, sep=fmt.NBSP) if volume.capacity_bytes else "–"
+        rows.append(["claim", f"{volume.claim} → {bound}, {size}, reclaim {volume.reclaim_policy or '–'}"])
+        rows.append(["volume source", volume.source or "–"])
+        params = ", ".join(f"{k}={v}" for k, v in sorted(volume.class_parameters.items())) or "no parameters"
+        rows.append(
+            ["StorageClass", f"{volume.storage_class or '(none)'}: {volume.provisioner or 'no such class'}, {params}"]
+        )
+    return rows
 
 
 def _key_figures(result: RunResult, fio_summary: pd.DataFrame) -> list[tuple[str, str]]:
@@ -419,6 +469,7 @@ def build_context(result: RunResult) -> dict[str, Any]:
     fio_lat = frames.fio_latency_frame(result)
     ingest = frames.ingest_frame(result)
     faults = frames.faults_frame(result)
+    stage_frame = frames.stages_frame(result)
     durability = frames.durability_frame(result)
     no_fio = "no fio job ran in this run" if not result.fio else "fio reported no data for this chart"
     chart_list = [
@@ -436,9 +487,12 @@ def build_context(result: RunResult) -> dict[str, Any]:
         ),
         chart_view(
             "recovery timeline",
-            charts.recovery_timeline_chart(faults),
+            charts.recovery_timeline_chart(faults, stage_frame),
             "no faults were injected",
-            caption="Time from each fault to process up, /-/ready and the first new sample stored.",
+            caption=(
+                "Each fault's way back, stage by stage, to the first new sample stored; the stages and where their "
+                "times come from are in the table under Faults and recovery."
+            ),
         ),
         chart_view("samples lost", charts.samples_lost_chart(durability), "no durability checkpoint was recorded"),
     ]
@@ -465,6 +519,8 @@ def build_context(result: RunResult) -> dict[str, Any]:
         "fio": _fio_table(fio_summary),
         "fio_settings": _fio_settings_table(result),
         "faults": _faults_table(result, faults),
+        "stages": _stages_table(stage_frame),
+        "stage_sources": _stage_sources_table(stage_frame),
         "charts": chart_list,
         "doctor": doctor,
         "environment": _environment_table(result),

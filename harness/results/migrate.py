@@ -34,8 +34,24 @@ def _v1_to_v2(raw: Raw) -> Raw:
     return {**raw, "schema_version": 2, "t0_unix_s": t0, "events": events}
 
 
+def _v2_to_v3(raw: Raw) -> Raw:
+    """Recovery stages: a version 2 fault had the times the harness observed, which become its stages."""
+    faults = []
+    for fault in raw.get("faults", []):
+        observed = [
+            ("injected", fault.get("injected_at_s"), "harness: the fault was injected"),
+            ("healthy", fault.get("process_up_at_s"), "harness: polled /-/healthy"),
+            ("ready", fault.get("ready_at_s"), "harness: polled /-/ready"),
+            ("first_sample", fault.get("first_sample_at_s"), "harness: the first sample acknowledged"),
+        ]
+        stages = [{"stage": s, "at_s": at, "source": src} for s, at, src in observed if at is not None]
+        faults.append({**fault, "stages": stages})
+    fio = [{**job, "measured_on": None} for job in raw.get("fio", [])]
+    return {**raw, "schema_version": 3, "faults": faults, "fio": fio, "cluster": None}
+
+
 # Version N -> the step that makes it N+1.
-_STEPS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2}
+_STEPS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(raw: Raw) -> Raw:

@@ -13,6 +13,10 @@ Format history:
   2  ``Event.t_s`` (relative to t0, or to an earlier origin before the load phase) became ``Event.at_unix_s``;
      ``t0_unix_s`` is None when the load phase never started (it was 0.0, shown as 1970); ``load`` added (what the
      write load sent, with the ticks it skipped when it fell behind); ``environment.data_access`` added.
+  3  ``FaultRecord.stages``: the recovery by stage (``harness.stages``), each with its time and where that time
+     comes from (version 2 files get the stages the harness observed: injected, healthy, ready, first sample);
+     ``FioJobResult.measured_on``: what ran fio where (this host, or a pod on a node and volume); ``cluster``: the
+     facts of a kubernetes run (server version, the nodes Prometheus ran on, the PV's source and class).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 2
+RESULT_SCHEMA_VERSION = 3
 
 
 class Status(StrEnum):
@@ -87,6 +91,8 @@ class FioJobResult(Model):
     sync_lat_ns_percentiles: dict[str, float] = Field(default_factory=dict)  # fsync latency (wal-append)
     raw_json_file: str | None = None  # relative to the run directory
     error: str | None = None
+    # What ran fio where: "this host (name)", or "pod ns/name on node N, claim ns/c (pv/p)": the node and volume.
+    measured_on: str | None = None
     # What the profile resolved to, for the report's table (argv holds the same, less readably).
     block_size_bytes: int | None = None
     ioengine: str | None = None
@@ -102,6 +108,44 @@ class IngestPoint(Model):
     t_s: float  # start of a one-second bucket
     acked_samples: int
     failed_samples: int
+
+
+class NodeFacts(Model):
+    """A node Prometheus ran on, from its status.nodeInfo."""
+
+    name: str
+    kernel: str = ""
+    kubelet: str = ""
+    container_runtime: str = ""
+    os_image: str = ""
+
+
+class VolumeFacts(Model):
+    """The volume Prometheus' claim was bound to, and its class."""
+
+    claim: str
+    pv: str | None = None  # None: not bound (the run ended before)
+    source: str | None = (
+        None  # "local /path", "nfs server:/path", "iscsi portal iqn lun N", "csi driver volumeHandle h"
+    )
+    capacity_bytes: int | None = None
+    reclaim_policy: str | None = None
+    storage_class: str | None = None
+    provisioner: str | None = None
+    class_parameters: dict[str, str] = Field(default_factory=dict)
+
+
+class ClusterFacts(Model):
+    server_version: str
+    nodes: list[NodeFacts] = Field(default_factory=list)  # the nodes Prometheus ran on, in the order it got there
+    volume: VolumeFacts | None = None  # None: no claim (an emptyDir)
+
+
+class RecoveryStage(Model):
+    stage: str  # a ``harness.stages`` id: pod_created, scheduled, volumes_mounted, container_started, ready, ...
+    at_s: float  # since t0, like the fault's other times
+    source: str  # where the time comes from: "API: condition PodScheduled", "harness: polled /-/ready", ...
+    resolution_s: float = 0.0  # 1.0: the API's whole-second timestamps (truncated, so up to 1 s early)
 
 
 class FaultRecord(Model):
@@ -121,6 +165,12 @@ class FaultRecord(Model):
     wal_replay_s: float | None = None  # from Prometheus' own log line
     detail: str = ""
     error: str | None = None
+    stages: list[RecoveryStage] = Field(default_factory=list)  # in the order they happened
+
+    def stage_s(self, stage: str) -> float | None:
+        """Seconds from the injection to ``stage``; None when the fault did not pass through it."""
+        at = next((s.at_s for s in self.stages if s.stage == stage), None)
+        return None if at is None else at - self.injected_at_s
 
     @property
     def recovery_s(self) -> float | None:
@@ -185,6 +235,7 @@ class RunResult(Model):
     interrupted: bool = False
     error: str | None = None
     environment: Environment
+    cluster: ClusterFacts | None = None  # kubernetes runs
     fio: list[FioJobResult] = Field(default_factory=list)
     ingest: list[IngestPoint] = Field(default_factory=list)
     load: LoadStats | None = None

@@ -39,6 +39,17 @@ def refuse_unsupported(name: str, scenario: Scenario) -> None:
         raise UsageError(f"unknown runtime {name!r}; use --runtime {' or '.join(RUNTIME_NAMES)}")
 
 
+def runtime_capabilities(name: str) -> frozenset[str]:
+    """What the runtime called ``name`` can do for faults beyond the common primitives (``Runtime.capabilities``)."""
+    if name == "kubernetes":
+        from harness.runtime.kubernetes import KubernetesRuntime
+
+        return KubernetesRuntime.capabilities
+    from harness.runtime.local import LocalRuntime
+
+    return LocalRuntime.capabilities
+
+
 def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
     """The runtime called ``name``; refuses (UsageError) what it cannot do before anything is created."""
     if name == "local":

@@ -23,12 +23,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from harness.errors import NotRecovered, WaitTimeout
+from harness.errors import InfraError, NotRecovered, WaitTimeout
+from harness.stages import StageId
 
 if TYPE_CHECKING:
     from harness.kube import KubeInventory
+    from harness.loads.tsdb import ScrapeExporter
+    from harness.results.model import ClusterFacts, FioJobResult
+    from harness.scenario.model import FioJob, TsdbLoad
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,17 @@ class Injection:
     instance_before: str
     instance_after: str
     detail: str
+    stages: tuple[StageMark, ...] = ()  # what the fault itself saw happen (the node marked NotReady, ...)
+
+
+@dataclass(frozen=True)
+class StageMark:
+    """When Prometheus reached a stage of its recovery (``harness.stages``), and where that time comes from."""
+
+    stage: StageId
+    at_unix_s: float
+    source: str
+    resolution_s: float = 0.0  # 1.0 for the API's whole-second timestamps (truncated)
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,8 @@ class Recovery:
     process_up_at_unix_s: float | None  # the new process answers /-/healthy
     ready_at_unix_s: float | None  # /-/ready answers 200: the WAL replay is over
     wal_replay_s: float | None
+    # The stages before /-/healthy the runtime could see (a new pod scheduled, its volumes mounted, ...).
+    stages: tuple[StageMark, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,8 +78,15 @@ class StorageDescription:
 
 class Runtime(ABC):
     name: str
+    # What faults may ask of this runtime beyond the primitives every runtime has: "signal" (signal Prometheus in
+    # its container), "nodes" (lose a node and bring it back, force-delete a pod). Checked before a run starts.
+    capabilities: ClassVar[frozenset[str]] = frozenset({"signal"})
 
     # --- storage and measurements ------------------------------------------------------------------------------
+
+    def cluster_facts(self) -> ClusterFacts | None:
+        """What the result should record of the cluster (versions, nodes, the volume); None: no cluster."""
+        return None
 
     def doctor_inventory(self) -> KubeInventory | None:
         """What the doctor's binding simulation should look at (the live cluster); None: no cluster."""
@@ -75,11 +99,26 @@ class Runtime(ABC):
     def teardown_storage(self) -> None:  # noqa: B027 - runtimes whose storage goes with the deployment do nothing
         """Remove the storage this run created (not called with --keep-data)."""
 
-    def fio_directory(self) -> Path | None:
-        """Where fio jobs measure the storage under test; None: not available on this runtime yet."""
-        return None
+    @abstractmethod
+    def fio_target(self) -> str:
+        """Where fio jobs measure the storage under test, in words (after ``provision_storage``)."""
+
+    @abstractmethod
+    def run_fio(self, job: FioJob, out_dir: Path) -> FioJobResult:
+        """Run one fio job on the storage Prometheus will use; its outputs go to ``out_dir`` (``fio.JobFiles``)."""
+
+    @abstractmethod
+    def fio_version(self) -> str | None:
+        """The version of the fio the jobs ran with (None before the first job where fio runs remotely)."""
 
     # --- Prometheus ----------------------------------------------------------------------------------------------
+
+    def scrape_exporter(self, load: TsdbLoad, run_id: str) -> ScrapeExporter:
+        """Scrape mode's synthetic exporter, where this runtime's Prometheus can scrape it: by default a thread of
+        the harness on 127.0.0.1, which a Prometheus on this host reaches."""
+        from harness.loads.tsdb import SyntheticExporter
+
+        return SyntheticExporter(load, run_id)
 
     @abstractmethod
     def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:
@@ -135,6 +174,24 @@ class Runtime(ABC):
     def scale(self, replicas: int) -> tuple[float, str]:
         """Scale Prometheus to 0 or 1 replicas; 0 returns once the pod is gone, 1 once the new one is placed (or
         the scheduler said why not). Scaling to what already runs does nothing (it is an undo, too)."""
+
+    # --- primitives for node faults ("nodes"): only runtimes with real nodes have them -------------------------
+
+    def stop_node(self, node: str, argv: list[str]) -> float:
+        """Make ``node`` die by running ``argv`` (the scenario's way, e.g. a cloud CLI); when it was done."""
+        raise InfraError(f"the {self.name} runtime has no nodes to stop")
+
+    def start_node(self, node: str, argv: list[str], timeout_s: float) -> float:
+        """Bring ``node`` back by running ``argv`` and wait until it is Ready; when it was."""
+        raise InfraError(f"the {self.name} runtime has no nodes to start")
+
+    def wait_node(self, node: str, *, ready: bool, timeout_s: float) -> float:
+        """Wait until Kubernetes has marked ``node`` Ready (or not); when it did, by the API's own clock."""
+        raise InfraError(f"the {self.name} runtime has no nodes to wait for")
+
+    def force_delete_pod(self) -> tuple[float, str]:
+        """Force-delete the pod (grace period 0); returns once its replacement has been placed, or why not."""
+        raise InfraError(f"the {self.name} runtime cannot force-delete a pod")
 
     @abstractmethod
     def reinstall(self) -> tuple[float, str]:

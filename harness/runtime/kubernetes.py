@@ -8,10 +8,12 @@ simulated. Everything carries the managed-by and run-id labels, and ``stop`` del
 created, each registered before its create call: a PV or StorageClass that existed before is never touched. The
 manifests are built by ``harness.runtime.manifests``; ``harness.kube`` makes the calls.
 
-Two settings come from the environment because they describe the harness host and cluster, not the scenario:
+Settings that describe the harness host and cluster, not the scenario, come from the environment:
 ``HARNESS_K8S_REACH`` (``auto``: the pod IP when this host routes to it, else the API server's pod proxy;
-``pod-ip``; ``api-proxy``) and ``HARNESS_K8S_TOOLS_IMAGE`` (an image with ``/bin/busybox``, for signal faults;
-default the local cluster's ``localhost/harness/tools:latest``, e.g. ``busybox:1.36`` elsewhere).
+``pod-ip``; ``api-proxy``), ``HARNESS_K8S_TOOLS_IMAGE`` (an image with a static ``/bin/busybox``, for signal faults,
+fio pods and scrape mode's exporter pod; default the local cluster's ``localhost/harness/tools:latest``, e.g.
+``busybox:1.36`` elsewhere) and ``HARNESS_K8S_FIO_IMAGE`` (any image with ``fio`` on its PATH; default
+``localhost/harness/fio:latest``).
 """
 
 from __future__ import annotations
@@ -23,33 +25,42 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
+from harness import proc
 from harness.errors import InfraError, NotRecovered, UsageError
 from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, load_inventory
 from harness.ownership import RunOwner
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
-from harness.runtime.base import Recovery, Runtime, StorageDescription, not_recovered_on_timeout
+from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
+from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
+from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
     CONTAINER,
     PORT,
     RUN_ID_LABEL,
     TOOLS_CONTAINER,
     Names,
+    claim_manifest,
     config_manifest,
     namespace_manifest,
     statefulset_manifest,
     storage_class_manifest,
     volume_manifest,
 )
-from harness.scenario.model import Scenario
+from harness.scenario.model import FioJob, Scenario, TsdbLoad
+from harness.stages import StageId
 from harness.storage import backend_for
 from harness.wait import wait_for
+
+if TYPE_CHECKING:
+    from harness.loads.tsdb import ScrapeExporter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOOLS_IMAGE = "localhost/harness/tools:latest"
+DEFAULT_FIO_IMAGE = "localhost/harness/fio:latest"
 HTTP_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 1.0
 NAMESPACE_READY_S = 60.0  # the namespace's default ServiceAccount appears within a second or two
@@ -79,6 +90,7 @@ class Created:
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
+    capabilities = frozenset({"signal", "nodes"})
 
     def __init__(
         self,
@@ -104,31 +116,77 @@ class KubernetesRuntime(Runtime):
         # The sidecar only where a fault needs to signal Prometheus: other runs get the operator's pod unchanged.
         tools_image = tools_image or os.environ.get("HARNESS_K8S_TOOLS_IMAGE") or DEFAULT_TOOLS_IMAGE
         self.tools_image = tools_image if "signal" in capabilities else None
+        self.exporter_image = tools_image  # scrape mode's exporter runs on the same busybox
         self.reach: Reach = reach or _reach_from_env()
         self._proxy: PodProxy | None = None
         self.api = api if api is not None else KubeApi(kubeconfig, context=context)
         self.created = Created()
+        self.fio = PodFio(
+            self.api,
+            scenario,
+            self.names,
+            fio_image=os.environ.get("HARNESS_K8S_FIO_IMAGE") or DEFAULT_FIO_IMAGE,
+            tools_image=tools_image,
+        )
         self.cordoned: list[str] = []  # nodes cordoned through this runtime and not uncordoned yet
         self.pod: PodInfo | None = None
         self._scaled_down_from: PodInfo | None = None  # the pod a scale to 0 removed, until scaled back
         self._url: str | None = None
         self._version: str | None = None
         self._expect_restarts = 0  # a signal fault: the container's restartCount to reach
+        self._ready_uid: str | None = None  # the pod that was last ready: tells a new pod from a restarted container
+        self._nodes_seen: list[str] = []  # the nodes Prometheus was ready on, in order
+        self.lost_nodes: list[str] = []  # nodes stopped through this runtime and not started again yet
+        self._provisioned = False  # provision_storage ran (start runs it unless the pipeline did)
+        self._stale_container = ""  # the container that died with its node: not Prometheus back, whatever the API says
+        self._signalled_at = 0.0  # when the last signal fault's exec returned: the signalled process scrapes no more
 
     # --- storage -----------------------------------------------------------------------------------------------
+
+    def cluster_facts(self) -> ClusterFacts | None:
+        """The server's version, the nodes Prometheus ran on (kernel, kubelet, container runtime), and the volume
+        its claim is bound to with its class: what a comparison of runs on different clusters must know."""
+        api, names = self.api, self.names
+        by_name = {n.name: n for n in api.nodes()}
+        nodes = [
+            NodeFacts(
+                name=name,
+                kernel=node.kernel,
+                kubelet=node.kubelet,
+                container_runtime=node.container_runtime,
+                os_image=node.os_image,
+            )
+            for name in self._nodes_seen
+            if (node := by_name.get(name)) is not None
+        ]
+        volume = None
+        claim = api.read_pvc(names.namespace, names.claim) if self.created.namespace else None
+        if claim is not None:
+            pv = api.read_pv(claim.volume_name) if claim.volume_name else None
+            class_name = claim.storage_class or (pv.storage_class if pv else "")
+            sc = api.read_storage_class(class_name) if class_name else None
+            volume = VolumeFacts(
+                claim=f"{claim.namespace}/{claim.name}",
+                pv=pv.name if pv else None,
+                source=(pv.source or None) if pv else None,
+                capacity_bytes=pv.capacity_bytes if pv else None,
+                reclaim_policy=pv.reclaim_policy if pv else None,
+                storage_class=class_name or None,
+                provisioner=sc.provisioner if sc else None,
+                class_parameters=dict(sc.parameters) if sc else {},
+            )
+        return ClusterFacts(server_version=api.server_version(), nodes=nodes, volume=volume)
 
     def doctor_inventory(self) -> KubeInventory | None:
         """The live cluster, as `harness doctor --kubeconfig` reads it, seen from the run's own namespace."""
         return load_inventory(self.kubeconfig, namespace=self.names.namespace, context=self.context)
 
     def provision_storage(self) -> StorageDescription:
-        # The cluster holds the storage: ``start`` creates the PV (or the pod's emptyDir) with the StatefulSet.
-        return StorageDescription(self.backend.cluster_description(self.scenario.storage))
-
-    # --- lifecycle ---------------------------------------------------------------------------------------------
-
-    def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:
+        """The run's namespace, the StorageClass and PV the backend plans, and the claim the StatefulSet will use
+        (created ahead of it, so fio measures that very volume first)."""
         names, api = self.names, self.api
+        if self._provisioned:
+            return self._described()
         pv = volume_manifest(self.scenario, names)
         if pv is not None and api.exists("PersistentVolume", pv["metadata"]["name"]):
             raise InfraError(
@@ -138,9 +196,7 @@ class KubernetesRuntime(Runtime):
             )
         # Each object is registered before its create call, so an interrupt in between still cleans it up; stop()
         # deletes only objects that carry this run's id, so a create that failed leaves nothing of anyone's at risk.
-        self.created.namespace = names.namespace
-        api.create(namespace_manifest(names))
-        api.wait_service_account(names.namespace, timeout_s=NAMESPACE_READY_S)
+        self.ensure_namespace()
         wanted = self.backend.class_to_create(self.scenario.storage)
         if wanted is not None and not api.exists("StorageClass", wanted.name):
             self.created.storage_classes.append(wanted.name)
@@ -148,10 +204,63 @@ class KubernetesRuntime(Runtime):
         if pv is not None:
             self.created.volumes.append(pv["metadata"]["name"])
             api.create(pv)
+        claim = claim_manifest(self.scenario, names)
+        if claim is not None:
+            api.create(claim)  # in the run's namespace: deleted with it
+        self._provisioned = True
+        return self._described()
+
+    def _described(self) -> StorageDescription:
+        return StorageDescription(self.backend.cluster_description(self.scenario.storage))
+
+    # --- fio ---------------------------------------------------------------------------------------------------
+
+    def fio_target(self) -> str:
+        return f"{self.fio.volume()}, in pods"
+
+    def run_fio(self, job: FioJob, out_dir: Path) -> FioJobResult:
+        return self.fio.run(job, out_dir)
+
+    def fio_version(self) -> str | None:
+        return self.fio.version()
+
+    # --- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:
+        names, api = self.names, self.api
+        self.provision_storage()
         api.create(config_manifest(self.scenario, names, extra_scrape_configs))
         api.create(statefulset_manifest(self.scenario, names, tools_image=self.tools_image))
         log.info("created StatefulSet %s/%s", names.namespace, names.statefulset)
         self.wait_recovered(self.scenario.prometheus.ready_timeout_s)
+
+    def ensure_namespace(self) -> str:
+        """The run's namespace, created on first use (the scrape exporter needs it before Prometheus starts)."""
+        if self.created.namespace is None:
+            self.created.namespace = self.names.namespace
+            self.api.create(namespace_manifest(self.names))
+            self.api.wait_service_account(self.names.namespace, timeout_s=NAMESPACE_READY_S)
+        return self.names.namespace
+
+    def scrape_exporter(self, load: TsdbLoad, run_id: str) -> ScrapeExporter:
+        """Scrape mode: the exporter as a pod of the run's namespace, as pods here may not reach this host."""
+        from harness.runtime.cluster_exporter import ClusterExporter
+
+        return ClusterExporter(
+            load,
+            run_id,
+            api=self.api,
+            names=self.names,
+            image=self.exporter_image,
+            logs_dir=self.logs_dir,
+            namespace=self.ensure_namespace,
+            scraper=self._scraper,
+        )
+
+    def _scraper(self) -> tuple[str, float]:
+        """Scrape mode: the current Prometheus pod's IP, and since when only the current container scrapes from it
+        (a new pod has a new IP; a signalled container stops scraping once the signal is delivered)."""
+        return (self.pod.ip if self.pod is not None else "", self._signalled_at)
 
     def stop(self) -> None:
         """Delete the namespace, our PVs and StorageClasses, each step on its own; then close the API client."""
@@ -225,6 +334,7 @@ class KubernetesRuntime(Runtime):
         script = f"pid=$(/bin/busybox pidof prometheus) && /bin/busybox kill -{name} $pid && echo $pid"
         injected = time.time()
         out = self.api.exec(pod.namespace, pod.name, TOOLS_CONTAINER, ["/bin/busybox", "sh", "-c", script]).strip()
+        self._signalled_at = time.time()
         if not out.isdigit():
             raise InfraError(
                 f"could not send {sig.name} to Prometheus in {pod.namespace}/{pod.name}: {out or '(no output)'}"
@@ -280,6 +390,46 @@ class KubernetesRuntime(Runtime):
         self._scaled_down_from = None
         kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
         return injected, f"StatefulSet scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}"
+
+    def stop_node(self, node: str, argv: list[str]) -> float:
+        pod = self.pod
+        if pod is not None and pod.node == node:
+            self._save_log()  # a lost node's kubelet serves no logs
+            c = pod.container(CONTAINER)
+            # The API goes on showing the dead container as running until the node is back: only another
+            # container (a new ID) in this pod is Prometheus back.
+            self._stale_container = c.container_id if c is not None else ""
+            self._url = None
+        self.lost_nodes.append(node)
+        at = time.time()
+        _run_node_command(argv, node, f"stop node {node}")
+        return at
+
+    def start_node(self, node: str, argv: list[str], timeout_s: float) -> float:
+        _run_node_command(argv, node, f"start node {node}")
+        self.api.wait_node(node, ready=True, timeout_s=timeout_s)
+        if node in self.lost_nodes:
+            self.lost_nodes.remove(node)
+        return time.time()
+
+    def wait_node(self, node: str, *, ready: bool, timeout_s: float) -> float:
+        seen = self.api.wait_node(node, ready=ready, timeout_s=timeout_s)
+        return seen.ready_changed_unix_s if seen.ready_changed_unix_s is not None else time.time()
+
+    def force_delete_pod(self) -> tuple[float, str]:
+        pod = self._require_pod()
+        self._save_log()
+        self._url = None
+        deleted = time.time()
+        self.api.force_delete_pod(pod.namespace, pod.name)
+        self._await_new_pod(pod)
+        kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
+        where = (
+            self.pod.node
+            if self.pod and self.pod.node
+            else f"no node yet ({self.pod.unschedulable if self.pod else ''})"
+        )
+        return deleted, f"pod {pod.name} force-deleted (grace period 0); the new pod: {where}, with {kept}"
 
     def pod_node(self) -> str:
         return self._require_pod().node
@@ -347,21 +497,54 @@ class KubernetesRuntime(Runtime):
             )
             ready_at = time.time()
         self.pod = self.api.read_pod(names.namespace, names.pod) or pod
+        if self.pod.node and self.pod.node not in self._nodes_seen:
+            self._nodes_seen.append(self.pod.node)
+        stages = self._stages(self.pod, self._ready_uid)
+        self._ready_uid = self.pod.uid
         replays = wal_replay_durations_s(self._current_log())
-        return Recovery(up_at, ready_at, replays[-1] if replays else None)
+        return Recovery(up_at, ready_at, replays[-1] if replays else None, stages=stages)
+
+    def _stages(self, pod: PodInfo, previous_uid: str | None) -> tuple[StageMark, ...]:
+        """The stages the API recorded on the way back, from its objects' own timestamps (whole seconds): for a
+        new pod its creation, scheduling, volume attach and mount; for a container restarted in its pod the end of
+        the old container; for both, the start of the new one."""
+        marks: list[StageMark] = []
+
+        def mark(stage: StageId, at: float | None, source: str) -> None:
+            if at is not None:
+                marks.append(StageMark(stage, at, f"API: {source}", resolution_s=1.0))
+
+        c = pod.container(CONTAINER)
+        if pod.uid == previous_uid:
+            mark("container_ended", c.last_finished_unix_s if c else None, "lastState.terminated.finishedAt")
+        else:
+            mark("pod_created", pod.created_unix_s, "metadata.creationTimestamp of the new pod")
+            mark("scheduled", pod.true_since.get("PodScheduled"), "condition PodScheduled")
+            attached = self.api.event_times(pod.namespace, "Pod", pod.uid, "SuccessfulAttachVolume")
+            mark("volume_attached", attached[-1] if attached else None, "event SuccessfulAttachVolume")
+            mark(
+                "volumes_mounted",
+                pod.true_since.get("PodReadyToStartContainers"),
+                "condition PodReadyToStartContainers",
+            )
+        mark("container_started", c.started_unix_s if c else None, "state.running.startedAt")
+        return tuple(marks)
 
     def _running(self, pod: PodInfo) -> bool:
         """The Prometheus container runs (after the expected restart); raises on outcomes that will not change."""
         if pod.deleting:
             return False
         c = pod.container(CONTAINER)
-        if c is not None and c.running and pod.ip and c.restart_count >= self._expect_restarts:
+        running = c is not None and c.running and bool(pod.ip) and c.restart_count >= self._expect_restarts
+        if c is not None and running and (not self._stale_container or c.container_id != self._stale_container):
+            self._stale_container = ""
             return True
-        if "volume node affinity conflict" in pod.unschedulable and self.cordoned:
+        unavailable = [*self.cordoned, *self.lost_nodes]
+        if "volume node affinity conflict" in pod.unschedulable and unavailable:
             raise NotRecovered(
-                f"the pod cannot move: {pod.unschedulable}. Its PersistentVolume is pinned to the cordoned node "
-                f"{', '.join(self.cordoned)} by nodeAffinity (a local PV): a reschedule of Prometheus on a "
-                "local PV means no Prometheus until that node is back"
+                f"the pod cannot move: {pod.unschedulable}. Its PersistentVolume is pinned by nodeAffinity (a local "
+                f"PV) to {', '.join(unavailable)} (cordoned or lost): Prometheus on a local PV cannot run anywhere "
+                "else, so there is no Prometheus until that node is back"
             )
         claim_problem = self._stale_claim(pod)
         if claim_problem:
@@ -457,14 +640,19 @@ class KubernetesRuntime(Runtime):
         return self._url
 
 
+NODE_COMMAND_TIMEOUT_S = 300.0  # a cloud CLI stopping or starting an instance
+
+
+def _run_node_command(argv: list[str], node: str, what: str) -> None:
+    """The scenario's command for a node, ``{node}`` replaced by its name; its failure is the harness's (ERROR)."""
+    try:
+        proc.run([a.replace("{node}", node) for a in argv], timeout_s=NODE_COMMAND_TIMEOUT_S)
+    except InfraError as e:
+        raise InfraError(f"could not {what} with the scenario's node_control command: {e}") from e
+
+
 def refuse_unsupported(scenario: Scenario) -> None:
-    """What this runtime cannot do yet, refused before anything is created (fio jobs are skipped with a warning
-    instead, so the shipped scenarios with fio profiles still run their durability part here)."""
+    """What this runtime cannot do yet, refused before anything is created."""
     refusal = backend_for(scenario.storage).cluster_refusal(scenario.storage)
     if refusal is not None:
         raise UsageError(refusal)
-    if scenario.loads.tsdb is not None and scenario.loads.tsdb.mode == "scrape":
-        raise UsageError(
-            "loads.tsdb.mode scrape on the kubernetes runtime is not available yet (the exporter listens on "
-            "127.0.0.1 of the harness host, which a pod cannot scrape); use mode: remote_write"
-        )

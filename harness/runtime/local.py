@@ -16,17 +16,19 @@ import os
 import re
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import proc
 from harness.errors import InfraError, NotRecovered
+from harness.loads import fio
 from harness.mounts import first_untraversable
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
-from harness.runtime.base import Recovery, Runtime, StorageDescription, not_recovered_on_timeout
-from harness.scenario.model import PrometheusSpec, StorageSpec
+from harness.results.model import FioJobResult
+from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
+from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
 from harness.storage.base import ProvisionedStorage
 from harness.wait import wait_for
@@ -46,6 +48,7 @@ class Container:
     port: int
     data_dir: Path
     daemon: proc.Daemon
+    started_unix_s: float = field(default_factory=time.time)
 
     @property
     def name(self) -> str:
@@ -103,8 +106,14 @@ class LocalRuntime(Runtime):
         if self.storage is not None:
             self.storage.teardown()
 
-    def fio_directory(self) -> Path | None:
-        return self._require_storage().fio_dir()
+    def fio_target(self) -> str:
+        return str(self._require_storage().fio_dir())
+
+    def run_fio(self, job: FioJob, out_dir: Path) -> FioJobResult:
+        return fio.run_fio_job(job, self._require_storage().fio_dir(), out_dir)
+
+    def fio_version(self) -> str | None:
+        return fio.fio_version()
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -267,7 +276,8 @@ class LocalRuntime(Runtime):
             )
             ready_at = time.time()
         replays = wal_replay_durations_s(container.daemon.log_text())
-        return Recovery(up_at, ready_at, replays[-1] if replays else None)
+        started = StageMark("container_started", container.started_unix_s, "the harness started the process")
+        return Recovery(up_at, ready_at, replays[-1] if replays else None, stages=(started,))
 
     # --- internals ---------------------------------------------------------------------------------------------
 

@@ -267,3 +267,89 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
         "metadata": _meta(names.statefulset, names, names.namespace, names.selector()),
         "spec": spec,
     }
+
+
+FIO_CONTAINER = "fio"
+FIO_DATA_DIR = "/data"  # the storage under test
+FIO_OUT_DIR = "/out"  # fio's JSON and logs, copied out afterwards
+FIO_BIN_DIR = "/h"  # a static busybox copied from the tools image: the fio image needs no shell of its own
+
+
+def fio_pod_manifest(
+    scenario: Scenario, names: Names, *, pod: str, fio_image: str, tools_image: str, lifetime_s: int
+) -> Manifest:
+    """A pod that holds the storage Prometheus will use (the run's claim, or the same emptyDir) while the runtime
+    runs fio jobs in it by exec. It runs as Prometheus' user and group, like kubestr's pod but under the
+    "restricted" pod security profile wherever the scenario's user allows it (no privilege escalation, no
+    capabilities, the runtime's default seccomp profile). ``activeDeadlineSeconds`` ends it even if the harness
+    dies before deleting it."""
+    sc = scenario.prometheus.security_context
+    backend = backend_for(scenario.storage)
+    pod_volume = backend.pod_volume(scenario.storage)
+    data = pod_volume if pod_volume is not None else {"persistentVolumeClaim": {"claimName": names.claim}}
+    security: Manifest = {
+        "runAsUser": sc.run_as_user,
+        "runAsGroup": sc.run_as_group,
+        "runAsNonRoot": sc.run_as_non_root,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if sc.fs_group is not None:
+        security["fsGroup"] = sc.fs_group
+    restricted: Manifest = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _meta(pod, names, names.namespace, {"app.kubernetes.io/name": "harness-fio"}),
+        "spec": {
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": lifetime_s,
+            "terminationGracePeriodSeconds": 5,
+            "automountServiceAccountToken": False,
+            "securityContext": security,
+            "initContainers": [
+                {
+                    "name": "busybox",
+                    "image": tools_image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["/bin/busybox", "cp", "/bin/busybox", f"{FIO_BIN_DIR}/busybox"],
+                    "securityContext": restricted,
+                    "volumeMounts": [{"name": "bin", "mountPath": FIO_BIN_DIR}],
+                }
+            ],
+            "containers": [
+                {
+                    "name": FIO_CONTAINER,
+                    "image": fio_image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": [f"{FIO_BIN_DIR}/busybox", "sleep", str(lifetime_s)],
+                    "env": [{"name": "PATH", "value": "/usr/local/bin:/usr/bin:/bin"}],
+                    "securityContext": restricted,
+                    "volumeMounts": [
+                        {"name": "data", "mountPath": FIO_DATA_DIR},
+                        {"name": "out", "mountPath": FIO_OUT_DIR},
+                        {"name": "bin", "mountPath": FIO_BIN_DIR, "readOnly": True},
+                    ],
+                }
+            ],
+            "volumes": [
+                {"name": "data", **data},
+                {"name": "out", "emptyDir": {}},
+                {"name": "bin", "emptyDir": {}},
+            ],
+        },
+    }
+
+
+def claim_manifest(scenario: Scenario, names: Names) -> Manifest | None:
+    """The StatefulSet's claim, created ahead of it under the name its volumeClaimTemplate gives the pod's claim
+    (the controller then uses it as is): fio measures exactly the volume Prometheus will get."""
+    template = claim_template(scenario, names)
+    if template is None:
+        return None
+    labels = {**template["metadata"]["labels"], **names.selector()}
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _meta(names.claim, names, names.namespace, labels),
+        "spec": template["spec"],
+    }

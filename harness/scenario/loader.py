@@ -115,6 +115,8 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | No
             line, col = ln + 1, cl + 1
             parts.append(f"[{key}]")
             node = node[key]
+        elif key == "[key]":
+            continue  # pydantic's marker for "the key itself is wrong", already pointed at
         elif isinstance(node, CommentedMap) and isinstance(key, str) and _is_union_tag(node, key):
             # pydantic puts the discriminator value of a tagged union into the location; it is not a YAML key.
             continue

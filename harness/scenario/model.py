@@ -8,11 +8,21 @@ part of the scenario: one file runs on both, the runtime is chosen per run.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from harness.scenario.units import Bytes, Seconds
+from harness.stages import StageId
 
 
 class Strict(BaseModel):
@@ -379,7 +389,32 @@ class ScaleZeroFault(FaultTiming):
     down_s: Seconds = Field(default=10.0, alias="down", description="how long no Prometheus runs")
 
 
-FaultSpec = SigkillFault | SigtermFault | RestartFault | RescheduleFault | RedeployFault | ScaleZeroFault
+class NodeControl(Strict):
+    """How to make a node die and come back, as commands (argv lists; ``{node}`` is replaced by the node's name),
+    e.g. a cloud CLI that stops and starts the instance, or ``ssh NODE systemctl stop kubelet containerd``."""
+
+    stop: list[str] = Field(min_length=1, description="the node dies (all its processes, like a power cut)")
+    start: list[str] = Field(min_length=1, description="the node comes back")
+
+
+class NodeLossFault(FaultTiming):
+    """The node running Prometheus dies. Kubernetes does not replace a StatefulSet pod on a lost node (at most one
+    pod per identity) until the pod is force-deleted or the node is back; ``then`` says what happens after ``wait``:
+    ``restore`` (the node comes back), ``force_delete`` (once Kubernetes has marked the node NotReady, the pod is
+    force-deleted, as an operator would: a local PV then cannot follow it) or ``nothing`` (Prometheus stays gone
+    until the run's ready timeout). The node always comes back at the end of the fault, also on Ctrl-C."""
+
+    action: Literal["node_loss"]
+    then: Literal["restore", "force_delete", "nothing"] = "restore"
+    wait_s: Seconds = Field(default=30.0, alias="wait", description="how long after the loss the harness acts")
+    node_control: NodeControl | None = Field(
+        default=None, description="default: the commands in $HARNESS_NODE_STOP and $HARNESS_NODE_START (shell words)"
+    )
+
+
+FaultSpec = (
+    SigkillFault | SigtermFault | RestartFault | RescheduleFault | RedeployFault | ScaleZeroFault | NodeLossFault
+)
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
 
 
@@ -389,10 +424,40 @@ class HistorySurvival(Strict):
     after_each_fault: bool = Field(default=True, description="also check right after each recovery")
 
 
+def _total_bounds_the_first_sample(value: object) -> object:
+    """``max_recovery: 30s`` is the limit of the whole recovery: injection to the first new sample stored."""
+    return value if isinstance(value, dict) or value is None else {"first_sample": value}
+
+
+_DURATION_SCHEMA: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "number"}]}
+# Stage -> the most seconds it may take after the injection; a plain duration bounds first_sample.
+RecoveryLimits = Annotated[
+    dict[StageId, Seconds],
+    BeforeValidator(_total_bounds_the_first_sample),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                *_DURATION_SCHEMA["anyOf"],
+                {
+                    "type": "object",
+                    "propertyNames": {"enum": list(get_args(StageId))},
+                    "additionalProperties": _DURATION_SCHEMA,
+                },
+            ]
+        }
+    ),
+]
+
+
 class Checks(Strict):
     history_survival: HistorySurvival = Field(default_factory=HistorySurvival)
-    max_recovery_s: Seconds | None = Field(
-        default=None, alias="max_recovery", description="fault injected -> first new sample stored"
+    recovery_limits_s: RecoveryLimits = Field(
+        default_factory=dict,
+        alias="max_recovery",
+        description=(
+            "fault injected -> first new sample stored; or a mapping from recovery stages to their limits, each "
+            "counted from the injection, e.g. {scheduled: 5s, ready: 30s, first_sample: 40s}"
+        ),
     )
     min_fio_write_iops: float | None = Field(default=None, ge=0)
 

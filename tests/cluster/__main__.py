@@ -1,4 +1,4 @@
-"""`python -m tests.cluster build|start|stop|status|env`."""
+"""`python -m tests.cluster build|start|stop|status|env|node lose|restore NAME`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stop", help="stop everything `start` started, unmount, remove cgroups and bridges")
     sub.add_parser("status", help="print what runs, as JSON; exit 0 only when the cluster is up")
     sub.add_parser("env", help="print shell lines that point kubectl and the tests at the cluster")
+    p_node = sub.add_parser("node", help="lose a node (SIGKILL its kubelet, containers, containerd) or restore it")
+    p_node.add_argument("what", choices=["lose", "restore"])
+    p_node.add_argument("name", help="e.g. node-2")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -30,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
             info = run.status()
             print(json.dumps(info, indent=2))
             return 0 if info["running"] else 1
+        elif args.command == "node":
+            (run.lose_node if args.what == "lose" else run.restore_node)(args.name)
         elif args.command == "env":
             print(f"export KUBECONFIG={config.kubeconfig_path()}")
             print(f"export PATH={config.bin_dir()}:$PATH")

@@ -223,6 +223,10 @@ evictionHard:
   imagefs.available: 1%
 serializeImagePulls: false
 maxPods: 50
+# Heartbeats every 3 s (lease) and 4 s (status), so the controller's 16 s grace below tells a lost node in
+# seconds rather than the default 40 s: node-loss tests need not wait that out.
+nodeLeaseDurationSeconds: 12
+nodeStatusUpdateFrequency: 4s
 """
     )
     return path
@@ -319,3 +323,46 @@ def stop_node(node: Node) -> None:
     unmount_all(node.containerd_root)
     remove_cgroup_root(node)
     network.delete_bridge(node)
+
+
+# ---------------------------------------------------------------------------------------------- node loss
+
+
+def lose_node(node: Node) -> None:
+    """The node dies at once, like a power cut of its machine: its kubelet, every process of its pods, containerd
+    and the shims get SIGKILL, in that order (the kubelet first, so it reports nothing more). Its mounts and
+    directories stay, as a powered-off machine's disks do; the page cache is this machine's and survives, so this
+    is a node loss, not a power loss of the storage. `restore_node` brings it back."""
+    for name in (f"kubelet-{node.name}",):
+        entry = procs.read_pid(name)
+        if entry is not None and procs.pid_alive(*entry):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(entry[0], signal.SIGKILL)
+    for pid in cgroup_pids(node):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    entry = procs.read_pid(f"containerd-{node.name}")
+    if entry is not None and procs.pid_alive(*entry):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(entry[0], signal.SIGKILL)
+    for pid in _shim_pids(node):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    procs.wait_for(
+        f"{node.name}'s kubelet, containerd and containers to be gone",
+        lambda: (
+            not procs.alive(f"kubelet-{node.name}")
+            and not procs.alive(f"containerd-{node.name}")
+            and not _shim_pids(node)
+        ),
+        30,
+        f"kubelet-{node.name}",
+    )
+
+
+def restore_node(node: Node) -> None:
+    """Power the node back on: containerd and the kubelet start again on the state they left; the kubelet then
+    restarts the pods that are still bound to the node. Returns once they run; the caller waits for Ready."""
+    if procs.alive(f"kubelet-{node.name}") and procs.alive(f"containerd-{node.name}"):
+        return
+    start_node(node)

@@ -212,6 +212,32 @@ def release(keep: bool = False) -> None:
             _stop()
 
 
+def lose_node(name: str) -> None:
+    """`python -m tests.cluster node lose NAME`: the node's kubelet, containers and containerd die (SIGKILL)."""
+    with _locked():
+        node.lose_node(_node_named(name))
+
+
+def restore_node(name: str, timeout: float = 120) -> None:
+    """`python -m tests.cluster node restore NAME`: start them again and wait until the node is Ready."""
+    with _locked():
+        n = _node_named(name)
+        node.restore_node(n)
+        procs.wait_for(
+            f"node {name} Ready again",
+            control_plane.until_it_answers(lambda: name in control_plane.ready_nodes()),
+            timeout,
+            f"kubelet-{name}",
+        )
+
+
+def _node_named(name: str) -> Node:
+    for n in _recorded_nodes():
+        if n.name == name:
+            return n
+    raise ClusterError(f"no node {name!r} in the running cluster (have {[n.name for n in _recorded_nodes()]})")
+
+
 def status() -> dict[str, Any]:
     node_list = _recorded_nodes()
     daemons = {}

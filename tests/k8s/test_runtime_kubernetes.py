@@ -22,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ruamel.yaml import YAML
 
 from harness.faults import injectors
+from harness.report import render_report
 from harness.results.model import Status
 from harness.results.store import load_result
 from harness.runtime.manifests import Names, statefulset_manifest, volume_manifest
@@ -195,35 +197,44 @@ faults: [{action: restart, at: 10s}]
 
 @pytest.mark.cluster
 @pytest.mark.slow
-def test_local_pv_keeps_everything_through_sigkill_and_restart(
+def test_the_demo_on_a_local_pv_measures_the_pv_with_fio_and_keeps_everything_through_sigkill_and_restart(
     kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
 ) -> None:
+    """scenarios/demo.yaml (its fio profiles and write load) on a local PV of node-2, with its reschedule replaced
+    by a pod restart (a local PV cannot move: that is what the reschedule test shows)."""
     tag = uuid.uuid4().hex[:8]
     path = node_dir("node-2", f"runtime-{tag}")
     pv, sc = f"harness-pv-{tag}", f"local-{tag}"
-    scenario_file = write_scenario(
-        tmp_path,
-        f"""
-version: 1
-name: k8s-local
-duration: 25s
-storage:
-  backend: local
-  path: {path}
-  node: node-2
-  claim: {{storage_class: {sc}, size: 1Gi}}
-  volume: {{name: {pv}}}
-loads: {{tsdb: {{series: 200, interval: 1s}}}}
-faults:
-  - {{action: sigkill, at: 8s}}
-  - {{action: restart, at: 16s}}
-""",
-    )
+    yaml = YAML()
+    demo = yaml.load((ROOT / "scenarios" / "demo.yaml").read_text())
+    demo["name"] = "k8s-demo"
+    demo["storage"] = {
+        "backend": "local",
+        "path": path,
+        "node": "node-2",
+        "claim": {"storage_class": sc, "size": "1Gi"},
+        "volume": {"name": pv},
+    }
+    demo["faults"] = [{"action": "sigkill", "at": "10s"}, {"action": "restart", "at": "20s"}]
+    scenario_file = tmp_path / "demo.yaml"
+    with scenario_file.open("w") as f:
+        yaml.dump(demo, f)
     proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [result_file] = (tmp_path / "reports").glob("*/*/result.json")
     result = load_result(result_file.parent)
     assert result.verdict is Status.PASSED and result.complete
+
+    # fio ran in pods on that very PV, before Prometheus, and removed its files.
+    assert [j.profile for j in result.fio] == ["wal-append", "randwrite-4k"]
+    for job in result.fio:
+        assert job.error is None and job.write is not None and job.write.iops > 0 and job.write.timeseries
+        assert job.measured_on is not None and " on node node-2, claim " in job.measured_on
+        assert f"(pv/{pv})" in job.measured_on
+        assert (result_file.parent / f"fio-{job.name}.json").is_file()
+    assert result.environment.fio_version
+    assert not [p.name for p in Path(path).iterdir() if p.name.startswith("harness-fio-")]
+
     kill, restart = result.faults
     assert (kill.action, restart.action) == ("sigkill", "restart")
     # SIGKILL: the same pod on node-2, its container restarted; restart: a new pod, pinned back to node-2 by the PV.
@@ -234,6 +245,27 @@ faults:
     assert kill.wal_replay_s is not None  # read from the restarted container's log
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
     assert (Path(path) / "wal").is_dir()
+
+    # Recovery by Kubernetes stage, from the API's own timestamps where it has them.
+    kill_stages = [s.stage for s in kill.stages]
+    assert kill_stages == ["injected", "container_ended", "container_started", "healthy", "ready", "first_sample"]
+    restart_stages = [s.stage for s in restart.stages]
+    assert restart_stages[:5] == ["injected", "pod_created", "scheduled", "volumes_mounted", "container_started"]
+    assert restart_stages[-3:] == ["healthy", "ready", "first_sample"]
+    assert all(s.source.startswith("API: ") and s.resolution_s == 1.0 for s in restart.stages[1:5])
+    for fault in result.faults:  # whole seconds, truncated: never more than a second before the injection
+        assert all(s.at_s > fault.injected_at_s - 1.0 for s in fault.stages)
+    # The cluster's facts: versions, the node Prometheus ran on, the volume and its class.
+    cluster = result.cluster
+    assert cluster is not None and cluster.server_version.startswith("v1.")
+    [node] = cluster.nodes
+    assert node.name == "node-2" and node.kernel and node.kubelet.startswith("v1.")
+    assert node.container_runtime.startswith("containerd://")
+    assert cluster.volume is not None and cluster.volume.pv == pv and cluster.volume.source == f"local {path}"
+    assert cluster.volume.provisioner == "kubernetes.io/no-provisioner" and cluster.volume.reclaim_policy == "Retain"
+    html = render_report(result_file.parent).read_text()
+    assert "Recovery by stage" in html and "PodScheduled" in html and "harness-fio-1-wal-append" in html
+    assert "kubernetes.io/no-provisioner" in html and f"kernel {node.kernel}" in html
     assert_nothing_left(api_client, result.run_id, (pv,), (sc,))
 
 
@@ -755,3 +787,59 @@ loads: {{tsdb: {{series: 20, interval: 1s}}}}
         assert_nothing_left(api_client, result.run_id)
     finally:
         core.delete_persistent_volume(pv)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_ctrl_c_during_fio_in_a_pod_stops_fio_removes_its_files_and_the_pod(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+) -> None:
+    from kubernetes import client
+
+    tag = uuid.uuid4().hex[:8]
+    path = node_dir("node-1", f"fio-int-{tag}")
+    pv, sc = f"harness-pv-{tag}", f"local-{tag}"
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+name: k8s-fio-interrupted
+duration: 20s
+storage:
+  backend: local
+  path: {path}
+  node: node-1
+  claim: {{storage_class: {sc}, size: 1Gi}}
+  volume: {{name: {pv}}}
+loads:
+  fio: [{{profile: randwrite-4k, runtime: 2m, size: 32Mi}}]
+""",
+    )
+    reports = tmp_path / "reports"
+    argv = [sys.executable, "-m", "harness.cli", "run", str(scenario_file), "--runtime", "kubernetes",
+            "--context", context_of(kubeconfig), "--reports", str(reports), "--no-report"]  # fmt: skip
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    core = client.CoreV1Api(api_client)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            # fio is at work: its directory is on the volume.
+            if any(p.name.startswith("harness-fio-") for p in Path(path).iterdir()):
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the run ended before fio started"
+        [run_dir] = reports.glob("*/*")
+        namespace = f"harness-{run_dir.name.rsplit('-', 1)[1]}"
+        assert [p.metadata.name for p in core.list_namespaced_pod(namespace).items] == ["harness-fio-1-randwrite-4k"]
+        time.sleep(2)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    result = load_result(run_dir)
+    assert result.interrupted and result.fio == []
+    assert not [p.name for p in Path(path).iterdir() if p.name.startswith("harness-fio-")]
+    assert_nothing_left(api_client, result.run_id, (pv,), (sc,))

@@ -1,0 +1,72 @@
+"""The recovery verdict: a total limit bounds the first new sample, a mapping bounds stages; a stage a fault did not
+pass through is not held against it. Scenario files spell the limits with units and stage names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.checks.verdicts import recovery_check
+from harness.errors import ScenarioError
+from harness.results.model import FaultRecord, RecoveryStage, Status
+from harness.scenario.loader import load_scenario
+
+
+def fault(index: int, action: str, **since_injection_s: float) -> FaultRecord:
+    injected = 10.0 * index
+    stages = [RecoveryStage(stage="injected", at_s=injected, source="test")]
+    stages += [RecoveryStage(stage=st, at_s=injected + t, source="test") for st, t in since_injection_s.items()]
+    first = since_injection_s.get("first_sample")
+    return FaultRecord(
+        index=index,
+        action=action,
+        scheduled_at_s=injected,
+        injected_at_s=injected,
+        instance_before="a",
+        status=Status.PASSED,
+        first_sample_at_s=None if first is None else injected + first,
+        stages=stages,
+    )
+
+
+KILL = fault(1, "sigkill", container_started=0.1, ready=1.5, first_sample=1.6)
+MOVE = fault(2, "restart", pod_created=0.4, scheduled=7.0, volumes_mounted=7.5, ready=9.0, first_sample=9.2)
+
+
+def test_a_plain_limit_bounds_the_first_new_sample() -> None:
+    assert recovery_check([KILL, MOVE], {"first_sample": 10.0}).status is Status.PASSED
+    failed = recovery_check([KILL, MOVE], {"first_sample": 5.0})
+    assert failed.status is Status.FAILED
+    assert failed.reason == "fault 2 (restart): 9.20 s to the first new sample stored, over the limit of 5 s"
+
+
+def test_a_stage_limit_fails_the_fault_that_passed_through_that_stage_only() -> None:
+    failed = recovery_check([KILL, MOVE], {"scheduled": 5.0, "ready": 20.0})
+    assert failed.status is Status.FAILED
+    assert failed.reason.startswith("fault 2 (restart): 7.00 s to stage 'scheduled', over the limit of 5 s")
+    assert failed.details["fault_2_scheduled_s"] == pytest.approx(7.0)
+    assert "fault_1_scheduled_s" not in failed.details  # a SIGKILL restarts the container in its pod
+    passed = recovery_check([KILL], {"scheduled": 5.0})
+    assert passed.status is Status.PASSED and "limits: scheduled 5 s" in passed.reason
+
+
+def test_several_violations_name_the_worst_and_count_the_rest() -> None:
+    failed = recovery_check([KILL, MOVE], {"ready": 1.0, "first_sample": 1.0})
+    assert failed.status is Status.FAILED
+    assert failed.reason.startswith("fault 2 (restart): 9.20 s to the first new sample stored")
+    assert failed.reason.endswith("(and 3 more over their limits)")
+
+
+def test_scenarios_bound_stages_by_name(tmp_path: Path) -> None:
+    base = "name: s\nduration: 30s\nstorage: {backend: local}\n"
+    path = tmp_path / "s.yaml"
+    path.write_text(base + "checks: {max_recovery: {scheduled: 5s, first_sample: 1m}}\n")
+    assert load_scenario(path).checks.recovery_limits_s == {"scheduled": 5.0, "first_sample": 60.0}
+    path.write_text(base + "checks: {max_recovery: 30s}\n")
+    assert load_scenario(path).checks.recovery_limits_s == {"first_sample": 30.0}
+    path.write_text(base + "checks:\n  max_recovery: {scheduling: 5s}\n")
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    text = "\n".join(str(p) for p in info.value.problems)
+    assert "s.yaml:5:" in text and "checks.max_recovery.scheduling: got 'scheduling'" in text, text
