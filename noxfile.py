@@ -31,7 +31,10 @@ def _bench(session: nox.Session, scenario: str) -> None:
     _system_deps(session)
     _install(session)
     runtime = os.environ.get("HARNESS_RUNTIME", "local")
-    session.run("harness", "run", f"scenarios/{scenario}.yaml", "--runtime", runtime, *session.posargs)
+    # A cluster is used only when named: HARNESS_K8S_CONTEXT names it here (or the harness config allows it).
+    context = os.environ.get("HARNESS_K8S_CONTEXT")
+    named = ["--context", context] if runtime == "kubernetes" and context else []
+    session.run("harness", "run", f"scenarios/{scenario}.yaml", "--runtime", runtime, *named, *session.posargs)
 
 
 @nox.session

@@ -1,4 +1,4 @@
-"""The ``harness`` command: validate, schema, run, report, compare, doctor.
+"""The ``harness`` command: validate, schema, run, report, compare, doctor, cleanup.
 
 Exit codes: 0 every check passed; 1 a check failed (the storage under test lost data or was too slow); 2 bad input
 or a broken environment (never a traceback for those: the message says what to fix); 130 interrupted (the partial
@@ -61,6 +61,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             doctor=not args.skip_doctor,
             keep_data=args.keep_data,
             kubeconfig=args.kubeconfig,
+            context=args.context,
         )
     )
     if outcome.result is not None:
@@ -127,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-doctor", action="store_true", help="do not run the storage doctor before the run")
     p.add_argument("--keep-data", action="store_true", help="keep the TSDB and fio files this run created")
     p.add_argument("--kubeconfig", help="kubernetes runtime: the cluster to use (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument(
+        "--context",
+        help="kubernetes runtime: the kube context to use (required unless the current-context is listed in "
+        "kubernetes.allowed_contexts of the harness config, ~/.config/prom-harness/config.yaml or $HARNESS_CONFIG)",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("report", help="re-render report.html from a stored result")
@@ -143,6 +149,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check the storage a scenario names for the known traps, before deploying")
     doctor_command.configure(p)
     p.set_defaults(func=doctor_command.execute)
+
+    from harness.cleanup import command as cleanup_command
+
+    p = sub.add_parser(
+        "cleanup",
+        help="remove what interrupted runs left (work directories, mounts, loop devices, processes, namespaces, "
+        "PVs, StorageClasses, cordons), found by their ownership marks only",
+        description="Remove what interrupted (e.g. SIGKILLed) runs left behind, on this host and, with an allowed "
+        "kube context, in the cluster. Only what carries a run's marks is touched (a work directory's "
+        "harness-run.json, the harness/run-id label, a node's harness/cordoned-by annotation); a run that is still "
+        "running never is; PV data is never deleted. Exit 0 when done, 2 when something could not be removed.",
+    )
+    cleanup_command.configure(p)
+    p.set_defaults(func=cleanup_command.execute)
     return parser
 
 

@@ -3,6 +3,7 @@
     HarnessError                      base; ``exit_code`` says how the CLI exits
     +-- UsageError                    bad input from the user (exit 2)
     |   +-- ScenarioError             a scenario file is invalid; carries every problem with file:line
+    |       +-- ConfigError           the user's harness config file is invalid (same file:line problems)
     +-- InfraError                    the environment or the harness broke (exit 2)
     |   +-- MissingBinary             a required program is not installed; names the package
     |   +-- CommandFailed             a subprocess exited non-zero or timed out
@@ -58,6 +59,10 @@ class ScenarioError(UsageError):
     def __init__(self, problems: list[ScenarioProblem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+
+class ConfigError(ScenarioError):
+    """The user's harness config file (``harness.config``) is invalid; reported like a scenario file's problems."""
 
 
 class InfraError(HarnessError):

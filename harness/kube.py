@@ -11,8 +11,9 @@ without a cluster and is tested with hand-written inventories. API and configura
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -165,10 +166,35 @@ class KubeInventory:
 # --- reading a real cluster ----------------------------------------------------------------------------------
 
 
+def kube_contexts(kubeconfig: str | None) -> tuple[list[str], str | None, str]:
+    """The context names ``kubeconfig`` holds (None: $KUBECONFIG, which may list several files, or ~/.kube/config),
+    its current-context, and how to name the file(s) in a message. No file: no contexts."""
+    from kubernetes.config import kube_config
+    from kubernetes.config.config_exception import ConfigException
+
+    paths = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
+    where = f"kubeconfig {paths}"
+    merger_class: Any = kube_config.KubeConfigMerger  # the client's own reading and merging, unannotated
+    try:
+        node = merger_class(paths).config
+        doc: dict[str, Any] = {} if node is None else dict(node.value)
+    except (ConfigException, OSError, ValueError, TypeError, AttributeError) as e:
+        raise InfraError(f"cannot read {where}: {shorten(str(e))}") from e
+    names = []
+    for entry in doc.get("contexts") or []:
+        # Plain dicts, or the client's ConfigNode wrappers once several files were merged: both index by key.
+        value = getattr(entry, "value", entry)
+        if isinstance(value, dict) and value.get("name"):
+            names.append(str(value["name"]))
+    current = doc.get("current-context") or None
+    return names, (str(current) if current else None), where
+
+
 def load_inventory(
     kubeconfig: str | None, *, namespace: str | None = None, context: str | None = None
 ) -> KubeInventory:
-    """Read PVs, PVCs, StorageClasses and Nodes through ``kubeconfig`` (None: $KUBECONFIG or ~/.kube/config)."""
+    """Read PVs, PVCs, StorageClasses and Nodes through ``kubeconfig`` (None: $KUBECONFIG or ~/.kube/config), in
+    ``context`` (None: the kubeconfig's current-context, for callers that checked it may be used)."""
     import kubernetes
     from kubernetes.client.exceptions import ApiException
     from kubernetes.config.config_exception import ConfigException
@@ -178,7 +204,9 @@ def load_inventory(
     config: Any = kubernetes.config  # the client's functions carry no annotations
     try:
         api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
-        _contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        if context is not None:
+            active = next((c for c in contexts if c.get("name") == context), active)
         ns = namespace or (active or {}).get("context", {}).get("namespace") or "default"
         core = kubernetes.client.CoreV1Api(api_client)
         storage = kubernetes.client.StorageV1Api(api_client)
@@ -344,6 +372,19 @@ class ContainerInfo:
 
 
 @dataclass(frozen=True)
+class ObjectInfo:
+    """Any object as ``harness cleanup`` sees it: its name and marks, and the few fields it acts on."""
+
+    kind: str
+    name: str
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    unschedulable: bool = False  # a Node
+    reclaim_policy: str = ""  # a PersistentVolume
+    deleting: bool = False
+
+
+@dataclass(frozen=True)
 class PodInfo:
     namespace: str
     name: str
@@ -442,6 +483,36 @@ class KubeApi:
         }
         with self._call(f"create {kind} {meta['name']}"):
             creators[kind]()
+
+    def list_objects(self, kind: str, label_selector: str = "") -> list[ObjectInfo]:
+        """The cluster-scoped objects of ``kind`` (Namespace, PersistentVolume, StorageClass, Node) matching
+        ``label_selector``."""
+        listers: dict[str, Callable[..., Any]] = {
+            "Namespace": self.core.list_namespace,
+            "PersistentVolume": self.core.list_persistent_volume,
+            "StorageClass": self.storage.list_storage_class,
+            "Node": self.core.list_node,
+        }
+        with self._call(f"list {kind} objects" + (f" labelled {label_selector}" if label_selector else "")):
+            items = listers[kind](label_selector=label_selector, _request_timeout=API_TIMEOUT_S).items
+        return [
+            ObjectInfo(
+                kind=kind,
+                name=o.metadata.name,
+                labels=dict(o.metadata.labels or {}),
+                annotations=dict(o.metadata.annotations or {}),
+                unschedulable=bool(kind == "Node" and o.spec.unschedulable),
+                reclaim_policy=(o.spec.persistent_volume_reclaim_policy or "") if kind == "PersistentVolume" else "",
+                deleting=o.metadata.deletion_timestamp is not None,
+            )
+            for o in items
+        ]
+
+    def set_reclaim_policy(self, pv: str, policy: str) -> None:
+        with self._call(f"set the reclaimPolicy of PersistentVolume {pv} to {policy}"):
+            self.core.patch_persistent_volume(
+                pv, {"spec": {"persistentVolumeReclaimPolicy": policy}}, _request_timeout=API_TIMEOUT_S
+            )
 
     def exists(self, kind: str, name: str, namespace: str = "") -> bool:
         return self._read(kind, name, namespace) is not None
@@ -682,11 +753,23 @@ class KubeApi:
                 name, namespace, {"spec": {"replicas": replicas}}, _request_timeout=API_TIMEOUT_S
             )
 
-    def set_unschedulable(self, node: str, unschedulable: bool) -> None:
-        """Cordon (True) or uncordon (False) a node, as ``kubectl cordon``/``uncordon`` do."""
+    def set_unschedulable(
+        self, node: str, unschedulable: bool, annotations: Mapping[str, str | None] | None = None
+    ) -> None:
+        """Cordon (True) or uncordon (False) a node, as ``kubectl cordon``/``uncordon`` do, setting (or, for None
+        values, removing) ``annotations`` in the same patch."""
         verb = "cordon" if unschedulable else "uncordon"
+        body: Manifest = {"spec": {"unschedulable": unschedulable}}
+        if annotations:
+            body["metadata"] = {"annotations": dict(annotations)}
         with self._call(f"{verb} node {node}"):
-            self.core.patch_node(node, {"spec": {"unschedulable": unschedulable}}, _request_timeout=API_TIMEOUT_S)
+            self.core.patch_node(node, body, _request_timeout=API_TIMEOUT_S)
+
+    def annotate(self, kind: str, name: str, annotations: Mapping[str, str | None]) -> None:
+        """Set (or, for None values, remove) annotations of a cluster-scoped object (a Node)."""
+        patchers: dict[str, Callable[..., Any]] = {"Node": self.core.patch_node}
+        with self._call(f"annotate {kind} {name}"):
+            patchers[kind](name, {"metadata": {"annotations": dict(annotations)}}, _request_timeout=API_TIMEOUT_S)
 
     # --- watching ------------------------------------------------------------------------------------------
 

@@ -7,6 +7,10 @@ still leaves a result (marked incomplete) and a report. Whatever a step starts o
 ``Run.undo`` *before* acting; cleanup unwinds it newest first, exactly once, whatever happened before (Ctrl-C too).
 A fault's own undo (an uncordon) is unwound as soon as Prometheus has recovered from it, or failed to.
 
+Ownership: the work directory carries the run's marker, locked for the run's life (``harness.ownership``), and every
+child process the run's id, so ``harness cleanup`` can tell a killed run's leftovers from a live run's; a cluster run
+uses only a kube context it was allowed (``harness.config``), checked before anything is created.
+
 Verdicts: Prometheus not coming back after a fault (``NotRecovered``) ends the fault phase with the fault recorded
 as FAILED and the recovery check FAILED (exit 1); the harness or the environment breaking (``InfraError``) is ERROR
 (exit 2), with the fault in the result all the same.
@@ -22,13 +26,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness import ui
+from harness import proc, ui
 from harness.checks.history import check_history, history_check_result
 from harness.checks.verdicts import fio_iops_check, recovery_check
+from harness.config import UserConfig, choose_context, load_user_config
 from harness.errors import HarnessError, InfraError, NotRecovered, UsageError, WaitTimeout
 from harness.faults import injector_for, required_capabilities
 from harness.faults.timeline import PlannedFault, plan_faults
 from harness.loads.driver import TsdbDriver
+from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner, new_marker
 from harness.prom import PromClient
 from harness.results import env as envinfo
 from harness.results.model import CheckResult, Event, FaultRecord, RecoveryStage, RunResult, Severity, Status
@@ -63,6 +69,7 @@ class RunOptions:
     doctor: bool = True  # run the storage doctor first; a blocker stops the run
     keep_data: bool = False  # keep the TSDB and fio files this run created (for inspection)
     kubeconfig: str | None = None  # kubernetes runtime; None: $KUBECONFIG or ~/.kube/config
+    context: str | None = None  # kubernetes runtime: the kube context (None: the current one, if the config allows)
 
 
 @dataclass
@@ -82,6 +89,9 @@ class Run:
     planned: list[PlannedFault]
     undo: UndoLog = field(default_factory=UndoLog)
     load: TsdbDriver | None = None  # kept for saving the ingest series with every snapshot
+    owner: str = ""  # who runs it (the user config's owner)
+    context: str | None = None  # the kube context this run may use (kubernetes runtime)
+    lock: RunLock | None = None  # the work directory's marker, locked while the run lives
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -119,9 +129,13 @@ class Run:
             workdir=workdir,
             logs_dir=self.run_dir / "logs",
             kubeconfig=self.options.kubeconfig,
+            context=self.context,
+            owner=RunOwner.this_process(self.owner),
             capabilities=frozenset(required_capabilities([p.spec for p in self.planned])),
         )
         runtime = create_runtime(self.options.runtime, ctx)
+        if self.context is not None:
+            self.result.environment.extra["kube context"] = self.context
         # Registered now, unwound in reverse: Prometheus stops before its storage goes.
         if not self.options.keep_data:
             self.undo.record("remove the storage this run created", runtime.teardown_storage)
@@ -397,6 +411,47 @@ class Run:
         for problem in self.undo.unwind():
             self.event("error", f"cleanup: {problem}")
 
+    def mark(self, workdir: Path) -> None:
+        """The marker that makes the work directory this run's, locked until the run ends; a warning about earlier
+        runs that were killed (their leftovers are only ever removed by `harness cleanup`)."""
+        from harness.cleanup.notice import earlier_leftovers
+
+        storage = self.scenario.storage
+        marker = new_marker(
+            run_id=self.run_id,
+            owner=self.owner,
+            workdir=workdir,
+            scenario_file=str(self.options.scenario_path),
+            scenario_name=self.scenario.name,
+            runtime=self.options.runtime,
+            reports_dir=str(self.run_dir),
+            kube_context=self.context,
+            kubeconfig=self.options.kubeconfig,
+            host_paths=[str(p) for p in backend_for(storage).host_paths(storage)],
+        )
+        self.lock = RunLock.create(workdir, marker)
+        try:
+            notices = earlier_leftovers(
+                self.options.workdir_root,
+                self.owner,
+                current_run=self.run_id,
+                kubeconfig=self.options.kubeconfig,
+                context=self.context,
+            )
+        except (HarnessError, OSError) as e:  # a look around, not part of the run
+            log.debug("could not look for earlier runs' leftovers: %s", e)
+            notices = []
+        for message in notices:
+            self.event("warning", message)
+
+    def unmark(self) -> None:
+        """The run is over: a work directory kept on purpose (--keep-data) says so, and the lock goes."""
+        if self.lock is None:
+            return
+        if self.options.keep_data:
+            self.lock.update(state="kept")
+        self.lock.release()
+
 
 def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None:
     """The longest WAL replay of the newest earlier run of this scenario: what the probes must outlast."""
@@ -444,6 +499,8 @@ def execute(options: RunOptions) -> RunOutcome:
     scenario = load_scenario(options.scenario_path)
     refuse_unsupported(options.runtime, scenario)
     refuse_faults(options.runtime, scenario)
+    config = load_user_config()
+    context = _allowed_context(options, config)
     planned = plan_faults(scenario.faults, scenario.duration_s)
     run_id, run_dir = new_run_dir(options.reports_root, scenario.name)
     result = RunResult(
@@ -455,17 +512,18 @@ def execute(options: RunOptions) -> RunOutcome:
         started_at=datetime.now(UTC),
         environment=envinfo.collect(options.runtime),
     )
-    run = Run(options, scenario, run_id, run_dir, result, planned)
+    run = Run(options, scenario, run_id, run_dir, result, planned, owner=config.effective_owner(), context=context)
     save_result(run_dir, result)
     ui.info(ui.markup("run {r}: scenario [bold]{n}[/bold] -> {d}", r=run_id, n=scenario.name, d=run_dir))
     exit_code = EXIT_ERROR
-    with handled_signals(interrupt=True):
+    with handled_signals(interrupt=True), proc.labelled_children(run_id):
         try:
-            workdir = Path(tempfile.mkdtemp(prefix=f"prom-harness-{run_id}-", dir=options.workdir_root))
+            workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{run_id}-", dir=options.workdir_root))
             if not options.keep_data:
                 run.undo.record("remove the work directory", lambda: shutil.rmtree(workdir, ignore_errors=True))
             # Prometheus may run as the scenario's uid: it must be able to reach its config and data.
             workdir.chmod(0o755)
+            run.mark(workdir)
             run.step_servers(workdir)
             runtime = run.step_runtime(workdir)
             if options.doctor and not run.step_doctor(runtime):
@@ -486,6 +544,7 @@ def execute(options: RunOptions) -> RunOutcome:
         finally:
             with handled_signals(interrupt=False):
                 run.cleanup()
+                run.unmark()
                 run.result.finished_at = datetime.now(UTC)
                 run.result.verdict = run.result.overall()
                 run.save()
@@ -519,6 +578,13 @@ def refuse_faults(runtime: str, scenario: Scenario) -> None:
         refusal = injector.refusal(spec)
         if refusal is not None:
             raise UsageError(f"faults[{i}] ({spec.action}): {refusal}")
+
+
+def _allowed_context(options: RunOptions, config: UserConfig) -> str | None:
+    """The kube context a kubernetes run may use; UsageError, before anything is created, when it may use none."""
+    if options.runtime != "kubernetes":
+        return None
+    return choose_context(options.kubeconfig, options.context, config)
 
 
 def _render(run: Run) -> None:

@@ -2,7 +2,8 @@
 
 Binaries are resolved with ``shutil.which`` and a missing one names the Debian package that ships it. Every command
 is logged with its exact argv and runs under a timeout; every daemon is started with ``Popen`` (never through a shell,
-so the PID we hold is the daemon's own) and stopped by that PID.
+so the PID we hold is the daemon's own) and stopped by that PID. Inside ``labelled_children(run_id)`` every child
+carries ``HARNESS_RUN_ID`` in its environment, so ``harness cleanup`` can find any that outlived a killed run.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
 from harness.errors import CommandFailed, MissingBinary, WaitTimeout
+from harness.ownership import RUN_ID_ENV
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,29 @@ PACKAGES: dict[str, str] = {
     "blkid": "util-linux",
     "qemu-storage-daemon": "qemu-system-common qemu-block-extra",
 }
+
+
+# What every child gets in its environment on top of ours while a run is under way (``labelled_children``).
+_CHILD_ENV: dict[str, str] = {}
+
+
+@contextmanager
+def labelled_children(run_id: str) -> Iterator[None]:
+    """Children started inside carry ``HARNESS_RUN_ID=run_id``. Not ``os.environ``: a test running several runs
+    in one process would hand an old run's id to later children, and a cleanup of that run would kill them."""
+    previous = dict(_CHILD_ENV)
+    _CHILD_ENV[RUN_ID_ENV] = run_id
+    try:
+        yield
+    finally:
+        _CHILD_ENV.clear()
+        _CHILD_ENV.update(previous)
+
+
+def _child_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    if env is None and not _CHILD_ENV:
+        return None  # inherit ours as it is
+    return {**os.environ, **_CHILD_ENV, **(env or {})}
 
 
 def which(binary: str) -> str:
@@ -98,7 +124,7 @@ def run(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=None if env is None else {**os.environ, **env},
+        env=_child_env(env),
         cwd=cwd,
     )
     try:
@@ -210,7 +236,7 @@ def start_daemon(
             stdout=logf,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=None if env is None else {**os.environ, **env},
+            env=_child_env(env),
             cwd=cwd,
             # A new session keeps Ctrl-C in the terminal from reaching the daemon directly: the harness decides
             # when and how each daemon stops, so it can record the fault timeline and keep partial results.

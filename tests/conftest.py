@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def harness_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Every run of the suite reads this harness config, never the user's: no kube context is allowed without
+    --context, and the owner is the session's own, so what the suite's runs leave is told from anyone else's (other
+    sessions', other engineers') and `harness cleanup --all-mine` in a test touches only this session's runs."""
+    path = tmp_path_factory.mktemp("harness-config") / "config.yaml"
+    path.write_text(f"owner: harness-tests-{uuid.uuid4().hex[:8]}\n")
+    previous = os.environ.get("HARNESS_CONFIG")
+    os.environ["HARNESS_CONFIG"] = str(path)
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop("HARNESS_CONFIG", None)
+        else:
+            os.environ["HARNESS_CONFIG"] = previous
 
 
 @pytest.fixture

@@ -1,9 +1,10 @@
 """Local runs as subprocesses, and what a run left on this host: processes, mounts and loop devices that still name
-its work area."""
+its work area; a run SIGKILLed during its load phase, and `harness cleanup`."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -61,3 +62,34 @@ def interrupt_during_load(scenario: Path, reports: Path, work: Path) -> tuple[in
             proc.kill()
             proc.communicate(timeout=30)
     return proc.returncode, stderr, before
+
+
+def sigkill_during_load(command: list[str], reports: Path, env: dict[str, str] | None = None) -> Path:
+    """Start a run (``command``, as ``run_argv`` makes it), SIGKILL it once its load phase is under way; its
+    result.json."""
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        result_file = wait_for_load_phase(reports, proc)
+        proc.kill()
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert result_file is not None, f"the run never reached its load phase: {stderr}"
+    return result_file
+
+
+def cleanup(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`harness cleanup ARGS` to the end (bounded)."""
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "cleanup", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        check=False,
+        timeout=300,
+    )

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from harness.config import choose_context, load_user_config
 from harness.doctor import blocking, run_doctor
 from harness.errors import HarnessError, ScenarioError
 from harness.kube import KubeInventory, load_inventory
@@ -42,6 +43,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(default: $KUBECONFIG; without one the simulation sees only the PV the scenario creates)",
     )
     parser.add_argument(
+        "--context",
+        default=None,
+        help="the kube context of --kubeconfig to read (required unless the current-context is listed in "
+        "kubernetes.allowed_contexts of the harness config)",
+    )
+    parser.add_argument(
         "--namespace", default=None, help="namespace the claim would be created in (default: the context's)"
     )
     parser.add_argument(
@@ -64,8 +71,9 @@ def execute(args: argparse.Namespace) -> int:
     kube: KubeInventory | None = None
     replay_s: float | None = None
     try:
-        if args.runtime == "kubernetes" and args.kubeconfig:
-            kube = load_inventory(args.kubeconfig, namespace=args.namespace)
+        if args.runtime == "kubernetes" and (args.kubeconfig or args.context):
+            context = choose_context(args.kubeconfig, args.context, load_user_config())
+            kube = load_inventory(args.kubeconfig, namespace=args.namespace, context=context)
         elif args.namespace:
             kube = KubeInventory(namespace=args.namespace, source="no cluster: only the PV this scenario creates")
         if args.previous_run:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import UsageError
+from harness.ownership import RunOwner
 from harness.runtime.base import Runtime
 from harness.scenario.model import Scenario
 
@@ -23,6 +24,8 @@ class RuntimeContext:
     workdir: Path
     logs_dir: Path
     kubeconfig: str | None = None  # kubernetes: None means $KUBECONFIG or ~/.kube/config
+    context: str | None = None  # kubernetes: the kube context the run was allowed to use (harness.config)
+    owner: RunOwner | None = None  # who runs it: marks what the run creates in a cluster
     capabilities: frozenset[str] = field(default_factory=frozenset)  # what the scenario's faults need
 
 
@@ -79,6 +82,8 @@ def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
             ctx.run_id,
             logs_dir=ctx.logs_dir,
             kubeconfig=ctx.kubeconfig,
+            context=ctx.context,
+            owner=ctx.owner,
             capabilities=ctx.capabilities,
         )
     raise UsageError(f"unknown runtime {name!r}; use --runtime {' or '.join(RUNTIME_NAMES)}")

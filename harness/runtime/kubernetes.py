@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 from harness import proc
 from harness.errors import InfraError, NotRecovered, UsageError
 from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, load_inventory
+from harness.ownership import RunOwner
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
@@ -104,6 +105,8 @@ class KubernetesRuntime(Runtime):
         *,
         logs_dir: Path,
         kubeconfig: str | None = None,
+        context: str | None = None,
+        owner: RunOwner | None = None,
         capabilities: frozenset[str] | set[str] = frozenset(),
         tools_image: str | None = None,
         reach: Reach | None = None,
@@ -112,16 +115,17 @@ class KubernetesRuntime(Runtime):
         refuse_unsupported(scenario)
         self.scenario = scenario
         self.backend = backend_for(scenario.storage)
-        self.names = Names(scenario.name, run_id)
+        self.names = Names(scenario.name, run_id, owner)
         self.logs_dir = logs_dir
         self.kubeconfig = kubeconfig
+        self.context = context  # None: the kubeconfig's current-context (the pipeline always names one)
         # The sidecar only where a fault needs to signal Prometheus: other runs get the operator's pod unchanged.
         tools_image = tools_image or os.environ.get("HARNESS_K8S_TOOLS_IMAGE") or DEFAULT_TOOLS_IMAGE
         self.tools_image = tools_image if "signal" in capabilities else None
         self.exporter_image = tools_image  # scrape mode's exporter runs on the same busybox
         self.reach: Reach = reach or _reach_from_env()
         self._proxy: PodProxy | None = None
-        self.api = api if api is not None else KubeApi(kubeconfig)
+        self.api = api if api is not None else KubeApi(kubeconfig, context=context)
         self.created = Created()
         self.fio = PodFio(
             self.api,
@@ -181,7 +185,7 @@ class KubernetesRuntime(Runtime):
 
     def doctor_inventory(self) -> KubeInventory | None:
         """The live cluster, as `harness doctor --kubeconfig` reads it, seen from the run's own namespace."""
-        return load_inventory(self.kubeconfig, namespace=self.names.namespace)
+        return load_inventory(self.kubeconfig, namespace=self.names.namespace, context=self.context)
 
     def provision_storage(self) -> StorageDescription:
         """The run's namespace, the StorageClass and PV the backend plans, and the claim the StatefulSet will use
@@ -441,10 +445,11 @@ class KubernetesRuntime(Runtime):
 
     def cordon(self, node: str) -> None:
         self.cordoned.append(node)
-        self.api.set_unschedulable(node, True)
+        # Marked with the run in the same patch: a killed run's cordon is one `harness cleanup` may undo.
+        self.api.set_unschedulable(node, True, self.names.cordon_annotations(cordoned=True))
 
     def uncordon(self, node: str) -> None:
-        self.api.set_unschedulable(node, False)
+        self.api.set_unschedulable(node, False, self.names.cordon_annotations(cordoned=False))
         if node in self.cordoned:
             self.cordoned.remove(node)
 

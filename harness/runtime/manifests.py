@@ -1,6 +1,8 @@
 """The Kubernetes objects of a run, built by pure functions (tested without a cluster): the namespace, the
 generated config, the StatefulSet in the prometheus-operator's shape, and the PersistentVolume / StorageClass the
-storage backend plans. Everything carries the managed-by and run-id labels, so cleanup deletes only what a run made.
+storage backend plans. Everything carries the managed-by and run-id labels, so cleanup deletes only what a run made,
+and, when the run knows its owner, the owner label and the annotations that say which process on which host made it
+(``harness cleanup --all-mine`` selects by the label and leaves a run alone while that process lives).
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.kube import Manifest, PvInfo
+from harness.ownership import OWNER_LABEL, RunOwner
 from harness.scenario.model import Scenario
 from harness.storage import backend_for
 from harness.storage.base import ClassToCreate, operator_claim_name
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "prom-storage-harness")
 RUN_ID_LABEL = "harness/run-id"
+# On a node a run cordoned (and only while it is cordoned by it): which run, and whose, so cleanup can uncordon it.
+CORDONED_BY = "harness/cordoned-by"
+CORDONED_OWNER = "harness/cordoned-owner"
 CONTAINER = "prometheus"
 TOOLS_CONTAINER = "harness-tools"
 PORT = 9090
@@ -29,6 +35,7 @@ class Names:
 
     scenario: str
     run_id: str
+    owner: RunOwner | None = None
 
     @property
     def namespace(self) -> str:
@@ -55,7 +62,16 @@ class Names:
         return f"prometheus-{self.scenario}-config"
 
     def labels(self) -> dict[str, str]:
-        return {MANAGED_BY[0]: MANAGED_BY[1], RUN_ID_LABEL: self.run_id}
+        owner = {OWNER_LABEL: self.owner.label} if self.owner is not None else {}
+        return {MANAGED_BY[0]: MANAGED_BY[1], RUN_ID_LABEL: self.run_id, **owner}
+
+    def annotations(self) -> dict[str, str]:
+        return self.owner.annotations() if self.owner is not None else {}
+
+    def cordon_annotations(self, cordoned: bool) -> dict[str, str | None]:
+        """Set on a node with the run's cordon, removed with its uncordon."""
+        owner = self.owner.label if self.owner is not None else ""
+        return {CORDONED_BY: self.run_id if cordoned else None, CORDONED_OWNER: owner if cordoned else None}
 
     def selector(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": self.scenario}
@@ -63,6 +79,8 @@ class Names:
 
 def _meta(name: str, names: Names, namespace: str | None = None, extra: dict[str, str] | None = None) -> Manifest:
     meta: Manifest = {"name": name, "labels": {**(extra or {}), **names.labels()}}
+    if names.annotations():
+        meta["annotations"] = names.annotations()
     if namespace is not None:
         meta["namespace"] = namespace
     return meta

@@ -1,15 +1,16 @@
 """Load scenario files: YAML (ruamel, for line numbers) -> validated ``Scenario``, or every problem at once.
 
 Each problem is reported as ``file:line:col key.path: message``; pydantic's error locations are walked back through
-the YAML tree to find the line of the offending key (or of its parent, for a missing key).
+the YAML tree to find the line of the offending key (or of its parent, for a missing key). ``load_model`` does the
+same for any other YAML file the harness reads into a pydantic model (the user's config, ``harness.config``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -17,27 +18,39 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from harness.errors import ScenarioError, ScenarioProblem
 from harness.scenario.model import Scenario
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
 
 def load_scenario(path: Path) -> Scenario:
-    data = _read_yaml(path)
+    return load_model(path, Scenario, what="a scenario file")
+
+
+def load_model(
+    path: Path, model: type[ModelT], *, what: str, error: type[ScenarioError] = ScenarioError, empty_ok: bool = False
+) -> ModelT:
+    """Read ``path`` into ``model``; every problem raised at once as ``error`` with its file:line:col and key path.
+
+    ``empty_ok``: an empty file is the model's defaults (a config file with everything commented out).
+    """
+    data = _read_yaml(path, error)
+    if data is None and empty_ok:
+        data = CommentedMap()
     if not isinstance(data, CommentedMap):
-        raise ScenarioError(
-            [ScenarioProblem(str(path), 1, None, "", "a scenario file must be a mapping (key: value) at the top")]
-        )
+        raise error([ScenarioProblem(str(path), 1, None, "", f"{what} must be a mapping (key: value) at the top")])
     try:
-        return Scenario.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
-        raise ScenarioError(_problems(path, data, e)) from None
+        raise error(_problems(path, data, e)) from None
 
 
-def _read_yaml(path: Path) -> Any:
+def _read_yaml(path: Path, error: type[ScenarioError]) -> Any:
     yaml = YAML(typ="rt")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError([ScenarioProblem(str(path), None, None, "", "no such file")]) from None
+        raise error([ScenarioProblem(str(path), None, None, "", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError([ScenarioProblem(str(path), None, None, "", f"cannot read: {e}")]) from None
+        raise error([ScenarioProblem(str(path), None, None, "", f"cannot read: {e}")]) from None
     try:
         return yaml.load(text)
     except MarkedYAMLError as e:
@@ -45,9 +58,9 @@ def _read_yaml(path: Path) -> Any:
         line = mark.line + 1 if mark is not None else None
         col = mark.column + 1 if mark is not None else None
         what = " ".join(x for x in (e.context, e.problem) if x)
-        raise ScenarioError([ScenarioProblem(str(path), line, col, "", f"invalid YAML: {what}")]) from None
+        raise error([ScenarioProblem(str(path), line, col, "", f"invalid YAML: {what}")]) from None
     except YAMLError as e:
-        raise ScenarioError([ScenarioProblem(str(path), None, None, "", f"invalid YAML: {e}")]) from None
+        raise error([ScenarioProblem(str(path), None, None, "", f"invalid YAML: {e}")]) from None
 
 
 def _problems(path: Path, data: CommentedMap, error: ValidationError) -> list[ScenarioProblem]:

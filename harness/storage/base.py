@@ -128,6 +128,12 @@ class Backend(ABC, Generic[SpecT]):
     def provision(self, spec: SpecT, workdir: Path, run_id: str) -> ProvisionedStorage:
         """Make the storage usable on this host for one run; raises StorageUnavailable saying what to set up."""
 
+    def host_paths(self, spec: SpecT) -> list[Path]:
+        """Directories outside the run's work area in which ``provision`` creates ``harness-<run_id>*`` entries (a
+        local PV's disk, a mount the user made): recorded in the run's marker, so ``harness cleanup`` can undo a
+        killed run's mounts there. It never removes data from them."""
+        return []
+
     # --- the doctor -------------------------------------------------------------------------------------------
 
     @abstractmethod

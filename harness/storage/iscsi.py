@@ -35,6 +35,7 @@ from harness.storage.mounted import (
     provision_or_undo,
     start_serving,
     use_kernel_client,
+    user_mount_path,
 )
 from harness.wait import wait_for
 
@@ -67,6 +68,9 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
         if use_kernel_client(spec.client, why_no_kernel_iscsi):
             return attach_kernel(spec, workdir, run_id)
         return attach_user_space(spec, workdir, run_id)
+
+    def host_paths(self, spec: IscsiStorage) -> list[Path]:
+        return user_mount_path(MOUNT_ENV, spec.mount_path)
 
     def embedded_server(self, spec: IscsiStorage, workdir: Path) -> EmbeddedTarget | None:
         lun = spec.embedded_lun

@@ -68,6 +68,9 @@ class LocalBackend(StaticPvBackend[LocalStorage]):
             volume.root = volume._make_dir(base / f"harness-{run_id}")
         return volume
 
+    def host_paths(self, spec: LocalStorage) -> list[Path]:
+        return [Path(spec.path)] if spec.path is not None else []
+
     def doctor_findings(
         self, spec: LocalStorage, security_context: SecurityContext, runtime: str
     ) -> list[DoctorFinding]:

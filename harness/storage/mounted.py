@@ -63,6 +63,12 @@ def provision_mounted(
     return volume
 
 
+def user_mount_path(env: str, configured: str | None) -> list[Path]:
+    """The mount the user named (``$env`` or ``storage.mount_path``), where ``provision_mounted`` writes."""
+    mount_path = os.environ.get(env) or configured
+    return [Path(mount_path)] if mount_path else []
+
+
 # --- mounts that a user-space daemon of ours serves (nfs' FUSE client, iscsi's initiator) ------------------------
 
 

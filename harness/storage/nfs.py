@@ -39,6 +39,7 @@ from harness.storage.mounted import (
     provision_or_undo,
     start_serving,
     use_kernel_client,
+    user_mount_path,
 )
 
 if TYPE_CHECKING:
@@ -67,6 +68,9 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
         if use_kernel_client(spec.client, why_no_kernel_nfs):
             return mount_kernel(spec, workdir, run_id)
         return mount_user_space(spec, workdir, run_id)
+
+    def host_paths(self, spec: NfsStorage) -> list[Path]:
+        return user_mount_path(MOUNT_ENV, spec.mount_path)
 
     def embedded_server(self, spec: NfsStorage, workdir: Path) -> EmbeddedNfs | None:
         export = spec.embedded_export

@@ -3,6 +3,7 @@
 `kubeconfig` (session): $KUBECONFIG when set; else the local cluster of tests/cluster, started here when it is
 built (and stopped again at the end if this session started it); else the tests skip, naming `nox -s cluster`.
 The local build is never run from pytest unless HARNESS_BUILD_CLUSTER=1.
+`kube_context` (session): the context every harness command names with --context (`helpers.context_of`).
 `namespace` (per test): a throwaway namespace, deleted afterwards.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.cluster import build, config, nfs_helper, run
-from tests.k8s.helpers import wait_for
+from tests.k8s.helpers import context_of, wait_for
 
 
 @pytest.fixture(scope="session")
@@ -55,10 +56,15 @@ def kubeconfig(local_cluster: bool) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def api_client(kubeconfig: Path) -> Iterator[Any]:
+def kube_context(kubeconfig: Path) -> str:
+    return context_of(kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: Path, kube_context: str) -> Iterator[Any]:
     from kubernetes import config as kconfig
 
-    client = kconfig.new_client_from_config(config_file=str(kubeconfig))
+    client = kconfig.new_client_from_config(config_file=str(kubeconfig), context=kube_context)
     try:
         yield client
     finally:

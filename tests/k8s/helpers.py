@@ -1,9 +1,11 @@
-"""Waiting on Kubernetes objects with list + watch loops that always end."""
+"""Waiting on Kubernetes objects with list + watch loops that always end; the kube context the tests name."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -53,3 +55,17 @@ def _brief(obj: Any) -> str:
         return "nothing"
     status = getattr(obj, "status", None)
     return f"{obj.kind if hasattr(obj, 'kind') else type(obj).__name__} {obj.metadata.name}: {status}"
+
+
+def context_of(kubeconfig: Path) -> str:
+    """The context every harness command of the tests names with --context: $HARNESS_K8S_CONTEXT, else the
+    kubeconfig's current-context (the local cluster's is prom-harness). Named, never left to the harness to pick."""
+    from harness.kube import kube_contexts
+
+    named = os.environ.get("HARNESS_K8S_CONTEXT")
+    if named:
+        return named
+    _contexts, current, where = kube_contexts(str(kubeconfig))
+    if current is None:
+        pytest.fail(f"{where} has no current-context: set HARNESS_K8S_CONTEXT to the context the tests may use")
+    return current

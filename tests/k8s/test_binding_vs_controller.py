@@ -19,6 +19,7 @@ import pytest
 from harness.doctor.binding import simulate_binding
 from harness.kube import PvcInfo, load_inventory
 from harness.wait import wait_for
+from tests.k8s.helpers import context_of
 
 pytestmark = pytest.mark.cluster
 
@@ -100,7 +101,7 @@ def _compare(c: Cluster, claim_name: str, selector: dict[str, str] | None, reque
         what="the PV controller to give every test PV a phase",
         timeout_s=SETTLE_S,
     )
-    inventory = load_inventory(str(c.kubeconfig), namespace=c.namespace)
+    inventory = load_inventory(str(c.kubeconfig), namespace=c.namespace, context=context_of(c.kubeconfig))
     mine = [pv for pv in inventory.pvs if pv.name in c.created_pvs]
     planned = PvcInfo(c.namespace, claim_name, c.cls, request_bytes, selector=selector)
     simulated = simulate_binding(planned, type(inventory)(namespace=c.namespace, pvs=tuple(mine)))

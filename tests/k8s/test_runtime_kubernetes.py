@@ -32,6 +32,7 @@ from harness.runtime.manifests import Names, statefulset_manifest, volume_manife
 from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from harness.undo import UndoLog
+from tests.k8s.helpers import context_of
 from tests.leftovers import wait_for_load_phase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +126,8 @@ def harness_run(
     scenario_file: Path, reports: Path, kubeconfig: Path, *args: str, **env_vars: str
 ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "KUBECONFIG": str(kubeconfig), **env_vars}
-    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--reports", str(reports), "--no-report", *args]
+    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--context", context_of(kubeconfig)]
+    argv += ["--reports", str(reports), "--no-report", *args]
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", *argv],
         capture_output=True,
@@ -155,8 +157,14 @@ def assert_nothing_left(api_client: Any, run_id: str, pv_names: tuple[str, ...] 
     assert labelled == []
     sc_names = [sc.metadata.name for sc in client.StorageV1Api(api_client).list_storage_class().items]
     assert not set(classes) & set(sc_names), sc_names
-    cordoned = [n.metadata.name for n in core.list_node().items if n.spec.unschedulable]
-    assert cordoned == []
+    # A run's cordon carries its mark in the same patch (and its uncordon removes it): a node still marked is one
+    # this run left cordoned. Not "no node is cordoned": other runs on a shared cluster cordon nodes of their own.
+    marked = [n.metadata.name for n in core.list_node().items if _cordoned_by(n) == run_id]
+    assert marked == []
+
+
+def _cordoned_by(node: Any) -> str | None:
+    return (node.metadata.annotations or {}).get("harness/cordoned-by")
 
 
 @pytest.mark.cluster
@@ -543,7 +551,9 @@ def test_stop_during_a_reschedule_uncordons_and_removes_everything(
             "faults": [{"action": "reschedule", "at": "5s"}],
         }
     )
-    runtime = KubernetesRuntime(scenario, tag[:6], logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig))
+    runtime = KubernetesRuntime(
+        scenario, tag[:6], logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig), context=context_of(kubeconfig)
+    )
     undo = UndoLog()
     try:
         runtime.start([])
@@ -552,11 +562,13 @@ def test_stop_during_a_reschedule_uncordons_and_removes_everything(
         assert undo.pending == ["uncordon node node-2"]
         node = client.CoreV1Api(api_client).read_node("node-2")
         assert node.spec.unschedulable is True
+        assert node.metadata.annotations["harness/cordoned-by"] == tag[:6]  # so `harness cleanup` may undo it
         assert "(unscheduled)" in injection.instance_after  # pinned to node-2 by the PV, which is cordoned
     finally:
         assert undo.unwind() == []
         runtime.stop()
     assert_nothing_left(api_client, tag[:6], (f"harness-pv-{tag}",), (f"local-{tag}",))
+    assert "harness/cordoned-by" not in (client.CoreV1Api(api_client).read_node("node-2").metadata.annotations or {})
     assert list((tmp_path / "logs").glob("prometheus-*.log")), "the deleted pod's log was not kept"
 
 
@@ -618,7 +630,9 @@ def test_a_node_cordoned_by_someone_else_stays_cordoned(kubeconfig: Path, api_cl
         }
     )
     run_id = uuid.uuid4().hex[:6]
-    runtime = KubernetesRuntime(scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig))
+    runtime = KubernetesRuntime(
+        scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig), context=context_of(kubeconfig)
+    )
     node = ""
     try:
         runtime.start([])
@@ -660,7 +674,8 @@ faults: [{{action: sigkill, at: 4m}}]
 """,
     )
     reports = tmp_path / "reports"
-    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--reports", str(reports), "--no-report"]
+    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--context", context_of(kubeconfig)]
+    argv += ["--reports", str(reports), "--no-report"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "harness.cli", *argv],
         cwd=ROOT,
@@ -801,7 +816,7 @@ loads:
     )
     reports = tmp_path / "reports"
     argv = [sys.executable, "-m", "harness.cli", "run", str(scenario_file), "--runtime", "kubernetes",
-            "--reports", str(reports), "--no-report"]  # fmt: skip
+            "--context", context_of(kubeconfig), "--reports", str(reports), "--no-report"]  # fmt: skip
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     core = client.CoreV1Api(api_client)

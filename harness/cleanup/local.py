@@ -1,0 +1,304 @@
+"""What a killed run left on this host, found from its work directory's marker, and how to remove exactly that.
+
+A run's daemons die with it (PR_SET_PDEATHSIG, ``harness.proc``), but its work directory stays, and with it the
+mounts it made there (a dead FUSE NFS client's mount, the iSCSI user-space path's loop-backed mount, a loop-mounted
+image), the loop devices on files there, and any process that did outlive it. Belonging to the run means:
+
+* a mount point or a loop device's backing file inside its work directory, or, in a directory the marker lists as
+  the storage's (``host_paths``: a local PV's disk, a mount the user made), named ``harness-<run_id>…`` by it;
+* a process with ``HARNESS_RUN_ID=<run_id>`` in its environment, its working directory in the work directory, or
+  an argument naming a path in it; never this process or one of its ancestors.
+
+Removed in that order: processes (SIGTERM, then SIGKILL, each wait bounded), mounts (deepest first; lazily when
+busy), loop devices, then the work directory, only once nothing is mounted in it. In ``host_paths`` only the
+mounts go (and the empty directories they were mounted on): data there is never removed, only listed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import proc
+from harness.cleanup import Leftover, RunLeftovers
+from harness.errors import InfraError, WaitTimeout
+from harness.mounts import MountEntry, is_mount_point, mount_table
+from harness.ownership import RUN_ID_ENV, FoundRun, RunMarker, process_alive, process_start
+from harness.wait import wait_for
+
+TERM_WAIT_S = 5.0  # a process that ignores SIGTERM this long gets SIGKILL
+KILL_WAIT_S = 5.0  # longer after SIGKILL: uncatchable sleep (state D), which no signal ends
+UMOUNT_TIMEOUT_S = 30.0
+
+
+def run_leftovers(run: FoundRun) -> RunLeftovers:
+    """What ``run`` (a marker whose lock we hold, or a live run's) left, in removal order."""
+    marker = run.marker
+    if marker is None:
+        return RunLeftovers("?", f"in {run.directory}", refused=run.problem or "no readable marker")
+    found = RunLeftovers(marker.run_id, "on this host", about=marker.brief())
+    if run.alive:
+        found.refused = (
+            f"it is running: its lock on {run.directory / 'harness-run.json'} is held (harness pid {marker.pid} "
+            f"on {marker.host}, or another cleanup at work)"
+        )
+        return found
+    if marker.state == "kept":
+        found.refused = f"it finished with --keep-data: {run.directory} is kept on purpose (remove it yourself)"
+        return found
+    workdir = run.directory
+    found.items += [_process_item(p) for p in processes(marker.run_id, workdir)]
+    mounts = _mounts(marker, workdir)
+    found.items += [_mount_item(m, inside=_under(m.mount_point, workdir)) for m in mounts]
+    found.items += [_loop_item(device, backing) for device, backing in loop_devices(marker, workdir)]
+    found.items.append(Leftover(f"work directory {workdir}", lambda: _remove_workdir(workdir)))
+    mount_points = {m.mount_point for m in mounts}
+    for root in marker.host_paths:
+        for path in _named_for_run(Path(root), marker.run_id):
+            if path not in mount_points:
+                found.items.append(
+                    Leftover(str(path), None, "storage data outside the work area: cleanup never removes data")
+                )
+    return found
+
+
+# --- processes -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    start: int | None
+    command: str
+    why: str
+
+
+def processes(run_id: str, workdir: Path) -> list[Process]:
+    """Processes that belong to the run, by its id in their environment, their cwd or their arguments."""
+    protected = _self_and_ancestors()
+    marker_env = f"{RUN_ID_ENV}={run_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) in protected or entry.name == "1":
+            continue
+        pid = int(entry.name)
+        why = _belongs(entry, marker_env, workdir)
+        if why is None:
+            continue
+        start = process_start(pid)
+        if start is None or _state(pid) == "Z":  # gone meanwhile, or dead and waiting for its parent
+            continue
+        found.append(Process(pid, start, _command(entry), why))
+    return found
+
+
+def _belongs(entry: Path, marker_env: bytes, workdir: Path) -> str | None:
+    try:
+        if marker_env in (entry / "environ").read_bytes().split(b"\0"):
+            return marker_env.decode()
+    except OSError:  # another user's process, or gone
+        pass
+    try:
+        if _under((entry / "cwd").readlink(), workdir):
+            return "its working directory is in the work directory"
+    except OSError:
+        pass
+    try:
+        args = (entry / "cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    prefix = str(workdir)
+    for arg in (a.decode(errors="replace") for a in args):
+        at = arg.find(prefix)
+        if at >= 0 and arg[at + len(prefix) : at + len(prefix) + 1] in ("", "/"):
+            return "an argument names the work directory"
+    return None
+
+
+def _self_and_ancestors() -> set[int]:
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
+    return pids
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def _command(entry: Path) -> str:
+    try:
+        args = [a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return "?"
+    text = " ".join(args)
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _process_item(p: Process) -> Leftover:
+    return Leftover(f"process {p.pid} ({p.command}; {p.why})", lambda: _terminate(p))
+
+
+def _terminate(p: Process) -> str:
+    def gone() -> bool:
+        return not process_alive(p.pid, p.start) or _state(p.pid) == "Z"
+
+    if gone():
+        return "had exited"
+    os.kill(p.pid, signal.SIGTERM)
+    try:
+        wait_for(gone, what=f"process {p.pid} to exit after SIGTERM", timeout_s=TERM_WAIT_S, interval_s=0.05)
+        return "SIGTERM"
+    except WaitTimeout:
+        pass
+    if not gone():
+        os.kill(p.pid, signal.SIGKILL)
+    wait_for(
+        gone,
+        what=f"process {p.pid} to exit after SIGKILL",
+        timeout_s=KILL_WAIT_S,
+        interval_s=0.05,
+        describe=lambda: f"state {_state(p.pid)} (D: uninterruptible, e.g. stuck on a dead mount)",
+    )
+    return f"SIGKILL after {TERM_WAIT_S:g} s of SIGTERM"
+
+
+# --- mounts and loop devices -----------------------------------------------------------------------------------
+
+
+def _mounts(marker: RunMarker, workdir: Path) -> list[MountEntry]:
+    seen: dict[Path, MountEntry] = {}
+    for entry in mount_table():
+        if _belongs_by_path(entry.mount_point, marker, workdir):
+            seen.setdefault(entry.mount_point, entry)
+    # Deepest first: a mount inside another is undone before the one holding it.
+    return sorted(seen.values(), key=lambda e: len(e.mount_point.parts), reverse=True)
+
+
+def _mount_item(entry: MountEntry, *, inside: bool) -> Leftover:
+    what = f"mount {entry.mount_point} ({entry.fstype} from {entry.source})"
+
+    def remove() -> str:
+        how = _unmount(entry)
+        # A mount point outside the work area was made by the run for this mount: empty now, it goes too.
+        if not inside and entry.mount_point.is_dir() and not is_mount_point(entry.mount_point):
+            try:
+                entry.mount_point.rmdir()
+            except OSError as e:
+                how += f"; its empty directory stays: {e.strerror}"
+        return how
+
+    return Leftover(what, remove)
+
+
+def _unmount(entry: MountEntry) -> str:
+    """umount; if that fails (busy, a dead FUSE server), a lazy umount, which detaches it at once."""
+    mp = str(entry.mount_point)
+    if not is_mount_point(entry.mount_point):
+        return "was unmounted already"
+    fuse_as_user = entry.fstype.startswith("fuse") and os.geteuid() != 0
+    plain = ["fusermount3", "-u", mp] if fuse_as_user else ["umount", mp]
+    lazy = ["fusermount3", "-u", "-z", mp] if fuse_as_user else ["umount", "-l", mp]
+    first = proc.run(plain, timeout_s=UMOUNT_TIMEOUT_S, check=False)
+    if first.returncode == 0:
+        return ""
+    said = " ".join((first.stderr or first.stdout).split()) or f"exit {first.returncode}"
+    second = proc.run(lazy, timeout_s=UMOUNT_TIMEOUT_S, check=False)
+    if second.returncode != 0:
+        again = " ".join((second.stderr or second.stdout).split()) or f"exit {second.returncode}"
+        raise InfraError(f"{' '.join(plain)}: {said}; {' '.join(lazy)}: {again}")
+    return f"lazily: {said}"
+
+
+def loop_devices(marker: RunMarker, workdir: Path) -> list[tuple[str, Path]]:
+    """Loop devices whose backing file belongs to the run (from /sys/block/loopN/loop/backing_file)."""
+    found = []
+    for dev in sorted(Path("/sys/block").glob("loop*")):
+        try:
+            backing = (dev / "loop" / "backing_file").read_text().strip()
+        except OSError:  # not attached
+            continue
+        path = Path(backing.removesuffix(" (deleted)"))
+        if _belongs_by_path(path, marker, workdir):
+            found.append((f"/dev/{dev.name}", path))
+    return found
+
+
+def _loop_item(device: str, backing: Path) -> Leftover:
+    def detach() -> str:
+        proc.run(["losetup", "-d", device], timeout_s=30)
+        return ""
+
+    return Leftover(f"loop device {device} (on {backing})", detach)
+
+
+# --- the work directory ------------------------------------------------------------------------------------------
+
+
+def _remove_workdir(workdir: Path) -> str:
+    if not workdir.exists():
+        return "was gone already"
+    # Never remove through a mount: whatever is still mounted in there (an NFS export!) is someone's data.
+    still = [str(e.mount_point) for e in mount_table() if _under(e.mount_point, workdir)]
+    if still:
+        raise InfraError(f"not removed: still mounted in it: {', '.join(still)}")
+    problems: list[str] = []
+
+    def note(path: str, error: BaseException) -> None:
+        problems.append(f"{path}: {error}")
+
+    if sys.version_info >= (3, 12):
+        shutil.rmtree(workdir, onexc=lambda _f, path, exc: note(path, exc))
+    else:
+        shutil.rmtree(workdir, onerror=lambda _f, path, info: note(path, info[1]))
+    if problems:
+        raise InfraError(f"{len(problems)} entr(y/ies) could not be removed, e.g. {problems[0]}")
+    return ""
+
+
+# --- belonging by path -------------------------------------------------------------------------------------------
+
+
+def _under(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def _belongs_by_path(path: Path, marker: RunMarker, workdir: Path) -> bool:
+    if _under(path, workdir):
+        return True
+    for root in marker.host_paths:
+        named = _first_component(path, Path(root))
+        if named is not None and _named_for(named, marker.run_id):
+            return True
+    return False
+
+
+def _first_component(path: Path, root: Path) -> str | None:
+    try:
+        return path.relative_to(root).parts[0]
+    except (ValueError, IndexError):
+        return None
+
+
+def _named_for(name: str, run_id: str) -> bool:
+    """``harness-<run_id>``, ``harness-<run_id>-mnt``, ``harness-<run_id>.img``: not ``harness-<run_id>x``."""
+    stem = f"harness-{run_id}"
+    return name == stem or name.startswith((f"{stem}-", f"{stem}."))
+
+
+def _named_for_run(root: Path, run_id: str) -> list[Path]:
+    try:
+        return sorted(p for p in root.iterdir() if _named_for(p.name, run_id))
+    except OSError:
+        return []

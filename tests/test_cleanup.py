@@ -1,0 +1,152 @@
+"""`harness cleanup` on this host, after a real `harness run` SIGKILLed during its load phase: it removes what that
+run left (its loop-mounted image, the loop device, a process that outlived it, the work directory) and nothing
+that merely looks like it (a directory named like it without a marker, with a mount of its own; another run's
+marker; processes of another run or in another directory). A run that is still running is never touched, and the
+next `harness run` warns about the leftovers, naming the command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.config import load_user_config
+from harness.mounts import LoopMount, create_loop_mount, is_mount_point
+from harness.ownership import RUN_ID_ENV, RunLock, new_marker
+from tests.leftovers import ROOT, cleanup, left_behind, run, run_argv, sigkill_during_load
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a loop-mounted image needs root"),
+]
+
+KILLED = """
+name: killed
+duration: 5m
+storage: {backend: local, image: {filesystem: ext4, size: 64Mi}}
+loads: {tsdb: {series: 50, interval: 1s}}
+"""
+SHORT = """
+name: after
+duration: 1s
+storage: {backend: local}
+"""
+
+
+@pytest.fixture
+def sleepers() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+
+
+def sleeper(started: list[subprocess.Popen[bytes]], *, run_id: str | None = None, cwd: Path | None = None) -> int:
+    env = {**os.environ, RUN_ID_ENV: run_id} if run_id else {k: v for k, v in os.environ.items() if k != RUN_ID_ENV}
+    p = subprocess.Popen(["sleep", "300"], env=env, cwd=cwd, start_new_session=True)
+    started.append(p)
+    return p.pid
+
+
+def test_cleanup_removes_what_a_killed_run_left_and_nothing_else(
+    area: tuple[Path, Path], tmp_path: Path, sleepers: list[subprocess.Popen[bytes]]
+) -> None:
+    reports, root = area
+    scenario = tmp_path / "killed.yaml"
+    scenario.write_text(KILLED)
+    run_id = json.loads(sigkill_during_load(run_argv(scenario, reports, root), reports).read_text())["run_id"]
+    [workdir] = root.glob(f"prom-harness-{run_id}-*")
+    left = left_behind(workdir)
+    assert any("harness-" in line and "-mnt" in line for line in left), left  # the image's mount
+    assert any(".img" in line for line in left), left  # its loop device
+
+    # What must survive: a directory named like the run's without a marker (with a loop-mounted image of its own),
+    # another run's marker (same owner, also gone), a process of that run and one in the unmarked directory.
+    decoy = root / f"prom-harness-{run_id}-decoy"
+    decoy.mkdir()
+    loop: LoopMount | None = None
+    other = root / "prom-harness-0ther1-x"
+    other.mkdir()
+    owner = load_user_config().effective_owner()
+    fields = {"scenario_file": "", "scenario_name": "", "runtime": "local", "reports_dir": ""}
+    RunLock.create(
+        other,
+        new_marker(
+            run_id="0ther1", owner=owner, workdir=other, kube_context=None, kubeconfig=None, host_paths=[], **fields
+        ),
+    ).release()
+    try:
+        loop = create_loop_mount(
+            decoy / "disk.img", decoy / "mnt", filesystem="ext4", size_bytes=16 * 1024**2, direct_io=False
+        )
+        outlived = sleeper(sleepers, run_id=run_id)  # as if a child of the run had survived it
+        sleeper(sleepers, run_id="0ther1")  # another run's: stays
+        sleeper(sleepers, cwd=decoy)  # in the unmarked directory: stays
+
+        # The next run says what is there and how to remove it; it removes nothing itself.
+        after = tmp_path / "after.yaml"
+        after.write_text(SHORT)
+        proc = run(after, tmp_path / "after-reports", root)
+        assert proc.returncode == 0, proc.stderr
+        said = " ".join(proc.stderr.split())
+        assert f"harness cleanup --all-mine --workdir {root}" in said and run_id in said and "0ther1" in said, said
+
+        listed = cleanup("--all-mine", "--dry-run", "--workdir", str(root))
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert f"run {run_id} on this host" in listed.stdout and "run 0ther1 on this host" in listed.stdout
+        assert f"would remove process {outlived}" in listed.stdout
+        assert "decoy" not in listed.stdout
+        assert left_behind(workdir) == left and workdir.is_dir()  # a dry run removes nothing
+
+        done = cleanup("--run", run_id, "--workdir", str(root))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"removed process {outlived}" in done.stdout
+        assert "removed mount" in done.stdout and "removed loop device" in done.stdout
+        assert f"removed work directory {workdir}" in done.stdout
+        assert not workdir.exists() and left_behind(workdir) == []
+        assert [p.poll() is None for p in sleepers] == [False, True, True]  # only the run's own one is gone
+        assert loop is not None and is_mount_point(loop.mount_point)
+        assert Path(f"/sys/block/{Path(loop.device).name}/loop/backing_file").read_text().strip() == str(loop.image)
+        assert (other / "harness-run.json").is_file()
+
+        again = cleanup("--run", run_id, "--workdir", str(root))
+        assert again.returncode == 0 and f"nothing left by run {run_id}" in again.stdout, again.stdout
+    finally:
+        if loop is not None:
+            loop.unmount()
+        shutil.rmtree(decoy, ignore_errors=True)
+        shutil.rmtree(other, ignore_errors=True)
+
+
+def test_a_running_run_is_never_touched(area: tuple[Path, Path], tmp_path: Path) -> None:
+    """`cleanup --run ID` of a run that is running: exit 2, saying so; `--all-mine` passes it over."""
+    reports, root = area
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SHORT.replace("1s", "5m"))
+    proc = subprocess.Popen(run_argv(scenario, reports, root), cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        from tests.leftovers import wait_for_load_phase
+
+        result_file = wait_for_load_phase(reports, proc)
+        assert result_file is not None
+        run_id = json.loads(result_file.read_text())["run_id"]
+        [workdir] = root.glob(f"prom-harness-{run_id}-*")
+        refused = cleanup("--run", run_id, "--workdir", str(root))
+        assert refused.returncode == 2, refused.stdout + refused.stderr
+        assert "it is running" in refused.stdout and "Traceback" not in refused.stderr
+        passed_over = cleanup("--all-mine", "--workdir", str(root))
+        assert passed_over.returncode == 0 and run_id not in passed_over.stdout, passed_over.stdout
+        assert workdir.is_dir() and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+    swept = cleanup("--run", run_id, "--workdir", str(root))
+    assert swept.returncode == 0 and not workdir.exists(), swept.stdout + swept.stderr
