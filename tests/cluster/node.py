@@ -356,7 +356,6 @@ def lose_node(node: Node) -> None:
             and not _shim_pids(node)
         ),
         30,
-        f"kubelet-{node.name}",
     )
 
 
