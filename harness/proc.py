@@ -76,7 +76,12 @@ def labelled_children(run_id: str) -> Iterator[None]:
         _CHILD_ENV.update(previous)
 
 
-def _child_env(env: Mapping[str, str] | None) -> dict[str, str] | None:
+def _child_env(env: Mapping[str, str] | None, *, of_the_run: bool = True) -> dict[str, str] | None:
+    """The child's environment. Not ``of_the_run``: a daemon meant to outlive its starter (a test cluster's kubelet,
+    restarted by a run's node_loss fault) carries no run id, not even one inherited, or cleaning up after that run
+    would kill it."""
+    if not of_the_run:
+        return {**{k: v for k, v in os.environ.items() if k != RUN_ID_ENV}, **(env or {})}
     if env is None and not _CHILD_ENV:
         return None  # inherit ours as it is
     return {**os.environ, **_CHILD_ENV, **(env or {})}
@@ -236,7 +241,7 @@ def start_daemon(
             stdout=logf,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=_child_env(env),
+            env=_child_env(env, of_the_run=die_with_parent),
             cwd=cwd,
             # A new session keeps Ctrl-C in the terminal from reaching the daemon directly: the harness decides
             # when and how each daemon stops, so it can record the fault timeline and keep partial results.

@@ -153,7 +153,7 @@ def test_children_of_a_run_carry_its_id(tmp_path: Path) -> None:
     outside = proc.run([sys.executable, "-c", script], timeout_s=30).stdout.strip()
     assert (inside, daemon.log_text().strip(), outside) == ("abc123", "abc123", "-")
     # Not through os.environ: processes started later by this one, outside a run, never carry it.
-    assert RUN_ID_ENV not in os.environ
+    assert os.environ.get(RUN_ID_ENV) is None
     assert (
         subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False).stdout.strip()
         == "-"
@@ -179,3 +179,18 @@ def test_cluster_objects_carry_the_owner_and_the_process() -> None:
         "harness/cordoned-owner": "alice-lab-host",
     }
     assert set(names.cordon_annotations(cordoned=False).values()) == {None}
+
+
+def test_a_daemon_meant_to_outlive_its_starter_belongs_to_no_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """E.g. a test cluster's kubelet restarted by `python -m tests.cluster node restore`, itself a run's child: it
+    must not carry the run's id, inherited or not, or `harness cleanup --run ID` would kill it."""
+    monkeypatch.setenv(RUN_ID_ENV, "abc123")  # as in a process a run started
+    script = f"import os; print(os.environ.get({RUN_ID_ENV!r}, '-'))"
+    with proc.labelled_children("abc123"):
+        daemon = proc.start_daemon(
+            "outliving", [sys.executable, "-c", script], log_path=tmp_path / "d.log", die_with_parent=False
+        )
+        daemon.wait(30)
+    assert daemon.log_text().strip() == "-"

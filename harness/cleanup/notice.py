@@ -65,6 +65,7 @@ def _cluster_leftovers(owner: str, current_run: str, kubeconfig: str | None, con
     stale = []
     for run_id, run in sorted(found.items()):
         made_by = run.owner()
-        if run_id != current_run and not (made_by is not None and made_by.alive_here()):
+        going = not run.nodes and all(o.deleting for o in (*run.namespaces, *run.volumes, *run.classes))
+        if run_id != current_run and not going and not (made_by is not None and made_by.alive_here()):
             stale.append(run_id)
     return stale
