@@ -70,8 +70,10 @@ class Names:
 
     def cordon_annotations(self, cordoned: bool) -> dict[str, str | None]:
         """Set on a node with the run's cordon, removed with its uncordon."""
-        owner = self.owner.label if self.owner is not None else ""
-        return {CORDONED_BY: self.run_id if cordoned else None, CORDONED_OWNER: owner if cordoned else None}
+        if not cordoned:
+            return {CORDONED_BY: None, CORDONED_OWNER: None}
+        owner = {CORDONED_OWNER: self.owner.label} if self.owner is not None else {}
+        return {CORDONED_BY: self.run_id, **owner}
 
     def selector(self) -> dict[str, str]:
         return {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": self.scenario}
