@@ -13,6 +13,7 @@ import os
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,5 +105,33 @@ def node_dir(local_cluster: bool) -> Callable[[str, str], str]:
         path = config.STATE_ROOT / "volumes" / node / name
         path.mkdir(parents=True, exist_ok=False)
         return str(path)
+
+    return make
+
+
+@dataclass(frozen=True)
+class LocalPv:
+    """A directory on a node for a local PersistentVolume, and the PV and StorageClass names a run creates for it."""
+
+    node: str
+    path: str
+    pv: str
+    storage_class: str
+
+    def storage_yaml(self) -> str:
+        """The scenario's ``storage:`` block (top level) for this volume."""
+        return (
+            f"storage:\n  backend: local\n  path: {self.path}\n  node: {self.node}\n"
+            f"  claim: {{storage_class: {self.storage_class}, size: 1Gi}}\n  volume: {{name: {self.pv}}}\n"
+        )
+
+
+@pytest.fixture
+def local_pv(node_dir: Callable[[str, str], str]) -> Callable[[str], LocalPv]:
+    """`local_pv(node)`: a fresh directory on `node` and unique PV / StorageClass names for it."""
+
+    def make(node: str) -> LocalPv:
+        tag = uuid.uuid4().hex[:8]
+        return LocalPv(node, node_dir(node, f"pv-{tag}"), f"harness-pv-{tag}", f"local-{tag}")
 
     return make

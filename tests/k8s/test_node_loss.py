@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import pytest
 
 from harness.results.model import Status
 from harness.results.store import load_result
+from tests.k8s.conftest import LocalPv
 from tests.k8s.test_runtime_kubernetes import ROOT, assert_nothing_left, harness_run, write_scenario
 
 NODE_CONTROL = (
@@ -48,23 +48,16 @@ def _ready_nodes(api_client: Any) -> list[str]:
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_a_local_pv_survives_the_loss_of_its_node_once_the_node_is_back(
-    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str], local_cluster_only: None
+    kubeconfig: Path, api_client: Any, tmp_path: Path, local_pv: Callable[[str], LocalPv], local_cluster_only: None
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    path = node_dir("node-2", f"nodeloss-{tag}")
-    pv, sc = f"harness-pv-{tag}", f"local-{tag}"
+    vol = local_pv("node-2")
+    pv, sc = vol.pv, vol.storage_class
     scenario_file = write_scenario(
         tmp_path,
         f"""
 name: k8s-node-loss
 duration: 35s
-storage:
-  backend: local
-  path: {path}
-  node: node-2
-  claim: {{storage_class: {sc}, size: 1Gi}}
-  volume: {{name: {pv}}}
-prometheus: {{ready_timeout: 120s}}
+{vol.storage_yaml()}prometheus: {{ready_timeout: 120s}}
 loads: {{tsdb: {{series: 200, interval: 1s}}}}
 faults:
   - action: node_loss

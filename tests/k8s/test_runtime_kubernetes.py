@@ -32,6 +32,7 @@ from harness.runtime.manifests import Names, statefulset_manifest, volume_manife
 from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from harness.undo import UndoLog
+from tests.k8s.conftest import LocalPv
 from tests.k8s.helpers import context_of
 from tests.leftovers import wait_for_load_phase
 
@@ -272,24 +273,17 @@ def test_the_demo_on_a_local_pv_measures_the_pv_with_fio_and_keeps_everything_th
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_scale_to_zero_and_back_keeps_a_local_pv(
-    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+    kubeconfig: Path, api_client: Any, tmp_path: Path, local_pv: Callable[[str], LocalPv]
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    path = node_dir("node-1", f"scale-{tag}")
-    pv, sc = f"harness-pv-{tag}", f"local-{tag}"
+    vol = local_pv("node-1")
+    pv, sc = vol.pv, vol.storage_class
     scenario_file = write_scenario(
         tmp_path,
         f"""
 version: 1
 name: k8s-scale
 duration: 25s
-storage:
-  backend: local
-  path: {path}
-  node: node-1
-  claim: {{storage_class: {sc}, size: 1Gi}}
-  volume: {{name: {pv}}}
-loads: {{tsdb: {{series: 100, interval: 1s}}}}
+{vol.storage_yaml()}loads: {{tsdb: {{series: 100, interval: 1s}}}}
 faults: [{{action: scale_zero, at: 6s, down: 5s}}]
 """,
     )
@@ -795,25 +789,18 @@ loads: {{tsdb: {{series: 20, interval: 1s}}}}
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_ctrl_c_during_fio_in_a_pod_stops_fio_removes_its_files_and_the_pod(
-    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+    kubeconfig: Path, api_client: Any, tmp_path: Path, local_pv: Callable[[str], LocalPv]
 ) -> None:
     from kubernetes import client
 
-    tag = uuid.uuid4().hex[:8]
-    path = node_dir("node-1", f"fio-int-{tag}")
-    pv, sc = f"harness-pv-{tag}", f"local-{tag}"
+    vol = local_pv("node-1")
+    path, pv, sc = vol.path, vol.pv, vol.storage_class
     scenario_file = write_scenario(
         tmp_path,
         f"""
 name: k8s-fio-interrupted
 duration: 20s
-storage:
-  backend: local
-  path: {path}
-  node: node-1
-  claim: {{storage_class: {sc}, size: 1Gi}}
-  volume: {{name: {pv}}}
-loads:
+{vol.storage_yaml()}loads:
   fio: [{{profile: randwrite-4k, runtime: 2m, size: 32Mi}}]
 """,
     )

@@ -11,7 +11,6 @@ The manifest test at the top needs no cluster.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from harness.runtime.cluster_exporter import EXPORTER, METRICS_PATH, PORT, expor
 from harness.runtime.manifests import Names
 from harness.scenario.model import Scenario, TsdbLoad
 from tests.cluster.config import FIO_IMAGE
+from tests.k8s.conftest import LocalPv
 from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
 
 
@@ -60,11 +60,10 @@ def test_scrape_mode_is_no_longer_refused() -> None:
 @pytest.mark.cluster
 @pytest.mark.slow
 def test_scrape_mode_on_a_local_pv_keeps_everything_through_sigkill_and_restart_via_the_api_proxy(
-    kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
+    kubeconfig: Path, api_client: Any, tmp_path: Path, local_pv: Callable[[str], LocalPv]
 ) -> None:
-    tag = uuid.uuid4().hex[:8]
-    path = node_dir("node-2", f"scrape-{tag}")
-    pv, sc = f"harness-pv-{tag}", f"local-{tag}"
+    vol = local_pv("node-2")
+    pv, sc = vol.pv, vol.storage_class
     # Prometheus hands new targets to its scrapers up to 5 s after it is ready (discovery updates are batched), so
     # each fault's recovery takes ~6 s here: the faults are 8 s apart.
     scenario_file = write_scenario(
@@ -73,13 +72,7 @@ def test_scrape_mode_on_a_local_pv_keeps_everything_through_sigkill_and_restart_
 version: 1
 name: k8s-scrape-local
 duration: 24s
-storage:
-  backend: local
-  path: {path}
-  node: node-2
-  claim: {{storage_class: {sc}, size: 1Gi}}
-  volume: {{name: {pv}}}
-loads: {{tsdb: {{mode: scrape, series: 60, interval: 1s, churn: {{every: 5s, fraction: 0.2}}}}}}
+{vol.storage_yaml()}loads: {{tsdb: {{mode: scrape, series: 60, interval: 1s, churn: {{every: 5s, fraction: 0.2}}}}}}
 faults:
   - {{action: sigkill, at: 8s}}
   - {{action: restart, at: 16s}}
