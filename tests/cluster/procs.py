@@ -178,6 +178,15 @@ def _forget(pid: int) -> None:
     _children.pop(pid, None)
 
 
+def reap_exited() -> None:
+    """Reap every daemon of ours that has exited, whoever ended it: a node lost and restored by another process
+    (`node lose|restore`) leaves our Popen of its first kubelet and containerd behind a pid file that names their
+    successors, so no stop would ever look at it again."""
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            _children.pop(pid, None)
+
+
 # How long a child seen gone in /proc may take to become reapable (its threads exiting).
 REAP_WAIT_S = 5.0
 

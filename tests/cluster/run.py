@@ -172,6 +172,7 @@ def _stop() -> None:
         procs.terminate(name, 20)
     (config.STATE_ROOT / "cluster.json").unlink(missing_ok=True)
     (config.STATE_ROOT / "started-for-tests").unlink(missing_ok=True)
+    procs.reap_exited()
 
 
 # ---------------------------------------------------------------------------------------------- shared use by tests
