@@ -769,7 +769,7 @@ name: k8s-existing-pv
 duration: 4s
 storage:
   {{backend: local, path: {path}, node: node-1, volume: {{create: false}},
-   claim: {{storage_class: "", size: 1Gi, selector: {{app: {tag}}}}}}}
+   claim: {{storage_class: "", size: 1Gi, selector: {{app: "{tag}"}}}}}}
 loads: {{tsdb: {{series: 20, interval: 1s}}}}
 """,
         )
