@@ -677,25 +677,25 @@ class KubeApi:
                 ws.close()
         return ExecResult(returncode=int(code) if code is not None else -1, stdout="".join(out), stderr="".join(err))
 
+    def _events(self, namespace: str, selector: str, what: str) -> list[Any]:
+        """The namespace's events matching the field ``selector`` (involvedObject.* and reason)."""
+        with self._call(f"list the events of {what}"):
+            items: list[Any] = self.core.list_namespaced_event(
+                namespace, field_selector=selector, _request_timeout=API_TIMEOUT_S
+            ).items
+        return items
+
     def event_times(self, namespace: str, kind: str, uid: str, reason: str) -> list[float]:
         """When the events with ``reason`` about the object with ``uid`` happened (Unix seconds), oldest first."""
-        with self._call(f"list the {reason} events of {kind} {namespace}/uid {uid}"):
-            items = self.core.list_namespaced_event(
-                namespace,
-                field_selector=f"involvedObject.kind={kind},involvedObject.uid={uid},reason={reason}",
-                _request_timeout=API_TIMEOUT_S,
-            ).items
+        selector = f"involvedObject.kind={kind},involvedObject.uid={uid},reason={reason}"
+        items = self._events(namespace, selector, f"{kind} {namespace}/uid {uid} ({reason})")
         times = [_unix(e.event_time or e.first_timestamp or e.metadata.creation_timestamp) for e in items]
         return sorted(t for t in times if t is not None)
 
     def events(self, namespace: str, kind: str, name: str) -> list[str]:
         """The object's events, oldest first, as ``Reason: message``."""
-        with self._call(f"list the events of {kind} {namespace}/{name}"):
-            items = self.core.list_namespaced_event(
-                namespace,
-                field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
-                _request_timeout=API_TIMEOUT_S,
-            ).items
+        selector = f"involvedObject.kind={kind},involvedObject.name={name}"
+        items = self._events(namespace, selector, f"{kind} {namespace}/{name}")
         items.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
         return [f"{e.reason}: {e.message}" for e in items]
 
