@@ -36,6 +36,7 @@ from harness.faults.timeline import PlannedFault, plan_faults
 from harness.loads.driver import TsdbDriver
 from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner, new_marker
 from harness.prom import PromClient
+from harness.promlog import warnings_between
 from harness.results import env as envinfo
 from harness.results.model import CheckResult, Event, FaultRecord, RecoveryStage, RunResult, Severity, Status
 from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
@@ -346,18 +347,32 @@ class Run:
     def _inject_and_recover(
         self, planned: PlannedFault, record: FaultRecord, runtime: Runtime, load: TsdbDriver | None, t0: float
     ) -> None:
+        injector = injector_for(planned.spec)
+        record.below_prometheus = injector.below_prometheus
         if load is not None:
             url = runtime.base_url()
             if url is None:
                 raise InfraError(f"Prometheus has no address before fault {planned.index}")
             load.before_fault(url, int(time.time() * 1000))
-            load.set_endpoint(None)
+            if not injector.keeps_instance:
+                load.set_endpoint(None)
+        try:
+            self._inject(planned, record, runtime, load, t0)
+        finally:
+            if record.below_prometheus:
+                self._what_it_saw(record, runtime, load, t0)
+
+    def _inject(
+        self, planned: PlannedFault, record: FaultRecord, runtime: Runtime, load: TsdbDriver | None, t0: float
+    ) -> None:
         injection = injector_for(planned.spec).inject(planned.spec, runtime, self.undo)
         record.injected_at_s = injection.injected_at_unix_s - t0
         record.instance_after = injection.instance_after
         record.detail = injection.detail
         if injection.last_wal_fsync_unix_s is not None:
             record.last_wal_fsync_at_s = round(injection.last_wal_fsync_unix_s - t0, 3)
+        if injection.lifted_at_unix_s is not None:
+            record.lifted_at_s = injection.lifted_at_unix_s - t0
         self.event("fault", f"fault {planned.index} ({planned.action}): {injection.detail}")
         timeout_s = self.scenario.prometheus.ready_timeout_s
         recovery = runtime.wait_recovered(timeout_s)
@@ -369,10 +384,11 @@ class Run:
         if load is None:
             return
         load.set_endpoint(runtime.base_url())
-        injected = injection.injected_at_unix_s
+        # A fault that lasts has recovered when writes succeed again after it was lifted, not during its window.
+        since = injection.lifted_at_unix_s or injection.injected_at_unix_s
         try:
             first = wait_for(
-                lambda: load.first_sample_after(injected),
+                lambda: load.first_sample_after(since),
                 what=f"the first sample acknowledged after fault {planned.index}",
                 timeout_s=timeout_s,
                 interval_s=0.05,
@@ -382,6 +398,16 @@ class Run:
             raise NotRecovered(f"Prometheus answered /-/ready but {e}") from e
         record.first_sample_at_s = first - t0
         record.stages.append(RecoveryStage(stage="first_sample", at_s=first - t0, source=FIRST_SAMPLE_SOURCE))
+
+    def _what_it_saw(self, record: FaultRecord, runtime: Runtime, load: TsdbDriver | None, t0: float) -> None:
+        """For a fault below Prometheus: what the load saw fail and what Prometheus logged, from the injection to the
+        first sample after it (or to now, when none came)."""
+        since = t0 + record.injected_at_s
+        until = time.time() if record.first_sample_at_s is None else t0 + record.first_sample_at_s
+        if load is not None:
+            failures = load.failures(since, until)
+            record.write_failures, record.write_errors = failures.samples, failures.errors
+        record.prometheus_log = warnings_between(runtime.log_text(), since, until)
 
     def _checkpoint(self, runtime: Runtime, load: TsdbDriver, label: str, cutoff_unix_ms: int) -> None:
         url = runtime.base_url()

@@ -74,6 +74,9 @@ class PromClient:
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout_s = timeout_s
+        # What the last remote write that was not acknowledged got, in one line ("HTTP 500: ...no space left on
+        # device", "connection refused"), for the report of a fault; None after an acknowledged one.
+        self.last_write_error: str | None = None
         self._session = requests.Session()
         # POST keeps long selectors (hundreds of series ids in a regex) out of the URL length limit.
         self._api = PrometheusConnect(
@@ -180,13 +183,18 @@ class PromClient:
         except requests.ConnectionError as e:
             reason = getattr(e.args[0], "reason", None) if e.args else None
             if isinstance(reason, NewConnectionError):
+                self.last_write_error = "connection refused"
                 return WriteOutcome.UNREACHABLE
             log.debug("remote write to %s broke: %s", url, e)
+            self.last_write_error = f"connection broke: {type(e).__name__}"
             return WriteOutcome.UNKNOWN
         except requests.RequestException as e:
             log.debug("remote write to %s failed: %s", url, e)
+            self.last_write_error = f"no answer: {type(e).__name__}"
             return WriteOutcome.UNKNOWN
         if resp.status_code == 204:
+            self.last_write_error = None
             return WriteOutcome.ACKED
         log.debug("remote write to %s answered %d: %s", url, resp.status_code, shorten(resp.text))
+        self.last_write_error = f"HTTP {resp.status_code}: {shorten(resp.text.strip(), 300)}"
         return WriteOutcome.REJECTED

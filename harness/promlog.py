@@ -7,6 +7,7 @@ slog's format (3.x); the value is a Go duration. The storage errors are the ones
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 _GO_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _GO_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -56,4 +57,45 @@ def storage_errors(log_text: str) -> list[tuple[str, str]]:
             if needle.lower() in lower and ("level=error" in lower or "err=" in lower or "level=ERROR" in line):
                 found.append((line.strip(), meaning))
                 break
+    return found
+
+
+_TIME = re.compile(r"\b(?:time|ts)=\"?([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+(?:Z|[+-][0-9]{2}:?[0-9]{2}))")
+_LEVEL = re.compile(r"\blevel=\"?([A-Za-z]+)")
+_WORRYING = {"warn", "warning", "error", "fatal", "panic"}
+
+
+def line_time_unix_s(line: str) -> float | None:
+    """The time a log line was written (``time=`` in 3.x, ``ts=`` in 2.x; RFC 3339), None without one."""
+    m = _TIME.search(line)
+    if m is None:
+        return None
+    try:
+        return datetime.fromisoformat(m.group(1)).timestamp()
+    except ValueError:
+        return None
+
+
+def warnings_between(log_text: str, since_unix_s: float, until_unix_s: float, limit: int = 20) -> list[str]:
+    """The warning and error lines Prometheus wrote in the window, in order; a line without a time is kept when it
+    follows one that was in the window (a Go panic's stack). At most ``limit``, then a line saying how many more."""
+    found: list[str] = []
+    more = 0
+    inside = False
+    for line in log_text.splitlines():
+        at = line_time_unix_s(line)
+        if at is not None:
+            inside = since_unix_s <= at <= until_unix_s
+            level = _LEVEL.search(line)
+            worrying = level is not None and level.group(1).lower() in _WORRYING
+        else:
+            worrying = inside and bool(line.strip())
+        if not (inside and worrying):
+            continue
+        if len(found) < limit:
+            found.append(line.strip())
+        else:
+            more += 1
+    if more:
+        found.append(f"... and {more} more")
     return found

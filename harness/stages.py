@@ -13,6 +13,7 @@ StageId = Literal[
     "node_not_ready",
     "pod_force_deleted",
     "node_restored",
+    "lifted",
     "container_ended",
     "pod_created",
     "scheduled",
@@ -30,6 +31,10 @@ STAGES: dict[StageId, tuple[str, str]] = {
     "node_not_ready": ("node NotReady", "the node's Ready condition turned False or Unknown: Kubernetes noticed"),
     "pod_force_deleted": ("pod force-deleted", "the harness deleted the pod with grace period 0"),
     "node_restored": ("node back", "the node's start command returned and the node is Ready again"),
+    "lifted": (
+        "condition lifted",
+        "a fault that lasts: the harness lifted its condition (space freed, I/O healed, the server back)",
+    ),
     "container_ended": ("old container ended", "the old container's lastState.terminated.finishedAt"),
     "pod_created": (
         "old pod gone, new pod created",

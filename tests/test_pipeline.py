@@ -78,9 +78,12 @@ def test_shipped_ephemeral_baseline_loses_history(area: tuple[Path, Path]) -> No
     by_label = {c.label: c for c in result.durability}
     # A SIGKILL restarts the container in the same pod: the emptyDir survives it.
     assert by_label["after fault 1 (sigkill)"].lost == 0
-    # The reschedule makes a new pod with an empty emptyDir: everything acknowledged before it is gone.
+    # The reschedule makes a new pod with an empty emptyDir: everything the old pod acknowledged is gone. A write of
+    # the last second before the fault that failed while no pod ran is retried (within the writer's retry bound of
+    # 1 s, one tick of 500 series) and may be acknowledged by the new pod: that one is present, and rightly so.
     after = by_label["after fault 2 (reschedule)"]
-    assert after.acknowledged > 0 and after.lost == after.acknowledged and after.present == 0
+    assert after.acknowledged > 0 and after.present <= 500 and after.lost == after.acknowledged - after.present
+    assert after.lost >= after.acknowledged - 500
     assert after.lost_series_count == 500
     assert after.loss_window_start_unix_ms is not None and after.loss_window_end_unix_ms is not None
     history = next(c for c in result.checks if c.name == "history_survival")

@@ -30,7 +30,14 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v4_fields(raw: dict[str, object]) -> None:
+    for fault in raw["faults"]:  # type: ignore[attr-defined]
+        for key in ("below_prometheus", "lifted_at_s", "write_failures", "write_errors", "prometheus_log"):
+            fault.pop(key)
+
+
 def _drop_v3_fields(raw: dict[str, object]) -> None:
+    _drop_v4_fields(raw)
     raw.pop("cluster")
     for fault in raw["faults"]:  # type: ignore[attr-defined]
         fault.pop("stages")
@@ -47,8 +54,8 @@ def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
     return tmp_path
 
 
-def test_the_current_version_is_3_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 3
+def test_the_current_version_is_4_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 4
     result = make_result()
     save_result(tmp_path, result)
     assert load_result(tmp_path) == result
@@ -80,6 +87,18 @@ def test_a_version_2_result_gets_the_stages_the_harness_observed(tmp_path: Path)
         assert after.stage_s("first_sample") == pytest.approx(before.recovery_s)
         assert after.stage_s("scheduled") is None  # a version 2 harness did not look
     assert all(job.measured_on is None for job in loaded.fio)
+
+
+def test_a_version_3_result_marks_power_loss_as_below_prometheus(tmp_path: Path) -> None:
+    result = make_result()
+    raw = json.loads(result.model_dump_json())
+    raw["schema_version"] = 3
+    _drop_v4_fields(raw)
+    raw["faults"][0]["action"] = "power_loss"
+    loaded = load_result(_write(tmp_path, raw))
+    assert [f.below_prometheus for f in loaded.faults] == [True] + [False] * (len(result.faults) - 1)
+    assert all(f.lifted_at_s is None and f.write_failures == {} and f.prometheus_log == [] for f in loaded.faults)
+    assert loaded.faults[1:] == result.faults[1:]
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:

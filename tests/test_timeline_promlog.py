@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from harness.faults.timeline import plan_faults
-from harness.promlog import parse_go_duration_s, storage_errors, wal_replay_durations_s
+from harness.promlog import parse_go_duration_s, storage_errors, wal_replay_durations_s, warnings_between
 from harness.scenario.model import FaultSpec, Scenario
 
 
@@ -63,3 +65,24 @@ def test_storage_errors_are_explained() -> None:
     [(found, meaning)] = storage_errors(line)
     assert found == line
     assert "not writable" in meaning
+
+
+def test_warnings_between_quotes_the_window_only() -> None:
+    log = "\n".join(
+        [
+            'time=2026-12-03T10:00:00.000Z level=INFO source=main.go msg="Server is ready to receive web requests."',
+            'time=2026-12-03T10:00:05.000Z level=ERROR source=head.go msg="write to WAL" err="no space left on device"',
+            "goroutine 1 [running]:",
+            'ts=2026-12-03T10:00:06.5Z caller=db.go level=warn msg="compaction failed"',
+            'time=2026-12-03T10:00:09.000Z level=ERROR source=head.go msg="after the window"',
+        ]
+    )
+    t = datetime(2026, 12, 3, 10, 0, 0, tzinfo=UTC).timestamp()
+    lines = warnings_between(log, t + 1, t + 8)
+    assert lines == [
+        'time=2026-12-03T10:00:05.000Z level=ERROR source=head.go msg="write to WAL" err="no space left on device"',
+        "goroutine 1 [running]:",
+        'ts=2026-12-03T10:00:06.5Z caller=db.go level=warn msg="compaction failed"',
+    ]
+    assert warnings_between(log, t + 1, t + 8, limit=1)[-1] == "... and 2 more"
+    assert warnings_between(log, t - 10, t - 1) == []

@@ -9,18 +9,26 @@ front (the Kubernetes pod gets its signal sidecar only when a fault needs one).
 from __future__ import annotations
 
 import signal
+import time
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Generic, TypeVar
 
-from harness.runtime.base import Injection, Runtime
-from harness.undo import UndoLog
+from harness.runtime.base import Injection, Runtime, StageMark
+from harness.scenario.model import FaultWindow
+from harness.undo import UndoLog, UndoStep
 
 SpecT = TypeVar("SpecT")
+WindowSpecT = TypeVar("WindowSpecT", bound=FaultWindow)
 
 
 class Injector(ABC, Generic[SpecT]):
     action: ClassVar[str]
     requires: ClassVar[frozenset[str]] = frozenset()
+    # True: Prometheus keeps running through the fault, so the load keeps writing to it (and records what it
+    # rejects) instead of being held off while the instance is replaced.
+    keeps_instance: ClassVar[bool] = False
+    # True: the fault happens in the storage under Prometheus (the report's "faults below Prometheus" section).
+    below_prometheus: ClassVar[bool] = False
 
     def refusal(self, spec: SpecT) -> str | None:
         """Why this fault cannot run as the scenario gives it (checked before anything is created); None: it can."""
@@ -44,6 +52,40 @@ class SignalInjector(Injector[SpecT]):
 
     def act(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
         return runtime.signal_prometheus(self.signal)
+
+
+class WindowInjector(Injector[WindowSpecT]):
+    """A fault that lasts: ``begin`` sets up its condition (recording how to lift it in the undo log, first), the
+    condition holds for the spec's ``for``, then it is lifted through that same undo step, so Ctrl-C during the
+    window lifts it too. Prometheus keeps running: the load writes through the window and records what failed."""
+
+    keeps_instance = True
+    below_prometheus = True
+
+    def inject(self, spec: WindowSpecT, runtime: Runtime, undo: UndoLog) -> Injection:
+        before = runtime.instance()
+        started, detail, lift = self.begin(spec, runtime, undo)
+        # A plain sleep: Ctrl-C interrupts it, and the pipeline's cleanup then lifts the condition.
+        time.sleep(max(0.0, started + spec.for_s - time.time()))
+        undo.run_now(lift)
+        lifted = time.time()
+        return Injection(
+            self.action,
+            started,
+            before,
+            runtime.instance(),
+            f"{detail}; lifted after {lifted - started:.1f} s",
+            stages=(StageMark("lifted", lifted, "harness: the fault's condition was lifted"),),
+            lifted_at_unix_s=lifted,
+        )
+
+    def act(self, spec: WindowSpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
+        raise AssertionError("a WindowInjector injects through begin(); act() is not used")
+
+    @abstractmethod
+    def begin(self, spec: WindowSpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
+        """Set the condition up; returns when it took hold (Unix seconds), what was done in a sentence, and the
+        undo step (recorded before acting) that lifts it."""
 
 
 AnyInjector = Injector[Any]

@@ -19,6 +19,7 @@ from harness.undo import UndoLog
 class PowerLoss(Injector[PowerLossFault]):
     action = "power_loss"
     requires = frozenset({"power-loss"})
+    below_prometheus = True
 
     def inject(self, spec: PowerLossFault, runtime: Runtime, undo: UndoLog) -> Injection:
         before = runtime.instance()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.loads.ledger import ExpectedHistory, ScrapeSnapshot
-from harness.loads.tsdb import ScrapeExporter, SyntheticExporter, TsdbWriter, scrape_snapshot
+from harness.loads.tsdb import ScrapeExporter, SyntheticExporter, TsdbWriter, WriteFailures, scrape_snapshot
 from harness.prom import PromClient
 from harness.results.model import IngestPoint, LoadStats
 from harness.scenario.model import TsdbLoad
@@ -72,6 +72,10 @@ class TsdbDriver:
             return self.writer.first_ack_after(t_unix_s)
         assert self.exporter is not None
         return self.exporter.first_scrape_after(t_unix_s)
+
+    def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
+        """Remote writes that failed in the window (scrape mode has none to tell: Prometheus pulls)."""
+        return self.writer.failures(since_unix_s, until_unix_s) if self.writer is not None else WriteFailures()
 
     def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
         return self.writer.ingest(t0_unix_s) if self.writer is not None else []

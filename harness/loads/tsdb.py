@@ -16,6 +16,7 @@ import threading
 import time
 from array import array
 from collections import defaultdict
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
@@ -30,6 +31,7 @@ from harness.scenario.model import TsdbLoad
 
 log = logging.getLogger(__name__)
 
+MAX_ERRORS_KEPT = 5  # distinct error answers kept per window: they repeat, a few say what happened
 _RAW_SAMPLES_PER_QUERY = 500_000  # keeps each snapshot answer to a few tens of MB of JSON
 
 
@@ -50,6 +52,14 @@ def make_layout(load: TsdbLoad, run_id: str, start_unix_s: float) -> SeriesLayou
     )
 
 
+@dataclass
+class WriteFailures:
+    """What the load saw fail in a window: samples by outcome (``WriteOutcome`` values) and the distinct errors."""
+
+    samples: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
 class _IngestCounters:
     """Samples acknowledged and failed per wall-clock second, and when each acknowledged request was sent/acked."""
 
@@ -58,13 +68,18 @@ class _IngestCounters:
         self._buckets: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         self._sent = array("d")
         self._acked = array("d")
+        # Every request that was not acknowledged: (when it gave up, samples, outcome, what it last got). Only
+        # faults make these, so the list stays short.
+        self._failures: list[tuple[float, int, str, str]] = []
         self.acked_samples = 0
         self.failed_samples = 0
 
-    def add(self, sent_unix_s: float, done_unix_s: float, samples: int, acked: bool) -> None:
+    def add(
+        self, sent_unix_s: float, done_unix_s: float, samples: int, outcome: WriteOutcome, error: str | None = None
+    ) -> None:
         with self._lock:
             bucket = self._buckets[math.floor(done_unix_s)]
-            if acked:
+            if outcome is WriteOutcome.ACKED:
                 bucket[0] += samples
                 self.acked_samples += samples
                 self._sent.append(sent_unix_s)
@@ -72,6 +87,18 @@ class _IngestCounters:
             else:
                 bucket[1] += samples
                 self.failed_samples += samples
+                self._failures.append((done_unix_s, samples, outcome.value, error or outcome.value))
+
+    def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
+        """The samples whose requests gave up between the two times, by outcome, and the distinct errors seen."""
+        found = WriteFailures()
+        with self._lock:
+            for done, samples, outcome, error in self._failures:
+                if since_unix_s <= done <= until_unix_s:
+                    found.samples[outcome] = found.samples.get(outcome, 0) + samples
+                    if error not in found.errors and len(found.errors) < MAX_ERRORS_KEPT:
+                        found.errors.append(error)
+        return found
 
     def points(self, t0_unix_s: float) -> list[IngestPoint]:
         with self._lock:
@@ -166,6 +193,9 @@ class TsdbWriter:
         """Wall time of the first acknowledgement of a request sent after ``t_unix_s`` (recovery timeline)."""
         return self._counters.first_ack_after(t_unix_s)
 
+    def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
+        return self._counters.failures(since_unix_s, until_unix_s)
+
     # --- the loop --------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
@@ -201,7 +231,8 @@ class TsdbWriter:
             done = time.time()
             if outcome is WriteOutcome.ACKED:
                 self.ledger.record_ack(tick, batch)
-            self._counters.add(sent, done, n, outcome is WriteOutcome.ACKED)
+            error = None if client is None else client.last_write_error
+            self._counters.add(sent, done, n, outcome, error if outcome is not WriteOutcome.ACKED else None)
 
     def _body(self, batch: int, tick: int) -> bytes:
         slots = np.arange(self.layout.batch_slots(batch).start, self.layout.batch_slots(batch).stop, dtype=np.int64)

@@ -50,8 +50,24 @@ def _v2_to_v3(raw: Raw) -> Raw:
     return {**raw, "schema_version": 3, "faults": faults, "fio": fio, "cluster": None}
 
 
+def _v3_to_v4(raw: Raw) -> Raw:
+    """Faults below Prometheus: version 3 recorded none of their window, failures or log; power_loss was one."""
+    faults = [
+        {
+            **fault,
+            "below_prometheus": fault.get("action") == "power_loss",
+            "lifted_at_s": None,
+            "write_failures": {},
+            "write_errors": [],
+            "prometheus_log": [],
+        }
+        for fault in raw.get("faults", [])
+    ]
+    return {**raw, "schema_version": 4, "faults": faults}
+
+
 # Version N -> the step that makes it N+1.
-_STEPS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3}
+_STEPS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def migrate(raw: Raw) -> Raw:

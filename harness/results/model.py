@@ -18,6 +18,9 @@ Format history:
      ``FioJobResult.measured_on``: what ran fio where (this host, or a pod on a node and volume); ``cluster``: the
      facts of a kubernetes run (server version, the nodes Prometheus ran on, the PV's source and class);
      ``FaultRecord.last_wal_fsync_at_s`` (power_loss: the last fsync under the WAL directory before the cut).
+  4  Faults below Prometheus: ``FaultRecord.below_prometheus``, ``lifted_at_s`` (a fault that lasts: when its
+     condition was lifted), ``write_failures`` and ``write_errors`` (what the load saw fail from the injection to
+     the first sample after it), ``prometheus_log`` (Prometheus' warnings and errors in that window, quoted).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 3
+RESULT_SCHEMA_VERSION = 4
 
 
 class Status(StrEnum):
@@ -171,6 +174,14 @@ class FaultRecord(Model):
     # be negative). Acknowledged samples lost to the cut were written after it: the loss window starts no earlier.
     # None: another fault, or no fsync under the WAL since the layer was mounted.
     last_wal_fsync_at_s: float | None = None
+    below_prometheus: bool = False  # a fault in the storage under Prometheus (disk full, I/O errors, power loss)
+    lifted_at_s: float | None = None  # a fault that lasts: when its condition was lifted (its window's end)
+    # From the injection to the first sample acknowledged after it (or to the check when there was none): samples
+    # whose remote write failed, by outcome (rejected: Prometheus answered an error; unreachable; unknown), the
+    # distinct errors the load got, and the warnings and errors Prometheus logged, quoted.
+    write_failures: dict[str, int] = Field(default_factory=dict)
+    write_errors: list[str] = Field(default_factory=list)
+    prometheus_log: list[str] = Field(default_factory=list)
 
     def stage_s(self, stage: str) -> float | None:
         """Seconds from the injection to ``stage``; None when the fault did not pass through it."""

@@ -47,6 +47,8 @@ class Injection:
     stages: tuple[StageMark, ...] = ()  # what the fault itself saw happen (the node marked NotReady, ...)
     # power_loss: the last fsync under the WAL directory before the cut (None: none since the layer was mounted).
     last_wal_fsync_unix_s: float | None = None
+    # A fault that lasts (``WindowInjector``): when its condition was lifted; recovery is timed from then.
+    lifted_at_unix_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -157,8 +159,12 @@ class Runtime(ABC):
     def stop(self) -> None:
         """Stop everything this runtime started and delete what it created. Idempotent; safe after Ctrl-C."""
 
-    def log_excerpt(self) -> str:
+    def log_text(self) -> str:
+        """Prometheus' log of the current instance, as far as the runtime has it ("" where it has none)."""
         return ""
+
+    def log_excerpt(self) -> str:
+        return "\n".join(self.log_text().splitlines()[-20:])
 
     # --- primitives for faults -----------------------------------------------------------------------------------
 

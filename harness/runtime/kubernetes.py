@@ -322,8 +322,8 @@ class KubernetesRuntime(Runtime):
                 self._version = client.build_version()
         return self._version
 
-    def log_excerpt(self) -> str:
-        return "\n".join(self._current_log().splitlines()[-20:])
+    def log_text(self) -> str:
+        return self._current_log()
 
     # --- primitives for faults -----------------------------------------------------------------------------------
 

@@ -162,10 +162,8 @@ class LocalRuntime(Runtime):
             self._version = m.group(1) if m and not m.group(1).startswith("(") else "unknown (no version stamp)"
         return self._version
 
-    def log_excerpt(self) -> str:
-        if self.container is None:
-            return ""
-        return "\n".join(self.container.daemon.log_text().splitlines()[-20:])
+    def log_text(self) -> str:
+        return "" if self.container is None else self.container.daemon.log_text()
 
     # --- primitives for faults -----------------------------------------------------------------------------------
 

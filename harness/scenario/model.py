@@ -347,6 +347,19 @@ class FaultTiming(Strict):
         return self
 
 
+class FaultWindow(FaultTiming):
+    """A fault that lasts: its condition (a full disk, failing I/O, a stopped storage server) holds ``for`` a time
+    and is then lifted; Prometheus keeps running through it, and the load keeps writing and records what failed."""
+
+    for_s: Seconds = Field(default=10.0, alias="for", description="how long the condition holds")
+
+    @model_validator(mode="after")
+    def _positive_window(self) -> FaultWindow:
+        if self.for_s <= 0:
+            raise ValueError("'for' must be a positive duration")
+        return self
+
+
 # One model per fault, told apart by ``action``; the behaviour of each lives in its module under harness/faults/.
 # A fault's own parameters (a duration for faults that last, a node for node faults) go on its model.
 
