@@ -563,8 +563,12 @@ def execute(options: RunOptions) -> RunOutcome:
             else:
                 run.step_provision(runtime)
                 run.step_benchmark(runtime)
-                load = run.step_start(runtime)
-                run.step_execute(runtime, load)
+                load = None
+                if scenario.runs_prometheus:
+                    load = run.step_start(runtime)
+                    run.step_execute(runtime, load)
+                else:
+                    run.event("phase", "fio only (no TSDB load, no fault): Prometheus is not started")
                 run.step_check(runtime, load)
         except Interrupted as e:
             run.result.interrupted = True
