@@ -498,7 +498,7 @@ class Scenario(Strict):
     description: str = ""
     duration_s: Seconds = Field(
         alias="duration",
-        description="length of the load and fault phase (a fio-only scenario, with no TSDB load and no fault, has none)",
+        description="length of the load and fault phase (a fio-only scenario, no TSDB load and no fault, has none)",
     )
     storage: Storage
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
