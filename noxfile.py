@@ -98,8 +98,9 @@ def cluster(session: nox.Session) -> None:
 
 
 # Nightly durability runs: each scenario with the exit code it must end with (the emptyDir baseline must lose data, and
-# so must a power loss, back to the WAL's last fsync).
-NIGHTLY = {"demo": 0, "ephemeral-baseline": 1, "local-pv": 0, "power-loss": 1}
+# so must a power loss, back to the WAL's last fsync; I/O errors on the WAL leave a torn record that the next restart's
+# repair cuts, with what was acknowledged after it: prometheus/prometheus#13027).
+NIGHTLY = {"demo": 0, "ephemeral-baseline": 1, "local-pv": 0, "power-loss": 1, "io-errors": 1, "io-latency": 0}
 
 
 @nox.session
