@@ -31,7 +31,8 @@ returns (the layer serves one request at a time, so no operation of anyone else 
   them), ``percent`` (0-100: the share of matching operations hit, drawn per operation), ``errno`` (a number: they
   fail with it, nothing reaches the directory underneath; null: they do not fail), ``delay_s`` (added before each
   hit operation) and ``path`` (null, or a path relative to ``DIR``: only operations on it or under it match; a
-  rename matches by either name). Hit operations are counted by method.
+  rename matches by either name). Hit operations are counted by method. The control file and the attributes of
+  ``DIR`` itself are never hit: the kernel needs those to reach the control file, so an ``io-clear`` always does.
 * ``io-clear`` lifts it; the answer holds the counts (per method: matched, failed, delayed) of the fault it lifted.
 
 The layer serves one request at a time, so a delayed operation holds up every operation behind it, like a disk
@@ -208,7 +209,9 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
             uid, gid = os.getuid(), os.getgid()
             return {"st_mode": stat.S_IFREG | 0o200, "st_nlink": 1, "st_size": 0, "st_uid": uid, "st_gid": gid,
                     "st_atime": now, "st_mtime": now, "st_ctime": now}  # fmt: skip
-        self._io("getattr", path)
+        if path != "/":
+            # Not the root's: the kernel asks for it on the way to the control file, which must stay reachable.
+            self._io("getattr", path)
         st = _call(lambda: os.stat(self.rel(path), dir_fd=self.root, follow_symlinks=False))
         return {
             key: getattr(st, key)

@@ -87,6 +87,18 @@ def test_io_errors_fail_the_chosen_operations_until_cleared(layer: Layer) -> Non
 
 
 @needs_fuse_as_root
+def test_with_every_operation_failing_the_fault_can_still_be_lifted(layer: Layer) -> None:
+    """The kernel needs the data directory's own attributes to reach the control file: those are never hit."""
+    _io_set(layer, methods=[], percent=100, errno=errno.EIO)
+    with pytest.raises(OSError) as failed:
+        (layer.directory / "old").stat()
+    assert failed.value.errno == errno.EIO
+    counts = layer.command(b"io-clear")["counts"]
+    assert counts["getattr"]["failed"] >= 1
+    assert (layer.directory / "old").read_bytes() == b"hello\n"
+
+
+@needs_fuse_as_root
 def test_io_latency_delays_the_chosen_operations_and_they_succeed(layer: Layer) -> None:
     d = layer.directory
     _io_set(layer, methods=["write"], percent=100, delay_s=0.3)
