@@ -14,6 +14,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import get_args
@@ -27,7 +29,8 @@ from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.results.store import load_result
 from harness.scenario.model import IoMethod, Scenario
-from tests.leftovers import left_behind, run
+from harness.wait import wait_for
+from tests.leftovers import ROOT, left_behind, run, run_argv, wait_for_load_phase
 from tests.test_power_loss import Layer, layer, needs_fuse_as_root
 
 __all__ = ["layer"]  # the fixture, shared with the power-loss tests: the same layer serves both
@@ -220,4 +223,30 @@ def test_latency_on_wal_writes_delays_them_and_loses_nothing(area: tuple[Path, P
     assert result.t0_unix_s is not None
     assert after_latency.cutoff_unix_ms >= int((result.t0_unix_s + latency.lifted_at_s) * 1000)
     assert all(c.acknowledged > 0 and c.lost == 0 for c in (after_latency, after_sigkill, final))
+    assert left_behind(work) == [] and list(work.iterdir()) == []
+
+
+@needs_fuse_as_root
+@pytest.mark.slow
+def test_ctrl_c_during_the_window_lifts_the_fault_and_leaves_nothing_mounted(
+    area: tuple[Path, Path], tmp_path: Path
+) -> None:
+    reports, work = area
+    path = tmp_path / "long.yaml"
+    path.write_text(SCENARIO.format(duration="10m", faults="{action: io_errors, at: 1s, for: 5m, methods: [write]}"))
+    proc = subprocess.Popen(run_argv(path, reports, work), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        result_file = wait_for_load_phase(reports, proc)
+        assert result_file is not None, "the run never reached its load phase"
+        layer_log = next(result_file.parent.glob("logs/fault-layer-*.log"))
+        wait_for(lambda: "I/O fault set" in layer_log.read_text(), what="the I/O fault to be set", timeout_s=60)
+        assert any("fuse.harness-faults" in line for line in left_behind(work))  # the layer is there
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert "I/O fault cleared" in layer_log.read_text()  # lifted by the cleanup, before the unmount
     assert left_behind(work) == [] and list(work.iterdir()) == []
