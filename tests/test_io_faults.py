@@ -14,8 +14,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import get_args
@@ -30,7 +28,7 @@ from harness.results.model import Status
 from harness.results.store import load_result
 from harness.scenario.model import IoMethod, Scenario
 from harness.wait import wait_for
-from tests.leftovers import ROOT, left_behind, run, run_argv, wait_for_load_phase
+from tests.leftovers import interrupt_during_load, left_behind, run
 from tests.test_power_loss import Layer, layer, needs_fuse_as_root
 
 __all__ = ["layer"]  # the fixture, shared with the power-loss tests: the same layer serves both
@@ -234,19 +232,14 @@ def test_ctrl_c_during_the_window_lifts_the_fault_and_leaves_nothing_mounted(
     reports, work = area
     path = tmp_path / "long.yaml"
     path.write_text(SCENARIO.format(duration="10m", faults="{action: io_errors, at: 1s, for: 5m, methods: [write]}"))
-    proc = subprocess.Popen(run_argv(path, reports, work), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        result_file = wait_for_load_phase(reports, proc)
-        assert result_file is not None, "the run never reached its load phase"
-        layer_log = next(result_file.parent.glob("logs/fault-layer-*.log"))
-        wait_for(lambda: "I/O fault set" in layer_log.read_text(), what="the I/O fault to be set", timeout_s=60)
-        assert any("fuse.harness-faults" in line for line in left_behind(work))  # the layer is there
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
-    assert "I/O fault cleared" in layer_log.read_text()  # lifted by the cleanup, before the unmount
+    logs: list[Path] = []
+
+    def fault_set(result_file: Path) -> None:
+        logs.extend(result_file.parent.glob("logs/fault-layer-*.log"))
+        wait_for(lambda: "I/O fault set" in logs[0].read_text(), what="the I/O fault to be set", timeout_s=60)
+
+    returncode, stderr, before = interrupt_during_load(path, reports, work, first=fault_set)
+    assert any("fuse.harness-faults" in line for line in before)  # the layer was there
+    assert returncode == 130, stderr
+    assert "I/O fault cleared" in logs[0].read_text()  # lifted by the cleanup, before the unmount
     assert left_behind(work) == [] and list(work.iterdir()) == []
