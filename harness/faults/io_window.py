@@ -8,8 +8,8 @@ import dataclasses
 from abc import abstractmethod
 from typing import ClassVar, TypeVar
 
-from harness.faults.base import WindowInjector
-from harness.runtime.base import Injection, IoFault, Runtime
+from harness.faults.base import Acted, WindowInjector
+from harness.runtime.base import IoFault, Runtime
 from harness.scenario.model import IoFaultWindow
 from harness.undo import UndoLog, UndoStep
 
@@ -37,6 +37,6 @@ class IoWindowInjector(WindowInjector[IoSpecT]):
         started, detail = runtime.io_fault(self.settings(spec))
         return started, detail, step
 
-    def inject(self, spec: IoSpecT, runtime: Runtime, undo: UndoLog) -> Injection:
-        injection = super().inject(spec, runtime, undo)
-        return dataclasses.replace(injection, detail=f"{injection.detail}; {self._healed}")
+    def act(self, spec: IoSpecT, runtime: Runtime, undo: UndoLog) -> Acted:
+        acted = super().act(spec, runtime, undo)
+        return dataclasses.replace(acted, detail=f"{acted.detail}; {self._healed}")
