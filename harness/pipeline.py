@@ -585,6 +585,7 @@ CAPABILITY_MEANING = {
     "signal": "signal Prometheus in its container",
     "nodes": "stop and start nodes",
     "power-loss": "cut the power under Prometheus' data directory",
+    "fill-volume": "fill the filesystem under Prometheus' data directory",
 }
 
 
