@@ -99,7 +99,7 @@ def cluster(session: nox.Session) -> None:
 
 # Nightly durability runs: each scenario with the exit code it must end with (the emptyDir baseline must lose data, and
 # so must a power loss, back to the WAL's last fsync).
-NIGHTLY = {"demo": 0, "ephemeral-baseline": 1, "local-pv": 0, "power-loss": 1}
+NIGHTLY = {"demo": 0, "ephemeral-baseline": 1, "local-pv": 0, "power-loss": 1, "disk-full": 1}
 
 
 @nox.session
