@@ -9,8 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from harness.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,12 +51,17 @@ def wait_for_load_phase(reports: Path, proc: subprocess.Popen[Any], timeout_s: f
     return None
 
 
-def interrupt_during_load(scenario: Path, reports: Path, work: Path) -> tuple[int, str, list[str]]:
-    """Start a run, SIGINT it once its load phase is under way: (exit code, stderr, what was there just before)."""
+def interrupt_during_load(
+    scenario: Path, reports: Path, work: Path, until: Callable[[], bool] | None = None
+) -> tuple[int, str, list[str]]:
+    """Start a run, SIGINT it once its load phase is under way (and ``until`` holds, waited for up to 60 s, e.g. a
+    fault's condition in place): (exit code, stderr, what was there just before)."""
     argv = run_argv(scenario, reports, work)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_load_phase(reports, proc)
+        if until is not None:
+            wait_for(until, what="the state to interrupt the run in", timeout_s=60, interval_s=0.05)
         before = left_behind(work)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)

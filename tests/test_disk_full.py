@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -30,8 +29,7 @@ from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.results.store import load_result
 from harness.scenario.model import Scenario
-from harness.wait import wait_for
-from tests.leftovers import left_behind, run, run_argv
+from tests.leftovers import interrupt_during_load, left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_SPACE = "no space left on device"
@@ -202,22 +200,15 @@ def test_ctrl_c_during_the_window_frees_the_space_and_leaves_nothing_mounted(
 ) -> None:
     reports, work = area
     path = _scenario(tmp_path, duration="5m", faults="{action: disk_full, at: 1s, for: 4m}")
-    proc = subprocess.Popen(run_argv(path, reports, work), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
 
-        def full() -> bool:
-            # The file appears as soon as it is created, and is full a moment later.
-            found = next(work.glob("*/harness-*-mnt/.harness-fill-*"), None)
-            return found is not None and Space.of(found.parent).for_users == 0
+    def full() -> bool:
+        # The file appears as soon as it is created, and is full a moment later.
+        found = next(work.glob("*/harness-*-mnt/.harness-fill-*"), None)
+        return found is not None and Space.of(found.parent).for_users == 0
 
-        wait_for(full, what="the volume to be full", timeout_s=60, interval_s=0.05)
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
+    returncode, stderr, before = interrupt_during_load(path, reports, work, until=full)
+    assert any("harness-" in line and "-mnt" in line for line in before)  # the image was mounted
+    assert returncode == 130, stderr
     [result_file] = reports.glob("*/*/result.json")
     result = load_result(result_file)
     assert result.interrupted and [f.action for f in result.faults] == ["disk_full"]
