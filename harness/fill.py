@@ -25,6 +25,12 @@ from harness.errors import InfraError
 
 ZERO_CHUNK = 1 << 20  # bytes per write() when the filesystem has no fallocate
 
+
+def fill_name(run_id: str) -> str:
+    """The fill file's name, in the volume's root: the run's, so ``harness cleanup`` finds a killed run's fill."""
+    return f".harness-fill-{run_id}"
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
 _libc.fallocate.restype = ctypes.c_int

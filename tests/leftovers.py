@@ -72,14 +72,18 @@ def interrupt_during_load(
     return proc.returncode, stderr, before
 
 
-def sigkill_during_load(command: list[str], reports: Path, env: dict[str, str] | None = None) -> Path:
-    """Start a run (``command``, as ``run_argv`` makes it), SIGKILL it once its load phase is under way; its
-    result.json."""
+def sigkill_during_load(
+    command: list[str], reports: Path, env: dict[str, str] | None = None, until: Callable[[], bool] | None = None
+) -> Path:
+    """Start a run (``command``, as ``run_argv`` makes it), SIGKILL it once its load phase is under way (and
+    ``until`` holds, waited for up to 60 s); its result.json."""
     proc = subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         result_file = wait_for_load_phase(reports, proc)
+        if until is not None:
+            wait_for(until, what="the state to kill the run in", timeout_s=60, interval_s=0.05)
         proc.kill()
         _, stderr = proc.communicate(timeout=30)
     finally:

@@ -29,7 +29,7 @@ from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.results.store import load_result
 from harness.scenario.model import Scenario
-from tests.leftovers import interrupt_during_load, left_behind, run
+from tests.leftovers import cleanup, interrupt_during_load, left_behind, run, run_argv, sigkill_during_load
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_SPACE = "no space left on device"
@@ -214,6 +214,36 @@ def test_ctrl_c_during_the_window_frees_the_space_and_leaves_nothing_mounted(
     assert result.interrupted and [f.action for f in result.faults] == ["disk_full"]
     assert not any(e.message.startswith("cleanup:") for e in result.events), result.events  # every undo worked
     assert left_behind(work) == [] and list(work.iterdir()) == []
+
+
+@needs_loop_as_root
+@pytest.mark.slow
+def test_cleanup_deletes_the_fill_a_killed_run_left_on_a_disk_at_storage_path(
+    area: tuple[Path, Path], tmp_path: Path, ext4: Path
+) -> None:
+    """On a disk of the user's (storage.path) the volume outlives a run killed outright: ``harness cleanup`` deletes
+    the fill (the disk is full until then) and lists the run's directory there as data it keeps."""
+    reports, work = area
+    before = Space.of(ext4)
+    path = tmp_path / "on-a-disk.yaml"
+    path.write_text(
+        f"name: on-a-disk\nduration: 5m\nstorage: {{backend: local, path: {ext4}}}\n"
+        "loads: {tsdb: {series: 100, interval: 1s}}\nfaults: [{action: disk_full, at: 1s, for: 4m}]\n"
+    )
+
+    def full() -> bool:
+        return next(ext4.glob("harness-*/.harness-fill-*"), None) is not None and Space.of(ext4).for_users == 0
+
+    result_file = sigkill_during_load(run_argv(path, reports, work), reports, until=full)
+    run_id = load_result(result_file).run_id
+    fill_file = ext4 / f"harness-{run_id}" / f".harness-fill-{run_id}"
+    assert fill_file.exists() and Space.of(ext4).for_users == 0  # a killed run cannot free it
+    done = cleanup("--run", run_id, "--workdir", str(work))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"removed disk_full fill file {fill_file}" in done.stdout, done.stdout
+    assert f"kept    {ext4 / f'harness-{run_id}'}: storage data outside the work area" in done.stdout, done.stdout
+    assert not fill_file.exists() and Space.of(ext4).for_users > before.for_users // 2
+    assert left_behind(work / f"prom-harness-{run_id}") == [] and not list(work.glob(f"prom-harness-{run_id}-*"))
 
 
 def test_a_plain_directory_on_the_hosts_filesystem_is_refused_before_prometheus_starts(

@@ -238,7 +238,7 @@ class LocalRuntime(Runtime):
         if self._fill is not None:
             raise InfraError(f"the volume is already filled ({self._fill}): one disk_full at a time")
         # Known before it exists, so free_data_volume (the undo, recorded first) removes even a half-made fill.
-        self._fill = root / f".harness-fill-{self.run_id}"
+        self._fill = root / fill.fill_name(self.run_id)
         filled = fill.fill(self._fill)
         at = time.time()
         fs = filesystem_of(root)
