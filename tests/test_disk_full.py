@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,20 +50,27 @@ def needs_loop_as_root(test: Any) -> Any:
 # --- the fill on its own ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ext4(public_tmp: Path) -> Iterator[Path]:
-    """A freshly made 64 MiB ext4, loop-mounted (5 % reserved for root, as mkfs makes it)."""
-    image, mount_point = public_tmp / "fs.img", public_tmp / "mnt"
+@contextmanager
+def _loop_fs(directory: Path, filesystem: str) -> Iterator[Path]:
+    """A freshly made 64 MiB filesystem, loop-mounted (5 % reserved for root, as mkfs makes it), open to all."""
+    image, mount_point = directory / f"{filesystem}.img", directory / f"{filesystem}-mnt"
     with image.open("wb") as f:
         f.truncate(64 << 20)
-    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True, timeout=60)
+    subprocess.run([f"mkfs.{filesystem}", "-q", "-F", str(image)], check=True, capture_output=True, timeout=60)
     mount_point.mkdir()
-    subprocess.run(["mount", "-o", "loop", str(image), str(mount_point)], check=True, capture_output=True, timeout=60)
+    argv = ["mount", "-t", filesystem, "-o", "loop", str(image), str(mount_point)]
+    subprocess.run(argv, check=True, capture_output=True, timeout=60)
     mount_point.chmod(0o777)
     try:
         yield mount_point
     finally:
         subprocess.run(["umount", str(mount_point)], check=False, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def ext4(public_tmp: Path) -> Iterator[Path]:
+    with _loop_fs(public_tmp, "ext4") as mount_point:
+        yield mount_point
 
 
 def _write_as(uid: int, path: Path) -> str:
@@ -75,23 +83,34 @@ def _write_as(uid: int, path: Path) -> str:
 
 
 @needs_loop_as_root
-def test_the_fill_leaves_no_block_even_for_root_and_freeing_gives_it_all_back(ext4: Path) -> None:
-    before = Space.of(ext4)
+@pytest.mark.parametrize(
+    ("filesystem", "method"),
+    [("ext4", "fallocate"), ("ext2", "zeros written")],  # ext2 files have no extents, hence no fallocate
+)
+def test_the_fill_leaves_no_block_even_for_root_and_freeing_gives_it_all_back(
+    public_tmp: Path, filesystem: str, method: str
+) -> None:
+    with _loop_fs(public_tmp, filesystem) as mount_point:
+        _fill_and_free(mount_point, method)
+
+
+def _fill_and_free(volume: Path, method: str) -> None:
+    before = Space.of(volume)
     assert before.for_root > before.for_users > 0  # the root reserve exists
-    fill_file = ext4 / ".harness-fill-test"
+    fill_file = volume / ".harness-fill-test"
     filled = fill(fill_file)
-    assert filled.method == "fallocate" and filled.before == before
+    assert filled.method == method and filled.before == before
     assert filled.after.for_users == 0
-    # What statvfs still counts free is ext4's own reserve for metadata (at most 4096 clusters), no file's data.
-    assert filled.after.for_root <= 4096 * os.statvfs(ext4).f_frsize
+    # What statvfs still counts free is volume's own reserve for metadata (at most 4096 clusters), no file's data.
+    assert filled.after.for_root <= 4096 * os.statvfs(volume).f_frsize
     assert filled.allocated_bytes >= before.for_root - filled.after.for_root
-    assert "No space left on device" in _write_as(0, ext4 / "root-probe")  # not even root (Prometheus as root)
-    assert "No space left on device" in _write_as(1000, ext4 / "user-probe")  # nor the security context's uid
-    (ext4 / "root-probe").unlink()
-    (ext4 / "user-probe").unlink()
+    assert "No space left on device" in _write_as(0, volume / "root-probe")  # not even root (Prometheus as root)
+    assert "No space left on device" in _write_as(1000, volume / "user-probe")  # nor the security context's uid
+    (volume / "root-probe").unlink()
+    (volume / "user-probe").unlink()
     assert free(fill_file) is True
-    assert not fill_file.exists() and Space.of(ext4) == before  # every block back, usable at once
-    assert _write_as(1000, ext4 / "user-probe") == ""
+    assert not fill_file.exists() and Space.of(volume) == before  # every block back, usable at once
+    assert _write_as(1000, volume / "user-probe") == ""
     assert free(fill_file) is False  # an undo that runs twice does nothing the second time
 
 
