@@ -74,7 +74,10 @@ def fill(path: Path) -> Filled:
     # may get, then halve on ENOSPC down to one block (delayed allocations and the filesystem's own reserve make
     # the exact figure unknowable up front).
     want = before.for_root if os.geteuid() == 0 else before.for_users
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError as e:
+        raise InfraError(f"cannot create the fill file {path}: {e.strerror}") from e
     method = "fallocate"
     try:
         offset = 0
@@ -112,9 +115,14 @@ def free(path: Path) -> bool:
         path.unlink()
     except FileNotFoundError:
         return False
-    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise InfraError(f"cannot delete the fill file {path} (the disk stays full): {e.strerror}") from e
+    # The freed blocks count as free at once, but ext4 reuses them only after the journal commit: sync it now.
     try:
-        # The freed blocks count as free at once, but ext4 reuses them only after the journal commit.
+        fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise InfraError(f"syncing {path.parent} after deleting {path.name}: {e.strerror}") from e
+    try:
         if _libc.syncfs(fd) != 0:
             err = ctypes.get_errno()
             raise InfraError(f"syncfs on {path.parent} after deleting {path.name}: {os.strerror(err)}")

@@ -242,6 +242,9 @@ class LocalRuntime(Runtime):
         filled = fill.fill(self._fill)
         at = time.time()
         fs = filesystem_of(root)
+        # As root the fill takes the root reserve too; otherwise Prometheus runs as this same user (only root can
+        # switch uid), for whom the reserve was never there.
+        who = "even as root" if os.geteuid() == 0 else f"as uid {os.geteuid()}, whom Prometheus runs as"
         left = filled.after.for_root
         held = (
             f"; {fmt.iec_bytes(left)} stay free as the filesystem's own reserve, which no file data gets"
@@ -253,7 +256,7 @@ class LocalRuntime(Runtime):
             f"({fs.fstype} on {fs.source}) with {self._fill.name} beside {current.data_dir.name}/ in "
             f"{filled.took_s:.2f} s ({filled.method}): free for root {fmt.iec_bytes(filled.before.for_root)} -> "
             f"{fmt.iec_bytes(filled.after.for_root)}, for other users {fmt.iec_bytes(filled.before.for_users)} -> "
-            f"{fmt.iec_bytes(filled.after.for_users)}; not one more block could be allocated, even as root{held}"
+            f"{fmt.iec_bytes(filled.after.for_users)}; not one more block could be allocated, {who}{held}"
         )
         log.info("%s", detail)
         return VolumeFill(at, detail)
