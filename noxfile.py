@@ -98,9 +98,17 @@ def cluster(session: nox.Session) -> None:
 
 
 # Nightly durability runs: each scenario with the exit code it must end with (the emptyDir baseline must lose data, and
-# so must a power loss, back to the WAL's last fsync; I/O errors on the WAL leave a torn record that the next restart's
-# repair cuts, with what was acknowledged after it: prometheus/prometheus#13027).
-NIGHTLY = {"demo": 0, "ephemeral-baseline": 1, "local-pv": 0, "power-loss": 1, "io-errors": 1, "io-latency": 0}
+# so must a power loss, back to the WAL's last fsync; I/O errors or a full disk under the WAL leave a torn record that
+# the next restart's repair cuts, with what was acknowledged after it: prometheus/prometheus#13027).
+NIGHTLY = {
+    "demo": 0,
+    "ephemeral-baseline": 1,
+    "local-pv": 0,
+    "power-loss": 1,
+    "io-errors": 1,
+    "io-latency": 0,
+    "disk-full": 1,
+}
 
 
 @nox.session

@@ -100,6 +100,10 @@ class KubernetesRuntime(Runtime):
             "failing or slowing Prometheus' I/O needs a FUSE layer under the pod's volume, i.e. a privileged helper "
             "on the node, which the harness does not deploy yet; use --runtime local"
         ),
+        "fill-volume": (
+            "filling Prometheus' volume needs a container that mounts it, and the pod's tools sidecar does not "
+            "(it only signals Prometheus); use --runtime local"
+        ),
     }
 
     def __init__(
