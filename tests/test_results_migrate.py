@@ -30,7 +30,14 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v5_fields(raw: dict[str, object]) -> None:
+    for job in raw["fio"]:  # type: ignore[attr-defined]
+        job.pop("job")
+        job.pop("repetition")
+
+
 def _drop_v4_fields(raw: dict[str, object]) -> None:
+    _drop_v5_fields(raw)
     for checkpoint in raw["durability"]:  # type: ignore[attr-defined]
         checkpoint.pop("after_fault")
     for fault in raw["faults"]:  # type: ignore[attr-defined]
@@ -56,8 +63,8 @@ def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
     return tmp_path
 
 
-def test_the_current_version_is_4_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 4
+def test_the_current_version_is_5_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 5
     result = make_result()
     save_result(tmp_path, result)
     assert load_result(tmp_path) == result
@@ -101,6 +108,17 @@ def test_a_version_3_result_marks_power_loss_as_below_prometheus(tmp_path: Path)
     assert [f.below_prometheus for f in loaded.faults] == [True] + [False] * (len(result.faults) - 1)
     assert all(f.lifted_at_s is None and f.write_failures == {} and f.prometheus_log == [] for f in loaded.faults)
     assert loaded.faults[1:] == result.faults[1:]
+
+
+def test_a_version_4_result_ran_each_fio_job_once_under_its_own_name(tmp_path: Path) -> None:
+    result = make_result()
+    raw = json.loads(result.model_dump_json())
+    raw["schema_version"] = 4
+    _drop_v5_fields(raw)
+    loaded = load_result(_write(tmp_path, raw))
+    assert [(j.job, j.repetition) for j in loaded.fio] == [("randwrite-4k", 1), ("wal-append", 1)]
+    assert [j.model_copy(update={"job": None}) for j in loaded.fio] == result.fio
+    assert loaded.faults == result.faults and loaded.durability == result.durability
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:
