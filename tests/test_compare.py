@@ -177,15 +177,35 @@ def test_runs_measured_differently_are_not_comparable_unless_allowed() -> None:
 
 def test_changed_fio_settings_name_the_arguments_that_differ() -> None:
     base = repeated(make_result(), 8, 1.0, seed=1)
-    throttled = base.model_copy(
-        update={"fio": [j.model_copy(update={"argv": [*j.argv, "--rate_iops=500"]}) for j in base.fio]}
+    other = base.model_copy(
+        update={"fio": [j.model_copy(update={"argv": [*j.argv, "--iodepth=64"]}) for j in base.fio]}
+    )
+    comparison = compare_results([(Path("a"), base), (Path("b"), other)])
+    assert _delta(comparison.deltas, BW).note == "fio job settings: demo/a1b2c3 (none) vs demo/a1b2c3#2 --iodepth=64"
+    assert comparison.differences == ["fio job settings: demo/a1b2c3 (none) vs demo/a1b2c3#2 --iodepth=64"]
+
+
+def test_a_fio_throttle_is_slower_storage_a_storage_comparison() -> None:
+    base = repeated(make_result(), 8, 1.0, seed=1)
+    throttled = repeated(make_result(), 8, 0.5, seed=2)
+    throttled = throttled.model_copy(
+        update={"fio": [j.model_copy(update={"argv": [*j.argv, "--rate_iops=500"]}) for j in throttled.fio]}
     )
     comparison = compare_results([(Path("a"), base), (Path("b"), throttled)])
-    assert _delta(comparison.deltas, BW).note == (
-        "fio job settings: demo/a1b2c3 (none) vs demo/a1b2c3#2 --rate_iops=500"
+    assert comparison.kind == "storage comparison" and comparison.differences == []
+    assert any(
+        "local, ext4, fio throttled (randwrite-4k --rate_iops=500) (demo/a1b2c3#2)" in n for n in comparison.notes
     )
-    # The other job (wal-append, unrepeated) ran with its own, unchanged settings.
-    assert comparison.differences == ["fio job settings: demo/a1b2c3 (none) vs demo/a1b2c3#2 --rate_iops=500"]
+    assert _delta(comparison.deltas, BW).status is Change.REGRESSION
+
+
+def test_both_sides_of_several_runs_compare_runs_not_repetitions() -> None:
+    fast = [(Path(f"a{i}"), repeated(make_result(run_id=f"a0000{i}"), 3, 1.0, seed=i)) for i in range(2)]
+    slow = [(Path(f"b{i}"), repeated(make_result(run_id=f"b0000{i}"), 3, 0.8, seed=10 + i)) for i in range(2)]
+    bw = _delta(compare_sides([fast, slow]).deltas, BW)
+    # 6 vs 6 repetitions would be tested; 2 vs 2 runs cannot be significant, and the note says how many runs would.
+    assert bw.per_run and (bw.n_baseline, bw.n_candidate) == (2, 2) and bw.status is Change.INCONCLUSIVE
+    assert "2 vs 2 runs cannot reach it" in bw.note and "more runs per side" in bw.note and "(n=2 runs)" in bw.baseline
 
 
 def test_nights_pooled_into_a_side_and_runs_that_disagree_are_unstable() -> None:

@@ -205,6 +205,7 @@ def _delta_json(d: MetricDelta, comparison: Comparison) -> dict[str, Any]:
         "candidate_median": d.candidate_median,
         "n_baseline": d.n_baseline,
         "n_candidate": d.n_candidate,
+        "sample_unit": "run" if d.per_run else "repetition",
         "change_pct": d.change_pct,
         "worse_pct": d.worse_pct,
         "p_value": d.p_value,

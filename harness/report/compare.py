@@ -4,7 +4,8 @@ A side is one run or several (a series of nights, or runs repeated on purpose); 
 the first, the baseline, metric by metric: fio bandwidth, IOPS and p99 latency per job, recovery time, its stages
 and WAL replay per fault kind, samples lost, and the verdict. The values of a metric on a side are its independent
 repetitions: one per fio job repetition (``repeat: N`` in the scenario) of every run on the side, one per fault,
-one loss count per run; never fio's per-second points (they are autocorrelated).
+one loss count per run; never fio's per-second points (they are autocorrelated). When both sides hold several runs,
+the unit is the run (its median): repetitions inside a run share that run's conditions.
 
 A change is a regression only when it is both large (the median worse by more than ``THRESHOLD``) and significant:
 a Mann-Whitney U test, its p-value adjusted over all the metrics of the comparison (Benjamini-Hochberg, see
@@ -19,9 +20,10 @@ Runs are comparable only when what was measured matches: fio job settings and fi
 Prometheus version and the write load for recovery and replay, and for all of them the runtime, the node and its
 kernel. A metric whose inputs differ is "not comparable" and the comparison names exactly what differs (pyperf
 refuses such runs); ``allow_different`` accepts named differences (e.g. CI runners with new host names every
-night). Different storage (backend, filesystem, data path, volume) is the point of "local vs NFS": allowed, and the
-comparison is labelled a storage comparison. Inputs that cannot be read (missing, truncated, foreign, newer schema)
-are named with the reason and left out; the others are still compared.
+night). Different storage (backend, filesystem, data path, volume, a fio throttle standing for a slower volume) is
+the point of "local vs NFS": allowed, and the comparison is labelled a storage comparison. Inputs that cannot be
+read (missing, truncated, foreign, newer schema) are named with the reason and left out; the others are still
+compared.
 """
 
 from __future__ import annotations
@@ -69,6 +71,9 @@ _FIO_FACTS = ("runtime", "node", "kernel", "fio")
 _PROMETHEUS_FACTS = ("runtime", "node", "kernel", "prometheus", "load")
 # fio arguments that name where this run put its files, not what was measured.
 _FIO_PATH_ARGS = ("--name=", "--directory=", "--output=", "--write_bw_log=", "--write_iops_log=", "--write_lat_log=")
+# A throttle (the scenario's rate / rate_iops) models slower storage, like a cloud volume's provisioned IOPS: it is
+# part of the storage compared, not of what fio was asked to measure.
+_FIO_THROTTLE_ARGS = ("--rate=", "--rate_iops=")
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,7 @@ class MetricDelta:
     candidate_median: float | None = None
     n_baseline: int = 0
     n_candidate: int = 0
+    per_run: bool = False  # the samples are the runs' medians (both sides hold several runs), not repetitions
 
     @property
     def worse(self) -> bool:
@@ -217,7 +223,13 @@ class _Series:
 
 def fio_settings(job: FioJobResult) -> str:
     """What fio was asked to measure, without where this run put its files: the argv less paths and names."""
-    return " ".join(a for a in job.argv[1:] if not a.startswith(_FIO_PATH_ARGS))
+    return " ".join(a for a in job.argv[1:] if not a.startswith(_FIO_PATH_ARGS + _FIO_THROTTLE_ARGS))
+
+
+def _throttles(result: RunResult) -> str:
+    """The fio jobs' throttles, e.g. "randwrite-4k --rate_iops=500"; "" when none is."""
+    by_job = {j.job_key: " ".join(a for a in j.argv if a.startswith(_FIO_THROTTLE_ARGS)) for j in result.fio}
+    return "; ".join(f"{job} {args}" for job, args in by_job.items() if args)
 
 
 def _fio_series(result: RunResult, facts: dict[str, str]) -> list[_Series]:
@@ -309,11 +321,11 @@ def _pool(side: Side, results: list[RunResult]) -> dict[str, _Pooled]:
     return pooled
 
 
-def _fmt(values: list[float], unit: str) -> str:
+def _fmt(values: list[float], unit: str, *, per_run: bool = False) -> str:
     if not values:
         return "–"
     number = fmt.measure(statistics.median(values), unit, whole=unit in ("IOPS", "samples"))
-    return number + (f" (n={len(values)})" if len(values) > 1 else "")
+    return number + (f" (n={len(values)}{' runs' if per_run else ''})" if len(values) > 1 else "")
 
 
 def _differences(base: _Pooled, cand: _Pooled, allowed: frozenset[str]) -> list[str]:
@@ -343,6 +355,9 @@ class _Pending:
     base: _Pooled
     cand: _Pooled
     index: int
+    a: list[float]  # the samples tested: repetitions, or each run's median when both sides hold several runs
+    b: list[float]
+    per_run: bool
     worse_pct: float | None
     delta: float
     p_value: float | None = None
@@ -360,7 +375,7 @@ def _small_change(unit: str, delta: float, worse_pct: float | None, threshold: f
 
 def _judge(m: _Pending, p_adjusted: float | None, family: int, threshold: float, alpha: float) -> tuple[Change, str]:
     """(status, note) of one metric; see the module docstring for the rules."""
-    a, b = m.base.values, m.cand.values
+    a, b = m.a, m.b
     if m.differs:
         return Change.NOT_COMPARABLE, "; ".join(m.differs)
     small = _small_change(m.base.template.unit, m.delta, m.worse_pct, threshold)
@@ -379,12 +394,12 @@ def _judge(m: _Pending, p_adjusted: float | None, family: int, threshold: float,
 def _judge_tested(
     m: _Pending, p_adjusted: float, family: int, threshold: float, *, alpha: float, direction: Change
 ) -> tuple[Change, str]:
-    a, b = m.base.values, m.cand.values
+    a, b = m.a, m.b
     spread = max(relative_spread(a), relative_spread(b))
     if spread > UNSTABLE_SPREAD:
         return Change.UNSTABLE, f"values spread {spread:.0%} of the median: too noisy to judge"
     between = max(relative_spread(m.base.run_medians), relative_spread(m.cand.run_medians))
-    if between > threshold:
+    if not m.per_run and between > threshold:
         return Change.UNSTABLE, (
             f"the runs of a side disagree by {between:.0%} of the median (more than the threshold): the change may "
             "be the runs' own conditions"
@@ -392,9 +407,11 @@ def _judge_tested(
     if p_adjusted >= alpha:
         note = f"not significant (adjusted p={p_adjusted:.2g} over {family} metric(s))"
         if min_p_value(len(a), len(b)) * family >= alpha:
+            what = "runs" if m.per_run else "values"
+            more = "more runs per side" if m.per_run else "repeat: N in the scenario, or more runs per side"
             note += (
-                f"; {len(a)} vs {len(b)} values cannot reach it: about {values_needed(alpha, family)} per side "
-                "would (repeat: N in the scenario, or more runs per side)"
+                f"; {len(a)} vs {len(b)} {what} cannot reach it: about {values_needed(alpha, family)} per side "
+                f"would ({more})"
             )
         return Change.INCONCLUSIVE, note
     return direction, ""
@@ -436,6 +453,8 @@ def _storage(result: RunResult) -> str:
     words = [str(storage.get("backend", "?")), env.data_filesystem or "unknown filesystem"]
     if env.data_access:
         words.append(env.data_access)
+    if throttles := _throttles(result):
+        words.append(f"fio throttled ({throttles})")
     return ", ".join(words)
 
 
@@ -589,12 +608,16 @@ def _compare_pools(
             c_txt = _fmt(c.values, some.unit) if c else "–"
             deltas.append(MetricDelta(some.group, metric, some.unit, index, b_txt, c_txt, None, None, None, status))
             continue
-        ma, mb = statistics.median(b.values), statistics.median(c.values)
+        # Repetitions inside one run share its conditions (the machine's load that minute): when both sides hold
+        # several runs, the run is the unit, so a side's runs that happened to meet a quiet machine weigh as one.
+        per_run = len(b.run_medians) > 1 and len(c.run_medians) > 1
+        sa, sb = (b.run_medians, c.run_medians) if per_run else (b.values, c.values)
+        ma, mb = statistics.median(sa), statistics.median(sb)
         delta = (ma - mb) if b.template.higher_is_better else (mb - ma)  # positive = worse
         worse_pct = None if ma == 0 else 100 * delta / abs(ma)
-        m = _Pending(b, c, index, worse_pct, delta, differs=_differences(b, c, allowed))
+        m = _Pending(b, c, index, sa, sb, per_run, worse_pct, delta, differs=_differences(b, c, allowed))
         if not m.differs:
-            m.p_value = mann_whitney_u(b.values, c.values).p_value
+            m.p_value = mann_whitney_u(sa, sb).p_value
         pending.append(m)
     tested = [m for m in pending if m.p_value is not None]
     adjusted = dict(
@@ -613,18 +636,19 @@ def _compare_pools(
                 t.metric,
                 t.unit,
                 index,
-                _fmt(m.base.values, t.unit),
-                _fmt(m.cand.values, t.unit),
+                _fmt(m.a, t.unit, per_run=m.per_run),
+                _fmt(m.b, t.unit, per_run=m.per_run),
                 change_pct,
                 m.worse_pct,
                 m.p_value,
                 status,
                 note,
                 p_adjusted=p_adj,
-                baseline_median=statistics.median(m.base.values),
-                candidate_median=statistics.median(m.cand.values),
-                n_baseline=len(m.base.values),
-                n_candidate=len(m.cand.values),
+                baseline_median=statistics.median(m.a),
+                candidate_median=statistics.median(m.b),
+                n_baseline=len(m.a),
+                n_candidate=len(m.b),
+                per_run=m.per_run,
             )
         )
     return deltas
