@@ -44,7 +44,14 @@ from harness import fmt, stages
 from harness.errors import UsageError
 from harness.report import charts
 from harness.report.html import STYLE, chart_view, render_template
-from harness.report.stats import adjust_p_values, mann_whitney_u, min_p_value, relative_spread, values_needed
+from harness.report.stats import (
+    adjust_p_values,
+    mann_whitney_u,
+    min_p_value,
+    quartiles,
+    relative_spread,
+    values_needed,
+)
 from harness.results.model import FioJobResult, RunResult, Status
 from harness.results.store import atomic_write_text, load_result
 
@@ -391,18 +398,36 @@ def _judge(m: _Pending, p_adjusted: float | None, family: int, threshold: float,
     return _judge_tested(m, p_adjusted, family, threshold, alpha=alpha, direction=direction)
 
 
+def _within_runs(m: _Pending) -> bool:
+    """Whether one side's median lies between the medians of the other side's runs: a change no larger than the
+    runs' own variation (one night's machine was busier)."""
+    for runs, other in ((m.base.run_medians, m.b), (m.cand.run_medians, m.a)):
+        if len(runs) > 1 and min(runs) <= statistics.median(other) <= max(runs):
+            return True
+    return False
+
+
+def _quartiles_overlap(a: list[float], b: list[float]) -> bool:
+    qa, qb = quartiles(a), quartiles(b)
+    return qa[0] <= qb[1] and qb[0] <= qa[1]
+
+
 def _judge_tested(
     m: _Pending, p_adjusted: float, family: int, threshold: float, *, alpha: float, direction: Change
 ) -> tuple[Change, str]:
     a, b = m.a, m.b
     spread = max(relative_spread(a), relative_spread(b))
-    if spread > UNSTABLE_SPREAD:
-        return Change.UNSTABLE, f"values spread {spread:.0%} of the median: too noisy to judge"
-    between = max(relative_spread(m.base.run_medians), relative_spread(m.cand.run_medians))
-    if not m.per_run and between > threshold:
+    if spread > UNSTABLE_SPREAD and _quartiles_overlap(a, b):
+        # Scattered values, and the change is no larger than the scatter. A change that takes one side's middle
+        # half clear of the other's (a throttled disk on a noisy machine) is judged all the same.
         return Change.UNSTABLE, (
-            f"the runs of a side disagree by {between:.0%} of the median (more than the threshold): the change may "
-            "be the runs' own conditions"
+            f"values spread {spread:.0%} of the median and the sides' middle halves overlap: too noisy to judge"
+        )
+    between = max(relative_spread(m.base.run_medians), relative_spread(m.cand.run_medians))
+    if not m.per_run and between > threshold and _within_runs(m):
+        return Change.UNSTABLE, (
+            f"the runs of a side disagree by {between:.0%} of the median (more than the threshold) and the other "
+            "side lies among them: the change may be the runs' own conditions"
         )
     if p_adjusted >= alpha:
         note = f"not significant (adjusted p={p_adjusted:.2g} over {family} metric(s))"

@@ -66,12 +66,20 @@ def values_needed(alpha: float, family_size: int = 1) -> int:
     return n
 
 
+def quartiles(values: list[float]) -> tuple[float, float]:
+    """The first and third quartiles (both the value itself for a single value)."""
+    if len(values) < 2:
+        return values[0], values[0]
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q3
+
+
 def relative_spread(values: list[float]) -> float:
     """Interquartile range over the median (0 for a single value)."""
     if len(values) < 2:
         return 0.0
     median = statistics.median(values)
-    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    q1, q3 = quartiles(values)
     if median == 0:
         return 0.0 if q3 == q1 else math.inf
     return (q3 - q1) / abs(median)
