@@ -211,6 +211,15 @@ class Run:
             if r.read is not None:
                 ui.info(f"  {r.name}: read {r.read.bw_bytes_per_s / 1e6:.1f} MB/s, {r.read.iops:.0f} IOPS")
 
+    def step_prometheus(self, runtime: Runtime) -> TsdbDriver | None:
+        """Start Prometheus and run the load and faults; a fio-only scenario has neither and stops here."""
+        if not self.scenario.runs_prometheus:
+            self.event("phase", "fio only (no TSDB load, no fault): Prometheus is not started")
+            return None
+        load = self.step_start(runtime)
+        self.step_execute(runtime, load)
+        return load
+
     def step_start(self, runtime: Runtime) -> TsdbDriver | None:
         spec = self.scenario.loads.tsdb
         load = None
@@ -570,8 +579,7 @@ def execute(options: RunOptions) -> RunOutcome:
             else:
                 run.step_provision(runtime)
                 run.step_benchmark(runtime)
-                load = run.step_start(runtime)
-                run.step_execute(runtime, load)
+                load = run.step_prometheus(runtime)
                 run.step_check(runtime, load)
         except Interrupted as e:
             run.result.interrupted = True
@@ -598,6 +606,7 @@ CAPABILITY_MEANING = {
     "signal": "signal Prometheus in its container",
     "nodes": "stop and start nodes",
     "power-loss": "cut the power under Prometheus' data directory",
+    "io-faults": "fail or slow down I/O under Prometheus' data directory",
 }
 
 

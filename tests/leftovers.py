@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,17 @@ def wait_for_load_phase(reports: Path, proc: subprocess.Popen[Any], timeout_s: f
     return None
 
 
-def interrupt_during_load(scenario: Path, reports: Path, work: Path) -> tuple[int, str, list[str]]:
-    """Start a run, SIGINT it once its load phase is under way: (exit code, stderr, what was there just before)."""
+def interrupt_during_load(
+    scenario: Path, reports: Path, work: Path, *, first: Callable[[Path], None] | None = None
+) -> tuple[int, str, list[str]]:
+    """Start a run, SIGINT it once its load phase is under way (and ``first``, given the run's result.json, has
+    returned: e.g. waited for a fault to begin): (exit code, stderr, what was there just before)."""
     argv = run_argv(scenario, reports, work)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_load_phase(reports, proc)
+        result_file = wait_for_load_phase(reports, proc)
+        if first is not None and result_file is not None:
+            first(result_file)
         before = left_behind(work)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)

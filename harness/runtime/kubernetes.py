@@ -95,7 +95,11 @@ class KubernetesRuntime(Runtime):
         "power-loss": (
             "dropping what Prometheus wrote but did not fsync needs a FUSE layer under the pod's volume, i.e. a "
             "privileged helper on the node, which the harness does not deploy yet; use --runtime local"
-        )
+        ),
+        "io-faults": (
+            "failing or slowing Prometheus' I/O needs a FUSE layer under the pod's volume, i.e. a privileged helper "
+            "on the node, which the harness does not deploy yet; use --runtime local"
+        ),
     }
 
     def __init__(
