@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,7 +138,7 @@ def nightly(session: nox.Session) -> None:
     """The durability scenarios, each compared with its previous runs; fails on a scenario ending otherwise than it
     must and on a regression. HARNESS_RUNTIME (local|kubernetes) and HARNESS_K8S_CONTEXT pick where; results stay in
     HARNESS_RESULTS (default reports/: keep it between nights, e.g. as a CI cache) with this night's JUnit and JSON
-    in <results>/nightly/<utc>/."""
+    in <results>/nightly/<utc>/; HARNESS_COMPARE_ARGS adds options to each `harness compare`."""
     _system_deps(session)
     _install(session)
     runtime = os.environ.get("HARNESS_RUNTIME", "local")
@@ -147,6 +148,8 @@ def nightly(session: nox.Session) -> None:
     night = results / "nightly" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     night.mkdir(parents=True, exist_ok=True)
     harness = str(Path(session.bin) / "harness")
+    # e.g. "--allow-different node" on CI runners whose host name changes every night
+    compare_args = shlex.split(os.environ.get("HARNESS_COMPARE_ARGS", ""))
     failures = []
     for scenario, expected in _nightly_set().items():
         name = Path(scenario).stem
@@ -167,7 +170,7 @@ def nightly(session: nox.Session) -> None:
         out = latest / "compare-previous.html"
         compare = [harness, "compare", "--baseline", *map(str, previous), "--candidate", str(latest), "-o", str(out)]
         ci = ["--junit", str(night / f"{name}-compare.xml"), "--json", str(night / f"{name}-compare.json")]
-        code = subprocess.run([*compare, *ci], check=False, cwd=ROOT).returncode
+        code = subprocess.run([*compare, *ci, *compare_args], check=False, cwd=ROOT).returncode
         if code == 1:
             failures.append(f"{name}: regression against the previous {len(previous)} run(s), see {out}")
         elif code != 0:

@@ -352,3 +352,24 @@ def test_junit_and_json_of_a_run_with_an_expected_failure(tmp_path: Path) -> Non
     assert list(cases["gate: verdict is FAILED"]) == []
     summary = run_summary(lost, expected=Status.FAILED)
     assert summary["gate_passed"] is True and summary["verdict"] == "FAILED"
+
+
+def test_the_cli_knows_every_fact_and_refuses_half_a_pairing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import build_parser, main
+    from harness.report.compare import FACTS
+
+    compare = next(
+        a
+        for a in build_parser()._subparsers._group_actions[0].choices["compare"]._actions  # type: ignore[union-attr]
+        if a.dest == "allow_different"
+    )
+    assert list(compare.choices or []) == list(FACTS)  # the CLI lists them without importing compare (pandas)
+    run = _save(tmp_path, "a", make_result())
+    assert main(["compare", "--baseline", str(run)]) == 2
+    assert "give --baseline RUN... and --candidate RUN... together" in capsys.readouterr().err
+    assert main(["compare", str(run)]) == 2
+    assert main(["compare", str(run), str(tmp_path / "gone")]) == 2
+    err = capsys.readouterr().err
+    assert "at least two usable results" in err and "gone: no result here" in err and "Traceback" not in err
