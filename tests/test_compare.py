@@ -373,3 +373,11 @@ def test_the_cli_knows_every_fact_and_refuses_half_a_pairing(
     assert main(["compare", str(run), str(tmp_path / "gone")]) == 2
     err = capsys.readouterr().err
     assert "at least two usable results" in err and "gone: no result here" in err and "Traceback" not in err
+
+
+def test_the_run_report_charts_the_first_repetition_and_tables_them_all() -> None:
+    from harness.report import frames
+
+    result = repeated(make_result(), 3, 1.0, seed=1)
+    assert set(frames.fio_timeseries_frame(result)["job"]) == {"randwrite-4k"}
+    assert list(frames.fio_summary_frame(result)["job"]) == ["randwrite-4k", "randwrite-4k.r2", "randwrite-4k.r3"]
