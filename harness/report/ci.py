@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UsageError
 from harness.report.compare import Change, Comparison, MetricDelta, describe, rule_text
 from harness.results.model import CheckResult, RunResult, Status
 from harness.results.store import atomic_write_text
@@ -59,16 +60,22 @@ def _count(root: ET.Element) -> None:
         root.set(key, str(value))
 
 
+def _write(path: Path, text: str) -> Path:
+    try:
+        atomic_write_text(path, text)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot write it: {e.strerror or e}") from e
+    return path
+
+
 def _write_xml(root: ET.Element, path: Path) -> Path:
     _count(root)
     ET.indent(root)
-    atomic_write_text(path, '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
-    return path
+    return _write(path, '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
 
 
 def _write_json(data: dict[str, Any], path: Path) -> Path:
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
-    return path
+    return _write(path, json.dumps(data, indent=2) + "\n")
 
 
 # --- a run ---------------------------------------------------------------------------------------------------
