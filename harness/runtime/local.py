@@ -7,6 +7,10 @@ when it may). As root, Prometheus runs as the scenario's security context (uid/g
 volume the way the kubelet does, where the backend says the kubelet does), so permission traps show up here as they
 would in the cluster.
 
+A storage server the run started (``storage_server``, from the pipeline) can be stopped and started again
+(``server_restart``): Prometheus keeps running on the storage while its client finds the server gone, and
+``await_data_path`` says when a write through the data path got through again and what the client logged meanwhile.
+
 When a scenario has a ``power_loss`` fault (``power_loss=True``), every data directory runs under the power-loss
 layer (``harness.runtime.power_layer``), mounted over it while a pod uses it: ``power_cut`` kills Prometheus, drops
 what it wrote but did not fsync, and restarts the container in the same pod, as a node does after a power failure.
@@ -19,13 +23,14 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import proc
-from harness.errors import InfraError, NotRecovered
+from harness.errors import InfraError, NotRecovered, WaitTimeout
 from harness.loads import fio
 from harness.mounts import first_untraversable
 from harness.prom import PromClient
@@ -35,7 +40,7 @@ from harness.runtime.base import PowerCut, Recovery, Runtime, StageMark, Storage
 from harness.runtime.power_layer import WAL_DIR, PowerLossLayer
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
-from harness.storage.base import ProvisionedStorage
+from harness.storage.base import EmbeddedServer, ProvisionedStorage
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
@@ -79,6 +84,7 @@ class LocalRuntime(Runtime):
         logs_dir: Path,
         as_security_context: bool | None = None,
         power_loss: bool = False,
+        storage_server: EmbeddedServer[Any] | None = None,
     ) -> None:
         self.spec = spec
         self.storage_spec = storage
@@ -102,6 +108,10 @@ class LocalRuntime(Runtime):
         self._version: str | None = None
         self.power_loss = power_loss
         self.layers: dict[Path, PowerLossLayer] = {}  # by data directory, while a pod uses it
+        self.storage_server = storage_server
+        # Around a server restart: where the client's log stood when the server stopped, and its return (when, what).
+        self._client_log_at_stop = 0
+        self._server_back: tuple[float, str] | None = None
 
     # --- storage -----------------------------------------------------------------------------------------------
 
@@ -206,6 +216,51 @@ class LocalRuntime(Runtime):
         )
         log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
         return PowerCut(injected, detail, last)
+
+    def stop_storage_server(self) -> tuple[float, str]:
+        server = self._require_server()
+        self._client_log_at_stop = len(self._require_storage().client_log())
+        self._server_back = None
+        # From the moment it is asked to stop the server is going away (connections closed, requests refused).
+        stopped = time.time()
+        return stopped, server.halt()
+
+    def start_storage_server(self) -> tuple[float, str]:
+        server = self._require_server()
+        asked = time.time()
+        what = server.resume()
+        back = time.time()
+        self._server_back = (back, f"{what} ({back - asked:.1f} s to start)")
+        return self._server_back
+
+    def await_data_path(self, timeout_s: float) -> str:
+        """After a server restart: wait (bounded) until a small write and fsync through the storage's data path
+        complete, and say when that was and what the storage's client logged since the server stopped."""
+        storage = self._require_storage()
+        if self._server_back is None:
+            raise InfraError("the storage server was not started again")
+        back, what = self._server_back
+        # The write may hang as long as the client does: it runs on a thread of its own, which is left behind (a
+        # daemon thread, blocked in the kernel) if the wait gives up; the teardown's unmount ends it.
+        outcome: list[str] = []
+        probe = threading.Thread(target=_write_and_fsync, args=(storage, outcome), daemon=True, name="data-path")
+        probe.start()
+        try:
+            wait_for(
+                lambda: bool(outcome) or None,
+                what="a write and fsync through the data path after the storage server came back",
+                timeout_s=timeout_s,
+                interval_s=0.05,
+            )
+            served = (
+                f"a write and fsync through the data path {outcome[0]} {time.time() - back:.1f} s after it was back"
+            )
+        except WaitTimeout:
+            served = f"a write and fsync through the data path had not returned {timeout_s:g} s after it was back"
+        logged = [line.strip() for line in storage.client_log()[self._client_log_at_stop :].splitlines()]
+        said = _quote_lines([line for line in logged if line])
+        client = f"the storage client logged {said}" if said else "the storage client logged nothing meanwhile"
+        return f"{what}; {served}; {client}"
 
     def delete_pod(self) -> tuple[float, str]:
         return self._replace_pod("pod deleted")
@@ -334,6 +389,11 @@ class LocalRuntime(Runtime):
             raise InfraError("Prometheus is not running (the local runtime was not started)")
         return self.container
 
+    def _require_server(self) -> EmbeddedServer[Any]:
+        if self.storage_server is None:
+            raise InfraError("this run started no storage server (the scenario's storage is not embedded)")
+        return self.storage_server
+
     def _require_storage(self) -> ProvisionedStorage:
         if self.storage is None:
             raise InfraError("the local runtime's storage was not provisioned")
@@ -441,6 +501,31 @@ class LocalRuntime(Runtime):
         else:
             msg += "\n" + "\n".join(text.splitlines()[-10:])
         return msg
+
+
+PROBE_FILE = ".harness-data-path-probe"
+
+
+def _write_and_fsync(storage: ProvisionedStorage, outcome: list[str]) -> None:
+    """One small write and fsync in the run's fio directory (next to Prometheus' data, never in it), then removed;
+    ``outcome`` gets "got through" or the error it met: either way the data path answered."""
+    try:
+        path = storage.fio_dir() / PROBE_FILE
+        with path.open("wb") as f:
+            f.write(b"probe")
+            f.flush()
+            os.fsync(f.fileno())
+        path.unlink()
+        outcome.append("got through")
+    except OSError as e:
+        outcome.append(f"failed ({e.strerror or e})")
+
+
+def _quote_lines(lines: list[str], most: int = 3) -> str:
+    """Up to ``most`` log lines, quoted, and how many more there were."""
+    quoted = "; ".join(f"'{line[:240]}'" for line in lines[:most])
+    more = f" (and {len(lines) - most} more lines)" if len(lines) > most else ""
+    return f"{len(lines)} line(s): {quoted}{more}" if lines else ""
 
 
 def _utc(unix_s: float) -> str:
