@@ -435,6 +435,16 @@ class PowerLossFault(FaultTiming):
     action: Literal["power_loss"]
 
 
+class ServerRestartFault(FaultWindow):
+    """The storage server stops for ``for`` and comes back as it was: the embedded NFS-Ganesha (same ports and
+    export; graceless, as configured) or tgt (same portal, IQN and LUNs on the same files). Prometheus keeps
+    running on the storage while its client finds the server gone; the fault says what the client logged and when a
+    write through the data path got through again. Only a server this run started (``server: embedded``,
+    ``target_portal: embedded``): the harness never stops a server it did not start."""
+
+    action: Literal["server_restart"]
+
+
 FaultSpec = (
     SigkillFault
     | SigtermFault
@@ -444,6 +454,7 @@ FaultSpec = (
     | ScaleZeroFault
     | NodeLossFault
     | PowerLossFault
+    | ServerRestartFault
 )
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
 
