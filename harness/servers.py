@@ -88,7 +88,11 @@ class NfsServer:
         self.daemon.stop(timeout_s=15.0)
 
     def resume(self) -> None:
-        """Start ganesha.nfsd again on the same configuration; returns once it accepts TCP connections again."""
+        """Start ganesha.nfsd again on the same configuration; returns once it accepts TCP connections again.
+
+        A halt that Ctrl-C cut short may have left the old process shutting down, holding the ports: it is waited
+        for (stopped) first."""
+        self.daemon.stop(timeout_s=15.0)
         self.daemon = _start_ganesha_daemon(self.workdir, self.port)
 
 
@@ -223,7 +227,9 @@ class IscsiTarget:
         self.stop()
 
     def resume(self) -> None:
-        """Start tgtd again with the same portal, control port, IQN and LUNs; returns once it listens."""
+        """Start tgtd again with the same portal, control port, IQN and LUNs; returns once it listens. An old tgtd
+        that a halt cut short by Ctrl-C left running is stopped first (it holds the portal and control port)."""
+        self.stop()
         self.daemon = _start_tgtd(self.workdir, self.port, self.control_port)
         try:
             self._serve()

@@ -112,6 +112,10 @@ class LocalRuntime(Runtime):
         # Around a server restart: where the client's log stood when the server stopped, and its return (when, what).
         self._client_log_at_stop = 0
         self._server_back: tuple[float, str] | None = None
+        # True from the moment the server is asked to stop until it serves again: ``stop`` then starts it again
+        # first, wherever Ctrl-C cut the restart short, since Prometheus' and the client's shutdown and the unmount
+        # all wait on the server (a hung NFS client blocks every call through its mount).
+        self._server_halted = False
 
     # --- storage -----------------------------------------------------------------------------------------------
 
@@ -145,9 +149,14 @@ class LocalRuntime(Runtime):
         self.wait_recovered(self.spec.ready_timeout_s)
 
     def stop(self) -> None:
+        problems = []
+        if self._server_halted:
+            try:
+                self.start_storage_server()
+            except InfraError as e:
+                problems.append(f"could not start the storage server again before stopping: {e}")
         if self.container is not None:
             self.container.daemon.stop(STOP_TIMEOUT_S)
-        problems = []
         for data_dir in list(self.layers):
             try:
                 self._unmount_layer(data_dir)
@@ -223,12 +232,14 @@ class LocalRuntime(Runtime):
         self._server_back = None
         # From the moment it is asked to stop the server is going away (connections closed, requests refused).
         stopped = time.time()
+        self._server_halted = True
         return stopped, server.halt()
 
     def start_storage_server(self) -> tuple[float, str]:
         server = self._require_server()
         asked = time.time()
         what = server.resume()
+        self._server_halted = False
         back = time.time()
         self._server_back = (back, f"{what} ({back - asked:.1f} s to start)")
         return self._server_back
