@@ -48,12 +48,16 @@ def wait_for_load_phase(reports: Path, proc: subprocess.Popen[Any], timeout_s: f
     return None
 
 
-def interrupt_during_load(scenario: Path, reports: Path, work: Path) -> tuple[int, str, list[str]]:
-    """Start a run, SIGINT it once its load phase is under way: (exit code, stderr, what was there just before)."""
+def interrupt_during_load(
+    scenario: Path, reports: Path, work: Path, *, after_s: float = 0.0
+) -> tuple[int, str, list[str]]:
+    """Start a run, SIGINT it ``after_s`` into its load phase (e.g. inside a fault's window): (exit code, stderr,
+    what was there just before)."""
     argv = run_argv(scenario, reports, work)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_load_phase(reports, proc)
+        time.sleep(after_s)
         before = left_behind(work)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
