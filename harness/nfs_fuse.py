@@ -188,12 +188,19 @@ class NfsFuse(mfusepy.Operations):  # type: ignore[misc]
             client.close()
 
 
+# Errors that say the server or the connection to it failed, not the request: always logged (a server restart is
+# read back from this log), where ENOENT and the like stay debug (every lookup of a missing file makes one).
+_TRANSPORT_ERRNOS = frozenset(
+    {errno.EINTR, errno.EIO, errno.ETIMEDOUT, errno.ECONNREFUSED, errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN}
+)
+
+
 def _call(op: Any) -> Any:
     """Run one libnfs operation; its errno becomes the FUSE error the caller sees."""
     try:
         return op()
     except NfsError as e:
-        log.debug("%s", e)
+        log.log(logging.WARNING if e.errno in _TRANSPORT_ERRNOS else logging.DEBUG, "%s", e)
         raise mfusepy.FuseOSError(e.errno) from None
 
 

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from harness import proc, ui
 from harness.checks.history import check_history, history_check_result
@@ -53,6 +54,7 @@ from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.signals import Interrupted, handled_signals
 from harness.storage import backend_for
+from harness.storage.base import STORAGE_SERVER, EmbeddedServer
 from harness.undo import UndoLog
 from harness.wait import wait_for
 
@@ -94,6 +96,7 @@ class Run:
     owner: str = ""  # who runs it (the user config's owner)
     context: str | None = None  # the kube context this run may use (kubernetes runtime)
     lock: RunLock | None = None  # the work directory's marker, locked while the run lives
+    server: EmbeddedServer[Any] | None = None  # the storage server the run started (embedded), handed to the runtime
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -120,6 +123,7 @@ class Run:
         if server is None:
             return
         self.undo.record(f"stop the {server.description}", server.stop)
+        self.server = server
         self.event("phase", f"starting the {server.description}")
         self.scenario = self.scenario.model_copy(update={"storage": server.start()})
         self.result.environment.extra["storage server"] = server.description
@@ -134,6 +138,7 @@ class Run:
             context=self.context,
             owner=RunOwner.this_process(self.owner),
             capabilities=frozenset(required_capabilities([p.spec for p in self.planned])),
+            storage_server=self.server,
         )
         runtime = create_runtime(self.options.runtime, ctx)
         if self.context is not None:
@@ -608,18 +613,25 @@ CAPABILITY_MEANING = {
     "power-loss": "cut the power under Prometheus' data directory",
     "io-faults": "fail or slow down I/O under Prometheus' data directory",
     "fill-volume": "fill the filesystem under Prometheus' data directory",
+    STORAGE_SERVER: "stop and start the storage server",
 }
 
 
 def refuse_faults(runtime: str, scenario: Scenario) -> None:
     """UsageError, before anything is created, for a fault the runtime cannot play or the scenario under-specifies."""
-    can = runtime_capabilities(runtime)
+    storage = backend_for(scenario.storage)
+    # What the storage itself gives (a server the run starts may be restarted) counts next to the runtime's.
+    can = runtime_capabilities(runtime) | storage.capabilities(scenario.storage)
     for i, spec in enumerate(scenario.faults):
         injector = injector_for(spec)
         missing = sorted(injector.requires - can)
         if missing:
             needs = ", ".join(CAPABILITY_MEANING.get(m, m) for m in missing)
-            whys = [why for m in missing if (why := capability_refusal(runtime, m)) is not None]
+            whys = [
+                why
+                for m in missing
+                if (why := capability_refusal(runtime, m) or storage.cannot(scenario.storage, m)) is not None
+            ]
             because = ": " + "; ".join(whys) if whys else ": use --runtime kubernetes"
             raise UsageError(
                 f"faults[{i}] ({spec.action}) needs a runtime that can {needs}; the {runtime} runtime cannot{because}"

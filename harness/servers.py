@@ -65,12 +65,15 @@ class NfsServer:
     """A running ganesha.nfsd exporting ``export_dir`` as ``pseudo`` on 127.0.0.1:``port``.
 
     With NFSv3, ``mount_port`` is its MOUNT service; ``rpcbind`` is the one started for it (None: one was running).
+    ``halt`` and ``resume`` restart it as an administrator would (``server_restart``): the same configuration file,
+    so the same ports and export, and the rpcbind it registers with stays up meanwhile.
     """
 
     port: int
     export_dir: Path
     pseudo: str
     daemon: proc.Daemon
+    workdir: Path
     mount_port: int | None = None
     rpcbind: proc.Daemon | None = None
 
@@ -79,6 +82,43 @@ class NfsServer:
         if self.rpcbind is not None:
             self.rpcbind.stop(timeout_s=10.0)
             self.rpcbind = None
+
+    def halt(self) -> None:
+        """Stop ganesha.nfsd alone (SIGTERM, its clean shutdown); ``resume`` starts it again as it was."""
+        self.daemon.stop(timeout_s=15.0)
+
+    def resume(self) -> None:
+        """Start ganesha.nfsd again on the same configuration; returns once it accepts TCP connections again.
+
+        A halt that Ctrl-C cut short may have left the old process shutting down, holding the ports: it is waited
+        for (stopped) first."""
+        self.daemon.stop(timeout_s=15.0)
+        self.daemon = _start_ganesha_daemon(self.workdir, self.port)
+
+
+def _start_ganesha_daemon(workdir: Path, port: int) -> proc.Daemon:
+    """ganesha.nfsd on ``workdir``'s ganesha.conf, waited for (bounded) until it listens on ``port``; stopped again
+    if it does not. Its log is appended to, so a restart keeps what the first start said."""
+    files = [
+        "-L",
+        str(workdir / "ganesha.log"),
+        "-f",
+        str(workdir / "ganesha.conf"),
+        "-p",
+        str(workdir / "ganesha.pid"),
+    ]
+    daemon = proc.start_daemon("ganesha.nfsd", ["ganesha.nfsd", "-F", *files], log_path=workdir / "ganesha.stdout")
+    try:
+        wait_for(
+            lambda: daemon.alive() and _port_open(port),
+            what=f"NFS-Ganesha to listen on 127.0.0.1:{port}",
+            timeout_s=15.0,
+            describe=lambda: "exited" if not daemon.alive() else (workdir / "ganesha.log").read_text()[-500:],
+        )
+    except BaseException:
+        daemon.stop(timeout_s=15.0)
+        raise
+    return daemon
 
 
 def start_ganesha(
@@ -113,43 +153,20 @@ def start_ganesha(
         )
     )
     try:
-        daemon = proc.start_daemon(
-            "ganesha.nfsd",
-            [
-                "ganesha.nfsd",
-                "-F",
-                "-L",
-                str(workdir / "ganesha.log"),
-                "-f",
-                str(conf),
-                "-p",
-                str(workdir / "ganesha.pid"),
-            ],
-            log_path=workdir / "ganesha.stdout",
-        )
+        daemon = _start_ganesha_daemon(workdir, port)
     except BaseException:  # e.g. ganesha.nfsd not installed: the rpcbind started for it goes too
         if rpcbind is not None:
             rpcbind.stop(timeout_s=10.0)
         raise
-    server = NfsServer(
+    return NfsServer(
         port=port,
         export_dir=export_dir,
         pseudo=pseudo,
         daemon=daemon,
+        workdir=workdir,
         mount_port=mount_port if v3 else None,
         rpcbind=rpcbind,
     )
-    try:
-        wait_for(
-            lambda: daemon.alive() and _port_open(port),
-            what=f"NFS-Ganesha to listen on 127.0.0.1:{port}",
-            timeout_s=15.0,
-            describe=lambda: "exited" if not daemon.alive() else (workdir / "ganesha.log").read_text()[-500:],
-        )
-    except BaseException:
-        server.stop()
-        raise
-    return server
 
 
 _control_ports = itertools.count(0)
@@ -157,12 +174,17 @@ _control_ports = itertools.count(0)
 
 @dataclass
 class IscsiTarget:
-    """A running tgtd on 127.0.0.1:``port`` with one target ``iqn`` (tid 1); LUNs are added with ``add_lun``."""
+    """A running tgtd on 127.0.0.1:``port`` with one target ``iqn`` (tid 1); LUNs are added with ``add_lun``.
+
+    ``halt`` and ``resume`` restart it (``server_restart``): tgtd keeps no configuration of its own, so ``resume``
+    gives the new tgtd the same portal, control port, IQN and LUNs on the same backing files.
+    """
 
     port: int
     control_port: int
     iqn: str
     daemon: proc.Daemon
+    workdir: Path
     luns: dict[int, Path] = field(default_factory=dict)
 
     @property
@@ -195,30 +217,49 @@ class IscsiTarget:
 
     def stop(self) -> None:
         if self.daemon.alive():
-            proc.run(
-                [
-                    "tgtadm",
-                    "-C",
-                    str(self.control_port),
-                    "--lld",
-                    "iscsi",
-                    "--mode",
-                    "target",
-                    "--op",
-                    "delete",
-                    "--force",
-                    "--tid",
-                    "1",
-                ],
-                timeout_s=15.0,
-                check=False,
-            )
-            proc.run(
-                ["tgtadm", "-C", str(self.control_port), "--mode", "system", "--op", "delete"],
-                timeout_s=15.0,
-                check=False,
-            )
+            # tgtd ignores SIGTERM while targets exist: delete them (and its connections) first, then the system.
+            self._tgtadm_quietly("--lld", "iscsi", "--mode", "target", "--op", "delete", "--force", "--tid", "1")
+            self._tgtadm_quietly("--mode", "system", "--op", "delete")
         self.daemon.stop(timeout_s=10.0)
+
+    def halt(self) -> None:
+        """Stop tgtd (its targets first, as ``stop``); ``luns`` stays, for ``resume``."""
+        self.stop()
+
+    def resume(self) -> None:
+        """Start tgtd again with the same portal, control port, IQN and LUNs; returns once it listens. An old tgtd
+        that a halt cut short by Ctrl-C left running is stopped first (it holds the portal and control port)."""
+        self.stop()
+        self.daemon = _start_tgtd(self.workdir, self.port, self.control_port)
+        try:
+            self._serve()
+            for lun, backing_file in sorted(self.luns.items()):
+                self.add_lun(lun, backing_file)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _serve(self) -> None:
+        """The target, open to every initiator, once tgtd answers tgtadm; returns once the portal listens."""
+        control = self.control_port
+        wait_for(
+            lambda: (
+                self.daemon.alive()
+                and proc.run(
+                    ["tgtadm", "-C", str(control), "--op", "show", "--mode", "target"], timeout_s=5.0, check=False
+                ).returncode
+                == 0
+            ),
+            what=f"tgtd (control port {control}) to answer tgtadm",
+            timeout_s=15.0,
+            describe=self.daemon.log_text,
+        )
+        self.tgtadm("--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", "1", "-T", self.iqn)
+        self.tgtadm("--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
+        wait_for(lambda: _port_open(self.port), what=f"tgtd to listen on 127.0.0.1:{self.port}", timeout_s=10.0)
+
+    def _tgtadm_quietly(self, *args: str) -> None:
+        proc.run(["tgtadm", "-C", str(self.control_port), *args], timeout_s=15.0, check=False)
 
 
 def _free_control_port() -> int:
@@ -230,33 +271,24 @@ def _free_control_port() -> int:
     raise InfraError("no free tgtd control port in /var/run/tgtd (100 tried)")
 
 
+def _start_tgtd(workdir: Path, port: int, control: int) -> proc.Daemon:
+    return proc.start_daemon(
+        "tgtd",
+        ["tgtd", "-f", "--iscsi", f"portal=127.0.0.1:{port}", "-C", str(control)],
+        log_path=workdir / "tgtd.log",
+    )
+
+
 def start_tgt(workdir: Path, iqn: str = "iqn.2020-02.com:wsg") -> IscsiTarget:
     """Start tgtd with one target that accepts every initiator; returns once tgtadm can talk to it."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = proc.free_port()
     control = _free_control_port()
-    daemon = proc.start_daemon(
-        "tgtd",
-        ["tgtd", "-f", "--iscsi", f"portal=127.0.0.1:{port}", "-C", str(control)],
-        log_path=workdir / "tgtd.log",
+    target = IscsiTarget(
+        port=port, control_port=control, iqn=iqn, daemon=_start_tgtd(workdir, port, control), workdir=workdir
     )
-    target = IscsiTarget(port=port, control_port=control, iqn=iqn, daemon=daemon)
     try:
-        wait_for(
-            lambda: (
-                daemon.alive()
-                and proc.run(
-                    ["tgtadm", "-C", str(control), "--op", "show", "--mode", "target"], timeout_s=5.0, check=False
-                ).returncode
-                == 0
-            ),
-            what=f"tgtd (control port {control}) to answer tgtadm",
-            timeout_s=15.0,
-            describe=daemon.log_text,
-        )
-        target.tgtadm("--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", "1", "-T", iqn)
-        target.tgtadm("--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
-        wait_for(lambda: _port_open(port), what=f"tgtd to listen on 127.0.0.1:{port}", timeout_s=10.0)
+        target._serve()
     except BaseException:
         target.stop()
         raise

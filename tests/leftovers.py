@@ -58,10 +58,12 @@ def interrupt_during_load(
     until: Callable[[], bool] | None = None,
     *,
     first: Callable[[Path], None] | None = None,
+    after_s: float = 0.0,
 ) -> tuple[int, str, list[str]]:
     """Start a run, SIGINT it once its load phase is under way and ``first``, given the run's result.json, has
     returned (e.g. waited for a fault to begin), and ``until`` holds (waited for up to 60 s, e.g. a fault's
-    condition in place): (exit code, stderr, what was there just before)."""
+    condition in place), and ``after_s`` more (e.g. inside a fault's window): (exit code, stderr, what was there just
+    before)."""
     argv = run_argv(scenario, reports, work)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -70,6 +72,7 @@ def interrupt_during_load(
             first(result_file)
         if until is not None:
             wait_for(until, what="the state to interrupt the run in", timeout_s=60, interval_s=0.05)
+        time.sleep(after_s)
         before = left_behind(work)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)

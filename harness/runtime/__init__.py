@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.errors import UsageError
 from harness.ownership import RunOwner
 from harness.runtime.base import Runtime
 from harness.scenario.model import Scenario
+from harness.storage.base import EmbeddedServer
 
 RUNTIME_NAMES = ("local", "kubernetes")
 
@@ -27,6 +29,7 @@ class RuntimeContext:
     context: str | None = None  # kubernetes: the kube context the run was allowed to use (harness.config)
     owner: RunOwner | None = None  # who runs it: marks what the run creates in a cluster
     capabilities: frozenset[str] = field(default_factory=frozenset)  # what the scenario's faults need
+    storage_server: EmbeddedServer[Any] | None = None  # the server the run started for its storage (embedded)
 
 
 def refuse_unsupported(name: str, scenario: Scenario) -> None:
@@ -74,6 +77,7 @@ def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
             logs_dir=ctx.logs_dir,
             fault_layer=bool(ctx.capabilities & {"power-loss", "io-faults"}),
             fill_volume="fill-volume" in ctx.capabilities,
+            storage_server=ctx.storage_server,
         )
     if name == "kubernetes":
         from harness.runtime.kubernetes import KubernetesRuntime

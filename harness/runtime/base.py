@@ -268,6 +268,23 @@ class Runtime(ABC):
         """Delete what ``fill_data_volume`` filled, as much of it as exists (the undo step, recorded before the fill:
         also after a fill that broke half way); nothing when nothing is filled."""
 
+    # --- primitives for storage-server faults ("storage-server", which the storage gives: a server the run owns) ---
+
+    def stop_storage_server(self) -> tuple[float, str]:
+        """Stop the storage server the run started, keeping what starting it again needs; Prometheus keeps running
+        on the storage as its client finds it."""
+        raise InfraError(f"the {self.name} runtime has no storage server of the run to stop")
+
+    def start_storage_server(self) -> tuple[float, str]:
+        """Start the server ``stop_storage_server`` stopped, as it was; returns once it serves again."""
+        raise InfraError(f"the {self.name} runtime has no storage server of the run to start")
+
+    def await_data_path(self, timeout_s: float) -> str:
+        """After ``start_storage_server``: wait (bounded) until the data path takes a write again; what the server
+        and the storage's client did, in a sentence (a wait that gave up is said, not raised: Prometheus' own
+        recovery is the finding)."""
+        raise InfraError(f"the {self.name} runtime has no storage server of the run")
+
     @abstractmethod
     def reinstall(self) -> tuple[float, str]:
         """Uninstall the release and install it again (helm uninstall + install)."""

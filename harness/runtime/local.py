@@ -18,6 +18,10 @@ pod, as a node does after a power failure; ``io_fault`` makes chosen operations 
 as root so the root reserve goes too (``harness.fill``). Only a filesystem of the volume's own is filled: one on a
 block device that holds neither / nor the run's work area (a loop-mounted ``image:``, a disk mounted at
 ``storage.path``, an iSCSI LUN), checked when the storage is provisioned.
+
+A storage server the run started (``storage_server``, from the pipeline) can be stopped and started again
+(``server_restart``): Prometheus keeps running on the storage while its client finds the server gone, and
+``await_data_path`` says when a write through the data path got through again and what the client logged meanwhile.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ import logging
 import os
 import re
 import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import fill, fmt, proc
-from harness.errors import InfraError, NotRecovered, StorageUnavailable
+from harness.errors import InfraError, NotRecovered, StorageUnavailable, WaitTimeout
 from harness.loads import fio
 from harness.mounts import filesystem_of, first_untraversable
 from harness.prom import PromClient
@@ -52,7 +57,7 @@ from harness.runtime.base import (
 from harness.runtime.fault_layer import WAL_DIR, FaultLayer, io_summary
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
-from harness.storage.base import ProvisionedStorage
+from harness.storage.base import EmbeddedServer, ProvisionedStorage
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
@@ -98,6 +103,7 @@ class LocalRuntime(Runtime):
         as_security_context: bool | None = None,
         fault_layer: bool = False,
         fill_volume: bool = False,
+        storage_server: EmbeddedServer[Any] | None = None,
     ) -> None:
         self.spec = spec
         self.storage_spec = storage
@@ -123,6 +129,14 @@ class LocalRuntime(Runtime):
         self.layers: dict[Path, FaultLayer] = {}  # by data directory, while a pod uses it
         self.fill_volume = fill_volume
         self._fill: Path | None = None  # the fill file, from just before it is created until it is deleted
+        self.storage_server = storage_server
+        # Around a server restart: where the client's log stood when the server stopped, and its return (when, what).
+        self._client_log_at_stop = 0
+        self._server_back: tuple[float, str] | None = None
+        # True from the moment the server is asked to stop until it serves again: ``stop`` then starts it again
+        # first, wherever Ctrl-C cut the restart short, since Prometheus' and the client's shutdown and the unmount
+        # all wait on the server (a hung NFS client blocks every call through its mount).
+        self._server_halted = False
 
     # --- storage -----------------------------------------------------------------------------------------------
 
@@ -159,9 +173,14 @@ class LocalRuntime(Runtime):
         self.wait_recovered(self.spec.ready_timeout_s)
 
     def stop(self) -> None:
+        problems = []
+        if self._server_halted:
+            try:
+                self.start_storage_server()
+            except InfraError as e:
+                problems.append(f"could not start the storage server again before stopping: {e}")
         if self.container is not None:
             self.container.daemon.stop(STOP_TIMEOUT_S)
-        problems = []
         try:
             self.free_data_volume()  # also with --keep-data: the data stays, our fill does not
         except (InfraError, OSError) as e:
@@ -282,6 +301,53 @@ class LocalRuntime(Runtime):
         fill.free(path)
         self._fill = None
         log.info("deleted the fill file %s: %s free for root", path, fmt.iec_bytes(fill.Space.of(path.parent).for_root))
+
+    def stop_storage_server(self) -> tuple[float, str]:
+        server = self._require_server()
+        self._client_log_at_stop = len(self._require_storage().client_log())
+        self._server_back = None
+        # From the moment it is asked to stop the server is going away (connections closed, requests refused).
+        stopped = time.time()
+        self._server_halted = True
+        return stopped, server.halt()
+
+    def start_storage_server(self) -> tuple[float, str]:
+        server = self._require_server()
+        asked = time.time()
+        what = server.resume()
+        self._server_halted = False
+        back = time.time()
+        self._server_back = (back, f"{what} ({back - asked:.1f} s to start)")
+        return self._server_back
+
+    def await_data_path(self, timeout_s: float) -> str:
+        """After a server restart: wait (bounded) until a small write and fsync through the storage's data path
+        complete, and say when that was and what the storage's client logged since the server stopped."""
+        storage = self._require_storage()
+        if self._server_back is None:
+            raise InfraError("the storage server was not started again")
+        back, what = self._server_back
+        # The write may hang as long as the client does: it runs on a thread of its own, which is left behind (a
+        # daemon thread, blocked in the kernel) if the wait gives up; the teardown's unmount ends it.
+        outcome: list[str] = []
+        probe = threading.Thread(target=_write_and_fsync, args=(storage, outcome), daemon=True, name="data-path")
+        probe.start()
+        try:
+            wait_for(
+                lambda: bool(outcome) or None,
+                what="a write and fsync through the data path after the storage server came back",
+                timeout_s=timeout_s,
+                interval_s=0.05,
+            )
+            served = (
+                f"a write and fsync through the data path {outcome[0]} {time.time() - back:.1f} s after it was back"
+            )
+        except WaitTimeout:
+            served = f"a write and fsync through the data path had not returned {timeout_s:g} s after it was back"
+        logged = [line.strip() for line in storage.client_log()[self._client_log_at_stop :].splitlines()]
+        said = _quote_lines([line for line in logged if line])
+        client = f"the storage client logged {said}" if said else "the storage client logged nothing meanwhile"
+        return f"{what}; {served}; {client}"
 
     def delete_pod(self) -> tuple[float, str]:
         return self._replace_pod("pod deleted")
@@ -416,6 +482,11 @@ class LocalRuntime(Runtime):
             raise InfraError(f"no fault layer under {current.data_dir}: the runtime was not asked for one")
         return layer
 
+    def _require_server(self) -> EmbeddedServer[Any]:
+        if self.storage_server is None:
+            raise InfraError("this run started no storage server (the scenario's storage is not embedded)")
+        return self.storage_server
+
     def _require_storage(self) -> ProvisionedStorage:
         if self.storage is None:
             raise InfraError("the local runtime's storage was not provisioned")
@@ -544,6 +615,31 @@ class LocalRuntime(Runtime):
         else:
             msg += "\n" + "\n".join(text.splitlines()[-10:])
         return msg
+
+
+PROBE_FILE = ".harness-data-path-probe"
+
+
+def _write_and_fsync(storage: ProvisionedStorage, outcome: list[str]) -> None:
+    """One small write and fsync in the run's fio directory (next to Prometheus' data, never in it), then removed;
+    ``outcome`` gets "got through" or the error it met: either way the data path answered."""
+    try:
+        path = storage.fio_dir() / PROBE_FILE
+        with path.open("wb") as f:
+            f.write(b"probe")
+            f.flush()
+            os.fsync(f.fileno())
+        path.unlink()
+        outcome.append("got through")
+    except OSError as e:
+        outcome.append(f"failed ({e.strerror or e})")
+
+
+def _quote_lines(lines: list[str], most: int = 3) -> str:
+    """Up to ``most`` log lines, quoted, and how many more there were."""
+    quoted = "; ".join(f"'{line[:240]}'" for line in lines[:most])
+    more = f" (and {len(lines) - most} more lines)" if len(lines) > most else ""
+    return f"{len(lines)} line(s): {quoted}{more}" if lines else ""
 
 
 def _utc(unix_s: float) -> str:

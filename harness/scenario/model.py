@@ -525,6 +525,16 @@ class DiskFullFault(FaultWindow):
     action: Literal["disk_full"]
 
 
+class ServerRestartFault(FaultWindow):
+    """The storage server stops for ``for`` and comes back as it was: the embedded NFS-Ganesha (same ports and
+    export; graceless, as configured) or tgt (same portal, IQN and LUNs on the same files). Prometheus keeps
+    running on the storage while its client finds the server gone; the fault says what the client logged and when a
+    write through the data path got through again. Only a server this run started (``server: embedded``,
+    ``target_portal: embedded``): the harness never stops a server it did not start."""
+
+    action: Literal["server_restart"]
+
+
 FaultSpec = (
     SigkillFault
     | SigtermFault
@@ -537,6 +547,7 @@ FaultSpec = (
     | IoErrorsFault
     | IoLatencyFault
     | DiskFullFault
+    | ServerRestartFault
 )
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
+from harness.errors import InfraError
 from harness.kube import Manifest, NodeSelectorRequirement, NodeSelectorTerm, PvcInfo, PvInfo
 from harness.mounts import filesystem_of
 from harness.scenario.model import PersistentVolume, VolumeClaim
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from harness.kube import KubeInventory
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
+
+# The capability a storage gives when faults may stop and start its server (``Backend.capabilities``).
+STORAGE_SERVER = "storage-server"
 
 # The provisioner name of a StorageClass whose PVs an administrator creates by hand (the field notes' local PVs).
 NO_PROVISIONER = "kubernetes.io/no-provisioner"
@@ -64,6 +68,11 @@ class ProvisionedStorage(ABC):
         path = self.root / "fio"
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def client_log(self) -> str:
+        """What the client this run reaches the storage through has logged so far ("" where it keeps no log of
+        ours, e.g. a kernel client or a local disk): read around a server restart to say what the client did."""
+        return ""
 
     def describe(self) -> dict[str, str]:
         fs = filesystem_of(self.root)
@@ -111,6 +120,15 @@ class EmbeddedServer(ABC, Generic[SpecT]):
     @abstractmethod
     def stop(self) -> None:
         """Stop what ``start`` started, also after a start that failed half way; idempotent."""
+
+    def halt(self) -> str:
+        """Stop the server process only (``server_restart``), keeping what ``resume`` needs to bring the very same
+        server back: ports, export or LUNs, their files. Returns what was stopped, in words."""
+        raise InfraError(f"the {self.description} cannot be stopped and started again")
+
+    def resume(self) -> str:
+        """Start the server ``halt`` stopped, as it was; returns once it serves again, saying what came back."""
+        raise InfraError(f"the {self.description} cannot be stopped and started again")
 
 
 class Backend(ABC, Generic[SpecT]):
@@ -184,6 +202,22 @@ class Backend(ABC, Generic[SpecT]):
     def embedded_server(self, spec: SpecT, workdir: Path) -> EmbeddedServer[SpecT] | None:
         """The server this run starts itself when the scenario asks for one (``embedded``), else None."""
         return None
+
+    def server_refusal(self, spec: SpecT) -> str | None:
+        """Why no fault may stop this storage's server; None where the run starts that server itself (the harness
+        never stops a server it did not start)."""
+        return f"{self.name} storage has no server this run starts"
+
+    # --- what faults may do to the storage itself ---------------------------------------------------------------
+
+    def capabilities(self, spec: SpecT) -> frozenset[str]:
+        """Capabilities faults may ask of this storage, next to the runtime's: ``storage-server`` (stop the server
+        and start it again) where the run starts the server itself."""
+        return frozenset({STORAGE_SERVER}) if self.server_refusal(spec) is None else frozenset()
+
+    def cannot(self, spec: SpecT, capability: str) -> str | None:
+        """Why this storage lacks ``capability``, for the refusal (None: it is not the storage's to give)."""
+        return self.server_refusal(spec) if capability == STORAGE_SERVER else None
 
     def cluster_description(self, spec: SpecT) -> str:
         return f"{self.name} volume in the cluster"

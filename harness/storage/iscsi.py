@@ -76,6 +76,14 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
         lun = spec.embedded_lun
         return None if lun is None else EmbeddedTarget(spec, lun, workdir)
 
+    def server_refusal(self, spec: IscsiStorage) -> str | None:
+        if spec.embedded_lun is not None:
+            return None
+        return (
+            f"the iSCSI target at {spec.target_portal} ({spec.iqn}) is not one this run starts, and the harness never "
+            "stops a target it did not start: use `target_portal: embedded` for a target the run owns"
+        )
+
     def cluster_refusal(self, spec: IscsiStorage) -> str | None:
         if spec.embedded_lun is None:
             return None
@@ -279,6 +287,23 @@ class EmbeddedTarget(EmbeddedServer[IscsiStorage]):
         if self.target is not None:
             self.target.stop()
             self.target = None
+
+    def halt(self) -> str:
+        target = self._running()
+        pid = target.daemon.pid
+        target.halt()
+        return f"tgtd (pid {pid}, {target.portal}) stopped: its target deleted with its connections, then tgtd"
+
+    def resume(self) -> str:
+        target = self._running()
+        target.resume()
+        luns = ", ".join(f"LUN {n} on {path.name}" for n, path in sorted(target.luns.items()))
+        return f"tgtd started again (pid {target.daemon.pid}) on {target.portal}: {target.iqn}, {luns}"
+
+    def _running(self) -> IscsiTarget:
+        if self.target is None:
+            raise InfraError("the embedded iSCSI target was not started")
+        return self.target
 
 
 BACKEND = IscsiBackend()

@@ -79,6 +79,9 @@ class ServedVolume(MountedVolume):
     daemon: proc.Daemon | None = None
     mount_point: Path | None = None
 
+    def client_log(self) -> str:
+        return "" if self.daemon is None else self.daemon.log_text()
+
     def teardown(self) -> None:
         """Remove the run's files (through the mount), unmount, detach, stop the daemon, remove the mount points:
         every step runs even when an earlier one fails; the first problem is raised at the end."""

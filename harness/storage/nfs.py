@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import proc
-from harness.errors import CommandFailed, StorageUnavailable
+from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.kube import Manifest
 from harness.mounts import why_no_kernel_nfs
 from harness.scenario.model import EmbeddedExport, NfsStorage
@@ -75,6 +75,14 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
     def embedded_server(self, spec: NfsStorage, workdir: Path) -> EmbeddedNfs | None:
         export = spec.embedded_export
         return None if export is None else EmbeddedNfs(spec, export, workdir)
+
+    def server_refusal(self, spec: NfsStorage) -> str | None:
+        if spec.embedded_export is not None:
+            return None
+        return (
+            f"the NFS server {spec.server} (export {spec.export}) is not one this run starts, and the harness never "
+            "stops a server it did not start: use `server: embedded` for a server the run owns"
+        )
 
     def cluster_refusal(self, spec: NfsStorage) -> str | None:
         if spec.embedded_export is None:
@@ -240,6 +248,26 @@ class EmbeddedNfs(EmbeddedServer[NfsStorage]):
         if self.server is not None:
             self.server.stop()
             self.server = None
+
+    def halt(self) -> str:
+        server = self._running()
+        pid = server.daemon.pid
+        server.halt()
+        return f"NFS-Ganesha (pid {pid}, 127.0.0.1:{server.port}) stopped by SIGTERM"
+
+    def resume(self) -> str:
+        server = self._running()
+        server.resume()
+        # The configuration says Graceless: a restarted Ganesha serves at once; the v3 client holds no state anyway.
+        return (
+            f"NFS-Ganesha started again (pid {server.daemon.pid}) with the same configuration: 127.0.0.1:{server.port}"
+            f", MOUNT port {server.mount_port}, export {server.export_dir}; graceless, so it served at once"
+        )
+
+    def _running(self) -> NfsServer:
+        if self.server is None:
+            raise InfraError("the embedded NFS server was not started")
+        return self.server
 
 
 BACKEND = NfsBackend()
