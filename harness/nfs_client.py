@@ -148,9 +148,19 @@ class NfsFile:
             chunk = bytearray(data[start : start + _WRITE_CHUNK_BYTES])
             rc = write(start, chunk)
             if rc < 0:
-                raise self._client.error("write", self._path, rc)
+                raise self._write_error(rc)
             if rc != len(chunk):
                 raise NfsError("write", self._path, errno.EIO, f"short write: {rc} of {len(chunk)} bytes")
+
+    def _write_error(self, rc: int) -> NfsError:
+        """libnfs 4.0 loses the server's status of a refused WRITE and says EFAULT ("Bad address"); the server's
+        ACCESS answer says whether this uid may write the file at all, which is the NFS3ERR_ACCES a kernel client
+        would have turned into EACCES (a file chowned to another uid under an open file, the field notes' trap)."""
+        if -rc == errno.EFAULT:
+            denied = self._client.lib.nfs_access(self._client.ctx, self._path, os.W_OK)
+            if denied < 0:
+                return self._client.error("write", self._path, denied)
+        return self._client.error("write", self._path, rc)
 
     def pread(self, size: int, offset: int) -> bytes:
         buf = bytearray(size)

@@ -585,6 +585,7 @@ CAPABILITY_MEANING = {
     "signal": "signal Prometheus in its container",
     "nodes": "stop and start nodes",
     "power-loss": "cut the power under Prometheus' data directory",
+    "export-access": "let a second client write into the NFS export under Prometheus",
 }
 
 
@@ -601,7 +602,7 @@ def refuse_faults(runtime: str, scenario: Scenario) -> None:
             raise UsageError(
                 f"faults[{i}] ({spec.action}) needs a runtime that can {needs}; the {runtime} runtime cannot{because}"
             )
-        refusal = injector.refusal(spec)
+        refusal = injector.refusal(spec) or injector.storage_refusal(spec, scenario.storage)
         if refusal is not None:
             raise UsageError(f"faults[{i}] ({spec.action}): {refusal}")
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from harness.loads.tsdb import ScrapeExporter
     from harness.results.model import ClusterFacts, FioJobResult
     from harness.scenario.model import FioJob, TsdbLoad
+    from harness.storage.base import ExportAccess
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,12 @@ class Runtime(ABC):
         """Lose everything not yet fsynced under Prometheus' data directory and kill Prometheus at the same instant
         (SIGKILL); returns once it is restarting on what was durable."""
         raise InfraError(f"the {self.name} runtime cannot cut the power under Prometheus")
+
+    # --- primitive for a second client on the storage ("export-access") ---------------------------------------
+
+    def data_export(self) -> ExportAccess:
+        """How another NFS client reaches the export holding the current Prometheus' data directory."""
+        raise InfraError(f"the {self.name} runtime cannot give another client the export under Prometheus")
 
     @abstractmethod
     def reinstall(self) -> tuple[float, str]:

@@ -35,7 +35,7 @@ from harness.runtime.base import PowerCut, Recovery, Runtime, StageMark, Storage
 from harness.runtime.power_layer import WAL_DIR, PowerLossLayer
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
-from harness.storage.base import ProvisionedStorage
+from harness.storage.base import ExportAccess, ProvisionedStorage
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ class Container:
 class LocalRuntime(Runtime):
     name = "local"
     # power-loss: its data directories can run under the power-loss layer (when a scenario needs it).
-    capabilities = frozenset({"signal", "power-loss"})
+    # export-access: it mounts network storage itself, so it knows where Prometheus' data is in the export.
+    capabilities = frozenset({"signal", "power-loss", "export-access"})
 
     def __init__(
         self,
@@ -206,6 +207,15 @@ class LocalRuntime(Runtime):
         )
         log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
         return PowerCut(injected, detail, last)
+
+    def data_export(self) -> ExportAccess:
+        current = self._require()
+        access = self.backend.export_access(self.storage_spec, self._require_storage(), current.data_dir)
+        if access is None:
+            raise InfraError(
+                f"{current.data_dir} is not in an export this run mounted itself ({self.storage_spec.backend} storage)"
+            )
+        return access
 
     def delete_pod(self) -> tuple[float, str]:
         return self._replace_pod("pod deleted")
