@@ -30,6 +30,7 @@ import contextlib
 import errno
 import json
 import os
+import shutil
 import signal
 import stat
 import sys
@@ -62,13 +63,13 @@ WRITE_BYTES = 4096  # one sqlite page per write, as Grafana's grafana.db gets
 
 @dataclass
 class Window:
-    """One window of the fault: what the lift step needs and what the detail reports."""
+    """One window of the fault: ``prepare`` (a listing, nothing changed), record ``lift`` as the undo, ``act``."""
 
     spec: SecondWriterFault
     access: ExportAccess
-    log_dir: Path
     names: list[str]  # absolute in the export: the entries the writer may create
     before: dict[str, tuple[int, int, int]]  # Prometheus' entries at the start: path -> (uid, gid, mode)
+    log_dir: Path | None = None
     chowned: list[tuple[str, int, int]] = field(default_factory=list)  # (path, uid, gid before the init chown)
     chown_refused: str = ""
     daemon: proc.Daemon | None = None
@@ -78,9 +79,32 @@ class Window:
     restored: int = 0
     removed: list[str] = field(default_factory=list)
 
+    @classmethod
+    def prepare(cls, spec: SecondWriterFault, access: ExportAccess) -> Window:
+        base = access.data_path.rstrip("/")
+        with _client(access, 0, 0) as root:
+            before = _listing(root, access.data_path)
+        return cls(spec, access, [f"{base}/{n.rstrip('/')}" for n in spec.creates], before)
+
     @property
     def where(self) -> str:
         return f"{self.access.export.rstrip('/')}{self.access.data_path}"
+
+    def act(self) -> float:
+        """The init chown (``chown_data``), then the writer process; when the window opened (Unix seconds)."""
+        started = time.time()
+        if self.spec.chown_data:
+            _init_chown(self)
+        self.log_dir = Path(tempfile.mkdtemp(prefix="harness-second-writer-"))
+        log_path = self.log_dir / "second-writer.log"
+        self.daemon = _start_writer(self, log_path, deadline_unix_s=started + self.spec.for_s + 60.0)
+        return started
+
+    def lift(self) -> None:
+        _lift(self)
+
+    def summary(self) -> str:
+        return _summary(self)
 
 
 class SecondWriter(WindowInjector[SecondWriterFault]):
@@ -99,30 +123,21 @@ class SecondWriter(WindowInjector[SecondWriterFault]):
         )
 
     def inject(self, spec: SecondWriterFault, runtime: Runtime, undo: UndoLog) -> Injection:
-        injection = super().inject(spec, runtime, undo)
-        window, self._window = self._window, None
+        try:
+            injection = super().inject(spec, runtime, undo)
+        finally:
+            window, self._window = self._window, None
         if window is None:
             return injection
         lifted = injection.detail.rsplit("; lifted after ", 1)[-1]
-        return replace(injection, detail=f"{_summary(window)}; lifted after {lifted}")
+        return replace(injection, detail=f"{window.summary()}; lifted after {lifted}")
 
     def begin(self, spec: SecondWriterFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
-        access = runtime.data_export()
-        base = access.data_path.rstrip("/")
-        names = [f"{base}/{n.rstrip('/')}" for n in spec.creates]
-        with _client(access, 0, 0) as root:
-            before = _listing(root, access.data_path)
-        window = self._window = Window(
-            spec, access, Path(tempfile.mkdtemp(prefix="harness-second-writer-")), names, before
-        )
+        window = self._window = Window.prepare(spec, runtime.data_export())
         step = undo.record(
-            f"stop the second writer (uid {spec.uid}) and remove what it created in {window.where}",
-            lambda: _lift(window),
+            f"stop the second writer (uid {spec.uid}) and remove what it created in {window.where}", window.lift
         )
-        started = time.time()  # the window opens with the init chown, when there is one
-        if spec.chown_data:
-            _init_chown(window)
-        window.daemon = _start_writer(window, deadline_unix_s=started + spec.for_s + 60.0)
+        started = window.act()
         return started, f"a second writer as uid {spec.uid} gid {spec.gid} writes into {window.where}", step
 
 
@@ -180,7 +195,7 @@ def _init_chown(window: Window) -> None:
                 return
 
 
-def _start_writer(window: Window, *, deadline_unix_s: float) -> proc.Daemon:
+def _start_writer(window: Window, log_path: Path, *, deadline_unix_s: float) -> proc.Daemon:
     spec, access = window.spec, window.access
     argv = [sys.executable, "-m", MODULE, access.server, access.export, "--port", str(access.port)]
     argv += ["--uid", str(spec.uid), "--gid", str(spec.gid), "--interval", f"{spec.interval_s:g}"]
@@ -194,7 +209,6 @@ def _start_writer(window: Window, *, deadline_unix_s: float) -> proc.Daemon:
     window.as_process = _runs_as(spec.uid, spec.gid)
     as_uid = window.as_process == spec.uid
     # The log is opened here and inherited: the writer needs no access to the (private) directory it is in.
-    log_path = window.log_dir / "second-writer.log"
     try:
         daemon = proc.start_daemon(
             "second writer",
@@ -288,10 +302,8 @@ def _lift(window: Window) -> None:
                 problems.append(f"{path}: still there after it was removed")
             else:
                 window.removed.append(path)
-    with contextlib.suppress(OSError):
-        for p in window.log_dir.iterdir():
-            p.unlink()
-        window.log_dir.rmdir()
+    if window.log_dir is not None:
+        shutil.rmtree(window.log_dir, ignore_errors=True)  # its lines are in window.report now
     if problems:
         raise InfraError(f"could not remove what the second writer created: {'; '.join(problems)}")
 
