@@ -18,10 +18,10 @@ import os
 import stat
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from harness.errors import MissingBinary, StorageUnavailable
@@ -391,6 +391,36 @@ def connect(
         yield client
     finally:
         client.close()
+
+
+class Export(Protocol):
+    """What names an export and how to reach it (``NfsStorage``; ``ExportAccess``, a run's export for a second
+    client)."""
+
+    @property
+    def server(self) -> str: ...
+    @property
+    def export(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def mount_port(self) -> int | None: ...
+
+
+def connect_to(where: Export, *, uid: int, gid: int, timeout_s: float = 10.0) -> AbstractContextManager[NfsClient]:
+    """``connect`` to the export ``where`` names, as ``uid``/``gid`` (AUTH_SYS)."""
+    return connect(
+        where.server,
+        where.export,
+        port=where.port,
+        version=where.version,
+        uid=uid,
+        gid=gid,
+        timeout_s=timeout_s,
+        mount_port=where.mount_port,
+    )
 
 
 class _StatVfs(ctypes.Structure):

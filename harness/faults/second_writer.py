@@ -142,15 +142,7 @@ class SecondWriter(WindowInjector[SecondWriterFault]):
 
 
 def _client(access: ExportAccess, uid: int, gid: int) -> contextlib.AbstractContextManager[NfsClient]:
-    return nfs_client.connect(
-        access.server,
-        access.export,
-        port=access.port,
-        version=access.version,
-        uid=uid,
-        gid=gid,
-        mount_port=access.mount_port,
-    )
+    return nfs_client.connect_to(access, uid=uid, gid=gid)
 
 
 def _walk(client: NfsClient, top: str) -> Iterator[str]:
