@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -29,7 +31,8 @@ from harness.scenario.model import Scenario, SecondWriterFault
 from harness.servers import NfsServer, start_ganesha
 from harness.storage.base import ExportAccess
 from harness.undo import UndoLog
-from tests.leftovers import left_behind, run
+from harness.wait import wait_for
+from tests.leftovers import ROOT, left_behind, run, run_argv
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -225,4 +228,37 @@ def test_prometheus_refuses_writes_while_its_files_are_grafanas_and_loses_nothin
     assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
     assert result.verdict is Status.PASSED
     # The writer's files went with the window, the run's mount and export with the run: nothing is left.
+    assert left_behind(work) == [] and list(work.iterdir()) == []
+
+
+@pytest.mark.slow
+@needs_ganesha_as_root
+@pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="no /dev/fuse: the user-space NFS mount needs FUSE")
+def test_ctrl_c_during_the_window_stops_the_writer_and_undoes_it(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = tmp_path / "long.yaml"
+    path.write_text(E2E.replace("duration: 18s", "duration: 5m").replace("for: 4s", "for: 4m"))
+    proc = subprocess.Popen(run_argv(path, reports, work), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        # The writer's grafana.db in the export (server side) says the window is open.
+        written = wait_for(
+            lambda: next(work.glob("*/server/export/harness-*/grafana.db"), None) if proc.poll() is None else None,
+            what="the second writer's grafana.db",
+            timeout_s=90,
+        )
+        seen = left_behind(work)
+        assert any("harness.faults.second_writer" in line for line in seen), seen
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert not written.exists()
+    [result_file] = reports.glob("*/*/result.json")
+    result = load_result(result_file)
+    assert result.interrupted
+    # The undo ran (writer stopped, its files removed, owners put back) without a problem to report.
+    assert not [e.message for e in result.events if e.kind == "error" and "cleanup" in e.message]
     assert left_behind(work) == [] and list(work.iterdir()) == []
