@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 
 from harness.cli import main
 from harness.doctor.command import with_manifests
 from harness.doctor.shared import check_shared_exports
-from harness.kube import KubeInventory, PvInfo
+from harness.kube import ClaimRef, KubeInventory, PvInfo, _pv
 from harness.results.model import Severity
 from harness.scenario.model import Scenario
 from tests.doctor.scenarios import scenario, write_scenario
@@ -108,3 +109,23 @@ def test_unreadable_manifests_are_a_usage_error(tmp_path: Path, capsys: pytest.C
     bad.write_text("kind: [unclosed")
     assert main(["doctor", str(path), "--manifests", str(bad)]) == 2
     assert "cannot read the manifests" in capsys.readouterr().err
+
+
+def test_a_listed_pv_reads_like_its_manifest() -> None:
+    """The cluster's PVs (client models) and the --manifests files go through one reading (pv_from_manifest)."""
+    listed = client.V1PersistentVolume(
+        metadata=client.V1ObjectMeta(name="prometheus-pv", labels={"app": "wsg-prometheus"}),
+        spec=client.V1PersistentVolumeSpec(
+            capacity={"storage": "800Gi"},
+            access_modes=["ReadWriteOnce"],
+            persistent_volume_reclaim_policy="Retain",
+            nfs=client.V1NFSVolumeSource(server=NOTES_SERVER, path=NOTES_PATH),
+            claim_ref=client.V1ObjectReference(namespace="default", name="prometheus-db", uid="u-1"),
+        ),
+        status=client.V1PersistentVolumeStatus(phase="Released"),
+    )
+    pv = _pv(listed)
+    from_file = with_manifests(None, [FIELD_NOTES_PVS]).pvs[0]
+    assert replace(pv, phase="Available", claim_ref=None) == from_file
+    assert (pv.phase, pv.claim_ref) == ("Released", ClaimRef("default", "prometheus-db", "u-1"))
+    assert pv.source == f"nfs {NOTES_SERVER}:{NOTES_PATH}" and pv.capacity_bytes == 800 * 1024**3
