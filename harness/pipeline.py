@@ -204,6 +204,15 @@ class Run:
             if r.read is not None:
                 ui.info(f"  {r.name}: read {r.read.bw_bytes_per_s / 1e6:.1f} MB/s, {r.read.iops:.0f} IOPS")
 
+    def step_prometheus(self, runtime: Runtime) -> TsdbDriver | None:
+        """Start Prometheus and run the load and faults; a fio-only scenario has neither and stops here."""
+        if not self.scenario.runs_prometheus:
+            self.event("phase", "fio only (no TSDB load, no fault): Prometheus is not started")
+            return None
+        load = self.step_start(runtime)
+        self.step_execute(runtime, load)
+        return load
+
     def step_start(self, runtime: Runtime) -> TsdbDriver | None:
         spec = self.scenario.loads.tsdb
         load = None
@@ -247,8 +256,11 @@ class Run:
                         self.event("warning", f"fault(s) {', '.join(left)} not injected: Prometheus is not back")
                     break
                 if load is not None and checkpoints and history.after_each_fault:
-                    cutoff_unix_ms = int((t0 + record.injected_at_s) * 1000)
-                    self._checkpoint(runtime, load, f"after fault {planned.index} ({planned.action})", cutoff_unix_ms)
+                    # What was acknowledged before the fault, and during it when it lasted (a slow disk still takes
+                    # writes), must all be there.
+                    cutoff_unix_ms = int((t0 + (record.lifted_at_s or record.injected_at_s)) * 1000)
+                    label = f"after fault {planned.index} ({planned.action})"
+                    self._checkpoint(runtime, load, label, cutoff_unix_ms, after_fault=planned.index)
                 self.save()
             if recovered:
                 self._sleep_until(t0 + duration, bar)
@@ -409,7 +421,9 @@ class Run:
             record.write_failures, record.write_errors = failures.samples, failures.errors
         record.prometheus_log = warnings_between(runtime.log_text(), since, until)
 
-    def _checkpoint(self, runtime: Runtime, load: TsdbDriver, label: str, cutoff_unix_ms: int) -> None:
+    def _checkpoint(
+        self, runtime: Runtime, load: TsdbDriver, label: str, cutoff_unix_ms: int, after_fault: int | None = None
+    ) -> None:
         url = runtime.base_url()
         if url is None:
             raise InfraError(f"Prometheus has no address for the history check {label}")
@@ -424,6 +438,7 @@ class Run:
                 run_id=self.run_id,
             )
         checkpoint.check_duration_s = round(time.monotonic() - started, 3)
+        checkpoint.after_fault = after_fault
         self.result.durability.append(checkpoint)
         kind = "phase" if checkpoint.lost == 0 else "warning"
         self.event(
@@ -557,8 +572,7 @@ def execute(options: RunOptions) -> RunOutcome:
             else:
                 run.step_provision(runtime)
                 run.step_benchmark(runtime)
-                load = run.step_start(runtime)
-                run.step_execute(runtime, load)
+                load = run.step_prometheus(runtime)
                 run.step_check(runtime, load)
         except Interrupted as e:
             run.result.interrupted = True

@@ -166,8 +166,10 @@ def make_result(
 
     def checkpoint(label: str, at_s: float, acknowledged: int, lost_here: int) -> DurabilityCheckpoint:
         window = lost_here > 0
+        after = re.match(r"after fault (\d+)", label)
         return DurabilityCheckpoint(
             label=label,
+            after_fault=int(after.group(1)) if after else None,
             checked_at_s=at_s,
             acknowledged=acknowledged,
             present=acknowledged - lost_here,
@@ -292,6 +294,7 @@ def test_passing_run_renders_verdict_tables_and_charts(tmp_path: Path) -> None:
         assert f"<h2>{section}</h2>" in html
     assert "history_survival" in html and "after fault 2 (reschedule)" in html and "174,000" in html
     assert "Incomplete run" not in html and "Storage doctor" not in html
+    assert 'id="below"' not in html  # a SIGKILL and a reschedule are not faults below Prometheus
     pngs = _pngs(html)
     assert len(pngs) == 5  # throughput, latency, ingest, recovery, samples lost
     assert all(p.startswith(b"\x89PNG\r\n\x1a\n") and len(p) > 5_000 for p in pngs)
@@ -317,6 +320,48 @@ def test_failing_run_shows_losses(tmp_path: Path) -> None:
     assert "harness_load{series=&#34;0&#34;}" in html
     assert "(20,000 series in all)" in html
     assert '<tr class="bad">' in html
+    assert len(_pngs(html)) == 5
+    _assert_self_contained(html)
+
+
+def below_result() -> RunResult:
+    """``make_result`` with its faults below Prometheus: a disk filled for 15 s that lost nothing, and a power cut
+    that took what was written since the last WAL fsync."""
+    result = make_result(lost=900)
+    full, cut = result.faults
+    full.action, cut.action = "disk_full", "power_loss"
+    full.below_prometheus = cut.below_prometheus = True
+    full.lifted_at_s = full.injected_at_s + 15.0
+    full.first_sample_at_s = full.lifted_at_s + 0.2
+    full.write_failures = {"rejected": 7_500}
+    full.write_errors = ["HTTP 500: write to WAL: log samples: write /data/wal/00000003: no space left on device"]
+    full.prometheus_log = [
+        'time=2026-12-03T10:00:31Z level=ERROR msg="Error on ingesting samples" err="no space left on device"'
+    ]
+    cut.last_wal_fsync_at_s = cut.injected_at_s - 1.5
+    cut.write_failures = {"unreachable": 1_000}
+    result.durability[0].label, result.durability[1].label = "after fault 1 (disk_full)", "after fault 2 (power_loss)"
+    return result
+
+
+def test_faults_below_prometheus_are_told_with_their_quotes(tmp_path: Path) -> None:
+    result = below_result()
+    context = build_context(result)
+    full, cut = context["below"]
+    facts = {row[0]: row[1] for row in full.facts.rows}
+    assert facts["window"].startswith("from +30.02 s (") and facts["window"].endswith("(15.00\u00a0s)")
+    assert facts["remote writes that failed"] == "7,500 samples rejected (Prometheus answered an error)"
+    assert facts["back"] == "the first new sample was acknowledged 0.20\u00a0s after the fault was lifted"
+    assert facts["acknowledged samples"] == "60,000 acknowledged up to the end of the fault, 0 lost"
+    assert not full.failed
+    cut_facts = {row[0]: row[1] for row in cut.facts.rows}
+    assert cut_facts["last WAL fsync before the fault"].startswith("1.50\u00a0s before it")
+    assert "900 lost (written from" in cut_facts["acknowledged samples"]
+    assert cut.failed and cut.prometheus_log == []
+    html = render_report(_save(tmp_path, result)).read_text(encoding="utf-8")
+    assert "<h2>Faults below Prometheus</h2>" in html and 'href="#below"' in html
+    assert "err=&#34;no space left on device&#34;" in html  # quoted, escaped
+    assert "Prometheus logged no warning or error in the window." in html  # the power cut's
     assert len(_pngs(html)) == 5
     _assert_self_contained(html)
 

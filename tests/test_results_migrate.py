@@ -31,6 +31,8 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
 
 
 def _drop_v4_fields(raw: dict[str, object]) -> None:
+    for checkpoint in raw["durability"]:  # type: ignore[attr-defined]
+        checkpoint.pop("after_fault")
     for fault in raw["faults"]:  # type: ignore[attr-defined]
         for key in ("below_prometheus", "lifted_at_s", "write_failures", "write_errors", "prometheus_log"):
             fault.pop(key)

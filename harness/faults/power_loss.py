@@ -10,8 +10,8 @@ runtime needs the ``power-loss`` capability (the local runtime's FUSE layer, ``h
 
 from __future__ import annotations
 
-from harness.faults.base import Injector
-from harness.runtime.base import Injection, Runtime
+from harness.faults.base import Acted, Injector
+from harness.runtime.base import Runtime
 from harness.scenario.model import PowerLossFault
 from harness.undo import UndoLog
 
@@ -21,21 +21,9 @@ class PowerLoss(Injector[PowerLossFault]):
     requires = frozenset({"power-loss"})
     below_prometheus = True
 
-    def inject(self, spec: PowerLossFault, runtime: Runtime, undo: UndoLog) -> Injection:
-        before = runtime.instance()
+    def act(self, spec: PowerLossFault, runtime: Runtime, undo: UndoLog) -> Acted:
         cut = runtime.power_cut()
-        return Injection(
-            self.action,
-            cut.at_unix_s,
-            before,
-            runtime.instance(),
-            cut.detail,
-            last_wal_fsync_unix_s=cut.last_wal_fsync_unix_s,
-        )
-
-    def act(self, spec: PowerLossFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        cut = runtime.power_cut()
-        return cut.at_unix_s, cut.detail
+        return Acted(cut.at_unix_s, cut.detail, last_wal_fsync_unix_s=cut.last_wal_fsync_unix_s)
 
 
 FAULT = PowerLoss()

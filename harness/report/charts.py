@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -100,12 +101,30 @@ def fio_latency_chart(latency: pd.DataFrame) -> bytes | None:
     return _png(fig)
 
 
-def ingest_chart(ingest: pd.DataFrame, faults: pd.DataFrame) -> bytes | None:
-    """Acknowledged and failed samples per second, with a labelled vertical marker at each injected fault."""
+def ingest_chart(
+    ingest: pd.DataFrame, faults: pd.DataFrame, loss_windows: Sequence[tuple[float, float]] = ()
+) -> bytes | None:
+    """Acknowledged and failed samples per second, with a labelled vertical marker at each injected fault, the
+    window of each fault that lasted (injected to lifted) shaded, and the samples' loss windows hatched."""
     if ingest.empty:
         return None
     fig = _new_figure(4.5)
     ax = fig.subplots()
+    for row in faults.to_dict("records"):
+        lifted = _num(row["lifted_at_s"])
+        if lifted is not None:
+            ax.axvspan(float(row["injected_at_s"]), lifted, color=_FAULT_COLOUR, alpha=0.08, linewidth=0)
+    for n, (start, end) in enumerate(loss_windows):
+        # At least a second wide, so a loss of one tick is still visible.
+        ax.axvspan(
+            start,
+            max(end, start + 1.0),
+            facecolor="none",
+            edgecolor=PALETTE[3],
+            hatch="//",
+            linewidth=0,
+            label="samples lost" if n == 0 else None,
+        )
     ax.plot(ingest["t_s"], ingest["acked_per_s"], label="acknowledged samples/s", color=PALETTE[0], linewidth=1.2)
     if (ingest["failed_per_s"] > 0).any():
         ax.plot(ingest["t_s"], ingest["failed_per_s"], label="failed samples/s", color=PALETTE[3], linewidth=1.2)

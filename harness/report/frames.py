@@ -44,6 +44,7 @@ FAULT_COLUMNS = [
     "instance_after",
     "detail",
     "error",
+    "lifted_at_s",
 ]
 # One row per stage a fault passed through; since_injection_s is clamped to the stage before it (the API's times
 # are whole seconds, truncated, so one may read up to a second earlier than the harness-observed stage before it).
@@ -133,10 +134,24 @@ def faults_frame(result: RunResult) -> pd.DataFrame:
             f.instance_after,
             f.detail,
             f.error,
+            f.lifted_at_s,
         )
         for f in sorted(result.faults, key=lambda f: f.index)
     ]
     return pd.DataFrame(rows, columns=FAULT_COLUMNS)
+
+
+def loss_windows(result: RunResult) -> list[tuple[float, float]]:
+    """The loss windows of the checkpoints, in seconds since t0 (first and last lost sample), each once."""
+    if result.t0_unix_s is None:
+        return []
+    t0 = result.t0_unix_s
+    found = {
+        (c.loss_window_start_unix_ms / 1000 - t0, c.loss_window_end_unix_ms / 1000 - t0)
+        for c in result.durability
+        if c.loss_window_start_unix_ms is not None and c.loss_window_end_unix_ms is not None
+    }
+    return sorted(found)
 
 
 def stages_frame(result: RunResult) -> pd.DataFrame:

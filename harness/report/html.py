@@ -22,7 +22,7 @@ import pandas as pd
 from harness import __version__ as harness_version
 from harness import fmt, stages
 from harness.report import charts, frames
-from harness.results.model import RunResult, Severity, Status
+from harness.results.model import DurabilityCheckpoint, FaultRecord, RunResult, Severity, Status
 from harness.results.store import REPORT_FILE, atomic_write_text, load_result
 
 _SEVERITY_ORDER = {Severity.BLOCKER: 0, Severity.WARNING: 1, Severity.INFO: 2}
@@ -381,6 +381,85 @@ def _stage_sources_table(frame: pd.DataFrame) -> Table:
     return Table(["stage", "where its time comes from"], rows)
 
 
+@dataclass(frozen=True)
+class BelowFaultView:
+    """One fault below Prometheus as the report shows it: what happened, and in whose words."""
+
+    title: str
+    facts: Table
+    write_errors: list[str]
+    prometheus_log: list[str]
+    failed: bool
+
+
+def _below_views(result: RunResult) -> list[BelowFaultView]:
+    views = []
+    for fault in sorted(result.faults, key=lambda f: f.index):
+        if not fault.below_prometheus:
+            continue
+        checkpoint = next((c for c in result.durability if c.after_fault == fault.index), None)
+        rows = [["window", _window(result, fault)], ["back", _back(fault)]]
+        rows.append(["remote writes that failed", _failures(fault.write_failures)])
+        if fault.last_wal_fsync_at_s is not None:
+            before = fault.injected_at_s - fault.last_wal_fsync_at_s
+            fsync = f"{before:,.2f}{fmt.NBSP}s before it: what was acknowledged since was not durable"
+            rows.append(["last WAL fsync before the fault", fsync])
+        rows.append(["acknowledged samples", _kept(checkpoint)])
+        rows.append(["what the harness did", fault.error or fault.detail or "–"])
+        lost = checkpoint is not None and (checkpoint.lost > 0 or checkpoint.mismatched_values > 0)
+        views.append(
+            BelowFaultView(
+                title=f"#{fault.index} {fault.action}",
+                facts=Table([], rows),
+                write_errors=fault.write_errors,
+                prometheus_log=fault.prometheus_log,
+                failed=lost or fault.status in {Status.FAILED, Status.ERROR},
+            )
+        )
+    return views
+
+
+def _window(result: RunResult, fault: FaultRecord) -> str:
+    start = fmt_run_offset(result, fault.injected_at_s)
+    if fault.lifted_at_s is None:
+        return f"at {start} (at once)"
+    held = fmt.duration_s(fault.lifted_at_s - fault.injected_at_s, sep=fmt.NBSP)
+    return f"from {start} to {fmt_run_offset(result, fault.lifted_at_s)} ({held})"
+
+
+def _back(fault: FaultRecord) -> str:
+    if fault.first_sample_at_s is None:
+        return "no sample was acknowledged after the fault: Prometheus did not come back"
+    since = fault.lifted_at_s if fault.lifted_at_s is not None else fault.injected_at_s
+    after = "lifted" if fault.lifted_at_s is not None else "injected"
+    took = fmt.duration_s(max(0.0, fault.first_sample_at_s - since), sep=fmt.NBSP)
+    return f"the first new sample was acknowledged {took} after the fault was {after}"
+
+
+def _failures(samples_by_outcome: dict[str, int]) -> str:
+    meaning = {
+        "rejected": "rejected (Prometheus answered an error)",
+        "unreachable": "unreachable (no connection)",
+        "unknown": "unknown (the connection broke or timed out: maybe stored)",
+    }
+    parts = [f"{fmt.count(n)} samples {meaning.get(k, k)}" for k, n in sorted(samples_by_outcome.items()) if n]
+    return ", ".join(parts) or "none: every write in the window was acknowledged"
+
+
+def _kept(checkpoint: DurabilityCheckpoint | None) -> str:
+    if checkpoint is None:
+        return "not checked after this fault (history_survival off, or the run stopped)"
+    text = f"{fmt.count(checkpoint.acknowledged)} acknowledged up to the end of the fault"
+    text += f", {fmt.count(checkpoint.lost)} lost"
+    if checkpoint.mismatched_values:
+        text += f", {fmt.count(checkpoint.mismatched_values)} with another value"
+    if checkpoint.loss_window_start_unix_ms is not None and checkpoint.loss_window_end_unix_ms is not None:
+        start = fmt.utc(pd.Timestamp(checkpoint.loss_window_start_unix_ms, unit="ms", tz="UTC"))
+        end = fmt.utc(pd.Timestamp(checkpoint.loss_window_end_unix_ms, unit="ms", tz="UTC"))
+        text += f" (written from {start} to {end})"
+    return text
+
+
 def _since(value: Any, t0_s: float) -> str:
     return "–" if _missing(value) else f"+{float(value) - t0_s:,.2f} s"
 
@@ -481,9 +560,12 @@ def build_context(result: RunResult) -> dict[str, Any]:
         chart_view("fio latency percentiles", charts.fio_latency_chart(fio_lat), no_fio),
         chart_view(
             "ingest rate",
-            charts.ingest_chart(ingest, faults),
+            charts.ingest_chart(ingest, faults, frames.loss_windows(result)),
             "no TSDB write load ran, or it recorded nothing",
-            caption="Dashed lines mark injected faults; a gap in acknowledged samples is the outage seen by writers.",
+            caption=(
+                "Dashed lines mark injected faults, shading the window of a fault that lasted; a gap in acknowledged "
+                "samples is the outage seen by writers; hatching marks when the samples that were lost were written."
+            ),
         ),
         chart_view(
             "recovery timeline",
@@ -521,6 +603,7 @@ def build_context(result: RunResult) -> dict[str, Any]:
         "faults": _faults_table(result, faults),
         "stages": _stages_table(stage_frame),
         "stage_sources": _stage_sources_table(stage_frame),
+        "below": _below_views(result),
         "charts": chart_list,
         "doctor": doctor,
         "environment": _environment_table(result),

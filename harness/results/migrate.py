@@ -5,6 +5,7 @@ returns version N+1; the format history is at the top of ``harness.results.model
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -51,7 +52,8 @@ def _v2_to_v3(raw: Raw) -> Raw:
 
 
 def _v3_to_v4(raw: Raw) -> Raw:
-    """Faults below Prometheus: version 3 recorded none of their window, failures or log; power_loss was one."""
+    """Faults below Prometheus: version 3 recorded none of their window, failures or log; power_loss was one. A
+    checkpoint's fault was only in its label ("after fault 2 (reschedule)")."""
     faults = [
         {
             **fault,
@@ -63,7 +65,11 @@ def _v3_to_v4(raw: Raw) -> Raw:
         }
         for fault in raw.get("faults", [])
     ]
-    return {**raw, "schema_version": 4, "faults": faults}
+    durability = []
+    for checkpoint in raw.get("durability", []):
+        m = re.match(r"after fault (\d+) ", checkpoint.get("label", ""))
+        durability.append({**checkpoint, "after_fault": int(m.group(1)) if m else None})
+    return {**raw, "schema_version": 4, "faults": faults, "durability": durability}
 
 
 # Version N -> the step that makes it N+1.

@@ -18,7 +18,9 @@ Format history:
      ``FioJobResult.measured_on``: what ran fio where (this host, or a pod on a node and volume); ``cluster``: the
      facts of a kubernetes run (server version, the nodes Prometheus ran on, the PV's source and class);
      ``FaultRecord.last_wal_fsync_at_s`` (power_loss: the last fsync under the WAL directory before the cut).
-  4  Faults below Prometheus: ``FaultRecord.below_prometheus``, ``lifted_at_s`` (a fault that lasts: when its
+  4  ``DurabilityCheckpoint.after_fault`` (the fault a checkpoint follows; its cut-off is the end of a fault that
+     lasts, so what was acknowledged during the fault is checked too). Faults below Prometheus:
+     ``FaultRecord.below_prometheus``, ``lifted_at_s`` (a fault that lasts: when its
      condition was lifted), ``write_failures`` and ``write_errors`` (what the load saw fail from the injection to
      the first sample after it), ``prometheus_log`` (Prometheus' warnings and errors in that window, quoted).
 """
@@ -197,6 +199,7 @@ class FaultRecord(Model):
 
 class DurabilityCheckpoint(Model):
     label: str  # "after fault 1 (sigkill)" or "final"
+    after_fault: int | None = None  # the index of the fault this checkpoint follows; None: the final one
     checked_at_s: float
     acknowledged: int  # samples acknowledged before the checkpoint's cut-off
     present: int  # of those, found with exact timestamp and value

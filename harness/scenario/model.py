@@ -540,7 +540,10 @@ class Scenario(Strict):
     version: Literal[1] = 1
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
     description: str = ""
-    duration_s: Seconds = Field(alias="duration", description="length of the load and fault phase")
+    duration_s: Seconds = Field(
+        alias="duration",
+        description="length of the load and fault phase (a fio-only scenario, no TSDB load and no fault, has none)",
+    )
     storage: Storage
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
     loads: Loads = Field(default_factory=Loads)
@@ -557,6 +560,12 @@ class Scenario(Strict):
                     f"faults[{i}] at {fault.at_s:g}s is not before the end of the run (duration {self.duration_s:g}s)"
                 )
         return self
+
+    @property
+    def runs_prometheus(self) -> bool:
+        """False for a fio-only scenario (``loads.tsdb: null`` and no fault): fio measures the storage and the run
+        ends there, with no Prometheus started and no idle wait for ``duration``."""
+        return self.loads.tsdb is not None or bool(self.faults)
 
 
 def json_schema() -> dict[str, object]:
