@@ -43,10 +43,10 @@ from types import FrameType
 
 from harness import nfs_client, proc
 from harness.errors import InfraError, WaitTimeout
-from harness.faults.base import WindowInjector
+from harness.faults.base import Acted, WindowInjector
 from harness.mounts import first_untraversable
 from harness.nfs_client import NfsClient, NfsError, NfsFile
-from harness.runtime.base import Injection, Runtime
+from harness.runtime.base import Runtime
 from harness.scenario.model import SecondWriterFault, StorageSpec
 from harness.storage import backend_for
 from harness.storage.base import ExportAccess
@@ -122,15 +122,17 @@ class SecondWriter(WindowInjector[SecondWriterFault]):
             f"the second writer writes into the NFS export that holds Prometheus' data, with a client of its own: {why}"
         )
 
-    def inject(self, spec: SecondWriterFault, runtime: Runtime, undo: UndoLog) -> Injection:
+    def act(self, spec: SecondWriterFault, runtime: Runtime, undo: UndoLog) -> Acted:
+        """The window as every fault that lasts has it; the detail then says what the window did, known only once
+        it was lifted (what the writer wrote, what changed owner)."""
         try:
-            injection = super().inject(spec, runtime, undo)
+            acted = super().act(spec, runtime, undo)
         finally:
             window, self._window = self._window, None
         if window is None:
-            return injection
-        lifted = injection.detail.rsplit("; lifted after ", 1)[-1]
-        return replace(injection, detail=f"{window.summary()}; lifted after {lifted}")
+            return acted
+        lifted = acted.detail.rsplit("; lifted after ", 1)[-1]
+        return replace(acted, detail=f"{window.summary()}; lifted after {lifted}")
 
     def begin(self, spec: SecondWriterFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
         window = self._window = Window.prepare(spec, runtime.data_export())
