@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,12 +50,18 @@ def wait_for_load_phase(reports: Path, proc: subprocess.Popen[Any], timeout_s: f
     return None
 
 
-def interrupt_during_load(scenario: Path, reports: Path, work: Path) -> tuple[int, str, list[str]]:
-    """Start a run, SIGINT it once its load phase is under way: (exit code, stderr, what was there just before)."""
+def interrupt_during_load(
+    scenario: Path, reports: Path, work: Path, *, when: Callable[[], object] | None = None
+) -> tuple[int, str, list[str]]:
+    """Start a run, SIGINT it once its load phase is under way (or once ``when()`` is true, polled for at most two
+    minutes): (exit code, stderr, what was there just before)."""
     argv = run_argv(scenario, reports, work)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_load_phase(reports, proc)
+        deadline = time.monotonic() + 120
+        while when is not None and not when() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
         before = left_behind(work)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -31,8 +29,7 @@ from harness.scenario.model import Scenario, SecondWriterFault
 from harness.servers import NfsServer, start_ganesha
 from harness.storage.base import ExportAccess
 from harness.undo import UndoLog
-from harness.wait import wait_for
-from tests.leftovers import ROOT, left_behind, run, run_argv
+from tests.leftovers import interrupt_during_load, left_behind, run
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -238,24 +235,17 @@ def test_ctrl_c_during_the_window_stops_the_writer_and_undoes_it(area: tuple[Pat
     reports, work = area
     path = tmp_path / "long.yaml"
     path.write_text(E2E.replace("duration: 18s", "duration: 5m").replace("for: 4s", "for: 4m"))
-    proc = subprocess.Popen(run_argv(path, reports, work), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
+    written: list[Path] = []
+
+    def window_open() -> bool:
         # The writer's grafana.db in the export (server side) says the window is open.
-        written = wait_for(
-            lambda: next(work.glob("*/server/export/harness-*/grafana.db"), None) if proc.poll() is None else None,
-            what="the second writer's grafana.db",
-            timeout_s=90,
-        )
-        seen = left_behind(work)
-        assert any("harness.faults.second_writer" in line for line in seen), seen
-        proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
-    assert not written.exists()
+        written[:] = list(work.glob("*/server/export/harness-*/grafana.db"))
+        return bool(written)
+
+    returncode, stderr, before = interrupt_during_load(path, reports, work, when=window_open)
+    assert written and any("harness.faults.second_writer" in line for line in before), before
+    assert returncode == 130, stderr
+    assert not written[0].exists()
     [result_file] = reports.glob("*/*/result.json")
     result = load_result(result_file)
     assert result.interrupted
