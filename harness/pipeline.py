@@ -599,6 +599,7 @@ CAPABILITY_MEANING = {
     "signal": "signal Prometheus in its container",
     "nodes": "stop and start nodes",
     "power-loss": "cut the power under Prometheus' data directory",
+    "io-faults": "fail or slow down I/O under Prometheus' data directory",
     "export-access": "let a second client write into the NFS export under Prometheus",
 }
 

@@ -51,17 +51,16 @@ def wait_for_load_phase(reports: Path, proc: subprocess.Popen[Any], timeout_s: f
 
 
 def interrupt_during_load(
-    scenario: Path, reports: Path, work: Path, *, when: Callable[[], object] | None = None
+    scenario: Path, reports: Path, work: Path, *, first: Callable[[Path], None] | None = None
 ) -> tuple[int, str, list[str]]:
-    """Start a run, SIGINT it once its load phase is under way (or once ``when()`` is true, polled for at most two
-    minutes): (exit code, stderr, what was there just before)."""
+    """Start a run, SIGINT it once its load phase is under way (and ``first``, given the run's result.json, has
+    returned: e.g. waited for a fault to begin): (exit code, stderr, what was there just before)."""
     argv = run_argv(scenario, reports, work)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_load_phase(reports, proc)
-        deadline = time.monotonic() + 120
-        while when is not None and not when() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        result_file = wait_for_load_phase(reports, proc)
+        if first is not None and result_file is not None:
+            first(result_file)
         before = left_behind(work)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)

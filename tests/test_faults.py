@@ -21,17 +21,8 @@ def test_every_scenario_action_has_exactly_one_fault_module() -> None:
     assert (
         actions
         == set(injectors())
-        == {
-            "sigkill",
-            "sigterm",
-            "restart",
-            "reschedule",
-            "redeploy",
-            "scale_zero",
-            "node_loss",
-            "power_loss",
-            "second_writer",
-        }
+        == {"sigkill", "sigterm", "restart", "reschedule", "redeploy", "scale_zero", "node_loss", "power_loss"}
+        | {"io_errors", "io_latency", "second_writer"}
     )
 
 

@@ -29,6 +29,7 @@ from harness.scenario.model import Scenario, SecondWriterFault
 from harness.servers import NfsServer, start_ganesha
 from harness.storage.base import ExportAccess
 from harness.undo import UndoLog
+from harness.wait import wait_for
 from tests.leftovers import interrupt_during_load, left_behind, run
 
 F = TypeVar("F", bound=Callable[..., None])
@@ -237,12 +238,17 @@ def test_ctrl_c_during_the_window_stops_the_writer_and_undoes_it(area: tuple[Pat
     path.write_text(E2E.replace("duration: 18s", "duration: 5m").replace("for: 4s", "for: 4m"))
     written: list[Path] = []
 
-    def window_open() -> bool:
+    def window_open(_result_file: Path) -> None:
         # The writer's grafana.db in the export (server side) says the window is open.
-        written[:] = list(work.glob("*/server/export/harness-*/grafana.db"))
-        return bool(written)
+        written.append(
+            wait_for(
+                lambda: next(work.glob("*/server/export/harness-*/grafana.db"), None),
+                what="the second writer's grafana.db",
+                timeout_s=60,
+            )
+        )
 
-    returncode, stderr, before = interrupt_during_load(path, reports, work, when=window_open)
+    returncode, stderr, before = interrupt_during_load(path, reports, work, first=window_open)
     assert written and any("harness.faults.second_writer" in line for line in before), before
     assert returncode == 130, stderr
     assert not written[0].exists()

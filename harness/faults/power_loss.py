@@ -5,7 +5,7 @@ Prometheus' WAL write()s every commit before a remote write is acknowledged but 
 completed or closed, so a power loss may take acknowledged samples back to the last fsync: that is the finding, and
 ``checks.history_survival.max_samples_lost`` says whether it is acceptable. The fault records when the last fsync
 under the WAL directory happened (``FaultRecord.last_wal_fsync_at_s``): the loss window starts no earlier. The
-runtime needs the ``power-loss`` capability (the local runtime's FUSE layer, ``harness.powerloss_fuse``).
+runtime needs the ``power-loss`` capability (the local runtime's FUSE layer, ``harness.fault_fuse``).
 """
 
 from __future__ import annotations

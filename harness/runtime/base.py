@@ -62,6 +62,24 @@ class PowerCut:
 
 
 @dataclass(frozen=True)
+class IoFault:
+    """An I/O fault under Prometheus' data directory, in Chaos Mesh IOChaos' model (``Runtime.io_fault``)."""
+
+    methods: tuple[str, ...]  # the operations it hits (harness.fault_fuse.IO_METHODS); empty: all of them
+    percent: float  # the share of those, 0-100, drawn per operation
+    errno_name: str | None = None  # io_errors: they fail with it (EIO, ...); None: they do not fail
+    delay_s: float = 0.0  # io_latency: added to each one hit
+    path: str | None = None  # only on this path under the data directory, or beneath it (wal); None: anywhere
+
+    def describe(self) -> str:
+        """E.g. "EIO on 100% of write, fsync under wal/"."""
+        what = [*([f"a {self.delay_s * 1000:g} ms delay"] if self.delay_s > 0 else []), self.errno_name or ""]
+        ops = ", ".join(self.methods) if self.methods else "every operation"
+        where = f" under {self.path}/" if self.path else ""
+        return f"{' then '.join(w for w in what if w)} on {self.percent:g}% of {ops}{where}"
+
+
+@dataclass(frozen=True)
 class StageMark:
     """When Prometheus reached a stage of its recovery (``harness.stages``), and where that time comes from."""
 
@@ -219,6 +237,17 @@ class Runtime(ABC):
         """Lose everything not yet fsynced under Prometheus' data directory and kill Prometheus at the same instant
         (SIGKILL); returns once it is restarting on what was durable."""
         raise InfraError(f"the {self.name} runtime cannot cut the power under Prometheus")
+
+    # --- primitives for I/O faults ("io-faults") ---------------------------------------------------------------
+
+    def io_fault(self, fault: IoFault) -> tuple[float, str]:
+        """Make the operations ``fault`` names, under Prometheus' data directory, fail or slow down until
+        ``io_heal``; when it took hold and what was done."""
+        raise InfraError(f"the {self.name} runtime cannot inject I/O faults under Prometheus")
+
+    def io_heal(self) -> str:
+        """Lift the I/O fault (nothing when none is set); what it did while it held, in a sentence."""
+        raise InfraError(f"the {self.name} runtime cannot inject I/O faults under Prometheus")
 
     # --- primitive for a second client on the storage ("export-access") ---------------------------------------
 

@@ -96,6 +96,10 @@ class KubernetesRuntime(Runtime):
             "dropping what Prometheus wrote but did not fsync needs a FUSE layer under the pod's volume, i.e. a "
             "privileged helper on the node, which the harness does not deploy yet; use --runtime local"
         ),
+        "io-faults": (
+            "failing or slowing Prometheus' I/O needs a FUSE layer under the pod's volume, i.e. a privileged helper "
+            "on the node, which the harness does not deploy yet; use --runtime local"
+        ),
         "export-access": (
             "a second writer on the cluster's export would need a pod of its own mounting that export, which the "
             "harness does not deploy yet; use --runtime local (NFS storage, e.g. server: embedded)"

@@ -7,9 +7,11 @@ when it may). As root, Prometheus runs as the scenario's security context (uid/g
 volume the way the kubelet does, where the backend says the kubelet does), so permission traps show up here as they
 would in the cluster.
 
-When a scenario has a ``power_loss`` fault (``power_loss=True``), every data directory runs under the power-loss
-layer (``harness.runtime.power_layer``), mounted over it while a pod uses it: ``power_cut`` kills Prometheus, drops
-what it wrote but did not fsync, and restarts the container in the same pod, as a node does after a power failure.
+When a scenario has a fault that needs it (``fault_layer=True``: ``power_loss``, ``io_errors``, ``io_latency``),
+every data directory runs under the fault layer (``harness.runtime.fault_layer``), mounted over it while a pod uses
+it: ``power_cut`` kills Prometheus, drops what it wrote but did not fsync, and restarts the container in the same
+pod, as a node does after a power failure; ``io_fault`` makes chosen operations there fail or slow down until
+``io_heal``, while Prometheus keeps running.
 """
 
 from __future__ import annotations
@@ -31,8 +33,16 @@ from harness.mounts import first_untraversable
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import FioJobResult
-from harness.runtime.base import PowerCut, Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
-from harness.runtime.power_layer import WAL_DIR, PowerLossLayer
+from harness.runtime.base import (
+    IoFault,
+    PowerCut,
+    Recovery,
+    Runtime,
+    StageMark,
+    StorageDescription,
+    not_recovered_on_timeout,
+)
+from harness.runtime.fault_layer import WAL_DIR, FaultLayer, io_summary
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
 from harness.storage.base import ExportAccess, ProvisionedStorage
@@ -66,9 +76,9 @@ class Container:
 
 class LocalRuntime(Runtime):
     name = "local"
-    # power-loss: its data directories can run under the power-loss layer (when a scenario needs it).
+    # power-loss, io-faults: its data directories can run under the fault layer (when a scenario needs it).
     # export-access: it mounts network storage itself, so it knows where Prometheus' data is in the export.
-    capabilities = frozenset({"signal", "power-loss", "export-access"})
+    capabilities = frozenset({"signal", "power-loss", "io-faults", "export-access"})
 
     def __init__(
         self,
@@ -79,7 +89,7 @@ class LocalRuntime(Runtime):
         workdir: Path,
         logs_dir: Path,
         as_security_context: bool | None = None,
-        power_loss: bool = False,
+        fault_layer: bool = False,
     ) -> None:
         self.spec = spec
         self.storage_spec = storage
@@ -101,8 +111,8 @@ class LocalRuntime(Runtime):
         self._generation = 0
         self._scaled_down_on: str | None = None  # the node of the pod a scale to 0 removed, until scaled back
         self._version: str | None = None
-        self.power_loss = power_loss
-        self.layers: dict[Path, PowerLossLayer] = {}  # by data directory, while a pod uses it
+        self.fault_layer = fault_layer
+        self.layers: dict[Path, FaultLayer] = {}  # by data directory, while a pod uses it
 
     # --- storage -----------------------------------------------------------------------------------------------
 
@@ -110,8 +120,8 @@ class LocalRuntime(Runtime):
         self.storage = self.backend.provision(self.storage_spec, self.workdir, self.run_id)
         described = self.storage.describe()
         access = described.get("access")
-        if self.power_loss:
-            layer = "Prometheus' data directory under the power-loss layer (harness.powerloss_fuse, FUSE); fio not"
+        if self.fault_layer:
+            layer = "Prometheus' data directory under the fault layer (harness.fault_fuse, FUSE); fio not"
             access = f"{access}; {layer}" if access else layer
         return StorageDescription(described["path"], described["filesystem"], described["device"], access)
 
@@ -183,9 +193,7 @@ class LocalRuntime(Runtime):
 
     def power_cut(self) -> PowerCut:
         current = self._require()
-        layer = self.layers.get(current.data_dir)
-        if layer is None:
-            raise InfraError(f"no power-loss layer under {current.data_dir}: the runtime was not asked for one")
+        layer = self._layer(current)
         injected = time.time()
         # Prometheus first, so that nothing writes after the cut: the two are one instant as far as the disk knows.
         current.daemon.signal(signal.SIGKILL)
@@ -207,6 +215,19 @@ class LocalRuntime(Runtime):
         )
         log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
         return PowerCut(injected, detail, last)
+
+    def io_fault(self, fault: IoFault) -> tuple[float, str]:
+        current = self._require()
+        started = self._layer(current).io_set(fault)
+        return started, f"{fault.describe()} in {current.data_dir}, while Prometheus ({current.name}) runs"
+
+    def io_heal(self) -> str:
+        said = []
+        for layer in self.layers.values():
+            fault = layer.io_fault
+            if fault is not None:
+                said.append(io_summary(layer.io_clear(), failing=fault.errno_name is not None))
+        return "; ".join(said) or "no I/O fault was set"
 
     def data_export(self) -> ExportAccess:
         current = self._require()
@@ -344,6 +365,12 @@ class LocalRuntime(Runtime):
             raise InfraError("Prometheus is not running (the local runtime was not started)")
         return self.container
 
+    def _layer(self, current: Container) -> FaultLayer:
+        layer = self.layers.get(current.data_dir)
+        if layer is None:
+            raise InfraError(f"no fault layer under {current.data_dir}: the runtime was not asked for one")
+        return layer
+
     def _require_storage(self) -> ProvisionedStorage:
         if self.storage is None:
             raise InfraError("the local runtime's storage was not provisioned")
@@ -354,8 +381,8 @@ class LocalRuntime(Runtime):
         data_dir = self._require_storage().data_dir_for(self._generation)
         self._apply_fs_group(data_dir)
         self._check_reachable(data_dir)
-        if self.power_loss and data_dir not in self.layers:
-            layer = PowerLossLayer(data_dir, logs_dir=self.logs_dir, state_dir=self.workdir)
+        if self.fault_layer and data_dir not in self.layers:
+            layer = FaultLayer(data_dir, logs_dir=self.logs_dir, state_dir=self.workdir)
             layer.mount()
             self.layers[data_dir] = layer
         self.container = self._start_container(self._generation, 0, node, proc.free_port(), data_dir)

@@ -7,6 +7,7 @@ part of the scenario: one file runs on both, the runtime is chosen per run.
 
 from __future__ import annotations
 
+import errno
 import re
 from typing import Annotated, Any, Literal, get_args
 
@@ -435,6 +436,68 @@ class PowerLossFault(FaultTiming):
     action: Literal["power_loss"]
 
 
+# The operations an I/O fault can hit (Chaos Mesh IOChaos' names where they overlap; harness.fault_fuse.IO_METHODS):
+# fsync is fsync(2) and fdatasync(2), fsyncdir an fsync of a directory, flush close(2), setattr chmod/chown/utimens.
+IoMethod = Literal[
+    "open", "create", "read", "write", "truncate", "fsync", "fsyncdir", "flush", "getattr", "setattr", "readdir",
+    "mkdir", "rmdir", "unlink", "rename", "statfs",
+]  # fmt: skip
+
+
+class IoFaultWindow(FaultWindow):
+    """What an I/O fault hits (Chaos Mesh IOChaos' model), for ``for``: the ``methods`` (default: every operation),
+    ``percent`` of them, on ``path`` under the data directory (default: anywhere in it). Local runtime only (the
+    fault layer over the data directory, mounted when a scenario has such a fault; it serves one operation at a
+    time, so Prometheus is slower on it than on the disk underneath)."""
+
+    methods: list[IoMethod] = Field(default_factory=list, description="the operations hit; empty: all of them")
+    percent: float = Field(default=100, ge=0, le=100, description="the share of those hit, drawn per operation")
+    path: str | None = Field(
+        default=None,
+        description="only operations on this path under the data directory or beneath it (e.g. wal); default: all",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/") or not value.strip("/.")):
+            raise ValueError("a path under the data directory, relative to it (e.g. wal or chunks_head)")
+        return None if value is None else value.rstrip("/")
+
+
+class IoErrorsFault(IoFaultWindow):
+    """For ``for``, the chosen operations under Prometheus' data directory fail with ``errno`` (default EIO, what a
+    failing disk returns) and do nothing; Prometheus keeps running, the load records what it rejected, and the
+    record quotes what Prometheus logged. Then they work again: Prometheus must take writes, and every sample it
+    acknowledged must still be there."""
+
+    action: Literal["io_errors"]
+    errno: str = Field(default="EIO", description="the error they fail with, by name: EIO, ENOSPC, EROFS, ...")
+
+    @field_validator("errno")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in errno.errorcode.values():
+            raise ValueError(f"{value!r} is not an errno name this system knows (EIO, ENOSPC, EROFS, EDQUOT, ...)")
+        return value
+
+
+class IoLatencyFault(IoFaultWindow):
+    """For ``for``, the chosen operations under Prometheus' data directory each take ``delay`` longer (a slow or
+    overloaded disk); they still succeed. The record says how many were delayed and what Prometheus and the load
+    saw; every acknowledged sample must survive."""
+
+    action: Literal["io_latency"]
+    delay_s: Seconds = Field(alias="delay", description="added to each operation hit, e.g. 100ms")
+
+    @field_validator("delay_s")
+    @classmethod
+    def _positive_delay(cls, value: float) -> float:
+        if not 0 < value <= 10:
+            raise ValueError("a delay above 0 and at most 10s (one operation at a time: more stalls everything)")
+        return value
+
+
 class SecondWriterFault(FaultWindow):
     """Another application writes into the NFS export that holds Prometheus' data, for ``for``: the field notes'
     Grafana (uid 472), whose PV named the same server path as Prometheus'. A process of its own, running as
@@ -487,6 +550,8 @@ FaultSpec = (
     | ScaleZeroFault
     | NodeLossFault
     | PowerLossFault
+    | IoErrorsFault
+    | IoLatencyFault
     | SecondWriterFault
 )
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
