@@ -130,7 +130,7 @@ def test_what_it_created_goes_and_what_was_there_stays(export: tuple[NfsServer, 
     before = owners(data)
     spec = fault(**{"for": "2s", "interval": "0.2s", "chown_data": True, "mode": "0770"})
     undo = UndoLog()
-    window = Window.prepare(spec, access(server))
+    window = Window.prepare(spec, access(server), data.parent.parent / "writer.log")
     step = undo.record("lift", window.lift)  # as the injector does: the undo first
     window.act()
     # Every entry is 472's now (the init chown), and the writer's own directories are there, created as 472.
@@ -157,7 +157,7 @@ def test_a_directory_it_may_not_write_refuses_it_with_the_servers_words(export: 
     writable, sometimes not"); the refusal is reported and nothing is removed, since nothing was created."""
     server, data = export
     data.chmod(0o755)
-    window = Window.prepare(fault(**{"for": "1s", "interval": "0.2s"}), access(server))
+    window = Window.prepare(fault(**{"for": "1s", "interval": "0.2s"}), access(server), data.parent.parent / "w.log")
     undo = UndoLog()
     step = undo.record("lift", window.lift)
     window.act()
@@ -225,6 +225,10 @@ def test_prometheus_refuses_writes_while_its_files_are_grafanas_and_loses_nothin
 
     assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
     assert result.verdict is Status.PASSED
+    # Each writer's own report lines stay with the run's logs.
+    logs = result_file.parent / "logs"
+    assert sorted(p.name for p in logs.glob("second-writer-*.log")) == ["second-writer-1.log", "second-writer-2.log"]
+    assert '"event": "created"' in (logs / "second-writer-2.log").read_text()
     # The writer's files went with the window, the run's mount and export with the run: nothing is left.
     assert left_behind(work) == [] and list(work.iterdir()) == []
 

@@ -30,11 +30,9 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import signal
 import stat
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -69,7 +67,7 @@ class Window:
     access: ExportAccess
     names: list[str]  # absolute in the export: the entries the writer may create
     before: dict[str, tuple[int, int, int]]  # Prometheus' entries at the start: path -> (uid, gid, mode)
-    log_dir: Path | None = None
+    log_path: Path  # the writer's output (its report lines), kept with the run's logs
     chowned: list[tuple[str, int, int]] = field(default_factory=list)  # (path, uid, gid before the init chown)
     chown_refused: str = ""
     daemon: proc.Daemon | None = None
@@ -80,11 +78,11 @@ class Window:
     removed: list[str] = field(default_factory=list)
 
     @classmethod
-    def prepare(cls, spec: SecondWriterFault, access: ExportAccess) -> Window:
+    def prepare(cls, spec: SecondWriterFault, access: ExportAccess, log_path: Path) -> Window:
         base = access.data_path.rstrip("/")
         with _client(access, 0, 0) as root:
             before = _listing(root, access.data_path)
-        return cls(spec, access, [f"{base}/{n.rstrip('/')}" for n in spec.creates], before)
+        return cls(spec, access, [f"{base}/{n.rstrip('/')}" for n in spec.creates], before, log_path)
 
     @property
     def where(self) -> str:
@@ -95,9 +93,7 @@ class Window:
         started = time.time()
         if self.spec.chown_data:
             _init_chown(self)
-        self.log_dir = Path(tempfile.mkdtemp(prefix="harness-second-writer-"))
-        log_path = self.log_dir / "second-writer.log"
-        self.daemon = _start_writer(self, log_path, deadline_unix_s=started + self.spec.for_s + 60.0)
+        self.daemon = _start_writer(self, self.log_path, deadline_unix_s=started + self.spec.for_s + 60.0)
         return started
 
     def lift(self) -> None:
@@ -135,7 +131,9 @@ class SecondWriter(WindowInjector[SecondWriterFault]):
         return replace(acted, detail=f"{window.summary()}; lifted after {lifted}")
 
     def begin(self, spec: SecondWriterFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
-        window = self._window = Window.prepare(spec, runtime.data_export())
+        n = len(list(runtime.logs_dir.glob("second-writer-*.log"))) + 1
+        log_path = runtime.logs_dir / f"second-writer-{n}.log"
+        window = self._window = Window.prepare(spec, runtime.data_export(), log_path)
         step = undo.record(
             f"stop the second writer (uid {spec.uid}) and remove what it created in {window.where}", window.lift
         )
@@ -202,7 +200,7 @@ def _start_writer(window: Window, log_path: Path, *, deadline_unix_s: float) -> 
     argv += ["--", *(n + "/" if c.endswith("/") else n for n, c in zip(window.names, spec.creates, strict=True))]
     window.as_process = _runs_as(spec.uid, spec.gid)
     as_uid = window.as_process == spec.uid
-    # The log is opened here and inherited: the writer needs no access to the (private) directory it is in.
+    # The log is opened here and inherited: the writer needs no access to the directory it is in.
     try:
         daemon = proc.start_daemon(
             "second writer",
@@ -296,8 +294,6 @@ def _lift(window: Window) -> None:
                 problems.append(f"{path}: still there after it was removed")
             else:
                 window.removed.append(path)
-    if window.log_dir is not None:
-        shutil.rmtree(window.log_dir, ignore_errors=True)  # its lines are in window.report now
     if problems:
         raise InfraError(f"could not remove what the second writer created: {'; '.join(problems)}")
 

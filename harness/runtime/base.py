@@ -110,6 +110,7 @@ class StorageDescription:
 
 class Runtime(ABC):
     name: str
+    logs_dir: Path  # the run's logs (its directory's logs/): Prometheus', and those of a fault's helper processes
     # What faults may ask of this runtime beyond the primitives every runtime has: "signal" (signal Prometheus in
     # its container), "nodes" (lose a node and bring it back, force-delete a pod). Checked before a run starts.
     capabilities: ClassVar[frozenset[str]] = frozenset({"signal"})
