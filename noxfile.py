@@ -98,9 +98,10 @@ def cluster(session: nox.Session) -> None:
 
 
 # Nightly durability runs: each scenario with the exit code it must end with (the emptyDir baseline must lose data, and
-# so must a power loss, back to the WAL's last fsync; I/O errors on the WAL leave a torn record that the next restart's
-# repair cuts, with what was acknowledged after it: prometheus/prometheus#13027). A second writer on the NFS export
-# makes Prometheus refuse writes while its files are chowned, but loses nothing it acknowledged: 0.
+# so must a power loss, back to the WAL's last fsync; I/O errors or a full disk under the WAL leave a torn record that
+# the next restart's repair cuts, with what was acknowledged after it: prometheus/prometheus#13027).
+# A second writer on the NFS export makes Prometheus refuse writes while its files are chowned, but loses nothing it
+# acknowledged: 0.
 NIGHTLY = {
     "demo": 0,
     "ephemeral-baseline": 1,
@@ -108,6 +109,7 @@ NIGHTLY = {
     "power-loss": 1,
     "io-errors": 1,
     "io-latency": 0,
+    "disk-full": 1,
     "nfs-second-writer": 0,
 }
 

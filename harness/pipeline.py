@@ -600,6 +600,7 @@ CAPABILITY_MEANING = {
     "nodes": "stop and start nodes",
     "power-loss": "cut the power under Prometheus' data directory",
     "io-faults": "fail or slow down I/O under Prometheus' data directory",
+    "fill-volume": "fill the filesystem under Prometheus' data directory",
     "export-access": "let a second client write into the NFS export under Prometheus",
 }
 

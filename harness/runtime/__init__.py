@@ -73,6 +73,7 @@ def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
             workdir=ctx.workdir,
             logs_dir=ctx.logs_dir,
             fault_layer=bool(ctx.capabilities & {"power-loss", "io-faults"}),
+            fill_volume="fill-volume" in ctx.capabilities,
         )
     if name == "kubernetes":
         from harness.runtime.kubernetes import KubernetesRuntime

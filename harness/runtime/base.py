@@ -80,6 +80,14 @@ class IoFault:
 
 
 @dataclass(frozen=True)
+class VolumeFill:
+    """What filling Prometheus' volume did (``Runtime.fill_data_volume``)."""
+
+    at_unix_s: float  # when the filesystem was full
+    detail: str
+
+
+@dataclass(frozen=True)
 class StageMark:
     """When Prometheus reached a stage of its recovery (``harness.stages``), and where that time comes from."""
 
@@ -112,7 +120,8 @@ class Runtime(ABC):
     name: str
     logs_dir: Path  # the run's logs (its directory's logs/): Prometheus', and those of a fault's helper processes
     # What faults may ask of this runtime beyond the primitives every runtime has: "signal" (signal Prometheus in
-    # its container), "nodes" (lose a node and bring it back, force-delete a pod). Checked before a run starts.
+    # its container), "nodes" (lose a node and bring it back, force-delete a pod), "power-loss", "fill-volume"
+    # (fill Prometheus' filesystem to ENOSPC). Checked before a run starts.
     capabilities: ClassVar[frozenset[str]] = frozenset({"signal"})
     # Why this runtime lacks a capability, for the refusal (default: another runtime has it).
     cannot: ClassVar[dict[str, str]] = {}
@@ -249,6 +258,17 @@ class Runtime(ABC):
     def io_heal(self) -> str:
         """Lift the I/O fault (nothing when none is set); what it did while it held, in a sentence."""
         raise InfraError(f"the {self.name} runtime cannot inject I/O faults under Prometheus")
+
+    # --- primitives for full-disk faults ("fill-volume") ------------------------------------------------------
+
+    def fill_data_volume(self) -> VolumeFill:
+        """Fill the filesystem holding Prometheus' data directory until not one block is left (ENOSPC), with a file
+        of the harness's beside (never inside) the TSDB directory; Prometheus keeps running on it."""
+        raise InfraError(f"the {self.name} runtime cannot fill Prometheus' volume")
+
+    def free_data_volume(self) -> None:  # noqa: B027 - nothing filled, nothing to free
+        """Delete what ``fill_data_volume`` filled, as much of it as exists (the undo step, recorded before the fill:
+        also after a fill that broke half way); nothing when nothing is filled."""
 
     # --- primitive for a second client on the storage ("export-access") ---------------------------------------
 

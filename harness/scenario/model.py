@@ -498,6 +498,18 @@ class IoLatencyFault(IoFaultWindow):
         return value
 
 
+class DiskFullFault(FaultWindow):
+    """The filesystem under Prometheus' data directory is filled to ENOSPC for ``for``, then freed: one file of the
+    harness's (``.harness-fill-<run>``) beside the TSDB directory, allocated as root, so not one block is left to
+    Prometheus, whatever its uid. Prometheus keeps running: the load keeps writing, and writes it cannot put in its
+    WAL must be rejected (HTTP 5xx, recorded with their error, e.g. "no space left on device"), never acknowledged.
+    Expect Prometheus to take writes again once the space is back, and every acknowledged sample to survive
+    (``max_samples_lost: 0``). Local runtime, on a filesystem of the volume's own (a loop-mounted ``image:`` or a
+    disk at ``storage.path``): the harness never fills the host's filesystems."""
+
+    action: Literal["disk_full"]
+
+
 class SecondWriterFault(FaultWindow):
     """Another application writes into the NFS export that holds Prometheus' data, for ``for``: the field notes'
     Grafana (uid 472), whose PV named the same server path as Prometheus'. A process of its own, running as
@@ -552,6 +564,7 @@ FaultSpec = (
     | PowerLossFault
     | IoErrorsFault
     | IoLatencyFault
+    | DiskFullFault
     | SecondWriterFault
 )
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
