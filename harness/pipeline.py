@@ -34,6 +34,7 @@ from harness.errors import HarnessError, InfraError, NotRecovered, UsageError, W
 from harness.faults import injector_for, required_capabilities
 from harness.faults.timeline import PlannedFault, plan_faults
 from harness.loads.driver import TsdbDriver
+from harness.loads.fio import job_name
 from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner, new_marker
 from harness.prom import PromClient
 from harness.promlog import warnings_between
@@ -189,15 +190,21 @@ class Run:
         jobs = self.scenario.loads.fio
         if not jobs:
             return
-        total = sum(j.runtime_s for j in jobs)
+        total = sum(j.runtime_s * j.repeat for j in jobs)
         with ui.phase(f"fio: {len(jobs)} job(s) on {runtime.fio_target()}", total) as bar:
             done = 0.0
             for job in jobs:
-                bar.update(done, f"fio {job.name or job.profile}")
-                self.result.fio.append(runtime.run_fio(job, self.run_dir))
-                self.result.environment.fio_version = runtime.fio_version()
-                done += job.runtime_s
-                self.save()
+                base = job_name(job)
+                for k in range(1, job.repeat + 1):
+                    # Each repetition is a fio run of its own (fresh files, its own outputs): an independent value
+                    # for compare. The first keeps the job's name, so unrepeated jobs look as they always did.
+                    rep = job if k == 1 else job.model_copy(update={"name": f"{base}.r{k}"})
+                    bar.update(done, f"fio {base}" + (f" ({k}/{job.repeat})" if job.repeat > 1 else ""))
+                    measured = runtime.run_fio(rep, self.run_dir)
+                    self.result.fio.append(measured.model_copy(update={"job": base, "repetition": k}))
+                    self.result.environment.fio_version = runtime.fio_version()
+                    done += job.runtime_s
+                    self.save()
         for r in self.result.fio:
             if r.write is not None:
                 ui.info(f"  {r.name}: write {r.write.bw_bytes_per_s / 1e6:.1f} MB/s, {r.write.iops:.0f} IOPS")

@@ -320,6 +320,21 @@ class FioJob(Strict):
     ioengine: str | None = Field(default=None, description="default: libaio where direct, psync otherwise")
     iodepth: int | None = Field(default=None, ge=1)
     numjobs: int = Field(default=1, ge=1, le=64)
+    # --- compare: repetitions and throttling (harness/report/compare.py) ---
+    repeat: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="run the job this many times, one after the other: each repetition is one independent value "
+        "of its metrics for `harness compare` (5 or more per side let a change be significant)",
+    )
+    rate_bytes_per_s: Bytes | None = Field(
+        default=None,
+        alias="rate",
+        description="cap the job's bandwidth (fio --rate, bytes/s, e.g. 20Mi): a slow disk on purpose, or a fair "
+        "share on a shared volume",
+    )
+    rate_iops: int | None = Field(default=None, ge=1, description="cap the job's IOPS (fio --rate_iops)")
 
 
 class Loads(Strict):
