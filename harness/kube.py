@@ -25,6 +25,9 @@ from harness.wait import wait_for
 NodeSelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
 API_TIMEOUT_S = 15.0
 
+Manifest = dict[str, Any]
+"""A Kubernetes object as the API documents it (what a YAML manifest holds): the runtime builds these."""
+
 
 @dataclass(frozen=True)
 class NodeSelectorRequirement:
@@ -93,6 +96,9 @@ class PvInfo:
     reclaim_policy: str = "Retain"
     source: str = ""  # e.g. "nfs 172.17.73.37:/vol/x", for people reading the evidence
     deleting: bool = False
+    # Where the data lives, as the PV's spec says it (e.g. {"nfs": {"server": ..., "path": ...}}): the storage
+    # backends read their own kind from it (the doctor's shared-export check).
+    volume_source: Manifest = field(default_factory=dict)
 
     def fits_node(self, node: NodeInfo) -> bool:
         return not self.node_affinity or any(term.matches(node) for term in self.node_affinity)
@@ -242,48 +248,63 @@ def _quantity_bytes(value: Any) -> int:
         return 0
 
 
-def _terms(node_affinity: Any) -> tuple[NodeSelectorTerm, ...]:
-    required = getattr(node_affinity, "required", None) if node_affinity else None
+def _terms(node_affinity: Manifest | None) -> tuple[NodeSelectorTerm, ...]:
+    required = (node_affinity or {}).get("required") or {}
     terms = []
-    for term in getattr(required, "node_selector_terms", None) or []:
+    for term in required.get("nodeSelectorTerms") or []:
         reqs = [
-            NodeSelectorRequirement(e.key, e.operator, tuple(e.values or ())) for e in (term.match_expressions or [])
+            NodeSelectorRequirement(e["key"], e["operator"], tuple(e.get("values") or ()))
+            for e in term.get("matchExpressions") or []
         ]
         reqs += [
-            NodeSelectorRequirement(e.key, e.operator, tuple(e.values or ()), field=True)
-            for e in (term.match_fields or [])
+            NodeSelectorRequirement(e["key"], e["operator"], tuple(e.get("values") or ()), field=True)
+            for e in term.get("matchFields") or []
         ]
         terms.append(NodeSelectorTerm(tuple(reqs)))
     return tuple(terms)
 
 
 def _pv(o: Any) -> PvInfo:
-    spec = o.spec
-    ref = spec.claim_ref
-    source = ""
-    if spec.nfs:
-        source = f"nfs {spec.nfs.server}:{spec.nfs.path}"
-    elif spec.iscsi:
-        source = f"iscsi {spec.iscsi.target_portal} {spec.iscsi.iqn} lun {spec.iscsi.lun}"
-    elif spec.local:
-        source = f"local {spec.local.path}"
-    elif spec.host_path:
-        source = f"hostPath {spec.host_path.path}"
-    elif spec.csi:
-        source = f"csi {spec.csi.driver} volumeHandle {spec.csi.volume_handle}"
+    import kubernetes
+
+    # The client's model as the manifest it came from (camelCase keys), so a listed PV and a PV read from a YAML
+    # file go through the same reading.
+    client: Any = kubernetes.client.ApiClient()  # unannotated in the client
+    doc: Manifest = client.sanitize_for_serialization(o)
+    return pv_from_manifest(doc, default_phase="Pending")
+
+
+# The volume sources the evidence names, with how ``kubectl describe pv`` would say them.
+_SOURCES: dict[str, Callable[[Manifest], str]] = {
+    "nfs": lambda s: f"nfs {s.get('server')}:{s.get('path')}",
+    "iscsi": lambda s: f"iscsi {s.get('targetPortal')} {s.get('iqn')} lun {s.get('lun')}",
+    "local": lambda s: f"local {s.get('path')}",
+    "hostPath": lambda s: f"hostPath {s.get('path')}",
+    "csi": lambda s: f"csi {s.get('driver')} volumeHandle {s.get('volumeHandle')}",
+}
+
+
+def pv_from_manifest(doc: Manifest, *, default_phase: str = "Available") -> PvInfo:
+    """A PersistentVolume as a manifest (a YAML file, or the API's object serialised); ``default_phase`` for one
+    without a status (a file not applied yet becomes Available once it is)."""
+    meta, spec = doc.get("metadata") or {}, doc.get("spec") or {}
+    ref = spec.get("claimRef")
+    sources = {k: dict(spec[k]) for k in _SOURCES if spec.get(k)}
+    source = next((_SOURCES[k](v) for k, v in sources.items()), "")
     return PvInfo(
-        name=o.metadata.name,
-        capacity_bytes=_quantity_bytes((spec.capacity or {}).get("storage")),
-        storage_class=spec.storage_class_name or "",
-        access_modes=tuple(spec.access_modes or ()),
-        volume_mode=spec.volume_mode or "Filesystem",
-        labels=dict(o.metadata.labels or {}),
-        phase=(o.status.phase if o.status else None) or "Pending",
-        claim_ref=ClaimRef(ref.namespace or "", ref.name or "", ref.uid or "") if ref else None,
-        node_affinity=_terms(spec.node_affinity),
-        reclaim_policy=spec.persistent_volume_reclaim_policy or "Retain",
+        name=str(meta.get("name") or ""),
+        capacity_bytes=_quantity_bytes((spec.get("capacity") or {}).get("storage")),
+        storage_class=spec.get("storageClassName") or "",
+        access_modes=tuple(spec.get("accessModes") or ()),
+        volume_mode=spec.get("volumeMode") or "Filesystem",
+        labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
+        phase=(doc.get("status") or {}).get("phase") or default_phase,
+        claim_ref=ClaimRef(ref.get("namespace") or "", ref.get("name") or "", ref.get("uid") or "") if ref else None,
+        node_affinity=_terms(spec.get("nodeAffinity")),
+        reclaim_policy=spec.get("persistentVolumeReclaimPolicy") or "Retain",
         source=source,
-        deleting=o.metadata.deletion_timestamp is not None,
+        deleting=meta.get("deletionTimestamp") is not None,
+        volume_source=sources,
     )
 
 
@@ -348,8 +369,6 @@ def _node(o: Any) -> NodeInfo:
 
 # --- managing objects for the kubernetes runtime -------------------------------------------------------------
 
-Manifest = dict[str, Any]
-"""A Kubernetes object as the API documents it (what a YAML manifest holds): the runtime builds these."""
 
 WATCH_CHUNK_S = 30  # one watch request at most this long; the loop re-lists and re-watches until the deadline
 

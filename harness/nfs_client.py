@@ -18,10 +18,10 @@ import os
 import stat
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode
 
 from harness.errors import MissingBinary, StorageUnavailable
@@ -148,9 +148,19 @@ class NfsFile:
             chunk = bytearray(data[start : start + _WRITE_CHUNK_BYTES])
             rc = write(start, chunk)
             if rc < 0:
-                raise self._client.error("write", self._path, rc)
+                raise self._write_error(rc)
             if rc != len(chunk):
                 raise NfsError("write", self._path, errno.EIO, f"short write: {rc} of {len(chunk)} bytes")
+
+    def _write_error(self, rc: int) -> NfsError:
+        """libnfs 4.0 loses the server's status of a refused WRITE and says EFAULT ("Bad address"); the server's
+        ACCESS answer says whether this uid may write the file at all, which is the NFS3ERR_ACCES a kernel client
+        would have turned into EACCES (a file chowned to another uid under an open file, the field notes' trap)."""
+        if -rc == errno.EFAULT:
+            denied = self._client.lib.nfs_access(self._client.ctx, self._path, os.W_OK)
+            if denied < 0:
+                return self._client.error("write", self._path, denied)
+        return self._client.error("write", self._path, rc)
 
     def pread(self, size: int, offset: int) -> bytes:
         buf = bytearray(size)
@@ -381,6 +391,36 @@ def connect(
         yield client
     finally:
         client.close()
+
+
+class Export(Protocol):
+    """What names an export and how to reach it (``NfsStorage``; ``ExportAccess``, a run's export for a second
+    client)."""
+
+    @property
+    def server(self) -> str: ...
+    @property
+    def export(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def mount_port(self) -> int | None: ...
+
+
+def connect_to(where: Export, *, uid: int, gid: int, timeout_s: float = 10.0) -> AbstractContextManager[NfsClient]:
+    """``connect`` to the export ``where`` names, as ``uid``/``gid`` (AUTH_SYS)."""
+    return connect(
+        where.server,
+        where.export,
+        port=where.port,
+        version=where.version,
+        uid=uid,
+        gid=gid,
+        timeout_s=timeout_s,
+        mount_port=where.mount_port,
+    )
 
 
 class _StatVfs(ctypes.Structure):

@@ -614,6 +614,7 @@ CAPABILITY_MEANING = {
     "io-faults": "fail or slow down I/O under Prometheus' data directory",
     "fill-volume": "fill the filesystem under Prometheus' data directory",
     STORAGE_SERVER: "stop and start the storage server",
+    "export-access": "let a second client write into the NFS export under Prometheus",
 }
 
 
@@ -636,7 +637,7 @@ def refuse_faults(runtime: str, scenario: Scenario) -> None:
             raise UsageError(
                 f"faults[{i}] ({spec.action}) needs a runtime that can {needs}; the {runtime} runtime cannot{because}"
             )
-        refusal = injector.refusal(spec)
+        refusal = injector.refusal(spec) or injector.storage_refusal(spec, scenario.storage)
         if refusal is not None:
             raise UsageError(f"faults[{i}] ({spec.action}): {refusal}")
 

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def left_behind(work: Path) -> list[str]:
     found = []
-    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    # -ww: the whole command line (without it ps cuts lines at 80 columns, before a long argv names the work area)
+    ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     found += [line.strip() for line in ps.splitlines() if str(work) in line]
     found += [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(work) in line]
     loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout

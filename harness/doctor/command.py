@@ -10,16 +10,19 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from harness.config import choose_context, load_user_config
 from harness.doctor import blocking, run_doctor
-from harness.errors import HarnessError, ScenarioError
-from harness.kube import KubeInventory, load_inventory
+from harness.errors import HarnessError, ScenarioError, UsageError
+from harness.kube import KubeInventory, load_inventory, pv_from_manifest
 from harness.results.model import DoctorFinding, Severity
 from harness.runtime import RUNTIME_NAMES
 
@@ -52,6 +55,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--namespace", default=None, help="namespace the claim would be created in (default: the context's)"
     )
     parser.add_argument(
+        "--manifests",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="YAML files of PersistentVolumes (kubectl apply files) to check with the cluster's, e.g. the PVs you "
+        "are about to create: two naming one NFS path are reported (repeatable)",
+    )
+    parser.add_argument(
         "--previous-run",
         metavar="RUN_DIR",
         default=None,
@@ -76,6 +87,8 @@ def execute(args: argparse.Namespace) -> int:
             kube = load_inventory(args.kubeconfig, namespace=args.namespace, context=context)
         elif args.namespace:
             kube = KubeInventory(namespace=args.namespace, source="no cluster: only the PV this scenario creates")
+        if args.manifests:
+            kube = with_manifests(kube, [Path(m) for m in args.manifests])
         if args.previous_run:
             replay_s = previous_wal_replay_s(Path(args.previous_run))
     except HarnessError as e:
@@ -93,6 +106,24 @@ def execute(args: argparse.Namespace) -> int:
     else:
         print_table(findings, title=f"Storage doctor: {scenario.name} ({scenario.storage.backend}, {args.runtime})")
     return EXIT_BLOCKER if blocking(findings) else EXIT_OK
+
+
+def with_manifests(kube: KubeInventory | None, files: list[Path]) -> KubeInventory:
+    """``kube`` (or an inventory of its own) with the PersistentVolumes of ``files`` added; other kinds are skipped.
+    A PV of the same name as a listed one replaces it: the file is what is about to be applied."""
+    pvs = []
+    for file in files:
+        try:
+            docs = list(YAML(typ="safe", pure=True).load_all(file.read_text()))
+        except (OSError, YAMLError) as e:
+            raise UsageError(f"cannot read the manifests {file}: {e}") from e
+        pvs += [pv_from_manifest(d) for d in docs if isinstance(d, dict) and d.get("kind") == "PersistentVolume"]
+    names = {pv.name for pv in pvs}
+    where = "manifests " + ", ".join(str(f) for f in files)
+    if kube is None:
+        return KubeInventory(pvs=tuple(pvs), source=where)
+    kept = tuple(pv for pv in kube.pvs if pv.name not in names)
+    return replace(kube, pvs=kept + tuple(pvs), source=f"{kube.source} and {where}")
 
 
 def previous_wal_replay_s(run_dir: Path) -> float | None:

@@ -112,16 +112,7 @@ _ROOT_SQUASH_EVIDENCE = {
 
 def _connect(spec: NfsStorage, uid: int, gid: int, timeout_s: float) -> contextlib.AbstractContextManager[NfsClient]:
     """The export as ``uid``/``gid`` (AUTH_SYS), the way the scenario names it."""
-    return nfs_client.connect(
-        spec.server,
-        spec.export,
-        port=spec.port,
-        version=spec.version,
-        uid=uid,
-        gid=gid,
-        timeout_s=timeout_s,
-        mount_port=spec.mount_port,
-    )
+    return nfs_client.connect_to(spec, uid=uid, gid=gid, timeout_s=timeout_s)
 
 
 def _unsupported() -> DoctorFinding:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from harness.runtime.base import Injection, Runtime, StageMark
-from harness.scenario.model import FaultWindow
+from harness.scenario.model import FaultWindow, StorageSpec
 from harness.undo import UndoLog, UndoStep
 
 SpecT = TypeVar("SpecT")
@@ -46,6 +46,10 @@ class Injector(ABC, Generic[SpecT]):
 
     def refusal(self, spec: SpecT) -> str | None:
         """Why this fault cannot run as the scenario gives it (checked before anything is created); None: it can."""
+        return None
+
+    def storage_refusal(self, spec: SpecT, storage: StorageSpec) -> str | None:
+        """Why this fault cannot run on the scenario's storage (checked before anything is created); None: it can."""
         return None
 
     def inject(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> Injection:

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from harness.loads.tsdb import ScrapeExporter
     from harness.results.model import ClusterFacts, FioJobResult
     from harness.scenario.model import FioJob, TsdbLoad
+    from harness.storage.base import ExportAccess
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class StorageDescription:
 
 class Runtime(ABC):
     name: str
+    logs_dir: Path  # the run's logs (its directory's logs/): Prometheus', and those of a fault's helper processes
     # What faults may ask of this runtime beyond the primitives every runtime has: "signal" (signal Prometheus in
     # its container), "nodes" (lose a node and bring it back, force-delete a pod), "power-loss", "fill-volume"
     # (fill Prometheus' filesystem to ENOSPC). Checked before a run starts.
@@ -284,6 +286,12 @@ class Runtime(ABC):
         and the storage's client did, in a sentence (a wait that gave up is said, not raised: Prometheus' own
         recovery is the finding)."""
         raise InfraError(f"the {self.name} runtime has no storage server of the run")
+
+    # --- primitive for a second client on the storage ("export-access") ---------------------------------------
+
+    def data_export(self) -> ExportAccess:
+        """How another NFS client reaches the export holding the current Prometheus' data directory."""
+        raise InfraError(f"the {self.name} runtime cannot give another client the export under Prometheus")
 
     @abstractmethod
     def reinstall(self) -> tuple[float, str]:

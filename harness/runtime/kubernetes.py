@@ -104,6 +104,10 @@ class KubernetesRuntime(Runtime):
             "filling Prometheus' volume needs a container that mounts it, and the pod's tools sidecar does not "
             "(it only signals Prometheus); use --runtime local"
         ),
+        "export-access": (
+            "a second writer on the cluster's export would need a pod of its own mounting that export, which the "
+            "harness does not deploy yet; use --runtime local (NFS storage, e.g. server: embedded)"
+        ),
     }
 
     def __init__(

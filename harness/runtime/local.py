@@ -57,7 +57,7 @@ from harness.runtime.base import (
 from harness.runtime.fault_layer import WAL_DIR, FaultLayer, io_summary
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
-from harness.storage.base import EmbeddedServer, ProvisionedStorage
+from harness.storage.base import EmbeddedServer, ExportAccess, ProvisionedStorage
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,8 @@ class LocalRuntime(Runtime):
     name = "local"
     # power-loss, io-faults: its data directories can run under the fault layer (when a scenario needs it).
     # fill-volume: it can fill the data directory's filesystem (a filesystem of the volume's own, checked).
-    capabilities = frozenset({"signal", "power-loss", "io-faults", "fill-volume"})
+    # export-access: it mounts network storage itself, so it knows where Prometheus' data is in the export.
+    capabilities = frozenset({"signal", "power-loss", "io-faults", "fill-volume", "export-access"})
 
     def __init__(
         self,
@@ -348,6 +349,15 @@ class LocalRuntime(Runtime):
         said = _quote_lines([line for line in logged if line])
         client = f"the storage client logged {said}" if said else "the storage client logged nothing meanwhile"
         return f"{what}; {served}; {client}"
+
+    def data_export(self) -> ExportAccess:
+        current = self._require()
+        access = self.backend.export_access(self.storage_spec, self._require_storage(), current.data_dir)
+        if access is None:
+            raise InfraError(
+                f"{current.data_dir} is not in an export this run mounted itself ({self.storage_spec.backend} storage)"
+            )
+        return access
 
     def delete_pod(self) -> tuple[float, str]:
         return self._replace_pod("pod deleted")

@@ -535,6 +535,49 @@ class ServerRestartFault(FaultWindow):
     action: Literal["server_restart"]
 
 
+class SecondWriterFault(FaultWindow):
+    """Another application writes into the NFS export that holds Prometheus' data, for ``for``: the field notes'
+    Grafana (uid 472), whose PV named the same server path as Prometheus'. A process of its own, running as
+    ``uid``/``gid`` with an NFS client of its own (as Grafana's pod on another node would), creates ``creates`` in
+    Prometheus' data directory and keeps writing its files; with ``chown_data`` it first does what Grafana's chart
+    does at every start (init-chown-data: ``chown -R uid:gid`` of its volume, as root, which needs no_root_squash).
+    Afterwards what it created is removed and the owners it changed are put back; nothing else is touched. Needs NFS
+    storage the run mounts itself (local runtime)."""
+
+    action: Literal["second_writer"]
+    uid: int = Field(default=472, ge=0, description="the other application's uid (Grafana's: 472)")
+    gid: int = Field(default=472, ge=0)
+    creates: list[str] = Field(
+        default_factory=lambda: ["grafana.db", "plugins/", "png/"],
+        min_length=1,
+        description="names it creates in Prometheus' data directory (a trailing / makes a directory); its files "
+        "are written to through the window",
+    )
+    mode: str | None = Field(
+        default=None, pattern=r"^0?[0-7]{3,4}$", description="chmod what it creates to this (octal), e.g. 0777"
+    )
+    chown_data: bool = Field(
+        default=False,
+        description="first chown -R uid:gid Prometheus' data directory as root, like Grafana's init-chown-data",
+    )
+    interval_s: Seconds = Field(default=1.0, alias="interval", gt=0, description="how often it writes its files")
+
+    @field_validator("creates")
+    @classmethod
+    def _relative_names(cls, v: list[str]) -> list[str]:
+        for name in v:
+            # One name each, in the data directory itself: what it created is then exactly what is removed.
+            if name.rstrip("/") in ("", ".", "..") or "/" in name.rstrip("/"):
+                raise ValueError(f"{name!r}: give one name in Prometheus' data directory (dir/ for a directory)")
+        if len({n.rstrip("/") for n in v}) != len(v):
+            raise ValueError("each entry once")
+        return v
+
+    @property
+    def mode_bits(self) -> int | None:
+        return None if self.mode is None else int(self.mode, 8)
+
+
 FaultSpec = (
     SigkillFault
     | SigtermFault
@@ -548,6 +591,7 @@ FaultSpec = (
     | IoLatencyFault
     | DiskFullFault
     | ServerRestartFault
+    | SecondWriterFault
 )
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
 

@@ -18,6 +18,7 @@ directory; the ephemeral backend (emptyDir) gives each a fresh one, which is exa
 
 from __future__ import annotations
 
+import posixpath
 import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -96,6 +97,51 @@ class ProvisionedStorage(ABC):
 
 
 @dataclass(frozen=True)
+class ExportLocation:
+    """A directory on a file server that several volumes can name (an NFS ``server:path``), normalised so that
+    ``/export/x``, ``/export/x/`` and ``/export//x`` are one place. Server names are compared as written (lower
+    case, no trailing dot): the doctor resolves no names, so an address and a host name of one server differ."""
+
+    server: str
+    path: str
+
+    @classmethod
+    def of(cls, server: str, path: str) -> ExportLocation:
+        clean = posixpath.normpath("/" + path.strip()) if path.strip() else "/"
+        # normpath keeps a leading "//" (POSIX allows it a meaning); an export path has none.
+        return cls(server.strip().lower().rstrip("."), "/" + clean.lstrip("/"))
+
+    def relation(self, other: ExportLocation) -> str | None:
+        """How ``other`` lies relative to this one: "same", "inside" (other is in this one), "contains" (this one is
+        in other), or None (different servers, or neither path is in the other)."""
+        if self.server != other.server:
+            return None
+        if self.path == other.path:
+            return "same"
+        if other.path.startswith(self.path.rstrip("/") + "/"):
+            return "inside"
+        if self.path.startswith(other.path.rstrip("/") + "/"):
+            return "contains"
+        return None
+
+    def __str__(self) -> str:
+        return f"{self.server}:{self.path}"
+
+
+@dataclass(frozen=True)
+class ExportAccess:
+    """How another NFS client reaches the export that holds a run's data: the server as the run mounted it, and the
+    data directory's path inside the export (``/`` is the export root)."""
+
+    server: str
+    export: str
+    port: int
+    mount_port: int | None
+    version: str
+    data_path: str
+
+
+@dataclass(frozen=True)
 class ClassToCreate:
     """A StorageClass the Kubernetes runtime creates for the run when the cluster has none of that name."""
 
@@ -161,6 +207,25 @@ class Backend(ABC, Generic[SpecT]):
     def binding_findings(self, spec: SpecT, outcome: BindingOutcome, inventory: KubeInventory) -> list[DoctorFinding]:
         """Findings that need the simulated binding and the live inventory (e.g. the local-PV class recipe)."""
         return []
+
+    def export_location(self, spec: SpecT) -> ExportLocation | None:
+        """The server directory this storage names, which other volumes may name too; None: none (a local disk)."""
+        return None
+
+    def pv_export_location(self, pv: PvInfo) -> ExportLocation | None:
+        """The same for a PersistentVolume of this backend's kind (from its ``volume_source``); None: not one."""
+        return None
+
+    # --- a second client on the same storage (the second_writer fault) --------------------------------------
+
+    def export_refusal(self, spec: SpecT) -> str | None:
+        """Why another client cannot reach this storage's data over the network beside the run's own mount (the
+        ``export_access`` of a provisioned volume); None: it can."""
+        return f"storage.backend {self.name} is no network export another client can mount"
+
+    def export_access(self, spec: SpecT, storage: ProvisionedStorage, data_dir: Path) -> ExportAccess | None:
+        """How another client reaches ``data_dir`` (a directory of ``storage``) through the export; None: it cannot."""
+        return None
 
     # --- Kubernetes -------------------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.kube import Manifest
 from harness.mounts import why_no_kernel_nfs
 from harness.scenario.model import EmbeddedExport, NfsStorage
-from harness.storage.base import EmbeddedServer, StaticPvBackend
+from harness.storage.base import EmbeddedServer, ExportAccess, ExportLocation, ProvisionedStorage, StaticPvBackend
 from harness.storage.mounted import (
     MountedVolume,
     ServedVolume,
@@ -43,6 +43,7 @@ from harness.storage.mounted import (
 )
 
 if TYPE_CHECKING:
+    from harness.kube import PvInfo
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
     from harness.servers import NfsServer
@@ -99,6 +100,34 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
 
     def source_text(self, spec: NfsStorage) -> str:
         return f"nfs {spec.server}:{spec.export}"
+
+    def export_location(self, spec: NfsStorage) -> ExportLocation | None:
+        # An embedded server exports a fresh directory of the run's own: no other volume can name it.
+        return None if spec.embedded_export is not None else ExportLocation.of(spec.server, spec.export)
+
+    def pv_export_location(self, pv: PvInfo) -> ExportLocation | None:
+        nfs = pv.volume_source.get("nfs")
+        return None if not nfs else ExportLocation.of(str(nfs.get("server", "")), str(nfs.get("path", "")))
+
+    def export_refusal(self, spec: NfsStorage) -> str | None:
+        if not user_mount_path(MOUNT_ENV, spec.mount_path):
+            return None
+        return (
+            f"the export is a mount made outside the run (storage.mount_path or {MOUNT_ENV}), so the harness does "
+            "not know which directory of the export Prometheus' data is in; leave both unset so the run mounts the "
+            "export itself"
+        )
+
+    def export_access(self, spec: NfsStorage, storage: ProvisionedStorage, data_dir: Path) -> ExportAccess | None:
+        if not isinstance(storage, NfsVolume) or storage.mount_point is None:
+            return None
+        try:
+            inside = data_dir.relative_to(storage.mount_point)
+        except ValueError:
+            return None
+        # NFSv3, as the run's own user-space client: Debian 12's libnfs 4.0 loses NFSv4 open state between users.
+        data_path = "/" if inside == Path() else f"/{inside.as_posix()}"
+        return ExportAccess(spec.server, spec.export, spec.port, spec.mount_port, "3", data_path)
 
     def volume_source(self, spec: NfsStorage) -> Manifest:
         return {
