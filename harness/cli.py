@@ -102,6 +102,18 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if comparison.regressed else 0
 
 
+def _cmd_trend(args: argparse.Namespace) -> int:
+    from harness.report.trend import build_trend, summary_text
+    from harness.report.trend_html import render_trend
+
+    results = Path(args.results_dir)
+    trend = build_trend(results, scenarios=args.scenario, last=args.last, ack_path=Path(args.ack) if args.ack else None)
+    print(summary_text(trend))
+    print(render_trend(trend, Path(args.output) if args.output else results / "trend.html"))
+    # Only the latest night's unacknowledged, confirmed change for the worse fails: each step fails one night.
+    return 1 if trend.regressed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness",
@@ -143,6 +155,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("results", nargs="+", metavar="RUN_DIR")
     p.add_argument("-o", "--output", help="also write an HTML comparison here")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("trend", help="every metric's history over the stored runs, with change points")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", help="the results root, e.g. reports/")
+    p.add_argument("--scenario", action="append", help="only this scenario (repeatable; default: all)")
+    p.add_argument("--last", type=int, metavar="N", help="only the last N runs of each scenario")
+    p.add_argument("--ack", metavar="FILE", help="ack file of accepted changes (default: RESULTS_DIR/acks.yaml)")
+    p.add_argument("-o", "--output", help="the HTML trend report (default: RESULTS_DIR/trend.html)")
+    p.set_defaults(func=_cmd_trend)
 
     from harness.doctor import command as doctor_command
 

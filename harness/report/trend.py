@@ -1,0 +1,280 @@
+"""Trends over nights: every metric's history over the stored runs of a scenario, its change points, and the verdict
+of the latest night.
+
+A night is one stored run (ordered by its start); its value of a metric is the median of the run's values of it
+(fio's per-second points, several faults of one kind), so the unit of the statistics is the night, never points
+inside one job. The metrics are the comparison's (``harness.report.compare``); the change points come from
+``harness.report.changepoints``. A change point at the latest night, in the worse direction, confirmed against the
+noise and not acknowledged in the ack file (``harness.report.acks``) is a regression of that night: ``harness trend``
+exits 1. Earlier change points are history: each step is reported once, at the night it happened. Runs that cannot
+be read are named with the reason and left out.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import UTC
+from enum import StrEnum
+from pathlib import Path
+
+from harness import fmt
+from harness.errors import UsageError
+from harness.report import changepoints
+from harness.report.acks import ACK_FILE, Ack, load_acks
+
+# The per-run metric series of the comparison, reused as they are so a trend and a comparison name the same metrics.
+from harness.report.compare import _run_series
+from harness.results.model import RunResult, Status
+from harness.results.store import RESULT_FILE, load_result
+
+DRIFT_NIGHTS = 3  # drift compares the median of the first and of the last this many nights
+
+
+class Kind(StrEnum):
+    REGRESSION = "regression"  # the latest night, worse, confirmed, not acknowledged: fails the night
+    POSSIBLE = "possible regression"  # the latest night, worse, but too little history to confirm it
+    ACKNOWLEDGED = "acknowledged"
+    WORSE = "worse (earlier night)"  # reported once, when it happened; not this night's verdict
+    IMPROVEMENT = "improvement"
+
+
+@dataclass(frozen=True)
+class Night:
+    index: int
+    run_dir: str  # the run directory's name, e.g. 20261203T020000Z-a1b2c3
+    run_id: str
+    path: str
+    started_utc: str
+    verdict: Status
+    complete: bool
+
+
+@dataclass(frozen=True)
+class TrendChange:
+    metric: str
+    unit: str
+    night: Night
+    before: float
+    after: float
+    change_pct: float | None  # + = larger value
+    worse: bool
+    confirmed: bool
+    kind: Kind
+    ack: Ack | None = None
+
+
+@dataclass(frozen=True)
+class MetricTrend:
+    group: str
+    metric: str
+    unit: str
+    higher_is_better: bool
+    points: list[tuple[int, float]]  # (night index, the night's median)
+    changes: list[TrendChange]
+    drift_pct: float | None  # last nights' median vs the first nights', + = larger value
+
+
+@dataclass(frozen=True)
+class ScenarioTrend:
+    name: str
+    nights: list[Night]
+    metrics: list[MetricTrend]
+
+    @property
+    def changes(self) -> list[TrendChange]:
+        return sorted((c for m in self.metrics for c in m.changes), key=lambda c: (c.night.index, c.metric))
+
+    @property
+    def regressions(self) -> list[TrendChange]:
+        return [c for c in self.changes if c.kind is Kind.REGRESSION]
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Trend:
+    results_dir: str
+    scenarios: list[ScenarioTrend]
+    skipped: list[Skipped] = field(default_factory=list)
+    ack_file: str | None = None
+    unused_acks: list[Ack] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[tuple[str, TrendChange]]:
+        return [(s.name, c) for s in self.scenarios for c in s.regressions]
+
+    @property
+    def regressed(self) -> bool:
+        return bool(self.regressions)
+
+
+# --- reading the runs ----------------------------------------------------------------------------------------
+
+
+def _load_runs(
+    results_dir: Path, scenarios: list[str]
+) -> tuple[dict[str, list[tuple[Path, RunResult]]], list[Skipped]]:
+    by_scenario: dict[str, list[tuple[Path, RunResult]]] = {}
+    skipped: list[Skipped] = []
+    for path in sorted(results_dir.rglob(RESULT_FILE)):
+        guess = path.parent.parent.name  # reports/<scenario>/<run>/result.json
+        if scenarios and guess not in scenarios:
+            continue
+        try:
+            result = load_result(path)
+        except UsageError as e:
+            skipped.append(Skipped(str(path), str(e).removeprefix(f"{path}: ")))
+            continue
+        if scenarios and result.scenario_name not in scenarios:
+            continue
+        by_scenario.setdefault(result.scenario_name, []).append((path.parent, result))
+    return by_scenario, skipped
+
+
+def _nights(runs: list[tuple[Path, RunResult]]) -> list[Night]:
+    return [
+        Night(
+            index=i,
+            run_dir=path.name,
+            run_id=result.run_id,
+            path=str(path),
+            started_utc=fmt.utc(result.started_at.astimezone(UTC)),
+            verdict=result.verdict,
+            complete=result.complete,
+        )
+        for i, (path, result) in enumerate(runs)
+    ]
+
+
+# --- analysis ------------------------------------------------------------------------------------------------
+
+
+def _drift(values: list[float]) -> float | None:
+    if len(values) < 2 * DRIFT_NIGHTS:
+        return None
+    first, last = statistics.median(values[:DRIFT_NIGHTS]), statistics.median(values[-DRIFT_NIGHTS:])
+    return None if first == 0 else 100 * (last - first) / abs(first)
+
+
+def _kind(worse: bool, confirmed: bool, latest: bool, ack: Ack | None) -> Kind:
+    if not worse:
+        return Kind.IMPROVEMENT
+    if ack is not None:
+        return Kind.ACKNOWLEDGED
+    if not latest:
+        return Kind.WORSE
+    return Kind.REGRESSION if confirmed else Kind.POSSIBLE
+
+
+def _metric_trend(
+    scenario: str,
+    nights: list[Night],
+    runs: list[tuple[Path, RunResult]],
+    metric: str,
+    *,
+    acks: list[Ack],
+    used: set[int],
+) -> MetricTrend | None:
+    points: list[tuple[int, float]] = []
+    template = None
+    for night, (_, result) in zip(nights, runs, strict=True):
+        series = next((s for s in _run_series(result) if s.metric == metric), None)
+        if series is not None and series.values:
+            template = series
+            points.append((night.index, statistics.median(series.values)))
+    if template is None:
+        return None
+    values = [v for _, v in points]
+    latest_night = nights[-1].index
+    changes = []
+    for cp in changepoints.detect(values):
+        night = nights[points[cp.index][0]]
+        delta = cp.after - cp.before
+        worse = delta < 0 if template.higher_is_better else delta > 0
+        started = runs[night.index][1].started_at.astimezone(UTC).date()
+        ack_index = next(
+            (i for i, a in enumerate(acks) if a.matches(scenario, metric, night.run_dir, night.run_id, started)), None
+        )
+        if ack_index is not None:
+            used.add(ack_index)
+        ack = acks[ack_index] if ack_index is not None else None
+        kind = _kind(worse, cp.confirmed, night.index == latest_night, ack)
+        changes.append(
+            TrendChange(
+                metric, template.unit, night, cp.before, cp.after, cp.change_pct, worse, cp.confirmed, kind, ack
+            )
+        )
+    return MetricTrend(
+        template.group, metric, template.unit, template.higher_is_better, points, changes, _drift(values)
+    )
+
+
+def _scenario_trend(name: str, runs: list[tuple[Path, RunResult]], acks: list[Ack], used: set[int]) -> ScenarioTrend:
+    nights = _nights(runs)
+    metrics: dict[str, None] = {}
+    for _, result in runs:
+        metrics.update(dict.fromkeys(s.metric for s in _run_series(result)))
+    trends = [_metric_trend(name, nights, runs, m, acks=acks, used=used) for m in metrics]
+    return ScenarioTrend(name, nights, [t for t in trends if t is not None])
+
+
+def build_trend(
+    results_dir: Path, *, scenarios: list[str] | None = None, last: int | None = None, ack_path: Path | None = None
+) -> Trend:
+    """The trend of every scenario (or those named) under ``results_dir``, over its last ``last`` runs.
+
+    ``ack_path`` defaults to ``results_dir/acks.yaml`` when that exists. UsageError (exit 2) for a missing results
+    directory, an explicit ack file that is missing, or an invalid ack file (every problem with file:line).
+    """
+    if not results_dir.is_dir():
+        raise UsageError(f"{results_dir}: no such results directory (expected reports/ with <scenario>/<run>/)")
+    if last is not None and last < 2:
+        raise UsageError(f"--last {last}: a trend needs at least 2 nights")
+    if ack_path is None and (results_dir / ACK_FILE).exists():
+        ack_path = results_dir / ACK_FILE
+    acks = load_acks(ack_path) if ack_path is not None else []
+    by_scenario, skipped = _load_runs(results_dir, scenarios or [])
+    missing = [s for s in scenarios or [] if s not in by_scenario]
+    if missing:
+        raise UsageError(f"{results_dir}: no readable runs of scenario(s) {', '.join(missing)}")
+    used: set[int] = set()
+    trends = []
+    for name in sorted(by_scenario):
+        runs = sorted(by_scenario[name], key=lambda pr: pr[1].started_at)
+        trends.append(_scenario_trend(name, runs[-last:] if last else runs, acks, used))
+    unused = [a for i, a in enumerate(acks) if i not in used]
+    return Trend(str(results_dir), trends, skipped, str(ack_path) if ack_path else None, unused)
+
+
+# --- text ----------------------------------------------------------------------------------------------------
+
+
+def describe_change(c: TrendChange) -> str:
+    before = fmt.measure(c.before, c.unit)
+    after = fmt.measure(c.after, c.unit)
+    return f"{c.metric}: {before} → {after} ({fmt.change_pct(c.change_pct)})"
+
+
+def verdict_line(trend: Trend) -> str:
+    if trend.regressed:
+        listed = "; ".join(f"{s}: {describe_change(c)}" for s, c in trend.regressions)
+        return f"{len(trend.regressions)} regression(s) at the latest night: {listed}"
+    return "no unacknowledged change for the worse at the latest night"
+
+
+def summary_text(trend: Trend) -> str:
+    lines = []
+    for s in trend.scenarios:
+        lines.append(f"{s.name}: {len(s.nights)} night(s), {len(s.metrics)} metric(s), latest {s.nights[-1].run_dir}")
+        for c in s.changes:
+            reason = f" ({c.ack.reason})" if c.ack else ""
+            lines.append(f"  {c.night.started_utc}  {c.kind.value.upper():<22} {describe_change(c)}{reason}")
+    lines += [f"skipped {k.path}: {k.reason}" for k in trend.skipped]
+    lines += [f"ack matched no change point: {a.describe()}" for a in trend.unused_acks]
+    lines.append(verdict_line(trend))
+    return "\n".join(lines)
