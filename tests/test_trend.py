@@ -1,0 +1,150 @@
+"""Trends over nights, on nights made from real stored runs (prometheus, fio, a SIGKILL: the `real_runs` fixture).
+
+How the nights are made, honestly: each night is a copy of one real result.json, re-dated one day apart, with every
+fio value scaled by a seeded noise factor (3% standard deviation, about what one disk shows night to night), and, to
+inject a regression at a known night, the randwrite-4k job's bandwidth and IOPS scaled by 0.6 from that night on
+(what a throttled fio job shows). Everything else (recovery, samples lost, the verdict) is the real run's.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from harness.report import changepoints
+from harness.report.trend import Kind, build_trend
+from harness.results.store import RESULT_FILE
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_NIGHT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+THROTTLED = "randwrite-4k"
+
+
+def harness(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120
+    )
+
+
+def make_nights(real: Path, root: Path, nights: int, *, slow_from: int | None = None, seed: int = 1) -> list[Path]:
+    """``nights`` copies of a real result under root/<scenario>/<night>/, see the module docstring."""
+    source = sorted(real.glob(f"*/*/{RESULT_FILE}"))[0]
+    raw = json.loads(source.read_text(encoding="utf-8"))
+    rng = random.Random(seed)
+    dirs = []
+    for night in range(nights):
+        result = json.loads(json.dumps(raw))
+        started = FIRST_NIGHT + timedelta(days=night)
+        result["started_at"] = started.isoformat()
+        result["run_id"] = f"n{night:05d}"
+        for job in result["fio"]:
+            factor = rng.gauss(1.0, 0.03)
+            if slow_from is not None and night >= slow_from and job["profile"] == THROTTLED:
+                factor *= 0.6
+            for direction in ("read", "write"):
+                data = job.get(direction)
+                if not data:
+                    continue
+                data["bw_bytes_per_s"] *= factor
+                data["iops"] *= factor
+                for point in data["timeseries"]:
+                    point["bw_bytes_per_s"] *= factor
+                    point["iops"] *= factor
+        run_dir = root / result["scenario_name"] / f"{started:%Y%m%dT%H%M%SZ}-n{night:05d}"
+        run_dir.mkdir(parents=True)
+        (run_dir / RESULT_FILE).write_text(json.dumps(result), encoding="utf-8")
+        dirs.append(run_dir)
+    return dirs
+
+
+@pytest.mark.slow
+def test_regression_at_the_latest_night_fails_it(real_runs: Path, tmp_path: Path) -> None:
+    nights = make_nights(real_runs, tmp_path / "reports", 8, slow_from=7)
+    broken = tmp_path / "reports" / "nightly-probe" / "20261101T020000Z-broken"
+    broken.mkdir()
+    (broken / RESULT_FILE).write_text('{"schema_version": 4, "run_id"', encoding="utf-8")  # a truncated file
+    proc = harness("trend", str(tmp_path / "reports"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "REGRESSION" in proc.stdout and f"{THROTTLED} write bandwidth" in proc.stdout
+    assert f"skipped {broken / RESULT_FILE}: not a result file" in proc.stdout
+    trend = build_trend(tmp_path / "reports")
+    changes = trend.scenarios[0].changes
+    # The throttled job's bandwidth and IOPS, at the night it happened, and nothing else.
+    assert {(c.metric, c.night.run_dir, c.kind) for c in changes} == {
+        (f"{THROTTLED} write bandwidth", nights[7].name, Kind.REGRESSION),
+        (f"{THROTTLED} write IOPS", nights[7].name, Kind.REGRESSION),
+    }
+    html = (tmp_path / "reports" / "trend.html").read_text(encoding="utf-8")
+    assert "REGRESSED" in html and nights[7].name in html and "not a result file" in html
+    assert "data:image/png;base64," in html and "<script" not in html and "http://" not in html
+
+
+@pytest.mark.slow
+def test_acknowledged_change_passes_and_a_step_is_found_once(real_runs: Path, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    nights = make_nights(real_runs, reports, 8, slow_from=7)
+    (reports / "acks.yaml").write_text(
+        "acks:\n"
+        f"  - scenario: nightly-probe\n    metric: '{THROTTLED} write *'\n    run: {nights[7].name}\n"
+        "    reason: CI moved to a slower disk\n",
+        encoding="utf-8",
+    )
+    proc = harness("trend", str(reports))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ACKNOWLEDGED" in proc.stdout and "CI moved to a slower disk" in proc.stdout
+    # Three nights later the step is still reported once, at the night it happened, and fails no night.
+    later = make_nights(real_runs, tmp_path / "later", 11, slow_from=7)
+    trend = build_trend(tmp_path / "later")
+    changes = trend.scenarios[0].changes
+    assert {c.night.run_dir for c in changes} == {later[7].name}
+    assert {c.kind for c in changes} == {Kind.WORSE} and all(c.confirmed for c in changes)
+    assert not trend.regressed
+
+
+@pytest.mark.slow
+def test_noise_alone_has_no_change_point(real_runs: Path, tmp_path: Path) -> None:
+    for seed in range(5):
+        root = tmp_path / f"seed{seed}"
+        make_nights(real_runs, root, 12, seed=seed)
+        trend = build_trend(root)
+        assert trend.scenarios[0].changes == [], (seed, trend.scenarios[0].changes)
+    proc = harness("trend", str(tmp_path / "seed0"), "--last", "5", "-o", str(tmp_path / "t.html"))
+    assert proc.returncode == 0 and "no unacknowledged change" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_bad_ack_file_is_a_clear_error(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    ack = tmp_path / "acks.yaml"
+    ack.write_text(
+        "acks:\n  - scenario: demo\n    metric: x\n    reason: ok\n    rn: abc\n"
+        "  - {scenario: demo, metric: x, reason: both, run: abc, date: 2026-12-01}\n",
+        encoding="utf-8",
+    )
+    proc = harness("trend", str(reports), "--ack", str(ack))
+    assert proc.returncode == 2
+    assert f"{ack}:5:5: acks[0].rn: unknown key" in proc.stderr
+    assert f"{ack}:6:5: acks[1]: give exactly one of 'run'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    missing = harness("trend", str(reports), "--ack", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr
+
+
+def test_detector_on_plain_histories() -> None:
+    flat = [100.0, 101.0, 99.0, 100.5, 99.5, 100.0]
+    assert changepoints.detect(flat) == []
+    step = [*flat, 60.0, 61.0, 59.0, 60.5]
+    (cp,) = changepoints.detect(step)
+    assert cp.index == 6 and cp.confirmed and cp.after < cp.before
+    # One bad night in the middle is an outlier, not a level.
+    assert changepoints.detect([*flat, 40.0, *flat]) == []
+    # Two nights: the size threshold alone, unconfirmed.
+    (two,) = changepoints.detect([100.0, 60.0])
+    assert not two.confirmed and two.index == 1
+    assert changepoints.detect([100.0, 95.0]) == []
