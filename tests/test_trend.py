@@ -8,15 +8,17 @@ inject a regression at a known night, the randwrite-4k job's bandwidth and IOPS 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
-import subprocess
-import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from harness import cli
 from harness.report import changepoints
 from harness.report.trend import Kind, build_trend
 from harness.results.store import RESULT_FILE
@@ -26,10 +28,19 @@ FIRST_NIGHT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
 THROTTLED = "randwrite-4k"
 
 
-def harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False, timeout=120
-    )
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def harness(*args: str) -> Outcome:
+    """The harness command in this process (what `harness ARGS` runs, without paying its imports again)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(args))
+    return Outcome(code, out.getvalue(), err.getvalue())
 
 
 def make_nights(real: Path, root: Path, nights: int, *, slow_from: int | None = None, seed: int = 1) -> list[Path]:

@@ -89,7 +89,9 @@ def _candidates(x: np.ndarray, sigma: float) -> list[int]:
     return [int(e) for e in ends[:-1]]  # ruptures ends the list with len(x)
 
 
-def _judge(x: list[float], kept: list[int], k: int, floor: float, noise: float) -> ChangePoint | None:
+def _judge(
+    x: list[float], kept: list[int], k: int, *, floor: float, noise: float, min_shift: float
+) -> ChangePoint | None:
     """The k-th kept boundary as a change point, or None when it does not pass the rules of the module docstring."""
     start = kept[k - 1] if k > 0 else 0
     end = kept[k + 1] if k + 1 < len(kept) else len(x)
@@ -101,7 +103,7 @@ def _judge(x: list[float], kept: list[int], k: int, floor: float, noise: float) 
         return None
     before, after = statistics.median(left), statistics.median(right)
     shift = abs(after - before)
-    if shift == 0 or (before != 0 and shift / abs(before) < MIN_RELATIVE_CHANGE):
+    if shift == 0 or shift < min_shift or (before != 0 and shift / abs(before) < MIN_RELATIVE_CHANGE):
         return None
     confirmed = len(left) >= MIN_HISTORY
     # Few values around their own medians often show far too little noise: then the history's night-to-night noise
@@ -118,8 +120,12 @@ def _judge(x: list[float], kept: list[int], k: int, floor: float, noise: float) 
     return ChangePoint(index=kept[k], before=float(before), after=float(after), z=float(z), confirmed=confirmed)
 
 
-def detect(values: list[float]) -> list[ChangePoint]:
-    """The change points of ``values`` (one per night, oldest first), in order."""
+def detect(values: list[float], *, min_shift: float = 0.0) -> list[ChangePoint]:
+    """The change points of ``values`` (one per night, oldest first), in order.
+
+    ``min_shift``: the smallest absolute shift that can matter, in the values' unit (times below a second jitter by
+    tenths on any machine, whatever their relative change).
+    """
     if len(values) < 2:
         return []
     x = np.asarray(values, dtype=float)
@@ -127,7 +133,7 @@ def detect(values: list[float]) -> list[ChangePoint]:
     noise = noise_scale(values)
     kept = _candidates(x, noise)
     while True:
-        judged = [_judge(values, kept, k, floor, noise) for k in range(len(kept))]
+        judged = [_judge(values, kept, k, floor=floor, noise=noise, min_shift=min_shift) for k in range(len(kept))]
         failing = [k for k, cp in enumerate(judged) if cp is None]
         if not failing:
             return [cp for cp in judged if cp is not None]

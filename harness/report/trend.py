@@ -29,6 +29,9 @@ from harness.results.model import RunResult, Status
 from harness.results.store import RESULT_FILE, load_result
 
 DRIFT_NIGHTS = 3  # drift compares the median of the first and of the last this many nights
+# Recovery stages and WAL replay times jitter by tenths of a second on any machine (the comparison's rule too): a
+# step smaller than this is never a change point, however large relative to a 0.1 s time.
+MIN_TIME_SHIFT_S = 0.25
 
 
 class Kind(StrEnum):
@@ -192,7 +195,7 @@ def _metric_trend(
     values = [v for _, v in points]
     latest_night = nights[-1].index
     changes = []
-    for cp in changepoints.detect(values):
+    for cp in changepoints.detect(values, min_shift=MIN_TIME_SHIFT_S if template.unit == "s" else 0.0):
         night = nights[points[cp.index][0]]
         delta = cp.after - cp.before
         worse = delta < 0 if template.higher_is_better else delta > 0

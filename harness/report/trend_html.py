@@ -23,7 +23,8 @@ class ScenarioView:
     name: str
     summary: str
     changes: Table
-    charts: list[ChartView]
+    charts: list[ChartView]  # metrics with a change point: shown first, open
+    quiet_charts: list[ChartView]  # the others, folded away (still on the page: no network, no script)
 
 
 def _changes_table(s: ScenarioTrend) -> Table:
@@ -32,13 +33,13 @@ def _changes_table(s: ScenarioTrend) -> Table:
         before, after = fmt.measure(c.before, c.unit), fmt.measure(c.after, c.unit)
         rows.append(
             [
-                c.night.started_utc,
+                _night(c.night.started_utc),
                 c.night.run_dir,
                 c.metric,
                 f"{before} → {after}".replace(" ", fmt.NBSP, 1),
                 fmt.change_pct(c.change_pct),
                 "worse" if c.worse else "better",
-                c.kind.value + ("" if c.confirmed else " (too few nights before to judge the noise)"),
+                c.kind.value + ("" if c.confirmed else " (size only: fewer than 3 nights before)"),
                 c.ack.reason if c.ack else "",
             ]
         )
@@ -47,10 +48,17 @@ def _changes_table(s: ScenarioTrend) -> Table:
     return Table(headers, rows, classes)
 
 
-def _charts(s: ScenarioTrend) -> list[ChartView]:
+def _night(started_utc: str) -> str:
+    """ "2026-12-03 02:00 UTC": a night needs no seconds, and the shorter cell keeps the table within the window."""
+    return f"{started_utc[:16]} UTC".replace(" ", fmt.NBSP)
+
+
+def _charts(s: ScenarioTrend, *, changed: bool) -> list[ChartView]:
     views = []
     labels = {n.index: n.started_utc[5:16] for n in s.nights}  # "12-03 02:00": the night, short enough to tick
     for m in s.metrics:
+        if bool(m.changes) != changed:
+            continue
         history = pd.DataFrame([(n, labels[n], v) for n, v in m.points], columns=["night", "label", "value"])
         changes = pd.DataFrame([(c.night.index, c.kind.value) for c in m.changes], columns=["night", "kind"])
         better = "higher is better" if m.higher_is_better else "lower is better"
@@ -58,7 +66,7 @@ def _charts(s: ScenarioTrend) -> list[ChartView]:
         title = f"{m.metric} ({better})"
         png = charts.trend_chart(history, changes, title, m.unit)
         caption = f"{len(m.points)} night(s){drift}" + "".join(
-            f"; {describe_change(c)} at {c.night.started_utc}" for c in m.changes
+            f"; {describe_change(c)} at {_night(c.night.started_utc)}" for c in m.changes
         )
         views.append(chart_view(title, png, "no values", caption=caption))
     return views
@@ -72,7 +80,8 @@ def render_trend(trend: Trend, out: Path) -> Path:
             summary=f"{len(s.nights)} night(s) from {s.nights[0].started_utc} to {s.nights[-1].started_utc}, "
             f"{len(s.metrics)} metric(s), {len(s.changes)} change point(s)",
             changes=_changes_table(s),
-            charts=_charts(s),
+            charts=_charts(s, changed=True),
+            quiet_charts=_charts(s, changed=False),
         )
         for s in trend.scenarios
     ]
