@@ -102,6 +102,13 @@ def cluster(session: nox.Session) -> None:
 NIGHTLY = {"demo": 0, "ephemeral-baseline": 1, "local-pv": 0, "power-loss": 1}
 
 
+def _trend_report(harness: str, results: Path) -> list[str]:
+    """One trend report for all scenarios over the stored nights (results/trend.html, acks from results/acks.yaml);
+    a regression at the latest night (exit 1) or a bad ack file (exit 2) fails the night."""
+    code = subprocess.run([harness, "trend", str(results), "-o", str(results / "trend.html")], check=False).returncode
+    return [] if code == 0 else [f"trend: exit {code} (see {results / 'trend.html'})"]
+
+
 @nox.session
 def nightly(session: nox.Session) -> None:
     """The durability scenarios, each compared with its previous run; archive reports/ afterwards."""
@@ -118,6 +125,7 @@ def nightly(session: nox.Session) -> None:
             previous, latest = runs[-2].parent, runs[-1].parent
             out = latest / "compare-previous.html"
             subprocess.run([harness, "compare", str(previous), str(latest), "-o", str(out)], check=False)
+    failures += _trend_report(harness, ROOT / "reports")
     if failures:
         session.error("; ".join(failures))
 

@@ -80,11 +80,17 @@ def test_regression_at_the_latest_night_fails_it(real_runs: Path, tmp_path: Path
     broken = tmp_path / "reports" / "nightly-probe" / "20261101T020000Z-broken"
     broken.mkdir()
     (broken / RESULT_FILE).write_text('{"schema_version": 4, "run_id"', encoding="utf-8")  # a truncated file
+    # A night whose harness broke (ERROR) says nothing about the storage: named and left out.
+    errored = json.loads((nights[3] / RESULT_FILE).read_text(encoding="utf-8"))
+    errored.update(verdict="ERROR", error="Prometheus did not start")
+    (nights[3] / RESULT_FILE).write_text(json.dumps(errored), encoding="utf-8")
     proc = harness("trend", str(tmp_path / "reports"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "REGRESSION" in proc.stdout and f"{THROTTLED} write bandwidth" in proc.stdout
     assert f"skipped {broken / RESULT_FILE}: not a result file" in proc.stdout
+    assert f"skipped {nights[3] / RESULT_FILE}: the run ended in ERROR: Prometheus did not start" in proc.stdout
     trend = build_trend(tmp_path / "reports")
+    assert len(trend.scenarios[0].nights) == 7
     changes = trend.scenarios[0].changes
     # The throttled job's bandwidth and IOPS, at the night it happened, and nothing else.
     assert {(c.metric, c.night.run_dir, c.kind) for c in changes} == {

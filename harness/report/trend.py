@@ -7,7 +7,8 @@ inside one job. The metrics are the comparison's (``harness.report.compare``); t
 ``harness.report.changepoints``. A change point at the latest night, in the worse direction, confirmed against the
 noise and not acknowledged in the ack file (``harness.report.acks``) is a regression of that night: ``harness trend``
 exits 1. Earlier change points are history: each step is reported once, at the night it happened. Runs that cannot
-be read are named with the reason and left out.
+be read, and runs that ended in ERROR (the tool or the environment broke, not the storage), are named with the reason
+and left out.
 """
 
 from __future__ import annotations
@@ -134,6 +135,12 @@ def _load_runs(
             skipped.append(Skipped(str(path), str(e).removeprefix(f"{path}: ")))
             continue
         if scenarios and result.scenario_name not in scenarios:
+            continue
+        if result.verdict is Status.ERROR:
+            # The harness or the environment broke: its numbers (if any) say nothing about the storage.
+            skipped.append(
+                Skipped(str(path), f"the run ended in ERROR: {fmt.shorten(result.error or 'incomplete', 200)}")
+            )
             continue
         by_scenario.setdefault(result.scenario_name, []).append((path.parent, result))
     return by_scenario, skipped
