@@ -6,8 +6,8 @@ matter and clearly outside the noise, the way Hunter/Otava filter E-divisive's c
 significance rule), weakest first, re-judging the rest after each removal:
 
 - the shift of the median between the neighbouring segments is at least ``MIN_RELATIVE_CHANGE`` of the level before,
-  and at least ``Z_MIN`` robust standard deviations of the night-to-night noise (a median absolute deviation, so one
-  outlier or one step does not inflate it);
+  and at least ``Z_MIN`` robust standard deviations of the difference of the two medians (the noise from median
+  absolute deviations, so one outlier or one step does not inflate it);
 - a segment of fewer than ``MIN_SEGMENT`` nights in the middle of the history is an outlier (one bad night), not a
   level: both its edges are dropped. Only the newest nights may form a short segment: a change at the latest
   night must be seen the night it happens.
@@ -28,11 +28,13 @@ import ruptures
 
 # A step smaller than 10% of the level is noise on shared CI machines (the comparison's threshold, too).
 MIN_RELATIVE_CHANGE = 0.10
-# A shift of 4 robust standard deviations: about 1 in 16,000 nights for normal noise, so dozens of metrics a night
-# still rarely raise a false alarm, while a throttled disk (often a third slower or worse) stands out at once.
-Z_MIN = 4.0
+# The shift of the two levels' medians in robust standard deviations of their difference. 5 because the noise itself
+# is estimated from a short history: simulated nights of pure 5% noise then raise a confirmed change for the worse at
+# the latest night about once in 600 histories of 6 nights and almost never from 10 nights on, while a 40% step is
+# confirmed at its night in about 7 of 10 histories of 10 nights (and later, as soon as it is clear, in the rest).
+Z_MIN = 5.0
 MIN_SEGMENT = 3  # nights a level must last, in the middle of the history, to be a level and not an outlier
-MIN_HISTORY = 3  # nights before a change needed to measure the noise it is judged against
+MIN_HISTORY = 5  # nights before a change needed to measure the noise it is judged against
 # PELT's cost of one more change point, per log(nights), in units of the noise variance: BIC's 2 plus a margin,
 # since the noise is estimated from the same short history. The filter above has the last word anyway.
 PENALTY_PER_LOG_N = 3.0
@@ -74,12 +76,18 @@ def noise_scale(values: list[float]) -> float:
 
 
 def _segment_noise(left: list[float], right: list[float], fallback: float) -> float:
-    """Pooled robust noise of two segments around their own medians (the step itself excluded)."""
-    residuals = [v - statistics.median(left) for v in left] + [v - statistics.median(right) for v in right]
+    """Pooled robust noise of the segments of at least MIN_SEGMENT nights around their own medians (the step itself
+    excluded); a shorter segment is left out: around its own median its residuals are near 0 by construction."""
+    residuals = [v - statistics.median(seg) for seg in (left, right) if len(seg) >= MIN_SEGMENT for v in seg]
     if len(residuals) < MIN_HISTORY + 1:
         return fallback
     mad = statistics.median(abs(r) for r in residuals)
     return max(_MAD_TO_SIGMA * mad, fallback)
+
+
+def _median_variance(n: int) -> float:
+    """Variance of the median of n values, in units of the noise variance (pi/2n for large n; 1 for one value)."""
+    return 1.0 if n == 1 else math.pi / (2 * n)
 
 
 def _candidates(x: np.ndarray, sigma: float) -> list[int]:
@@ -106,15 +114,14 @@ def _judge(
     if shift == 0 or shift < min_shift or (before != 0 and shift / abs(before) < MIN_RELATIVE_CHANGE):
         return None
     confirmed = len(left) >= MIN_HISTORY
-    # Few values around their own medians often show far too little noise: then the history's night-to-night noise
-    # (which a step inflates a little) is the bound.
-    few = len(left) + len(right) < 2 * MIN_SEGMENT + 2
-    sigma = (
-        (max(_segment_noise(left, right, floor), noise) if few else _segment_noise(left, right, floor))
-        if confirmed
-        else floor
-    )
-    z = shift / sigma
+    if confirmed:
+        # The larger of two estimates: a MAD of a few values around their own medians often shows far too little
+        # noise, while successive differences (which the step itself barely moves) see the whole history's.
+        sigma = max(_segment_noise(left, right, floor), noise)
+        # The shift of two medians, each uncertain: a level that lasted many nights is judged more surely than one.
+        z = shift / (sigma * math.sqrt(_median_variance(len(left)) + _median_variance(len(right))))
+    else:
+        z = shift / floor
     if z < Z_MIN:
         return None
     return ChangePoint(index=kept[k], before=float(before), after=float(after), z=float(z), confirmed=confirmed)

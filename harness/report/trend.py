@@ -4,9 +4,11 @@ of the latest night.
 A night is one stored run (ordered by its start); its value of a metric is the median of the run's values of it
 (fio's per-second points, several faults of one kind), so the unit of the statistics is the night, never points
 inside one job. The metrics are the comparison's (``harness.report.compare``); the change points come from
-``harness.report.changepoints``. A change point at the latest night, in the worse direction, confirmed against the
-noise and not acknowledged in the ack file (``harness.report.acks``) is a regression of that night: ``harness trend``
-exits 1. Earlier change points are history: each step is reported once, at the night it happened. Runs that cannot
+``harness.report.changepoints``. A change point for the worse that the latest night confirms (the history up to the
+night before did not hold it confirmed: usually it is at the latest night itself, or a night or two before when the
+step took a few nights to stand out of the noise) and that the ack file (``harness.report.acks``) does not
+acknowledge is a regression of that night: ``harness trend`` exits 1. Each step is marked once, at the night it
+happened, and fails one night only. Runs that cannot
 be read, and runs that ended in ERROR (the tool or the environment broke, not the storage), are named with the reason
 and left out.
 """
@@ -36,10 +38,10 @@ MIN_TIME_SHIFT_S = 0.25
 
 
 class Kind(StrEnum):
-    REGRESSION = "regression"  # the latest night, worse, confirmed, not acknowledged: fails the night
-    POSSIBLE = "possible regression"  # the latest night, worse, but too little history to confirm it
+    REGRESSION = "regression"  # worse, first confirmed by the latest night, not acknowledged: fails that night
+    POSSIBLE = "possible regression"  # at the latest night, worse, but too little history to confirm it
     ACKNOWLEDGED = "acknowledged"
-    WORSE = "worse (earlier night)"  # reported once, when it happened; not this night's verdict
+    WORSE = "worse (earlier night)"  # confirmed before the latest night: failed that night, not this one
     IMPROVEMENT = "improvement"
 
 
@@ -171,14 +173,24 @@ def _drift(values: list[float]) -> float | None:
     return None if first == 0 else 100 * (last - first) / abs(first)
 
 
-def _kind(worse: bool, confirmed: bool, latest: bool, ack: Ack | None) -> Kind:
+def _kind(cp: changepoints.ChangePoint, *, worse: bool, new: bool, latest: bool, ack: Ack | None) -> Kind:
     if not worse:
         return Kind.IMPROVEMENT
     if ack is not None:
         return Kind.ACKNOWLEDGED
-    if not latest:
-        return Kind.WORSE
-    return Kind.REGRESSION if confirmed else Kind.POSSIBLE
+    if cp.confirmed and new:
+        return Kind.REGRESSION
+    return Kind.POSSIBLE if latest and not cp.confirmed else Kind.WORSE
+
+
+def _new_tonight(cp: changepoints.ChangePoint, yesterday: list[changepoints.ChangePoint]) -> bool:
+    """Whether the history up to the night before did not already hold this change, confirmed (a night either way:
+    one more night can move a boundary by one). A step the latest night's value makes clear only a few nights after
+    it happened thus fails exactly one night, the one that confirms it, and no later one."""
+    return not any(
+        y.confirmed and abs(y.index - cp.index) <= 1 and (y.after > y.before) == (cp.after > cp.before)
+        for y in yesterday
+    )
 
 
 def _metric_trend(
@@ -201,8 +213,11 @@ def _metric_trend(
         return None
     values = [v for _, v in points]
     latest_night = nights[-1].index
+    min_shift = MIN_TIME_SHIFT_S if template.unit == "s" else 0.0
+    measured_tonight = points[-1][0] == latest_night
+    yesterday = changepoints.detect(values[:-1], min_shift=min_shift) if measured_tonight else []
     changes = []
-    for cp in changepoints.detect(values, min_shift=MIN_TIME_SHIFT_S if template.unit == "s" else 0.0):
+    for cp in changepoints.detect(values, min_shift=min_shift):
         night = nights[points[cp.index][0]]
         delta = cp.after - cp.before
         worse = delta < 0 if template.higher_is_better else delta > 0
@@ -213,7 +228,8 @@ def _metric_trend(
         if ack_index is not None:
             used.add(ack_index)
         ack = acks[ack_index] if ack_index is not None else None
-        kind = _kind(worse, cp.confirmed, night.index == latest_night, ack)
+        new = measured_tonight and _new_tonight(cp, yesterday)
+        kind = _kind(cp, worse=worse, new=new, latest=night.index == latest_night, ack=ack)
         changes.append(
             TrendChange(
                 metric, template.unit, night, cp.before, cp.after, cp.change_pct, worse, cp.confirmed, kind, ack

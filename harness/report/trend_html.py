@@ -39,7 +39,7 @@ def _changes_table(s: ScenarioTrend) -> Table:
                 f"{before} → {after}".replace(" ", fmt.NBSP, 1),
                 fmt.change_pct(c.change_pct),
                 "worse" if c.worse else "better",
-                c.kind.value + ("" if c.confirmed else " (size only: fewer than 3 nights before)"),
+                c.kind.value + ("" if c.confirmed else " (size only: fewer than 5 nights before)"),
                 c.ack.reason if c.ack else "",
             ]
         )
