@@ -43,8 +43,17 @@ def harness(*args: str) -> Outcome:
     return Outcome(code, out.getvalue(), err.getvalue())
 
 
-def make_nights(real: Path, root: Path, nights: int, *, slow_from: int | None = None, seed: int = 1) -> list[Path]:
-    """``nights`` copies of a real result under root/<scenario>/<night>/, see the module docstring."""
+def make_nights(
+    real: Path,
+    root: Path,
+    nights: int,
+    *,
+    slow_from: int | None = None,
+    seed: int = 1,
+    throttled: list[float] | None = None,
+) -> list[Path]:
+    """``nights`` copies of a real result under root/<scenario>/<night>/, see the module docstring. ``throttled``: the
+    randwrite-4k job's factor per night, exactly (instead of seeded noise and ``slow_from``)."""
     source = sorted(real.glob(f"*/*/{RESULT_FILE}"))[0]
     raw = json.loads(source.read_text(encoding="utf-8"))
     rng = random.Random(seed)
@@ -56,7 +65,9 @@ def make_nights(real: Path, root: Path, nights: int, *, slow_from: int | None = 
         result["run_id"] = f"n{night:05d}"
         for job in result["fio"]:
             factor = rng.gauss(1.0, 0.03)
-            if slow_from is not None and night >= slow_from and job["profile"] == THROTTLED:
+            if throttled is not None and job["profile"] == THROTTLED:
+                factor = throttled[night]
+            elif slow_from is not None and night >= slow_from and job["profile"] == THROTTLED:
                 factor *= 0.6
             for direction in ("read", "write"):
                 data = job.get(direction)
@@ -122,6 +133,43 @@ def test_acknowledged_change_passes_and_a_step_is_found_once(real_runs: Path, tm
     assert {c.night.run_dir for c in changes} == {later[7].name}
     assert {c.kind for c in changes} == {Kind.WORSE} and all(c.confirmed for c in changes)
     assert not trend.regressed
+
+
+@pytest.mark.slow
+def test_a_step_that_needs_more_nights_fails_the_night_that_confirms_it(real_runs: Path, tmp_path: Path) -> None:
+    # A 14% drop after 8 nights of +-4%: not clear the night it happens nor the next; the third night confirms it.
+    factors = [1.0, 1.02, 1.04, 0.99, 0.97, 1.0, 1.03, 0.98, 0.86, 0.85, 0.87, 0.86]
+    verdicts = []
+    for nights in (9, 10, 11, 12):
+        root = tmp_path / f"after-{nights}"
+        made = make_nights(real_runs, root, nights, throttled=factors[:nights])
+        trend = build_trend(root)
+        changes = [c for c in trend.scenarios[0].changes if c.metric.startswith(THROTTLED)]
+        assert all(c.night.run_dir == made[8].name for c in changes), changes
+        verdicts.append((len(changes), trend.regressed))
+    assert verdicts == [(0, False), (0, False), (2, True), (2, False)]
+    # An 18% drop: clear at once, unclear again after a noisy night, clear again: it failed its own night only.
+    factors = [*factors[:8], 0.82, 0.81, 0.83]
+    verdicts = []
+    for nights in (9, 10, 11):
+        root = tmp_path / f"again-{nights}"
+        make_nights(real_runs, root, nights, throttled=factors[:nights])
+        trend = build_trend(root)
+        changes = [c for c in trend.scenarios[0].changes if c.metric.startswith(THROTTLED)]
+        verdicts.append((len(changes), trend.regressed))
+    assert verdicts == [(2, True), (0, False), (2, False)]
+
+
+def test_two_nights_mark_a_possible_regression(real_runs: Path, tmp_path: Path) -> None:
+    # `nox -s nightly` twice, the second night throttled: marked at that night, on its size alone (no noise to judge
+    # it against yet), so it fails nothing by itself; the night's comparison is the gate.
+    made = make_nights(real_runs, tmp_path, 2, throttled=[1.0, 0.6])
+    proc = harness("trend", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trend = build_trend(tmp_path)
+    marked = {(c.metric, c.night.run_dir, c.kind) for c in trend.scenarios[0].changes}
+    assert (f"{THROTTLED} write bandwidth", made[1].name, Kind.POSSIBLE) in marked
+    assert "POSSIBLE REGRESSION" in proc.stdout
 
 
 @pytest.mark.slow

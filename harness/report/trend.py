@@ -183,14 +183,20 @@ def _kind(cp: changepoints.ChangePoint, *, worse: bool, new: bool, latest: bool,
     return Kind.POSSIBLE if latest and not cp.confirmed else Kind.WORSE
 
 
-def _new_tonight(cp: changepoints.ChangePoint, yesterday: list[changepoints.ChangePoint]) -> bool:
-    """Whether the history up to the night before did not already hold this change, confirmed (a night either way:
-    one more night can move a boundary by one). A step the latest night's value makes clear only a few nights after
-    it happened thus fails exactly one night, the one that confirms it, and no later one."""
-    return not any(
-        y.confirmed and abs(y.index - cp.index) <= 1 and (y.after > y.before) == (cp.after > cp.before)
-        for y in yesterday
-    )
+def _held_before(values: list[float], cp: changepoints.ChangePoint, min_shift: float) -> bool:
+    """Whether a shorter history (up to any night from the change on, before the latest) already held this change,
+    confirmed, a night either way (one more night can move a boundary by one). A step that stands out of the noise
+    only a few nights after it happened thus fails exactly one night, the first that confirms it, and no later one,
+    even when a noisy night in between made it unclear again. Newest first: an old change is found at once."""
+    for end in range(len(values) - 1, cp.index, -1):
+        for earlier in changepoints.detect(values[:end], min_shift=min_shift):
+            if (
+                earlier.confirmed
+                and abs(earlier.index - cp.index) <= 1
+                and (earlier.after > earlier.before) == (cp.after > cp.before)
+            ):
+                return True
+    return False
 
 
 def _metric_trend(
@@ -215,7 +221,6 @@ def _metric_trend(
     latest_night = nights[-1].index
     min_shift = MIN_TIME_SHIFT_S if template.unit == "s" else 0.0
     measured_tonight = points[-1][0] == latest_night
-    yesterday = changepoints.detect(values[:-1], min_shift=min_shift) if measured_tonight else []
     changes = []
     for cp in changepoints.detect(values, min_shift=min_shift):
         night = nights[points[cp.index][0]]
@@ -228,7 +233,7 @@ def _metric_trend(
         if ack_index is not None:
             used.add(ack_index)
         ack = acks[ack_index] if ack_index is not None else None
-        new = measured_tonight and _new_tonight(cp, yesterday)
+        new = measured_tonight and cp.confirmed and worse and ack is None and not _held_before(values, cp, min_shift)
         kind = _kind(cp, worse=worse, new=new, latest=night.index == latest_night, ack=ack)
         changes.append(
             TrendChange(
