@@ -15,6 +15,7 @@ and left out.
 
 from __future__ import annotations
 
+import datetime as dt
 import statistics
 from dataclasses import dataclass, field
 from datetime import UTC
@@ -27,7 +28,7 @@ from harness.report import changepoints
 from harness.report.acks import ACK_FILE, Ack, load_acks
 
 # The per-run metric series of the comparison, reused as they are so a trend and a comparison name the same metrics.
-from harness.report.compare import _run_series
+from harness.report.compare import _run_series, _Series
 from harness.results.model import RunResult, Status
 from harness.results.store import RESULT_FILE, load_result
 
@@ -52,6 +53,7 @@ class Night:
     run_id: str
     path: str
     started_utc: str
+    date: dt.date  # the UTC date it started: what an ack's `date` names
     verdict: Status
     complete: bool
 
@@ -156,6 +158,7 @@ def _nights(runs: list[tuple[Path, RunResult]]) -> list[Night]:
             run_id=result.run_id,
             path=str(path),
             started_utc=fmt.utc(result.started_at.astimezone(UTC)),
+            date=result.started_at.astimezone(UTC).date(),
             verdict=result.verdict,
             complete=result.complete,
         )
@@ -202,7 +205,7 @@ def _held_before(values: list[float], cp: changepoints.ChangePoint, min_shift: f
 def _metric_trend(
     scenario: str,
     nights: list[Night],
-    runs: list[tuple[Path, RunResult]],
+    series_by_night: list[dict[str, _Series]],
     metric: str,
     *,
     acks: list[Ack],
@@ -210,8 +213,8 @@ def _metric_trend(
 ) -> MetricTrend | None:
     points: list[tuple[int, float]] = []
     template = None
-    for night, (_, result) in zip(nights, runs, strict=True):
-        series = next((s for s in _run_series(result) if s.metric == metric), None)
+    for night, by_metric in zip(nights, series_by_night, strict=True):
+        series = by_metric.get(metric)
         if series is not None and series.values:
             template = series
             points.append((night.index, statistics.median(series.values)))
@@ -226,9 +229,9 @@ def _metric_trend(
         night = nights[points[cp.index][0]]
         delta = cp.after - cp.before
         worse = delta < 0 if template.higher_is_better else delta > 0
-        started = runs[night.index][1].started_at.astimezone(UTC).date()
         ack_index = next(
-            (i for i, a in enumerate(acks) if a.matches(scenario, metric, night.run_dir, night.run_id, started)), None
+            (i for i, a in enumerate(acks) if a.matches(scenario, metric, night.run_dir, night.run_id, night.date)),
+            None,
         )
         if ack_index is not None:
             used.add(ack_index)
@@ -247,10 +250,10 @@ def _metric_trend(
 
 def _scenario_trend(name: str, runs: list[tuple[Path, RunResult]], acks: list[Ack], used: set[int]) -> ScenarioTrend:
     nights = _nights(runs)
-    metrics: dict[str, None] = {}
-    for _, result in runs:
-        metrics.update(dict.fromkeys(s.metric for s in _run_series(result)))
-    trends = [_metric_trend(name, nights, runs, m, acks=acks, used=used) for m in metrics]
+    # Each run's series once (not once per metric): a year of nights has tens of thousands of (night, metric) pairs.
+    series_by_night = [{s.metric: s for s in _run_series(result)} for _, result in runs]
+    metrics = dict.fromkeys(m for by_metric in series_by_night for m in by_metric)
+    trends = [_metric_trend(name, nights, series_by_night, m, acks=acks, used=used) for m in metrics]
     return ScenarioTrend(name, nights, [t for t in trends if t is not None])
 
 
