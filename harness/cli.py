@@ -66,7 +66,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     if outcome.result is not None:
         _print_summary(outcome.result)
+        _write_run_outputs(args, outcome.result)
     return outcome.exit_code
+
+
+def _write_run_outputs(args: argparse.Namespace, result: object) -> None:
+    """JUnit and JSON of the run's checks for CI (--junit, --json); --expect-verdict names the verdict it must end
+    with (the emptyDir baseline must fail), which its gate test case checks."""
+    from harness.report.ci import write_run_outputs
+    from harness.results.model import RunResult, Status
+
+    assert isinstance(result, RunResult)
+    expected = Status(args.expect_verdict) if args.expect_verdict else None
+    write_run_outputs(
+        result,
+        junit=Path(args.junit) if args.junit else None,
+        summary=Path(args.json) if args.json else None,
+        expected=expected,
+    )
 
 
 def _print_summary(result: object) -> None:
@@ -92,13 +109,37 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from harness.report.compare import compare_runs, render_comparison, summary_text
+    from harness.errors import UsageError
+    from harness.report.ci import write_comparison_outputs
+    from harness.report.compare import Rules, compare_paths, compare_runs, render_comparison, summary_text
 
-    comparison = compare_runs([Path(p) for p in args.results])
+    defaults = Rules()  # unset options keep compare's own defaults, which its docstring explains
+    rules = Rules(
+        threshold=defaults.threshold if args.threshold is None else args.threshold,
+        alpha=defaults.alpha if args.alpha is None else args.alpha,
+        fail_on_threshold_only=args.fail_on_threshold_only,
+        allow_different=frozenset(args.allow_different or ()),
+    )
+    if args.baseline or args.candidate:
+        if args.results or not (args.baseline and args.candidate):
+            raise UsageError("give --baseline RUN... and --candidate RUN... together, and no RUN_DIR before them")
+        comparison = compare_paths([Path(p) for p in args.baseline], [[Path(p) for p in args.candidate]], rules)
+    elif len(args.results) < 2:
+        raise UsageError(
+            "compare needs at least two results (the first one is the baseline), or --baseline/--candidate"
+        )
+    else:
+        comparison = compare_runs([Path(p) for p in args.results], rules=rules)
+    for skipped in comparison.skipped:
+        ui.warn(f"left out {skipped.path}: {skipped.reason}")
     print(summary_text(comparison))
     if args.output:
         print(render_comparison(comparison, Path(args.output)))
-    # A nightly job fails on a regression; "unstable" or "inconclusive" changes are reported but do not fail it.
+    write_comparison_outputs(
+        comparison, junit=Path(args.junit) if args.junit else None, summary=Path(args.json) if args.json else None
+    )
+    # A nightly job fails on a regression; "unstable", "inconclusive" or "threshold only" changes are reported but
+    # do not fail it (unless --fail-on-threshold-only).
     return 1 if comparison.regressed else 0
 
 
@@ -110,8 +151,23 @@ def _cmd_trend(args: argparse.Namespace) -> int:
     trend = build_trend(results, scenarios=args.scenario, last=args.last, ack_path=Path(args.ack) if args.ack else None)
     print(summary_text(trend))
     print(render_trend(trend, Path(args.output) if args.output else results / "trend.html"))
-    # Only the latest night's unacknowledged, confirmed change for the worse fails: each step fails one night.
+    # Only a change for the worse that the latest night is the first to confirm, unacknowledged, fails: once per step.
     return 1 if trend.regressed else 0
+
+
+def _add_trend(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("trend", help="every metric's history over the stored runs, with change points")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", help="the results root, e.g. reports/")
+    p.add_argument("--scenario", action="append", help="only this scenario (repeatable; default: all)")
+    p.add_argument("--last", type=int, metavar="N", help="only the last N runs of each scenario")
+    p.add_argument("--ack", metavar="FILE", help="ack file of accepted changes (default: RESULTS_DIR/acks.yaml)")
+    p.add_argument("-o", "--output", help="the HTML trend report (default: RESULTS_DIR/trend.html)")
+    p.set_defaults(func=_cmd_trend)
+
+
+def _ci_outputs(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML here (one test case per check and gate)")
+    p.add_argument("--json", metavar="FILE", help="also write a JSON summary here")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="kubernetes runtime: the kube context to use (required unless the current-context is listed in "
         "kubernetes.allowed_contexts of the harness config, ~/.config/prom-harness/config.yaml or $HARNESS_CONFIG)",
     )
+    _ci_outputs(p)
+    p.add_argument(
+        "--expect-verdict",
+        choices=["PASSED", "FAILED"],
+        help="--junit/--json: the verdict this scenario must end with (its gate); a check failing as expected is "
+        "reported skipped. The exit code stays the verdict's",
+    )
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("report", help="re-render report.html from a stored result")
@@ -152,17 +215,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("compare", help="compare stored results (runs, nights, storages)")
-    p.add_argument("results", nargs="+", metavar="RUN_DIR")
+    p.add_argument("results", nargs="*", metavar="RUN_DIR", help="the first is the baseline, each other is compared")
+    p.add_argument("--baseline", nargs="+", metavar="RUN_DIR", help="runs pooled into the baseline (e.g. last nights)")
+    p.add_argument("--candidate", nargs="+", metavar="RUN_DIR", help="runs pooled into the side compared with it")
     p.add_argument("-o", "--output", help="also write an HTML comparison here")
+    _ci_outputs(p)
+    p.add_argument("--threshold", type=float, help="relative change a regression needs (default 0.10)")
+    p.add_argument("--alpha", type=float, help="level of the adjusted p-values a regression needs (default 0.002)")
+    p.add_argument(
+        "--fail-on-threshold-only",
+        action="store_true",
+        help="also fail on metrics with one value per side that got worse by more than the threshold (no test)",
+    )
+    p.add_argument(
+        "--allow-different",
+        action="append",
+        choices=["runtime", "node", "kernel", "prometheus", "fio", "load", "fio-settings"],
+        help="compare runs although this differs (repeatable; e.g. node for CI runners with new names every night)",
+    )
     p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("trend", help="every metric's history over the stored runs, with change points")
-    p.add_argument("results_dir", metavar="RESULTS_DIR", help="the results root, e.g. reports/")
-    p.add_argument("--scenario", action="append", help="only this scenario (repeatable; default: all)")
-    p.add_argument("--last", type=int, metavar="N", help="only the last N runs of each scenario")
-    p.add_argument("--ack", metavar="FILE", help="ack file of accepted changes (default: RESULTS_DIR/acks.yaml)")
-    p.add_argument("-o", "--output", help="the HTML trend report (default: RESULTS_DIR/trend.html)")
-    p.set_defaults(func=_cmd_trend)
+    _add_trend(sub)
 
     from harness.doctor import command as doctor_command
 

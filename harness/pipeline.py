@@ -34,6 +34,7 @@ from harness.errors import HarnessError, InfraError, NotRecovered, UsageError, W
 from harness.faults import injector_for, required_capabilities
 from harness.faults.timeline import PlannedFault, plan_faults
 from harness.loads.driver import TsdbDriver
+from harness.loads.fio import job_name
 from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner, new_marker
 from harness.prom import PromClient
 from harness.promlog import warnings_between
@@ -189,20 +190,35 @@ class Run:
         jobs = self.scenario.loads.fio
         if not jobs:
             return
-        total = sum(j.runtime_s for j in jobs)
+        total = sum(j.runtime_s * j.repeat for j in jobs)
         with ui.phase(f"fio: {len(jobs)} job(s) on {runtime.fio_target()}", total) as bar:
             done = 0.0
             for job in jobs:
-                bar.update(done, f"fio {job.name or job.profile}")
-                self.result.fio.append(runtime.run_fio(job, self.run_dir))
-                self.result.environment.fio_version = runtime.fio_version()
-                done += job.runtime_s
-                self.save()
+                base = job_name(job)
+                for k in range(1, job.repeat + 1):
+                    # Each repetition is a fio run of its own (fresh files, its own outputs): an independent value
+                    # for compare. The first keeps the job's name, so unrepeated jobs look as they always did.
+                    rep = job if k == 1 else job.model_copy(update={"name": f"{base}.r{k}"})
+                    bar.update(done, f"fio {base}" + (f" ({k}/{job.repeat})" if job.repeat > 1 else ""))
+                    measured = runtime.run_fio(rep, self.run_dir)
+                    self.result.fio.append(measured.model_copy(update={"job": base, "repetition": k}))
+                    self.result.environment.fio_version = runtime.fio_version()
+                    done += job.runtime_s
+                    self.save()
         for r in self.result.fio:
             if r.write is not None:
                 ui.info(f"  {r.name}: write {r.write.bw_bytes_per_s / 1e6:.1f} MB/s, {r.write.iops:.0f} IOPS")
             if r.read is not None:
                 ui.info(f"  {r.name}: read {r.read.bw_bytes_per_s / 1e6:.1f} MB/s, {r.read.iops:.0f} IOPS")
+
+    def step_prometheus(self, runtime: Runtime) -> TsdbDriver | None:
+        """Start Prometheus and run the load and faults; a fio-only scenario has neither and stops here."""
+        if not self.scenario.runs_prometheus:
+            self.event("phase", "fio only (no TSDB load, no fault): Prometheus is not started")
+            return None
+        load = self.step_start(runtime)
+        self.step_execute(runtime, load)
+        return load
 
     def step_start(self, runtime: Runtime) -> TsdbDriver | None:
         spec = self.scenario.loads.tsdb
@@ -563,8 +579,7 @@ def execute(options: RunOptions) -> RunOutcome:
             else:
                 run.step_provision(runtime)
                 run.step_benchmark(runtime)
-                load = run.step_start(runtime)
-                run.step_execute(runtime, load)
+                load = run.step_prometheus(runtime)
                 run.step_check(runtime, load)
         except Interrupted as e:
             run.result.interrupted = True
@@ -591,6 +606,8 @@ CAPABILITY_MEANING = {
     "signal": "signal Prometheus in its container",
     "nodes": "stop and start nodes",
     "power-loss": "cut the power under Prometheus' data directory",
+    "io-faults": "fail or slow down I/O under Prometheus' data directory",
+    "fill-volume": "fill the filesystem under Prometheus' data directory",
 }
 
 

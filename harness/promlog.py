@@ -78,9 +78,9 @@ def line_time_unix_s(line: str) -> float | None:
 
 def warnings_between(log_text: str, since_unix_s: float, until_unix_s: float, limit: int = 20) -> list[str]:
     """The warning and error lines Prometheus wrote in the window, in order; a line without a time is kept when it
-    follows one that was in the window (a Go panic's stack). At most ``limit``, then a line saying how many more."""
-    found: list[str] = []
-    more = 0
+    follows one that was in the window (a Go panic's stack). A line that repeats but for its time (one per rejected
+    request) is quoted once, with how often and until when. At most ``limit``, then a line saying how many more."""
+    seen: dict[str, tuple[str, int, str]] = {}  # the line without its time -> (first line, count, last time)
     inside = False
     for line in log_text.splitlines():
         at = line_time_unix_s(line)
@@ -92,10 +92,14 @@ def warnings_between(log_text: str, since_unix_s: float, until_unix_s: float, li
             worrying = inside and bool(line.strip())
         if not (inside and worrying):
             continue
-        if len(found) < limit:
-            found.append(line.strip())
-        else:
-            more += 1
-    if more:
-        found.append(f"... and {more} more")
+        key = _TIME.sub("", line.strip())
+        stamp = _TIME.search(line)
+        first, count, _last = seen.get(key, (line.strip(), 0, ""))
+        seen[key] = (first, count + 1, stamp.group(1) if stamp else "")
+    found = [
+        first + (f"  [{count} such lines, the last at {last}]" if count > 1 and last else "")
+        for first, count, last in seen.values()
+    ]
+    if len(found) > limit:
+        found = [*found[:limit], f"... and {len(found) - limit} more"]
     return found

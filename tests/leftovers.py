@@ -9,8 +9,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from harness.wait import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,12 +51,25 @@ def wait_for_load_phase(reports: Path, proc: subprocess.Popen[Any], timeout_s: f
     return None
 
 
-def interrupt_during_load(scenario: Path, reports: Path, work: Path) -> tuple[int, str, list[str]]:
-    """Start a run, SIGINT it once its load phase is under way: (exit code, stderr, what was there just before)."""
+def interrupt_during_load(
+    scenario: Path,
+    reports: Path,
+    work: Path,
+    until: Callable[[], bool] | None = None,
+    *,
+    first: Callable[[Path], None] | None = None,
+) -> tuple[int, str, list[str]]:
+    """Start a run, SIGINT it once its load phase is under way and ``first``, given the run's result.json, has
+    returned (e.g. waited for a fault to begin), and ``until`` holds (waited for up to 60 s, e.g. a fault's
+    condition in place): (exit code, stderr, what was there just before)."""
     argv = run_argv(scenario, reports, work)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for_load_phase(reports, proc)
+        result_file = wait_for_load_phase(reports, proc)
+        if first is not None and result_file is not None:
+            first(result_file)
+        if until is not None:
+            wait_for(until, what="the state to interrupt the run in", timeout_s=60, interval_s=0.05)
         before = left_behind(work)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
@@ -64,14 +80,18 @@ def interrupt_during_load(scenario: Path, reports: Path, work: Path) -> tuple[in
     return proc.returncode, stderr, before
 
 
-def sigkill_during_load(command: list[str], reports: Path, env: dict[str, str] | None = None) -> Path:
-    """Start a run (``command``, as ``run_argv`` makes it), SIGKILL it once its load phase is under way; its
-    result.json."""
+def sigkill_during_load(
+    command: list[str], reports: Path, env: dict[str, str] | None = None, until: Callable[[], bool] | None = None
+) -> Path:
+    """Start a run (``command``, as ``run_argv`` makes it), SIGKILL it once its load phase is under way (and
+    ``until`` holds, waited for up to 60 s); its result.json."""
     proc = subprocess.Popen(
         command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         result_file = wait_for_load_phase(reports, proc)
+        if until is not None:
+            wait_for(until, what="the state to kill the run in", timeout_s=60, interval_s=0.05)
         proc.kill()
         _, stderr = proc.communicate(timeout=30)
     finally:

@@ -254,3 +254,22 @@ def test_a_killed_run_leaves_no_prometheus_running(area: tuple[Path, Path], tmp_
     while not no_prometheus_left(work) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert no_prometheus_left(work)
+
+
+def test_a_fio_only_scenario_measures_and_stops_without_prometheus(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = scenario(
+        tmp_path,
+        "name: fio-only\nduration: 10m\nstorage: {backend: local}\n"
+        "loads: {tsdb: null, fio: [{profile: wal-append, runtime: 1s, size: 8Mi}]}\n",
+    )
+    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
+    assert proc.returncode == 0, proc.stderr
+    result = load_result(run_dirs(reports)[0])
+    assert result.complete and result.verdict is Status.PASSED
+    assert [j.profile for j in result.fio] == ["wal-append"] and result.fio[0].write is not None
+    # No load phase: no t0, no Prometheus, and the 10 minutes of 'duration' were not waited for (the subprocess
+    # timeout of 300 s would have stopped the test first).
+    assert result.t0_unix_s is None and result.environment.prometheus_version is None
+    assert any("Prometheus is not started" in e.message for e in result.events)
+    assert no_prometheus_left(work) and list(work.iterdir()) == []

@@ -1,4 +1,4 @@
-"""The ``power_loss`` fault on the local runtime: the power-loss layer (``harness.powerloss_fuse``, real FUSE) on its
+"""The ``power_loss`` fault on the local runtime: the fault layer (``harness.fault_fuse``, real FUSE) on its
 own, then whole runs with the real prometheus.
 
 Prometheus' WAL fsyncs only when a segment is completed or closed, so a power cut loses acknowledged samples back
@@ -49,18 +49,22 @@ class Layer:
     def __init__(self, directory: Path, report: Path) -> None:
         self.directory, self.report = directory, report
 
-    def cut(self) -> dict[str, object]:
-        fd = os.open(self.directory / ".harness-power-cut", os.O_WRONLY)
+    def command(self, command: bytes) -> dict[str, Any]:
+        """Write one command to the control file; the answer the layer wrote before the write returned."""
+        fd = os.open(self.directory / ".harness-control", os.O_WRONLY)
         try:
-            os.write(fd, b"cut")
+            os.write(fd, command)
         finally:
             os.close(fd)
-        report: dict[str, object] = json.loads(self.report.read_text())
+        report: dict[str, Any] = json.loads(self.report.read_text())
         return report
+
+    def cut(self) -> dict[str, Any]:
+        return self.command(b"cut")
 
 
 def _mounted(directory: Path) -> bool:
-    return any(e.mount_point == directory and e.fstype == "fuse.power-loss" for e in mount_table())
+    return any(e.mount_point == directory and e.fstype == "fuse.harness-faults" for e in mount_table())
 
 
 @pytest.fixture
@@ -70,10 +74,10 @@ def layer(public_tmp: Path) -> Iterator[Layer]:
     directory.mkdir()
     (directory / "old").write_text("hello\n")
     report = public_tmp / "cut.json"
-    argv = [sys.executable, "-m", "harness.powerloss_fuse", str(directory), "--report", str(report)]
+    argv = [sys.executable, "-m", "harness.fault_fuse", str(directory), "--report", str(report)]
     daemon = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for(lambda: _mounted(directory), what="the power-loss layer's mount", timeout_s=30)
+        wait_for(lambda: _mounted(directory), what="the fault layer's mount", timeout_s=30)
         yield Layer(directory, report)
     finally:
         subprocess.run(["umount", str(directory)], capture_output=True, check=False, timeout=60)
@@ -150,7 +154,7 @@ def test_renames_are_durable_and_a_renamed_file_keeps_its_unsynced_state(layer: 
 
 @needs_fuse_as_root
 def test_only_the_layers_own_user_may_cut(layer: Layer) -> None:
-    control = layer.directory / ".harness-power-cut"
+    control = layer.directory / ".harness-control"
     code = f"import os\ntry:\n  os.open('{control}', os.O_WRONLY)\nexcept OSError as e:\n  print(e.errno)"
     denied = subprocess.run(
         ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", sys.executable, "-c", code],
@@ -161,9 +165,9 @@ def test_only_the_layers_own_user_may_cut(layer: Layer) -> None:
     )
     assert denied.stdout.strip() == str(errno.EACCES), denied.stderr
     with pytest.raises(OSError) as junk:
-        _write(layer.directory / ".harness-power-cut", b"explode", flags=os.O_WRONLY)
+        _write(layer.directory / ".harness-control", b"explode", flags=os.O_WRONLY)
     assert junk.value.errno == errno.EINVAL
-    assert ".harness-power-cut" not in [p.name for p in layer.directory.iterdir()]
+    assert ".harness-control" not in [p.name for p in layer.directory.iterdir()]
 
 
 # --- whole runs ----------------------------------------------------------------------------------------------------
@@ -195,7 +199,7 @@ def test_power_loss_loses_acknowledged_samples_back_to_the_last_fsync_and_sigkil
     assert time.monotonic() - started < 60
     [result_file] = (reports / "strict").glob("*/*/result.json")
     result = load_result(result_file)
-    assert result.environment.data_access is not None and "power-loss layer" in result.environment.data_access
+    assert result.environment.data_access is not None and "fault layer" in result.environment.data_access
     assert [(f.action, f.status) for f in result.faults] == [
         ("sigterm", Status.PASSED),
         ("sigkill", Status.PASSED),
@@ -266,7 +270,7 @@ def test_ctrl_c_leaves_no_layer_mounted(area: tuple[Path, Path], tmp_path: Path)
     path = tmp_path / "long.yaml"
     path.write_text(SCENARIO.format(faults="{action: power_loss, at: 4m}", budget=0).replace("11s", "5m"))
     returncode, stderr, before = interrupt_during_load(path, reports, work)
-    assert any("fuse.power-loss" in line for line in before)  # the layer was there
+    assert any("fuse.harness-faults" in line for line in before)  # the layer was there
     assert returncode == 130, stderr
     assert left_behind(work) == [] and list(work.iterdir()) == []
 

@@ -30,7 +30,14 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v5_fields(raw: dict[str, object]) -> None:
+    for job in raw["fio"]:  # type: ignore[attr-defined]
+        job.pop("job")
+        job.pop("repetition")
+
+
 def _drop_v4_fields(raw: dict[str, object]) -> None:
+    _drop_v5_fields(raw)
     for checkpoint in raw["durability"]:  # type: ignore[attr-defined]
         checkpoint.pop("after_fault")
     for fault in raw["faults"]:  # type: ignore[attr-defined]
@@ -47,6 +54,14 @@ def _drop_v3_fields(raw: dict[str, object]) -> None:
         job.pop("measured_on")
 
 
+def _as_version(result: RunResult, version: int) -> dict[str, object]:
+    """``result`` as a harness of ``version`` (2 to 4) wrote it: without the fields added since."""
+    raw = json.loads(result.model_dump_json())
+    raw["schema_version"] = version
+    {2: _drop_v3_fields, 3: _drop_v4_fields, 4: _drop_v5_fields}[version](raw)
+    return raw  # type: ignore[no-any-return]
+
+
 def _without_stages(result: RunResult) -> list[object]:
     return [f.model_copy(update={"stages": []}) for f in result.faults]
 
@@ -56,8 +71,8 @@ def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
     return tmp_path
 
 
-def test_the_current_version_is_4_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 4
+def test_the_current_version_is_5_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 5
     result = make_result()
     save_result(tmp_path, result)
     assert load_result(tmp_path) == result
@@ -78,10 +93,7 @@ def test_a_version_1_result_is_migrated_to_absolute_event_times(tmp_path: Path) 
 
 def test_a_version_2_result_gets_the_stages_the_harness_observed(tmp_path: Path) -> None:
     result = make_result()
-    raw = json.loads(result.model_dump_json())
-    raw["schema_version"] = 2
-    _drop_v3_fields(raw)
-    loaded = load_result(_write(tmp_path, raw))
+    loaded = load_result(_write(tmp_path, _as_version(result, 2)))
     for before, after in zip(result.faults, loaded.faults, strict=True):
         assert after.stages[0].stage == "injected"
         assert after.stage_s("injected") == 0.0
@@ -93,14 +105,20 @@ def test_a_version_2_result_gets_the_stages_the_harness_observed(tmp_path: Path)
 
 def test_a_version_3_result_marks_power_loss_as_below_prometheus(tmp_path: Path) -> None:
     result = make_result()
-    raw = json.loads(result.model_dump_json())
-    raw["schema_version"] = 3
-    _drop_v4_fields(raw)
-    raw["faults"][0]["action"] = "power_loss"
+    raw = _as_version(result, 3)
+    raw["faults"][0]["action"] = "power_loss"  # type: ignore[index]
     loaded = load_result(_write(tmp_path, raw))
     assert [f.below_prometheus for f in loaded.faults] == [True] + [False] * (len(result.faults) - 1)
     assert all(f.lifted_at_s is None and f.write_failures == {} and f.prometheus_log == [] for f in loaded.faults)
     assert loaded.faults[1:] == result.faults[1:]
+
+
+def test_a_version_4_result_ran_each_fio_job_once_under_its_own_name(tmp_path: Path) -> None:
+    result = make_result()
+    loaded = load_result(_write(tmp_path, _as_version(result, 4)))
+    assert [(j.job, j.repetition) for j in loaded.fio] == [("randwrite-4k", 1), ("wal-append", 1)]
+    assert [j.model_copy(update={"job": None}) for j in loaded.fio] == result.fio
+    assert loaded.faults == result.faults and loaded.durability == result.durability
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:

@@ -86,3 +86,12 @@ def test_warnings_between_quotes_the_window_only() -> None:
     ]
     assert warnings_between(log, t + 1, t + 8, limit=1)[-1] == "... and 2 more"
     assert warnings_between(log, t - 10, t - 1) == []
+
+
+def test_warnings_between_quotes_a_repeated_line_once_with_its_count() -> None:
+    line = 'time=2026-12-03T10:00:0{s}.000Z level=ERROR msg="Error appending" err="no space left on device"'
+    log = "\n".join(line.format(s=s) for s in (1, 2, 3))
+    t = datetime(2026, 12, 3, 10, 0, 0, tzinfo=UTC).timestamp()
+    assert warnings_between(log, t, t + 10) == [
+        line.format(s=1) + "  [3 such lines, the last at 2026-12-03T10:00:03.000Z]"
+    ]

@@ -91,6 +91,11 @@ def test_regression_at_the_latest_night_fails_it(real_runs: Path, tmp_path: Path
     broken = tmp_path / "reports" / "nightly-probe" / "20261101T020000Z-broken"
     broken.mkdir()
     (broken / RESULT_FILE).write_text('{"schema_version": 4, "run_id"', encoding="utf-8")  # a truncated file
+    # The throttled night also came with a new kernel: the change says so.
+    tonight = json.loads((nights[7] / RESULT_FILE).read_text(encoding="utf-8"))
+    kernel = tonight["environment"]["kernel"]
+    tonight["environment"]["kernel"] = "6.99.0-test"
+    (nights[7] / RESULT_FILE).write_text(json.dumps(tonight), encoding="utf-8")
     # A night whose harness broke (ERROR) says nothing about the storage: named and left out.
     errored = json.loads((nights[3] / RESULT_FILE).read_text(encoding="utf-8"))
     errored.update(verdict="ERROR", error="Prometheus did not start")
@@ -98,7 +103,7 @@ def test_regression_at_the_latest_night_fails_it(real_runs: Path, tmp_path: Path
     proc = harness("trend", str(tmp_path / "reports"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "REGRESSION" in proc.stdout and f"{THROTTLED} write bandwidth" in proc.stdout
-    assert f"skipped {broken / RESULT_FILE}: not a result file" in proc.stdout
+    assert f"skipped {broken / RESULT_FILE}: truncated or not JSON" in proc.stdout
     assert f"skipped {nights[3] / RESULT_FILE}: the run ended in ERROR: Prometheus did not start" in proc.stdout
     trend = build_trend(tmp_path / "reports")
     assert len(trend.scenarios[0].nights) == 7
@@ -108,8 +113,9 @@ def test_regression_at_the_latest_night_fails_it(real_runs: Path, tmp_path: Path
         (f"{THROTTLED} write bandwidth", nights[7].name, Kind.REGRESSION),
         (f"{THROTTLED} write IOPS", nights[7].name, Kind.REGRESSION),
     }
+    assert {c.also_changed for c in changes} == {f"kernel {kernel} → 6.99.0-test"}
     html = (tmp_path / "reports" / "trend.html").read_text(encoding="utf-8")
-    assert "REGRESSED" in html and nights[7].name in html and "not a result file" in html
+    assert "REGRESSED" in html and nights[7].name in html and "truncated or not JSON" in html
     assert "data:image/png;base64," in html and "<script" not in html and "http://" not in html
 
 

@@ -11,7 +11,9 @@ image), the loop devices on files there, and any process that did outlive it. Be
 
 Removed in that order: processes (SIGTERM, then SIGKILL, each wait bounded), mounts (deepest first; lazily when
 busy), loop devices, then the work directory, only once nothing is mounted in it. In ``host_paths`` only the
-mounts go (and the empty directories they were mounted on): data there is never removed, only listed.
+mounts go (and the empty directories they were mounted on), and a ``disk_full`` fill file the run left in its
+volume there (``.harness-fill-<run_id>``, no data, and the disk stays full while it is there): data there is never
+removed, only listed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from harness import proc
 from harness.cleanup import Leftover, RunLeftovers
 from harness.errors import InfraError, WaitTimeout
+from harness.fill import fill_name, free
 from harness.mounts import MountEntry, is_mount_point, mount_table
 from harness.ownership import RUN_ID_ENV, FoundRun, RunMarker, process_alive, process_start
 from harness.wait import wait_for
@@ -60,10 +63,25 @@ def run_leftovers(run: FoundRun) -> RunLeftovers:
     for root in marker.host_paths:
         for path in _named_for_run(Path(root), marker.run_id):
             if path not in mount_points:
+                found.items += _fill_items(path, marker.run_id)
                 found.items.append(
                     Leftover(str(path), None, "storage data outside the work area: cleanup never removes data")
                 )
     return found
+
+
+def _fill_items(volume_root: Path, run_id: str) -> list[Leftover]:
+    """A disk_full fill the run did not live to delete: no data, and the disk stays full until it goes."""
+    path = volume_root / fill_name(run_id)
+    try:
+        size = path.stat().st_blocks * 512
+    except OSError:
+        return []
+
+    def remove() -> str:
+        return "" if free(path) else "was gone already"
+
+    return [Leftover(f"disk_full fill file {path} ({size:,} bytes: the disk is full until it goes)", remove)]
 
 
 # --- processes -----------------------------------------------------------------------------------------------

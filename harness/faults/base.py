@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 import time
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
 from harness.runtime.base import Injection, Runtime, StageMark
@@ -19,6 +20,19 @@ from harness.undo import UndoLog, UndoStep
 
 SpecT = TypeVar("SpecT")
 WindowSpecT = TypeVar("WindowSpecT", bound=FaultWindow)
+
+
+@dataclass(frozen=True)
+class Acted:
+    """What a fault's ``act`` did: when it was injected (Unix seconds), what was done in a sentence, and what it saw
+    on the way (stages such as a lost node marked NotReady, the last WAL fsync before a power cut, the end of a
+    fault that lasts)."""
+
+    at_unix_s: float
+    detail: str
+    stages: tuple[StageMark, ...] = ()
+    last_wal_fsync_unix_s: float | None = None
+    lifted_at_unix_s: float | None = None
 
 
 class Injector(ABC, Generic[SpecT]):
@@ -36,12 +50,21 @@ class Injector(ABC, Generic[SpecT]):
 
     def inject(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> Injection:
         before = runtime.instance()
-        injected_at, detail = self.act(spec, runtime, undo)
-        return Injection(self.action, injected_at, before, runtime.instance(), detail)
+        acted = self.act(spec, runtime, undo)
+        return Injection(
+            self.action,
+            acted.at_unix_s,
+            before,
+            runtime.instance(),
+            acted.detail,
+            stages=acted.stages,
+            last_wal_fsync_unix_s=acted.last_wal_fsync_unix_s,
+            lifted_at_unix_s=acted.lifted_at_unix_s,
+        )
 
     @abstractmethod
-    def act(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        """Do the fault; returns when it was injected (Unix seconds) and what was done, in a sentence."""
+    def act(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> Acted:
+        """Do the fault; returns when it was injected and what was done (``Acted``)."""
 
 
 class SignalInjector(Injector[SpecT]):
@@ -50,8 +73,8 @@ class SignalInjector(Injector[SpecT]):
     signal: ClassVar[signal.Signals]
     requires = frozenset({"signal"})
 
-    def act(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        return runtime.signal_prometheus(self.signal)
+    def act(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> Acted:
+        return Acted(*runtime.signal_prometheus(self.signal))
 
 
 class WindowInjector(Injector[WindowSpecT]):
@@ -62,25 +85,18 @@ class WindowInjector(Injector[WindowSpecT]):
     keeps_instance = True
     below_prometheus = True
 
-    def inject(self, spec: WindowSpecT, runtime: Runtime, undo: UndoLog) -> Injection:
-        before = runtime.instance()
+    def act(self, spec: WindowSpecT, runtime: Runtime, undo: UndoLog) -> Acted:
         started, detail, lift = self.begin(spec, runtime, undo)
         # A plain sleep: Ctrl-C interrupts it, and the pipeline's cleanup then lifts the condition.
         time.sleep(max(0.0, started + spec.for_s - time.time()))
         undo.run_now(lift)
         lifted = time.time()
-        return Injection(
-            self.action,
+        return Acted(
             started,
-            before,
-            runtime.instance(),
             f"{detail}; lifted after {lifted - started:.1f} s",
             stages=(StageMark("lifted", lifted, "harness: the fault's condition was lifted"),),
             lifted_at_unix_s=lifted,
         )
-
-    def act(self, spec: WindowSpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        raise AssertionError("a WindowInjector injects through begin(); act() is not used")
 
     @abstractmethod
     def begin(self, spec: WindowSpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:

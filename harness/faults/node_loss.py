@@ -22,8 +22,8 @@ import os
 import shlex
 import time
 
-from harness.faults.base import Injector
-from harness.runtime.base import Injection, Runtime, StageMark
+from harness.faults.base import Acted, Injector
+from harness.runtime.base import Runtime, StageMark
 from harness.scenario.model import NodeControl, NodeLossFault
 from harness.undo import UndoLog
 
@@ -57,11 +57,10 @@ class NodeLoss(Injector[NodeLossFault]):
             "test cluster: python -m tests.cluster node lose {node} / node restore {node}"
         )
 
-    def inject(self, spec: NodeLossFault, runtime: Runtime, undo: UndoLog) -> Injection:
+    def act(self, spec: NodeLossFault, runtime: Runtime, undo: UndoLog) -> Acted:
         control = node_control(spec)
         if control is None:
             raise AssertionError(self.refusal(spec))  # refused before the run started
-        before = runtime.instance()
         node = runtime.pod_node()
         back: list[float] = []
 
@@ -86,11 +85,7 @@ class NodeLoss(Injector[NodeLossFault]):
             detail += f"; NotReady {noticed - lost_at:.0f} s later; {deleted}"
         else:
             detail += f"; nothing done after {spec.wait_s:g} s: the StatefulSet does not replace a pod on a lost node"
-        return Injection(self.action, lost_at, before, runtime.instance(), detail, stages=tuple(marks))
-
-    def act(self, spec: NodeLossFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        injection = self.inject(spec, runtime, undo)
-        return injection.injected_at_unix_s, injection.detail
+        return Acted(lost_at, detail, stages=tuple(marks))
 
 
 FAULT = NodeLoss()

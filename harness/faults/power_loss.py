@@ -5,13 +5,13 @@ Prometheus' WAL write()s every commit before a remote write is acknowledged but 
 completed or closed, so a power loss may take acknowledged samples back to the last fsync: that is the finding, and
 ``checks.history_survival.max_samples_lost`` says whether it is acceptable. The fault records when the last fsync
 under the WAL directory happened (``FaultRecord.last_wal_fsync_at_s``): the loss window starts no earlier. The
-runtime needs the ``power-loss`` capability (the local runtime's FUSE layer, ``harness.powerloss_fuse``).
+runtime needs the ``power-loss`` capability (the local runtime's FUSE layer, ``harness.fault_fuse``).
 """
 
 from __future__ import annotations
 
-from harness.faults.base import Injector
-from harness.runtime.base import Injection, Runtime
+from harness.faults.base import Acted, Injector
+from harness.runtime.base import Runtime
 from harness.scenario.model import PowerLossFault
 from harness.undo import UndoLog
 
@@ -21,21 +21,9 @@ class PowerLoss(Injector[PowerLossFault]):
     requires = frozenset({"power-loss"})
     below_prometheus = True
 
-    def inject(self, spec: PowerLossFault, runtime: Runtime, undo: UndoLog) -> Injection:
-        before = runtime.instance()
+    def act(self, spec: PowerLossFault, runtime: Runtime, undo: UndoLog) -> Acted:
         cut = runtime.power_cut()
-        return Injection(
-            self.action,
-            cut.at_unix_s,
-            before,
-            runtime.instance(),
-            cut.detail,
-            last_wal_fsync_unix_s=cut.last_wal_fsync_unix_s,
-        )
-
-    def act(self, spec: PowerLossFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        cut = runtime.power_cut()
-        return cut.at_unix_s, cut.detail
+        return Acted(cut.at_unix_s, cut.detail, last_wal_fsync_unix_s=cut.last_wal_fsync_unix_s)
 
 
 FAULT = PowerLoss()

@@ -4,7 +4,7 @@ and the new claim Pending."""
 
 from __future__ import annotations
 
-from harness.faults.base import Injector
+from harness.faults.base import Acted, Injector
 from harness.runtime.base import Runtime
 from harness.scenario.model import RedeployFault
 from harness.undo import UndoLog
@@ -13,8 +13,8 @@ from harness.undo import UndoLog
 class Redeploy(Injector[RedeployFault]):
     action = "redeploy"
 
-    def act(self, spec: RedeployFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        return runtime.reinstall()
+    def act(self, spec: RedeployFault, runtime: Runtime, undo: UndoLog) -> Acted:
+        return Acted(*runtime.reinstall())
 
 
 FAULT = Redeploy()

@@ -5,7 +5,7 @@ affinity conflict`` is the finding."""
 
 from __future__ import annotations
 
-from harness.faults.base import Injector
+from harness.faults.base import Acted, Injector
 from harness.runtime.base import Runtime
 from harness.scenario.model import RescheduleFault
 from harness.undo import UndoLog
@@ -14,7 +14,7 @@ from harness.undo import UndoLog
 class Reschedule(Injector[RescheduleFault]):
     action = "reschedule"
 
-    def act(self, spec: RescheduleFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
+    def act(self, spec: RescheduleFault, runtime: Runtime, undo: UndoLog) -> Acted:
         node = runtime.pod_node()
         if runtime.node_cordoned(node):
             cordon = f"node {node} was cordoned already (left so)"
@@ -23,7 +23,7 @@ class Reschedule(Injector[RescheduleFault]):
             runtime.cordon(node)
             cordon = f"node {node} cordoned"
         injected_at, deleted = runtime.delete_pod()
-        return injected_at, f"{cordon}; {deleted}"
+        return Acted(injected_at, f"{cordon}; {deleted}")
 
 
 FAULT = Reschedule()

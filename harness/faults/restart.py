@@ -3,7 +3,7 @@ new and empty, a persistent volume is mounted again."""
 
 from __future__ import annotations
 
-from harness.faults.base import Injector
+from harness.faults.base import Acted, Injector
 from harness.runtime.base import Runtime
 from harness.scenario.model import RestartFault
 from harness.undo import UndoLog
@@ -12,8 +12,8 @@ from harness.undo import UndoLog
 class Restart(Injector[RestartFault]):
     action = "restart"
 
-    def act(self, spec: RestartFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
-        return runtime.delete_pod()
+    def act(self, spec: RestartFault, runtime: Runtime, undo: UndoLog) -> Acted:
+        return Acted(*runtime.delete_pod())
 
 
 FAULT = Restart()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from harness.faults.base import Injector
+from harness.faults.base import Acted, Injector
 from harness.runtime.base import Runtime
 from harness.scenario.model import ScaleZeroFault
 from harness.undo import UndoLog
@@ -18,7 +18,7 @@ from harness.undo import UndoLog
 class ScaleZero(Injector[ScaleZeroFault]):
     action = "scale_zero"
 
-    def act(self, spec: ScaleZeroFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str]:
+    def act(self, spec: ScaleZeroFault, runtime: Runtime, undo: UndoLog) -> Acted:
         def back_up() -> None:
             runtime.scale(1)
 
@@ -26,7 +26,7 @@ class ScaleZero(Injector[ScaleZeroFault]):
         _, down = runtime.scale(0)
         time.sleep(spec.down_s)
         up_at, up = runtime.scale(1)
-        return up_at, f"{down}; {spec.down_s:g} s later {up}"
+        return Acted(up_at, f"{down}; {spec.down_s:g} s later {up}")
 
 
 FAULT = ScaleZero()

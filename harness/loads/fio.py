@@ -195,6 +195,11 @@ def build_argv(job: FioJob, directory: PurePath, size_bytes: int, log_prefix: Pu
     if settings.iodepth is not None:
         argv.append(f"--iodepth={settings.iodepth}")
     argv.append(f"--numjobs={job.numjobs}")
+    # Throttles apply per job thread (fio's own semantics), so numjobs multiplies them.
+    if job.rate_bytes_per_s is not None:
+        argv.append(f"--rate={int(job.rate_bytes_per_s)}")
+    if job.rate_iops is not None:
+        argv.append(f"--rate_iops={job.rate_iops}")
     if settings.sync_every_bytes is not None:
         argv += [
             # Every loop writes a new, unallocated file (unlinked when the loop ends), so each write is an append

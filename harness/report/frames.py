@@ -75,9 +75,13 @@ def _directions(result: RunResult) -> list[tuple[str, str, str, str, FioDirectio
 
 
 def fio_timeseries_frame(result: RunResult) -> pd.DataFrame:
+    # The first repetition of each job only: the chart shows a job's shape over time, and seven repetitions of four
+    # jobs would be 28 lines; every repetition's numbers are in the summary table.
+    first = {j.name for j in result.fio if j.repetition == 1}
     rows = [
         (series, job, profile, direction, p.t_s, p.bw_bytes_per_s, p.iops, p.lat_ns_mean)
         for series, job, profile, direction, data in _directions(result)
+        if job in first
         for p in data.timeseries
     ]
     return pd.DataFrame(rows, columns=FIO_TIMESERIES_COLUMNS)

@@ -27,8 +27,9 @@ from harness.errors import UsageError
 from harness.report import changepoints
 from harness.report.acks import ACK_FILE, Ack, load_acks
 
-# The per-run metric series of the comparison, reused as they are so a trend and a comparison name the same metrics.
-from harness.report.compare import _run_series, _Series
+# The per-run metric series of the comparison (and the facts that make a metric comparable), reused as they are so a
+# trend and a comparison name and measure the same metrics.
+from harness.report.compare import _facts, _run_series, _Series
 from harness.results.model import RunResult, Status
 from harness.results.store import RESULT_FILE, load_result
 
@@ -70,6 +71,9 @@ class TrendChange:
     confirmed: bool
     kind: Kind
     ack: Ack | None = None
+    # What else changed that night for this metric (fio settings or version, kernel, node, Prometheus, load), from the
+    # comparison's facts: a step that comes with a new kernel is explained before anyone looks at the disk.
+    also_changed: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,15 @@ def _held_before(values: list[float], cp: changepoints.ChangePoint, min_shift: f
     return False
 
 
+def _also_changed(before: dict[str, str], after: dict[str, str]) -> str:
+    """ "kernel 6.1 → 6.6; fio-settings ..." for the facts that differ between two nights ("" when none does)."""
+    return "; ".join(
+        f"{key} {before.get(key, '–')} → {after.get(key, '–')}"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    )
+
+
 def _metric_trend(
     scenario: str,
     nights: list[Night],
@@ -212,12 +225,14 @@ def _metric_trend(
     used: set[int],
 ) -> MetricTrend | None:
     points: list[tuple[int, float]] = []
+    facts: list[dict[str, str]] = []
     template = None
     for night, by_metric in zip(nights, series_by_night, strict=True):
         series = by_metric.get(metric)
         if series is not None and series.values:
             template = series
             points.append((night.index, statistics.median(series.values)))
+            facts.append(series.facts)
     if template is None:
         return None
     values = [v for _, v in points]
@@ -238,9 +253,10 @@ def _metric_trend(
         ack = acks[ack_index] if ack_index is not None else None
         new = measured_tonight and cp.confirmed and worse and ack is None and not _held_before(values, cp, min_shift)
         kind = _kind(cp, worse=worse, new=new, latest=night.index == latest_night, ack=ack)
+        also = _also_changed(facts[cp.index - 1], facts[cp.index]) if cp.index > 0 else ""
         changes.append(
             TrendChange(
-                metric, template.unit, night, cp.before, cp.after, cp.change_pct, worse, cp.confirmed, kind, ack
+                metric, template.unit, night, cp.before, cp.after, cp.change_pct, worse, cp.confirmed, kind, ack, also
             )
         )
     return MetricTrend(
@@ -251,7 +267,7 @@ def _metric_trend(
 def _scenario_trend(name: str, runs: list[tuple[Path, RunResult]], acks: list[Ack], used: set[int]) -> ScenarioTrend:
     nights = _nights(runs)
     # Each run's series once (not once per metric): a year of nights has tens of thousands of (night, metric) pairs.
-    series_by_night = [{s.metric: s for s in _run_series(result)} for _, result in runs]
+    series_by_night = [{s.metric: s for s in _run_series(result, _facts(result))} for _, result in runs]
     metrics = dict.fromkeys(m for by_metric in series_by_night for m in by_metric)
     trends = [_metric_trend(name, nights, series_by_night, m, acks=acks, used=used) for m in metrics]
     return ScenarioTrend(name, nights, [t for t in trends if t is not None])
@@ -307,6 +323,7 @@ def summary_text(trend: Trend) -> str:
         lines.append(f"{s.name}: {len(s.nights)} night(s), {len(s.metrics)} metric(s), latest {s.nights[-1].run_dir}")
         for c in s.changes:
             reason = f" ({c.ack.reason})" if c.ack else ""
+            reason += f" [also changed: {c.also_changed}]" if c.also_changed else ""
             lines.append(f"  {c.night.started_utc}  {c.kind.value.upper():<22} {describe_change(c)}{reason}")
     lines += [f"skipped {k.path}: {k.reason}" for k in trend.skipped]
     lines += [f"ack matched no change point: {a.describe()}" for a in trend.unused_acks]

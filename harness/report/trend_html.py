@@ -41,10 +41,21 @@ def _changes_table(s: ScenarioTrend) -> Table:
                 "worse" if c.worse else "better",
                 c.kind.value + ("" if c.confirmed else " (size only: fewer than 5 nights before)"),
                 c.ack.reason if c.ack else "",
+                fmt.shorten(c.also_changed, 300) or "–",
             ]
         )
         classes.append(_ROW_CLASS.get(c.kind, ""))
-    headers = ["night", "run", "metric", "before → after", "change", "direction", "status", "acknowledged because"]
+    headers = [
+        "night",
+        "run",
+        "metric",
+        "before → after",
+        "change",
+        "direction",
+        "status",
+        "acknowledged because",
+        "also changed",
+    ]
     return Table(headers, rows, classes)
 
 

@@ -72,8 +72,14 @@ def _v3_to_v4(raw: Raw) -> Raw:
     return {**raw, "schema_version": 4, "faults": faults, "durability": durability}
 
 
+def _v4_to_v5(raw: Raw) -> Raw:
+    """fio repetitions: before version 5 every job ran once, under its own name."""
+    fio = [{**job, "job": job.get("name"), "repetition": 1} for job in raw.get("fio", [])]
+    return {**raw, "schema_version": 5, "fio": fio}
+
+
 # Version N -> the step that makes it N+1.
-_STEPS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+_STEPS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def migrate(raw: Raw) -> Raw:

@@ -23,6 +23,9 @@ Format history:
      ``FaultRecord.below_prometheus``, ``lifted_at_s`` (a fault that lasts: when its
      condition was lifted), ``write_failures`` and ``write_errors`` (what the load saw fail from the injection to
      the first sample after it), ``prometheus_log`` (Prometheus' warnings and errors in that window, quoted).
+  5  ``FioJobResult.job`` and ``repetition``: a scenario's fio job may be repeated (``repeat: N``); each
+     repetition is a result of its own (named ``<job>.r<k>`` from the second on), ``job`` names the scenario's job
+     and ``repetition`` counts from 1. ``harness compare`` takes the repetitions as independent values.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 4
+RESULT_SCHEMA_VERSION = 5
 
 
 class Status(StrEnum):
@@ -108,6 +111,13 @@ class FioJobResult(Model):
     sync_every_bytes: int | None = None  # wal-append: bytes appended between two fsyncs (the scaled WAL segment)
     sync_count: int = 0  # syncs measured: few syncs make the high sync percentiles just the maximum
     sync_lat_ns_mean: float | None = None
+    # The scenario's job this is a repetition of (its name), and which one (1..repeat): compare's sample unit.
+    job: str | None = None  # None: written before version 5 or by hand; the name is the job
+    repetition: int = 1
+
+    @property
+    def job_key(self) -> str:
+        return self.job or self.name
 
 
 class IngestPoint(Model):

@@ -61,7 +61,7 @@ def load_result(path: Path) -> RunResult:
     except FileNotFoundError:
         raise UsageError(f"{path}: no result here (expected a run directory or its {RESULT_FILE})") from None
     except json.JSONDecodeError as e:
-        raise UsageError(f"{path}: not a result file: {e}") from None
+        raise UsageError(f"{path}: truncated or not JSON ({e})") from None
     version = raw.get("schema_version") if isinstance(raw, dict) else None
     if not isinstance(version, int) or isinstance(version, bool):
         raise UsageError(f"{path}: not a result file of this harness (no integer schema_version)")

@@ -72,7 +72,8 @@ def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
             run_id=ctx.run_id,
             workdir=ctx.workdir,
             logs_dir=ctx.logs_dir,
-            power_loss="power-loss" in ctx.capabilities,
+            fault_layer=bool(ctx.capabilities & {"power-loss", "io-faults"}),
+            fill_volume="fill-volume" in ctx.capabilities,
         )
     if name == "kubernetes":
         from harness.runtime.kubernetes import KubernetesRuntime

@@ -61,6 +61,32 @@ class PowerCut:
 
 
 @dataclass(frozen=True)
+class IoFault:
+    """An I/O fault under Prometheus' data directory, in Chaos Mesh IOChaos' model (``Runtime.io_fault``)."""
+
+    methods: tuple[str, ...]  # the operations it hits (harness.fault_fuse.IO_METHODS); empty: all of them
+    percent: float  # the share of those, 0-100, drawn per operation
+    errno_name: str | None = None  # io_errors: they fail with it (EIO, ...); None: they do not fail
+    delay_s: float = 0.0  # io_latency: added to each one hit
+    path: str | None = None  # only on this path under the data directory, or beneath it (wal); None: anywhere
+
+    def describe(self) -> str:
+        """E.g. "EIO on 100% of write, fsync under wal/"."""
+        what = [*([f"a {self.delay_s * 1000:g} ms delay"] if self.delay_s > 0 else []), self.errno_name or ""]
+        ops = ", ".join(self.methods) if self.methods else "every operation"
+        where = f" under {self.path}/" if self.path else ""
+        return f"{' then '.join(w for w in what if w)} on {self.percent:g}% of {ops}{where}"
+
+
+@dataclass(frozen=True)
+class VolumeFill:
+    """What filling Prometheus' volume did (``Runtime.fill_data_volume``)."""
+
+    at_unix_s: float  # when the filesystem was full
+    detail: str
+
+
+@dataclass(frozen=True)
 class StageMark:
     """When Prometheus reached a stage of its recovery (``harness.stages``), and where that time comes from."""
 
@@ -92,7 +118,8 @@ class StorageDescription:
 class Runtime(ABC):
     name: str
     # What faults may ask of this runtime beyond the primitives every runtime has: "signal" (signal Prometheus in
-    # its container), "nodes" (lose a node and bring it back, force-delete a pod). Checked before a run starts.
+    # its container), "nodes" (lose a node and bring it back, force-delete a pod), "power-loss", "fill-volume"
+    # (fill Prometheus' filesystem to ENOSPC). Checked before a run starts.
     capabilities: ClassVar[frozenset[str]] = frozenset({"signal"})
     # Why this runtime lacks a capability, for the refusal (default: another runtime has it).
     cannot: ClassVar[dict[str, str]] = {}
@@ -218,6 +245,28 @@ class Runtime(ABC):
         """Lose everything not yet fsynced under Prometheus' data directory and kill Prometheus at the same instant
         (SIGKILL); returns once it is restarting on what was durable."""
         raise InfraError(f"the {self.name} runtime cannot cut the power under Prometheus")
+
+    # --- primitives for I/O faults ("io-faults") ---------------------------------------------------------------
+
+    def io_fault(self, fault: IoFault) -> tuple[float, str]:
+        """Make the operations ``fault`` names, under Prometheus' data directory, fail or slow down until
+        ``io_heal``; when it took hold and what was done."""
+        raise InfraError(f"the {self.name} runtime cannot inject I/O faults under Prometheus")
+
+    def io_heal(self) -> str:
+        """Lift the I/O fault (nothing when none is set); what it did while it held, in a sentence."""
+        raise InfraError(f"the {self.name} runtime cannot inject I/O faults under Prometheus")
+
+    # --- primitives for full-disk faults ("fill-volume") ------------------------------------------------------
+
+    def fill_data_volume(self) -> VolumeFill:
+        """Fill the filesystem holding Prometheus' data directory until not one block is left (ENOSPC), with a file
+        of the harness's beside (never inside) the TSDB directory; Prometheus keeps running on it."""
+        raise InfraError(f"the {self.name} runtime cannot fill Prometheus' volume")
+
+    def free_data_volume(self) -> None:  # noqa: B027 - nothing filled, nothing to free
+        """Delete what ``fill_data_volume`` filled, as much of it as exists (the undo step, recorded before the fill:
+        also after a fill that broke half way); nothing when nothing is filled."""
 
     @abstractmethod
     def reinstall(self) -> tuple[float, str]:

@@ -95,7 +95,15 @@ class KubernetesRuntime(Runtime):
         "power-loss": (
             "dropping what Prometheus wrote but did not fsync needs a FUSE layer under the pod's volume, i.e. a "
             "privileged helper on the node, which the harness does not deploy yet; use --runtime local"
-        )
+        ),
+        "io-faults": (
+            "failing or slowing Prometheus' I/O needs a FUSE layer under the pod's volume, i.e. a privileged helper "
+            "on the node, which the harness does not deploy yet; use --runtime local"
+        ),
+        "fill-volume": (
+            "filling Prometheus' volume needs a container that mounts it, and the pod's tools sidecar does not "
+            "(it only signals Prometheus); use --runtime local"
+        ),
     }
 
     def __init__(

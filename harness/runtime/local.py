@@ -7,9 +7,17 @@ when it may). As root, Prometheus runs as the scenario's security context (uid/g
 volume the way the kubelet does, where the backend says the kubelet does), so permission traps show up here as they
 would in the cluster.
 
-When a scenario has a ``power_loss`` fault (``power_loss=True``), every data directory runs under the power-loss
-layer (``harness.runtime.power_layer``), mounted over it while a pod uses it: ``power_cut`` kills Prometheus, drops
-what it wrote but did not fsync, and restarts the container in the same pod, as a node does after a power failure.
+When a scenario has a fault that needs it (``fault_layer=True``: ``power_loss``, ``io_errors``, ``io_latency``),
+every data directory runs under the fault layer (``harness.runtime.fault_layer``), mounted over it while a pod uses
+it: ``power_cut`` kills Prometheus, drops what it wrote but did not fsync, and restarts the container in the same
+pod, as a node does after a power failure; ``io_fault`` makes chosen operations there fail or slow down until
+``io_heal``, while Prometheus keeps running.
+
+``fill_data_volume`` (the ``disk_full`` fault) fills the filesystem under the data directory with
+``.harness-fill-<run_id>`` in the volume's root, beside ``prometheus-db/`` (so Prometheus never takes it for a block),
+as root so the root reserve goes too (``harness.fill``). Only a filesystem of the volume's own is filled: one on a
+block device that holds neither / nor the run's work area (a loop-mounted ``image:``, a disk mounted at
+``storage.path``, an iSCSI LUN), checked when the storage is provisioned.
 """
 
 from __future__ import annotations
@@ -24,15 +32,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import proc
-from harness.errors import InfraError, NotRecovered
+from harness import fill, fmt, proc
+from harness.errors import InfraError, NotRecovered, StorageUnavailable
 from harness.loads import fio
-from harness.mounts import first_untraversable
+from harness.mounts import filesystem_of, first_untraversable
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import FioJobResult
-from harness.runtime.base import PowerCut, Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
-from harness.runtime.power_layer import WAL_DIR, PowerLossLayer
+from harness.runtime.base import (
+    IoFault,
+    PowerCut,
+    Recovery,
+    Runtime,
+    StageMark,
+    StorageDescription,
+    VolumeFill,
+    not_recovered_on_timeout,
+)
+from harness.runtime.fault_layer import WAL_DIR, FaultLayer, io_summary
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
 from harness.storage.base import ProvisionedStorage
@@ -66,8 +83,9 @@ class Container:
 
 class LocalRuntime(Runtime):
     name = "local"
-    # power-loss: its data directories can run under the power-loss layer (when a scenario needs it).
-    capabilities = frozenset({"signal", "power-loss"})
+    # power-loss, io-faults: its data directories can run under the fault layer (when a scenario needs it).
+    # fill-volume: it can fill the data directory's filesystem (a filesystem of the volume's own, checked).
+    capabilities = frozenset({"signal", "power-loss", "io-faults", "fill-volume"})
 
     def __init__(
         self,
@@ -78,7 +96,8 @@ class LocalRuntime(Runtime):
         workdir: Path,
         logs_dir: Path,
         as_security_context: bool | None = None,
-        power_loss: bool = False,
+        fault_layer: bool = False,
+        fill_volume: bool = False,
     ) -> None:
         self.spec = spec
         self.storage_spec = storage
@@ -100,21 +119,26 @@ class LocalRuntime(Runtime):
         self._generation = 0
         self._scaled_down_on: str | None = None  # the node of the pod a scale to 0 removed, until scaled back
         self._version: str | None = None
-        self.power_loss = power_loss
-        self.layers: dict[Path, PowerLossLayer] = {}  # by data directory, while a pod uses it
+        self.fault_layer = fault_layer
+        self.layers: dict[Path, FaultLayer] = {}  # by data directory, while a pod uses it
+        self.fill_volume = fill_volume
+        self._fill: Path | None = None  # the fill file, from just before it is created until it is deleted
 
     # --- storage -----------------------------------------------------------------------------------------------
 
     def provision_storage(self) -> StorageDescription:
         self.storage = self.backend.provision(self.storage_spec, self.workdir, self.run_id)
+        if self.fill_volume:
+            self._check_fillable(self.storage.root)
         described = self.storage.describe()
         access = described.get("access")
-        if self.power_loss:
-            layer = "Prometheus' data directory under the power-loss layer (harness.powerloss_fuse, FUSE); fio not"
+        if self.fault_layer:
+            layer = "Prometheus' data directory under the fault layer (harness.fault_fuse, FUSE); fio not"
             access = f"{access}; {layer}" if access else layer
         return StorageDescription(described["path"], described["filesystem"], described["device"], access)
 
     def teardown_storage(self) -> None:
+        self.free_data_volume()
         if self.storage is not None:
             self.storage.teardown()
 
@@ -138,6 +162,10 @@ class LocalRuntime(Runtime):
         if self.container is not None:
             self.container.daemon.stop(STOP_TIMEOUT_S)
         problems = []
+        try:
+            self.free_data_volume()  # also with --keep-data: the data stays, our fill does not
+        except (InfraError, OSError) as e:
+            problems.append(f"could not delete the fill file {self._fill}: {e}")
         for data_dir in list(self.layers):
             try:
                 self._unmount_layer(data_dir)
@@ -182,9 +210,7 @@ class LocalRuntime(Runtime):
 
     def power_cut(self) -> PowerCut:
         current = self._require()
-        layer = self.layers.get(current.data_dir)
-        if layer is None:
-            raise InfraError(f"no power-loss layer under {current.data_dir}: the runtime was not asked for one")
+        layer = self._layer(current)
         injected = time.time()
         # Prometheus first, so that nothing writes after the cut: the two are one instant as far as the disk knows.
         current.daemon.signal(signal.SIGKILL)
@@ -206,6 +232,56 @@ class LocalRuntime(Runtime):
         )
         log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
         return PowerCut(injected, detail, last)
+
+    def io_fault(self, fault: IoFault) -> tuple[float, str]:
+        current = self._require()
+        started = self._layer(current).io_set(fault)
+        return started, f"{fault.describe()} in {current.data_dir}, while Prometheus ({current.name}) runs"
+
+    def io_heal(self) -> str:
+        said = []
+        for layer in self.layers.values():
+            fault = layer.io_fault
+            if fault is not None:
+                said.append(io_summary(layer.io_clear(), failing=fault.errno_name is not None))
+        return "; ".join(said) or "no I/O fault was set"
+
+    def fill_data_volume(self) -> VolumeFill:
+        current = self._require()
+        root = self._require_storage().root
+        if self._fill is not None:
+            raise InfraError(f"the volume is already filled ({self._fill}): one disk_full at a time")
+        # Known before it exists, so free_data_volume (the undo, recorded first) removes even a half-made fill.
+        self._fill = root / fill.fill_name(self.run_id)
+        filled = fill.fill(self._fill)
+        at = time.time()
+        fs = filesystem_of(root)
+        # As root the fill takes the root reserve too; otherwise Prometheus runs as this same user (only root can
+        # switch uid), for whom the reserve was never there.
+        who = "even as root" if os.geteuid() == 0 else f"as uid {os.geteuid()}, whom Prometheus runs as"
+        left = filled.after.for_root
+        held = (
+            f"; {fmt.iec_bytes(left)} stay free as the filesystem's own reserve, which no file data gets"
+            if left
+            else ""
+        )
+        detail = (
+            f"filled {fmt.iec_bytes(filled.allocated_bytes)} ({filled.allocated_bytes:,} bytes) on {fs.mount_point} "
+            f"({fs.fstype} on {fs.source}) with {self._fill.name} beside {current.data_dir.name}/ in "
+            f"{filled.took_s:.2f} s ({filled.method}): free for root {fmt.iec_bytes(filled.before.for_root)} -> "
+            f"{fmt.iec_bytes(filled.after.for_root)}, for other users {fmt.iec_bytes(filled.before.for_users)} -> "
+            f"{fmt.iec_bytes(filled.after.for_users)}; not one more block could be allocated, {who}{held}"
+        )
+        log.info("%s", detail)
+        return VolumeFill(at, detail)
+
+    def free_data_volume(self) -> None:
+        if self._fill is None:
+            return
+        path = self._fill
+        fill.free(path)
+        self._fill = None
+        log.info("deleted the fill file %s: %s free for root", path, fmt.iec_bytes(fill.Space.of(path.parent).for_root))
 
     def delete_pod(self) -> tuple[float, str]:
         return self._replace_pod("pod deleted")
@@ -334,6 +410,12 @@ class LocalRuntime(Runtime):
             raise InfraError("Prometheus is not running (the local runtime was not started)")
         return self.container
 
+    def _layer(self, current: Container) -> FaultLayer:
+        layer = self.layers.get(current.data_dir)
+        if layer is None:
+            raise InfraError(f"no fault layer under {current.data_dir}: the runtime was not asked for one")
+        return layer
+
     def _require_storage(self) -> ProvisionedStorage:
         if self.storage is None:
             raise InfraError("the local runtime's storage was not provisioned")
@@ -344,8 +426,8 @@ class LocalRuntime(Runtime):
         data_dir = self._require_storage().data_dir_for(self._generation)
         self._apply_fs_group(data_dir)
         self._check_reachable(data_dir)
-        if self.power_loss and data_dir not in self.layers:
-            layer = PowerLossLayer(data_dir, logs_dir=self.logs_dir, state_dir=self.workdir)
+        if self.fault_layer and data_dir not in self.layers:
+            layer = FaultLayer(data_dir, logs_dir=self.logs_dir, state_dir=self.workdir)
             layer.mount()
             self.layers[data_dir] = layer
         self.container = self._start_container(self._generation, 0, node, proc.free_port(), data_dir)
@@ -368,6 +450,27 @@ class LocalRuntime(Runtime):
             # Group rw like the kubelet's fsGroup change; setgid on directories so new files inherit the group.
             extra = 0o2070 if path.is_dir() else 0o060
             path.chmod((path.stat().st_mode & 0o7777) | extra)
+
+    def _check_fillable(self, root: Path) -> None:
+        """A disk_full fills the volume under test, never the host's filesystems: refuse a volume that is not a
+        filesystem of its own on a block device (a plain directory on /, the work area, an emptyDir, an NFS
+        export, whose filesystem is the server's)."""
+        fs = filesystem_of(root)
+        shared = [
+            what
+            for what, other in (("the host's root filesystem /", Path("/")), ("the run's work area", self.workdir))
+            if other.stat().st_dev == root.stat().st_dev
+        ]
+        if shared or not fs.source.startswith("/dev/"):
+            why = (
+                f"it is {' and '.join(shared)}" if shared else f"it is {fs.fstype} from {fs.source}, not a block device"
+            )
+            raise StorageUnavailable(
+                f"disk_full fills the filesystem under Prometheus' data directory, {fs.mount_point} ({fs.fstype} on "
+                f"{fs.source}), and the harness fills only a filesystem of the volume's own: {why}. Give the "
+                "storage a loop-mounted image (storage.image: {filesystem: ext4, size: 256Mi}, root) or a "
+                "storage.path on a disk of its own"
+            )
 
     def _check_reachable(self, data_dir: Path) -> None:
         """Fail early and clearly when the Prometheus user cannot even reach its config or data directory.

@@ -7,6 +7,7 @@ part of the scenario: one file runs on both, the runtime is chosen per run.
 
 from __future__ import annotations
 
+import errno
 import re
 from typing import Annotated, Any, Literal, get_args
 
@@ -319,6 +320,21 @@ class FioJob(Strict):
     ioengine: str | None = Field(default=None, description="default: libaio where direct, psync otherwise")
     iodepth: int | None = Field(default=None, ge=1)
     numjobs: int = Field(default=1, ge=1, le=64)
+    # --- compare: repetitions and throttling (harness/report/compare.py) ---
+    repeat: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="run the job this many times, one after the other: each repetition is one independent value "
+        "of its metrics for `harness compare` (5 or more per side let a change be significant)",
+    )
+    rate_bytes_per_s: Bytes | None = Field(
+        default=None,
+        alias="rate",
+        description="cap the job's bandwidth (fio --rate, bytes/s, e.g. 20Mi): a slow disk on purpose, or a fair "
+        "share on a shared volume",
+    )
+    rate_iops: int | None = Field(default=None, ge=1, description="cap the job's IOPS (fio --rate_iops)")
 
 
 class Loads(Strict):
@@ -435,6 +451,80 @@ class PowerLossFault(FaultTiming):
     action: Literal["power_loss"]
 
 
+# The operations an I/O fault can hit (Chaos Mesh IOChaos' names where they overlap; harness.fault_fuse.IO_METHODS):
+# fsync is fsync(2) and fdatasync(2), fsyncdir an fsync of a directory, flush close(2), setattr chmod/chown/utimens.
+IoMethod = Literal[
+    "open", "create", "read", "write", "truncate", "fsync", "fsyncdir", "flush", "getattr", "setattr", "readdir",
+    "mkdir", "rmdir", "unlink", "rename", "statfs",
+]  # fmt: skip
+
+
+class IoFaultWindow(FaultWindow):
+    """What an I/O fault hits (Chaos Mesh IOChaos' model), for ``for``: the ``methods`` (default: every operation),
+    ``percent`` of them, on ``path`` under the data directory (default: anywhere in it). Local runtime only (the
+    fault layer over the data directory, mounted when a scenario has such a fault; it serves one operation at a
+    time, so Prometheus is slower on it than on the disk underneath)."""
+
+    methods: list[IoMethod] = Field(default_factory=list, description="the operations hit; empty: all of them")
+    percent: float = Field(default=100, ge=0, le=100, description="the share of those hit, drawn per operation")
+    path: str | None = Field(
+        default=None,
+        description="only operations on this path under the data directory or beneath it (e.g. wal); default: all",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/") or not value.strip("/.")):
+            raise ValueError("a path under the data directory, relative to it (e.g. wal or chunks_head)")
+        return None if value is None else value.rstrip("/")
+
+
+class IoErrorsFault(IoFaultWindow):
+    """For ``for``, the chosen operations under Prometheus' data directory fail with ``errno`` (default EIO, what a
+    failing disk returns) and do nothing; Prometheus keeps running, the load records what it rejected, and the
+    record quotes what Prometheus logged. Then they work again: Prometheus must take writes, and every sample it
+    acknowledged must still be there."""
+
+    action: Literal["io_errors"]
+    errno: str = Field(default="EIO", description="the error they fail with, by name: EIO, ENOSPC, EROFS, ...")
+
+    @field_validator("errno")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in errno.errorcode.values():
+            raise ValueError(f"{value!r} is not an errno name this system knows (EIO, ENOSPC, EROFS, EDQUOT, ...)")
+        return value
+
+
+class IoLatencyFault(IoFaultWindow):
+    """For ``for``, the chosen operations under Prometheus' data directory each take ``delay`` longer (a slow or
+    overloaded disk); they still succeed. The record says how many were delayed and what Prometheus and the load
+    saw; every acknowledged sample must survive."""
+
+    action: Literal["io_latency"]
+    delay_s: Seconds = Field(alias="delay", description="added to each operation hit, e.g. 100ms")
+
+    @field_validator("delay_s")
+    @classmethod
+    def _positive_delay(cls, value: float) -> float:
+        if not 0 < value <= 10:
+            raise ValueError("a delay above 0 and at most 10s (one operation at a time: more stalls everything)")
+        return value
+
+
+class DiskFullFault(FaultWindow):
+    """The filesystem under Prometheus' data directory is filled to ENOSPC for ``for``, then freed: one file of the
+    harness's (``.harness-fill-<run>``) beside the TSDB directory, allocated as root, so not one block is left to
+    Prometheus, whatever its uid. Prometheus keeps running: the load keeps writing, and writes it cannot put in its
+    WAL must be rejected (HTTP 5xx, recorded with their error, e.g. "no space left on device"), never acknowledged.
+    Expect Prometheus to take writes again once the space is back, and every acknowledged sample to survive
+    (``max_samples_lost: 0``). Local runtime, on a filesystem of the volume's own (a loop-mounted ``image:`` or a
+    disk at ``storage.path``): the harness never fills the host's filesystems."""
+
+    action: Literal["disk_full"]
+
+
 FaultSpec = (
     SigkillFault
     | SigtermFault
@@ -444,6 +534,9 @@ FaultSpec = (
     | ScaleZeroFault
     | NodeLossFault
     | PowerLossFault
+    | IoErrorsFault
+    | IoLatencyFault
+    | DiskFullFault
 )
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
 
@@ -496,7 +589,10 @@ class Scenario(Strict):
     version: Literal[1] = 1
     name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
     description: str = ""
-    duration_s: Seconds = Field(alias="duration", description="length of the load and fault phase")
+    duration_s: Seconds = Field(
+        alias="duration",
+        description="length of the load and fault phase (a fio-only scenario, no TSDB load and no fault, has none)",
+    )
     storage: Storage
     prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
     loads: Loads = Field(default_factory=Loads)
@@ -513,6 +609,12 @@ class Scenario(Strict):
                     f"faults[{i}] at {fault.at_s:g}s is not before the end of the run (duration {self.duration_s:g}s)"
                 )
         return self
+
+    @property
+    def runs_prometheus(self) -> bool:
+        """False for a fio-only scenario (``loads.tsdb: null`` and no fault): fio measures the storage and the run
+        ends there, with no Prometheus started and no idle wait for ``duration``."""
+        return self.loads.tsdb is not None or bool(self.faults)
 
 
 def json_schema() -> dict[str, object]:

@@ -1,7 +1,8 @@
-"""A FUSE layer that can lose what was never made durable, for the ``power_loss`` fault (the LazyFS model).
+"""A FUSE layer for the faults below Prometheus: it can lose what was never made durable (``power_loss``, the
+LazyFS model) and fail or slow down chosen operations (``io_errors``, ``io_latency``, Chaos Mesh IOChaos' model).
 
-Run as its own process (``python -m harness.powerloss_fuse DIR --report FILE``), started and stopped by PID from
-``harness.runtime.power_layer``. It is mounted *over* ``DIR`` (it keeps a descriptor of the directory underneath and
+Run as its own process (``python -m harness.fault_fuse DIR --report FILE``), started and stopped by PID from
+``harness.runtime.fault_layer``. It is mounted *over* ``DIR`` (it keeps a descriptor of the directory underneath and
 works relative to it), so Prometheus' data directory keeps its path. Every operation goes through to ``DIR`` at
 once, so a reader, a SIGKILL or a clean unmount see exactly what a plain filesystem would; what the layer adds is
 a record of what is not durable yet, so that a *power cut* can take exactly that away. The model, per file (told
@@ -21,11 +22,25 @@ apart by inode, so it follows renames and outlives an unlink of an open file):
 So after a cut, what remains is what the last fsyncs promised. Prometheus' WAL write()s every commit and fsyncs
 only when a segment is completed or closed (``tsdb/wlog``): samples it acknowledged since then go.
 
-The cut is asked for through a control file that is not listed anywhere, ``DIR/.harness-power-cut``: writing
-``cut`` to it (only the layer's own uid may) drops the unsynced state in that same call (the layer serves one
-request at a time, so no write of anyone else interleaves) and writes a JSON report to ``--report``: what was
-dropped, and the time of the last fsync of every path. The kernel caches no attribute or name (timeouts 0) and
-drops a file's cached pages when it is opened again, so a process started after the cut sees what the disk would.
+Faults are asked for through a control file that is not listed anywhere, ``DIR/.harness-control``; only the
+layer's own uid may write to it, and every command writes its answer, as JSON, to ``--report`` before the write
+returns (the layer serves one request at a time, so no operation of anyone else interleaves with a command):
+
+* ``cut`` drops the unsynced state; the answer says what was dropped and when every path was last fsynced.
+* ``io-set {JSON}`` sets the I/O fault (replacing any): ``methods`` (names from ``IO_METHODS``; empty: all of
+  them), ``percent`` (0-100: the share of matching operations hit, drawn per operation), ``errno`` (a number: they
+  fail with it, nothing reaches the directory underneath; null: they do not fail), ``delay_s`` (added before each
+  hit operation) and ``path`` (null, or a path relative to ``DIR``: only operations on it or under it match; a
+  rename matches by either name). Hit operations are counted by method. The control file and the attributes of
+  ``DIR`` itself are never hit: the kernel needs those to reach the control file, so an ``io-clear`` always does.
+* ``io-clear`` lifts it; the answer holds the counts (per method: matched, failed, delayed) of the fault it lifted.
+
+The layer serves one request at a time, so a delayed operation holds up every operation behind it, like a disk
+with a queue depth of one: a delay on writes is a delay on reads issued meanwhile too.
+
+The kernel caches no attribute or name (timeouts 0) and drops a file's cached pages when it is opened again, so a
+process started after the cut sees what the disk would. Reads that the kernel serves from its page cache never
+reach the layer, so a fault on ``read`` hits only those that do.
 Not modelled: hard links and symlinks (refused), ``sync(2)``/``syncfs`` (FUSE does not forward them), mmap writes
 beyond what the kernel writes back through the layer.
 """
@@ -37,6 +52,7 @@ import errno
 import json
 import logging
 import os
+import random
 import stat
 import sys
 import time
@@ -46,11 +62,20 @@ from typing import Any
 
 import mfusepy
 
-log = logging.getLogger("harness.powerloss_fuse")
+log = logging.getLogger("harness.fault_fuse")
 
-CONTROL_NAME = ".harness-power-cut"
+CONTROL_NAME = ".harness-control"
 CONTROL_PATH = "/" + CONTROL_NAME
 CUT_COMMAND = b"cut"
+IO_SET_COMMAND = b"io-set"
+IO_CLEAR_COMMAND = b"io-clear"
+# The operations an I/O fault can hit, by the names a scenario uses (Chaos Mesh IOChaos' where they overlap). fsync
+# is fsync(2) and fdatasync(2) on a file, fsyncdir on a directory; flush is close(2); setattr is chmod, chown and
+# utimens (truncate is its own). release is not among them: the kernel ignores what it returns.
+IO_METHODS = frozenset(
+    {"open", "create", "read", "write", "truncate", "fsync", "fsyncdir", "flush", "getattr", "setattr", "readdir",
+     "mkdir", "rmdir", "unlink", "rename", "statfs"}
+)  # fmt: skip
 PAGE_BYTES = 4096  # unit in which overwritten durable content is kept, to put back at the cut
 _CONTROL_FH = 0  # file handles of real files start at 1
 
@@ -68,18 +93,43 @@ class FileState:
 
 
 @dataclass
+class IoCounts:
+    matched: int = 0  # operations of a chosen method on a chosen path
+    failed: int = 0
+    delayed: int = 0
+
+
+@dataclass
+class IoFault:
+    """The I/O fault in force (``io-set``), and what it did so far."""
+
+    methods: frozenset[str]  # empty: every method
+    percent: float
+    errno: int | None
+    delay_s: float
+    path: str | None  # relative to the root, without a trailing slash
+    set_at: float = field(default_factory=time.time)
+    counts: dict[str, IoCounts] = field(default_factory=dict)
+
+    def report(self) -> dict[str, Any]:
+        return {"set_at_unix_s": self.set_at, "counts": {m: vars(c) for m, c in sorted(self.counts.items())}}
+
+
+@dataclass
 class Handle:
     fd: int
     path: str
     sync_writes: bool
 
 
-class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
+class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     use_ns = True
 
     def __init__(self, root_fd: int, report: Path) -> None:
         self.root = root_fd
         self.report = report
+        self.io: IoFault | None = None
+        self._random = random.Random()  # which operations are hit: a share, not a secret
         self.states: dict[int, FileState] = {}  # by inode
         self.last_fsync: dict[str, float] = {}  # path -> when it (a file or a directory) was last fsynced
         self.handles: dict[int, Handle] = {}
@@ -90,6 +140,24 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     @staticmethod
     def rel(path: str) -> str:
         return path.lstrip("/") or "."
+
+    def _io(self, method: str, *paths: str) -> None:
+        """The I/O fault, if one is set and hits this operation: wait its delay, then fail with its errno."""
+        fault = self.io
+        if fault is None or (fault.methods and method not in fault.methods):
+            return
+        if fault.path is not None and not any(_under(self.rel(p), fault.path) for p in paths):
+            return
+        counts = fault.counts.setdefault(method, IoCounts())
+        counts.matched += 1
+        if self._random.random() * 100 >= fault.percent:
+            return
+        if fault.delay_s > 0:
+            counts.delayed += 1
+            time.sleep(fault.delay_s)
+        if fault.errno is not None:
+            counts.failed += 1
+            raise mfusepy.FuseOSError(fault.errno)
 
     def _handle(self, fh: int) -> Handle:
         try:
@@ -141,6 +209,9 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
             uid, gid = os.getuid(), os.getgid()
             return {"st_mode": stat.S_IFREG | 0o200, "st_nlink": 1, "st_size": 0, "st_uid": uid, "st_gid": gid,
                     "st_atime": now, "st_mtime": now, "st_ctime": now}  # fmt: skip
+        if path != "/":
+            # Not the root's: the kernel asks for it on the way to the control file, which must stay reachable.
+            self._io("getattr", path)
         st = _call(lambda: os.stat(self.rel(path), dir_fd=self.root, follow_symlinks=False))
         return {
             key: getattr(st, key)
@@ -148,6 +219,7 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
         } | {"st_atime": st.st_atime_ns, "st_mtime": st.st_mtime_ns, "st_ctime": st.st_ctime_ns}
 
     def readdir(self, path: str, fh: int) -> list[str]:
+        self._io("readdir", path)
         fd = _call(lambda: os.open(self.rel(path), os.O_RDONLY | os.O_DIRECTORY, dir_fd=self.root))
         try:
             return [".", "..", *os.listdir(fd)]  # noqa: PTH208 - a descriptor under the mount: no path reaches it
@@ -155,19 +227,23 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
             os.close(fd)
 
     def statfs(self, path: str) -> dict[str, int]:
+        self._io("statfs", path)
         v = os.fstatvfs(self.root)
         return {k: getattr(v, k) for k in ("f_bsize", "f_frsize", "f_blocks", "f_bfree", "f_bavail", "f_files",
                                             "f_ffree", "f_favail", "f_namemax")}  # fmt: skip
 
     def chmod(self, path: str, mode: int) -> int:
+        self._io("setattr", path)
         _call(lambda: os.chmod(self.rel(path), stat.S_IMODE(mode), dir_fd=self.root, follow_symlinks=False))
         return 0
 
     def chown(self, path: str, uid: int, gid: int) -> int:
+        self._io("setattr", path)
         _call(lambda: os.chown(self.rel(path), uid, gid, dir_fd=self.root, follow_symlinks=False))
         return 0
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        self._io("setattr", path)
         rel = self.rel(path)
         if times is None:
             _call(lambda: os.utime(rel, dir_fd=self.root, follow_symlinks=False))
@@ -187,16 +263,19 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     # --- namespace (durable at once) -----------------------------------------------------------------------------
 
     def mkdir(self, path: str, mode: int) -> int:
+        self._io("mkdir", path)
         rel = self.rel(path)
         _call(lambda: os.mkdir(rel, stat.S_IMODE(mode), dir_fd=self.root))
         self._owned_by_caller(rel, _parent(rel))
         return 0
 
     def rmdir(self, path: str) -> int:
+        self._io("rmdir", path)
         _call(lambda: os.rmdir(self.rel(path), dir_fd=self.root))
         return 0
 
     def unlink(self, path: str) -> int:
+        self._io("unlink", path)
         rel = self.rel(path)
         st = _call(lambda: os.stat(rel, dir_fd=self.root, follow_symlinks=False))
         _call(lambda: os.unlink(rel, dir_fd=self.root))
@@ -205,6 +284,7 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def rename(self, old: str, new: str) -> int:
+        self._io("rename", old, new)
         src, dst = self.rel(old), self.rel(new)
         try:
             replaced: int | None = os.stat(dst, dir_fd=self.root, follow_symlinks=False).st_ino
@@ -223,6 +303,7 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     # --- files ---------------------------------------------------------------------------------------------------
 
     def create(self, path: str, mode: int, flags: int) -> int:
+        self._io("create", path)
         rel = self.rel(path)
         fd = _call(lambda: os.open(rel, os.O_CREAT | os.O_EXCL | os.O_RDWR, stat.S_IMODE(mode), dir_fd=self.root))
         self._owned_by_caller(rel, _parent(rel))
@@ -235,6 +316,7 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
             if uid != os.getuid():
                 raise mfusepy.FuseOSError(errno.EACCES)
             return _CONTROL_FH
+        self._io("open", path)
         # Our own descriptor reads too (to keep overwritten content) and never appends: the kernel gives every write
         # its offset. O_TRUNC goes through truncate, which keeps what it cuts off.
         access = os.O_RDONLY if flags & os.O_ACCMODE == os.O_RDONLY else os.O_RDWR
@@ -246,12 +328,14 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         if fh == _CONTROL_FH:
             return b""
+        self._io("read", path)
         data: bytes = _call(lambda: os.pread(self._handle(fh).fd, size, offset))
         return data
 
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         if fh == _CONTROL_FH:
             return self._control(data)
+        self._io("write", path)
         h = self._handle(fh)
         state = self._state(h.fd, path)
         self._save(state, h.fd, offset, offset + len(data))
@@ -264,6 +348,7 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         if path == CONTROL_PATH:
             return 0
+        self._io("truncate", path)
         fd = _call(lambda: os.open(self.rel(path), os.O_RDWR, dir_fd=self.root))
         try:
             self._truncate_fd(fd, path, length)
@@ -281,12 +366,14 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     def fsync(self, path: str, datasync: int, fh: int) -> int:
         if fh == _CONTROL_FH:
             return 0
+        self._io("fsync", path)
         h = self._handle(fh)
         _call(lambda: os.fdatasync(h.fd) if datasync else os.fsync(h.fd))
         self._synced(os.fstat(h.fd).st_ino, path)
         return 0
 
     def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
+        self._io("fsyncdir", path)
         rel = self.rel(path)
         fd = _call(lambda: os.open(rel, os.O_RDONLY | os.O_DIRECTORY, dir_fd=self.root))
         try:
@@ -300,6 +387,8 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def flush(self, path: str, fh: int) -> int:
+        if fh != _CONTROL_FH:
+            self._io("flush", path)
         return 0  # close(2) promises nothing about durability
 
     def release(self, path: str, fh: int) -> int:
@@ -316,9 +405,19 @@ class PowerLossFuse(mfusepy.Operations):  # type: ignore[misc]
     # --- the power cut -------------------------------------------------------------------------------------------
 
     def _control(self, data: bytes) -> int:
-        if data.strip() != CUT_COMMAND:
+        command, _, argument = data.strip().partition(b" ")
+        if command == CUT_COMMAND and not argument:
+            report = self.cut()
+        elif command == IO_SET_COMMAND:
+            self.io = _io_fault(argument)
+            report = {"set_at_unix_s": self.io.set_at}
+            log.info("I/O fault set: %s", argument.decode(errors="replace"))
+        elif command == IO_CLEAR_COMMAND and not argument:
+            report = {"cleared_at_unix_s": time.time(), **(self.io.report() if self.io is not None else {"counts": {}})}
+            self.io = None
+            log.info("I/O fault cleared: %s", report["counts"])
+        else:
             raise mfusepy.FuseOSError(errno.EINVAL)
-        report = self.cut()
         tmp = self.report.with_name(self.report.name + ".tmp")
         tmp.write_text(json.dumps(report, indent=2))
         tmp.replace(self.report)
@@ -367,6 +466,32 @@ def _parent(rel: str) -> str:
     return rel.rpartition("/")[0] or "."
 
 
+def _under(rel: str, top: str) -> bool:
+    return rel == top or rel.startswith(top + "/")
+
+
+def _io_fault(argument: bytes) -> IoFault:
+    """An ``io-set`` command's settings; EINVAL (the command's write fails) when they are not what the layer knows."""
+    try:
+        raw = json.loads(argument)
+        methods = frozenset(str(m) for m in raw.get("methods") or [])
+        code = raw.get("errno")
+        fault = IoFault(
+            methods=methods,
+            percent=float(raw.get("percent", 100)),
+            errno=None if code is None else int(code),
+            delay_s=float(raw.get("delay_s", 0)),
+            path=str(raw.get("path") or "").strip("/") or None,
+        )
+    except (ValueError, TypeError, AttributeError) as e:
+        log.error("bad io-set command %r: %s", argument, e)
+        raise mfusepy.FuseOSError(errno.EINVAL) from None
+    if not methods <= IO_METHODS or not 0 <= fault.percent <= 100 or fault.delay_s < 0 or fault.errno == 0:
+        log.error("bad io-set command %r: unknown method, or a value out of range", argument)
+        raise mfusepy.FuseOSError(errno.EINVAL)
+    return fault
+
+
 def _call(op: Any) -> Any:
     """Run one operation on the directory underneath; its errno becomes the FUSE error the caller sees."""
     try:
@@ -376,9 +501,9 @@ def _call(op: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.powerloss_fuse", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m harness.fault_fuse", description=__doc__.split("\n\n")[0])
     p.add_argument("directory", help="mounted over: the layer works on what is underneath")
-    p.add_argument("--report", required=True, type=Path, help="where a cut writes what it dropped (JSON)")
+    p.add_argument("--report", required=True, type=Path, help="where a command writes its answer (JSON)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
@@ -388,13 +513,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Modes come from the callers, already masked by their umask.
     os.umask(0)
-    log.info("power-loss layer over %s", args.directory)
+    log.info("fault layer over %s", args.directory)
     try:
         mfusepy.FUSE(
-            PowerLossFuse(root_fd, args.report),
+            FaultFuse(root_fd, args.report),
             args.directory,
             foreground=True,
-            nothreads=True,  # one request at a time: the cut cannot interleave with a write
+            nothreads=True,  # one request at a time: a command cannot interleave with a write
             # As root the harness runs Prometheus as the scenario's uid, which must reach the mount too; the kernel
             # checks permissions against the attributes, as the filesystem underneath would.
             allow_other=os.geteuid() == 0,
@@ -403,8 +528,8 @@ def main(argv: list[str] | None = None) -> int:
             attr_timeout=0,
             entry_timeout=0,
             negative_timeout=0,
-            fsname=f"power-loss:{args.directory}",
-            subtype="power-loss",
+            fsname=f"harness-faults:{args.directory}",
+            subtype="harness-faults",
         )
     except RuntimeError as e:
         # fuse_main's exit status: also non-zero when SIGTERM or an unmount ended the loop, which is how we stop.

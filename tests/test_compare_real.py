@@ -1,0 +1,186 @@
+"""`harness compare` over real stored runs: tiny fio-only scenarios run by `harness run` (fio on this host's disk,
+Prometheus started and stopped), one of them throttled with fio's rate_iops, the stand-in for a slower volume.
+
+What is asserted holds whatever this machine's noise: the throttle takes randwrite-4k from tens of thousands of
+IOPS to 1,000 (fio enforces the cap), and identical runs are compared in ways whose false-alarm rate is bounded by
+the design (runs as the unit when both sides hold several; random splits of real repetitions at p < 0.002).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.report.compare import compare_results
+from harness.results.model import FioJobResult, RunResult
+from harness.results.store import RESULT_FILE, load_result
+from tests.test_compare import parse_xml
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+IOPS = "randwrite-4k write IOPS"
+REPEAT = 8  # per run: 8 vs 8 repetitions can reach p < 0.002, 7 barely, 6 never
+
+SCENARIO = """\
+name: fio-noise
+description: randwrite-4k only, {repeat} short repetitions; no write load, no faults
+duration: 1s
+storage: {{backend: local}}
+loads:
+  tsdb: null
+  fio:
+    - {{profile: randwrite-4k, runtime: 500ms, size: 16Mi, repeat: {repeat}{extra}}}
+checks:
+  history_survival: {{enabled: false}}
+"""
+
+
+def harness(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False, timeout=300
+    )
+
+
+class Runs:
+    """Four identical runs made in the order A1, B1, A2, B2 (so a drift of the machine touches both sides), and one
+    throttled to 1,000 IOPS, all stored under ``reports``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.reports = root / "reports"
+        self.work = root / "work"
+        self.work.mkdir()
+        self.a: list[Path] = []
+        self.b: list[Path] = []
+        self.throttled = Path()
+
+    def run(self, extra: str = "", *flags: str) -> Path:
+        scenario = self.root / "fio-noise.yaml"
+        scenario.write_text(SCENARIO.format(repeat=REPEAT, extra=extra))
+        before = set(self.reports.glob("fio-noise/*"))
+        where = ["--reports", str(self.reports), "--workdir", str(self.work), "--no-report"]
+        done = harness("run", str(scenario), *where, *flags)
+        assert done.returncode == 0, done.stdout + done.stderr
+        (new,) = set(self.reports.glob("fio-noise/*")) - before
+        return new
+
+
+@pytest.fixture(scope="module")
+def runs() -> Iterator[Runs]:
+    # As root, the local runtime runs Prometheus as the scenario's uid: the work area must be traversable.
+    root = Path(tempfile.mkdtemp(prefix="harness-compare-", dir="/tmp"))
+    root.chmod(0o755)
+    try:
+        made = Runs(root)
+        for side in (made.a, made.b, made.a, made.b):
+            side.append(made.run())
+        made.throttled = made.run(", rate_iops: 1000")
+        yield made
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_throttled_run_is_a_regression_named_in_junit_and_json(runs: Runs, tmp_path: Path) -> None:
+    junit, summary, html = tmp_path / "compare.xml", tmp_path / "compare.json", tmp_path / "compare.html"
+    done = harness(
+        "compare", str(runs.a[0]), str(runs.throttled), "--junit", str(junit), "--json", str(summary), "-o", str(html)
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    verdict_line = next(line for line in done.stdout.splitlines() if "regression(s): " in line)
+    assert IOPS in verdict_line
+    # A throttle stands for a slower volume: a storage comparison, named, and judged.
+    assert (
+        done.stdout.startswith("storage comparison") and "fio throttled (randwrite-4k --rate_iops=1000)" in done.stdout
+    )
+    data = json.loads(summary.read_text())
+    metric = next(m for m in data["comparisons"][0]["metrics"] if m["metric"] == IOPS)
+    assert data["regressed"] is True and metric["status"] == "regression" and metric["fails"] is True
+    assert (metric["n_baseline"], metric["n_candidate"]) == (REPEAT, REPEAT)
+    assert metric["candidate_median"] == pytest.approx(1000, rel=0.05) and metric["worse_pct"] > 50
+    assert metric["p_adjusted"] < 0.002
+    case = next(c for c in parse_xml(junit).iter("testcase") if c.get("name") == IOPS)
+    failure = case.find("failure")
+    assert failure is not None
+    message = failure.get("message", "")
+    assert message.startswith(f"{IOPS}: baseline ") and " IOPS (n=8), fio-noise/" in message
+    assert "change -" in message and "(p=<0.001, adjusted" in message
+    assert "REGRESSED" in html.read_text(encoding="utf-8")
+
+
+def test_identical_runs_compared_as_runs_exit_0_and_bad_inputs_are_left_out(runs: Runs, tmp_path: Path) -> None:
+    junit, summary = tmp_path / "noise.xml", tmp_path / "noise.json"
+    truncated = tmp_path / "truncated"
+    truncated.mkdir()
+    (truncated / RESULT_FILE).write_text((runs.a[0] / RESULT_FILE).read_text()[:300])
+    done = harness(
+        "compare",
+        "--baseline",
+        *map(str, runs.a),
+        "--candidate",
+        *map(str, runs.b),
+        str(tmp_path / "missing"),
+        str(truncated),
+        "--junit",
+        str(junit),
+        "--json",
+        str(summary),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "left out" in done.stderr and "missing: no result here" in done.stderr
+    data = json.loads(summary.read_text())
+    assert data["regressed"] is False and data["kind"] == "same setup"
+    assert {Path(s["path"]).name: s["reason"].split(" (")[0] for s in data["skipped"]} == {
+        "missing": "no result here",
+        "truncated": "truncated or not JSON",
+    }
+    metric = next(m for m in data["comparisons"][0]["metrics"] if m["metric"] == IOPS)
+    assert metric["sample_unit"] == "run" and (metric["n_baseline"], metric["n_candidate"]) == (2, 2)
+    root = parse_xml(junit)
+    assert root.get("failures") == "0"
+    assert {c.get("name") for c in root.iter("testcase") if c.find("skipped") is not None} >= {
+        str(tmp_path / "missing"),
+        str(truncated),
+    }
+
+
+def _resampled(template: RunResult, reps: list[FioJobResult]) -> RunResult:
+    return template.model_copy(update={"fio": reps})
+
+
+def test_twenty_random_splits_of_real_repetitions_never_regress(runs: Runs) -> None:
+    """The null hypothesis made real: 32 repetitions of identical runs, shuffled into two sides of 10, 20 times."""
+    results = [load_result(p) for p in runs.a + runs.b]
+    pool = [job for r in results for job in r.fio]
+    assert len(pool) == 4 * REPEAT
+    rng = random.Random(12)
+    smallest = 1.0
+    for i in range(20):
+        rng.shuffle(pool)
+        a, b = _resampled(results[0], pool[:10]), _resampled(results[0], pool[10:20])
+        comparison = compare_results([(Path(f"a{i}"), a), (Path(f"b{i}"), b)])
+        assert not comparison.regressed, [d for d in comparison.deltas if d.status.value == "regression"]
+        smallest = min([smallest, *(d.p_adjusted for d in comparison.deltas if d.p_adjusted is not None)])
+    # Noise is not significant at asv's strict level, split after split.
+    assert smallest >= 0.002
+
+
+def test_a_real_run_writes_its_checks_as_junit_and_json(runs: Runs, tmp_path: Path) -> None:
+    junit, summary = tmp_path / "run.xml", tmp_path / "run.json"
+    run_dir = runs.run("", "--junit", str(junit), "--json", str(summary))
+    data = json.loads(summary.read_text())
+    assert data["verdict"] == "PASSED" and data["gate_passed"] is True and data["run_id"] in run_dir.name
+    cases = {c.get("name"): c for c in parse_xml(junit).iter("testcase")}
+    assert set(cases) == {"recovery", "gate: verdict is PASSED"}
+    assert cases["recovery"].find("skipped") is not None  # no faults in this scenario
+    stored = load_result(run_dir)
+    assert [(j.job, j.repetition) for j in stored.fio] == [("randwrite-4k", k) for k in range(1, REPEAT + 1)]
+    assert [j.name for j in stored.fio][:2] == ["randwrite-4k", "randwrite-4k.r2"]
