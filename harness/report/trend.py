@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import statistics
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC
 from enum import StrEnum
 from pathlib import Path
@@ -29,7 +29,7 @@ from harness.report.acks import ACK_FILE, Ack, load_acks
 
 # The per-run metric series of the comparison (and the facts that make a metric comparable), reused as they are so a
 # trend and a comparison name and measure the same metrics.
-from harness.report.compare import _facts, _run_series, _Series
+from harness.report.compare import Skipped, _facts, _run_series, _Series, _storage
 from harness.results.model import RunResult, Status
 from harness.results.store import RESULT_FILE, load_result
 
@@ -100,12 +100,6 @@ class ScenarioTrend:
     @property
     def regressions(self) -> list[TrendChange]:
         return [c for c in self.changes if c.kind is Kind.REGRESSION]
-
-
-@dataclass(frozen=True)
-class Skipped:
-    path: str
-    reason: str
 
 
 @dataclass(frozen=True)
@@ -264,10 +258,17 @@ def _metric_trend(
     )
 
 
+def _series(result: RunResult) -> dict[str, _Series]:
+    """The run's metrics by name, each with the facts it depends on plus the storage (a fio throttle standing for a
+    slower volume, another filesystem or data path), so a change point can say what else changed that night."""
+    storage = _storage(result)
+    return {s.metric: replace(s, facts=s.facts | {"storage": storage}) for s in _run_series(result, _facts(result))}
+
+
 def _scenario_trend(name: str, runs: list[tuple[Path, RunResult]], acks: list[Ack], used: set[int]) -> ScenarioTrend:
     nights = _nights(runs)
     # Each run's series once (not once per metric): a year of nights has tens of thousands of (night, metric) pairs.
-    series_by_night = [{s.metric: s for s in _run_series(result, _facts(result))} for _, result in runs]
+    series_by_night = [_series(result) for _, result in runs]
     metrics = dict.fromkeys(m for by_metric in series_by_night for m in by_metric)
     trends = [_metric_trend(name, nights, series_by_night, m, acks=acks, used=used) for m in metrics]
     return ScenarioTrend(name, nights, [t for t in trends if t is not None])
