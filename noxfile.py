@@ -183,14 +183,19 @@ def nightly(session: nox.Session) -> None:
             failures.append(f"{name}: regression against the previous {len(previous)} run(s), see {out}")
         elif code != 0:
             failures.append(f"{name}: compare could not run (exit {code})")
-    _nightly_trend(session, results, night)
+    failures += _nightly_trend(session, results, night)
     if failures:
         session.error("; ".join(failures))
 
 
-def _nightly_trend(session: nox.Session, results: Path, night: Path) -> None:
-    """Hook for the trend report over all scenarios' histories (`harness trend`, with its change points and ack file):
-    it reads `results` and writes next to this night's JUnit/JSON in `night`. Nothing to do until it exists."""
+def _nightly_trend(session: nox.Session, results: Path, night: Path) -> list[str]:
+    """One trend report over all scenarios' histories in `results` (`harness trend`: change points, the ack file
+    `results`/acks.yaml), written next to this night's JUnit/JSON in `night`. A change for the worse that tonight is the
+    first to confirm, not acknowledged (exit 1), or a bad ack file (exit 2) fails the night."""
+    out = night / "trend.html"
+    harness = str(Path(session.bin) / "harness")
+    code = subprocess.run([harness, "trend", str(results), "-o", str(out)], check=False, cwd=ROOT).returncode
+    return [] if code == 0 else [f"trend: exit {code}, see {out}"]
 
 
 # --- end nightly -------------------------------------------------------------------------------------------------

@@ -143,6 +143,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1 if comparison.regressed else 0
 
 
+def _cmd_trend(args: argparse.Namespace) -> int:
+    from harness.report.trend import build_trend, summary_text
+    from harness.report.trend_html import render_trend
+
+    results = Path(args.results_dir)
+    trend = build_trend(results, scenarios=args.scenario, last=args.last, ack_path=Path(args.ack) if args.ack else None)
+    print(summary_text(trend))
+    print(render_trend(trend, Path(args.output) if args.output else results / "trend.html"))
+    # Only a change for the worse that the latest night is the first to confirm, unacknowledged, fails: once per step.
+    return 1 if trend.regressed else 0
+
+
+def _add_trend(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("trend", help="every metric's history over the stored runs, with change points")
+    p.add_argument("results_dir", metavar="RESULTS_DIR", help="the results root, e.g. reports/")
+    p.add_argument("--scenario", action="append", help="only this scenario (repeatable; default: all)")
+    p.add_argument("--last", type=int, metavar="N", help="only the last N runs of each scenario")
+    p.add_argument("--ack", metavar="FILE", help="ack file of accepted changes (default: RESULTS_DIR/acks.yaml)")
+    p.add_argument("-o", "--output", help="the HTML trend report (default: RESULTS_DIR/trend.html)")
+    p.set_defaults(func=_cmd_trend)
+
+
 def _ci_outputs(p: argparse.ArgumentParser) -> None:
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML here (one test case per check and gate)")
     p.add_argument("--json", metavar="FILE", help="also write a JSON summary here")
@@ -212,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare runs although this differs (repeatable; e.g. node for CI runners with new names every night)",
     )
     p.set_defaults(func=_cmd_compare)
+
+    _add_trend(sub)
 
     from harness.doctor import command as doctor_command
 

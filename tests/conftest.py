@@ -49,3 +49,44 @@ def public_tmp() -> Iterator[Path]:
 def area(tmp_path: Path, public_tmp: Path) -> tuple[Path, Path]:
     """Where a run writes its reports, and its work directory (traversable by Prometheus' uid)."""
     return tmp_path / "reports", public_tmp
+
+
+# --- trend and browser tests: real stored runs -------------------------------------------------------------------
+
+_TINY_SCENARIO = """\
+name: nightly-probe
+duration: 3s
+storage: {backend: local}
+loads:
+  tsdb: {series: 50, interval: 1s}
+  fio: [{profile: wal-append, runtime: 1s, size: 16Mi}, {profile: randwrite-4k, runtime: 1s, size: 16Mi}]
+faults: [{action: sigkill, at: 1s}]
+"""
+
+
+@pytest.fixture(scope="session")
+def real_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two real runs (prometheus, fio, a SIGKILL) of a few seconds each, stored as `harness run` stores them: the
+    material the trend and browser tests build nights and reports from. Returns the reports root."""
+    import subprocess
+    import sys
+
+    reports = tmp_path_factory.mktemp("real-runs") / "reports"
+    scenario = reports.parent / "nightly-probe.yaml"
+    scenario.write_text(_TINY_SCENARIO)
+    work = Path(tempfile.mkdtemp(prefix="harness-test-", dir="/tmp"))
+    work.chmod(0o755)
+    try:
+        for _ in range(2):
+            argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work)]
+            proc = subprocess.run(
+                [sys.executable, "-m", "harness.cli", *argv],
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=180,
+            )
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return reports

@@ -292,3 +292,49 @@ def comparison_chart(changes: pd.DataFrame) -> bytes | None:
     ax.margins(x=0.15)
     _style(ax)
     return _png(fig)
+
+
+def trend_chart(history: pd.DataFrame, changes: pd.DataFrame, title: str, unit: str) -> bytes | None:
+    """One metric over the nights: the night's value, each level between change points as a step, a rolling median
+    (slow drift), and the change points marked (vermilion worse, green better, grey dashed acknowledged).
+
+    ``history``: ``night`` (index), ``label`` (the x tick), ``value``; ``changes``: ``night``, ``kind``.
+    """
+    if history.empty:
+        return None
+    fig = _new_figure(2.8)
+    ax = fig.subplots()
+    nights = [int(n) for n in history["night"]]
+    values = [float(v) for v in history["value"]]
+    ax.plot(nights, values, color=PALETTE[0], marker="o", markersize=4, linewidth=1, label="night's median")
+    if len(values) >= 5:
+        rolling = history["value"].rolling(5, center=True, min_periods=3).median()
+        ax.plot(nights, rolling, color="#777777", linestyle=":", linewidth=1.2, label="rolling median (5 nights)")
+    colours = {"improvement": PALETTE[2], "acknowledged": "#888888"}
+    for row in changes.to_dict("records"):
+        kind = str(row["kind"])
+        ax.axvline(
+            float(row["night"]) - 0.5,
+            color=colours.get(kind, PALETTE[3]),
+            linestyle="--" if kind == "acknowledged" else "-",
+            linewidth=1.6,
+        )
+        ax.annotate(
+            kind,
+            xy=(float(row["night"]) - 0.5, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(3, -3),
+            textcoords="offset points",
+            va="top",
+            fontsize="small",
+            color=colours.get(kind, PALETTE[3]),
+        )
+    ticks = list(zip(nights, [str(v) for v in history["label"]], strict=True))
+    step = max(1, len(ticks) // 12)  # at most a dozen labels, so they never overlap
+    ax.set_xticks([n for n, _ in ticks[::step]], [lb for _, lb in ticks[::step]], fontsize="x-small")
+    ax.set_ylabel(unit)
+    ax.set_title(title, fontsize="medium")
+    ax.margins(x=0.03, y=0.2)
+    _style(ax)
+    ax.legend(loc="lower left", fontsize="x-small", frameon=False)
+    return _png(fig)

@@ -1,0 +1,221 @@
+"""Trends over nights, on nights made from real stored runs (prometheus, fio, a SIGKILL: the `real_runs` fixture).
+
+How the nights are made, honestly: each night is a copy of one real result.json, re-dated one day apart, with every
+fio value scaled by a seeded noise factor (3% standard deviation, about what one disk shows night to night), and, to
+inject a regression at a known night, the randwrite-4k job's bandwidth and IOPS scaled by 0.6 from that night on
+(what a throttled fio job shows). Everything else (recovery, samples lost, the verdict) is the real run's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import random
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from harness.report import changepoints
+from harness.report.trend import Kind, build_trend
+from harness.results.store import RESULT_FILE
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_NIGHT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
+THROTTLED = "randwrite-4k"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def harness(*args: str) -> Outcome:
+    """The harness command in this process (what `harness ARGS` runs, without paying its imports again)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(args))
+    return Outcome(code, out.getvalue(), err.getvalue())
+
+
+def make_nights(
+    real: Path,
+    root: Path,
+    nights: int,
+    *,
+    slow_from: int | None = None,
+    seed: int = 1,
+    throttled: list[float] | None = None,
+) -> list[Path]:
+    """``nights`` copies of a real result under root/<scenario>/<night>/, see the module docstring. ``throttled``: the
+    randwrite-4k job's factor per night, exactly (instead of seeded noise and ``slow_from``)."""
+    source = sorted(real.glob(f"*/*/{RESULT_FILE}"))[0]
+    raw = json.loads(source.read_text(encoding="utf-8"))
+    rng = random.Random(seed)
+    dirs = []
+    for night in range(nights):
+        result = json.loads(json.dumps(raw))
+        started = FIRST_NIGHT + timedelta(days=night)
+        result["started_at"] = started.isoformat()
+        result["run_id"] = f"n{night:05d}"
+        for job in result["fio"]:
+            factor = rng.gauss(1.0, 0.03)
+            if throttled is not None and job["profile"] == THROTTLED:
+                factor = throttled[night]
+            elif slow_from is not None and night >= slow_from and job["profile"] == THROTTLED:
+                factor *= 0.6
+            for direction in ("read", "write"):
+                data = job.get(direction)
+                if not data:
+                    continue
+                data["bw_bytes_per_s"] *= factor
+                data["iops"] *= factor
+                for point in data["timeseries"]:
+                    point["bw_bytes_per_s"] *= factor
+                    point["iops"] *= factor
+        run_dir = root / result["scenario_name"] / f"{started:%Y%m%dT%H%M%SZ}-n{night:05d}"
+        run_dir.mkdir(parents=True)
+        (run_dir / RESULT_FILE).write_text(json.dumps(result), encoding="utf-8")
+        dirs.append(run_dir)
+    return dirs
+
+
+@pytest.mark.slow
+def test_regression_at_the_latest_night_fails_it(real_runs: Path, tmp_path: Path) -> None:
+    nights = make_nights(real_runs, tmp_path / "reports", 8, slow_from=7)
+    broken = tmp_path / "reports" / "nightly-probe" / "20261101T020000Z-broken"
+    broken.mkdir()
+    (broken / RESULT_FILE).write_text('{"schema_version": 4, "run_id"', encoding="utf-8")  # a truncated file
+    # The throttled night also came with a new kernel: the change says so.
+    tonight = json.loads((nights[7] / RESULT_FILE).read_text(encoding="utf-8"))
+    kernel = tonight["environment"]["kernel"]
+    tonight["environment"]["kernel"] = "6.99.0-test"
+    (nights[7] / RESULT_FILE).write_text(json.dumps(tonight), encoding="utf-8")
+    # A night whose harness broke (ERROR) says nothing about the storage: named and left out.
+    errored = json.loads((nights[3] / RESULT_FILE).read_text(encoding="utf-8"))
+    errored.update(verdict="ERROR", error="Prometheus did not start")
+    (nights[3] / RESULT_FILE).write_text(json.dumps(errored), encoding="utf-8")
+    proc = harness("trend", str(tmp_path / "reports"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "REGRESSION" in proc.stdout and f"{THROTTLED} write bandwidth" in proc.stdout
+    assert f"skipped {broken / RESULT_FILE}: truncated or not JSON" in proc.stdout
+    assert f"skipped {nights[3] / RESULT_FILE}: the run ended in ERROR: Prometheus did not start" in proc.stdout
+    trend = build_trend(tmp_path / "reports")
+    assert len(trend.scenarios[0].nights) == 7
+    changes = trend.scenarios[0].changes
+    # The throttled job's bandwidth and IOPS, at the night it happened, and nothing else.
+    assert {(c.metric, c.night.run_dir, c.kind) for c in changes} == {
+        (f"{THROTTLED} write bandwidth", nights[7].name, Kind.REGRESSION),
+        (f"{THROTTLED} write IOPS", nights[7].name, Kind.REGRESSION),
+    }
+    assert {c.also_changed for c in changes} == {f"kernel {kernel} → 6.99.0-test"}
+    html = (tmp_path / "reports" / "trend.html").read_text(encoding="utf-8")
+    assert "REGRESSED" in html and nights[7].name in html and "truncated or not JSON" in html
+    assert "data:image/png;base64," in html and "<script" not in html and "http://" not in html
+
+
+@pytest.mark.slow
+def test_acknowledged_change_passes_and_a_step_is_found_once(real_runs: Path, tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    nights = make_nights(real_runs, reports, 8, slow_from=7)
+    (reports / "acks.yaml").write_text(
+        "acks:\n"
+        f"  - scenario: nightly-probe\n    metric: '{THROTTLED} write *'\n    run: {nights[7].name}\n"
+        "    reason: CI moved to a slower disk\n",
+        encoding="utf-8",
+    )
+    proc = harness("trend", str(reports))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ACKNOWLEDGED" in proc.stdout and "CI moved to a slower disk" in proc.stdout
+    # Three nights later the step is still reported once, at the night it happened, and fails no night.
+    later = make_nights(real_runs, tmp_path / "later", 11, slow_from=7)
+    trend = build_trend(tmp_path / "later")
+    changes = trend.scenarios[0].changes
+    assert {c.night.run_dir for c in changes} == {later[7].name}
+    assert {c.kind for c in changes} == {Kind.WORSE} and all(c.confirmed for c in changes)
+    assert not trend.regressed
+
+
+@pytest.mark.slow
+def test_a_step_that_needs_more_nights_fails_the_night_that_confirms_it(real_runs: Path, tmp_path: Path) -> None:
+    # A 14% drop after 8 nights of +-4%: not clear the night it happens nor the next; the third night confirms it.
+    factors = [1.0, 1.02, 1.04, 0.99, 0.97, 1.0, 1.03, 0.98, 0.86, 0.85, 0.87, 0.86]
+    verdicts = []
+    for nights in (9, 10, 11, 12):
+        root = tmp_path / f"after-{nights}"
+        made = make_nights(real_runs, root, nights, throttled=factors[:nights])
+        trend = build_trend(root)
+        changes = [c for c in trend.scenarios[0].changes if c.metric.startswith(THROTTLED)]
+        assert all(c.night.run_dir == made[8].name for c in changes), changes
+        verdicts.append((len(changes), trend.regressed))
+    assert verdicts == [(0, False), (0, False), (2, True), (2, False)]
+    # An 18% drop: clear at once, unclear again after a noisy night, clear again: it failed its own night only.
+    factors = [*factors[:8], 0.82, 0.81, 0.83]
+    verdicts = []
+    for nights in (9, 10, 11):
+        root = tmp_path / f"again-{nights}"
+        make_nights(real_runs, root, nights, throttled=factors[:nights])
+        trend = build_trend(root)
+        changes = [c for c in trend.scenarios[0].changes if c.metric.startswith(THROTTLED)]
+        verdicts.append((len(changes), trend.regressed))
+    assert verdicts == [(2, True), (0, False), (2, False)]
+
+
+def test_two_nights_mark_a_possible_regression(real_runs: Path, tmp_path: Path) -> None:
+    # `nox -s nightly` twice, the second night throttled: marked at that night, on its size alone (no noise to judge
+    # it against yet), so it fails nothing by itself; the night's comparison is the gate.
+    made = make_nights(real_runs, tmp_path, 2, throttled=[1.0, 0.6])
+    proc = harness("trend", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    trend = build_trend(tmp_path)
+    marked = {(c.metric, c.night.run_dir, c.kind) for c in trend.scenarios[0].changes}
+    assert (f"{THROTTLED} write bandwidth", made[1].name, Kind.POSSIBLE) in marked
+    assert "POSSIBLE REGRESSION" in proc.stdout
+
+
+@pytest.mark.slow
+def test_noise_alone_has_no_change_point(real_runs: Path, tmp_path: Path) -> None:
+    for seed in range(5):
+        root = tmp_path / f"seed{seed}"
+        make_nights(real_runs, root, 12, seed=seed)
+        trend = build_trend(root)
+        assert trend.scenarios[0].changes == [], (seed, trend.scenarios[0].changes)
+    proc = harness("trend", str(tmp_path / "seed0"), "--last", "5", "-o", str(tmp_path / "t.html"))
+    assert proc.returncode == 0 and "no unacknowledged change" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_bad_ack_file_is_a_clear_error(tmp_path: Path) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    ack = tmp_path / "acks.yaml"
+    ack.write_text(
+        "acks:\n  - scenario: demo\n    metric: x\n    reason: ok\n    rn: abc\n"
+        "  - {scenario: demo, metric: x, reason: both, run: abc, date: 2026-12-01}\n",
+        encoding="utf-8",
+    )
+    proc = harness("trend", str(reports), "--ack", str(ack))
+    assert proc.returncode == 2
+    assert f"{ack}:5:5: acks[0].rn: unknown key" in proc.stderr
+    assert f"{ack}:6:5: acks[1]: give exactly one of 'run'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    missing = harness("trend", str(reports), "--ack", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2 and "nope.yaml: no such file" in missing.stderr
+
+
+def test_detector_on_plain_histories() -> None:
+    flat = [100.0, 101.0, 99.0, 100.5, 99.5, 100.0]
+    assert changepoints.detect(flat) == []
+    step = [*flat, 60.0, 61.0, 59.0, 60.5]
+    (cp,) = changepoints.detect(step)
+    assert cp.index == 6 and cp.confirmed and cp.after < cp.before
+    # One bad night in the middle is an outlier, not a level.
+    assert changepoints.detect([*flat, 40.0, *flat]) == []
+    # Two nights: the size threshold alone, unconfirmed.
+    (two,) = changepoints.detect([100.0, 60.0])
+    assert not two.confirmed and two.index == 1
+    assert changepoints.detect([100.0, 95.0]) == []
