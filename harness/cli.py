@@ -56,7 +56,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
             scenario_path=Path(args.scenario),
             runtime=args.runtime,
             reports_root=Path(args.reports),
-            workdir_root=Path(args.workdir) if args.workdir else None,
+            # Absolute: Prometheus runs in a directory of its own and is handed paths under this one.
+            workdir_root=Path(args.workdir).absolute() if args.workdir else None,
             render_report=not args.no_report,
             doctor=not args.skip_doctor,
             keep_data=args.keep_data,

@@ -273,3 +273,11 @@ def test_a_fio_only_scenario_measures_and_stops_without_prometheus(area: tuple[P
     assert result.t0_unix_s is None and result.environment.prometheus_version is None
     assert any("Prometheus is not started" in e.message for e in result.events)
     assert no_prometheus_left(work) and list(work.iterdir()) == []
+
+
+def test_a_relative_workdir_is_taken_from_where_the_harness_runs(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = scenario(tmp_path, "name: relwork\nduration: 3s\nstorage: {backend: local}\nloads: {tsdb: {series: 10}}\n")
+    proc = harness("run", str(path), "--reports", str(reports), "--workdir", work.name, cwd=work.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert list(work.iterdir()) == []

@@ -30,7 +30,13 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v6_fields(raw: dict[str, object]) -> None:
+    for job in raw["fio"]:  # type: ignore[attr-defined]
+        job.pop("cpu_pct")
+
+
 def _drop_v5_fields(raw: dict[str, object]) -> None:
+    _drop_v6_fields(raw)
     for job in raw["fio"]:  # type: ignore[attr-defined]
         job.pop("job")
         job.pop("repetition")
@@ -55,10 +61,10 @@ def _drop_v3_fields(raw: dict[str, object]) -> None:
 
 
 def _as_version(result: RunResult, version: int) -> dict[str, object]:
-    """``result`` as a harness of ``version`` (2 to 4) wrote it: without the fields added since."""
+    """``result`` as a harness of ``version`` (2 to 5) wrote it: without the fields added since."""
     raw = json.loads(result.model_dump_json())
     raw["schema_version"] = version
-    {2: _drop_v3_fields, 3: _drop_v4_fields, 4: _drop_v5_fields}[version](raw)
+    {2: _drop_v3_fields, 3: _drop_v4_fields, 4: _drop_v5_fields, 5: _drop_v6_fields}[version](raw)
     return raw  # type: ignore[no-any-return]
 
 
@@ -71,8 +77,8 @@ def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
     return tmp_path
 
 
-def test_the_current_version_is_5_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 5
+def test_the_current_version_is_6_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 6
     result = make_result()
     save_result(tmp_path, result)
     assert load_result(tmp_path) == result
@@ -119,6 +125,15 @@ def test_a_version_4_result_ran_each_fio_job_once_under_its_own_name(tmp_path: P
     assert [(j.job, j.repetition) for j in loaded.fio] == [("randwrite-4k", 1), ("wal-append", 1)]
     assert [j.model_copy(update={"job": None}) for j in loaded.fio] == result.fio
     assert loaded.faults == result.faults and loaded.durability == result.durability
+
+
+def test_a_version_5_result_has_no_fio_cpu_use(tmp_path: Path) -> None:
+    result = make_result()
+    for job in result.fio:
+        job.cpu_pct = 42.0
+    loaded = load_result(_write(tmp_path, _as_version(result, 5)))
+    assert [j.cpu_pct for j in loaded.fio] == [None, None]
+    assert [j.model_copy(update={"cpu_pct": 42.0}) for j in loaded.fio] == result.fio
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:

@@ -296,7 +296,14 @@ def parse_fio_json(
         sync_every_bytes=settings.sync_every_bytes,
         sync_count=sync.count if sync else 0,
         sync_lat_ns_mean=sync.mean_ns if sync else None,
+        cpu_pct=_cpu_pct(jobs),
     )
+
+
+def _cpu_pct(jobs: list[dict[str, Any]]) -> float | None:
+    """fio's own CPU use per job (usr_cpu + sys_cpu, % of one CPU), averaged over its job entries."""
+    used = [float(j["usr_cpu"]) + float(j["sys_cpu"]) for j in jobs if "usr_cpu" in j and "sys_cpu" in j]
+    return round(sum(used) / len(used), 2) if used else None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ import pandas as pd
 from harness import __version__ as harness_version
 from harness import fmt, stages
 from harness.report import charts, frames
+from harness.report.sanity import sanity_warnings
 from harness.results.model import DurabilityCheckpoint, FaultRecord, RunResult, Severity, Status
 from harness.results.store import REPORT_FILE, atomic_write_text, load_result
 
@@ -596,6 +597,7 @@ def build_context(result: RunResult) -> dict[str, Any]:
             else "–"
         ),
         "key_figures": _key_figures(result, fio_summary),
+        "sanity": sanity_warnings(result),
         "checks": _checks_table(result),
         "durability": _durability_table(durability),
         "fio": _fio_table(fio_summary),

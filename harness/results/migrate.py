@@ -78,8 +78,13 @@ def _v4_to_v5(raw: Raw) -> Raw:
     return {**raw, "schema_version": 5, "fio": fio}
 
 
+def _v5_to_v6(raw: Raw) -> Raw:
+    """fio's CPU use: not kept before version 6 (the raw fio JSON beside the result still has it)."""
+    return {**raw, "schema_version": 6, "fio": [{**job, "cpu_pct": None} for job in raw.get("fio", [])]}
+
+
 # Version N -> the step that makes it N+1.
-_STEPS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+_STEPS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
 
 
 def migrate(raw: Raw) -> Raw:

@@ -26,6 +26,8 @@ Format history:
   5  ``FioJobResult.job`` and ``repetition``: a scenario's fio job may be repeated (``repeat: N``); each
      repetition is a result of its own (named ``<job>.r<k>`` from the second on), ``job`` names the scenario's job
      and ``repetition`` counts from 1. ``harness compare`` takes the repetitions as independent values.
+  6  ``FioJobResult.cpu_pct``: fio's own CPU use (user + system, % of one CPU, per job), so the report can say when a
+     job was bound by the CPU rather than the storage.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 5
+RESULT_SCHEMA_VERSION = 6
 
 
 class Status(StrEnum):
@@ -114,6 +116,7 @@ class FioJobResult(Model):
     # The scenario's job this is a repetition of (its name), and which one (1..repeat): compare's sample unit.
     job: str | None = None  # None: written before version 5 or by hand; the name is the job
     repetition: int = 1
+    cpu_pct: float | None = None  # fio's usr_cpu + sys_cpu, averaged over its jobs; None: before version 6
 
     @property
     def job_key(self) -> str:
