@@ -218,7 +218,7 @@ class Comparison:
 
 
 @dataclass(frozen=True)
-class _Series:
+class Series:
     group: str
     metric: str
     unit: str
@@ -239,13 +239,13 @@ def _throttles(result: RunResult) -> str:
     return "; ".join(f"{job} {args}" for job, args in by_job.items() if args)
 
 
-def _fio_series(result: RunResult, facts: dict[str, str]) -> list[_Series]:
+def _fio_series(result: RunResult, facts: dict[str, str]) -> list[Series]:
     """One value per repetition of each job: its whole-run aggregate (fio's own), never the per-second points."""
     by_job: dict[str, list[FioJobResult]] = defaultdict(list)
     for job in result.fio:
         if job.error is None:  # a failed job measured something else (ENOSPC, a dead mount)
             by_job[job.job_key].append(job)
-    out: list[_Series] = []
+    out: list[Series] = []
     for name, reps in by_job.items():
         first = reps[0]
         label = name if name == first.profile else f"{name} ({first.profile})"
@@ -266,14 +266,14 @@ def _fio_series(result: RunResult, facts: dict[str, str]) -> list[_Series]:
         sync = [r.sync_lat_ns_percentiles["p99"] / 1e6 for r in reps if "p99" in r.sync_lat_ns_percentiles]
         measured.append(("sync p99 latency", "ms", False, sync))
         out += [
-            _Series("fio", f"{label} {metric}", unit, higher, values, settings)
+            Series("fio", f"{label} {metric}", unit, higher, values, settings)
             for metric, unit, higher, values in measured
             if values
         ]
     return out
 
 
-def _run_series(result: RunResult, facts: dict[str, str]) -> list[_Series]:
+def run_series(result: RunResult, facts: dict[str, str]) -> list[Series]:
     prom = {f: facts[f] for f in _PROMETHEUS_FACTS}
     out = _fio_series(result, facts)
     recovery: dict[str, list[float]] = defaultdict(list)
@@ -283,16 +283,16 @@ def _run_series(result: RunResult, facts: dict[str, str]) -> list[_Series]:
             recovery[f.action].append(f.recovery_s)
         if f.wal_replay_s is not None:
             replay[f.action].append(f.wal_replay_s)
-    out += [_Series("recovery", f"recovery after {a}", "s", False, v, prom) for a, v in sorted(recovery.items())]
+    out += [Series("recovery", f"recovery after {a}", "s", False, v, prom) for a, v in sorted(recovery.items())]
     out += _stage_series(result, prom)
-    out += [_Series("WAL replay", f"WAL replay after {a}", "s", False, v, prom) for a, v in sorted(replay.items())]
+    out += [Series("WAL replay", f"WAL replay after {a}", "s", False, v, prom) for a, v in sorted(replay.items())]
     if result.durability:
         lost = float(max(c.lost + c.mismatched_values for c in result.durability))
-        out.append(_Series("durability", "samples lost (worst checkpoint)", "samples", False, [lost], prom))
+        out.append(Series("durability", "samples lost (worst checkpoint)", "samples", False, [lost], prom))
     return out
 
 
-def _stage_series(result: RunResult, facts: dict[str, str]) -> list[_Series]:
+def _stage_series(result: RunResult, facts: dict[str, str]) -> list[Series]:
     """Seconds from the injection to each intermediate stage, per fault kind: which stage got slower. The API's
     whole-second stages are left out: a second's resolution cannot show a change of tenths."""
     by_stage: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -302,7 +302,7 @@ def _stage_series(result: RunResult, facts: dict[str, str]) -> list[_Series]:
                 continue
             by_stage[(f.action, st.stage)].append(st.at_s - f.injected_at_s)
     return [
-        _Series("recovery", f"{stages.label(stage)} after {action}", "s", False, values, facts)
+        Series("recovery", f"{stages.label(stage)} after {action}", "s", False, values, facts)
         for (action, stage), values in sorted(by_stage.items(), key=lambda kv: (kv[0][0], stages.ORDER[kv[0][1]]))
     ]
 
@@ -311,7 +311,7 @@ def _stage_series(result: RunResult, facts: dict[str, str]) -> list[_Series]:
 class _Pooled:
     """A metric's values over all runs of a side, and the facts each run measured it under."""
 
-    template: _Series
+    template: Series
     values: list[float]
     facts: list[tuple[str, dict[str, str]]]  # (run label, facts)
     run_medians: list[float]  # one per run: how far the runs of a side agree
@@ -320,7 +320,7 @@ class _Pooled:
 def _pool(side: Side, results: list[RunResult]) -> dict[str, _Pooled]:
     pooled: dict[str, _Pooled] = {}
     for ref, result in zip(side.runs, results, strict=True):
-        for s in _run_series(result, ref.facts):
+        for s in run_series(result, ref.facts):
             p = pooled.setdefault(s.metric, _Pooled(s, [], [], []))
             p.values.extend(s.values)
             p.facts.append((ref.label, s.facts))
@@ -454,7 +454,7 @@ def _verdict_delta(base: Side, cand: Side, index: int) -> MetricDelta:
     return MetricDelta("verdict", "verdict", "", index, vb.value, vc.value, None, None, None, status, note)
 
 
-def _facts(result: RunResult) -> dict[str, str]:
+def run_facts(result: RunResult) -> dict[str, str]:
     env = result.environment
     if result.cluster is not None and result.cluster.nodes:
         node = ", ".join(sorted({n.name for n in result.cluster.nodes}))
@@ -472,7 +472,7 @@ def _facts(result: RunResult) -> dict[str, str]:
     }
 
 
-def _storage(result: RunResult) -> str:
+def storage_facts(result: RunResult) -> str:
     storage = result.scenario.get("storage", {}) if isinstance(result.scenario, dict) else {}
     env = result.environment
     words = [str(storage.get("backend", "?")), env.data_filesystem or "unknown filesystem"]
@@ -496,8 +496,8 @@ def _ref(path: Path, result: RunResult) -> RunRef:
         prometheus_version=env.prometheus_version or "unknown",
         verdict=result.verdict,
         complete=result.complete,
-        storage=_storage(result),
-        facts=_facts(result),
+        storage=storage_facts(result),
+        facts=run_facts(result),
         **_cluster_ref(result),
     )
 

@@ -29,7 +29,7 @@ from harness.report.acks import ACK_FILE, Ack, load_acks
 
 # The per-run metric series of the comparison (and the facts that make a metric comparable), reused as they are so a
 # trend and a comparison name and measure the same metrics.
-from harness.report.compare import Skipped, _facts, _run_series, _Series, _storage
+from harness.report.compare import Series, Skipped, run_facts, run_series, storage_facts
 from harness.results.model import RunResult, Status
 from harness.results.store import RESULT_FILE, load_result
 
@@ -212,7 +212,7 @@ def _also_changed(before: dict[str, str], after: dict[str, str]) -> str:
 def _metric_trend(
     scenario: str,
     nights: list[Night],
-    series_by_night: list[dict[str, _Series]],
+    series_by_night: list[dict[str, Series]],
     metric: str,
     *,
     acks: list[Ack],
@@ -258,11 +258,11 @@ def _metric_trend(
     )
 
 
-def _series(result: RunResult) -> dict[str, _Series]:
+def _series(result: RunResult) -> dict[str, Series]:
     """The run's metrics by name, each with the facts it depends on plus the storage (a fio throttle standing for a
     slower volume, another filesystem or data path), so a change point can say what else changed that night."""
-    storage = _storage(result)
-    return {s.metric: replace(s, facts=s.facts | {"storage": storage}) for s in _run_series(result, _facts(result))}
+    storage = storage_facts(result)
+    return {s.metric: replace(s, facts=s.facts | {"storage": storage}) for s in run_series(result, run_facts(result))}
 
 
 def _scenario_trend(name: str, runs: list[tuple[Path, RunResult]], acks: list[Ack], used: set[int]) -> ScenarioTrend:
