@@ -1,4 +1,5 @@
-"""Waiting on Kubernetes objects with list + watch loops that always end; the kube context the tests name."""
+"""Waiting on Kubernetes objects with list + watch loops that always end; the kube context the tests name; a runtime
+of a fresh run to drive by hand."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from harness.runtime.kubernetes import KubernetesRuntime
+    from harness.scenario.model import Scenario
 
 
 def wait_for(
@@ -69,3 +74,28 @@ def context_of(kubeconfig: Path) -> str:
     if current is None:
         pytest.fail(f"{where} has no current-context: set HARNESS_K8S_CONTEXT to the context the tests may use")
     return current
+
+
+def reschedule_runtime(
+    name: str, kubeconfig: Path, context: str, tmp_path: Path
+) -> tuple[KubernetesRuntime, Scenario, str]:
+    """The runtime of a fresh run (emptyDir, one reschedule at 5 s), not started, for a test to drive as the pipeline
+    does: the runtime, its scenario and the run id."""
+    import uuid
+
+    from harness.runtime.kubernetes import KubernetesRuntime
+    from harness.scenario.model import Scenario
+
+    scenario = Scenario.model_validate(
+        {
+            "name": name,
+            "duration": "20s",
+            "storage": {"backend": "ephemeral"},
+            "faults": [{"action": "reschedule", "at": "5s"}],
+        }
+    )
+    run_id = uuid.uuid4().hex[:6]
+    runtime = KubernetesRuntime(
+        scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig), context=context
+    )
+    return runtime, scenario, run_id

@@ -18,8 +18,8 @@ import pytest
 from harness.config import load_user_config
 from harness.faults import injectors
 from harness.ownership import owner_label
-from harness.scenario.model import Scenario
 from harness.undo import UndoLog
+from tests.k8s.helpers import reschedule_runtime
 from tests.leftovers import ROOT, cleanup, wait_for_load_phase
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
@@ -171,21 +171,8 @@ def test_cleanup_uncordons_the_node_a_killed_run_cordoned(
     abandons it.)"""
     from kubernetes import client
 
-    from harness.runtime.kubernetes import KubernetesRuntime
-
     core = client.CoreV1Api(api_client)
-    scenario = Scenario.model_validate(
-        {
-            "name": "k8s-killed-cordon",
-            "duration": "20s",
-            "storage": {"backend": "ephemeral"},
-            "faults": [{"action": "reschedule", "at": "5s"}],
-        }
-    )
-    run_id = uuid.uuid4().hex[:6]
-    runtime = KubernetesRuntime(
-        scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig), context=kube_context
-    )
+    runtime, scenario, run_id = reschedule_runtime("k8s-killed-cordon", kubeconfig, kube_context, tmp_path)
     node = ""
     try:
         runtime.start([])

@@ -33,7 +33,7 @@ from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from harness.undo import UndoLog
 from tests.k8s.conftest import LocalPv
-from tests.k8s.helpers import context_of
+from tests.k8s.helpers import context_of, reschedule_runtime
 from tests.leftovers import wait_for_load_phase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -612,21 +612,8 @@ loads: {{tsdb: {{series: 10}}}}
 def test_a_node_cordoned_by_someone_else_stays_cordoned(kubeconfig: Path, api_client: Any, tmp_path: Path) -> None:
     from kubernetes import client
 
-    from harness.runtime.kubernetes import KubernetesRuntime
-
     core = client.CoreV1Api(api_client)
-    scenario = Scenario.model_validate(
-        {
-            "name": "k8s-cordoned",
-            "duration": "20s",
-            "storage": {"backend": "ephemeral"},
-            "faults": [{"action": "reschedule", "at": "5s"}],
-        }
-    )
-    run_id = uuid.uuid4().hex[:6]
-    runtime = KubernetesRuntime(
-        scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig), context=context_of(kubeconfig)
-    )
+    runtime, scenario, run_id = reschedule_runtime("k8s-cordoned", kubeconfig, context_of(kubeconfig), tmp_path)
     node = ""
     try:
         runtime.start([])
