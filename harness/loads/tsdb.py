@@ -231,8 +231,8 @@ class TsdbWriter:
             done = time.time()
             if outcome is WriteOutcome.ACKED:
                 self.ledger.record_ack(tick, batch)
-            error = None if client is None else client.last_write_error
-            self._counters.add(sent, done, n, outcome, error if outcome is not WriteOutcome.ACKED else None)
+            # The client keeps the error of its last write (None once one is acknowledged); none yet: no client.
+            self._counters.add(sent, done, n, outcome, None if client is None else client.last_write_error)
 
     def _body(self, batch: int, tick: int) -> bytes:
         slots = np.arange(self.layout.batch_slots(batch).start, self.layout.batch_slots(batch).stop, dtype=np.int64)
