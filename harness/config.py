@@ -18,26 +18,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from harness.errors import ConfigError, UsageError
 from harness.ownership import default_owner
+from harness.scenario.model import Strict
 
 CONFIG_ENV = "HARNESS_CONFIG"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class KubernetesConfig(_Strict):
+class KubernetesConfig(Strict):
     allowed_contexts: list[str] = Field(
         default_factory=list,
         description="kube contexts the harness may use without --context, when they are the current-context",
     )
 
 
-class UserConfig(_Strict):
+class UserConfig(Strict):
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig)
     owner: str | None = Field(
         default=None, description="who runs the harness: marks what runs create, selects `cleanup --all-mine`"

@@ -21,16 +21,14 @@ import datetime as dt
 import fnmatch
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from harness.scenario.model import Strict
 
 ACK_FILE = "acks.yaml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Ack(_Strict):
+class Ack(Strict):
     scenario: str = Field(min_length=1, description="the scenario's name, as in reports/<scenario>/")
     metric: str = Field(min_length=1, description="the metric as the trend report names it; shell globs allowed")
     run: str | None = Field(default=None, description="the run the change happened in: directory name or run id")
@@ -54,7 +52,7 @@ class Ack(_Strict):
         return f"{self.scenario} / {self.metric} / {self.run or self.date}"
 
 
-class AckFile(_Strict):
+class AckFile(Strict):
     acks: list[Ack] = Field(default_factory=list)
 
 
