@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.kube import Manifest, PvInfo
 from harness.ownership import OWNER_LABEL, RunOwner
-from harness.scenario.model import Scenario
+from harness.scenario.model import PrometheusSpec, Scenario, SecurityContext
 from harness.storage import backend_for
 from harness.storage.base import ClassToCreate, operator_claim_name
 
@@ -180,6 +180,29 @@ def _probe(path: str, period_s: float, failure_threshold: int) -> Manifest:
     }
 
 
+def container_resources(prom: PrometheusSpec) -> Manifest | None:
+    """Prometheus' container resources, requests equal to limits (None: the scenario sets none)."""
+    resources: dict[str, str] = {}
+    if prom.resources.memory_bytes is not None:
+        resources["memory"] = str(prom.resources.memory_bytes)
+    if prom.resources.cpu_millis is not None:
+        resources["cpu"] = f"{prom.resources.cpu_millis}m"
+    return {"requests": resources, "limits": dict(resources)} if resources else None
+
+
+def pod_security_context(sc: SecurityContext) -> Manifest:
+    """The pod's securityContext: the uid/gid Prometheus writes its TSDB as, and the group the kubelet gives the
+    volume (fsGroup)."""
+    security: Manifest = {
+        "runAsUser": sc.run_as_user,
+        "runAsGroup": sc.run_as_group,
+        "runAsNonRoot": sc.run_as_non_root,
+    }
+    if sc.fs_group is not None:
+        security["fsGroup"] = sc.fs_group
+    return security
+
+
 def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str | None) -> Manifest:
     """The operator's StatefulSet, reduced to what storage behaviour depends on.
 
@@ -190,7 +213,6 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
     ordinary process, and the kubelet restarts the killed container in the same pod, as the fault vocabulary says.
     """
     prom = scenario.prometheus
-    sc = prom.security_context
     args = [
         f"--config.file={CONFIG_DIR}/prometheus.yml",
         "--storage.tsdb.path=/prometheus",
@@ -216,20 +238,10 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
         container["startupProbe"] = _probe(
             "/-/ready", prom.probes.startup.period_s, prom.probes.startup.failure_threshold
         )
-    resources: dict[str, str] = {}
-    if prom.resources.memory_bytes is not None:
-        resources["memory"] = str(prom.resources.memory_bytes)
-    if prom.resources.cpu_millis is not None:
-        resources["cpu"] = f"{prom.resources.cpu_millis}m"
-    if resources:
-        container["resources"] = {"requests": resources, "limits": resources}
-    security: Manifest = {
-        "runAsUser": sc.run_as_user,
-        "runAsGroup": sc.run_as_group,
-        "runAsNonRoot": sc.run_as_non_root,
-    }
-    if sc.fs_group is not None:
-        security["fsGroup"] = sc.fs_group
+    resources = container_resources(prom)
+    if resources is not None:
+        container["resources"] = resources
+    security = pod_security_context(prom.security_context)
     volumes: list[Manifest] = [{"name": "config", "configMap": {"name": names.config_map}}]
     pod_volume = backend_for(scenario.storage).pod_volume(scenario.storage)
     if pod_volume is not None:
@@ -285,18 +297,13 @@ def fio_pod_manifest(
     "restricted" pod security profile wherever the scenario's user allows it (no privilege escalation, no
     capabilities, the runtime's default seccomp profile). ``activeDeadlineSeconds`` ends it even if the harness
     dies before deleting it."""
-    sc = scenario.prometheus.security_context
     backend = backend_for(scenario.storage)
     pod_volume = backend.pod_volume(scenario.storage)
     data = pod_volume if pod_volume is not None else {"persistentVolumeClaim": {"claimName": names.claim}}
-    security: Manifest = {
-        "runAsUser": sc.run_as_user,
-        "runAsGroup": sc.run_as_group,
-        "runAsNonRoot": sc.run_as_non_root,
+    security = {
+        **pod_security_context(scenario.prometheus.security_context),
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    if sc.fs_group is not None:
-        security["fsGroup"] = sc.fs_group
     restricted: Manifest = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     return {
         "apiVersion": "v1",
