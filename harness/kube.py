@@ -484,23 +484,22 @@ class KubeApi:
 
     # --- create / read / delete ------------------------------------------------------------------------------
 
-    def create(self, manifest: Manifest) -> None:
+    def create(self, manifest: Manifest, *, dry_run: bool = False) -> None:
+        """Create the object; ``dry_run``: only ask the API server (``dryRun=All``: admission and validation run,
+        nothing is stored), as ``kubectl create --dry-run=server`` does; its rejection is the same InfraError."""
         kind, meta = manifest["kind"], manifest["metadata"]
         ns = meta.get("namespace", "")
+        kw: dict[str, Any] = {"_request_timeout": API_TIMEOUT_S, **({"dry_run": "All"} if dry_run else {})}
         creators: dict[str, Callable[[], Any]] = {
-            "Namespace": lambda: self.core.create_namespace(manifest, _request_timeout=API_TIMEOUT_S),
-            "PersistentVolume": lambda: self.core.create_persistent_volume(manifest, _request_timeout=API_TIMEOUT_S),
-            "StorageClass": lambda: self.storage.create_storage_class(manifest, _request_timeout=API_TIMEOUT_S),
-            "ConfigMap": lambda: self.core.create_namespaced_config_map(ns, manifest, _request_timeout=API_TIMEOUT_S),
-            "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, _request_timeout=API_TIMEOUT_S),
-            "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(
-                ns, manifest, _request_timeout=API_TIMEOUT_S
-            ),
-            "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(
-                ns, manifest, _request_timeout=API_TIMEOUT_S
-            ),
+            "Namespace": lambda: self.core.create_namespace(manifest, **kw),
+            "PersistentVolume": lambda: self.core.create_persistent_volume(manifest, **kw),
+            "StorageClass": lambda: self.storage.create_storage_class(manifest, **kw),
+            "ConfigMap": lambda: self.core.create_namespaced_config_map(ns, manifest, **kw),
+            "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, **kw),
+            "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(ns, manifest, **kw),
+            "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(ns, manifest, **kw),
         }
-        with self._call(f"create {kind} {meta['name']}"):
+        with self._call(f"{'dry-run ' if dry_run else ''}create {kind} {meta['name']}"):
             creators[kind]()
 
     def list_objects(self, kind: str, label_selector: str = "") -> list[ObjectInfo]:
