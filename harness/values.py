@@ -155,18 +155,20 @@ def build(
     if volume is not None:
         manifests.append(_unmarked(volume, names))
 
-    seen = replace(inventory, namespace=namespace) if inventory is not None else KubeInventory(namespace=namespace)
-    seen = replace(seen, source=inventory.source if inventory is not None else "no cluster: only the PV printed here")
+    seen = (
+        replace(inventory, namespace=namespace)
+        if inventory is not None
+        else KubeInventory(namespace=namespace, source="no cluster: only the PV printed here")
+    )
     findings = run_doctor(scenario, runtime="kubernetes", kube=seen)
     if wanted is not None and seen.storage_class(wanted.name) is None:
         # As the doctor does: the class to create is part of what gets applied.
         created = StorageClassInfo(wanted.name, wanted.provisioner, wanted.volume_binding_mode)
         seen = replace(seen, storage_classes=(*seen.storage_classes, created))
+    # The claim the operator makes for a Prometheus of that name (planned_claim names it with operator_claim_name);
+    # the PV keeps the scenario's name, as the runtime and the doctor plan it.
     claim = backend.planned_claim(spec, prom, namespace)
-    binding = None
-    if claim is not None:
-        claim = replace(claim, name=operator_claim_name(prom))
-        binding = simulate_binding(claim, seen, backend.planned_volume(spec, scenario.name))
+    binding = None if claim is None else simulate_binding(claim, seen, backend.planned_volume(spec, scenario.name))
     return StorageValues(
         scenario=scenario,
         release=release,
