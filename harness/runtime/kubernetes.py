@@ -350,8 +350,8 @@ class KubernetesRuntime(Runtime):
                 "the new claim gets a new, empty volume and the history is lost"
             )
         return (
-            f"; pv/{pv.name} (reclaimPolicy {pv.reclaim_policy}) is Released with the deleted claim's claimRef: no "
-            "new claim binds it, the history stays there"
+            f"; pv/{pv.name} (reclaimPolicy {pv.reclaim_policy}) is Released and still carries claimRef "
+            f"{pv.claim_ref} of the deleted claim: no new claim binds it, the history stays there"
         )
 
     def _delete_owned(self, kind: str, name: str, registry: list[str]) -> list[str]:
