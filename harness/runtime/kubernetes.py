@@ -285,12 +285,16 @@ class KubernetesRuntime(Runtime):
         return (self.pod.ip if self.pod is not None else "", self._signalled_at)
 
     def stop(self) -> None:
-        """Delete the namespace, our PVs and StorageClasses, each step on its own; then close the API client."""
+        """Delete the namespace (with it the claim: a PV a provisioner made for it with reclaimPolicy Delete is waited
+        for, never deleted by us), our PVs and StorageClasses, each step on its own; then close the API client."""
         errors: list[str] = []
         self._save_log()
         if self.created.namespace is not None:
             try:
-                self._claimed_volume()
+                self._claimed_volume()  # before the claim goes with the namespace: a PV made for it is waited for
+            except InfraError as e:
+                errors.append(f"could not read which PV the run's claim is bound to: {e}")
+            try:
                 self.api.delete("Namespace", self.created.namespace, wait_s=DELETE_TIMEOUT_S)
                 self.created.namespace = None
             except InfraError as e:
