@@ -48,7 +48,7 @@ def class_findings(spec: DynamicStorage, inventory: KubeInventory) -> list[Docto
         return [_missing(spec, inventory)]
     if sc.provisioner == NO_PROVISIONER or (spec.provisioner is not None and sc.provisioner != spec.provisioner):
         return [_wrong_provisioner(spec, sc, inventory.source)]
-    return [f for f in (_binding_mode(sc, inventory.source), _expansion(sc, spec), _reclaim(sc, spec)) if f is not None]
+    return [f for f in (_binding_mode(sc, inventory.source), _expansion(sc, spec), _reclaim(sc)) if f is not None]
 
 
 def _describe(sc: StorageClassInfo) -> str:
@@ -156,7 +156,7 @@ def _expansion(sc: StorageClassInfo, spec: DynamicStorage) -> DoctorFinding | No
     )
 
 
-def _reclaim(sc: StorageClassInfo, spec: DynamicStorage) -> DoctorFinding:
+def _reclaim(sc: StorageClassInfo) -> DoctorFinding:
     evidence = f"{_describe(sc)}."
     if sc.reclaim_policy == "Delete":
         return DoctorFinding(

@@ -86,8 +86,8 @@ class Created:
     namespace: str | None = None
     volumes: list[str] = field(default_factory=list)
     storage_classes: list[str] = field(default_factory=list)
-    # PVs a provisioner made for this run's claim: never deleted by us, only waited for when their reclaimPolicy
-    # (Delete) has the provisioner delete them with the claim.
+    # PVs bound to this run's claim that the run did not create (a provisioner made them for it, or they existed):
+    # never deleted by us, only waited for when their reclaimPolicy (Delete) has them deleted with the claim.
     provisioned: list[str] = field(default_factory=list)
 
 
@@ -322,16 +322,17 @@ class KubernetesRuntime(Runtime):
         return pv
 
     def _await_reclaimed(self, name: str) -> list[str]:
-        """A provisioned PV with reclaimPolicy Delete goes with its claim: wait for the provisioner to delete it
-        (its data too). One with Retain is left as it is, with its data, for whoever owns the class to decide."""
+        """A PV the run's claim was bound to, not created by the run: with reclaimPolicy Delete it goes with the
+        claim, so wait for its provisioner to delete it (its data too); with Retain it is left as it is, with its
+        data, for whoever owns it to decide."""
         pv = self.api.read_pv(name)
         self.created.provisioned.remove(name)
         if pv is None:
             return []
         if pv.reclaim_policy != "Delete":
             log.warning(
-                "pv/%s, made by the provisioner for this run's claim, is left %s (reclaimPolicy %s): its data stays "
-                "until someone deletes it",
+                "pv/%s, bound to this run's claim but not created by the run, is left %s (reclaimPolicy %s): its "
+                "data stays until someone deletes it",
                 name,
                 pv.phase,
                 pv.reclaim_policy,
