@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from harness.report import render_report
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
 from tests.k8s.local_path import LocalPathProvisioner
@@ -97,6 +98,8 @@ def test_a_dynamic_class_keeps_everything_through_sigkill_and_restart(
         assert volume.volume_binding_mode == "WaitForFirstConsumer" and volume.reclaim_policy == "Delete"
         assert volume.pv is not None and volume.pv.startswith("pvc-")
         assert volume.source is not None and volume.source.startswith("hostPath ") and local_path.tag in volume.source
+        html = render_report(result_file.parent).read_text()
+        assert f"{local_path.name}, WaitForFirstConsumer" in html and volume.pv in html
         doctor = {f.check: f for f in result.doctor}
         assert doctor["dynamic.binding_mode"].severity is Severity.INFO
         assert doctor["dynamic.reclaim_delete"].severity is Severity.WARNING
