@@ -117,6 +117,8 @@ def test_binding_mode(tmp_path: Path) -> None:
     blocked = _findings(tmp_path, _storage("local-path"), local_immediate)["dynamic.binding_mode"]
     assert blocked.severity is Severity.BLOCKER and "no node was specified" in blocked.why
     # WaitForFirstConsumer: no warning, only what it means for a node-local volume.
+    # A class that does not exist has no binding mode to report.
+    assert "dynamic.binding_mode" not in _findings(tmp_path, _storage("nope"), LOCAL_PATH)
     fine = _findings(tmp_path, _storage("local-path"), LOCAL_PATH)["dynamic.binding_mode"]
     assert fine.severity is Severity.INFO and "WaitForFirstConsumer" in fine.title
     assert "cannot move" in fine.why
@@ -135,7 +137,7 @@ def test_reclaim_policy_delete_warns_that_a_redeploy_loses_the_tsdb(tmp_path: Pa
     delete = _findings(tmp_path, _storage("local-path"), LOCAL_PATH)
     warning = delete["dynamic.reclaim_delete"]
     assert warning.severity is Severity.WARNING and "reclaimPolicy Delete" in warning.title
-    assert "Retain" in warning.fix
+    assert "Retain" in warning.fix and "dynamic.reclaim" not in delete
     retain = _findings(tmp_path, _storage(), RBD)
     assert "dynamic.reclaim_delete" not in retain
     assert retain["dynamic.reclaim"].severity is Severity.INFO and "Released" in retain["dynamic.reclaim"].why
