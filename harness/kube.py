@@ -126,6 +126,7 @@ class StorageClassInfo:
     is_default: bool = False
     parameters: dict[str, str] = field(default_factory=dict)
     reclaim_policy: str = "Delete"
+    allow_volume_expansion: bool = False
 
 
 @dataclass(frozen=True)
@@ -341,6 +342,7 @@ def _storage_class(o: Any) -> StorageClassInfo:
         is_default=default,
         parameters={str(k): str(v) for k, v in (o.parameters or {}).items()},
         reclaim_policy=o.reclaim_policy or "Delete",
+        allow_volume_expansion=bool(o.allow_volume_expansion),
     )
 
 
