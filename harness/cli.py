@@ -145,6 +145,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_trend(args: argparse.Namespace) -> int:
+    from harness.report.ci import write_trend_outputs
     from harness.report.trend import build_trend, summary_text
     from harness.report.trend_html import render_trend
 
@@ -152,6 +153,9 @@ def _cmd_trend(args: argparse.Namespace) -> int:
     trend = build_trend(results, scenarios=args.scenario, last=args.last, ack_path=Path(args.ack) if args.ack else None)
     print(summary_text(trend))
     print(render_trend(trend, Path(args.output) if args.output else results / "trend.html"))
+    write_trend_outputs(
+        trend, junit=Path(args.junit) if args.junit else None, summary=Path(args.json) if args.json else None
+    )
     # Only a change for the worse that the latest night is the first to confirm, unacknowledged, fails: once per step.
     return 1 if trend.regressed else 0
 
@@ -163,11 +167,12 @@ def _add_trend(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--last", type=int, metavar="N", help="only the last N runs of each scenario")
     p.add_argument("--ack", metavar="FILE", help="ack file of accepted changes (default: RESULTS_DIR/acks.yaml)")
     p.add_argument("-o", "--output", help="the HTML trend report (default: RESULTS_DIR/trend.html)")
+    _ci_outputs(p, cases="metric series")
     p.set_defaults(func=_cmd_trend)
 
 
-def _ci_outputs(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML here (one test case per check and gate)")
+def _ci_outputs(p: argparse.ArgumentParser, cases: str = "check and gate") -> None:
+    p.add_argument("--junit", metavar="FILE", help=f"also write JUnit XML here (one test case per {cases})")
     p.add_argument("--json", metavar="FILE", help="also write a JSON summary here")
 
 

@@ -22,6 +22,7 @@ from harness import cli
 from harness.report import changepoints
 from harness.report.trend import Kind, build_trend
 from harness.results.store import RESULT_FILE
+from tests.test_compare import parse_xml
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_NIGHT = datetime(2026, 11, 20, 2, 0, tzinfo=UTC)
@@ -100,9 +101,11 @@ def test_regression_at_the_latest_night_fails_it(real_runs: Path, tmp_path: Path
     errored = json.loads((nights[3] / RESULT_FILE).read_text(encoding="utf-8"))
     errored.update(verdict="ERROR", error="Prometheus did not start")
     (nights[3] / RESULT_FILE).write_text(json.dumps(errored), encoding="utf-8")
-    proc = harness("trend", str(tmp_path / "reports"))
+    junit, summary = tmp_path / "trend.xml", tmp_path / "trend.json"
+    proc = harness("trend", str(tmp_path / "reports"), "--junit", str(junit), "--json", str(summary))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "REGRESSION" in proc.stdout and f"{THROTTLED} write bandwidth" in proc.stdout
+    _assert_ci_names_the_regression(junit, summary, nights[7].name)
     assert f"skipped {broken / RESULT_FILE}: truncated or not JSON" in proc.stdout
     assert f"skipped {nights[3] / RESULT_FILE}: the run ended in ERROR: Prometheus did not start" in proc.stdout
     trend = build_trend(tmp_path / "reports")
@@ -119,6 +122,27 @@ def test_regression_at_the_latest_night_fails_it(real_runs: Path, tmp_path: Path
     assert "data:image/png;base64," in html and "<script" not in html and "http://" not in html
 
 
+def _assert_ci_names_the_regression(junit: Path, summary: Path, night: str) -> None:
+    """One testcase per metric series; the throttled job's two fail, naming the night and the step."""
+    failed = {f"{THROTTLED} write bandwidth", f"{THROTTLED} write IOPS"}
+    cases = {
+        c.get("name"): c
+        for c in parse_xml(junit).iter("testcase")
+        if c.get("classname") == "harness.trend.nightly-probe"
+    }
+    assert failed < set(cases) and {n for n, c in cases.items() if c.find("failure") is not None} == failed
+    for name in failed:
+        failure = cases[name].find("failure")
+        assert failure is not None and failure.get("message", "").startswith(f"{night} (")
+        assert f"{name}: " in failure.get("message", "")
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    assert data["regressed"] is True and data["schema"] == "prom-storage-harness/trend-summary/1"
+    (scenario,) = data["scenarios"]
+    assert {m["metric"] for m in scenario["metrics"] if m["fails"]} == failed
+    assert sorted(r.split(":")[0] for r in data["regressions"]) == ["nightly-probe", "nightly-probe"]
+    assert data["skipped"] and all(m["nights"] == 7 for m in scenario["metrics"] if m["fails"])
+
+
 @pytest.mark.slow
 def test_acknowledged_change_passes_and_a_step_is_found_once(real_runs: Path, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
@@ -129,9 +153,11 @@ def test_acknowledged_change_passes_and_a_step_is_found_once(real_runs: Path, tm
         "    reason: CI moved to a slower disk\n",
         encoding="utf-8",
     )
-    proc = harness("trend", str(reports))
+    junit = tmp_path / "trend.xml"
+    proc = harness("trend", str(reports), "--junit", str(junit))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "ACKNOWLEDGED" in proc.stdout and "CI moved to a slower disk" in proc.stdout
+    assert parse_xml(junit).get("failures") == "0"
     # Three nights later the step is still reported once, at the night it happened, and fails no night.
     later = make_nights(real_runs, tmp_path / "later", 11, slow_from=7)
     trend = build_trend(tmp_path / "later")

@@ -1,4 +1,5 @@
-"""What CI reads: JUnit XML and a JSON summary of a run (its checks) and of a comparison (its metrics and gate).
+"""What CI reads: JUnit XML and a JSON summary of a run (its checks), of a comparison (its metrics and gate), of a
+trend (its metric series) and of a night (its steps, from ``harness.nightly``).
 
 JUnit, as Jenkins, GitLab and GitHub's test reporters read it: one ``<testsuite>`` per run or per compared side, one
 ``<testcase>`` per check, per metric and per gate. A FAILED check or a regression is a ``<failure>`` whose message
@@ -13,11 +14,14 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.errors import UsageError
 from harness.report.compare import Change, Comparison, MetricDelta, describe, rule_text
+from harness.report.trend import Kind, MetricTrend, Trend, TrendChange, describe_change, verdict_line
 from harness.results.model import CheckResult, RunResult, Status
 from harness.results.store import atomic_write_text
 
@@ -76,6 +80,31 @@ def _write_xml(root: ET.Element, path: Path) -> Path:
 
 def _write_json(data: dict[str, Any], path: Path) -> Path:
     return _write(path, json.dumps(data, indent=2) + "\n")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One testcase of a suite another module builds (the night's steps); ``outcome`` as for ``_case``."""
+
+    classname: str
+    name: str
+    outcome: str = ""
+    message: str = ""
+    text: str = ""
+
+
+def write_cases(title: str, suite: str, properties: dict[str, str], cases: Sequence[Case], path: Path) -> Path:
+    """One suite of ``cases`` as JUnit at ``path``."""
+    root = ET.Element("testsuites", name=title)
+    parent = _suite(root, suite, properties)
+    for c in cases:
+        _case(parent, c.classname, c.name, c.outcome, message=c.message, text=c.text)
+    return _write_xml(root, path)
+
+
+def write_summary(data: dict[str, Any], path: Path) -> Path:
+    """A JSON summary another module built (its ``schema`` names its kind and ``SUMMARY_VERSION``)."""
+    return _write_json(data, path)
 
 
 # --- a run ---------------------------------------------------------------------------------------------------
@@ -262,3 +291,90 @@ def write_comparison_outputs(comparison: Comparison, *, junit: Path | None, summ
         comparison_junit(comparison, junit)
     if summary is not None:
         _write_json(comparison_summary(comparison), summary)
+
+
+# --- a trend -------------------------------------------------------------------------------------------------
+
+
+def _series_failure(m: MetricTrend) -> list[TrendChange]:
+    return [c for c in m.changes if c.kind is Kind.REGRESSION]
+
+
+def trend_junit(trend: Trend, path: Path) -> Path:
+    """One suite per scenario, one testcase per metric series: failed when the latest night is the first to confirm
+    an unacknowledged change for the worse in it (what makes `harness trend` exit 1), passed otherwise."""
+    root = ET.Element("testsuites", name="harness trend")
+    for s in trend.scenarios:
+        suite = _suite(
+            root,
+            f"trend {s.name}",
+            {"nights": str(len(s.nights)), "latest": s.nights[-1].run_dir, "results": trend.results_dir},
+        )
+        for m in s.metrics:
+            failed = _series_failure(m)
+            if failed:
+                text = "\n".join(f"{c.night.run_dir} ({c.night.started_utc}): {describe_change(c)}" for c in failed)
+                _case(suite, f"harness.trend.{s.name}", m.metric, "failure", message=text.splitlines()[0], text=text)
+            else:
+                _case(suite, f"harness.trend.{s.name}", m.metric)
+    if trend.skipped:
+        suite = _suite(root, "trend inputs", {"results": trend.results_dir})
+        for k in trend.skipped:
+            _case(suite, "harness.trend.inputs", k.path, "skipped", message=f"left out: {k.reason}")
+    return _write_xml(root, path)
+
+
+def _change_json(c: TrendChange) -> dict[str, Any]:
+    return {
+        "run": c.night.run_dir,
+        "started": c.night.started_utc,
+        "before": c.before,
+        "after": c.after,
+        "change_pct": c.change_pct,
+        "worse": c.worse,
+        "confirmed": c.confirmed,
+        "kind": c.kind.value,
+        "ack": c.ack.reason if c.ack else None,
+        "also_changed": c.also_changed,
+    }
+
+
+def trend_summary(trend: Trend) -> dict[str, Any]:
+    return {
+        "schema": f"prom-storage-harness/trend-summary/{SUMMARY_VERSION}",
+        "results": trend.results_dir,
+        "ack_file": trend.ack_file,
+        "regressed": trend.regressed,
+        "verdict": verdict_line(trend),
+        "scenarios": [
+            {
+                "name": s.name,
+                "nights": len(s.nights),
+                "latest": s.nights[-1].run_dir,
+                "metrics": [
+                    {
+                        "group": m.group,
+                        "metric": m.metric,
+                        "unit": m.unit,
+                        "nights": len(m.points),
+                        "latest": m.points[-1][1],
+                        "drift_pct": m.drift_pct,
+                        "fails": bool(_series_failure(m)),
+                        "changes": [_change_json(c) for c in m.changes],
+                    }
+                    for m in s.metrics
+                ],
+            }
+            for s in trend.scenarios
+        ],
+        "skipped": [{"path": k.path, "reason": k.reason} for k in trend.skipped],
+        "unused_acks": [a.describe() for a in trend.unused_acks],
+        "regressions": [f"{name}: {describe_change(c)}" for name, c in trend.regressions],
+    }
+
+
+def write_trend_outputs(trend: Trend, *, junit: Path | None, summary: Path | None) -> None:
+    if junit is not None:
+        trend_junit(trend, junit)
+    if summary is not None:
+        _write_json(trend_summary(trend), summary)
