@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nox
@@ -99,106 +97,24 @@ def cluster(session: nox.Session) -> None:
     session.run(sys.executable, "-m", "tests.cluster", "start", external=True)
 
 
-# --- nightly: runs, gates, comparisons (JUnit/JSON for CI) ---------------------------------------------------
-# Nightly durability runs: each scenario with the exit code it must end with (the emptyDir baseline must lose data, and
-# so must a power loss, back to the WAL's last fsync; I/O errors or a full disk under the WAL leave a torn record that
-# the next restart's repair cuts, with what was acknowledged after it: prometheus/prometheus#13027).
-# A second writer on the NFS export makes Prometheus refuse writes while its files are chowned, but loses nothing it
-# acknowledged: 0.
-NIGHTLY = {
-    "scenarios/demo.yaml": 0,
-    "scenarios/ephemeral-baseline.yaml": 1,
-    "scenarios/local-pv.yaml": 0,
-    "scenarios/power-loss.yaml": 1,
-    "scenarios/io-errors.yaml": 1,
-    "scenarios/io-latency.yaml": 0,
-    "scenarios/disk-full.yaml": 1,
-    # The embedded server stops for 15 s and comes back: the clients hold or retry the writes, nothing acknowledged
-    # is lost (exit 1 would be a finding: samples lost or Prometheus not back).
-    "scenarios/nfs-server-restart.yaml": 0,
-    "scenarios/iscsi-server-restart.yaml": 0,
-    "scenarios/nfs-second-writer.yaml": 0,
-}
-
-
-def _nightly_set() -> dict[str, int]:
-    """NIGHTLY, or HARNESS_NIGHTLY="file.yaml=0,other.yaml=1" (e.g. a quick set for trying the gate itself); a
-    file's stem must be its scenario's name (its runs are found under <results>/<name>/)."""
-    spec = os.environ.get("HARNESS_NIGHTLY")
-    if not spec:
-        return NIGHTLY
-    pairs = [item.rsplit("=", 1) for item in spec.split(",") if item.strip()]
-    return {path.strip(): int(code) for path, code in pairs}
-
-
-# Tonight is compared with this many earlier runs of its scenario, pooled: one broken or unreadable night does not
-# leave the comparison without a baseline, and nights that disagree among themselves make a metric "unstable".
-BASELINE_RUNS = 3
-
-
-def _runs(results: Path, name: str) -> list[Path]:
-    """The scenario's run directories, oldest first (their names start with the UTC start time)."""
-    return sorted(p.parent for p in (results / name).glob("*/result.json"))
-
-
 @nox.session
 def nightly(session: nox.Session) -> None:
-    """The durability scenarios, each compared with its previous runs; fails on a scenario ending otherwise than it
-    must and on a regression. HARNESS_RUNTIME (local|kubernetes) and HARNESS_K8S_CONTEXT pick where; results stay in
-    HARNESS_RESULTS (default reports/: keep it between nights, e.g. as a CI cache) with this night's JUnit and JSON
-    in <results>/nightly/<utc>/; HARNESS_COMPARE_ARGS adds options to each `harness compare`."""
+    """`harness nightly` (harness/nightly.py: the set, the comparisons, the trend, the night's JUnit/JSON), its
+    options from the environment: HARNESS_RESULTS (default reports/: keep it between nights, e.g. as a CI cache),
+    HARNESS_RUNTIME (local|kubernetes) and HARNESS_K8S_CONTEXT, HARNESS_NIGHTLY="file.yaml=0,other.yaml=1" (instead
+    of the shipped set), HARNESS_COMPARE_ARGS (options added to each `harness compare`, e.g. "--allow-different
+    node" on CI runners whose host name changes every night). Extra arguments go to `harness nightly`."""
     _system_deps(session)
     _install(session)
     runtime = os.environ.get("HARNESS_RUNTIME", "local")
     context = os.environ.get("HARNESS_K8S_CONTEXT")
-    named = ["--context", context] if runtime == "kubernetes" and context else []
-    results = Path(os.environ.get("HARNESS_RESULTS", ROOT / "reports")).resolve()
-    night = results / "nightly" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    night.mkdir(parents=True, exist_ok=True)
-    harness = str(Path(session.bin) / "harness")
-    # e.g. "--allow-different node" on CI runners whose host name changes every night
-    compare_args = shlex.split(os.environ.get("HARNESS_COMPARE_ARGS", ""))
-    failures = []
-    for scenario, expected in _nightly_set().items():
-        name = Path(scenario).stem
-        before = set(_runs(results, name))
-        run = [harness, "run", scenario, "--runtime", runtime, *named, "--reports", str(results)]
-        verdict = "PASSED" if expected == 0 else "FAILED"
-        ci = ["--junit", str(night / f"{name}-run.xml"), "--json", str(night / f"{name}-run.json")]
-        code = subprocess.run([*run, *ci, "--expect-verdict", verdict], check=False, cwd=ROOT).returncode
-        if code != expected:
-            failures.append(f"{name}: exit {code}, expected {expected}")
-        new = [r for r in _runs(results, name) if r not in before]
-        if not new:
-            continue
-        latest = new[-1]
-        previous = [r for r in _runs(results, name) if r < latest][-BASELINE_RUNS:]
-        if not previous:
-            continue
-        out = latest / "compare-previous.html"
-        compare = [harness, "compare", "--baseline", *map(str, previous), "--candidate", str(latest), "-o", str(out)]
-        ci = ["--junit", str(night / f"{name}-compare.xml"), "--json", str(night / f"{name}-compare.json")]
-        code = subprocess.run([*compare, *ci, *compare_args], check=False, cwd=ROOT).returncode
-        if code == 1:
-            failures.append(f"{name}: regression against the previous {len(previous)} run(s), see {out}")
-        elif code != 0:
-            failures.append(f"{name}: compare could not run (exit {code})")
-    failures += _nightly_trend(session, results, night)
-    if failures:
-        session.error("; ".join(failures))
-
-
-def _nightly_trend(session: nox.Session, results: Path, night: Path) -> list[str]:
-    """One trend report over all scenarios' histories in `results` (`harness trend`: change points, the ack file
-    `results`/acks.yaml), written next to this night's JUnit/JSON in `night`. A change for the worse that tonight is the
-    first to confirm, not acknowledged (exit 1), or a bad ack file (exit 2) fails the night."""
-    out = night / "trend.html"
-    harness = str(Path(session.bin) / "harness")
-    code = subprocess.run([harness, "trend", str(results), "-o", str(out)], check=False, cwd=ROOT).returncode
-    return [] if code == 0 else [f"trend: exit {code}, see {out}"]
-
-
-# --- end nightly -------------------------------------------------------------------------------------------------
+    args = ["--results", os.environ.get("HARNESS_RESULTS", str(ROOT / "reports")), "--runtime", runtime]
+    args += ["--context", context] if runtime == "kubernetes" and context else []
+    args += ["--set", os.environ["HARNESS_NIGHTLY"]] if os.environ.get("HARNESS_NIGHTLY") else []
+    # One "--compare-args=..." word: its value starts with "--", which argparse would take for an option of its own.
+    compare = os.environ.get("HARNESS_COMPARE_ARGS")
+    args += [f"--compare-args={compare}"] if compare else []
+    session.run("harness", "nightly", *args, *session.posargs)
 
 
 @nox.session

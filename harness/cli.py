@@ -1,4 +1,4 @@
-"""The ``harness`` command: validate, schema, run, report, compare, trend, doctor, values, cleanup.
+"""The ``harness`` command: validate, schema, run, report, compare, trend, nightly, doctor, values, cleanup.
 
 Exit codes: 0 every check passed; 1 a check failed (the storage under test lost data or was too slow); 2 bad input
 or a broken environment (never a traceback for those: the message says what to fix); 130 interrupted (the partial
@@ -160,6 +160,31 @@ def _cmd_trend(args: argparse.Namespace) -> int:
     return 1 if trend.regressed else 0
 
 
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("run", help="run a scenario and write reports/<scenario>/<run>/")
+    p.add_argument("scenario", metavar="SCENARIO")
+    p.add_argument("--runtime", choices=RUNTIME_NAMES, default="local", help="where Prometheus runs")
+    p.add_argument("--reports", default="reports", help="root directory of run results (default: reports)")
+    p.add_argument("--workdir", help="where TSDB data and fio files go for the local default storage (default: /tmp)")
+    p.add_argument("--no-report", action="store_true", help="store result.json only, no report.html")
+    p.add_argument("--skip-doctor", action="store_true", help="do not run the storage doctor before the run")
+    p.add_argument("--keep-data", action="store_true", help="keep the TSDB and fio files this run created")
+    p.add_argument("--kubeconfig", help="kubernetes runtime: the cluster to use (default: $KUBECONFIG, ~/.kube/config)")
+    p.add_argument(
+        "--context",
+        help="kubernetes runtime: the kube context to use (required unless the current-context is listed in "
+        "kubernetes.allowed_contexts of the harness config, ~/.config/prom-harness/config.yaml or $HARNESS_CONFIG)",
+    )
+    _ci_outputs(p)
+    p.add_argument(
+        "--expect-verdict",
+        choices=["PASSED", "FAILED"],
+        help="--junit/--json: the verdict this scenario must end with (its gate); a check failing as expected is "
+        "reported skipped. The exit code stays the verdict's",
+    )
+    p.set_defaults(func=_cmd_run)
+
+
 def _add_trend(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("trend", help="every metric's history over the stored runs, with change points")
     p.add_argument("results_dir", metavar="RESULTS_DIR", help="the results root, e.g. reports/")
@@ -169,6 +194,59 @@ def _add_trend(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-o", "--output", help="the HTML trend report (default: RESULTS_DIR/trend.html)")
     _ci_outputs(p, cases="metric series")
     p.set_defaults(func=_cmd_trend)
+
+
+def _cmd_nightly(args: argparse.Namespace) -> int:
+    import shlex
+
+    from harness.nightly import NIGHTLY, NightOptions, parse_set, run_night
+
+    options = NightOptions(
+        results=Path(args.results).absolute(),
+        runtime=args.runtime,
+        context=args.context,
+        scenarios=parse_set(",".join(args.set)) if args.set else NIGHTLY,
+        compare_args=tuple(shlex.split(args.compare_args or "")),
+        baseline_runs=args.baseline_runs,
+    )
+    return run_night(options).exit_code
+
+
+def _add_nightly(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from harness.nightly import BASELINE_RUNS
+
+    p = sub.add_parser(
+        "nightly",
+        help="the nightly gate: each scenario of a set held to its exit code and compared with its previous runs, "
+        "then the trend",
+        description="Run each scenario of the set once and hold it to the exit code it must end with, compare each "
+        "run with the scenario's previous runs, then draw the trend of every stored history; JUnit and JSON of each "
+        "step and of the night in RESULTS/nightly/<utc>/. Exit 0 the night passed, 1 a scenario ended otherwise than "
+        "it must or a regression, 2 the harness or the environment broke (or a bad --set).",
+    )
+    p.add_argument("--results", default="reports", help="results root, kept between nights (default: reports)")
+    p.add_argument("--runtime", choices=RUNTIME_NAMES, default="local", help="where Prometheus runs")
+    p.add_argument("--context", help="kubernetes runtime: the kube context to use (as for `harness run`)")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="FILE=CODE,...",
+        help="the scenarios and the exit code each must end with (0 or 1), instead of the shipped set "
+        "(repeatable); each file's scenario name picks its history under RESULTS/<name>/",
+    )
+    p.add_argument(
+        "--compare-args",
+        metavar="ARGS",
+        help='options added to each `harness compare`, one string: --compare-args="--allow-different node"',
+    )
+    p.add_argument(
+        "--baseline-runs",
+        type=int,
+        default=BASELINE_RUNS,
+        metavar="N",
+        help=f"compare each run with this many previous runs of its scenario, pooled (default {BASELINE_RUNS})",
+    )
+    p.set_defaults(func=_cmd_nightly)
 
 
 def _ci_outputs(p: argparse.ArgumentParser, cases: str = "check and gate") -> None:
@@ -193,28 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.set_defaults(func=_cmd_schema)
 
-    p = sub.add_parser("run", help="run a scenario and write reports/<scenario>/<run>/")
-    p.add_argument("scenario", metavar="SCENARIO")
-    p.add_argument("--runtime", choices=RUNTIME_NAMES, default="local", help="where Prometheus runs")
-    p.add_argument("--reports", default="reports", help="root directory of run results (default: reports)")
-    p.add_argument("--workdir", help="where TSDB data and fio files go for the local default storage (default: /tmp)")
-    p.add_argument("--no-report", action="store_true", help="store result.json only, no report.html")
-    p.add_argument("--skip-doctor", action="store_true", help="do not run the storage doctor before the run")
-    p.add_argument("--keep-data", action="store_true", help="keep the TSDB and fio files this run created")
-    p.add_argument("--kubeconfig", help="kubernetes runtime: the cluster to use (default: $KUBECONFIG, ~/.kube/config)")
-    p.add_argument(
-        "--context",
-        help="kubernetes runtime: the kube context to use (required unless the current-context is listed in "
-        "kubernetes.allowed_contexts of the harness config, ~/.config/prom-harness/config.yaml or $HARNESS_CONFIG)",
-    )
-    _ci_outputs(p)
-    p.add_argument(
-        "--expect-verdict",
-        choices=["PASSED", "FAILED"],
-        help="--junit/--json: the verdict this scenario must end with (its gate); a check failing as expected is "
-        "reported skipped. The exit code stays the verdict's",
-    )
-    p.set_defaults(func=_cmd_run)
+    _add_run(sub)
 
     p = sub.add_parser("report", help="re-render report.html from a stored result")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
@@ -242,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_compare)
 
     _add_trend(sub)
+    _add_nightly(sub)
 
     from harness.doctor import command as doctor_command
 
