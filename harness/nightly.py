@@ -321,12 +321,21 @@ def run_night(options: NightOptions) -> Night:
     directory = options.results / "nightly" / started.strftime("%Y%m%dT%H%M%SZ")
     directory.mkdir(parents=True, exist_ok=True)
     steps: list[Step] = []
-    for p in planned:
-        run, latest = _run_step(p, options, directory)
-        compare = _compare_step(p, latest, options, directory)
-        steps += [run, compare]
-        print(_line([run, compare]), flush=True)
-    trend = _trend_step(options, directory)
+    current = ""
+    try:
+        for p in planned:
+            current = p.name
+            run, latest = _run_step(p, options, directory)
+            compare = _compare_step(p, latest, options, directory)
+            steps += [run, compare]
+            print(_line([run, compare]), flush=True)
+        current = ""
+        trend = _trend_step(options, directory)
+    except KeyboardInterrupt:
+        # The steps so far stay readable: the summary says where the night stopped.
+        steps.append(Step(current, "interrupted", Outcome.ERROR, "interrupted (SIGINT): the night stopped here"))
+        _write_summary(Night(directory, steps), options, started)
+        raise
     steps.append(trend)
     print(f"trend {trend.outcome.value.upper()}: {trend.message}", flush=True)
     night = Night(directory, steps)
