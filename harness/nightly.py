@@ -220,7 +220,10 @@ def _run_step(p: Planned, options: NightOptions, night: Path) -> tuple[Step, Pat
         verdicts = {0: "PASSED", 1: "FAILED"}
         message = f"exit {code} ({verdicts[code]}), must be {p.expected} ({verdicts[p.expected]})"
         return Step(p.name, "run", Outcome.FAILED, message, code, files), latest
-    message = f"exit {code}: the harness or the environment broke, see {files['log']}"
+    said = [line for line in Path(files["log"]).read_text(errors="replace").splitlines() if line.strip()][-1:]
+    message = (
+        f"exit {code}: the harness or the environment broke ({fmt.shorten(''.join(said), 300)}), see {files['log']}"
+    )
     return Step(p.name, "run", Outcome.ERROR, message, code, files), latest
 
 

@@ -158,3 +158,29 @@ def test_an_invalid_scenario_in_the_set_is_named_with_its_line(tmp_path: Path) -
     done = in_process("nightly", "--results", str(tmp_path / "results"), "--set", f"{bad}=0")
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"{bad}:8:" in done.stderr and "rate_iop" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_run_that_breaks_is_an_error_of_the_night_not_a_finding(tmp_path: Path) -> None:
+    # A kube context that does not exist: `harness run` stops at once with exit 2 (nothing is touched anywhere).
+    plain = tmp_path / "fio-noise.yaml"
+    plain.write_text(SCENARIO.format(repeat=1, extra=""))
+    results = tmp_path / "results"
+    done = in_process(
+        "nightly",
+        "--results",
+        str(results),
+        "--runtime",
+        "kubernetes",
+        "--context",
+        "no-such-context",
+        "--set",
+        f"{plain}=0",
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    (night,) = (results / "nightly").iterdir()
+    summary = json.loads((night / "nightly.json").read_text())
+    run = next(s for s in summary["steps"] if s["step"] == "run")
+    assert run["outcome"] == "error" and run["exit_code"] == 2 and "no-such-context" in run["message"]
+    assert summary["findings"] == [] and summary["errors"] == [f"run fio-noise: {run['message']}"]
+    error = next(c for c in parse_xml(night / "nightly.xml").iter("testcase") if c.get("name") == "run fio-noise")
+    assert error.find("error") is not None and "night ERROR" in done.stdout
