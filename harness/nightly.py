@@ -92,7 +92,7 @@ class Planned:
 @dataclass(frozen=True)
 class Step:
     scenario: str  # "" for the trend
-    kind: str  # run | compare | trend
+    kind: str  # run | compare | trend | interrupted (where a Ctrl-C stopped the night)
     outcome: Outcome
     message: str
     exit_code: int | None = None
