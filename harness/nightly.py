@@ -29,7 +29,6 @@ from typing import Any
 
 from harness import fmt, proc
 from harness.errors import CommandFailed, UsageError, WaitTimeout
-from harness.report.ci import SUMMARY_VERSION, Case, write_cases, write_summary
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 
@@ -287,6 +286,10 @@ def _line(steps: Sequence[Step]) -> str:
 
 
 def _write_summary(night: Night, options: NightOptions, started: datetime) -> tuple[Path, Path]:
+    # Here, not at the top: the CLI's parser imports this module for its defaults, and harness.report brings pandas,
+    # SciPy and matplotlib, which no other command's start should pay for.
+    from harness.report.ci import SUMMARY_VERSION, Case, write_cases, write_summary
+
     cases = [
         Case(
             f"harness.nightly.{s.scenario or 'all'}",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -184,3 +185,14 @@ def test_a_run_that_breaks_is_an_error_of_the_night_not_a_finding(tmp_path: Path
     assert summary["findings"] == [] and summary["errors"] == [f"run fio-noise: {run['message']}"]
     error = next(c for c in parse_xml(night / "nightly.xml").iter("testcase") if c.get("name") == "run fio-noise")
     assert error.find("error") is not None and "night ERROR" in done.stdout
+
+
+def test_the_parser_does_not_import_the_reports() -> None:
+    # `harness nightly`'s defaults come from harness.nightly; every command's start builds the parser, and none should
+    # pay for pandas, SciPy and matplotlib (harness.report) before it needs them.
+    code = (
+        "import sys; from harness.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in sys.modules if m.startswith(('harness.report', 'pandas', 'scipy', 'matplotlib'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
