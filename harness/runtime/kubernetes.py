@@ -35,6 +35,7 @@ from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
 from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
+from harness.runtime.deployments import deployment_for
 from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
     CONTAINER,
@@ -43,9 +44,7 @@ from harness.runtime.manifests import (
     TOOLS_CONTAINER,
     Names,
     claim_manifest,
-    config_manifest,
     namespace_manifest,
-    statefulset_manifest,
     storage_class_manifest,
     volume_manifest,
 )
@@ -139,6 +138,7 @@ class KubernetesRuntime(Runtime):
         self._proxy: PodProxy | None = None
         self.api = api if api is not None else KubeApi(kubeconfig, context=context)
         self.created = Created()
+        self.deployment = deployment_for(self.api, scenario, self.names, self.tools_image)
         self.fio = PodFio(
             self.api,
             scenario,
@@ -245,16 +245,15 @@ class KubernetesRuntime(Runtime):
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:
-        names, api = self.names, self.api
         self.provision_storage()
-        api.create(config_manifest(self.scenario, names, extra_scrape_configs))
-        api.create(statefulset_manifest(self.scenario, names, tools_image=self.tools_image))
-        log.info("created StatefulSet %s/%s", names.namespace, names.statefulset)
+        self.deployment.create(extra_scrape_configs)
         self.wait_recovered(self.scenario.prometheus.ready_timeout_s)
 
     def ensure_namespace(self) -> str:
-        """The run's namespace, created on first use (the scrape exporter needs it before Prometheus starts)."""
+        """The run's namespace, created on first use (the scrape exporter needs it before Prometheus starts): the
+        first object a run creates, so the deployment's preflight (e.g. the operator's CRD) comes before it."""
         if self.created.namespace is None:
+            self.deployment.preflight()
             self.created.namespace = self.names.namespace
             self.api.create(namespace_manifest(self.names))
             self.api.wait_service_account(self.names.namespace, timeout_s=NAMESPACE_READY_S)
@@ -285,6 +284,11 @@ class KubernetesRuntime(Runtime):
         errors: list[str] = []
         self._save_log()
         if self.created.namespace is not None:
+            try:
+                # The owner first, while whoever reconciles it (the operator) still runs; then everything else.
+                self.deployment.delete(DELETE_TIMEOUT_S)
+            except InfraError as e:
+                errors.append(str(e))
             try:
                 self.api.delete("Namespace", self.created.namespace, wait_s=DELETE_TIMEOUT_S)
                 self.created.namespace = None
@@ -378,17 +382,17 @@ class KubernetesRuntime(Runtime):
         self._save_log()
         self._url = None
         injected = time.time()
-        api.delete("StatefulSet", names.statefulset, names.namespace, wait_s=DELETE_TIMEOUT_S)
+        self.deployment.delete(DELETE_TIMEOUT_S)
         api.wait_gone("Pod", names.pod, names.namespace, timeout_s=DELETE_TIMEOUT_S)
         claim = self.backend.planned_claim(self.scenario.storage, self.scenario.name, names.namespace)
         if claim is not None:
             api.delete("PersistentVolumeClaim", names.claim, names.namespace, wait_s=DELETE_TIMEOUT_S)
-        api.create(statefulset_manifest(self.scenario, names, tools_image=self.tools_image))
+        self.deployment.recreate()
         self._await_new_pod(pod)
-        return injected, "StatefulSet and claim deleted and created again (helm uninstall + install)"
+        return injected, f"{self.deployment.owner} and claim deleted and created again (helm uninstall + install)"
 
     def scale(self, replicas: int) -> tuple[float, str]:
-        names, api = self.names, self.api
+        api = self.api
         injected = time.time()
         if replicas == 0:
             if self._scaled_down_from is not None:
@@ -396,14 +400,14 @@ class KubernetesRuntime(Runtime):
             pod = self._require_pod()
             self._save_log()
             self._url = None
-            api.scale_statefulset(names.namespace, names.statefulset, 0)
+            self.deployment.scale(0)
             api.wait_gone("Pod", pod.name, pod.namespace, timeout_s=DELETE_TIMEOUT_S)
             self._scaled_down_from, self.pod = pod, None
             return injected, f"StatefulSet scaled to 0: pod {pod.name} on {pod.node} stopped and deleted"
         old = self._scaled_down_from
         if old is None:
             return injected, "already at 1 replica"
-        api.scale_statefulset(names.namespace, names.statefulset, 1)
+        self.deployment.scale(1)
         self._await_new_pod(old)
         self._scaled_down_from = None
         kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
