@@ -505,7 +505,7 @@ class KubeApi:
             ),
             "Secret": lambda: self.core.create_namespaced_secret(ns, manifest, _request_timeout=API_TIMEOUT_S),
             "Prometheus": lambda: self.custom.create_namespaced_custom_object(
-                *PROMETHEUS_API, ns, manifest, _request_timeout=API_TIMEOUT_S
+                *_prometheuses(ns), manifest, _request_timeout=API_TIMEOUT_S
             ),
         }
         with self._call(f"create {kind} {meta['name']}"):
@@ -568,7 +568,7 @@ class KubeApi:
             ),
             "Prometheus": lambda: _Labelled(
                 self.custom.get_namespaced_custom_object(
-                    *PROMETHEUS_API, namespace, name, _request_timeout=API_TIMEOUT_S
+                    *_prometheuses(namespace), name, _request_timeout=API_TIMEOUT_S
                 )
             ),
         }
@@ -592,7 +592,7 @@ class KubeApi:
             "StorageClass": lambda: self.storage.delete_storage_class(name, **kw),
             "StatefulSet": lambda: self.apps.delete_namespaced_stateful_set(name, namespace, **kw),
             "Pod": lambda: self.core.delete_namespaced_pod(name, namespace, **kw),
-            "Prometheus": lambda: self.custom.delete_namespaced_custom_object(*PROMETHEUS_API, namespace, name, **kw),
+            "Prometheus": lambda: self.custom.delete_namespaced_custom_object(*_prometheuses(namespace), name, **kw),
         }
         with self._call(f"delete {kind} {name}"):
             try:
@@ -793,7 +793,7 @@ class KubeApi:
         """Merge ``spec`` into a ``monitoring.coreos.com/v1`` Prometheus resource's spec (e.g. its replicas)."""
         with self._call(f"patch Prometheus {namespace}/{name}"):
             self.custom.patch_namespaced_custom_object(
-                *PROMETHEUS_API, namespace, name, {"spec": spec}, _request_timeout=API_TIMEOUT_S
+                *_prometheuses(namespace), name, {"spec": spec}, _request_timeout=API_TIMEOUT_S
             )
 
     def set_unschedulable(
@@ -858,6 +858,12 @@ class KubeApi:
                     w.stop()
         state = describe(last) if describe else ("nothing" if last is None else str(last.metadata.name))
         raise WaitTimeout(what, timeout_s, state)
+
+
+def _prometheuses(namespace: str) -> tuple[str, str, str, str]:
+    """The custom objects API's leading arguments for Prometheus resources: group, version, namespace, plural."""
+    group, version, plural = PROMETHEUS_API
+    return group, version, namespace, plural
 
 
 class _Labelled:

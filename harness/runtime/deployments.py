@@ -7,9 +7,10 @@ waits and checks act on the pod whoever owns it; only creating, deleting and sca
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Protocol
+import os
+from typing import Any, Protocol
 
-from harness.errors import InfraError, WaitTimeout
+from harness.errors import InfraError, UsageError, WaitTimeout
 from harness.kube import KubeApi
 from harness.runtime.manifests import (
     PROMETHEUS_CRD,
@@ -25,8 +26,21 @@ from harness.wait import wait_for
 log = logging.getLogger(__name__)
 
 # A running operator creates the StatefulSet within a second or two of the resource; a minute means none runs (or
-# it does not watch the run's namespace).
+# it does not watch the run's namespace). $HARNESS_K8S_OPERATOR_WAIT (seconds) changes it.
 RECONCILE_TIMEOUT_S = 60.0
+
+
+def _reconcile_timeout_from_env() -> float:
+    value = os.environ.get("HARNESS_K8S_OPERATOR_WAIT", "")
+    if not value:
+        return RECONCILE_TIMEOUT_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        raise UsageError(f"HARNESS_K8S_OPERATOR_WAIT={value!r}: give the seconds to wait for the operator, e.g. 60")
+    return seconds
 
 
 class Deployment(Protocol):
@@ -82,10 +96,10 @@ class OperatorDeployment:
     pod, as ``harness.runtime.manifests.prometheus_resource`` writes it."""
 
     owner = "Prometheus resource"
-    reconcile_timeout_s: ClassVar[float] = RECONCILE_TIMEOUT_S
 
     def __init__(self, api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None) -> None:
         self.api, self.scenario, self.names, self.tools_image = api, scenario, names, tools_image
+        self.reconcile_timeout_s = _reconcile_timeout_from_env()
 
     def preflight(self) -> None:
         if not self.api.exists("CustomResourceDefinition", PROMETHEUS_CRD):

@@ -13,7 +13,8 @@ Settings that describe the harness host and cluster, not the scenario, come from
 ``pod-ip``; ``api-proxy``), ``HARNESS_K8S_TOOLS_IMAGE`` (an image with a static ``/bin/busybox``, for signal faults,
 fio pods and scrape mode's exporter pod; default the local cluster's ``localhost/harness/tools:latest``, e.g.
 ``busybox:1.36`` elsewhere) and ``HARNESS_K8S_FIO_IMAGE`` (any image with ``fio`` on its PATH; default
-``localhost/harness/fio:latest``).
+``localhost/harness/fio:latest``); in operator mode ``HARNESS_K8S_OPERATOR_WAIT`` (seconds the operator gets to make
+the StatefulSet of the run's Prometheus resource; default 60).
 """
 
 from __future__ import annotations

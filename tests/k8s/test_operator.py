@@ -166,7 +166,8 @@ def test_the_demo_in_operator_mode_keeps_everything_through_sigkill_and_restart(
     assert restart.instance_before.split(" on ")[0] != restart.instance_after.split(" on ")[0]
     assert all("pod prometheus-k8s-operator-demo-0 " in f.instance_after for f in result.faults)
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
-    assert (Path(vol.path) / "wal").is_dir()
+    # The operator mounts the claim's subPath prometheus-db (storage.disableMountSubPath unset, as in the chart).
+    assert (Path(vol.path) / "prometheus-db" / "wal").is_dir()
     assert result.cluster is not None and result.cluster.volume is not None
     assert result.cluster.volume.pv == vol.pv
     # The real operator reconciled the run's resource (and not the harness' own StatefulSet code).
