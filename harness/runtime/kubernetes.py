@@ -404,7 +404,7 @@ class KubernetesRuntime(Runtime):
             self.deployment.scale(0)
             api.wait_gone("Pod", pod.name, pod.namespace, timeout_s=DELETE_TIMEOUT_S)
             self._scaled_down_from, self.pod = pod, None
-            return injected, f"StatefulSet scaled to 0: pod {pod.name} on {pod.node} stopped and deleted"
+            return injected, f"{self.deployment.owner} scaled to 0: pod {pod.name} on {pod.node} stopped and deleted"
         old = self._scaled_down_from
         if old is None:
             return injected, "already at 1 replica"
@@ -412,7 +412,10 @@ class KubernetesRuntime(Runtime):
         self._await_new_pod(old)
         self._scaled_down_from = None
         kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
-        return injected, f"StatefulSet scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}"
+        return (
+            injected,
+            f"{self.deployment.owner} scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}",
+        )
 
     def stop_node(self, node: str, argv: list[str]) -> float:
         pod = self.pod

@@ -206,3 +206,34 @@ faults: [{{action: redeploy, at: 5s}}]
     assert "stays Pending" in error
     assert f"harness-{result.run_id}" in prometheus_operator.read_text()
     assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_scale_zero_in_operator_mode_scales_through_the_prometheus_resource(
+    prometheus_operator: Path, kubeconfig: Path, api_client: Any, tmp_path: Path, local_pv: Callable[[str], LocalPv]
+) -> None:
+    """The operator owns the StatefulSet and would put its replicas back: the fault patches the resource's
+    ``replicas``, and the pod comes back with the same claim (0 lost)."""
+    vol = local_pv("node-1")
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-op-scale
+duration: 20s
+{vol.storage_yaml()}prometheus: {{deploy: operator}}
+loads: {{tsdb: {{series: 50, interval: 1s}}}}
+faults: [{{action: scale_zero, at: 5s, down: 3s}}]
+""",
+    )
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    [fault] = result.faults
+    assert fault.status is Status.PASSED, fault.error
+    assert "Prometheus resource scaled to 0" in fault.detail and "Prometheus resource scaled back to 1" in fault.detail
+    assert fault.instance_before.split(" (uid ")[1][:8] != (fault.instance_after or "").split(" (uid ")[1][:8]
+    assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
