@@ -6,7 +6,9 @@ one-replica StatefulSet ``prometheus-<scenario>`` whose volumeClaimTemplate ``pr
 operator's claim name; the storage backend plans the PersistentVolume (and any StorageClass it needs) the doctor
 simulated. Everything carries the managed-by and run-id labels, and ``stop`` deletes exactly what ``start``
 created, each registered before its create call: a PV or StorageClass that existed before is never touched. The
-manifests are built by ``harness.runtime.manifests``; ``harness.kube`` makes the calls.
+manifests are built by ``harness.runtime.manifests``; ``harness.kube`` makes the calls. With ``prometheus.deploy:
+operator`` a Prometheus resource takes the place of the ConfigMap and StatefulSet, and a running prometheus-operator
+makes a StatefulSet of the same name (``harness.runtime.deployments``): everything else acts on its pod unchanged.
 
 Settings that describe the harness host and cluster, not the scenario, come from the environment:
 ``HARNESS_K8S_REACH`` (``auto``: the pod IP when this host routes to it, else the API server's pod proxy;

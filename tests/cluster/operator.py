@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import time
 import urllib.request
@@ -32,7 +33,6 @@ RELOADER_IMAGE = f"localhost/harness/prometheus-config-reloader:{VERSION}"  # no
 GO_BUILD_TIMEOUT_S = 3600.0  # the operator links most of client-go: ~15 min on 2 busy cores
 DOWNLOAD_TIMEOUT_S = 600.0
 READY_TIMEOUT_S = 60.0  # the operator answers /healthz a second or two after start (CRD discovery, informers)
-LISTEN = "127.0.0.1:18080"
 
 
 def cache_dir(version: str = VERSION) -> Path:
@@ -154,11 +154,15 @@ def start(kubeconfig: Path, log_path: Path, version: str = VERSION) -> subproces
     """The operator for every namespace (runs make their own), with the local reloader image, its kubelet
     controller off (``--kubelet-service`` empty); returned once it answers /healthz."""
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    # A free port of its own: another session's operator may be listening on any fixed one.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        listen = f"127.0.0.1:{s.getsockname()[1]}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         operator = subprocess.Popen(
             [str(operator_bin(version)), f"--prometheus-config-reloader={RELOADER_IMAGE}", "--kubelet-service=",
-             f"--web.listen-address={LISTEN}", "--log-level=info"],
+             f"--web.listen-address={listen}", "--log-level=info"],
             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )  # fmt: skip
     deadline = time.monotonic() + READY_TIMEOUT_S
@@ -166,7 +170,7 @@ def start(kubeconfig: Path, log_path: Path, version: str = VERSION) -> subproces
         if operator.poll() is not None:
             raise RuntimeError(f"the prometheus-operator exited ({operator.returncode}): see {log_path}")
         try:
-            with urllib.request.urlopen(f"http://{LISTEN}/healthz", timeout=2) as r:
+            with urllib.request.urlopen(f"http://{listen}/healthz", timeout=2) as r:
                 if r.status == 200:
                     return operator
         except OSError:
