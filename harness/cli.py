@@ -1,4 +1,4 @@
-"""The ``harness`` command: validate, schema, run, report, compare, doctor, cleanup.
+"""The ``harness`` command: validate, schema, run, report, compare, trend, doctor, values, cleanup.
 
 Exit codes: 0 every check passed; 1 a check failed (the storage under test lost data or was too slow); 2 bad input
 or a broken environment (never a traceback for those: the message says what to fix); 130 interrupted (the partial
@@ -243,6 +243,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("doctor", help="check the storage a scenario names for the known traps, before deploying")
     doctor_command.configure(p)
     p.set_defaults(func=doctor_command.execute)
+
+    from harness import values
+
+    p = sub.add_parser(
+        "values",
+        help="print the kube-prometheus-stack values and the PV/StorageClass manifests for a scenario's storage",
+        description="Print what a team applies with helm for the scenario's storage: the kube-prometheus-stack "
+        "values (prometheusSpec.storageSpec, securityContext, retention, resources), then the PersistentVolume and "
+        "StorageClass manifests, as YAML documents commented with where each goes and the doctor's findings. "
+        "Exit 0 printed, 1 printed but the doctor found a BLOCKER, 2 bad input.",
+    )
+    values.configure(p)
+    p.set_defaults(func=values.execute)
 
     from harness.cleanup import command as cleanup_command
 

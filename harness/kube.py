@@ -128,6 +128,7 @@ class StorageClassInfo:
     is_default: bool = False
     parameters: dict[str, str] = field(default_factory=dict)
     reclaim_policy: str = "Delete"
+    allow_volume_expansion: bool = False
 
 
 @dataclass(frozen=True)
@@ -343,6 +344,7 @@ def _storage_class(o: Any) -> StorageClassInfo:
         is_default=default,
         parameters={str(k): str(v) for k, v in (o.parameters or {}).items()},
         reclaim_policy=o.reclaim_policy or "Delete",
+        allow_volume_expansion=bool(o.allow_volume_expansion),
     )
 
 
@@ -488,27 +490,24 @@ class KubeApi:
 
     # --- create / read / delete ------------------------------------------------------------------------------
 
-    def create(self, manifest: Manifest) -> None:
+    def create(self, manifest: Manifest, *, dry_run: bool = False) -> None:
+        """Create the object; ``dry_run``: only ask the API server (``dryRun=All``: admission and validation run,
+        nothing is stored), as ``kubectl create --dry-run=server`` does; its rejection is the same InfraError."""
         kind, meta = manifest["kind"], manifest["metadata"]
         ns = meta.get("namespace", "")
+        kw: dict[str, Any] = {"_request_timeout": API_TIMEOUT_S, **({"dry_run": "All"} if dry_run else {})}
         creators: dict[str, Callable[[], Any]] = {
-            "Namespace": lambda: self.core.create_namespace(manifest, _request_timeout=API_TIMEOUT_S),
-            "PersistentVolume": lambda: self.core.create_persistent_volume(manifest, _request_timeout=API_TIMEOUT_S),
-            "StorageClass": lambda: self.storage.create_storage_class(manifest, _request_timeout=API_TIMEOUT_S),
-            "ConfigMap": lambda: self.core.create_namespaced_config_map(ns, manifest, _request_timeout=API_TIMEOUT_S),
-            "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, _request_timeout=API_TIMEOUT_S),
-            "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(
-                ns, manifest, _request_timeout=API_TIMEOUT_S
-            ),
-            "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(
-                ns, manifest, _request_timeout=API_TIMEOUT_S
-            ),
-            "Secret": lambda: self.core.create_namespaced_secret(ns, manifest, _request_timeout=API_TIMEOUT_S),
-            "Prometheus": lambda: self.custom.create_namespaced_custom_object(
-                *_prometheuses(ns), manifest, _request_timeout=API_TIMEOUT_S
-            ),
+            "Namespace": lambda: self.core.create_namespace(manifest, **kw),
+            "PersistentVolume": lambda: self.core.create_persistent_volume(manifest, **kw),
+            "StorageClass": lambda: self.storage.create_storage_class(manifest, **kw),
+            "ConfigMap": lambda: self.core.create_namespaced_config_map(ns, manifest, **kw),
+            "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, **kw),
+            "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(ns, manifest, **kw),
+            "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(ns, manifest, **kw),
+            "Secret": lambda: self.core.create_namespaced_secret(ns, manifest, **kw),
+            "Prometheus": lambda: self.custom.create_namespaced_custom_object(*_prometheuses(ns), manifest, **kw),
         }
-        with self._call(f"create {kind} {meta['name']}"):
+        with self._call(f"{'dry-run ' if dry_run else ''}create {kind} {meta['name']}"):
             creators[kind]()
 
     def list_objects(self, kind: str, label_selector: str = "") -> list[ObjectInfo]:

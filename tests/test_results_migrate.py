@@ -11,7 +11,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.report.html import build_context, render_html
-from harness.results.model import RESULT_SCHEMA_VERSION, Event, RunResult
+from harness.results.model import RESULT_SCHEMA_VERSION, ClusterFacts, Event, RunResult, VolumeFacts
 from harness.results.store import RESULT_FILE, load_result, save_result
 from tests.test_report import T0_UNIX_S, interrupted_result, make_result
 
@@ -30,7 +30,14 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v7_fields(raw: dict[str, object]) -> None:
+    cluster = raw["cluster"]
+    if cluster and cluster["volume"]:  # type: ignore[index]
+        cluster["volume"].pop("volume_binding_mode")  # type: ignore[index]
+
+
 def _drop_v6_fields(raw: dict[str, object]) -> None:
+    _drop_v7_fields(raw)
     for job in raw["fio"]:  # type: ignore[attr-defined]
         job.pop("cpu_pct")
 
@@ -61,10 +68,10 @@ def _drop_v3_fields(raw: dict[str, object]) -> None:
 
 
 def _as_version(result: RunResult, version: int) -> dict[str, object]:
-    """``result`` as a harness of ``version`` (2 to 5) wrote it: without the fields added since."""
+    """``result`` as a harness of ``version`` (2 to 6) wrote it: without the fields added since."""
     raw = json.loads(result.model_dump_json())
     raw["schema_version"] = version
-    {2: _drop_v3_fields, 3: _drop_v4_fields, 4: _drop_v5_fields, 5: _drop_v6_fields}[version](raw)
+    {2: _drop_v3_fields, 3: _drop_v4_fields, 4: _drop_v5_fields, 5: _drop_v6_fields, 6: _drop_v7_fields}[version](raw)
     return raw  # type: ignore[no-any-return]
 
 
@@ -77,8 +84,8 @@ def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
     return tmp_path
 
 
-def test_the_current_version_is_6_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 6
+def test_the_current_version_is_7_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 7
     result = make_result()
     save_result(tmp_path, result)
     assert load_result(tmp_path) == result
@@ -134,6 +141,24 @@ def test_a_version_5_result_has_no_fio_cpu_use(tmp_path: Path) -> None:
     loaded = load_result(_write(tmp_path, _as_version(result, 5)))
     assert [j.cpu_pct for j in loaded.fio] == [None, None]
     assert [j.model_copy(update={"cpu_pct": 42.0}) for j in loaded.fio] == result.fio
+
+
+def test_a_version_6_result_has_no_binding_mode(tmp_path: Path) -> None:
+    volume = VolumeFacts(
+        claim="ns/c", pv="pvc-1", storage_class="local-path", provisioner="rancher.io/local-path",
+        volume_binding_mode="WaitForFirstConsumer",
+    )  # fmt: skip
+    result = make_result().model_copy(update={"cluster": ClusterFacts(server_version="v1.32.13", volume=volume)})
+    loaded = load_result(_write(tmp_path, _as_version(result, 6)))
+    assert loaded.cluster is not None and loaded.cluster.volume is not None
+    assert loaded.cluster.volume.volume_binding_mode is None
+    assert loaded.cluster.volume.model_copy(update={"volume_binding_mode": "WaitForFirstConsumer"}) == volume
+    assert loaded.fio == result.fio and loaded.faults == result.faults
+
+
+def test_a_version_6_result_without_a_cluster_stays_without(tmp_path: Path) -> None:
+    loaded = load_result(_write(tmp_path, _as_version(make_result(), 6)))
+    assert loaded.cluster is None and loaded.schema_version == RESULT_SCHEMA_VERSION
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:

@@ -229,3 +229,20 @@ def test_the_data_path_client_is_auto_kernel_or_user_space(tmp_path: Path) -> No
         )
     [problem] = info.value.problems
     assert problem.key_path == "storage.client" and "user-space" in problem.message
+
+
+def test_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
+    """``harness values --set``: a setting replaces or adds a key before validation; a bad value is reported with
+    the file and its key path, the line of its nearest key written in the file."""
+    path = write(tmp_path, "name: s\nduration: 10s\nstorage:\n  backend: local\n")
+    s = load_scenario(path, ["storage.node=node-2", "storage.claim.size=8Gi", "prometheus.retention=15d"])
+    assert isinstance(s.storage, LocalStorage)
+    assert (s.storage.node, s.storage.claim.size_bytes, s.prometheus.retention_s) == ("node-2", 8 * 1024**3, 15 * 86400)
+    with pytest.raises(ScenarioError) as e:
+        load_scenario(path, ["storage.claim.size=lots"])
+    [problem] = e.value.problems
+    assert (problem.line, problem.key_path) == (3, "storage.claim.size")
+    for bad, why in [("storage.node", "KEY.PATH=VALUE"), ("name.x=1", "name is no mapping"), ("a=[", "invalid YAML")]:
+        with pytest.raises(ScenarioError) as e:
+            load_scenario(path, [bad])
+        assert why in str(e.value.problems[0])

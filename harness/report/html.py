@@ -509,8 +509,12 @@ def _cluster_rows(result: RunResult) -> list[list[str]]:
         rows.append(["claim", f"{volume.claim} → {bound}, {size}, reclaim {volume.reclaim_policy or '–'}"])
         rows.append(["volume source", volume.source or "–"])
         params = ", ".join(f"{k}={v}" for k, v in sorted(volume.class_parameters.items())) or "no parameters"
+        mode = f", {volume.volume_binding_mode}" if volume.volume_binding_mode else ""
         rows.append(
-            ["StorageClass", f"{volume.storage_class or '(none)'}: {volume.provisioner or 'no such class'}, {params}"]
+            [
+                "StorageClass",
+                f"{volume.storage_class or '(none)'}: {volume.provisioner or 'no such class'}{mode}, {params}",
+            ]
         )
     return rows
 

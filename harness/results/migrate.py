@@ -83,8 +83,23 @@ def _v5_to_v6(raw: Raw) -> Raw:
     return {**raw, "schema_version": 6, "fio": [{**job, "cpu_pct": None} for job in raw.get("fio", [])]}
 
 
+def _v6_to_v7(raw: Raw) -> Raw:
+    """The class's binding mode: not recorded before version 7."""
+    cluster = raw.get("cluster")
+    if cluster and cluster.get("volume"):
+        cluster = {**cluster, "volume": {**cluster["volume"], "volume_binding_mode": None}}
+    return {**raw, "schema_version": 7, "cluster": cluster}
+
+
 # Version N -> the step that makes it N+1.
-_STEPS: dict[int, Callable[[Raw], Raw]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5, 5: _v5_to_v6}
+_STEPS: dict[int, Callable[[Raw], Raw]] = {
+    1: _v1_to_v2,
+    2: _v2_to_v3,
+    3: _v3_to_v4,
+    4: _v4_to_v5,
+    5: _v5_to_v6,
+    6: _v6_to_v7,
+}
 
 
 def migrate(raw: Raw) -> Raw:

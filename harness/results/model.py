@@ -28,6 +28,8 @@ Format history:
      and ``repetition`` counts from 1. ``harness compare`` takes the repetitions as independent values.
   6  ``FioJobResult.cpu_pct``: fio's own CPU use (user + system, % of one CPU, per job), so the report can say when a
      job was bound by the CPU rather than the storage.
+  7  ``VolumeFacts.volume_binding_mode``: the class's binding mode (Immediate, WaitForFirstConsumer), beside its
+     provisioner and parameters, so a run on a dynamic StorageClass says how its volume was made.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 6
+RESULT_SCHEMA_VERSION = 7
 
 
 class Status(StrEnum):
@@ -152,6 +154,7 @@ class VolumeFacts(Model):
     storage_class: str | None = None
     provisioner: str | None = None
     class_parameters: dict[str, str] = Field(default_factory=dict)
+    volume_binding_mode: str | None = None  # the class's; None: no class, or a version 6 result
 
 
 class ClusterFacts(Model):

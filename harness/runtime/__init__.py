@@ -14,6 +14,7 @@ from harness.errors import UsageError
 from harness.ownership import RunOwner
 from harness.runtime.base import Runtime
 from harness.scenario.model import Scenario
+from harness.storage import backend_for
 from harness.storage.base import EmbeddedServer
 
 RUNTIME_NAMES = ("local", "kubernetes")
@@ -38,7 +39,11 @@ def refuse_unsupported(name: str, scenario: Scenario) -> None:
         from harness.runtime.kubernetes import refuse_unsupported as kubernetes_refuses
 
         kubernetes_refuses(scenario)
-    elif name != "local":
+    elif name == "local":
+        refusal = backend_for(scenario.storage).local_refusal(scenario.storage)
+        if refusal is not None:
+            raise UsageError(refusal)
+    else:
         raise UsageError(f"unknown runtime {name!r}; use --runtime {' or '.join(RUNTIME_NAMES)}")
 
 

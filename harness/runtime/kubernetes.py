@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from harness import proc
 from harness.errors import InfraError, NotRecovered, UsageError
-from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, load_inventory
+from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, PvInfo, load_inventory
 from harness.ownership import RunOwner
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
@@ -88,6 +88,9 @@ class Created:
     namespace: str | None = None
     volumes: list[str] = field(default_factory=list)
     storage_classes: list[str] = field(default_factory=list)
+    # PVs bound to this run's claim that the run did not create (a provisioner made them for it, or they existed):
+    # never deleted by us, only waited for when their reclaimPolicy (Delete) has them deleted with the claim.
+    provisioned: list[str] = field(default_factory=list)
 
 
 class KubernetesRuntime(Runtime):
@@ -195,6 +198,7 @@ class KubernetesRuntime(Runtime):
                 storage_class=class_name or None,
                 provisioner=sc.provisioner if sc else None,
                 class_parameters=dict(sc.parameters) if sc else {},
+                volume_binding_mode=sc.volume_binding_mode if sc else None,
             )
         return ClusterFacts(server_version=api.server_version(), nodes=nodes, volume=volume)
 
@@ -283,10 +287,15 @@ class KubernetesRuntime(Runtime):
         return (self.pod.ip if self.pod is not None else "", self._signalled_at)
 
     def stop(self) -> None:
-        """Delete the namespace, our PVs and StorageClasses, each step on its own; then close the API client."""
+        """Delete the namespace (with it the claim: a PV a provisioner made for it with reclaimPolicy Delete is waited
+        for, never deleted by us), our PVs and StorageClasses, each step on its own; then close the API client."""
         errors: list[str] = []
         self._save_log()
         if self.created.namespace is not None:
+            try:
+                self._claimed_volume()  # before the claim goes with the namespace: a PV made for it is waited for
+            except InfraError as e:
+                errors.append(f"could not read which PV the run's claim is bound to: {e}")
             try:
                 # The owner first, while whoever reconciles it (the operator) still runs; then everything else.
                 self.deployment.delete(DELETE_TIMEOUT_S)
@@ -297,6 +306,8 @@ class KubernetesRuntime(Runtime):
                 self.created.namespace = None
             except InfraError as e:
                 errors.append(str(e))
+        for name in list(self.created.provisioned):
+            errors += self._await_reclaimed(name)
         for name in list(self.created.volumes):
             errors += self._delete_owned("PersistentVolume", name, self.created.volumes)
         for name in list(self.created.storage_classes):
@@ -308,6 +319,52 @@ class KubernetesRuntime(Runtime):
         if errors:
             raise InfraError("could not remove everything this run created in the cluster:\n" + "\n".join(errors))
         self.api.close()
+
+    def _claimed_volume(self) -> PvInfo | None:
+        """The PV the run's claim is bound to; one the run did not create is noted as provisioned for it."""
+        claim = self.api.read_pvc(self.names.namespace, self.names.claim)
+        pv = self.api.read_pv(claim.volume_name) if claim is not None and claim.volume_name else None
+        if pv is not None and pv.name not in self.created.volumes and pv.name not in self.created.provisioned:
+            self.created.provisioned.append(pv.name)
+        return pv
+
+    def _await_reclaimed(self, name: str) -> list[str]:
+        """A PV the run's claim was bound to, not created by the run: with reclaimPolicy Delete it goes with the
+        claim, so wait for its provisioner to delete it (its data too); with Retain it is left as it is, with its
+        data, for whoever owns it to decide."""
+        pv = self.api.read_pv(name)
+        self.created.provisioned.remove(name)
+        if pv is None:
+            return []
+        if pv.reclaim_policy != "Delete":
+            log.warning(
+                "pv/%s, bound to this run's claim but not created by the run, is left %s (reclaimPolicy %s): its "
+                "data stays until someone deletes it",
+                name,
+                pv.phase,
+                pv.reclaim_policy,
+            )
+            return []
+        try:
+            self.api.wait_gone("PersistentVolume", name, timeout_s=DELETE_TIMEOUT_S)
+        except InfraError as e:
+            return [f"the provisioner did not delete pv/{name} after its claim was deleted (reclaimPolicy Delete): {e}"]
+        return []
+
+    def _volume_fate(self) -> str:
+        """What deleting the run's claim does to the volume it is bound to, for the fault's record."""
+        pv = self._claimed_volume()
+        if pv is None:
+            return ""
+        if pv.reclaim_policy == "Delete":
+            return (
+                f"; pv/{pv.name} has reclaimPolicy Delete: deleting the claim deletes it and the TSDB on it, "
+                "the new claim gets a new, empty volume and the history is lost"
+            )
+        return (
+            f"; pv/{pv.name} (reclaimPolicy {pv.reclaim_policy}) is Released and still carries claimRef "
+            f"{pv.claim_ref} of the deleted claim: no new claim binds it, the history stays there"
+        )
 
     def _delete_owned(self, kind: str, name: str, registry: list[str]) -> list[str]:
         try:
@@ -388,11 +445,16 @@ class KubernetesRuntime(Runtime):
         self.deployment.delete(DELETE_TIMEOUT_S)
         api.wait_gone("Pod", names.pod, names.namespace, timeout_s=DELETE_TIMEOUT_S)
         claim = self.backend.planned_claim(self.scenario.storage, self.scenario.name, names.namespace)
+        fate = ""
         if claim is not None:
+            fate = self._volume_fate()
             api.delete("PersistentVolumeClaim", names.claim, names.namespace, wait_s=DELETE_TIMEOUT_S)
         self.deployment.recreate()
         self._await_new_pod(pod)
-        return injected, f"{self.deployment.owner} and claim deleted and created again (helm uninstall + install)"
+        return (
+            injected,
+            f"{self.deployment.owner} and claim deleted and created again (helm uninstall + install)" + fate,
+        )
 
     def scale(self, replicas: int) -> tuple[float, str]:
         api = self.api

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.kube import PROMETHEUS_API, Manifest, PvInfo
 from harness.ownership import OWNER_LABEL, RunOwner
-from harness.scenario.model import Scenario
+from harness.scenario.model import PrometheusSpec, Scenario, SecurityContext
 from harness.storage import backend_for
 from harness.storage.base import ClassToCreate, operator_claim_name
 
@@ -199,6 +199,29 @@ def _probe(path: str, period_s: float, failure_threshold: int) -> Manifest:
     }
 
 
+def container_resources(prom: PrometheusSpec) -> Manifest | None:
+    """Prometheus' container resources, requests equal to limits (None: the scenario sets none)."""
+    resources: dict[str, str] = {}
+    if prom.resources.memory_bytes is not None:
+        resources["memory"] = str(prom.resources.memory_bytes)
+    if prom.resources.cpu_millis is not None:
+        resources["cpu"] = f"{prom.resources.cpu_millis}m"
+    return {"requests": resources, "limits": dict(resources)} if resources else None
+
+
+def pod_security_context(sc: SecurityContext) -> Manifest:
+    """The pod's securityContext: the uid/gid Prometheus writes its TSDB as, and the group the kubelet gives the
+    volume (fsGroup)."""
+    security: Manifest = {
+        "runAsUser": sc.run_as_user,
+        "runAsGroup": sc.run_as_group,
+        "runAsNonRoot": sc.run_as_non_root,
+    }
+    if sc.fs_group is not None:
+        security["fsGroup"] = sc.fs_group
+    return security
+
+
 def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str | None) -> Manifest:
     """The operator's StatefulSet, reduced to what storage behaviour depends on.
 
@@ -209,7 +232,6 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
     ordinary process, and the kubelet restarts the killed container in the same pod, as the fault vocabulary says.
     """
     prom = scenario.prometheus
-    sc = prom.security_context
     args = [
         f"--config.file={CONFIG_DIR}/prometheus.yml",
         "--storage.tsdb.path=/prometheus",
@@ -235,20 +257,10 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
         container["startupProbe"] = _probe(
             "/-/ready", prom.probes.startup.period_s, prom.probes.startup.failure_threshold
         )
-    resources: dict[str, str] = {}
-    if prom.resources.memory_bytes is not None:
-        resources["memory"] = str(prom.resources.memory_bytes)
-    if prom.resources.cpu_millis is not None:
-        resources["cpu"] = f"{prom.resources.cpu_millis}m"
-    if resources:
-        container["resources"] = {"requests": resources, "limits": resources}
-    security: Manifest = {
-        "runAsUser": sc.run_as_user,
-        "runAsGroup": sc.run_as_group,
-        "runAsNonRoot": sc.run_as_non_root,
-    }
-    if sc.fs_group is not None:
-        security["fsGroup"] = sc.fs_group
+    resources = container_resources(prom)
+    if resources is not None:
+        container["resources"] = resources
+    security = pod_security_context(prom.security_context)
     volumes: list[Manifest] = [{"name": "config", "configMap": {"name": names.config_map}}]
     pod_volume = backend_for(scenario.storage).pod_volume(scenario.storage)
     if pod_volume is not None:
@@ -328,14 +340,6 @@ def prometheus_resource(scenario: Scenario, names: Names, *, tools_image: str | 
     of a new name in ``spec.containers`` is appended to the operator's.
     """
     prom = scenario.prometheus
-    sc = prom.security_context
-    security: Manifest = {
-        "runAsUser": sc.run_as_user,
-        "runAsGroup": sc.run_as_group,
-        "runAsNonRoot": sc.run_as_non_root,
-    }
-    if sc.fs_group is not None:
-        security["fsGroup"] = sc.fs_group
     spec: Manifest = {
         "image": prom.image,
         "version": prom.version if prom.version.startswith("v") else f"v{prom.version}",
@@ -349,7 +353,7 @@ def prometheus_resource(scenario: Scenario, names: Names, *, tools_image: str | 
         # With every resource selector nil the operator leaves the config to the user ("unmanaged", deprecated) and
         # ignores additionalScrapeConfigs: one selector that matches nothing of anyone's makes it generate one.
         "serviceMonitorSelector": {"matchLabels": {RUN_ID_LABEL: names.run_id}},
-        "securityContext": security,
+        "securityContext": pod_security_context(prom.security_context),
         "podMetadata": {
             "labels": names.labels(),
             **({"annotations": names.annotations()} if names.annotations() else {}),
@@ -359,13 +363,9 @@ def prometheus_resource(scenario: Scenario, names: Names, *, tools_image: str | 
     }
     if prom.extra_args:
         spec["additionalArgs"] = _additional_args(prom.extra_args)
-    resources: dict[str, str] = {}
-    if prom.resources.memory_bytes is not None:
-        resources["memory"] = str(prom.resources.memory_bytes)
-    if prom.resources.cpu_millis is not None:
-        resources["cpu"] = f"{prom.resources.cpu_millis}m"
-    if resources:
-        spec["resources"] = {"requests": resources, "limits": resources}
+    resources = container_resources(prom)
+    if resources is not None:
+        spec["resources"] = resources
     template = claim_template(scenario, names)
     pod_volume = backend_for(scenario.storage).pod_volume(scenario.storage)
     if template is not None:
@@ -408,18 +408,13 @@ def fio_pod_manifest(
     "restricted" pod security profile wherever the scenario's user allows it (no privilege escalation, no
     capabilities, the runtime's default seccomp profile). ``activeDeadlineSeconds`` ends it even if the harness
     dies before deleting it."""
-    sc = scenario.prometheus.security_context
     backend = backend_for(scenario.storage)
     pod_volume = backend.pod_volume(scenario.storage)
     data = pod_volume if pod_volume is not None else {"persistentVolumeClaim": {"claimName": names.claim}}
-    security: Manifest = {
-        "runAsUser": sc.run_as_user,
-        "runAsGroup": sc.run_as_group,
-        "runAsNonRoot": sc.run_as_non_root,
+    security = {
+        **pod_security_context(scenario.prometheus.security_context),
         "seccompProfile": {"type": "RuntimeDefault"},
     }
-    if sc.fs_group is not None:
-        security["fsGroup"] = sc.fs_group
     restricted: Manifest = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
     return {
         "apiVersion": "v1",

@@ -7,6 +7,7 @@ same for any other YAML file the harness reads into a pydantic model (the user's
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,8 +22,41 @@ from harness.scenario.model import Scenario
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def load_scenario(path: Path) -> Scenario:
-    return load_model(path, Scenario, what="a scenario file")
+def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
+    """``overrides``: ``key.path=value`` settings (``harness values --set``) applied to the file's YAML before it is
+    validated, so a value they set is checked (and reported) like one written in the file."""
+    if not overrides:
+        return load_model(path, Scenario, what="a scenario file")
+    data = _read_yaml(path, ScenarioError)
+    if isinstance(data, CommentedMap):
+        for setting in overrides:
+            _override(data, setting, path)
+    return _validate(path, data, Scenario, what="a scenario file", error=ScenarioError)
+
+
+def _override(data: CommentedMap, setting: str, path: Path) -> None:
+    key_path, sep, text = setting.partition("=")
+    keys = key_path.strip().split(".")
+    if not sep or not all(keys):
+        raise ScenarioError(
+            [ScenarioProblem(str(path), None, None, key_path, f"--set {setting!r}: use KEY.PATH=VALUE")]
+        )
+    try:
+        value = YAML(typ="safe", pure=True).load(text)
+    except YAMLError as e:
+        raise ScenarioError(
+            [ScenarioProblem(str(path), None, None, key_path, f"--set: invalid YAML value: {e}")]
+        ) from None
+    node: Any = data
+    for i, key in enumerate(keys[:-1]):
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            where = ".".join(keys[: i + 1])
+            raise ScenarioError(
+                [ScenarioProblem(str(path), None, None, where, f"--set {key_path}: {where} is no mapping")]
+            )
+        node = child
+    node[keys[-1]] = value
 
 
 def load_model(
@@ -35,6 +69,10 @@ def load_model(
     data = _read_yaml(path, error)
     if data is None and empty_ok:
         data = CommentedMap()
+    return _validate(path, data, model, what=what, error=error)
+
+
+def _validate(path: Path, data: Any, model: type[ModelT], *, what: str, error: type[ScenarioError]) -> ModelT:
     if not isinstance(data, CommentedMap):
         raise error([ScenarioProblem(str(path), 1, None, "", f"{what} must be a mapping (key: value) at the top")])
     try:
@@ -106,8 +144,9 @@ def _locate(data: Any, loc: tuple[int | str, ...]) -> tuple[int | None, int | No
     parts: list[str] = []
     for key in loc:
         if isinstance(node, CommentedMap) and key in node:
-            ln, cl = node.lc.key(key)
-            line, col = ln + 1, cl + 1
+            if key in node.lc.data:  # a key added by an override (--set) has no line: keep its parent's
+                ln, cl = node.lc.key(key)
+                line, col = ln + 1, cl + 1
             parts.append(str(key))
             node = node[key]
         elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):

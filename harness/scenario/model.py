@@ -224,8 +224,25 @@ class IscsiStorage(Strict):
         return self.embedded if self.embedded is not None else EmbeddedLun()
 
 
+class DynamicStorage(Strict):
+    """A StorageClass that already exists in the cluster, whose provisioner makes the PV (Ceph RBD, cloud disks,
+    local-path): the run creates only the claim (Kubernetes runtime only)."""
+
+    backend: Literal["dynamic"]
+    storage_class: str = Field(
+        min_length=1, description="the existing StorageClass to claim from (kubectl get storageclass)"
+    )
+    size_bytes: Bytes = Field(default=10 * 1024**3, alias="size", description="resources.requests.storage")
+    access_modes: list[AccessMode] = Field(default_factory=lambda: list[AccessMode](["ReadWriteOnce"]))
+    volume_mode: Literal["Filesystem", "Block"] = "Filesystem"
+    provisioner: str | None = Field(
+        default=None,
+        description="the provisioner the class must name, e.g. rbd.csi.ceph.com (the doctor checks it); unset: any",
+    )
+
+
 # The behaviour of each backend lives in its module under harness/storage/ (registered by the ``backend`` name).
-StorageSpec = LocalStorage | EphemeralStorage | NfsStorage | IscsiStorage
+StorageSpec = LocalStorage | EphemeralStorage | NfsStorage | IscsiStorage | DynamicStorage
 Storage = Annotated[StorageSpec, Field(discriminator="backend")]
 
 

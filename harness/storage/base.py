@@ -262,6 +262,10 @@ class Backend(ABC, Generic[SpecT]):
         """Why this storage cannot be used in a cluster at all (an embedded server on this host), or None."""
         return None
 
+    def local_refusal(self, spec: SpecT) -> str | None:
+        """Why this storage cannot be used on the local runtime at all (a class only a cluster provisions), or None."""
+        return None
+
     # --- embedded servers -------------------------------------------------------------------------------------
 
     def embedded_server(self, spec: SpecT, workdir: Path) -> EmbeddedServer[SpecT] | None:

@@ -5,6 +5,7 @@ built (and stopped again at the end if this session started it); else the tests 
 The local build is never run from pytest unless HARNESS_BUILD_CLUSTER=1.
 `kube_context` (session): the context every harness command names with --context (`helpers.context_of`).
 `namespace` (per test): a throwaway namespace, deleted afterwards.
+`local_path` (session): a real dynamic provisioner (tests/k8s/local_path.py) and its StorageClasses.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import pytest
 
 from tests.cluster import build, config, nfs_helper, run
 from tests.k8s.helpers import context_of, wait_for
+from tests.k8s.local_path import VERSION as LOCAL_PATH_VERSION
+from tests.k8s.local_path import LocalPathProvisioner
+from tests.k8s.local_path import binary as local_path_binary
 
 
 @pytest.fixture(scope="session")
@@ -135,3 +139,24 @@ def local_pv(node_dir: Callable[[str, str], str]) -> Callable[[str], LocalPv]:
         return LocalPv(node, node_dir(node, f"pv-{tag}"), f"harness-pv-{tag}", f"local-{tag}")
 
     return make
+
+
+@pytest.fixture(scope="session")
+def local_path(
+    local_cluster: bool, kubeconfig: Path, api_client: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalPathProvisioner]:
+    """rancher's local-path-provisioner running against the local cluster, with a WaitForFirstConsumer class of
+    reclaimPolicy Delete and one of Retain; stopped, its classes and volumes removed, at the end of the session."""
+    if not local_cluster:
+        pytest.skip("the local-path provisioner writes to the nodes' directories: only with the local cluster")
+    if not local_path_binary().is_file():
+        pytest.skip(
+            f"local-path-provisioner {LOCAL_PATH_VERSION} is not built ({local_path_binary()} is absent): run "
+            "scripts/build-local-path-provisioner (needs Go and the module proxy; .ci/run does)"
+        )
+    provisioner = LocalPathProvisioner(kubeconfig, api_client, tmp_path_factory.mktemp("local-path"))
+    try:
+        provisioner.start()
+        yield provisioner
+    finally:
+        provisioner.stop()
