@@ -24,6 +24,8 @@ from harness.wait import wait_for
 
 NodeSelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
 API_TIMEOUT_S = 15.0
+# The prometheus-operator's Prometheus resource: group, version, plural.
+PROMETHEUS_API = ("monitoring.coreos.com", "v1", "prometheuses")
 
 Manifest = dict[str, Any]
 """A Kubernetes object as the API documents it (what a YAML manifest holds): the runtime builds these."""
@@ -461,6 +463,8 @@ class KubeApi:
         self.core: Any = kubernetes.client.CoreV1Api(self._client)
         self.apps: Any = kubernetes.client.AppsV1Api(self._client)
         self.storage: Any = kubernetes.client.StorageV1Api(self._client)
+        self.custom: Any = kubernetes.client.CustomObjectsApi(self._client)
+        self.extensions: Any = kubernetes.client.ApiextensionsV1Api(self._client)
 
     def close(self) -> None:
         self._client.close()
@@ -500,6 +504,8 @@ class KubeApi:
             "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, **kw),
             "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(ns, manifest, **kw),
             "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(ns, manifest, **kw),
+            "Secret": lambda: self.core.create_namespaced_secret(ns, manifest, **kw),
+            "Prometheus": lambda: self.custom.create_namespaced_custom_object(*_prometheuses(ns), manifest, **kw),
         }
         with self._call(f"{'dry-run ' if dry_run else ''}create {kind} {meta['name']}"):
             creators[kind]()
@@ -556,6 +562,14 @@ class KubeApi:
                 name, namespace, _request_timeout=API_TIMEOUT_S
             ),
             "Pod": lambda: self.core.read_namespaced_pod(name, namespace, _request_timeout=API_TIMEOUT_S),
+            "CustomResourceDefinition": lambda: self.extensions.read_custom_resource_definition(
+                name, _request_timeout=API_TIMEOUT_S
+            ),
+            "Prometheus": lambda: _Labelled(
+                self.custom.get_namespaced_custom_object(
+                    *_prometheuses(namespace), name, _request_timeout=API_TIMEOUT_S
+                )
+            ),
         }
         with self._call(f"read {kind} {name}"):
             try:
@@ -577,6 +591,7 @@ class KubeApi:
             "StorageClass": lambda: self.storage.delete_storage_class(name, **kw),
             "StatefulSet": lambda: self.apps.delete_namespaced_stateful_set(name, namespace, **kw),
             "Pod": lambda: self.core.delete_namespaced_pod(name, namespace, **kw),
+            "Prometheus": lambda: self.custom.delete_namespaced_custom_object(*_prometheuses(namespace), name, **kw),
         }
         with self._call(f"delete {kind} {name}"):
             try:
@@ -773,6 +788,13 @@ class KubeApi:
                 name, namespace, {"spec": {"replicas": replicas}}, _request_timeout=API_TIMEOUT_S
             )
 
+    def patch_prometheus(self, namespace: str, name: str, spec: Manifest) -> None:
+        """Merge ``spec`` into a ``monitoring.coreos.com/v1`` Prometheus resource's spec (e.g. its replicas)."""
+        with self._call(f"patch Prometheus {namespace}/{name}"):
+            self.custom.patch_namespaced_custom_object(
+                *_prometheuses(namespace), name, {"spec": spec}, _request_timeout=API_TIMEOUT_S
+            )
+
     def set_unschedulable(
         self, node: str, unschedulable: bool, annotations: Mapping[str, str | None] | None = None
     ) -> None:
@@ -835,6 +857,25 @@ class KubeApi:
                     w.stop()
         state = describe(last) if describe else ("nothing" if last is None else str(last.metadata.name))
         raise WaitTimeout(what, timeout_s, state)
+
+
+def _prometheuses(namespace: str) -> tuple[str, str, str, str]:
+    """The custom objects API's leading arguments for Prometheus resources: group, version, namespace, plural."""
+    group, version, plural = PROMETHEUS_API
+    return group, version, namespace, plural
+
+
+class _Labelled:
+    """A custom object (a dict) read like the typed client's objects: ``.metadata.labels``."""
+
+    def __init__(self, obj: Manifest) -> None:
+        meta = obj.get("metadata", {})
+        self.metadata = _Meta(labels=meta.get("labels"))
+
+
+@dataclass
+class _Meta:
+    labels: dict[str, str] | None
 
 
 def _pod_info(o: Any) -> PodInfo:

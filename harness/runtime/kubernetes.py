@@ -6,14 +6,17 @@ one-replica StatefulSet ``prometheus-<scenario>`` whose volumeClaimTemplate ``pr
 operator's claim name; the storage backend plans the PersistentVolume (and any StorageClass it needs) the doctor
 simulated. Everything carries the managed-by and run-id labels, and ``stop`` deletes exactly what ``start``
 created, each registered before its create call: a PV or StorageClass that existed before is never touched. The
-manifests are built by ``harness.runtime.manifests``; ``harness.kube`` makes the calls.
+manifests are built by ``harness.runtime.manifests``; ``harness.kube`` makes the calls. With ``prometheus.deploy:
+operator`` a Prometheus resource takes the place of the ConfigMap and StatefulSet, and a running prometheus-operator
+makes a StatefulSet of the same name (``harness.runtime.deployments``): everything else acts on its pod unchanged.
 
 Settings that describe the harness host and cluster, not the scenario, come from the environment:
 ``HARNESS_K8S_REACH`` (``auto``: the pod IP when this host routes to it, else the API server's pod proxy;
 ``pod-ip``; ``api-proxy``), ``HARNESS_K8S_TOOLS_IMAGE`` (an image with a static ``/bin/busybox``, for signal faults,
 fio pods and scrape mode's exporter pod; default the local cluster's ``localhost/harness/tools:latest``, e.g.
 ``busybox:1.36`` elsewhere) and ``HARNESS_K8S_FIO_IMAGE`` (any image with ``fio`` on its PATH; default
-``localhost/harness/fio:latest``).
+``localhost/harness/fio:latest``); in operator mode ``HARNESS_K8S_OPERATOR_WAIT`` (seconds the operator gets to make
+the StatefulSet of the run's Prometheus resource; default 60).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
 from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
+from harness.runtime.deployments import deployment_for
 from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
     CONTAINER,
@@ -43,9 +47,7 @@ from harness.runtime.manifests import (
     TOOLS_CONTAINER,
     Names,
     claim_manifest,
-    config_manifest,
     namespace_manifest,
-    statefulset_manifest,
     storage_class_manifest,
     volume_manifest,
 )
@@ -142,6 +144,7 @@ class KubernetesRuntime(Runtime):
         self._proxy: PodProxy | None = None
         self.api = api if api is not None else KubeApi(kubeconfig, context=context)
         self.created = Created()
+        self.deployment = deployment_for(self.api, scenario, self.names, self.tools_image)
         self.fio = PodFio(
             self.api,
             scenario,
@@ -249,16 +252,15 @@ class KubernetesRuntime(Runtime):
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:
-        names, api = self.names, self.api
         self.provision_storage()
-        api.create(config_manifest(self.scenario, names, extra_scrape_configs))
-        api.create(statefulset_manifest(self.scenario, names, tools_image=self.tools_image))
-        log.info("created StatefulSet %s/%s", names.namespace, names.statefulset)
+        self.deployment.create(extra_scrape_configs)
         self.wait_recovered(self.scenario.prometheus.ready_timeout_s)
 
     def ensure_namespace(self) -> str:
-        """The run's namespace, created on first use (the scrape exporter needs it before Prometheus starts)."""
+        """The run's namespace, created on first use (the scrape exporter needs it before Prometheus starts): the
+        first object a run creates, so the deployment's preflight (e.g. the operator's CRD) comes before it."""
         if self.created.namespace is None:
+            self.deployment.preflight()
             self.created.namespace = self.names.namespace
             self.api.create(namespace_manifest(self.names))
             self.api.wait_service_account(self.names.namespace, timeout_s=NAMESPACE_READY_S)
@@ -294,6 +296,11 @@ class KubernetesRuntime(Runtime):
                 self._claimed_volume()  # before the claim goes with the namespace: a PV made for it is waited for
             except InfraError as e:
                 errors.append(f"could not read which PV the run's claim is bound to: {e}")
+            try:
+                # The owner first, while whoever reconciles it (the operator) still runs; then everything else.
+                self.deployment.delete(DELETE_TIMEOUT_S)
+            except InfraError as e:
+                errors.append(str(e))
             try:
                 self.api.delete("Namespace", self.created.namespace, wait_s=DELETE_TIMEOUT_S)
                 self.created.namespace = None
@@ -435,19 +442,22 @@ class KubernetesRuntime(Runtime):
         self._save_log()
         self._url = None
         injected = time.time()
-        api.delete("StatefulSet", names.statefulset, names.namespace, wait_s=DELETE_TIMEOUT_S)
+        self.deployment.delete(DELETE_TIMEOUT_S)
         api.wait_gone("Pod", names.pod, names.namespace, timeout_s=DELETE_TIMEOUT_S)
         claim = self.backend.planned_claim(self.scenario.storage, self.scenario.name, names.namespace)
         fate = ""
         if claim is not None:
             fate = self._volume_fate()
             api.delete("PersistentVolumeClaim", names.claim, names.namespace, wait_s=DELETE_TIMEOUT_S)
-        api.create(statefulset_manifest(self.scenario, names, tools_image=self.tools_image))
+        self.deployment.recreate()
         self._await_new_pod(pod)
-        return injected, "StatefulSet and claim deleted and created again (helm uninstall + install)" + fate
+        return (
+            injected,
+            f"{self.deployment.owner} and claim deleted and created again (helm uninstall + install)" + fate,
+        )
 
     def scale(self, replicas: int) -> tuple[float, str]:
-        names, api = self.names, self.api
+        api = self.api
         injected = time.time()
         if replicas == 0:
             if self._scaled_down_from is not None:
@@ -455,18 +465,21 @@ class KubernetesRuntime(Runtime):
             pod = self._require_pod()
             self._save_log()
             self._url = None
-            api.scale_statefulset(names.namespace, names.statefulset, 0)
+            self.deployment.scale(0)
             api.wait_gone("Pod", pod.name, pod.namespace, timeout_s=DELETE_TIMEOUT_S)
             self._scaled_down_from, self.pod = pod, None
-            return injected, f"StatefulSet scaled to 0: pod {pod.name} on {pod.node} stopped and deleted"
+            return injected, f"{self.deployment.owner} scaled to 0: pod {pod.name} on {pod.node} stopped and deleted"
         old = self._scaled_down_from
         if old is None:
             return injected, "already at 1 replica"
-        api.scale_statefulset(names.namespace, names.statefulset, 1)
+        self.deployment.scale(1)
         self._await_new_pod(old)
         self._scaled_down_from = None
         kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
-        return injected, f"StatefulSet scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}"
+        return (
+            injected,
+            f"{self.deployment.owner} scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}",
+        )
 
     def stop_node(self, node: str, argv: list[str]) -> float:
         pod = self.pod

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from harness.kube import Manifest, PvInfo
+from harness.kube import PROMETHEUS_API, Manifest, PvInfo
 from harness.ownership import OWNER_LABEL, RunOwner
 from harness.scenario.model import PrometheusSpec, Scenario, SecurityContext
 from harness.storage import backend_for
@@ -61,6 +61,17 @@ class Names:
     def config_map(self) -> str:
         return f"prometheus-{self.scenario}-config"
 
+    @property
+    def prometheus(self) -> str:
+        """Operator mode: the Prometheus resource, named so the operator's StatefulSet, pod and claim get the
+        names above (``prometheus-<name>``, ``prometheus-<name>-0``, ``prometheus-<name>-db-...``)."""
+        return self.scenario
+
+    @property
+    def scrape_secret(self) -> str:
+        """Operator mode: the Secret holding the scrape jobs the operator adds to its generated config."""
+        return f"prometheus-{self.scenario}-harness-scrape"
+
     def labels(self) -> dict[str, str]:
         owner = {OWNER_LABEL: self.owner.label} if self.owner is not None else {}
         return {MANAGED_BY[0]: MANAGED_BY[1], RUN_ID_LABEL: self.run_id, **owner}
@@ -92,14 +103,22 @@ def namespace_manifest(names: Names) -> Manifest:
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(names.namespace, names)}
 
 
+def _scrape_configs(extra_scrape_configs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{PORT}"]}]},
+        *extra_scrape_configs,
+    ]
+
+
+def _interval(scenario: Scenario) -> str:
+    return f"{scenario.prometheus.scrape_interval_s:g}s"
+
+
 def config_manifest(scenario: Scenario, names: Names, extra_scrape_configs: list[dict[str, Any]]) -> Manifest:
-    interval = f"{scenario.prometheus.scrape_interval_s:g}s"
+    interval = _interval(scenario)
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [
-            {"job_name": "prometheus", "static_configs": [{"targets": [f"localhost:{PORT}"]}]},
-            *extra_scrape_configs,
-        ],
+        "scrape_configs": _scrape_configs(extra_scrape_configs),
     }
     return {
         "apiVersion": "v1",
@@ -279,6 +298,98 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _meta(names.statefulset, names, names.namespace, names.selector()),
+        "spec": spec,
+    }
+
+
+SCRAPE_CONFIGS_FILE = "scrape-configs.yaml"
+PROMETHEUS_CRD = "prometheuses.monitoring.coreos.com"
+
+
+def scrape_secret_manifest(names: Names, extra_scrape_configs: list[dict[str, Any]]) -> Manifest:
+    """Operator mode: the harness' scrape jobs (Prometheus itself, scrape mode's exporter), which the operator
+    appends to the config it generates (``additionalScrapeConfigs``), as kube-prometheus-stack users add theirs."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(names.scrape_secret, names, names.namespace),
+        # JSON is valid YAML, and needs no quoting rules.
+        "stringData": {SCRAPE_CONFIGS_FILE: json.dumps(_scrape_configs(extra_scrape_configs), indent=2)},
+    }
+
+
+def _additional_args(extra_args: list[str]) -> list[Manifest]:
+    """``--name=value`` / ``--name`` command-line flags as the operator's ``additionalArgs`` entries."""
+    out: list[Manifest] = []
+    for arg in extra_args:
+        name, sep, value = arg.lstrip("-").partition("=")
+        out.append({"name": name, "value": value} if sep else {"name": name})
+    return out
+
+
+def prometheus_resource(scenario: Scenario, names: Names, *, tools_image: str | None, scrape_secret: bool) -> Manifest:
+    """The ``monitoring.coreos.com/v1`` Prometheus resource a kube-prometheus-stack user would write for this
+    scenario: the same claim template (class, size, access modes, selector) or emptyDir, security context,
+    retention and resources as the harness' own StatefulSet, the local image with its version (the operator picks
+    flags by ``spec.version``), the remote-write receiver the TSDB load writes to, and (``scrape_secret``) the
+    harness' scrape jobs from ``scrape_secret_manifest``.
+
+    With ``tools_image`` the pod gets the busybox sidecar signal faults exec into: ``reloadStrategy:
+    ProcessSignal`` is the operator's one way to share the pod's process namespace (see ``statefulset_manifest``
+    for why signals need it; the config reloader then sends SIGHUP instead of calling /-/reload), and a container
+    of a new name in ``spec.containers`` is appended to the operator's.
+    """
+    prom = scenario.prometheus
+    spec: Manifest = {
+        "image": prom.image,
+        "version": prom.version if prom.version.startswith("v") else f"v{prom.version}",
+        # The local images exist only on the nodes: a pull (the default for :latest) would fail.
+        "imagePullPolicy": "IfNotPresent",
+        "replicas": 1,
+        "retention": f"{int(prom.retention_s)}s",
+        "scrapeInterval": _interval(scenario),
+        "evaluationInterval": _interval(scenario),
+        "enableRemoteWriteReceiver": True,
+        # With every resource selector nil the operator leaves the config to the user ("unmanaged", deprecated) and
+        # ignores additionalScrapeConfigs: one selector that matches nothing of anyone's makes it generate one.
+        "serviceMonitorSelector": {"matchLabels": {RUN_ID_LABEL: names.run_id}},
+        "securityContext": pod_security_context(prom.security_context),
+        "podMetadata": {
+            "labels": names.labels(),
+            **({"annotations": names.annotations()} if names.annotations() else {}),
+        },
+        "automountServiceAccountToken": False,
+        "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
+    }
+    if prom.extra_args:
+        spec["additionalArgs"] = _additional_args(prom.extra_args)
+    resources = container_resources(prom)
+    if resources is not None:
+        spec["resources"] = resources
+    template = claim_template(scenario, names)
+    pod_volume = backend_for(scenario.storage).pod_volume(scenario.storage)
+    if template is not None:
+        spec["storage"] = {"volumeClaimTemplate": template}
+    elif pod_volume is not None and "emptyDir" in pod_volume:
+        spec["storage"] = {"emptyDir": pod_volume["emptyDir"]}
+    if scrape_secret:
+        spec["additionalScrapeConfigs"] = {"name": names.scrape_secret, "key": SCRAPE_CONFIGS_FILE}
+    if tools_image is not None:
+        spec["reloadStrategy"] = "ProcessSignal"
+        spec["containers"] = [
+            {
+                "name": TOOLS_CONTAINER,
+                "image": tools_image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": ["/bin/busybox", "sleep", "2147483647"],
+                "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}},
+            }
+        ]
+    group, version, _ = PROMETHEUS_API
+    return {
+        "apiVersion": f"{group}/{version}",
+        "kind": "Prometheus",
+        "metadata": _meta(names.prometheus, names, names.namespace),
         "spec": spec,
     }
 

@@ -284,6 +284,21 @@ class Resources(Strict):
 class PrometheusSpec(Strict):
     binary: str = Field(default="prometheus", description="local runtime: program name on PATH or a path")
     image: str = Field(default="localhost/harness/prometheus:latest", description="Kubernetes runtime image")
+    deploy: Literal["statefulset", "operator"] = Field(
+        default="statefulset",
+        description=(
+            "Kubernetes runtime: 'statefulset' deploys the harness' own StatefulSet in the operator's shape; "
+            "'operator' creates a monitoring.coreos.com/v1 Prometheus resource for a running prometheus-operator"
+        ),
+    )
+    version: str = Field(
+        default="v2.42.0",
+        pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+",
+        description=(
+            "operator mode: the Prometheus version of `image` (the Prometheus resource's spec.version; the operator "
+            "picks its flags by it); the default is the default image's"
+        ),
+    )
     scrape_interval_s: Seconds = Field(default=5.0, alias="scrape_interval")
     retention_s: Seconds = Field(default=86400.0, alias="retention")
     ready_timeout_s: Seconds = Field(

@@ -187,6 +187,16 @@ def import_images(node: Node) -> None:
         _ctr(node, "images", "import", str(config.image_dir() / f"{name}.tar"), timeout_s=IMAGE_IMPORT_TIMEOUT_S)
 
 
+def import_archive(node: Node, ref: str, digest: str, archive: Path) -> None:
+    """One image archive built outside the cluster's build (the operator's config reloader), unless the node's
+    store has that very digest under ``ref``."""
+    listed = _ctr(node, "images", "ls").stdout.splitlines()[1:]
+    have = {cols[0]: cols[2] for cols in (line.split() for line in listed) if len(cols) > 2}
+    if have.get(ref) != digest:
+        procs.log(f"{node.name}: importing {ref}")
+        _ctr(node, "images", "import", str(archive), timeout_s=IMAGE_IMPORT_TIMEOUT_S)
+
+
 def _write_kubelet_config(node: Node) -> Path:
     d = config.STATE_ROOT / "pki"
     path = node.dir / "kubelet.yaml"
