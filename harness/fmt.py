@@ -82,6 +82,17 @@ def k8s_quantity(n_bytes: float) -> str:
     return text[:-1] if text.endswith("iB") else text
 
 
+def exact_quantity(n_bytes: int) -> str:
+    """Bytes as a manifest states them: the largest binary unit that divides them exactly ("4Gi", "1536Mi"), else the
+    plain byte count. Never rounded, unlike ``k8s_quantity``: a claim or PV a team applies must ask for the size the
+    scenario gave, and "4Gi" reads better in `harness values` output than "4294967296"."""
+    for suffix in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
+        factor = KiB ** ("KMGTPE".index(suffix[0]) + 1)
+        if n_bytes and n_bytes % factor == 0:
+            return f"{n_bytes // factor}{suffix}"
+    return str(n_bytes)
+
+
 def latency_ns(ns: float | None, *, sep: str = " ", significant: int | None = None) -> str:
     """``1_100_000`` -> "1.10 ms"; ``significant`` digits instead (chart ticks: "100 µs")."""
     if _missing(ns):

@@ -49,6 +49,14 @@ def test_k8s_quantity(value: int, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "expected"),
+    [(4 * 1024**3, "4Gi"), (1536 * 1024**2, "1536Mi"), (1024**2 + 1, "1048577"), (512, "512"), (0, "0")],
+)
+def test_exact_quantity_never_rounds(value: int, expected: str) -> None:
+    assert fmt.exact_quantity(value) == expected
+
+
+@pytest.mark.parametrize(
     ("value", "expected"), [(None, "–"), (0, "0 B/s"), (1000, "1,000 B/s"), (1024**2, "1.0 MiB/s")]
 )
 def test_rate(value: float | None, expected: str) -> None:

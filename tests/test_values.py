@@ -16,6 +16,7 @@ from harness.doctor.binding import simulate_binding
 from harness.kube import KubeInventory, PvcInfo, StorageClassInfo, pv_from_manifest
 from harness.runtime.manifests import MANAGED_BY, RUN_ID_LABEL
 from harness.scenario.loader import load_scenario
+from harness.scenario.units import parse_size_bytes
 from harness.storage.base import operator_claim_name
 from harness.values import chart_values, duration, prometheus_name
 
@@ -57,7 +58,7 @@ def claim_of(values: dict[str, Any], namespace: str, name: str) -> PvcInfo:
         namespace=namespace,
         name=name,
         storage_class=spec.get("storageClassName"),
-        request_bytes=int(spec["resources"]["requests"]["storage"]),
+        request_bytes=parse_size_bytes(spec["resources"]["requests"]["storage"]),
         access_modes=tuple(spec["accessModes"]),
         volume_mode=spec.get("volumeMode", "Filesystem"),
         selector=spec.get("selector", {}).get("matchLabels"),
@@ -162,8 +163,8 @@ def test_resources_and_retention_come_from_the_scenario(capsys: pytest.CaptureFi
     [values] = documents(out)
     spec = values["prometheus"]["prometheusSpec"]
     assert spec["resources"] == {
-        "requests": {"memory": str(2 * 1024**3), "cpu": "500m"},
-        "limits": {"memory": str(2 * 1024**3), "cpu": "500m"},
+        "requests": {"memory": "2Gi", "cpu": "500m"},
+        "limits": {"memory": "2Gi", "cpu": "500m"},
     }
     assert spec["retention"] == "15d"
 

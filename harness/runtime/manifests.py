@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from harness.fmt import exact_quantity
 from harness.kube import PROMETHEUS_API, Manifest, PvInfo
 from harness.ownership import OWNER_LABEL, RunOwner
 from harness.scenario.model import PrometheusSpec, Scenario, SecurityContext
@@ -148,7 +149,7 @@ def volume_manifest(scenario: Scenario, names: Names) -> Manifest | None:
     if pv is None:
         return None
     spec: Manifest = {
-        "capacity": {"storage": str(pv.capacity_bytes)},
+        "capacity": {"storage": exact_quantity(pv.capacity_bytes)},
         "accessModes": list(pv.access_modes),
         "volumeMode": pv.volume_mode,
         "persistentVolumeReclaimPolicy": pv.reclaim_policy,
@@ -181,7 +182,7 @@ def claim_template(scenario: Scenario, names: Names) -> Manifest | None:
     spec: Manifest = {
         "accessModes": list(claim.access_modes),
         "volumeMode": claim.volume_mode,
-        "resources": {"requests": {"storage": str(claim.request_bytes)}},
+        "resources": {"requests": {"storage": exact_quantity(claim.request_bytes)}},
     }
     if claim.storage_class is not None:
         spec["storageClassName"] = claim.storage_class
@@ -203,7 +204,7 @@ def container_resources(prom: PrometheusSpec) -> Manifest | None:
     """Prometheus' container resources, requests equal to limits (None: the scenario sets none)."""
     resources: dict[str, str] = {}
     if prom.resources.memory_bytes is not None:
-        resources["memory"] = str(prom.resources.memory_bytes)
+        resources["memory"] = exact_quantity(prom.resources.memory_bytes)
     if prom.resources.cpu_millis is not None:
         resources["cpu"] = f"{prom.resources.cpu_millis}m"
     return {"requests": resources, "limits": dict(resources)} if resources else None

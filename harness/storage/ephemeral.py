@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.fmt import exact_quantity
 from harness.kube import Manifest
 from harness.scenario.model import EphemeralStorage
 from harness.storage.base import Backend, ProvisionedStorage
@@ -52,7 +53,7 @@ class EphemeralBackend(Backend[EphemeralStorage]):
     def pod_volume(self, spec: EphemeralStorage) -> Manifest | None:
         empty_dir: Manifest = {}
         if spec.size_limit_bytes is not None:
-            empty_dir["sizeLimit"] = str(spec.size_limit_bytes)
+            empty_dir["sizeLimit"] = exact_quantity(spec.size_limit_bytes)
         return {"emptyDir": empty_dir}
 
     def cluster_description(self, spec: EphemeralStorage) -> str:

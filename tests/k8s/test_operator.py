@@ -68,7 +68,7 @@ def test_the_prometheus_resource_carries_the_statefulset_modes_claim_and_pod_set
     assert spec["image"] == "localhost/harness/prometheus:latest" and spec["imagePullPolicy"] == "IfNotPresent"
     assert spec["version"] == "v2.42.0"
     assert spec["retention"] == "7200s" and spec["replicas"] == 1
-    assert spec["resources"]["limits"] == {"memory": str(512 * 1024**2), "cpu": "250m"}
+    assert spec["resources"]["limits"] == {"memory": "512Mi", "cpu": "250m"}
     assert spec["enableRemoteWriteReceiver"] is True
     assert spec["additionalScrapeConfigs"] == {"name": "prometheus-unit-harness-scrape", "key": "scrape-configs.yaml"}
     # All resource selectors nil would make the operator leave the config to the user ("unmanaged").
@@ -88,7 +88,7 @@ def test_signal_faults_share_the_operators_pod_process_namespace_and_add_the_sid
     assert spec["reloadStrategy"] == "ProcessSignal"
     [sidecar] = spec["containers"]
     assert sidecar["name"] == "harness-tools" and sidecar["image"] == "tools:1"
-    assert spec["storage"] == {"emptyDir": {"sizeLimit": str(1024**3)}}
+    assert spec["storage"] == {"emptyDir": {"sizeLimit": "1Gi"}}
     assert "additionalScrapeConfigs" not in spec
 
 

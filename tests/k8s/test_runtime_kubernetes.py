@@ -77,7 +77,7 @@ def test_signal_faults_add_a_sidecar_in_a_shared_process_namespace() -> None:
     pod = statefulset_manifest(scenario, Names("unit", "r"), tools_image="tools:1")["spec"]["template"]["spec"]
     assert pod["shareProcessNamespace"] is True
     assert [c["name"] for c in pod["containers"]] == ["prometheus", "harness-tools"]
-    assert {"name": "prometheus-unit-db", "emptyDir": {"sizeLimit": str(1024**3)}} in pod["volumes"]
+    assert {"name": "prometheus-unit-db", "emptyDir": {"sizeLimit": "1Gi"}} in pod["volumes"]
 
 
 def test_volumes_per_backend() -> None:
