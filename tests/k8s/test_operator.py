@@ -25,7 +25,13 @@ from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from tests.cluster import operator
 from tests.k8s.conftest import LocalPv
-from tests.k8s.test_runtime_kubernetes import ROOT, assert_nothing_left, harness_run, write_scenario
+from tests.k8s.test_runtime_kubernetes import (
+    ROOT,
+    assert_nothing_left,
+    harness_run,
+    run_into_the_released_pv_trap,
+    write_scenario,
+)
 
 
 def scenario_model(storage: dict[str, Any], **prometheus: Any) -> Scenario:
@@ -195,15 +201,7 @@ loads: {{tsdb: {{series: 50, interval: 1s}}}}
 faults: [{{action: redeploy, at: 5s}}]
 """,
     )
-    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
-    result = load_result(result_file.parent)
-    [fault] = result.faults
-    error = fault.error or ""
-    assert fault.status is Status.FAILED and result.verdict is Status.FAILED
-    assert f"pv/{vol.pv} is Released and still carries claimRef" in error, error
-    assert "stays Pending" in error
+    result = run_into_the_released_pv_trap(scenario_file, tmp_path, kubeconfig, vol.pv)
     assert f"harness-{result.run_id}" in prometheus_operator.read_text()
     assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
 

@@ -26,7 +26,7 @@ from ruamel.yaml import YAML
 
 from harness.faults import injectors
 from harness.report import render_report
-from harness.results.model import Status
+from harness.results.model import RunResult, Status
 from harness.results.store import load_result
 from harness.runtime.manifests import Names, statefulset_manifest, volume_manifest
 from harness.scenario.model import Scenario
@@ -450,6 +450,13 @@ loads: {{tsdb: {{series: 50, interval: 1s}}}}
 faults: [{{action: redeploy, at: 5s}}]
 """,
     )
+    result = run_into_the_released_pv_trap(scenario_file, tmp_path, kubeconfig, pv)
+    assert_nothing_left(api_client, result.run_id, (pv,), (f"local-{tag}",))
+
+
+def run_into_the_released_pv_trap(scenario_file: Path, tmp_path: Path, kubeconfig: Path, pv: str) -> RunResult:
+    """Runs a redeploy scenario on a Retain PV and checks it FAILED the field notes' way: the PV is Released with
+    the deleted claim's claimRef, so the new claim stays Pending (statefulset and operator mode alike)."""
     proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     [result_file] = (tmp_path / "reports").glob("*/*/result.json")
@@ -459,7 +466,7 @@ faults: [{{action: redeploy, at: 5s}}]
     assert fault.status is Status.FAILED and result.verdict is Status.FAILED
     assert f"pv/{pv} is Released and still carries claimRef" in error, error
     assert "stays Pending" in error
-    assert_nothing_left(api_client, result.run_id, (pv,), (f"local-{tag}",))
+    return result
 
 
 @pytest.mark.cluster
