@@ -1,0 +1,299 @@
+"""Section 2: the harness' TSDB load against the peers people use, each writing to its own fresh Prometheus under
+test: the harness' remote-write writer (``harness/loads/tsdb.py``, ledger included), Prometheus' own remote-write
+sender (a second Prometheus in agent mode scraping the harness' synthetic exporter), and avalanche when a binary is
+given. Acknowledged samples/s are what the Prometheus under test appended to its head (the same counter for every
+peer); CPU time comes from /proc for the generator processes and from Prometheus' process_cpu_seconds_total."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks.common import ROOT, Prom, cpu_seconds, fmt_spread, prometheus, spread, stop_process
+from harness import proc
+from harness.loads.tsdb import SyntheticExporter, scrape_config
+from harness.scenario.model import TsdbLoad
+
+METRICS = 20
+SATURATED_BELOW = 0.95  # of the offered rate
+BUSY_CORE = 0.85  # a single-threaded Python generator at this share of one core is the bottleneck
+
+Snapshot = dict[str, float]
+
+
+def avalanche_binary() -> tuple[str | None, str]:
+    """The avalanche binary (AVALANCHE or on PATH), or None and why."""
+    given = os.environ.get("AVALANCHE") or shutil.which("avalanche")
+    if given and Path(given).is_file():
+        return given, f"avalanche binary: {given}"
+    return None, (
+        "no avalanche binary (set AVALANCHE or put avalanche on PATH): the Go module proxy here refuses "
+        "avalanche's module zip, so it cannot be built by the benchmark"
+    )
+
+
+def _child(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as err:
+        return subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.child", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=err
+        )
+
+
+def _measure(
+    prom: Prom, generators: dict[str, Callable[[], float]], warmup_s: float, window_s: float
+) -> dict[str, float]:
+    """Appended samples and CPU seconds over ``window_s`` after ``warmup_s``."""
+    time.sleep(warmup_s)
+
+    def snap() -> Snapshot:
+        s = {"t": time.monotonic(), "appended": prom.appended(), "prom_cpu": prom.cpu_s()}
+        s.update({f"{k}_cpu": f() for k, f in generators.items()})
+        return s
+
+    a = snap()
+    time.sleep(window_s)
+    b = snap()
+    return {k: b[k] - a[k] for k in a}
+
+
+def _row(peer: str, series: int, d: dict[str, float], gen_keys: list[str]) -> dict[str, object]:
+    wall = d["t"]
+    acked = d["appended"]
+    # Nothing acknowledged (a sender still starting): no cost per sample to speak of.
+    per_m = acked / 1e6 if acked > 0 else float("nan")
+    gen_cpu = sum(d[f"{k}_cpu"] for k in gen_keys)
+    util = {k: d[f"{k}_cpu"] / wall for k in gen_keys}
+    prom_util = d["prom_cpu"] / wall
+    offered = series / 1.0
+    rate = acked / wall
+    if rate >= SATURATED_BELOW * offered:
+        saturated = "neither"
+    elif max(util.values()) >= BUSY_CORE:
+        saturated = "generator (" + ", ".join(f"{k} {u:.0%} of a core" for k, u in util.items()) + ")"
+    elif prom_util >= 1.5:
+        saturated = f"prometheus ({prom_util:.0%} of a core)"
+    else:
+        saturated = (
+            f"undecided: neither side busy (generator {max(util.values()):.0%}, prometheus {prom_util:.0%} of a core);"
+            " latency-bound or the shared cores"
+        )
+    return {
+        "peer": peer,
+        "series": series,
+        "offered_per_s": offered,
+        "acked_per_s": rate,
+        "generator_cpu_s_per_million": gen_cpu / per_m,
+        "generator_cpu_share": {k: round(u, 3) for k, u in util.items()},
+        "prometheus_cpu_s_per_million": d["prom_cpu"] / per_m,
+        "prometheus_cpu_share": round(prom_util, 3),
+        "saturated": saturated,
+    }
+
+
+def run_harness(work: Path, series: int, warmup_s: float, window_s: float) -> dict[str, object]:
+    with prometheus(work, f"h-{series}-{time.monotonic_ns()}") as prom:
+        child = _child(
+            [
+                "writer",
+                prom.url,
+                "--series",
+                str(series),
+                "--metrics",
+                str(METRICS),
+                "--interval",
+                "1s",
+                "--seconds",
+                str(warmup_s + window_s + 1),
+            ],
+            prom.log.with_name("writer.log"),
+        )
+        try:
+            d = _measure(prom, {"writer": lambda: cpu_seconds(child.pid)}, warmup_s, window_s)
+            out, _ = child.communicate(timeout=warmup_s + window_s + 60)
+        finally:
+            stop_process(child)
+    row = _row("harness writer", series, d, ["writer"])
+    row["writer"] = json.loads(out.decode().strip().splitlines()[-1])
+    return row
+
+
+def run_agent(work: Path, series: int, warmup_s: float, window_s: float) -> dict[str, object]:
+    port = proc.free_port()
+    load = TsdbLoad.model_validate({"series": series, "interval": "1s", "metrics": METRICS})
+    layout = SyntheticExporter(load, "bench", port=port).layout
+    with prometheus(work, f"a-{series}-{time.monotonic_ns()}") as prom:
+        exp = _child(
+            [
+                "exporter",
+                "--port",
+                str(port),
+                "--series",
+                str(series),
+                "--metrics",
+                str(METRICS),
+                "--seconds",
+                str(warmup_s + window_s + 60),
+            ],
+            prom.log.with_name("exporter.log"),
+        )
+        try:
+            config = {
+                "global": {"scrape_interval": "1s"},
+                "scrape_configs": [scrape_config(layout, f"127.0.0.1:{port}")],
+                "remote_write": [{"url": f"{prom.url}/api/v1/write"}],
+            }
+            with prometheus(work, f"agent-{series}-{time.monotonic_ns()}", json.dumps(config), agent=True) as agent:
+                d = _measure(
+                    prom,
+                    {"agent": agent.cpu_s, "exporter": lambda: cpu_seconds(exp.pid)},
+                    warmup_s,
+                    window_s,
+                )
+        finally:
+            stop_process(exp)
+    # The agent is the sender; the exporter stands in for the scraped application and is reported beside it.
+    row = _row("prometheus agent (remote-write sender)", series, d, ["agent"])
+    row["exporter_cpu_s_per_million"] = d["exporter_cpu"] / (d["appended"] / 1e6) if d["appended"] > 0 else float("nan")
+    return row
+
+
+def run_avalanche(binary: str, work: Path, series: int, warmup_s: float, window_s: float) -> dict[str, object]:
+    with prometheus(work, f"av-{series}-{time.monotonic_ns()}") as prom:
+        # avalanche v0.7 flags: series-count is per metric; long series/metric intervals: no churn while measured.
+        argv = [
+            binary,
+            f"--metric-count={METRICS}",
+            f"--series-count={series // METRICS}",
+            "--label-count=1",
+            f"--remote-url={prom.url}/api/v1/write",
+            "--remote-write-interval=1s",
+            "--value-interval=1",
+            "--series-interval=100000",
+            "--metric-interval=100000",
+            "--remote-requests-count=1000000",
+            "--port=0",
+        ]
+        with prom.log.with_name("avalanche.log").open("ab") as log:
+            av = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            d = _measure(prom, {"avalanche": lambda: cpu_seconds(av.pid)}, warmup_s, window_s)
+        finally:
+            stop_process(av)
+    row = _row("avalanche", series, d, ["avalanche"])
+    row["argv"] = argv
+    return row
+
+
+def run(work: Path, steps: list[int], reps: int, warmup_s: float, window_s: float) -> dict[str, object]:
+    binary, avalanche_note = avalanche_binary()
+    peers: list[tuple[str, Callable[[int], dict[str, object]]]] = [
+        ("harness writer", lambda n: run_harness(work, n, warmup_s, window_s)),
+        ("prometheus agent (remote-write sender)", lambda n: run_agent(work, n, warmup_s, window_s)),
+    ]
+    if binary:
+        peers.append(("avalanche", lambda n: run_avalanche(binary, work, n, warmup_s, window_s)))
+    rows: list[dict[str, object]] = []
+    for series in steps:
+        for rep in range(reps):
+            # Interleaved, and in alternating order, so a slow spell of the shared machine hits every peer alike.
+            for name, fn in peers if rep % 2 == 0 else list(reversed(peers)):
+                try:
+                    row = fn(series)
+                except Exception as e:  # noqa: BLE001 - one failed run is reported, the others still count
+                    row = {"peer": name, "series": series, "error": f"{type(e).__name__}: {e}"}
+                row["rep"] = rep
+                rows.append(row)
+    return {
+        "steps": steps,
+        "reps": reps,
+        "warmup_s": warmup_s,
+        "window_s": window_s,
+        "metrics": METRICS,
+        "interval_s": 1.0,
+        "avalanche": avalanche_note,
+        "runs": rows,
+        "summary": summarize(rows),
+    }
+
+
+def summarize(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    out = []
+    for peer in dict.fromkeys(str(r["peer"]) for r in rows):
+        for series in dict.fromkeys(int(r["series"]) for r in rows if r["peer"] == peer):
+            ok = [r for r in rows if r["peer"] == peer and r["series"] == series and "error" not in r]
+            out.append(
+                {
+                    "peer": peer,
+                    "series": series,
+                    "acked_per_s": spread([float(r["acked_per_s"]) for r in ok]),
+                    "generator_cpu_s_per_million": spread([float(r["generator_cpu_s_per_million"]) for r in ok]),
+                    "prometheus_cpu_s_per_million": spread([float(r["prometheus_cpu_s_per_million"]) for r in ok]),
+                    "saturated": sorted({str(r["saturated"]) for r in ok}),
+                    "errors": [
+                        r["error"] for r in rows if r["peer"] == peer and r["series"] == series and "error" in r
+                    ],
+                }
+            )
+    return out
+
+
+def best(summary: list[dict[str, object]], peer: str) -> float | None:
+    """Highest median acknowledged samples/s the peer reached at any step."""
+    vals = [s["acked_per_s"]["median"] for s in summary if s["peer"] == peer and s["acked_per_s"]["n"]]
+    return max(vals) if vals else None
+
+
+def markdown(res: dict[str, object]) -> str:
+    lines = [
+        f"{res['reps']} interleaved run(s) per peer and step, {res['metrics']} metrics, 1 s interval, a fresh "
+        f"Prometheus under test per run; measured over {res['window_s']:g} s after a {res['warmup_s']:g} s warm-up. "
+        "Acknowledged = `prometheus_tsdb_head_samples_appended_total` of the Prometheus under test over the window. "
+        "Generator CPU: /proc/<pid>/stat of the writer process (harness: the TSDB writer with its ledger); the agent's "
+        "own `process_cpu_seconds_total` (the synthetic exporter it scrapes is listed apart).",
+        "",
+        f"Avalanche: {res['avalanche']}.",
+        "",
+        "| peer | series | acked samples/s | generator CPU-s / M samples | Prometheus CPU-s / M samples | saturated |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for s in res["summary"]:
+        sat = "; ".join(s["saturated"]) or "—"
+        if s["errors"]:
+            sat += " — errors: " + "; ".join(s["errors"])
+        lines.append(
+            f"| {s['peer']} | {s['series']:,} | {fmt_spread(s['acked_per_s'], 0)} | "
+            f"{fmt_spread(s['generator_cpu_s_per_million'])} | "
+            f"{fmt_spread(s['prometheus_cpu_s_per_million'])} | {sat} |"
+        )
+    exporter = [r for r in res["runs"] if "exporter_cpu_s_per_million" in r]
+    if exporter:
+        e = spread([float(r["exporter_cpu_s_per_million"]) for r in exporter])
+        lines += [
+            "",
+            f"The synthetic exporter the agent scrapes (Python, not part of the sender): {fmt_spread(e)} CPU-s / M.",
+        ]
+    if "avalanche" not in {s["peer"] for s in res["summary"]}:
+        lines += ["", "The avalanche column is empty: " + str(res["avalanche"]) + "."]
+    h = best(res["summary"], "harness writer")
+    a = best(res["summary"], "prometheus agent (remote-write sender)")
+    if h and a:
+        lines += [
+            "",
+            f"Highest acknowledged rate: harness {h:,.0f}/s, Prometheus' sender {a:,.0f}/s (ratio {h / a:.2f}).",
+        ]
+    h_cpu = [
+        s["generator_cpu_s_per_million"]["median"]
+        for s in res["summary"]
+        if s["peer"] == "harness writer" and s["generator_cpu_s_per_million"]["n"]
+    ]
+    if h_cpu:
+        worst = max(h_cpu)
+        verdict = "met" if worst <= 1.0 else f"missed by {worst - 1.0:.2f} CPU-s ({worst:.2f}x the target)"
+        lines += ["", f"Target generator <= 1.0 CPU-s per million samples (ledger included): {verdict}."]
+    return "\n".join(lines)
