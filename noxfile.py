@@ -203,6 +203,15 @@ def _nightly_trend(session: nox.Session, results: Path, night: Path) -> list[str
 
 @nox.session
 def benchmark(session: nox.Session) -> None:
+    """The harness against its peers and its limits (fio direct, Prometheus' own sender, avalanche when given,
+    promtool's ceiling, verification and ledger cost): reports/benchmarks/<utc>/report.md. `-- --quick`, `-- --full`."""
+    _system_deps(session)
+    _install(session)
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
+
+
+@nox.session(name="benchmark-scale")
+def benchmark_scale(session: nox.Session) -> None:
     """The harness's own speed at growing series counts (write load, history check, recovery): numbers in a report."""
     _system_deps(session)
     _install(session)
