@@ -79,9 +79,14 @@ def _row(peer: str, series: int, d: dict[str, float], gen_keys: list[str]) -> di
     elif prom_util >= 1.5:
         saturated = f"prometheus ({prom_util:.0%} of a core)"
     else:
+        # Neither process used the CPU it had: the runnable queue was longer than the cores (other jobs on the
+        # machine), or the sender waited on answers (the harness writer has one request in flight at a time).
+        load1 = os.getloadavg()[0]
+        cores = os.cpu_count() or 1
+        why = f"CPU-starved: load average {load1:.1f} on {cores} cores" if load1 > cores else "latency-bound"
         saturated = (
-            f"undecided: neither side busy (generator {max(util.values()):.0%}, prometheus {prom_util:.0%} of a core);"
-            " latency-bound or the shared cores"
+            f"undecided: neither side busy (generator {max(util.values()):.0%}, prometheus {prom_util:.0%} of a "
+            f"core); {why}"
         )
     return {
         "peer": peer,
@@ -93,6 +98,7 @@ def _row(peer: str, series: int, d: dict[str, float], gen_keys: list[str]) -> di
         "prometheus_cpu_s_per_million": d["prom_cpu"] / per_m,
         "prometheus_cpu_share": round(prom_util, 3),
         "saturated": saturated,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
 
@@ -256,6 +262,10 @@ def markdown(res: dict[str, object]) -> str:
         "Acknowledged = `prometheus_tsdb_head_samples_appended_total` of the Prometheus under test over the window. "
         "Generator CPU: /proc/<pid>/stat of the writer process (harness: the TSDB writer with its ledger); the agent's "
         "own `process_cpu_seconds_total` (the synthetic exporter it scrapes is listed apart).",
+        "",
+        "The harness writer has one request in flight at a time (batches of 5,000 series, one after another): at "
+        "100k series each of its 20 requests per second must be answered within 50 ms, so a slow answer lowers its "
+        "rate without either side being busy. Prometheus' sender runs parallel shards.",
         "",
         f"Avalanche: {res['avalanche']}.",
         "",
