@@ -155,7 +155,7 @@ def markdown(res: dict[str, object], full: bool) -> str:
         target = (
             "n/a"
             if med is None
-            else ("met" if med >= RATE_TARGET_END else f"missed: {med / RATE_TARGET_END:.0%} of it")
+            else ("met" if med >= RATE_TARGET_END else f"missed: reaches {med / RATE_TARGET_END:.0%} of it")
         )
         err = (" — errors: " + "; ".join(s["errors"])) if s["errors"] else ""
         lines.append(
