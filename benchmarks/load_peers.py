@@ -171,24 +171,24 @@ def run_agent(work: Path, series: int, warmup_s: float, window_s: float) -> dict
 
 def run_avalanche(binary: str, work: Path, series: int, warmup_s: float, window_s: float) -> dict[str, object]:
     with prometheus(work, f"av-{series}-{time.monotonic_ns()}") as prom:
-        # avalanche v0.7 flags: series-count is per metric; long series/metric intervals: no churn while measured.
+        # avalanche v0.7 flags (its metrics/ and cmd/avalanche/): series-count is per metric; gauges only (other
+        # types default to non-zero in some versions); no churn while measured; its default out-of-order timestamps
+        # (a minute and five back) would be refused by a Prometheus without an out-of-order window.
         argv = [
-            binary,
-            f"--metric-count={METRICS}",
-            f"--series-count={series // METRICS}",
-            "--label-count=1",
-            f"--remote-url={prom.url}/api/v1/write",
-            "--remote-write-interval=1s",
-            "--value-interval=1",
-            "--series-interval=100000",
-            "--metric-interval=100000",
-            "--remote-requests-count=1000000",
-            "--port=0",
-        ]
-        with prom.log.with_name("avalanche.log").open("ab") as log:
-            av = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            binary, f"--gauge-metric-count={METRICS}", "--counter-metric-count=0", "--histogram-metric-count=0",
+            "--native-histogram-metric-count=0", "--summary-metric-count=0", f"--series-count={series // METRICS}",
+            "--label-count=1", "--value-interval=1", "--series-interval=100000", "--metric-interval=100000",
+            f"--remote-url={prom.url}/api/v1/write", "--remote-write-interval=1s", "--remote-requests-count=-1",
+            "--remote-out-of-order=false", f"--port={proc.free_port()}",
+        ]  # fmt: skip
+        log = prom.log.with_name("avalanche.log")
+        with log.open("ab") as out:
+            av = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         try:
             d = _measure(prom, {"avalanche": lambda: cpu_seconds(av.pid)}, warmup_s, window_s)
+            if av.poll() is not None:
+                tail = log.read_text(errors="replace")[-600:]
+                raise RuntimeError(f"avalanche exited {av.returncode} during the run: {tail}")
         finally:
             stop_process(av)
     row = _row("avalanche", series, d, ["avalanche"])
@@ -292,11 +292,12 @@ def markdown(res: dict[str, object]) -> str:
         lines += ["", "The avalanche column is empty: " + str(res["avalanche"]) + "."]
     h = best(res["summary"], "harness writer")
     a = best(res["summary"], "prometheus agent (remote-write sender)")
+    v = best(res["summary"], "avalanche")
     if h and a:
-        lines += [
-            "",
-            f"Highest acknowledged rate: harness {h:,.0f}/s, Prometheus' sender {a:,.0f}/s (ratio {h / a:.2f}).",
-        ]
+        line = f"Highest acknowledged rate: harness {h:,.0f}/s, Prometheus' sender {a:,.0f}/s (ratio {h / a:.2f})"
+        if v:
+            line += f", avalanche {v:,.0f}/s (ratio {h / v:.2f})"
+        lines += ["", line + "."]
     h_cpu = [
         s["generator_cpu_s_per_million"]["median"]
         for s in res["summary"]
