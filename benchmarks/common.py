@@ -165,6 +165,12 @@ def prometheus_argv(config: Path, data: Path, port: int, *, agent: bool = False)
     return [*argv, f"--storage.tsdb.path={data}", "--web.enable-remote-write-receiver"]
 
 
+def prometheus_command(*, agent: bool = False) -> str:
+    """The command line a benchmark starts Prometheus with, the run's paths and port as placeholders."""
+    argv = prometheus_argv(Path("<dir>/prometheus.yml"), Path("<dir>/data"), 0, agent=agent)
+    return " ".join(argv).replace("127.0.0.1:0", "127.0.0.1:<port>")
+
+
 @contextmanager
 def prometheus(
     workdir: Path, name: str, config_text: str = "global: {}\n", *, agent: bool = False, data: Path | None = None

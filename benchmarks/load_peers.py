@@ -15,7 +15,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.common import ROOT, Prom, cpu_seconds, fmt_spread, prometheus, spread, stop_process
+from benchmarks.common import (
+    ROOT,
+    Prom,
+    cpu_seconds,
+    fmt_spread,
+    prometheus,
+    prometheus_command,
+    spread,
+    stop_process,
+)
 from harness import proc
 from harness.loads.tsdb import SyntheticExporter, scrape_config
 from harness.scenario.model import TsdbLoad
@@ -268,6 +277,15 @@ def markdown(res: dict[str, object]) -> str:
         "rate without either side being busy. Prometheus' sender runs parallel shards.",
         "",
         f"Avalanche: {res['avalanche']}.",
+        "",
+        "Commands (per run, `<dir>` a fresh directory):",
+        "",
+        f"- Prometheus under test: `{prometheus_command()}`",
+        f"- harness writer: `python -m benchmarks.child writer http://127.0.0.1:<port> --series N --metrics {METRICS} "
+        "--interval 1s --seconds S` (a `harness.loads.tsdb.TsdbWriter`)",
+        f"- Prometheus' sender: `{prometheus_command(agent=True)}`, its config scraping "
+        f"`python -m benchmarks.child exporter --port P --series N --metrics {METRICS} --seconds S` (the harness' "
+        "`SyntheticExporter`) every 1 s and remote-writing to the Prometheus under test",
         "",
         "| peer | series | acked samples/s | generator CPU-s / M samples | Prometheus CPU-s / M samples | saturated |",
         "|---|---:|---:|---:|---:|---|",

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import ROOT, BenchError, fmt_spread, prometheus, spread, stop_process
+from benchmarks.common import ROOT, BenchError, fmt_spread, prometheus, prometheus_command, spread, stop_process
 
 RATE_TARGET_END = 3_000_000  # samples verified per second at the end of a run (the target)
 WRITE_RATE_FLOOR = 20_000  # bound on how long filling may take: samples / this + a minute
@@ -145,6 +145,10 @@ def markdown(res: dict[str, object], full: bool) -> str:
         f"History check (`harness.checks.history.check_history`) in its own process against a restarted Prometheus "
         f"2.42 holding the data (the writer at 100 ms interval, 20 metrics; {res['reps']} run(s) per case). The load "
         "is stopped: this is the end-of-run case.",
+        "",
+        f"Commands: `{prometheus_command()}`; `python -m benchmarks.child writer http://127.0.0.1:<port> --series N "
+        "--metrics 20 --interval 100ms --target-samples M --ledger L --seconds S`; Prometheus stopped (SIGTERM) and "
+        "started again on the same data; `python -m benchmarks.child verify http://127.0.0.1:<port> L`.",
         "",
         "| acknowledged samples | series | check time s | verified samples/s | checker peak RSS MiB (before the check) "
         "| Prometheus CPU-s answering | lost | target >= 3M/s |",
