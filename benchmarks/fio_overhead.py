@@ -157,7 +157,7 @@ def verdict(bw_ratio: list[float], p99_ratio: list[float], direct_bw: list[float
     noise = (max(direct_bw) / min(direct_bw) - 1) if len(direct_bw) > 1 else 0.0
     bw = sorted(bw_ratio)[len(bw_ratio) // 2]
     p99 = sorted(p99_ratio)[len(p99_ratio) // 2] if p99_ratio else None
-    parts = [f"bandwidth {'met' if bw >= BW_TARGET else f'missed by {BW_TARGET - bw:.2f}'} (>= {BW_TARGET})"]
+    parts = [f"bandwidth {'met' if bw >= BW_TARGET else f'missed by {BW_TARGET - bw:.3f}'} (>= {BW_TARGET})"]
     if p99 is not None:
         within = abs(p99 - 1) <= P99_TARGET
         parts.append(f"p99 {'within' if within else f'off by {abs(p99 - 1):.0%}, outside'} 5%")
