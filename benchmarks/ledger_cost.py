@@ -84,7 +84,7 @@ def markdown(res: dict[str, object], writer_cpu_per_m: float | None) -> str:
     lines += [
         "",
         "The ledger stores runs of acknowledged ticks per request batch, so its size grows with gaps (failed "
-        "requests), "
+        "requests, ticks the writer skipped when it fell behind), "
         "not with samples.",
         "",
         "The writer has no switch to turn the ledger off: its write path, `Ledger.record_ack` once per acknowledged "
@@ -94,7 +94,7 @@ def markdown(res: dict[str, object], writer_cpu_per_m: float | None) -> str:
     if writer_cpu_per_m and cost["median"]:
         share = cost["median"] / writer_cpu_per_m
         lines.append(
-            f"That is {share:.2%} of the harness writer's measured {writer_cpu_per_m:.2f} CPU-s per million "
-            f"(section 2): throughput without the ledger would be at most {1 / (1 - share):.4f}x."
+            f"That is {share:.3%} of the harness writer's measured {writer_cpu_per_m:.2f} CPU-s per million "
+            f"(section 2): throughput without the ledger would be at most {1 / (1 - share):.5f}x."
         )
     return "\n".join(lines)
