@@ -119,6 +119,15 @@ def nightly(session: nox.Session) -> None:
 
 @nox.session
 def benchmark(session: nox.Session) -> None:
+    """The harness against its peers and its limits (fio direct, Prometheus' own sender, avalanche when given,
+    promtool's ceiling, verification and ledger cost): reports/benchmarks/<utc>/report.md. `-- --quick`, `-- --full`."""
+    _system_deps(session)
+    _install(session)
+    session.run("python", "-m", "benchmarks.run", *session.posargs)
+
+
+@nox.session(name="benchmark-scale")
+def benchmark_scale(session: nox.Session) -> None:
     """The harness's own speed at growing series counts (write load, history check, recovery): numbers in a report."""
     _system_deps(session)
     _install(session)

@@ -1,0 +1,176 @@
+"""The benchmark run behind ``nox -s benchmark``: the harness against its peers and its limits, every section a
+ratio measured in this one session on this machine, written to ``reports/benchmarks/<utc>/report.md`` with every
+number in ``report.json``. Numbers, not asserts: the run fails only when it cannot run.
+
+    python -m benchmarks.run [--quick | --full] [--reports DIR] [--workdir DIR]
+
+--quick is a smoke run (small sizes, one repetition: the numbers mean little); --full adds 50M samples to the
+verification cost (several more minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import fio_overhead, ledger_cost, load_peers, promtool_ceiling, verify_cost
+from benchmarks.common import ROOT, machine
+from harness.results.store import atomic_write_text
+
+SMOKE = " (smoke run: sizes too small for the numbers to mean much)"
+TITLES = {
+    "fio_overhead": "1. fio overhead: harness vs fio run directly",
+    "load_peers": "2. Load generator vs the peers",
+    "promtool_ceiling": "3. Prometheus' own ceiling: promtool tsdb bench write",
+    "verify_cost": "4. Verification cost",
+    "ledger_cost": "5. Ledger overhead",
+    "sharding": "6. Scale past one generator",
+}
+
+
+def sizes(quick: bool, full: bool) -> dict[str, dict[str, object]]:
+    if quick:
+        return {
+            "fio_overhead": {"profiles": ["wal-append"], "runtime": "1s", "size": "16Mi", "reps": 1},
+            "load_peers": {"steps": [2000], "reps": 1, "warmup_s": 6.0, "window_s": 3.0},
+            "promtool_ceiling": {"metrics": 2000, "scrapes": 50, "reps": 1},
+            "verify_cost": {
+                "sizes": [100_000],
+                "growth_samples": 100_000,
+                "growth_series": [1000, 10_000],
+                "big_series": 10_000,
+                "reps": 1,
+            },
+            "ledger_cost": {"series": 10_000, "ticks": 100, "reps": 1},
+        }
+    return {
+        "fio_overhead": {"profiles": ["wal-append", "randwrite-4k"], "runtime": "5s", "size": "128Mi", "reps": 3},
+        "load_peers": {"steps": [20_000, 50_000, 100_000], "reps": 2, "warmup_s": 8.0, "window_s": 15.0},
+        "promtool_ceiling": {"metrics": 20_000, "scrapes": 1000, "reps": 3},
+        "verify_cost": {
+            "sizes": [1_000_000, 10_000_000] + ([50_000_000] if full else []),
+            "growth_samples": 1_000_000,
+            "growth_series": [10_000, 100_000],
+            "big_series": 100_000,
+            "reps": 1,
+        },
+        "ledger_cost": {"series": 100_000, "ticks": 600, "reps": 3},
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="smoke run: small sizes, one repetition")
+    mode.add_argument("--full", action="store_true", help="also verify 50M samples")
+    p.add_argument("--reports", default=str(ROOT / "reports"), help="the report goes to REPORTS/benchmarks/<utc>/")
+    p.add_argument("--workdir", default=tempfile.gettempdir(), help="where the data (fio files, Prometheus TSDBs) goes")
+    args = p.parse_args()
+    started = datetime.now(UTC)
+    out_dir = Path(args.reports) / "benchmarks" / started.strftime("%Y%m%dT%H%M%SZ")
+    params = sizes(args.quick, args.full)
+    work = Path(tempfile.mkdtemp(prefix="harness-bench-", dir=args.workdir))
+    work.chmod(0o755)  # Prometheus runs as the scenario's uid when the harness runs as root
+    results: dict[str, object] = {}
+    errors: dict[str, str] = {}
+    timings: dict[str, float] = {}
+    try:
+        info = machine(work)
+
+        def section(key: str, fn: Callable[[], dict[str, object]]) -> None:
+            print(f"== {TITLES[key]}", flush=True)
+            t0 = time.monotonic()
+            try:
+                results[key] = fn()
+            except Exception as e:  # noqa: BLE001 - a section that cannot run is reported; the others still run
+                errors[key] = f"{type(e).__name__}: {e}"
+                traceback.print_exc()
+            timings[key] = round(time.monotonic() - t0, 1)
+
+        section("fio_overhead", lambda: fio_overhead.run(work, **params["fio_overhead"]))
+        section("load_peers", lambda: load_peers.run(work, **params["load_peers"]))
+        section("promtool_ceiling", lambda: promtool_ceiling.run(work, **params["promtool_ceiling"]))
+        section("verify_cost", lambda: verify_cost.run(work, **params["verify_cost"]))
+        verify_runs = results.get("verify_cost", {}).get("runs", [])
+        section("ledger_cost", lambda: ledger_cost.run(work, **params["ledger_cost"], verify_runs=verify_runs))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    doc = {
+        "started": started.isoformat(),
+        "finished": datetime.now(UTC).isoformat(),
+        "command": shlex.join([sys.executable, "-m", "benchmarks.run", *sys.argv[1:]]),
+        "mode": "quick" if args.quick else "full" if args.full else "default",
+        "machine": info,
+        "parameters": params,
+        "section_seconds": timings,
+        "results": results,
+        "errors": errors,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "report.json", json.dumps(doc, indent=2, default=str))
+    atomic_write_text(out_dir / "report.md", markdown(doc))
+    print(f"written: {out_dir / 'report.md'}")
+    return 0 if not errors else 2
+
+
+def markdown(doc: dict[str, object]) -> str:
+    m: dict[str, object] = doc["machine"]
+    res: dict[str, dict[str, object]] = doc["results"]
+    errors: dict[str, str] = doc["errors"]
+    lines = [
+        f"# Harness benchmark, {doc['started']}",
+        "",
+        f"Mode: {doc['mode']}{SMOKE if doc['mode'] == 'quick' else ''}. "
+        "Every ratio is measured in this one session on this machine, runs interleaved and repeated; medians with "
+        "(min-max, n). **The machine is shared and noisy**: other jobs may use the same cores during the run, which "
+        "widens the spreads.",
+        "",
+        f"- Command: `{doc['command']}` (`nox -s benchmark` runs `python -m benchmarks.run`)",
+        f"- CPU: {m['cpu_model']}, {m['cores']} cores; memory {m['memory_gib']} GiB; kernel {m['kernel']}; "
+        f"load average at start {m['loadavg_at_start']}",
+        f"- Storage for every section: {m['storage_path']} on `{m['filesystem']}`",
+        f"- {m['prometheus']}; {m['fio']}; Python {m['python']}",
+        f"- Section durations (s): {doc['section_seconds']}",
+        "",
+    ]
+    harness_best = agent_best = writer_cpu = None
+    if "load_peers" in res:
+        summary = res["load_peers"]["summary"]
+        harness_best = load_peers.best(summary, "harness writer")
+        agent_best = load_peers.best(summary, "prometheus agent (remote-write sender)")
+        cpu = [
+            s["generator_cpu_s_per_million"]["median"]
+            for s in summary
+            if s["peer"] == "harness writer" and s["generator_cpu_s_per_million"]["n"]
+        ]
+        writer_cpu = sorted(cpu)[len(cpu) // 2] if cpu else None
+    bodies: dict[str, Callable[[], str]] = {
+        "fio_overhead": lambda: fio_overhead.markdown(res["fio_overhead"]),
+        "load_peers": lambda: load_peers.markdown(res["load_peers"]),
+        "promtool_ceiling": lambda: promtool_ceiling.markdown(res["promtool_ceiling"], harness_best, agent_best),
+        "verify_cost": lambda: verify_cost.markdown(res["verify_cost"], doc["mode"] == "full"),
+        "ledger_cost": lambda: ledger_cost.markdown(res["ledger_cost"], writer_cpu),
+    }
+    for key, title in TITLES.items():
+        lines += [f"## {title}", ""]
+        if key == "sharding":
+            lines.append("Not measured yet: sharded load is not implemented.")
+        elif key in errors:
+            lines.append(f"Could not run: {errors[key]}")
+        else:
+            lines.append(bodies[key]())
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
