@@ -120,6 +120,10 @@ class PvcInfo:
     uid: str = ""
 
 
+# The CRD of the prometheus-operator's ``Prometheus`` resource (operator mode needs it installed).
+PROMETHEUS_CRD = "prometheuses.monitoring.coreos.com"
+
+
 @dataclass(frozen=True)
 class StorageClassInfo:
     name: str
@@ -155,6 +159,8 @@ class KubeInventory:
     pvcs: tuple[PvcInfo, ...] = ()
     storage_classes: tuple[StorageClassInfo, ...] = ()
     nodes: tuple[NodeInfo, ...] = ()
+    # The CustomResourceDefinitions' names, or None where they were not read (no cluster, or no right to list them).
+    crds: tuple[str, ...] | None = None
     source: str = "hand-written inventory"  # e.g. "kubeconfig /root/.kube/config, context kind"
 
     def storage_class(self, name: str) -> StorageClassInfo | None:
@@ -224,6 +230,7 @@ def load_inventory(
         pvcs = tuple(_pvc(o) for o in core.list_persistent_volume_claim_for_all_namespaces(**kw).items)
         classes = tuple(_storage_class(o) for o in storage.list_storage_class(**kw).items)
         nodes = tuple(_node(o) for o in core.list_node(**kw).items)
+        crds = _crd_names(kubernetes.client.ApiextensionsV1Api(api_client), kw)
     except ConfigException as e:
         raise InfraError(f"cannot use {where}: {e}") from e
     except ApiException as e:
@@ -237,8 +244,22 @@ def load_inventory(
         pvcs=pvcs,
         storage_classes=classes,
         nodes=nodes,
+        crds=crds,
         source=f"{where}, context {context_name}",
     )
+
+
+def _crd_names(api: Any, kw: dict[str, Any]) -> tuple[str, ...] | None:
+    """The CRDs' names; None where this user may not list them (a namespaced role): the doctor then says it could not
+    check, which is not the same as "not installed"."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return tuple(o.metadata.name for o in api.list_custom_resource_definition(**kw).items)
+    except ApiException as e:
+        if e.status in (401, 403):
+            return None
+        raise
 
 
 def _quantity_bytes(value: Any) -> int:

@@ -2,7 +2,7 @@
 deployed, and says for each finding what is wrong, the evidence, why it matters for Prometheus, and the fix.
 
 ``run_doctor`` asks the scenario's storage backend (``harness.storage``) for its own checks (each backend points at
-its family here: nfs, iscsi, local), then runs the common ones (binding, probes). A family whose own
+its family here: nfs, iscsi, local), then runs the common ones (binding, operator mode, probes). A family whose own
 tooling is missing here (say, no libiscsi) reports that as a WARNING instead of failing the whole doctor: the other
 families still say what they know. The shared-export check compares the server directories that every PV in sight
 and the scenario's storage name (two applications on one NFS path). ``blocking`` tells the CLI and ``harness run``
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from harness.doctor import binding, probes, shared
+from harness.doctor import binding, operator, probes, shared
 from harness.errors import InfraError
 from harness.kube import KubeInventory
 from harness.results.model import DoctorFinding, Severity
@@ -39,6 +39,7 @@ def run_doctor(
     ]
     if runtime == "kubernetes" or kube is not None:
         checks.append(("k8s", lambda: binding.check_binding(scenario, kube)))
+        checks.append(("operator", lambda: operator.check_operator(scenario, kube)))
     checks.append(("shared-export", lambda: shared.check_shared_exports(scenario, kube)))
     checks.append(("probes", lambda: probes.check_probes(scenario.prometheus.probes, previous_wal_replay_s)))
 

@@ -11,9 +11,8 @@ import os
 from typing import Any, Protocol
 
 from harness.errors import InfraError, UsageError, WaitTimeout
-from harness.kube import KubeApi
+from harness.kube import PROMETHEUS_CRD, KubeApi
 from harness.runtime.manifests import (
-    PROMETHEUS_CRD,
     Names,
     config_manifest,
     prometheus_resource,

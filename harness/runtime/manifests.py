@@ -304,7 +304,6 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
 
 
 SCRAPE_CONFIGS_FILE = "scrape-configs.yaml"
-PROMETHEUS_CRD = "prometheuses.monitoring.coreos.com"
 
 
 def scrape_secret_manifest(names: Names, extra_scrape_configs: list[dict[str, Any]]) -> Manifest:

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from harness.results.model import Status
+from harness.doctor.operator import check_operator
+from harness.kube import PROMETHEUS_CRD, load_inventory
+from harness.results.model import Severity, Status
 from harness.results.store import load_result
 from harness.runtime.manifests import Names, prometheus_resource, statefulset_manifest
 from harness.scenario.model import Scenario
@@ -131,6 +133,16 @@ def prometheus_operator(
         operator.stop(proc)
         if installed_here:
             operator.delete_crds(kubeconfig)
+
+
+@pytest.mark.cluster
+def test_the_doctor_reads_the_installed_crd_from_the_cluster(
+    prometheus_operator: Path, kubeconfig: Path, kube_context: str
+) -> None:
+    kube = load_inventory(str(kubeconfig), context=kube_context)
+    assert kube.crds is not None and PROMETHEUS_CRD in kube.crds
+    findings = check_operator(scenario_model({"backend": "ephemeral"}), kube)
+    assert {f.check: f.severity for f in findings} == {"operator.crd": Severity.INFO, "operator.probes": Severity.INFO}
 
 
 @pytest.mark.cluster
