@@ -40,7 +40,10 @@ loads: {tsdb: {series: 10, interval: 1s}}
     )
     # The doctor, reading the live cluster, stops the run first (operator.crd); past it (--skip-doctor), the runtime's
     # own check says the same before anything is created.
-    for args, said in (((), "operator.crd"), (("--skip-doctor",), "the Prometheus CRD is not installed")):
+    for args, said in (
+        ((), "doctor: The Prometheus CRD is not installed"),
+        (("--skip-doctor",), "the Prometheus CRD is not installed"),
+    ):
         reports = tmp_path / "reports" / (args[0].strip("-") if args else "doctor")
         proc = harness_run(scenario_file, reports, kubeconfig, *args)
         output = proc.stdout + proc.stderr
