@@ -29,9 +29,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
 from harness.doctor import blocking, run_doctor
-from harness.doctor.binding import BindingOutcome, simulate_binding
+from harness.doctor.binding import BindingOutcome, simulate_binding, with_class_to_create
 from harness.errors import HarnessError, ScenarioError, UsageError
-from harness.kube import KubeInventory, Manifest, PvcInfo, StorageClassInfo
+from harness.kube import KubeInventory, Manifest, PvcInfo
 from harness.results.model import DoctorFinding
 from harness.runtime.manifests import (
     Names,
@@ -161,10 +161,7 @@ def build(
         else KubeInventory(namespace=namespace, source="no cluster: only the PV printed here")
     )
     findings = run_doctor(scenario, runtime="kubernetes", kube=seen)
-    if wanted is not None and seen.storage_class(wanted.name) is None:
-        # As the doctor does: the class to create is part of what gets applied.
-        created = StorageClassInfo(wanted.name, wanted.provisioner, wanted.volume_binding_mode)
-        seen = replace(seen, storage_classes=(*seen.storage_classes, created))
+    seen = with_class_to_create(seen, scenario)
     # The claim the operator makes for a Prometheus of that name (planned_claim names it with operator_claim_name);
     # the PV keeps the scenario's name, as the runtime and the doctor plan it.
     claim = backend.planned_claim(spec, prom, namespace)

@@ -229,14 +229,20 @@ def _unmatched(
     return waiting, sc.provisioner, None
 
 
+def with_class_to_create(inventory: KubeInventory, scenario: Scenario) -> KubeInventory:
+    """The inventory as the claim will see it: the run (or a team applying `harness values`) creates the scenario's
+    StorageClass when the cluster lacks it (a local PV's no-provisioner class), as it does the PV."""
+    wanted = backend_for(scenario.storage).class_to_create(scenario.storage)
+    if wanted is None or inventory.storage_class(wanted.name) is not None:
+        return inventory
+    created = StorageClassInfo(wanted.name, wanted.provisioner, wanted.volume_binding_mode)
+    return replace(inventory, storage_classes=(*inventory.storage_classes, created))
+
+
 def check_binding(scenario: Scenario, kube: KubeInventory | None) -> list[DoctorFinding]:
     inventory = kube if kube is not None else KubeInventory(source="no cluster: only the PV this scenario creates")
     backend = backend_for(scenario.storage)
-    wanted = backend.class_to_create(scenario.storage)
-    if wanted is not None and inventory.storage_class(wanted.name) is None:
-        # The run creates this class when the cluster lacks it (a local PV's no-provisioner class), as it does the PV.
-        created = StorageClassInfo(wanted.name, wanted.provisioner, wanted.volume_binding_mode)
-        inventory = replace(inventory, storage_classes=(*inventory.storage_classes, created))
+    inventory = with_class_to_create(inventory, scenario)
     claim = planned_claim(scenario, inventory.namespace)
     if claim is None:
         return []
