@@ -231,7 +231,8 @@ class Run:
         scrape_configs = []
         if spec is not None:
             exporter = runtime.scrape_exporter(spec, self.run_id) if spec.mode == "scrape" else None
-            load = self.load = TsdbDriver(spec, self.run_id, exporter=exporter)
+            shards = runtime.writer_shards() if spec.shards > 1 else None
+            load = self.load = TsdbDriver(spec, self.run_id, exporter=exporter, shards=shards)
             self.undo.record("stop the TSDB load", load.stop)
             scrape_configs = load.prepare()
             if exporter is not None:
@@ -251,6 +252,8 @@ class Run:
         self.result.t0_unix_s = t0 = time.time()
         if load is not None:
             load.start(runtime.base_url())
+            if load.shards is not None and load.load.shards > 1:
+                self.result.environment.extra["writer shards"] = load.shards.description
         self.save()
         history = self.scenario.checks.history_survival
         checkpoints = history.enabled
@@ -329,6 +332,8 @@ class Run:
         while (left := deadline_unix_s - time.time()) > 0:
             time.sleep(min(0.5, left))
             bar.update(time.time() - self.result.origin_unix_s)
+            if self.load is not None:
+                self.load.check()  # a broken writer shard ends the run now, not when the load would have ended
 
     def _fault(
         self, planned: PlannedFault, runtime: Runtime, load: TsdbDriver | None, t0: float, bar: ui.PhaseBar

@@ -225,8 +225,12 @@ def start_daemon(
     group: int | None = None,
     extra_groups: Sequence[int] | None = None,
     die_with_parent: bool = True,
+    pipes: bool = False,
 ) -> Daemon:
     """Start a daemon in its own process group with stdout+stderr appended to ``log_path``.
+
+    ``pipes``: its stdin and stdout are pipes to this process instead (``popen.stdin``/``popen.stdout``, bytes), for
+    a child that talks with the harness; stderr still goes to ``log_path``.
 
     ``die_with_parent``: the kernel SIGKILLs it when this process dies, even by SIGKILL (Linux PR_SET_PDEATHSIG),
     so a killed run leaves no Prometheus, fio or server running; only what must outlive us (tests/cluster) says no.
@@ -238,9 +242,9 @@ def start_daemon(
     try:
         popen = subprocess.Popen(
             resolved,
-            stdout=logf,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE if pipes else logf,
+            stderr=logf if pipes else subprocess.STDOUT,
+            stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
             env=_child_env(env, of_the_run=die_with_parent),
             cwd=cwd,
             # A new session keeps Ctrl-C in the terminal from reaching the daemon directly: the harness decides

@@ -11,7 +11,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.report.html import build_context, render_html
-from harness.results.model import RESULT_SCHEMA_VERSION, ClusterFacts, Event, RunResult, VolumeFacts
+from harness.results.model import RESULT_SCHEMA_VERSION, ClusterFacts, Event, LoadStats, RunResult, VolumeFacts
 from harness.results.store import RESULT_FILE, load_result, save_result
 from tests.test_report import T0_UNIX_S, interrupted_result, make_result
 
@@ -30,7 +30,13 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v8_fields(raw: dict[str, object]) -> None:
+    if raw.get("load"):
+        raw["load"].pop("shards")  # type: ignore[attr-defined]
+
+
 def _drop_v7_fields(raw: dict[str, object]) -> None:
+    _drop_v8_fields(raw)
     cluster = raw["cluster"]
     if cluster and cluster["volume"]:  # type: ignore[index]
         cluster["volume"].pop("volume_binding_mode")  # type: ignore[index]
@@ -68,10 +74,17 @@ def _drop_v3_fields(raw: dict[str, object]) -> None:
 
 
 def _as_version(result: RunResult, version: int) -> dict[str, object]:
-    """``result`` as a harness of ``version`` (2 to 6) wrote it: without the fields added since."""
+    """``result`` as a harness of ``version`` (2 to 7) wrote it: without the fields added since."""
     raw = json.loads(result.model_dump_json())
     raw["schema_version"] = version
-    {2: _drop_v3_fields, 3: _drop_v4_fields, 4: _drop_v5_fields, 5: _drop_v6_fields, 6: _drop_v7_fields}[version](raw)
+    {
+        2: _drop_v3_fields,
+        3: _drop_v4_fields,
+        4: _drop_v5_fields,
+        5: _drop_v6_fields,
+        6: _drop_v7_fields,
+        7: _drop_v8_fields,
+    }[version](raw)
     return raw  # type: ignore[no-any-return]
 
 
@@ -84,8 +97,8 @@ def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
     return tmp_path
 
 
-def test_the_current_version_is_7_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 7
+def test_the_current_version_is_8_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 8
     result = make_result()
     save_result(tmp_path, result)
     assert load_result(tmp_path) == result
@@ -159,6 +172,14 @@ def test_a_version_6_result_has_no_binding_mode(tmp_path: Path) -> None:
 def test_a_version_6_result_without_a_cluster_stays_without(tmp_path: Path) -> None:
     loaded = load_result(_write(tmp_path, _as_version(make_result(), 6)))
     assert loaded.cluster is None and loaded.schema_version == RESULT_SCHEMA_VERSION
+
+
+def test_a_version_7_result_had_one_writer(tmp_path: Path) -> None:
+    load = LoadStats(mode="remote_write", series=100_000, interval_s=1.0, acked_samples=6_000_000, shards=4)
+    result = make_result().model_copy(update={"load": load})
+    loaded = load_result(_write(tmp_path, _as_version(result, 7)))
+    assert loaded.load is not None and loaded.load.shards == 1
+    assert loaded.load.model_copy(update={"shards": 4}) == load
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:

@@ -11,7 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from harness.loads.ledger import ExpectedHistory, ScrapeSnapshot
-from harness.loads.tsdb import ScrapeExporter, SyntheticExporter, TsdbWriter, WriteFailures, scrape_snapshot
+from harness.loads.shards import ShardedWriter, ShardLauncher
+from harness.loads.tsdb import (
+    ScrapeExporter,
+    SyntheticExporter,
+    TsdbWriter,
+    WriteFailures,
+    make_layout,
+    scrape_snapshot,
+)
 from harness.prom import PromClient
 from harness.results.model import IngestPoint, LoadStats
 from harness.scenario.model import TsdbLoad
@@ -20,11 +28,20 @@ LEDGER_FILE = "tsdb-ledger.json"
 
 
 class TsdbDriver:
-    def __init__(self, load: TsdbLoad, run_id: str, *, exporter: ScrapeExporter | None = None) -> None:
-        """``exporter``: scrape mode's exporter where the runtime needs one of its own (default: on this host)."""
+    def __init__(
+        self,
+        load: TsdbLoad,
+        run_id: str,
+        *,
+        exporter: ScrapeExporter | None = None,
+        shards: ShardLauncher | None = None,
+    ) -> None:
+        """``exporter``: scrape mode's exporter where the runtime needs one of its own (default: on this host).
+        ``shards``: where the writer shards run when the load has more than one."""
         self.load = load
         self.run_id = run_id
-        self.writer: TsdbWriter | None = None
+        self.shards = shards
+        self.writer: TsdbWriter | ShardedWriter | None = None
         self.exporter: ScrapeExporter | None = None
         self._snapshot: ScrapeSnapshot | None = None
         if load.mode == "scrape":
@@ -43,9 +60,16 @@ class TsdbDriver:
 
     def start(self, endpoint: str | None) -> None:
         """The load phase begins (t0): remote write starts on the grid from now."""
-        if self.exporter is None:
+        if self.exporter is not None:
+            return
+        if self.load.shards > 1:
+            if self.shards is None:
+                raise ValueError("a sharded load needs the runtime's shard launcher")
+            layout = make_layout(self.load, self.run_id, time.time())
+            self.writer = ShardedWriter(layout, self.load.shards, self.shards, endpoint)
+        else:
             self.writer = TsdbWriter(self.load, self.run_id, endpoint=endpoint)
-            self.writer.start()
+        self.writer.start()
 
     def set_endpoint(self, endpoint: str | None) -> None:
         if self.writer is not None:
@@ -60,12 +84,18 @@ class TsdbDriver:
     def expected(self, prom_url: str) -> ExpectedHistory:
         """What must be in Prometheus: the ledger (remote write) or the last snapshot before a fault (scrape)."""
         if self.writer is not None:
+            self.writer.check()
             return self.writer.ledger
         assert self.exporter is not None
         if self._snapshot is None:  # no fault yet: the promise is what Prometheus shows now
             self.before_fault(prom_url, int(time.time() * 1000))
         assert self._snapshot is not None
         return self._snapshot
+
+    def check(self) -> None:
+        """InfraError if the load broke apart from the harness (a writer shard ended)."""
+        if self.writer is not None:
+            self.writer.check()
 
     def first_sample_after(self, t_unix_s: float) -> float | None:
         if self.writer is not None:
@@ -86,7 +116,8 @@ class TsdbDriver:
             stats.acked_samples = self.writer.acked_samples
             stats.failed_samples = self.writer.failed_samples
             stats.skipped_ticks = self.writer.skipped_ticks
-            stats.skipped_samples = self.writer.skipped_ticks * self.load.series
+            stats.skipped_samples = self.writer.skipped_samples
+            stats.shards = self.load.shards
         return stats
 
     def stop(self) -> None:

@@ -16,6 +16,7 @@ import threading
 import time
 from array import array
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
@@ -124,8 +125,92 @@ class _IngestCounters:
         return None
 
 
+@dataclass(frozen=True)
+class RequestRecord:
+    """One remote-write request as the writer saw it end: which batch at which tick, when it was sent and answered,
+    its samples and outcome, and the last error it got (None once acknowledged)."""
+
+    tick: int
+    batch: int
+    sent_unix_s: float
+    done_unix_s: float
+    samples: int
+    outcome: WriteOutcome
+    error: str | None
+
+    def to_wire(self) -> dict[str, object]:
+        return {"t": self.tick, "b": self.batch, "s": self.sent_unix_s, "d": self.done_unix_s, "n": self.samples,
+                "o": self.outcome.value, "e": self.error}  # fmt: skip
+
+    @classmethod
+    def from_wire(cls, doc: dict[str, object]) -> RequestRecord:
+        error = doc.get("e")
+        return cls(
+            tick=int(str(doc["t"])),
+            batch=int(str(doc["b"])),
+            sent_unix_s=float(str(doc["s"])),
+            done_unix_s=float(str(doc["d"])),
+            samples=int(str(doc["n"])),
+            outcome=WriteOutcome(doc["o"]),
+            error=None if error is None else str(error),
+        )
+
+
+@dataclass(frozen=True)
+class SkippedTicks:
+    """Ticks a writer never sent because it fell behind its schedule, and the samples they would have carried."""
+
+    ticks: int
+    samples: int
+
+
+class WriteLog:
+    """Everything the write load saw: the ledger of acknowledged samples, the per-second counters, the failures and
+    the ticks skipped. Fed by one writer in this process, or by the request records of several writer shards (each
+    batch belongs to one shard, so each batch's ticks still arrive in order)."""
+
+    def __init__(self, layout: SeriesLayout) -> None:
+        self.layout = layout
+        self.ledger = Ledger(layout)
+        self._counters = _IngestCounters()
+        self.skipped_ticks = 0  # ticks never sent because a writer fell behind (overload), not faults
+        self.skipped_samples = 0
+
+    def add(self, record: RequestRecord) -> None:
+        if record.outcome is WriteOutcome.ACKED:
+            self.ledger.record_ack(record.tick, record.batch)
+        self._counters.add(record.sent_unix_s, record.done_unix_s, record.samples, record.outcome, record.error)
+
+    def skipped(self, skipped: SkippedTicks) -> None:
+        self.skipped_ticks += skipped.ticks
+        self.skipped_samples += skipped.samples
+
+    @property
+    def acked_samples(self) -> int:
+        return self._counters.acked_samples
+
+    @property
+    def failed_samples(self) -> int:
+        return self._counters.failed_samples
+
+    def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
+        """Acknowledged/failed samples per second, ``t_s`` relative to ``t0_unix_s``, gaps filled with zeros."""
+        return self._counters.points(t0_unix_s)
+
+    def first_ack_after(self, t_unix_s: float) -> float | None:
+        """Wall time of the first acknowledgement of a request sent after ``t_unix_s`` (recovery timeline)."""
+        return self._counters.first_ack_after(t_unix_s)
+
+    def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
+        return self._counters.failures(since_unix_s, until_unix_s)
+
+
 class TsdbWriter:
-    """Remote-writes ``load`` to the current endpoint from a background thread, one request per batch per tick."""
+    """Remote-writes ``load`` to the current endpoint from a background thread, one request per batch per tick.
+
+    ``layout`` (default: the load's, starting now) is given where several writers share one run's layout;
+    ``batches`` (default: all) is this writer's share of them; ``report`` sees every request as it ends and every
+    skip (a writer shard passes them on to the harness)."""
 
     def __init__(
         self,
@@ -136,14 +221,20 @@ class TsdbWriter:
         request_timeout_s: float = 5.0,
         retry_bound_s: float = 1.0,
         start_unix_s: float | None = None,
+        layout: SeriesLayout | None = None,
+        batches: Sequence[int] | None = None,
+        report: Callable[[RequestRecord | SkippedTicks], None] | None = None,
     ) -> None:
         self.load = load
-        self.layout = make_layout(load, run_id, time.time() if start_unix_s is None else start_unix_s)
-        self.ledger = Ledger(self.layout)
+        if layout is None:
+            layout = make_layout(load, run_id, time.time() if start_unix_s is None else start_unix_s)
+        self.layout = layout
+        self.batches = list(range(layout.batches)) if batches is None else list(batches)
+        self.log = WriteLog(layout)
         self.request_timeout_s = request_timeout_s
         self.retry_bound_s = retry_bound_s
-        self.skipped_ticks = 0  # ticks never sent because the writer fell behind (overload), not faults
-        self._counters = _IngestCounters()
+        self._report = report
+        self._samples_per_tick = sum(len(layout.batch_slots(b)) for b in self.batches)
         self._client: PromClient | None = None
         self._client_lock = threading.Lock()
         self._stop = threading.Event()
@@ -175,26 +266,39 @@ class TsdbWriter:
                 log.warning("tsdb writer did not stop within %g s", timeout_s)
         self.set_endpoint(None)
 
+    def check(self) -> None:
+        """Nothing to check: a writer thread of the harness cannot break apart from it (``ShardedWriter`` can)."""
+
     # --- results ---------------------------------------------------------------------------------------
 
     @property
+    def ledger(self) -> Ledger:
+        return self.log.ledger
+
+    @property
     def acked_samples(self) -> int:
-        return self._counters.acked_samples
+        return self.log.acked_samples
 
     @property
     def failed_samples(self) -> int:
-        return self._counters.failed_samples
+        return self.log.failed_samples
+
+    @property
+    def skipped_ticks(self) -> int:
+        return self.log.skipped_ticks
+
+    @property
+    def skipped_samples(self) -> int:
+        return self.log.skipped_samples
 
     def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
-        """Acknowledged/failed samples per second, ``t_s`` relative to ``t0_unix_s``, gaps filled with zeros."""
-        return self._counters.points(t0_unix_s)
+        return self.log.ingest(t0_unix_s)
 
     def first_ack_after(self, t_unix_s: float) -> float | None:
-        """Wall time of the first acknowledgement of a request sent after ``t_unix_s`` (recovery timeline)."""
-        return self._counters.first_ack_after(t_unix_s)
+        return self.log.first_ack_after(t_unix_s)
 
     def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
-        return self._counters.failures(since_unix_s, until_unix_s)
+        return self.log.failures(since_unix_s, until_unix_s)
 
     # --- the loop --------------------------------------------------------------------------------------
 
@@ -209,7 +313,7 @@ class TsdbWriter:
             # Never back-fill ticks we fell behind on: their timestamps would be old by the time they are sent.
             current = math.floor(time.time() * 1000 / interval_ms)
             if current > tick + 1:
-                self.skipped_ticks += current - tick - 1
+                self._skip(current - tick - 1)
                 tick = current
             else:
                 tick += 1
@@ -217,7 +321,7 @@ class TsdbWriter:
     def _send_tick(self, tick: int) -> None:
         ts_ms = tick * self.layout.interval_ms
         deadline = ts_ms / 1000 + self.retry_bound_s
-        for batch in range(self.layout.batches):
+        for batch in self.batches:
             body = self._body(batch, tick)
             n = len(self.layout.batch_slots(batch))
             sent = time.time()
@@ -228,11 +332,18 @@ class TsdbWriter:
                 if outcome is WriteOutcome.ACKED or time.time() >= deadline or self._stop.is_set():
                     break
                 time.sleep(0.05)
-            done = time.time()
-            if outcome is WriteOutcome.ACKED:
-                self.ledger.record_ack(tick, batch)
             # The client keeps the error of its last write (None once one is acknowledged); none yet: no client.
-            self._counters.add(sent, done, n, outcome, None if client is None else client.last_write_error)
+            error = None if client is None else client.last_write_error
+            record = RequestRecord(tick, batch, sent, time.time(), n, outcome, error)
+            self.log.add(record)
+            if self._report is not None:
+                self._report(record)
+
+    def _skip(self, ticks: int) -> None:
+        skipped = SkippedTicks(ticks, ticks * self._samples_per_tick)
+        self.log.skipped(skipped)
+        if self._report is not None:
+            self._report(skipped)
 
     def _body(self, batch: int, tick: int) -> bytes:
         slots = np.arange(self.layout.batch_slots(batch).start, self.layout.batch_slots(batch).stop, dtype=np.int64)

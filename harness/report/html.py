@@ -538,6 +538,8 @@ def _key_figures(result: RunResult, fio_summary: pd.DataFrame) -> list[tuple[str
                 f"{result.load.skipped_ticks:,} tick(s) skipped ({result.load.skipped_samples:,} samples never sent)",
             )
         )
+    if result.load is not None and result.load.shards > 1:
+        figures.append(("write load", f"{result.load.series:,} series split over {result.load.shards} writers"))
     for r in fio_summary.to_dict("records"):
         if not _missing(r["bw_bytes_per_s"]):
             figures.append(

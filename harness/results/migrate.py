@@ -91,6 +91,12 @@ def _v6_to_v7(raw: Raw) -> Raw:
     return {**raw, "schema_version": 7, "cluster": cluster}
 
 
+def _v7_to_v8(raw: Raw) -> Raw:
+    """Writer shards: before version 8 the load had one writer."""
+    load = raw.get("load")
+    return {**raw, "schema_version": 8, "load": None if load is None else {**load, "shards": 1}}
+
+
 # Version N -> the step that makes it N+1.
 _STEPS: dict[int, Callable[[Raw], Raw]] = {
     1: _v1_to_v2,
@@ -99,6 +105,7 @@ _STEPS: dict[int, Callable[[Raw], Raw]] = {
     4: _v4_to_v5,
     5: _v5_to_v6,
     6: _v6_to_v7,
+    7: _v7_to_v8,
 }
 
 

@@ -30,6 +30,7 @@ Format history:
      job was bound by the CPU rather than the storage.
   7  ``VolumeFacts.volume_binding_mode``: the class's binding mode (Immediate, WaitForFirstConsumer), beside its
      provisioner and parameters, so a run on a dynamic StorageClass says how its volume was made.
+  8  ``LoadStats.shards``: how many writers the TSDB load was split over (``load.tsdb.shards``); 1 before.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 7
+RESULT_SCHEMA_VERSION = 8
 
 
 class Status(StrEnum):
@@ -254,6 +255,7 @@ class LoadStats(Model):
     # those samples were never promised, so the history check cannot see a loss there; the report warns.
     skipped_ticks: int = 0
     skipped_samples: int = 0
+    shards: int = 1  # writers the load was split over (load.tsdb.shards)
 
 
 class RunResult(Model):

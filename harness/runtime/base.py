@@ -30,6 +30,7 @@ from harness.stages import StageId
 
 if TYPE_CHECKING:
     from harness.kube import KubeInventory
+    from harness.loads.shards import ShardLauncher
     from harness.loads.tsdb import ScrapeExporter
     from harness.results.model import ClusterFacts, FioJobResult
     from harness.scenario.model import FioJob, TsdbLoad
@@ -163,6 +164,13 @@ class Runtime(ABC):
         from harness.loads.tsdb import SyntheticExporter
 
         return SyntheticExporter(load, run_id)
+
+    def writer_shards(self) -> ShardLauncher:
+        """Where a sharded write load's writers run: by default processes of this host, which reach a Prometheus on
+        this host at ``base_url()``."""
+        from harness.loads.shards import ProcessShards
+
+        return ProcessShards(self.logs_dir)
 
     @abstractmethod
     def start(self, extra_scrape_configs: list[dict[str, Any]]) -> None:

@@ -330,11 +330,31 @@ class TsdbLoad(Strict):
     )
     churn: Churn | None = None
     batch_series: int = Field(default=5000, ge=1, description="remote write: series per request")
+    shards: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="remote write: split the load over this many writers, each sending its share of the batches "
+        "(processes on the local runtime, pods of an indexed Job on kubernetes); their acknowledgements are merged "
+        "into one ledger. More than 1 where one writer falls behind (the run warns of skipped ticks)",
+    )
 
     @model_validator(mode="after")
     def _interval(self) -> TsdbLoad:
         if self.interval_s < 0.1:
             raise ValueError("interval must be at least 100ms")
+        return self
+
+    @model_validator(mode="after")
+    def _shards(self) -> TsdbLoad:
+        if self.shards > 1 and self.mode != "remote_write":
+            raise ValueError("shards: only remote_write is split (in scrape mode Prometheus pulls)")
+        batches = -(-self.series // min(self.batch_series, self.series))
+        if self.shards > batches:
+            raise ValueError(
+                f"shards: {self.shards} writers for {batches} batch(es) of {self.batch_series} series: each shard "
+                f"needs at least one batch; lower batch_series or shards"
+            )
         return self
 
 

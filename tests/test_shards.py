@@ -1,0 +1,116 @@
+"""The write load split over writer processes (``load.tsdb.shards``) on the local runtime, with the real Prometheus:
+the shards' acknowledgements merge into one exact ledger; the oracle still fails where history is lost; a shard that
+breaks makes the run an ERROR (the harness' load broke), never a FAILED; bad shard settings are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from harness.loads.ledger import Ledger
+from harness.results.model import Status
+from harness.results.store import load_result
+from tests.leftovers import wait_for_load_phase
+from tests.test_pipeline import ROOT, harness, run_dirs, scenario
+
+SHARDED = """\
+name: sharded
+duration: {duration}
+storage: {{backend: {backend}}}
+prometheus: {{scrape_interval: 2s}}
+loads: {{tsdb: {{series: 3000, batch_series: 500, shards: 3, interval: 1s}}}}
+faults: {faults}
+"""
+
+
+def _writer_pids(harness_pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True, check=True).stdout
+    pids = []
+    for line in out.splitlines()[1:]:
+        pid, ppid, args = line.split(maxsplit=2)
+        if int(ppid) == harness_pid and "harness.loads.shard" in args:
+            pids.append(int(pid))
+    return pids
+
+
+def test_three_writer_processes_merge_into_one_exact_ledger_through_a_sigkill(
+    area: tuple[Path, Path], tmp_path: Path
+) -> None:
+    reports, work = area
+    path = scenario(tmp_path, SHARDED.format(duration="14s", backend="local", faults="[{action: sigkill, at: 6s}]"))
+    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
+    assert proc.returncode == 0, proc.stderr
+    [run_dir] = run_dirs(reports)
+    result = load_result(run_dir)
+    assert result.verdict is Status.PASSED
+    assert result.load is not None and result.load.shards == 3 and result.load.skipped_ticks == 0
+    assert "3 process(es)" in result.environment.extra["writer shards"]
+    final = result.durability[-1]
+    assert final.lost == 0 and final.acknowledged == result.load.acked_samples > 0
+    # The merged ledger has every batch: 6 batches of 500 series, each written by one of the three shards.
+    ledger = Ledger.load(run_dir / "tsdb-ledger.json")
+    assert ledger.acknowledged() == result.load.acked_samples
+    runs = json.loads((run_dir / "tsdb-ledger.json").read_text())["runs"]
+    assert len(runs) == 6 and all(runs)
+    for k in range(3):
+        log = run_dir / "logs" / f"writer-shard-{k}.log"
+        assert log.exists() and "Traceback" not in log.read_text()
+
+
+def test_sharded_writers_on_the_ephemeral_baseline_still_see_the_history_lost(
+    area: tuple[Path, Path], tmp_path: Path
+) -> None:
+    reports, work = area
+    path = scenario(
+        tmp_path, SHARDED.format(duration="12s", backend="ephemeral", faults="[{action: reschedule, at: 6s}]")
+    )
+    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
+    assert proc.returncode == 1, proc.stderr
+    result = load_result(run_dirs(reports)[0])
+    assert result.verdict is Status.FAILED
+    after = result.durability[0]
+    # Everything acknowledged before the reschedule is gone but for at most the one tick retried into the new pod.
+    assert after.lost >= after.acknowledged - 3000 > 0
+
+
+def test_a_writer_shard_killed_mid_run_is_an_error_not_a_failure(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    path = scenario(tmp_path, SHARDED.format(duration="5m", backend="local", faults="[]"))
+    argv = [sys.executable, "-m", "harness.cli", "run", str(path), "--reports", str(reports), "--workdir", str(work)]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_load_phase(reports, proc, timeout_s=60)
+        pids = _writer_pids(proc.pid)
+        assert len(pids) == 3, pids
+        time.sleep(2)
+        os.kill(pids[1], signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=60)  # the pipeline notices at once, not in 5 min
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert proc.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    assert "writer shard" in stderr and "ended before the load did" in stderr
+    result = load_result(run_dirs(reports)[0])
+    assert result.verdict is Status.ERROR
+    assert _writer_pids(proc.pid) == []
+
+
+def test_shard_settings_that_cannot_work_are_refused_with_the_key(area: tuple[Path, Path], tmp_path: Path) -> None:
+    reports, work = area
+    for load, words in (
+        ("{mode: scrape, series: 100, shards: 2}", "only remote_write is split"),
+        ("{series: 1000, batch_series: 500, shards: 3}", "3 writers for 2 batch(es)"),
+        ("{series: 1000, shards: 65}", "less than or equal to 64"),
+    ):
+        path = scenario(tmp_path, f"name: bad\nduration: 5s\nstorage: {{backend: local}}\nloads: {{tsdb: {load}}}\n")
+        proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
+        assert proc.returncode == 2, proc.stderr
+        assert "loads.tsdb" in proc.stderr and words in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
