@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import fio_overhead, ledger_cost, load_peers, promtool_ceiling, verify_cost
+from benchmarks import fio_overhead, ledger_cost, load_peers, promtool_ceiling, sharding, verify_cost
 from benchmarks.common import ROOT, machine
 from harness.results.store import atomic_write_text
 
@@ -51,6 +51,14 @@ def sizes(quick: bool, full: bool) -> dict[str, dict[str, object]]:
                 "reps": 1,
             },
             "ledger_cost": {"series": 10_000, "ticks": 100, "reps": 1},
+            "sharding": {
+                "series": 4000,
+                "batch": 1000,
+                "shard_counts": [1, 2],
+                "reps": 1,
+                "warmup_s": 3.0,
+                "window_s": 3.0,
+            },
         }
     return {
         "fio_overhead": {"profiles": ["wal-append", "randwrite-4k"], "runtime": "5s", "size": "128Mi", "reps": 3},
@@ -64,6 +72,15 @@ def sizes(quick: bool, full: bool) -> dict[str, dict[str, object]]:
             "reps": 1,
         },
         "ledger_cost": {"series": 100_000, "ticks": 600, "reps": 3},
+        # Offered above the ~85k samples/s one writer reached here (section 2).
+        "sharding": {
+            "series": 150_000,
+            "batch": 5000,
+            "shard_counts": [1, 2, 4],
+            "reps": 2,
+            "warmup_s": 8.0,
+            "window_s": 15.0,
+        },
     }
 
 
@@ -102,6 +119,7 @@ def main() -> int:
         section("verify_cost", lambda: verify_cost.run(work, **params["verify_cost"]))
         verify_runs = results.get("verify_cost", {}).get("runs", [])
         section("ledger_cost", lambda: ledger_cost.run(work, **params["ledger_cost"], verify_runs=verify_runs))
+        section("sharding", lambda: sharding.run(work, **params["sharding"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     doc = {
@@ -159,12 +177,11 @@ def markdown(doc: dict[str, object]) -> str:
         "promtool_ceiling": lambda: promtool_ceiling.markdown(res["promtool_ceiling"], harness_best, agent_best),
         "verify_cost": lambda: verify_cost.markdown(res["verify_cost"], doc["mode"] == "full"),
         "ledger_cost": lambda: ledger_cost.markdown(res["ledger_cost"], writer_cpu),
+        "sharding": lambda: sharding.markdown(res["sharding"]),
     }
     for key, title in TITLES.items():
         lines += [f"## {title}", ""]
-        if key == "sharding":
-            lines.append("Not measured yet: sharded load is not implemented.")
-        elif key in errors:
+        if key in errors:
             lines.append(f"Could not run: {errors[key]}")
         else:
             lines.append(bodies[key]())

@@ -413,6 +413,8 @@ class ContainerInfo:
     started_unix_s: float | None = None  # state.running.startedAt
     last_finished_unix_s: float | None = None  # lastState.terminated.finishedAt: the previous container ended
     container_id: str = ""  # containerd://...: a new one for every start, also after its node came back
+    exit_code: int | None = None  # state.terminated: the container ended and is not restarted (a Job's pod)
+    exit_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -486,6 +488,7 @@ class KubeApi:
         self.storage: Any = kubernetes.client.StorageV1Api(self._client)
         self.custom: Any = kubernetes.client.CustomObjectsApi(self._client)
         self.extensions: Any = kubernetes.client.ApiextensionsV1Api(self._client)
+        self.batch: Any = kubernetes.client.BatchV1Api(self._client)
 
     def close(self) -> None:
         self._client.close()
@@ -526,6 +529,8 @@ class KubeApi:
             "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(ns, manifest, **kw),
             "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(ns, manifest, **kw),
             "Secret": lambda: self.core.create_namespaced_secret(ns, manifest, **kw),
+            "Service": lambda: self.core.create_namespaced_service(ns, manifest, **kw),
+            "Job": lambda: self.batch.create_namespaced_job(ns, manifest, **kw),
             "Prometheus": lambda: self.custom.create_namespaced_custom_object(*_prometheuses(ns), manifest, **kw),
         }
         with self._call(f"{'dry-run ' if dry_run else ''}create {kind} {meta['name']}"):
@@ -583,6 +588,8 @@ class KubeApi:
                 name, namespace, _request_timeout=API_TIMEOUT_S
             ),
             "Pod": lambda: self.core.read_namespaced_pod(name, namespace, _request_timeout=API_TIMEOUT_S),
+            "Service": lambda: self.core.read_namespaced_service(name, namespace, _request_timeout=API_TIMEOUT_S),
+            "Job": lambda: self.batch.read_namespaced_job(name, namespace, _request_timeout=API_TIMEOUT_S),
             "CustomResourceDefinition": lambda: self.extensions.read_custom_resource_definition(
                 name, _request_timeout=API_TIMEOUT_S
             ),
@@ -612,6 +619,8 @@ class KubeApi:
             "StorageClass": lambda: self.storage.delete_storage_class(name, **kw),
             "StatefulSet": lambda: self.apps.delete_namespaced_stateful_set(name, namespace, **kw),
             "Pod": lambda: self.core.delete_namespaced_pod(name, namespace, **kw),
+            "Service": lambda: self.core.delete_namespaced_service(name, namespace, **kw),
+            "Job": lambda: self.batch.delete_namespaced_job(name, namespace, **kw),
             "Prometheus": lambda: self.custom.delete_namespaced_custom_object(*_prometheuses(namespace), name, **kw),
         }
         with self._call(f"delete {kind} {name}"):
@@ -672,6 +681,43 @@ class KubeApi:
             ),
         )
         return _pod_info(raw)
+
+    def pods(self, namespace: str, label_selector: str) -> list[PodInfo]:
+        with self._call(f"list the pods {label_selector} in {namespace}"):
+            listed = self.core.list_namespaced_pod(
+                namespace, label_selector=label_selector, _request_timeout=API_TIMEOUT_S
+            )
+        return [_pod_info(o) for o in listed.items]
+
+    def service_ip(self, namespace: str, name: str) -> str:
+        obj = self._read("Service", name, namespace)
+        if obj is None or not obj.spec.cluster_ip or obj.spec.cluster_ip == "None":
+            raise InfraError(f"Service {namespace}/{name} has no cluster IP")
+        return str(obj.spec.cluster_ip)
+
+    def follow_log(self, namespace: str, pod: str, container: str) -> Iterator[str]:
+        """The container's log line by line as it is written, until the container ends (``kubectl logs -f``).
+        The container must have started. Only connecting is bounded: the stream lasts as long as the container."""
+        from urllib3.exceptions import HTTPError
+
+        with self._call(f"follow the log of {namespace}/{pod} container {container}"):
+            response = self.core.read_namespaced_pod_log(
+                pod, namespace, container=container, follow=True, _preload_content=False,
+                _request_timeout=(API_TIMEOUT_S, None),
+            )  # fmt: skip
+        try:
+            pending = b""
+            for chunk in response.stream(64 * 1024, decode_content=True):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    yield line.decode(errors="replace")
+            if pending:
+                yield pending.decode(errors="replace")
+        except (OSError, ValueError, HTTPError) as e:
+            raise InfraError(f"the log of {namespace}/{pod} broke off: {shorten(str(e))}") from e
+        finally:
+            response.release_conn()
 
     def pod_log(self, namespace: str, pod: str, container: str, *, previous: bool = False) -> str:
         from kubernetes.client.exceptions import ApiException
@@ -919,6 +965,8 @@ def _pod_info(o: Any) -> PodInfo:
                 started_unix_s=_unix(state.running.started_at) if state and state.running else None,
                 last_finished_unix_s=_unix(terminated.finished_at) if terminated else None,
                 container_id=c.container_id or "",
+                exit_code=state.terminated.exit_code if state and state.terminated else None,
+                exit_reason=(state.terminated.reason or "") if state and state.terminated else "",
             )
         )
     conditions = (status.conditions if status else None) or []

@@ -221,6 +221,10 @@ class ProcessShards:
     def description(self) -> str:
         return f"{len(self._daemons)} process(es) on the harness host"
 
+    @property
+    def pids(self) -> list[int]:
+        return [d.pid for d in self._daemons]
+
     def start(self, layout: SeriesLayout, shards: int, endpoint: str | None) -> list[Iterable[str]]:
         streams: list[Iterable[str]] = []
         for k in range(shards):

@@ -14,9 +14,11 @@ Settings that describe the harness host and cluster, not the scenario, come from
 ``HARNESS_K8S_REACH`` (``auto``: the pod IP when this host routes to it, else the API server's pod proxy;
 ``pod-ip``; ``api-proxy``), ``HARNESS_K8S_TOOLS_IMAGE`` (an image with a static ``/bin/busybox``, for signal faults,
 fio pods and scrape mode's exporter pod; default the local cluster's ``localhost/harness/tools:latest``, e.g.
-``busybox:1.36`` elsewhere) and ``HARNESS_K8S_FIO_IMAGE`` (any image with ``fio`` on its PATH; default
-``localhost/harness/fio:latest``); in operator mode ``HARNESS_K8S_OPERATOR_WAIT`` (seconds the operator gets to make
-the StatefulSet of the run's Prometheus resource; default 60).
+``busybox:1.36`` elsewhere), ``HARNESS_K8S_FIO_IMAGE`` (any image with ``fio`` on its PATH; default
+``localhost/harness/fio:latest``) and ``HARNESS_K8S_WRITER_IMAGE`` (a sharded write load's writer pods: an image with
+``python3`` and this harness installed; default ``localhost/harness/writer:latest``); in operator mode
+``HARNESS_K8S_OPERATOR_WAIT`` (seconds the operator gets to make the StatefulSet of the run's Prometheus resource;
+default 60).
 """
 
 from __future__ import annotations
@@ -57,11 +59,13 @@ from harness.storage import backend_for
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
+    from harness.loads.shards import ShardLauncher
     from harness.loads.tsdb import ScrapeExporter
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOOLS_IMAGE = "localhost/harness/tools:latest"
+DEFAULT_WRITER_IMAGE = "localhost/harness/writer:latest"
 DEFAULT_FIO_IMAGE = "localhost/harness/fio:latest"
 HTTP_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 1.0
@@ -280,6 +284,13 @@ class KubernetesRuntime(Runtime):
             namespace=self.ensure_namespace,
             scraper=self._scraper,
         )
+
+    def writer_shards(self) -> ShardLauncher:
+        """A sharded write load: the pods of an indexed Job in the run's namespace (``harness.runtime.kube_shards``)."""
+        from harness.runtime.kube_shards import JobShards
+
+        image = os.environ.get("HARNESS_K8S_WRITER_IMAGE") or DEFAULT_WRITER_IMAGE
+        return JobShards(self.api, self.names, image, self.ensure_namespace, self.logs_dir)
 
     def _scraper(self) -> tuple[str, float]:
         """Scrape mode: the current Prometheus pod's IP, and since when only the current container scrapes from it
