@@ -19,8 +19,10 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -200,6 +202,8 @@ def _site_files(info: Discovered, sites: list[Path], files: dict[str, Path], ext
 def _tag(info: Discovered, modules: Sequence[str], env: list[str], files: dict[str, Path]) -> str:
     digest = hashlib.sha256()
     digest.update(json.dumps([info.version, list(modules), env]).encode())
+    # The recipe too: a change to what goes in (skip lists, stripping, the layer format) is a new image.
+    digest.update(Path(__file__).read_bytes() + Path(oci.__file__).read_bytes())
     for at, path in sorted(files.items()):
         # The harness by content (an edit often keeps a file's size); the rest by size and mtime (a reinstall or an
         # upgrade changes those) so that the tag costs no read of ~100 MB.
@@ -234,10 +238,31 @@ def plan(modules: Sequence[str] = DEFAULT_MODULES) -> Plan:
     return Plan(tuple(modules), interpreter, files, extensions, packages, sites, env, _tag(info, modules, env, files))
 
 
+def _without_debug_info(lib: Path) -> bytes | None:
+    """`lib` with its debug sections stripped, when that makes it smaller (pyenv's libpython carries ~17 MB of
+    DWARF; Debian's libraries are stripped already); None without binutils' strip."""
+    strip = shutil.which("strip")
+    if strip is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / lib.name
+        # A library of tens of MB strips in well under a second; the timeout only bounds a hung one.
+        done = subprocess.run([strip, "--strip-debug", "-o", str(out), str(lib)], check=False, timeout=120)
+        if done.returncode != 0 or out.stat().st_size >= lib.stat().st_size:
+            return None
+        return out.read_bytes()
+
+
 def spec(modules: Sequence[str] = DEFAULT_MODULES, planned: Plan | None = None) -> oci.ImageSpec:
     """The image for `modules` (default: the TSDB writer)."""
     p = planned or plan(modules)
     files = dict(p.files)
+    contents: dict[str, bytes] = {}
+    for lib in oci.shared_libraries(p.interpreter):
+        data = _without_debug_info(lib)
+        if data is not None:
+            del files[str(lib)]
+            contents[str(lib)] = data
     for ext in p.extensions:
         for lib in oci.shared_libraries(ext):
             # Libraries a wheel vendors (numpy.libs) are in the image already, found through the extension's RPATH.
@@ -246,6 +271,7 @@ def spec(modules: Sequence[str] = DEFAULT_MODULES, planned: Plan | None = None) 
     return oci.ImageSpec(
         ref=p.ref,
         files=files,
+        contents=contents,
         # Debian's /usr/bin/python3 is itself a symlink to python3.X; an interpreter at PYTHON needs none.
         symlinks={PYTHON: str(p.interpreter)} if str(p.interpreter) != PYTHON else {},
         dirs=["/tmp"],
