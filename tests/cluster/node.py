@@ -197,6 +197,16 @@ def import_archive(node: Node, ref: str, digest: str, archive: Path) -> None:
         _ctr(node, "images", "import", str(archive), timeout_s=IMAGE_IMPORT_TIMEOUT_S)
 
 
+def image_refs(node: Node) -> list[str]:
+    """The image refs in the node's store."""
+    return _ctr(node, "images", "ls", "-q").stdout.split()
+
+
+def remove_images(node: Node, refs: list[str]) -> None:
+    """Remove refs from the node's store (containers still using their content keep it until they are gone)."""
+    _ctr(node, "images", "rm", *refs, check=False)
+
+
 def _write_kubelet_config(node: Node) -> Path:
     d = config.STATE_ROOT / "pki"
     path = node.dir / "kubelet.yaml"

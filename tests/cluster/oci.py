@@ -19,6 +19,7 @@ class ImageSpec:
     files: dict[str, Path] = field(default_factory=dict)  # path in image -> file on this machine
     contents: dict[str, bytes] = field(default_factory=dict)  # path in image -> literal bytes
     dirs: list[str] = field(default_factory=list)
+    symlinks: dict[str, str] = field(default_factory=dict)  # path in image -> target (e.g. /usr/bin/python3)
     entrypoint: list[str] = field(default_factory=list)
     cmd: list[str] = field(default_factory=list)
     env: list[str] = field(default_factory=lambda: ["PATH=/usr/local/bin:/usr/bin:/bin"])
@@ -82,6 +83,15 @@ def _layer(spec: ImageSpec) -> bytes:
             executable = isinstance(src, Path) and (Path(src).resolve().stat().st_mode & 0o111)
             info.mode = 0o755 if executable else 0o644
             tar.addfile(info, io.BytesIO(data))
+        for path, target in sorted(spec.symlinks.items()):
+            name = path.strip("/")
+            _add_dir(tar, seen, str(Path(name).parent) if "/" in name else "")
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            info.mtime = EPOCH
+            info.mode = 0o777
+            tar.addfile(info)
     return buf.getvalue()
 
 

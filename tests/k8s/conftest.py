@@ -6,6 +6,8 @@ The local build is never run from pytest unless HARNESS_BUILD_CLUSTER=1.
 `kube_context` (session): the context every harness command names with --context (`helpers.context_of`).
 `namespace` (per test): a throwaway namespace, deleted afterwards.
 `local_path` (session): a real dynamic provisioner (tests/k8s/local_path.py) and its StorageClasses.
+`writer_image` (session): the ref of the image that runs the harness' TSDB writer (tests/cluster/writer_image.py), in
+every local node's store; with an outside $KUBECONFIG, $HARNESS_K8S_WRITER_IMAGE (pulled by the cluster), else skip.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import pytest
 
 from tests.cluster import build, config, nfs_helper, run
+from tests.cluster import writer_image as writer_image_build
 from tests.k8s.helpers import context_of, wait_for
 from tests.k8s.local_path import VERSION as LOCAL_PATH_VERSION
 from tests.k8s.local_path import LocalPathProvisioner
@@ -160,3 +163,19 @@ def local_path(
         yield provisioner
     finally:
         provisioner.stop()
+
+
+@pytest.fixture(scope="session")
+def writer_image(local_cluster: bool, kubeconfig: Path) -> str:
+    """The writer image's ref: built from this checkout and imported into each local node (``imagePullPolicy:
+    Never`` finds it); for an outside cluster it must come from a registry that cluster can pull from."""
+    if not local_cluster:
+        ref = os.environ.get("HARNESS_K8S_WRITER_IMAGE")
+        if not ref:
+            pytest.skip(
+                "the writer image is built and imported only into the local cluster's nodes; with an outside "
+                "KUBECONFIG set HARNESS_K8S_WRITER_IMAGE to a ref that cluster can pull "
+                "(`python -m tests.cluster.writer_image` builds the archive)"
+            )
+        return ref
+    return writer_image_build.ensure()
