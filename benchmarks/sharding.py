@@ -78,7 +78,7 @@ def run(
                 # Every acknowledged sample is in the merged ledger, and Prometheus appended at least those.
                 "ledger_exact": all(
                     r["ledger_acknowledged"] == r["acked_samples"]
-                    and int(str(r["prometheus_appended_total"])) >= int(str(r["acked_samples"]))
+                    and float(str(r["prometheus_appended_total"])) >= float(str(r["acked_samples"]))
                     for r in mine
                 ),
             }

@@ -24,6 +24,7 @@ from harness.wait import wait_for
 
 NodeSelectorOperator = Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"]
 API_TIMEOUT_S = 15.0
+FOLLOW_READ_TIMEOUT_S = 3600.0  # a followed log may be quiet for long (a container between its outputs)
 # The prometheus-operator's Prometheus resource: group, version, plural.
 PROMETHEUS_API = ("monitoring.coreos.com", "v1", "prometheuses")
 
@@ -415,6 +416,7 @@ class ContainerInfo:
     container_id: str = ""  # containerd://...: a new one for every start, also after its node came back
     exit_code: int | None = None  # state.terminated: the container ended and is not restarted (a Job's pod)
     exit_reason: str = ""
+    exit_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -697,13 +699,14 @@ class KubeApi:
 
     def follow_log(self, namespace: str, pod: str, container: str) -> Iterator[str]:
         """The container's log line by line as it is written, until the container ends (``kubectl logs -f``).
-        The container must have started. Only connecting is bounded: the stream lasts as long as the container."""
+        The container must have started. The stream lasts as long as the container; a read gives up after
+        ``FOLLOW_READ_TIMEOUT_S`` without a byte (the client takes no unbounded read timeout)."""
         from urllib3.exceptions import HTTPError
 
         with self._call(f"follow the log of {namespace}/{pod} container {container}"):
             response = self.core.read_namespaced_pod_log(
                 pod, namespace, container=container, follow=True, _preload_content=False,
-                _request_timeout=(API_TIMEOUT_S, None),
+                _request_timeout=(API_TIMEOUT_S, FOLLOW_READ_TIMEOUT_S),
             )  # fmt: skip
         try:
             pending = b""
@@ -967,6 +970,7 @@ def _pod_info(o: Any) -> PodInfo:
                 container_id=c.container_id or "",
                 exit_code=state.terminated.exit_code if state and state.terminated else None,
                 exit_reason=(state.terminated.reason or "") if state and state.terminated else "",
+                exit_message=(state.terminated.message or "") if state and state.terminated else "",
             )
         )
     conditions = (status.conditions if status else None) or []

@@ -249,11 +249,12 @@ class Run:
         return load
 
     def step_execute(self, runtime: Runtime, load: TsdbDriver | None) -> None:
-        self.result.t0_unix_s = t0 = time.time()
         if load is not None:
             load.start(runtime.base_url())
             if load.shards is not None and load.load.shards > 1:
                 self.result.environment.extra["writer shards"] = load.shards.description
+        # t0 once the load writes: writer shards may take seconds to start (pods), and fault times count from here.
+        self.result.t0_unix_s = t0 = time.time()
         self.save()
         history = self.scenario.checks.history_survival
         checkpoints = history.enabled

@@ -22,11 +22,13 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TextIO
 
 from harness.loads.ledger import SeriesLayout
 from harness.loads.tsdb import RequestRecord, SkippedTicks, TsdbWriter
+from harness.prom import PromClient
 from harness.scenario.model import TsdbLoad
 
 ENV = "HARNESS_SHARD"
@@ -42,6 +44,10 @@ class ShardSpec:
     control: Literal["stdin", "signal"]
     request_timeout_s: float = 5.0
     retry_bound_s: float = 1.0
+    # Seconds to wait, before saying "start", until Prometheus answers ready at the endpoint. A Service's address
+    # is refused for a few seconds after its creation, until the proxy has its endpoints: writes sent then would
+    # all fail, and the run would count that as the storage's doing.
+    wait_ready_s: float = 0.0
 
     def batches(self, shard: int) -> list[int]:
         """Round robin, so the shards' loads differ by one batch at most."""
@@ -82,6 +88,17 @@ def _load_of(layout: SeriesLayout) -> TsdbLoad:
             "batch_series": layout.batch_series,
         }
     )
+
+
+def wait_ready(endpoint: str, timeout_s: float) -> bool:
+    """Until Prometheus at ``endpoint`` answers ready, at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    with PromClient(endpoint, timeout_s=2.0) as client:
+        while not client.ready():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
+    return True
 
 
 def run(spec: ShardSpec, shard: int, stdin: TextIO, out: _Out) -> None:
@@ -134,6 +151,9 @@ def main() -> int:
             f"shard index {shard} is not in 0..{spec.shards - 1} (set {INDEX_ENV} or the spec's shard)", file=sys.stderr
         )
         return 2
+    if spec.wait_ready_s > 0 and spec.endpoint and not wait_ready(spec.endpoint, spec.wait_ready_s):
+        print(f"Prometheus at {spec.endpoint} did not answer ready within {spec.wait_ready_s:g} s", file=sys.stderr)
+        return 3
     run(spec, shard, sys.stdin, _Out(sys.stdout))
     return 0
 

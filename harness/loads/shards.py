@@ -75,6 +75,7 @@ class _Shard:
         self.ended = False  # said "end"
         self.closed = threading.Event()  # its lines are over
         self.bad_line: str | None = None
+        self.error: str | None = None  # why its lines stopped, when reading them failed
 
 
 class ShardedWriter:
@@ -105,9 +106,7 @@ class ShardedWriter:
             while not shard.started.wait(0.2):
                 if shard.closed.is_set():
                     self._reported.add(shard.index)
-                    raise InfraError(
-                        f"writer shard {shard.index} ended at its start: {self.launcher.problem(shard.index)}"
-                    )
+                    raise InfraError(f"writer shard {shard.index} ended at its start: {self._why(shard)}")
                 if time.monotonic() > deadline:
                     raise WaitTimeout(
                         f"writer shard {shard.index} of {self.shards} to start ({self.launcher.description})",
@@ -143,9 +142,10 @@ class ShardedWriter:
                 raise InfraError(f"writer shard {shard.index} said something unreadable: {shard.bad_line[:200]!r}")
             if shard.closed.is_set() and not shard.ended:
                 self._reported.add(shard.index)
-                raise InfraError(
-                    f"writer shard {shard.index} ended before the load did: {self.launcher.problem(shard.index)}"
-                )
+                raise InfraError(f"writer shard {shard.index} ended before the load did: {self._why(shard)}")
+
+    def _why(self, shard: _Shard) -> str:
+        return (f"{shard.error}; " if shard.error else "") + self.launcher.problem(shard.index)
 
     # --- the lines -------------------------------------------------------------------------------------
 
@@ -171,6 +171,7 @@ class ShardedWriter:
                     shard.bad_line = line
                     log.warning("writer shard %d: unreadable line %r", shard.index, line[:200])
         except Exception as e:  # noqa: BLE001 - a broken stream is reported as the shard's problem, never lost
+            shard.error = str(e)
             log.warning("writer shard %d: reading its lines failed: %s", shard.index, e)
         finally:
             shard.closed.set()

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from harness.errors import InfraError
+from harness.fmt import shorten
 from harness.kube import KubeApi, Manifest, PodInfo
 from harness.loads.ledger import SeriesLayout
 from harness.loads.shard import ENV, ShardSpec
@@ -38,10 +39,13 @@ JOB = "harness-writer"
 SERVICE = "harness-prometheus"
 CONTAINER = "writer"
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
-START_TIMEOUT_S = 180.0  # scheduling and a local image: seconds; an image pulled from a registry: more
+# Scheduling and a local image: seconds; an image pulled from a registry: more. Includes the shard's own wait for the
+# Service to answer (SERVICE_READY_S).
+START_TIMEOUT_S = 240.0
+SERVICE_READY_S = 60.0  # kube-proxy programs a new Service's endpoints within seconds
 POD_GONE_S = 60.0  # a pod ends its tick (at most a few request timeouts) once it gets SIGTERM
 _CANNOT_START = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "CreateContainerError",
-                 "RunContainerError")  # fmt: skip
+                 "RunContainerError", "StartError", "ContainerCannotRun")  # fmt: skip
 _DIAGNOSTIC_LINES = 20
 
 
@@ -129,7 +133,14 @@ class JobShards:
         self._created = True  # from here on close() removes what there is
         self.api.create(service_manifest(self.names))
         self._endpoint = f"http://{self.api.service_ip(namespace, SERVICE)}:{PORT}"
-        spec = ShardSpec(layout=layout, shards=shards, shard=None, endpoint=self._endpoint, control="signal")
+        spec = ShardSpec(
+            layout=layout,
+            shards=shards,
+            shard=None,
+            endpoint=self._endpoint,
+            control="signal",
+            wait_ready_s=SERVICE_READY_S,
+        )
         self.api.create(job_manifest(spec, self.names, self.image))
         self._diagnostics = {k: deque(maxlen=_DIAGNOSTIC_LINES) for k in range(shards)}
         return [self._lines(k) for k in range(shards)]
@@ -147,9 +158,14 @@ class JobShards:
             if pod is None:
                 return None
             c = pod.container(CONTAINER)
-            if c is not None and c.waiting_reason in _CANNOT_START:
+            # A command the image does not have ends the container at once: terminated, reason StartError.
+            reason, message = (
+                (c.waiting_reason, c.waiting_message) if c is not None and c.waiting_reason else
+                (c.exit_reason, c.exit_message) if c is not None else ("", "")
+            )  # fmt: skip
+            if reason in _CANNOT_START:
                 raise InfraError(
-                    f"writer shard {shard} cannot start: image {self.image}: {c.waiting_reason}: {c.waiting_message}. "
+                    f"writer shard {shard} cannot start: image {self.image}: {reason}: {shorten(message)}. "
                     "It needs an image with python3 and this harness installed: set HARNESS_K8S_WRITER_IMAGE"
                 )
             if c is not None and (c.running or c.exit_code is not None):
