@@ -46,9 +46,12 @@ def test_quick_benchmark_writes_all_six_sections(tmp_path: Path) -> None:
     for title in SECTIONS:
         assert title in text
     assert "Could not run" not in text
-    assert "Not measured yet: sharded load is not implemented" in text
+    assert "| shards | acknowledged samples/s" in text
     doc = json.loads(report.with_name("report.json").read_text())
-    assert set(doc["results"]) == {"fio_overhead", "load_peers", "promtool_ceiling", "verify_cost", "ledger_cost"}
+    assert set(doc["results"]) == {
+        "fio_overhead", "load_peers", "promtool_ceiling", "verify_cost", "ledger_cost", "sharding"
+    }  # fmt: skip
+    assert [s["ledger_exact"] for s in doc["results"]["sharding"]["summary"]] == [True, True]
     assert doc["machine"]["cores"]
     assert list(work.iterdir()) == []  # the run's data directory is gone
     assert left_behind(work) == []  # and none of its processes is left

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from harness.loads.ledger import Ledger
 from harness.results.model import Status
 from harness.results.store import load_result
@@ -114,3 +116,18 @@ def test_shard_settings_that_cannot_work_are_refused_with_the_key(area: tuple[Pa
         assert proc.returncode == 2, proc.stderr
         assert "loads.tsdb" in proc.stderr and words in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_the_shipped_sharded_load_passes_with_the_ledger_exact(area: tuple[Path, Path]) -> None:
+    """150k samples/s, more than one writer sustains on 2 cores (benchmarks, section 6), from 4 shards."""
+    reports, work = area
+    proc = harness("run", "scenarios/sharded-load.yaml", "--reports", str(reports), "--workdir", str(work))
+    assert proc.returncode == 0, proc.stderr
+    [run_dir] = run_dirs(reports)
+    result = load_result(run_dir)
+    assert result.load is not None and result.load.shards == 4
+    assert all(c.lost == 0 for c in result.durability)
+    final = result.durability[-1]
+    assert final.acknowledged == result.load.acked_samples == Ledger.load(run_dir / "tsdb-ledger.json").acknowledged()
+    assert final.acknowledged > 1_000_000
