@@ -14,7 +14,7 @@ import pytest
 
 from harness.checks.history import check_history
 from harness.loads.ledger import Ledger, SeriesLayout
-from harness.loads.tsdb import SyntheticExporter, TsdbWriter
+from harness.loads.tsdb import RequestTemplate, SyntheticExporter, TsdbWriter
 from harness.scenario.model import TsdbLoad
 from harness.wait import wait_for
 from tests.prometheus_fixture import PrometheusLauncher, prometheus_launcher
@@ -197,3 +197,34 @@ def test_a_writer_that_falls_behind_says_how_many_ticks_it_skipped() -> None:
     stats = driver.stats()
     assert stats.acked_samples == 0 and stats.skipped_samples == stats.skipped_ticks * load.series
     assert (stats.mode, stats.series, stats.interval_s) == ("remote_write", 60, 0.2)
+
+
+def test_the_request_template_encodes_what_protobuf_decodes_as_the_layout_says() -> None:
+    """The writer's bytes, read back by protobuf: every series' labels, its one value and the tick's timestamp; also
+    after a churn epoch (new labels) and with a zero value and a zero timestamp (fields written, not omitted)."""
+    import cramjam
+
+    from harness.loads import remote_pb2
+
+    load = _load(series=7, batch_series=4, churn={"every": "400ms", "fraction": 0.5})
+    writer = TsdbWriter(load, _run_id(), start_unix_s=1_800_000_000.0)
+    layout = writer.layout
+    first = layout.start_ms // layout.interval_ms
+    for tick in (first, first + 1, first + 5):
+        for batch in range(layout.batches):
+            req = remote_pb2.WriteRequest.FromString(bytes(cramjam.snappy.decompress_raw(writer._body(batch, tick))))
+            slots = list(layout.batch_slots(batch))
+            assert len(req.timeseries) == len(slots)
+            gens = layout.gens(np.array(slots, dtype=np.int64), np.array([tick], dtype=np.int64))[:, 0]
+            for series, slot, gen in zip(req.timeseries, slots, gens.tolist(), strict=True):
+                assert {lab.name: lab.value for lab in series.labels} == layout.labels(slot, gen)
+                [sample] = series.samples
+                assert sample.timestamp == tick * layout.interval_ms
+                assert sample.value == layout.value(slot, gen, tick)
+    slots = np.arange(4, dtype=np.int64)
+    template = RequestTemplate(layout, slots, np.zeros(4, dtype=np.int64), 0, 0)
+    with pytest.raises(ValueError, match="does not fit"):
+        template.body(slots, tick * layout.interval_ms)
+    zero = template.body(np.zeros(4, dtype=np.int64), 0)
+    req = remote_pb2.WriteRequest.FromString(bytes(cramjam.snappy.decompress_raw(zero)))
+    assert [(s.samples[0].value, s.samples[0].timestamp) for s in req.timeseries] == [(0.0, 0)] * 4
