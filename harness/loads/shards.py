@@ -24,10 +24,9 @@ from typing import Protocol
 
 from harness import proc
 from harness.errors import InfraError, WaitTimeout
-from harness.loads.ledger import Ledger, SeriesLayout
+from harness.loads.ledger import SeriesLayout
 from harness.loads.shard import ENV, ShardSpec
-from harness.loads.tsdb import RequestRecord, SkippedTicks, WriteFailures, WriteLog
-from harness.results.model import IngestPoint
+from harness.loads.tsdb import RequestRecord, SkippedTicks, WriteLog, WriterResults
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ class _Shard:
         self.error: str | None = None  # why its lines stopped, when reading them failed
 
 
-class ShardedWriter:
+class ShardedWriter(WriterResults):
     """``TsdbWriter``'s interface over shards: the pipeline and the driver do not know the load is split."""
 
     def __init__(self, layout: SeriesLayout, shards: int, launcher: ShardLauncher, endpoint: str | None) -> None:
@@ -175,37 +174,6 @@ class ShardedWriter:
             log.warning("writer shard %d: reading its lines failed: %s", shard.index, e)
         finally:
             shard.closed.set()
-
-    # --- results (as TsdbWriter) -----------------------------------------------------------------------
-
-    @property
-    def ledger(self) -> Ledger:
-        return self.log.ledger
-
-    @property
-    def acked_samples(self) -> int:
-        return self.log.acked_samples
-
-    @property
-    def failed_samples(self) -> int:
-        return self.log.failed_samples
-
-    @property
-    def skipped_ticks(self) -> int:
-        return self.log.skipped_ticks
-
-    @property
-    def skipped_samples(self) -> int:
-        return self.log.skipped_samples
-
-    def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
-        return self.log.ingest(t0_unix_s)
-
-    def first_ack_after(self, t_unix_s: float) -> float | None:
-        return self.log.first_ack_after(t_unix_s)
-
-    def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
-        return self.log.failures(since_unix_s, until_unix_s)
 
 
 class ProcessShards:

@@ -205,7 +205,43 @@ class WriteLog:
         return self._counters.failures(since_unix_s, until_unix_s)
 
 
-class TsdbWriter:
+class WriterResults:
+    """What a writer shows the driver, read from its ``log``: one writer thread's (``TsdbWriter``) or the merge of
+    its shards' (``harness.loads.shards.ShardedWriter``)."""
+
+    log: WriteLog
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.log.ledger
+
+    @property
+    def acked_samples(self) -> int:
+        return self.log.acked_samples
+
+    @property
+    def failed_samples(self) -> int:
+        return self.log.failed_samples
+
+    @property
+    def skipped_ticks(self) -> int:
+        return self.log.skipped_ticks
+
+    @property
+    def skipped_samples(self) -> int:
+        return self.log.skipped_samples
+
+    def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
+        return self.log.ingest(t0_unix_s)
+
+    def first_ack_after(self, t_unix_s: float) -> float | None:
+        return self.log.first_ack_after(t_unix_s)
+
+    def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
+        return self.log.failures(since_unix_s, until_unix_s)
+
+
+class TsdbWriter(WriterResults):
     """Remote-writes ``load`` to the current endpoint from a background thread, one request per batch per tick.
 
     ``layout`` (default: the load's, starting now) is given where several writers share one run's layout;
@@ -268,37 +304,6 @@ class TsdbWriter:
 
     def check(self) -> None:
         """Nothing to check: a writer thread of the harness cannot break apart from it (``ShardedWriter`` can)."""
-
-    # --- results ---------------------------------------------------------------------------------------
-
-    @property
-    def ledger(self) -> Ledger:
-        return self.log.ledger
-
-    @property
-    def acked_samples(self) -> int:
-        return self.log.acked_samples
-
-    @property
-    def failed_samples(self) -> int:
-        return self.log.failed_samples
-
-    @property
-    def skipped_ticks(self) -> int:
-        return self.log.skipped_ticks
-
-    @property
-    def skipped_samples(self) -> int:
-        return self.log.skipped_samples
-
-    def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
-        return self.log.ingest(t0_unix_s)
-
-    def first_ack_after(self, t_unix_s: float) -> float | None:
-        return self.log.first_ack_after(t_unix_s)
-
-    def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
-        return self.log.failures(since_unix_s, until_unix_s)
 
     # --- the loop --------------------------------------------------------------------------------------
 

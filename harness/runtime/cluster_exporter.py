@@ -35,7 +35,7 @@ from harness.kube import KubeApi, Manifest, PodInfo
 from harness.loads.busybox_exporter import BUSYBOX, cgi_script, scrapes
 from harness.loads.ledger import SeriesLayout
 from harness.loads.tsdb import make_layout, render_exposition, scrape_config
-from harness.runtime.manifests import Names
+from harness.runtime.manifests import Names, nobody_container_security
 from harness.scenario.model import TsdbLoad
 from harness.wait import wait_for
 
@@ -79,14 +79,7 @@ def exporter_manifests(layout: SeriesLayout, names: Names, image: str) -> list[M
         "ports": [{"name": "metrics", "containerPort": PORT}],
         "volumeMounts": [{"name": "cgi", "mountPath": "/www", "readOnly": True}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
-        "securityContext": {
-            "runAsUser": 65534,
-            "runAsGroup": 65534,
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": nobody_container_security(),
         # No HTTP probe: a probe on the CGI would be logged as a scrape. The self-check in ``start`` is the probe.
     }
     pod: Manifest = {

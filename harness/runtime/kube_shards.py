@@ -12,6 +12,10 @@ writes its own errors on stderr, which the container log mixes in: lines that ar
 shard's diagnostics, never taken for records. The stop is the Job's deletion: each pod gets SIGTERM, finishes its
 tick, says ``end`` and exits; its log ends with it.
 
+The request times in the records are the pods' clocks (their nodes'), where the faults' are this host's: on a
+cluster whose clocks disagree, "first new sample" after a fault is off by that much (the ledger is not: it keeps
+ticks, not times). Measuring the offset, as the scrape exporter does, is left to do.
+
 The image (``HARNESS_K8S_WRITER_IMAGE``) needs ``python3`` on its PATH with this harness installed; on the local
 cluster tests/cluster builds one from this checkout. ``backoffLimit: 0`` and ``restartPolicy: Never``: a shard that
 breaks is not restarted behind the harness' back (its requests from then on would be unknown); the run is an ERROR.
@@ -30,7 +34,7 @@ from harness.fmt import shorten
 from harness.kube import KubeApi, Manifest, PodInfo
 from harness.loads.ledger import SeriesLayout
 from harness.loads.shard import ENV, ShardSpec
-from harness.runtime.manifests import PORT, Names
+from harness.runtime.manifests import PORT, Names, nobody_container_security
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
@@ -67,14 +71,7 @@ def job_manifest(spec: ShardSpec, names: Names, image: str) -> Manifest:
         "command": ["python3", "-m", "harness.loads.shard"],
         "env": [{"name": ENV, "value": spec.to_json()}, {"name": "PYTHONUNBUFFERED", "value": "1"}],
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
-        "securityContext": {
-            "runAsUser": 65534,
-            "runAsGroup": 65534,
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": nobody_container_security(),
     }
     return {
         "apiVersion": "batch/v1",

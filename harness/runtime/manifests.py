@@ -91,6 +91,18 @@ class Names:
         return {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": self.scenario}
 
 
+def nobody_container_security() -> Manifest:
+    """A helper container of the harness that needs nothing: uid/gid nobody, read-only root, no privileges."""
+    return {
+        "runAsUser": 65534,
+        "runAsGroup": 65534,
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
 def _meta(name: str, names: Names, namespace: str | None = None, extra: dict[str, str] | None = None) -> Manifest:
     meta: Manifest = {"name": name, "labels": {**(extra or {}), **names.labels()}}
     if names.annotations():
