@@ -4,7 +4,7 @@ TSDB writer, the harness' synthetic exporter, and the history check. Each prints
     python -m benchmarks.child writer URL --series N --interval 1s --metrics 20 --seconds S [--target-samples M]
         [--ledger PATH]
     python -m benchmarks.child exporter --series N --interval 1s --metrics 20 --port P --seconds S
-    python -m benchmarks.child verify URL LEDGER
+    python -m benchmarks.child verify URL LEDGER [--cutoff-ms MS]
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def exporter(args: argparse.Namespace) -> dict[str, object]:
 def verify(args: argparse.Namespace) -> dict[str, object]:
     ledger = Ledger.load(Path(args.ledger))
     rss_before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    cutoff = int(time.time() * 1000)  # the writer has stopped: everything it acknowledged is before now
+    # Everything the filling writer acknowledged is before the cut-off: now, or the end of the filling when a load
+    # writes into the same series during the check.
+    cutoff = args.cutoff_ms or int(time.time() * 1000)
     with PromClient(args.url, 300.0) as prom:
         t0 = time.monotonic()
         cp = check_history(prom, ledger, cutoff_unix_ms=cutoff, label="bench", checked_at_s=0.0, run_id=RUN_ID)
@@ -96,6 +98,7 @@ def main() -> int:
     v = sub.add_parser("verify")
     v.add_argument("url")
     v.add_argument("ledger")
+    v.add_argument("--cutoff-ms", type=int, default=0)
     args = p.parse_args()
     out = {"writer": writer, "exporter": exporter, "verify": verify}[args.cmd](args)
     print(json.dumps(out), flush=True)

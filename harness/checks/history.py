@@ -10,12 +10,17 @@ lost sample and an extra one had the same value.
 
 Range windows start half an interval off the sample grid, so whether a range is closed on the left (Prometheus 2.x)
 or open (3.x) never changes which samples it holds.
+
+Prometheus evaluates one query on one core, so the aggregate queries (count and sum apart: two expressions in one
+query are evaluated one after the other) go out a few at a time. Measured with 10M samples in 100k series on two
+cores: 4.3 s one query at a time, 2.0 s four at a time.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -30,6 +35,9 @@ MAX_LISTED_SERIES = 20
 # Prometheus refuses queries that load more than --query.max-samples (50 M by default); stay well below it.
 SAMPLES_PER_AGGREGATE_QUERY = 5_000_000
 SAMPLES_PER_RAW_QUERY = 200_000
+# Aggregate queries in flight at once: enough for the cores of a small Prometheus, far below its own
+# --query.max-concurrency (20 by default).
+QUERY_CONCURRENCY = 4
 
 
 @dataclass
@@ -55,6 +63,7 @@ def check_history(
     label: str,
     checked_at_s: float,
     run_id: str,
+    concurrency: int = QUERY_CONCURRENCY,
 ) -> DurabilityCheckpoint:
     """Compare what ``expected`` says was acknowledged up to ``cutoff_unix_ms`` with what ``prom`` returns now.
 
@@ -72,12 +81,20 @@ def check_history(
         hi_all = (cutoff_unix_ms // interval_ms) * interval_ms + half
         chunk_ticks = max(1, SAMPLES_PER_AGGREGATE_QUERY // max(1, expected.series_per_metric()))
         chunk_ms = chunk_ticks * interval_ms
-        lo = lo_all
-        while lo < hi_all:
-            hi = min(hi_all, lo + chunk_ms)
-            for metric in expected.metric_names():
-                _check_chunk(prom, expected, tally, metric=metric, run_id=run_id, lo_ms=lo, hi_ms=hi)
-            lo = hi
+        chunks = [(lo, min(hi_all, lo + chunk_ms)) for lo in range(lo_all, hi_all, chunk_ms)]
+        pool = ThreadPoolExecutor(concurrency, thread_name_prefix="history-check")
+        try:
+            pending = [
+                _ask(pool, prom, want, metric=metric, run_id=run_id, lo_ms=lo, hi_ms=hi)
+                for lo, hi in chunks
+                for metric in expected.metric_names()
+                if (want := expected.totals(metric, lo, hi))[0]
+            ]
+            for chunk in pending:
+                _check_chunk(prom, expected, tally, chunk, run_id=run_id)
+        finally:
+            # On an error or Ctrl-C, queries not yet sent are dropped; those in flight end within the client's timeout.
+            pool.shutdown(wait=True, cancel_futures=True)
     lost = tally.acknowledged - tally.present
     listed = sorted(tally.lost_series)[:MAX_LISTED_SERIES]
     return DurabilityCheckpoint(
@@ -95,25 +112,58 @@ def check_history(
     )
 
 
-def _check_chunk(
-    prom: PromClient, expected: ExpectedHistory, tally: _Tally, *, metric: str, run_id: str, lo_ms: int, hi_ms: int
-) -> None:
-    want_count, want_sum = expected.totals(metric, lo_ms, hi_ms)
-    if want_count == 0:
-        return
+@dataclass(frozen=True)
+class _Chunk:
+    """One metric in one time chunk: what the ledger expects, and the aggregate queries asking Prometheus."""
+
+    metric: str
+    lo_ms: int
+    hi_ms: int
+    want_count: int
+    want_sum: float
+    count: Future[float]
+    sum: Future[float]
+
+
+def _range(run_id: str, metric: str, lo_ms: int, hi_ms: int) -> tuple[str, str]:
+    return f'{metric}{{run_id="{run_id}"}}', f"[{hi_ms - lo_ms}ms]"
+
+
+def _ask(
+    pool: ThreadPoolExecutor,
+    prom: PromClient,
+    want: tuple[int, float],
+    *,
+    metric: str,
+    run_id: str,
+    lo_ms: int,
+    hi_ms: int,
+) -> _Chunk:
+    """Send the chunk's count and sum queries to the pool."""
+    sel, rng = _range(run_id, metric, lo_ms, hi_ms)
+    count = pool.submit(_scalar_sum, prom, f"sum(count_over_time({sel}{rng}))", hi_ms / 1000)
+    total = pool.submit(_scalar_sum, prom, f"sum(sum_over_time({sel}{rng}))", hi_ms / 1000)
+    return _Chunk(metric, lo_ms, hi_ms, want[0], want[1], count, total)
+
+
+def _scalar_sum(prom: PromClient, expr: str, at_s: float) -> float:
+    return sum(s.value for s in prom.instant(expr, at_s))  # no sample stored: an empty vector, i.e. 0
+
+
+def _check_chunk(prom: PromClient, expected: ExpectedHistory, tally: _Tally, chunk: _Chunk, *, run_id: str) -> None:
+    metric, lo_ms, hi_ms = chunk.metric, chunk.lo_ms, chunk.hi_ms
+    want_count, want_sum = chunk.want_count, chunk.want_sum
     tally.acknowledged += want_count
-    sel = f'{metric}{{run_id="{run_id}"}}'
-    rng = f"[{hi_ms - lo_ms}ms]"
-    at_s = hi_ms / 1000
-    expr = f'sum(count_over_time({sel}{rng})) or label_replace(sum(sum_over_time({sel}{rng})), "agg", "sum", "", "")'
-    got = {dict(s.labels).get("agg", "count"): s.value for s in prom.instant(expr, at_s)}
-    if got.get("count", 0.0) == want_count and got.get("sum", 0.0) == want_sum:
+    got_count, got_sum = chunk.count.result(), chunk.sum.result()
+    if got_count == want_count and got_sum == want_sum:
         tally.present += want_count
         return
     log.info(
         "%s in (%d, %d]: %d samples stored (sum %r), %d acknowledged (sum %r): drilling down",
-        metric, lo_ms, hi_ms, int(got.get("count", 0)), got.get("sum"), want_count, want_sum,
+        metric, lo_ms, hi_ms, int(got_count), got_sum, want_count, want_sum,
     )  # fmt: skip
+    sel, rng = _range(run_id, metric, lo_ms, hi_ms)
+    at_s = hi_ms / 1000
     want_series = expected.per_series(metric, lo_ms, hi_ms)
     counts = _per_series(prom, f"count_over_time({sel}{rng})", metric, at_s)
     sums = _per_series(prom, f"sum_over_time({sel}{rng})", metric, at_s)
