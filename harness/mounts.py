@@ -21,6 +21,13 @@ class MountEntry:
     mount_point: Path
     fstype: str
     source: str
+    root: str = "/"  # what of its filesystem is mounted there: "/" for the whole, a path for a bind-mounted directory
+
+    @property
+    def own_block_filesystem(self) -> bool:
+        """Whether this mount is a whole filesystem on a block device: not a directory of another filesystem bound
+        here (an emptyDir or a directory local PV in a container), not tmpfs, NFS, FUSE or an overlay."""
+        return self.root == "/" and self.source.startswith("/dev/") and not self.fstype.startswith("fuse")
 
 
 def _unescape(field: str) -> str:
@@ -29,14 +36,20 @@ def _unescape(field: str) -> str:
 
 
 def mount_table() -> list[MountEntry]:
+    return parse_mountinfo(Path("/proc/self/mountinfo").read_text())
+
+
+def parse_mountinfo(text: str) -> list[MountEntry]:
+    """The entries of a ``/proc/<pid>/mountinfo`` text (this host's, or a container's read through exec)."""
     entries = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    for line in text.splitlines():
+        # Optional fields come before the " - " separator, so the filesystem type and source are counted from it.
         left, _, right = line.partition(" - ")
         parts = left.split()
         rparts = right.split()
         if len(parts) < 5 or len(rparts) < 2:
             continue
-        entries.append(MountEntry(Path(_unescape(parts[4])), rparts[0], _unescape(rparts[1])))
+        entries.append(MountEntry(Path(_unescape(parts[4])), rparts[0], _unescape(rparts[1]), _unescape(parts[3])))
     return entries
 
 

@@ -26,9 +26,11 @@ from harness.errors import UsageError
 from harness.fill import Space, fill, free
 from harness.loads.driver import LEDGER_FILE
 from harness.loads.ledger import Ledger
+from harness.mounts import parse_mountinfo
 from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.results.store import load_result
+from harness.runtime.kubernetes import KubernetesRuntime
 from harness.scenario.model import Scenario
 from tests.leftovers import cleanup, interrupt_during_load, left_behind, run, run_argv, sigkill_during_load
 
@@ -283,18 +285,46 @@ def test_a_plain_directory_on_the_hosts_filesystem_is_refused_before_prometheus_
     assert left_behind(work) == []
 
 
-def test_the_kubernetes_runtime_refuses_disk_full_saying_why() -> None:
-    scenario = Scenario.model_validate(
-        {
-            "name": "t",
-            "duration": "1m",
-            "storage": {"backend": "local", "image": {"size": "256Mi"}},
-            "faults": [{"action": "disk_full", "at": "10s", "for": "5s"}],
-        }
-    )
-    refuse_faults("local", scenario)
+def test_the_kubernetes_runtime_takes_disk_full_on_a_pv_and_refuses_it_on_an_emptydir() -> None:
+    def scenario(storage: dict[str, object]) -> Scenario:
+        return Scenario.model_validate(
+            {
+                "name": "t",
+                "duration": "1m",
+                "storage": storage,
+                "faults": [{"action": "disk_full", "at": "10s", "for": "5s"}],
+            }
+        )
+
+    on_pv = scenario({"backend": "local", "path": "/mnt/disks/prometheus", "node": "n1"})
+    refuse_faults("kubernetes", on_pv)  # what the volume is, the fill pod reads from its own mount table
+    baseline = scenario({"backend": "ephemeral"})
+    refuse_faults("kubernetes", baseline)
     with pytest.raises(UsageError) as refused:
-        refuse_faults("kubernetes", scenario)
+        KubernetesRuntime(baseline, "r1", logs_dir=Path("/nonexistent"), capabilities={"fill-volume"})
     said = str(refused.value)
-    assert "faults[0] (disk_full)" in said and "fill the filesystem under Prometheus' data directory" in said
-    assert "tools sidecar does not" in said and "--runtime local" in said
+    assert "fills only a filesystem of the volume's own" in said and "emptyDir" in said
+
+
+@needs_loop_as_root
+def test_the_mount_table_tells_a_filesystem_of_its_own_from_a_directory_bound_from_another(
+    ext4: Path, public_tmp: Path
+) -> None:
+    """What the kubernetes runtime's fill pod decides on (``MountEntry.own_block_filesystem``), on real mounts: a
+    loop-mounted ext4 is one; a directory of it bind-mounted elsewhere (how the kubelet mounts a directory local PV
+    or an emptyDir into a container) is not, nor is a tmpfs."""
+    sub = ext4 / "pv"
+    sub.mkdir()
+    bound = public_tmp / "bound"
+    bound.mkdir()
+    subprocess.run(["mount", "--bind", str(sub), str(bound)], check=True, capture_output=True, timeout=60)
+    try:
+        table = {str(e.mount_point): e for e in parse_mountinfo(Path("/proc/self/mountinfo").read_text())}
+        whole, part = table[str(ext4)], table[str(bound)]
+    finally:
+        subprocess.run(["umount", str(bound)], check=False, capture_output=True, timeout=60)
+    assert (whole.fstype, whole.root, whole.own_block_filesystem) == ("ext4", "/", True)
+    assert whole.source.startswith("/dev/loop")
+    assert (part.source, part.root, part.own_block_filesystem) == (whole.source, "/pv", False)
+    shm = next(e for e in table.values() if e.fstype == "tmpfs")
+    assert not shm.own_block_filesystem

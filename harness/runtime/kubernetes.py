@@ -39,8 +39,9 @@ from harness.ownership import RunOwner
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
-from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, not_recovered_on_timeout
+from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, VolumeFill, not_recovered_on_timeout
 from harness.runtime.deployments import deployment_for
+from harness.runtime.kube_fill import PodFill
 from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
     CONTAINER,
@@ -99,7 +100,7 @@ class Created:
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
-    capabilities = frozenset({"signal", "nodes"})
+    capabilities = frozenset({"signal", "nodes", "fill-volume"})
     cannot: ClassVar[dict[str, str]] = {
         "power-loss": (
             "dropping what Prometheus wrote but did not fsync needs a FUSE layer under the pod's volume, i.e. a "
@@ -108,10 +109,6 @@ class KubernetesRuntime(Runtime):
         "io-faults": (
             "failing or slowing Prometheus' I/O needs a FUSE layer under the pod's volume, i.e. a privileged helper "
             "on the node, which the harness does not deploy yet; use --runtime local"
-        ),
-        "fill-volume": (
-            "filling Prometheus' volume needs a container that mounts it, and the pod's tools sidecar does not "
-            "(it only signals Prometheus); use --runtime local"
         ),
         "export-access": (
             "a second writer on the cluster's export would need a pod of its own mounting that export, which the "
@@ -136,6 +133,14 @@ class KubernetesRuntime(Runtime):
         refuse_unsupported(scenario)
         self.scenario = scenario
         self.backend = backend_for(scenario.storage)
+        fills = "fill-volume" in capabilities
+        if fills and self.backend.pod_volume(scenario.storage) is not None:
+            raise UsageError(
+                "disk_full fills the filesystem under Prometheus' data directory, and the harness fills only a "
+                f"filesystem of the volume's own: {scenario.storage.backend} storage is an emptyDir, a directory "
+                "of the node's own filesystem that no other pod can mount; use a PersistentVolume (e.g. backend: "
+                "local on a disk or loop device of its own)"
+            )
         self.names = Names(scenario.name, run_id, owner)
         self.logs_dir = logs_dir
         self.kubeconfig = kubeconfig
@@ -156,6 +161,7 @@ class KubernetesRuntime(Runtime):
             fio_image=os.environ.get("HARNESS_K8S_FIO_IMAGE") or DEFAULT_FIO_IMAGE,
             tools_image=tools_image,
         )
+        self.filler = PodFill(self.api, scenario, self.names, tools_image=tools_image) if fills else None
         self.cordoned: list[str] = []  # nodes cordoned through this runtime and not uncordoned yet
         self.pod: PodInfo | None = None
         self._scaled_down_from: PodInfo | None = None  # the pod a scale to 0 removed, until scaled back
@@ -302,6 +308,10 @@ class KubernetesRuntime(Runtime):
         for, never deleted by us), our PVs and StorageClasses, each step on its own; then close the API client."""
         errors: list[str] = []
         self._save_log()
+        try:
+            self.free_data_volume()  # the namespace's deletion would too (the fill pod's trap), but unchecked
+        except InfraError as e:
+            errors.append(str(e))
         if self.created.namespace is not None:
             try:
                 self._claimed_volume()  # before the claim goes with the namespace: a PV made for it is waited for
@@ -491,6 +501,15 @@ class KubernetesRuntime(Runtime):
             injected,
             f"{self.deployment.owner} scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}",
         )
+
+    def fill_data_volume(self) -> VolumeFill:
+        if self.filler is None:
+            raise InfraError("this run was not prepared to fill the volume (no disk_full fault in the scenario)")
+        return self.filler.fill(self._require_pod().node)
+
+    def free_data_volume(self) -> None:
+        if self.filler is not None:
+            self.filler.free()
 
     def stop_node(self, node: str, argv: list[str]) -> float:
         pod = self.pod

@@ -472,6 +472,51 @@ def fio_pod_manifest(
     }
 
 
+FILL_CONTAINER = "fill"
+FILL_VOLUME_DIR = "/volume"  # Prometheus' volume, whole: the fill file goes in its root
+
+
+def fill_pod_manifest(
+    scenario: Scenario, names: Names, *, pod: str, node: str, tools_image: str, fill_file: str, lifetime_s: int
+) -> Manifest:
+    """A pod on Prometheus' node that mounts Prometheus' claim (a second pod of the same node may, whatever the
+    access mode but ReadWriteOncePod), for ``disk_full``: the runtime fills the volume by exec in it, as root, so
+    the root reserve goes too, with only ``DAC_OVERRIDE`` (to create the file whoever owns the volume's root).
+
+    Its own command deletes ``fill_file`` on SIGTERM, so the space comes back however the pod ends: deleted by the
+    runtime, by the namespace's deletion (``harness cleanup`` after a killed run) or by ``activeDeadlineSeconds``."""
+    busybox = "/bin/busybox"
+    hold = f'trap "{busybox} rm -f {fill_file}; {busybox} sync; exit 0" TERM; {busybox} sleep {lifetime_s} & wait'
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _meta(pod, names, names.namespace, {"app.kubernetes.io/name": "harness-fill"}),
+        "spec": {
+            "nodeName": node,
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": lifetime_s,
+            "terminationGracePeriodSeconds": 30,
+            "automountServiceAccountToken": False,
+            "securityContext": {"runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
+            "containers": [
+                {
+                    "name": FILL_CONTAINER,
+                    "image": tools_image,
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": [busybox, "sh", "-c", hold],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"], "add": ["DAC_OVERRIDE"]},
+                    },
+                    "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}},
+                    "volumeMounts": [{"name": "data", "mountPath": FILL_VOLUME_DIR}],
+                }
+            ],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": names.claim}}],
+        },
+    }
+
+
 def claim_manifest(scenario: Scenario, names: Names) -> Manifest | None:
     """The StatefulSet's claim, created ahead of it under the name its volumeClaimTemplate gives the pod's claim
     (the controller then uses it as is): fio measures exactly the volume Prometheus will get."""

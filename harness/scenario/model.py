@@ -571,8 +571,9 @@ class DiskFullFault(FaultWindow):
     Prometheus, whatever its uid. Prometheus keeps running: the load keeps writing, and writes it cannot put in its
     WAL must be rejected (HTTP 5xx, recorded with their error, e.g. "no space left on device"), never acknowledged.
     Expect Prometheus to take writes again once the space is back, and every acknowledged sample to survive
-    (``max_samples_lost: 0``). Local runtime, on a filesystem of the volume's own (a loop-mounted ``image:`` or a
-    disk at ``storage.path``): the harness never fills the host's filesystems."""
+    (``max_samples_lost: 0``). Only a filesystem of the volume's own is filled (locally a loop-mounted ``image:`` or
+    a disk at ``storage.path``; on a cluster a PV that is a whole filesystem on a block device, filled from a pod of
+    the run's on Prometheus' node): the harness never fills a host's or a node's filesystem."""
 
     action: Literal["disk_full"]
 

@@ -1,0 +1,114 @@
+"""``disk_full`` on the local cluster: a pod of the run's own on Prometheus' node mounts the claim and fills the
+volume, a local PV on a loop-mounted ext4 of its own (made here on the node's directory, as an admin mounts a disk
+for a local PV). Prometheus, in its pod, rejects every write while the volume is full (the load records the
+rejections) and takes writes again once the space is back; the restart after it deletes what was acknowledged after
+the fill (prometheus/prometheus#13027, as on the local runtime). A local PV that is only a directory of the node's
+filesystem is refused (filling it would fill the node), as an ERROR, and nothing is left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.fill import Space
+from harness.loads.driver import LEDGER_FILE
+from harness.loads.ledger import Ledger
+from harness.mounts import LoopMount, create_loop_mount
+from harness.results.model import Status
+from harness.results.store import load_result
+from tests.k8s.conftest import LocalPv
+from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
+
+NO_SPACE = "no space left on device"
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="a loop-mounted ext4 for the PV needs root (losetup, mount)"),
+    pytest.mark.skipif(shutil.which("mkfs.ext4") is None, reason="no mkfs.ext4 (Debian package e2fsprogs)"),
+]
+
+
+@pytest.fixture
+def pv_on_its_own_ext4(local_pv: Callable[[str], LocalPv], tmp_path: Path) -> Iterator[LocalPv]:
+    """A local PV whose path is a 256 MiB ext4 of its own, loop-mounted on the node's directory."""
+    vol = local_pv("node-1")
+    mount: LoopMount = create_loop_mount(
+        tmp_path / "pv.img", Path(vol.path), filesystem="ext4", size_bytes=256 << 20, direct_io=False
+    )
+    try:
+        yield vol
+    finally:
+        mount.unmount()
+        mount.image.unlink(missing_ok=True)
+
+
+def _scenario(name: str, vol: LocalPv, faults: str) -> str:
+    return (
+        f"name: {name}\nduration: 25s\n{vol.storage_yaml()}loads: {{tsdb: {{series: 1000, interval: 1s}}}}\n"
+        f"faults: {faults}\nchecks: {{history_survival: {{max_samples_lost: 0}}, max_recovery: 60s}}\n"
+    )
+
+
+def test_a_full_pv_rejects_writes_and_the_restart_after_it_deletes_acknowledged_samples(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, pv_on_its_own_ext4: LocalPv
+) -> None:
+    vol = pv_on_its_own_ext4
+    before = Space.of(Path(vol.path))
+    text = _scenario("k8s-disk-full", vol, "[{action: disk_full, at: 4s, for: 8s}, {action: sigkill, at: 18s}]")
+    reports = tmp_path / "reports"
+    proc = harness_run(write_scenario(tmp_path, text), reports, kubeconfig)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [result_file] = reports.glob("*/*/result.json")
+    result = load_result(result_file)
+    full, kill = result.faults
+    assert (full.action, full.status, kill.status) == ("disk_full", Status.PASSED, Status.PASSED)
+    assert "not one more block could be allocated, even as root" in full.detail, full.detail
+    assert "ext4 from /dev/loop" in full.detail and "pod harness-" in full.detail
+
+    # While the volume was full: writes rejected with Prometheus' own words, none acknowledged.
+    assert full.write_failures.get("rejected", 0) > 0, full.write_failures
+    assert any(NO_SPACE in e and e.startswith("HTTP 500") for e in full.write_errors), full.write_errors
+    assert result.t0_unix_s is not None and full.lifted_at_s is not None and full.first_sample_at_s is not None
+    ledger = Ledger.load(result_file.parent / LEDGER_FILE)
+    fill_ms = int((result.t0_unix_s + full.injected_at_s) * 1000)
+    lift_ms = int((result.t0_unix_s + full.lifted_at_s) * 1000)
+    assert ledger.acknowledged(lift_ms - 1000) == ledger.acknowledged(fill_ms)  # a retried tick at most, after
+    assert full.first_sample_at_s > full.lifted_at_s
+
+    after_full, after_kill, _final = result.durability
+    assert after_full.lost == 0 and after_full.acknowledged > 0  # Prometheus running: nothing missing
+    # The restart's WAL repair (#13027): what was acknowledged after the fill is gone, what came before stays.
+    assert after_kill.lost > 0, after_kill
+    assert after_kill.lost <= ledger.acknowledged(after_kill.cutoff_unix_ms) - ledger.acknowledged(fill_ms)
+    checks = {c.name: c for c in result.checks}
+    assert checks["history_survival"].status is Status.FAILED
+    assert checks["recovery"].status is Status.PASSED
+
+    # The space is back on the node's filesystem: the fill file went with its pod.
+    assert not list(Path(vol.path).glob(".harness-fill-*"))
+    assert Space.of(Path(vol.path)).for_users > before.for_users // 2
+    assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
+
+
+def test_a_pv_that_is_a_directory_of_the_nodes_filesystem_is_never_filled(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, local_pv: Callable[[str], LocalPv]
+) -> None:
+    vol = local_pv("node-1")
+    node_free = Space.of(Path(vol.path))
+    text = _scenario("k8s-disk-full-dir", vol, "[{action: disk_full, at: 3s, for: 5s}]")
+    reports = tmp_path / "reports"
+    proc = harness_run(write_scenario(tmp_path, text), reports, kubeconfig)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "fills only a filesystem of the volume's own" in proc.stderr and "directory" in proc.stderr, proc.stderr
+    [result_file] = reports.glob("*/*/result.json")
+    result = load_result(result_file)
+    assert result.verdict is Status.ERROR
+    assert not list(Path(vol.path).glob(".harness-fill-*"))
+    assert Space.of(Path(vol.path)).for_users > node_free.for_users - (256 << 20)  # the node was not filled
+    assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
