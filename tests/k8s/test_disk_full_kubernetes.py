@@ -23,6 +23,7 @@ from harness.results.model import Status
 from harness.results.store import load_result
 from tests.k8s.conftest import LocalPv
 from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
+from tests.leftovers import cleanup, run_argv, sigkill_during_load
 
 NO_SPACE = "no space left on device"
 pytestmark = [
@@ -112,3 +113,29 @@ def test_a_pv_that_is_a_directory_of_the_nodes_filesystem_is_never_filled(
     assert not list(Path(vol.path).glob(".harness-fill-*"))
     assert Space.of(Path(vol.path)).for_users > node_free.for_users - (256 << 20)  # the node was not filled
     assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
+
+
+def test_a_run_killed_while_the_pv_is_full_gets_its_space_back_from_cleanup(
+    kubeconfig: Path, kube_context: str, tmp_path: Path, pv_on_its_own_ext4: LocalPv
+) -> None:
+    """SIGKILL of the harness in the window: nothing of its own undo runs, the volume stays full; ``harness
+    cleanup`` deletes the run's namespace, and the fill pod's SIGTERM trap deletes the file as the pod ends."""
+    vol = pv_on_its_own_ext4
+    volume = Path(vol.path)
+    text = _scenario("k8s-disk-full-killed", vol, "[{action: disk_full, at: 3s, for: 4m}]").replace("25s", "5m")
+    reports, work = tmp_path / "reports", tmp_path / "work"
+    work.mkdir()
+    argv = run_argv(write_scenario(tmp_path, text), reports, work, "--runtime", "kubernetes", "--context", kube_context)
+    env = {"KUBECONFIG": str(kubeconfig)}
+
+    def full() -> bool:
+        return next(volume.glob(".harness-fill-*"), None) is not None and Space.of(volume).for_users == 0
+
+    result_file = sigkill_during_load(argv, reports, env=env, until=full)
+    run_id = load_result(result_file).run_id
+    assert full()  # a killed run cannot free it
+    done = cleanup("--run", run_id, "--context", kube_context, "--workdir", str(work), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"removed namespace harness-{run_id}" in done.stdout, done.stdout
+    assert not list(volume.glob(".harness-fill-*"))
+    assert Space.of(volume).for_users > 0
