@@ -84,10 +84,10 @@ def test_it_is_refused_where_there_is_no_export_of_the_runs_own() -> None:
 
     real = {"backend": "nfs", "server": "10.0.0.1", "export": "/vol/k8s-prometheus/prometheus_db"}
     refuse_faults("local", scenario(real))  # the run mounts it itself: allowed
+    refuse_faults("kubernetes", scenario(real))  # the PV names the export: allowed
     with pytest.raises(UsageError) as cluster:
-        refuse_faults("kubernetes", scenario(real))
-    said = str(cluster.value)
-    assert "let a second client write into the NFS export" in said and "--runtime local" in said
+        refuse_faults("kubernetes", scenario({"backend": "local", "path": "/mnt/disks/p", "node": "n1"}))
+    assert "no network export" in str(cluster.value)
 
 
 # --- the writer and its undo, against a real NFS server -------------------------------------------------------

@@ -46,6 +46,7 @@ class Deployment(Protocol):
     """The object that owns the Prometheus pod, and what the runtime does to it."""
 
     owner: str  # how the record names it, e.g. "StatefulSet" or "Prometheus resource"
+    data_subdir: str  # where in the volume Prometheus' data directory is ("" for the volume's root)
 
     def preflight(self) -> None:
         """Refuse (``InfraError``) before anything is created when the cluster cannot take this deployment."""
@@ -67,6 +68,7 @@ class StatefulSetDeployment:
     """The harness' own ConfigMap and StatefulSet."""
 
     owner = "StatefulSet"
+    data_subdir = ""  # --storage.tsdb.path is the mount point
 
     def __init__(self, api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None) -> None:
         self.api, self.scenario, self.names, self.tools_image = api, scenario, names, tools_image
@@ -95,6 +97,7 @@ class OperatorDeployment:
     pod, as ``harness.runtime.manifests.prometheus_resource`` writes it."""
 
     owner = "Prometheus resource"
+    data_subdir = "prometheus-db"  # the operator mounts the claim's subPath prometheus-db
 
     def __init__(self, api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None) -> None:
         self.api, self.scenario, self.names, self.tools_image = api, scenario, names, tools_image

@@ -57,6 +57,7 @@ from harness.runtime.manifests import (
 from harness.scenario.model import FioJob, Scenario, TsdbLoad
 from harness.stages import StageId
 from harness.storage import backend_for
+from harness.storage.base import ExportAccess
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class Created:
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
-    capabilities = frozenset({"signal", "nodes", "fill-volume"})
+    capabilities = frozenset({"signal", "nodes", "fill-volume", "export-access"})
     cannot: ClassVar[dict[str, str]] = {
         "power-loss": (
             "dropping what Prometheus wrote but did not fsync needs a FUSE layer under the pod's volume, i.e. a "
@@ -109,10 +110,6 @@ class KubernetesRuntime(Runtime):
         "io-faults": (
             "failing or slowing Prometheus' I/O needs a FUSE layer under the pod's volume, i.e. a privileged helper "
             "on the node, which the harness does not deploy yet; use --runtime local"
-        ),
-        "export-access": (
-            "a second writer on the cluster's export would need a pod of its own mounting that export, which the "
-            "harness does not deploy yet; use --runtime local (NFS storage, e.g. server: embedded)"
         ),
     }
 
@@ -510,6 +507,14 @@ class KubernetesRuntime(Runtime):
     def free_data_volume(self) -> None:
         if self.filler is not None:
             self.filler.free()
+
+    def data_export(self) -> ExportAccess:
+        """The export the run's NFS PV names, with the data directory in it: this host's own NFS client writes there
+        as another application's pod would (the harness host must reach the NFS server, as the nodes do)."""
+        access = self.backend.volume_export_access(self.scenario.storage, self.deployment.data_subdir)
+        if access is None:
+            raise InfraError(f"{self.scenario.storage.backend} storage is no network export another client can mount")
+        return access
 
     def stop_node(self, node: str, argv: list[str]) -> float:
         pod = self.pod

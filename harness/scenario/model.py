@@ -595,7 +595,8 @@ class SecondWriterFault(FaultWindow):
     Prometheus' data directory and keeps writing its files; with ``chown_data`` it first does what Grafana's chart
     does at every start (init-chown-data: ``chown -R uid:gid`` of its volume, as root, which needs no_root_squash).
     Afterwards what it created is removed and the owners it changed are put back; nothing else is touched. Needs NFS
-    storage the run mounts itself (local runtime)."""
+    storage: one the run mounts itself (local runtime) or the NFS PV the run creates (kubernetes runtime; the harness
+    host must reach the NFS server)."""
 
     action: Literal["second_writer"]
     uid: int = Field(default=472, ge=0, description="the other application's uid (Grafana's: 472)")

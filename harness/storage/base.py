@@ -227,6 +227,11 @@ class Backend(ABC, Generic[SpecT]):
         """How another client reaches ``data_dir`` (a directory of ``storage``) through the export; None: it cannot."""
         return None
 
+    def volume_export_access(self, spec: SpecT, data_subdir: str) -> ExportAccess | None:
+        """How another client reaches the data of the PV the run creates (``data_subdir`` of its root, "" for the
+        root) through the export the PV names; None: the PV is no network export."""
+        return None
+
     # --- Kubernetes -------------------------------------------------------------------------------------------
 
     def planned_claim(self, spec: SpecT, scenario_name: str, namespace: str) -> PvcInfo | None:

@@ -129,6 +129,11 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
         data_path = "/" if inside == Path() else f"/{inside.as_posix()}"
         return ExportAccess(spec.server, spec.export, spec.port, spec.mount_port, "3", data_path)
 
+    def volume_export_access(self, spec: NfsStorage, data_subdir: str) -> ExportAccess | None:
+        # The PV mounts the export's root into the pod; NFSv3 for the reason export_access gives.
+        data_path = f"/{data_subdir}" if data_subdir else "/"
+        return ExportAccess(spec.server, spec.export, spec.port, spec.mount_port, "3", data_path)
+
     def volume_source(self, spec: NfsStorage) -> Manifest:
         return {
             "nfs": {"server": spec.server, "path": spec.export},
