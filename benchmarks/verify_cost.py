@@ -202,12 +202,7 @@ def markdown(res: dict[str, object], full: bool) -> str:
         "|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in res["summary"]:
-        med = s["verified_per_s"]["median"]
-        target = (
-            "n/a"
-            if med is None
-            else ("met" if med >= RATE_TARGET_END else f"missed: reaches {med / RATE_TARGET_END:.0%} of it")
-        )
+        target = _target(s["verified_per_s"]["median"], RATE_TARGET_END)
         err = (" — errors: " + "; ".join(s["errors"])) if s["errors"] else ""
         lines.append(
             f"| {fmt_spread(s['acknowledged'], 0)} | {s['series']:,} | {fmt_spread(s['check_s'])} | "
@@ -242,18 +237,19 @@ def markdown(res: dict[str, object], full: bool) -> str:
         "|---:|---:|---:|---:|---:|---:|---|",
     ]
     for s in res["summary"]:
-        med = s["loaded_verified_per_s"]["median"]
-        target = (
-            "n/a"
-            if med is None
-            else ("met" if med >= RATE_TARGET_LOADED else f"missed: reaches {med / RATE_TARGET_LOADED:.0%} of it")
-        )
+        target = _target(s["loaded_verified_per_s"]["median"], RATE_TARGET_LOADED)
         lines.append(
             f"| {fmt_spread(s['acknowledged'], 0)} | {s['series']:,} | {fmt_spread(s['load_samples_per_s'], 0)} | "
             f"{fmt_spread(s['loaded_check_s'])} | {fmt_spread(s['loaded_verified_per_s'], 0)} | {s['loaded_lost']} | "
             f"{target} |"
         )
     return "\n".join(lines)
+
+
+def _target(median: float | None, goal: float) -> str:
+    if median is None:
+        return "n/a"
+    return "met" if median >= goal else f"missed: reaches {median / goal:.0%} of it"
 
 
 def _growth(res: dict[str, object]) -> str:

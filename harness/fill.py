@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import fmt
 from harness.errors import InfraError
 
 ZERO_CHUNK = 1 << 20  # bytes per write() when the filesystem has no fallocate
@@ -107,6 +108,25 @@ def fill(path: Path) -> Filled:
     finally:
         os.close(fd)
     return Filled(path, allocated, method, time.monotonic() - started, before, Space.of(path.parent))
+
+
+def describe(
+    *, allocated: int, where: str, name: str, took_s: float, method: str, before: Space, after: Space, who: str
+) -> str:
+    """A fill in one line, the same on every runtime: how much, on what, how, and what ``statvfs`` says after.
+    ``where`` says where the file is (e.g. "beside prometheus-db/"), ``who`` as whom not one more block could be
+    allocated (e.g. "even as root")."""
+    held = (
+        f"; {fmt.iec_bytes(after.for_root)} stay free as the filesystem's own reserve, which no file data gets"
+        if after.for_root
+        else ""
+    )
+    return (
+        f"filled {fmt.iec_bytes(allocated)} ({allocated:,} bytes) on {where} with {name} in {took_s:.2f} s "
+        f"({method}): free for root {fmt.iec_bytes(before.for_root)} -> {fmt.iec_bytes(after.for_root)}, for other "
+        f"users {fmt.iec_bytes(before.for_users)} -> {fmt.iec_bytes(after.for_users)}; not one more block could be "
+        f"allocated, {who}{held}"
+    )
 
 
 def free(path: Path) -> bool:

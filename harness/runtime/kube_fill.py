@@ -23,7 +23,7 @@ from pathlib import PurePosixPath
 
 from harness import fmt
 from harness.errors import InfraError, StorageUnavailable
-from harness.fill import fill_name
+from harness.fill import Space, describe, fill_name
 from harness.kube import KubeApi, PodInfo
 from harness.mounts import parse_mountinfo
 from harness.runtime.base import VolumeFill
@@ -92,9 +92,9 @@ class PodFill:
             ns, POD, _started, what=f"pod {ns}/{POD} (disk_full) running on {node}", timeout_s=POD_START_TIMEOUT_S
         )
         mount = self._volume_mount()
-        before = self._space()
+        block, before = self._space()
         started = time.monotonic()
-        script = f"B={BUSYBOX}; F={shlex.quote(self.file)}; bs={before[0]}; want={before[1]};{_FILL_SCRIPT}"
+        script = f"B={BUSYBOX}; F={shlex.quote(self.file)}; bs={block}; want={before.for_root};{_FILL_SCRIPT}"
         done = self.api.exec_run(ns, POD, FILL_CONTAINER, [BUSYBOX, "sh", "-c", script], timeout_s=FILL_TIMEOUT_S)
         took = time.monotonic() - started
         at = time.time()
@@ -105,17 +105,16 @@ class PodFill:
                 f"{fmt.shorten((done.stdout + done.stderr).strip()) or 'no output'}"
             )
         allocated = int(out[-1].split()[1])
-        after = self._space()
-        held = (
-            f"; {fmt.iec_bytes(after[1])} stay free as the filesystem's own reserve, which no file data gets"
-            if after[1]
-            else ""
-        )
-        detail = (
-            f"filled {fmt.iec_bytes(allocated)} ({allocated:,} bytes) on {mount} from pod {ns}/{POD} on {node} with "
-            f"{PurePosixPath(self.file).name} in the volume's root in {took:.2f} s (fallocate): free for root "
-            f"{fmt.iec_bytes(before[1])} -> {fmt.iec_bytes(after[1])}, for other users {fmt.iec_bytes(before[2])} -> "
-            f"{fmt.iec_bytes(after[2])}; not one more block could be allocated, even as root{held}"
+        _, after = self._space()
+        detail = describe(
+            allocated=allocated,
+            where=f"{mount} from pod {ns}/{POD} on {node}",
+            name=f"{PurePosixPath(self.file).name} in the volume's root",
+            took_s=took,
+            method="fallocate",
+            before=before,
+            after=after,
+            who="even as root",
         )
         log.info("%s", detail)
         return VolumeFill(at, detail)
@@ -160,8 +159,8 @@ class PodFill:
             )
         return what
 
-    def _space(self) -> tuple[int, int, int]:
-        """Block size, bytes free for root, bytes free for others on the volume (``statfs``)."""
+    def _space(self) -> tuple[int, Space]:
+        """The volume's block size and free space (``statfs``)."""
         text = self.api.exec(
             self.names.namespace, POD, FILL_CONTAINER, [BUSYBOX, "stat", "-f", "-c", "%S %f %a", FILL_VOLUME_DIR]
         )
@@ -169,7 +168,7 @@ class PodFill:
             bs, free, avail = (int(x) for x in text.split())
         except ValueError as e:
             raise InfraError(f"statfs of {FILL_VOLUME_DIR} in pod {POD} printed {text!r}") from e
-        return bs, free * bs, avail * bs
+        return bs, Space(free * bs, avail * bs)
 
 
 def _started(pod: PodInfo) -> bool:

@@ -279,18 +279,15 @@ class LocalRuntime(Runtime):
         # As root the fill takes the root reserve too; otherwise Prometheus runs as this same user (only root can
         # switch uid), for whom the reserve was never there.
         who = "even as root" if os.geteuid() == 0 else f"as uid {os.geteuid()}, whom Prometheus runs as"
-        left = filled.after.for_root
-        held = (
-            f"; {fmt.iec_bytes(left)} stay free as the filesystem's own reserve, which no file data gets"
-            if left
-            else ""
-        )
-        detail = (
-            f"filled {fmt.iec_bytes(filled.allocated_bytes)} ({filled.allocated_bytes:,} bytes) on {fs.mount_point} "
-            f"({fs.fstype} on {fs.source}) with {self._fill.name} beside {current.data_dir.name}/ in "
-            f"{filled.took_s:.2f} s ({filled.method}): free for root {fmt.iec_bytes(filled.before.for_root)} -> "
-            f"{fmt.iec_bytes(filled.after.for_root)}, for other users {fmt.iec_bytes(filled.before.for_users)} -> "
-            f"{fmt.iec_bytes(filled.after.for_users)}; not one more block could be allocated, {who}{held}"
+        detail = fill.describe(
+            allocated=filled.allocated_bytes,
+            where=f"{fs.mount_point} ({fs.fstype} on {fs.source})",
+            name=f"{self._fill.name} beside {current.data_dir.name}/",
+            took_s=filled.took_s,
+            method=filled.method,
+            before=filled.before,
+            after=filled.after,
+            who=who,
         )
         log.info("%s", detail)
         return VolumeFill(at, detail)

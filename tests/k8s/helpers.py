@@ -1,5 +1,5 @@
 """Waiting on Kubernetes objects with list + watch loops that always end; the kube context the tests name; a runtime
-of a fresh run to drive by hand."""
+of a fresh run to drive by hand; the field notes' NFS storage block."""
 
 from __future__ import annotations
 
@@ -99,3 +99,18 @@ def reschedule_runtime(
         scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig), context=context
     )
     return runtime, scenario, run_id
+
+
+def field_notes_nfs_storage(export: Path, port: int, mount_port: int | None, tag: str) -> str:
+    """The scenario's ``storage:`` block (top level) of the field notes' NFS setup against a server on this host's
+    127.0.0.1: a PV with labels (``harness-nfs-<tag>``), a claim with their selector and no class."""
+    return f"""storage:
+  backend: nfs
+  server: 127.0.0.1
+  export: {export}
+  version: "3"
+  port: {port}
+  mount_port: {mount_port}
+  claim: {{storage_class: "", size: 1Gi, selector: {{app: wsg-prometheus-{tag}}}}}
+  volume: {{name: harness-nfs-{tag}, labels: {{app: wsg-prometheus-{tag}}}}}
+"""

@@ -33,7 +33,7 @@ from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from harness.undo import UndoLog
 from tests.k8s.conftest import LocalPv
-from tests.k8s.helpers import context_of, reschedule_runtime
+from tests.k8s.helpers import context_of, field_notes_nfs_storage, reschedule_runtime
 from tests.leftovers import wait_for_load_phase
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -333,16 +333,7 @@ def test_the_field_notes_nfs_pv_keeps_everything_through_sigkill_and_restart(
 version: 1
 name: k8s-nfs
 duration: 25s
-storage:
-  backend: nfs
-  server: 127.0.0.1
-  export: {export}
-  version: "3"
-  port: {server.port}
-  mount_port: {server.mount_port}
-  claim: {{storage_class: "", size: 1Gi, selector: {{app: wsg-prometheus-{tag}}}}}
-  volume: {{name: harness-nfs-{tag}, labels: {{app: wsg-prometheus-{tag}}}}}
-loads: {{tsdb: {{series: 200, interval: 1s}}}}
+{field_notes_nfs_storage(export, server.port, server.mount_port, tag)}loads: {{tsdb: {{series: 200, interval: 1s}}}}
 faults:
   - {{action: sigkill, at: 8s}}
   - {{action: restart, at: 16s}}

@@ -18,6 +18,7 @@ import pytest
 from harness.results.model import Status
 from harness.results.store import load_result
 from harness.servers import NfsServer, start_ganesha
+from tests.k8s.helpers import field_notes_nfs_storage
 from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
 
 pytestmark = [
@@ -51,19 +52,11 @@ def test_grafana_writing_into_prometheus_export_from_its_own_client(
 ) -> None:
     export, server = field_notes_export
     tag = uuid.uuid4().hex[:8]
+    storage = field_notes_nfs_storage(export, server.port, server.mount_port, tag)
     text = f"""
 name: k8s-second-writer
 duration: 22s
-storage:
-  backend: nfs
-  server: 127.0.0.1
-  export: {export}
-  version: "3"
-  port: {server.port}
-  mount_port: {server.mount_port}
-  claim: {{storage_class: "", size: 1Gi, selector: {{app: wsg-prometheus-{tag}}}}}
-  volume: {{name: harness-nfs-{tag}, labels: {{app: wsg-prometheus-{tag}}}}}
-prometheus: {{security_context: {{run_as_user: 1000, run_as_group: 2000, fs_group: 2000}}}}
+{storage}prometheus: {{security_context: {{run_as_user: 1000, run_as_group: 2000, fs_group: 2000}}}}
 loads: {{tsdb: {{series: 200, interval: 1s}}}}
 faults:
   - {{action: second_writer, at: 3s, for: 4s, interval: 0.5s}}
