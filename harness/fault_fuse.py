@@ -500,11 +500,34 @@ def _call(op: Any) -> Any:
         raise mfusepy.FuseOSError(e.errno or errno.EIO) from None
 
 
+def _send(directory: Path, report: Path, command: str) -> int:
+    report.unlink(missing_ok=True)
+    try:
+        fd = os.open(directory / CONTROL_NAME, os.O_WRONLY)
+        try:
+            os.write(fd, command.encode())
+        finally:
+            os.close(fd)
+    except OSError as e:
+        print(f"the fault layer over {directory} refused {command.split(maxsplit=1)[0]!r}: {e}", file=sys.stderr)
+        return 1
+    print(report.read_text())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m harness.fault_fuse", description=__doc__.split("\n\n")[0])
     p.add_argument("directory", help="mounted over: the layer works on what is underneath")
     p.add_argument("--report", required=True, type=Path, help="where a command writes its answer (JSON)")
+    p.add_argument(
+        "--send",
+        metavar="COMMAND",
+        help="send COMMAND to the layer mounted over DIRECTORY and print its answer, instead of mounting (how the "
+        "kubernetes runtime commands the layer in its sidecar, by exec)",
+    )
     args = p.parse_args(argv)
+    if args.send is not None:
+        return _send(Path(args.directory), args.report, args.send)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         root_fd = os.open(args.directory, os.O_RDONLY | os.O_DIRECTORY)

@@ -26,6 +26,7 @@ from harness.fault_fuse import IO_METHODS
 from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.results.store import load_result
+from harness.runtime.kubernetes import KubernetesRuntime
 from harness.scenario.model import IoMethod, Scenario
 from harness.wait import wait_for
 from tests.leftovers import interrupt_during_load, left_behind, run
@@ -123,7 +124,7 @@ def test_the_scenario_and_the_layer_name_the_same_methods() -> None:
     assert set(get_args(IoMethod)) == IO_METHODS
 
 
-def test_io_fault_settings_are_validated_and_kubernetes_refuses_them_saying_why() -> None:
+def test_io_fault_settings_are_validated_and_kubernetes_needs_a_privileged_helper_allowed() -> None:
     def scenario(fault: dict[str, object]) -> Scenario:
         raw = {"name": "t", "duration": "1m", "storage": {"backend": "ephemeral"}, "faults": [fault]}
         return Scenario.model_validate(raw)
@@ -142,10 +143,22 @@ def test_io_fault_settings_are_validated_and_kubernetes_refuses_them_saying_why(
     for fault in ({"action": "io_errors", "at": "10s"}, {"action": "io_latency", "at": "10s", "delay": "50ms"}):
         ok = scenario(fault)
         refuse_faults("local", ok)
+        refuse_faults("kubernetes", ok)
+        # The cluster runtime puts the layer in a privileged sidecar: only where the scenario allows one.
         with pytest.raises(UsageError) as refused:
-            refuse_faults("kubernetes", ok)
+            KubernetesRuntime(ok, "r1", logs_dir=Path("/nonexistent"), capabilities={"io-faults"})
         said = str(refused.value)
-        assert f"faults[0] ({fault['action']})" in said and "privileged helper" in said and "--runtime local" in said
+        assert "privileged_helper: true" in said and "--runtime local" in said
+        operator = ok.model_copy(update={"prometheus": ok.prometheus.model_copy(update={"deploy": "operator"})})
+        allowed = operator.prometheus.model_copy(update={"privileged_helper": True})
+        with pytest.raises(UsageError) as refused:
+            KubernetesRuntime(
+                operator.model_copy(update={"prometheus": allowed}),
+                "r1",
+                logs_dir=Path("/x"),
+                capabilities={"io-faults"},
+            )
+        assert "prometheus.deploy: statefulset" in str(refused.value)
 
 
 # --- whole runs ----------------------------------------------------------------------------------------------------

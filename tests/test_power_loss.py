@@ -288,4 +288,4 @@ def test_the_kubernetes_runtime_refuses_power_loss_saying_why() -> None:
     with pytest.raises(UsageError) as refused:
         refuse_faults("kubernetes", scenario)
     said = str(refused.value)
-    assert "faults[0] (power_loss)" in said and "privileged helper" in said and "--runtime local" in said
+    assert "faults[0] (power_loss)" in said and "racing the cut" in said and "--runtime local" in said

@@ -65,13 +65,16 @@ class Deployment(Protocol):
 
 
 class StatefulSetDeployment:
-    """The harness' own ConfigMap and StatefulSet."""
+    """The harness' own ConfigMap and StatefulSet (with the fault layer's sidecar given ``layer_image``)."""
 
     owner = "StatefulSet"
     data_subdir = ""  # --storage.tsdb.path is the mount point
 
-    def __init__(self, api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None) -> None:
+    def __init__(
+        self, api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None, layer_image: str | None = None
+    ) -> None:
         self.api, self.scenario, self.names, self.tools_image = api, scenario, names, tools_image
+        self.layer_image = layer_image
 
     def preflight(self) -> None:
         pass
@@ -84,7 +87,9 @@ class StatefulSetDeployment:
         self.api.delete("StatefulSet", self.names.statefulset, self.names.namespace, wait_s=wait_s)
 
     def recreate(self) -> None:
-        self.api.create(statefulset_manifest(self.scenario, self.names, tools_image=self.tools_image))
+        self.api.create(
+            statefulset_manifest(self.scenario, self.names, tools_image=self.tools_image, layer_image=self.layer_image)
+        )
         log.info("created StatefulSet %s/%s", self.names.namespace, self.names.statefulset)
 
     def scale(self, replicas: int) -> None:
@@ -150,5 +155,10 @@ DEPLOYMENTS: dict[str, type[StatefulSetDeployment] | type[OperatorDeployment]] =
 }
 
 
-def deployment_for(api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None) -> Deployment:
+def deployment_for(
+    api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None, layer_image: str | None = None
+) -> Deployment:
+    if layer_image is not None:
+        # Refused earlier for operator mode (KubernetesRuntime): only the harness' own StatefulSet carries the layer.
+        return StatefulSetDeployment(api, scenario, names, tools_image, layer_image)
     return DEPLOYMENTS[scenario.prometheus.deploy](api, scenario, names, tools_image)

@@ -78,6 +78,25 @@ def io_summary(counts: dict[str, IoCounts], *, failing: bool) -> str:
     return f"the layer {hit} {done:,} of {matched:,} matching operations ({per})"
 
 
+def io_set_command(fault: IoFault) -> str:
+    """The layer's command that sets ``fault`` (``harness.fault_fuse``'s ``io-set {JSON}``)."""
+    settings = {
+        "methods": list(fault.methods),
+        "percent": fault.percent,
+        "errno": None if fault.errno_name is None else getattr(errno, fault.errno_name),
+        "delay_s": fault.delay_s,
+        "path": fault.path,
+    }
+    return "io-set " + json.dumps(settings)
+
+
+def io_counts(answer: dict[str, Any]) -> dict[str, IoCounts]:
+    """What an ``io-clear`` answer says the lifted fault did, by method."""
+    return {
+        str(m): IoCounts(int(c["matched"]), int(c["failed"]), int(c["delayed"])) for m, c in answer["counts"].items()
+    }
+
+
 class FaultLayer:
     """The layer over one data directory, served by a process of ours."""
 
@@ -148,14 +167,7 @@ class FaultLayer:
 
     def io_set(self, fault: IoFault) -> float:
         """Set the I/O fault (replacing any); when it took hold."""
-        settings = {
-            "methods": list(fault.methods),
-            "percent": fault.percent,
-            "errno": None if fault.errno_name is None else getattr(errno, fault.errno_name),
-            "delay_s": fault.delay_s,
-            "path": fault.path,
-        }
-        answer = self._command(b"io-set " + json.dumps(settings).encode(), "set the I/O fault")
+        answer = self._command(io_set_command(fault).encode(), "set the I/O fault")
         self.io_fault = fault
         return float(answer["set_at_unix_s"])
 
@@ -163,10 +175,7 @@ class FaultLayer:
         """Lift the I/O fault; what it did, by method (empty when none was set)."""
         answer = self._command(b"io-clear", "lift the I/O fault")
         self.io_fault = None
-        return {
-            str(m): IoCounts(int(c["matched"]), int(c["failed"]), int(c["delayed"]))
-            for m, c in answer["counts"].items()
-        }
+        return io_counts(answer)
 
     def unmount(self) -> None:
         """Unmount (nothing may have files open there) and stop the process. Idempotent; what it writes stays: every

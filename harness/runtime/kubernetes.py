@@ -23,6 +23,7 @@ default 60).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -34,17 +35,30 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from harness import proc
 from harness.errors import InfraError, NotRecovered, UsageError
+from harness.fmt import shorten
 from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, PvInfo, load_inventory
 from harness.ownership import RunOwner
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
-from harness.runtime.base import Recovery, Runtime, StageMark, StorageDescription, VolumeFill, not_recovered_on_timeout
+from harness.runtime.base import (
+    IoFault,
+    Recovery,
+    Runtime,
+    StageMark,
+    StorageDescription,
+    VolumeFill,
+    not_recovered_on_timeout,
+)
 from harness.runtime.deployments import deployment_for
+from harness.runtime.fault_layer import io_counts, io_set_command, io_summary
 from harness.runtime.kube_fill import PodFill
 from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
     CONTAINER,
+    DATA_DIR,
+    LAYER_CONTAINER,
+    LAYER_REPORT,
     PORT,
     RUN_ID_LABEL,
     TOOLS_CONTAINER,
@@ -72,6 +86,7 @@ DEFAULT_FIO_IMAGE = "localhost/harness/fio:latest"
 HTTP_TIMEOUT_S = 2.0
 CONNECT_TIMEOUT_S = 1.0
 NAMESPACE_READY_S = 60.0  # the namespace's default ServiceAccount appears within a second or two
+LAYER_COMMAND_TIMEOUT_S = 60.0  # python's start in the sidecar, then a command the layer answers at once
 DELETE_TIMEOUT_S = 120.0  # a pod's grace period (30 s) plus volume teardown, with room
 Reach = Literal["auto", "pod-ip", "api-proxy"]
 
@@ -101,15 +116,12 @@ class Created:
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
-    capabilities = frozenset({"signal", "nodes", "fill-volume", "export-access"})
+    capabilities = frozenset({"signal", "nodes", "fill-volume", "export-access", "io-faults"})
     cannot: ClassVar[dict[str, str]] = {
         "power-loss": (
-            "dropping what Prometheus wrote but did not fsync needs a FUSE layer under the pod's volume, i.e. a "
-            "privileged helper on the node, which the harness does not deploy yet; use --runtime local"
-        ),
-        "io-faults": (
-            "failing or slowing Prometheus' I/O needs a FUSE layer under the pod's volume, i.e. a privileged helper "
-            "on the node, which the harness does not deploy yet; use --runtime local"
+            "dropping what Prometheus wrote but did not fsync needs the fault layer's cut at the instant Prometheus "
+            "dies, and in a pod the kubelet restarts the container on its own, racing the cut: not done yet (the "
+            "layer's sidecar serves io_errors and io_latency); use --runtime local"
         ),
     }
 
@@ -131,6 +143,7 @@ class KubernetesRuntime(Runtime):
         self.scenario = scenario
         self.backend = backend_for(scenario.storage)
         fills = "fill-volume" in capabilities
+        layer_image = self._layer_image(scenario) if "io-faults" in capabilities else None
         if fills and self.backend.pod_volume(scenario.storage) is not None:
             raise UsageError(
                 "disk_full fills the filesystem under Prometheus' data directory, and the harness fills only a "
@@ -150,7 +163,9 @@ class KubernetesRuntime(Runtime):
         self._proxy: PodProxy | None = None
         self.api = api if api is not None else KubeApi(kubeconfig, context=context)
         self.created = Created()
-        self.deployment = deployment_for(self.api, scenario, self.names, self.tools_image)
+        self.deployment = deployment_for(self.api, scenario, self.names, self.tools_image, layer_image)
+        self._io_fault: IoFault | None = None  # set in the layer's sidecar, until healed
+        self._layered = layer_image is not None
         self.fio = PodFio(
             self.api,
             scenario,
@@ -243,7 +258,13 @@ class KubernetesRuntime(Runtime):
         return self._described()
 
     def _described(self) -> StorageDescription:
-        return StorageDescription(self.backend.cluster_description(self.scenario.storage))
+        layer = (
+            "Prometheus' data directory under the fault layer (harness.fault_fuse, FUSE, in a privileged sidecar of "
+            "its pod); fio not"
+            if self._layered
+            else None
+        )
+        return StorageDescription(self.backend.cluster_description(self.scenario.storage), access=layer)
 
     # --- fio ---------------------------------------------------------------------------------------------------
 
@@ -498,6 +519,55 @@ class KubernetesRuntime(Runtime):
             injected,
             f"{self.deployment.owner} scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}",
         )
+
+    @staticmethod
+    def _layer_image(scenario: Scenario) -> str:
+        """The fault layer's image for io_errors / io_latency; UsageError where the scenario does not allow it."""
+        if not scenario.prometheus.privileged_helper:
+            raise UsageError(
+                "io_errors and io_latency on the kubernetes runtime put the fault layer (FUSE) under Prometheus' "
+                "volume from a privileged sidecar in its pod; the scenario does not allow one: set "
+                "prometheus.privileged_helper: true (the cluster must admit privileged pods), or use --runtime local"
+            )
+        if scenario.prometheus.deploy != "statefulset":
+            raise UsageError(
+                "io_errors and io_latency on the kubernetes runtime need prometheus.deploy: statefulset (the fault "
+                "layer's sidecar and the mount propagation to Prometheus' container are not passed through the "
+                "operator)"
+            )
+        return os.environ.get("HARNESS_K8S_WRITER_IMAGE") or DEFAULT_WRITER_IMAGE
+
+    def io_fault(self, fault: IoFault) -> tuple[float, str]:
+        pod = self._require_pod()
+        answer = self._layer_command(pod, io_set_command(fault))
+        self._io_fault = fault
+        return float(answer["set_at_unix_s"]), (
+            f"{fault.describe()} in {DATA_DIR} (the fault layer's sidecar in pod {pod.name}), while Prometheus runs"
+        )
+
+    def io_heal(self) -> str:
+        fault, self._io_fault = self._io_fault, None
+        if fault is None:
+            return "no I/O fault was set"
+        pod = self._require_pod()
+        return io_summary(io_counts(self._layer_command(pod, "io-clear")), failing=fault.errno_name is not None)
+
+    def _layer_command(self, pod: PodInfo, command: str) -> dict[str, Any]:
+        argv = ["python3", "-m", "harness.fault_fuse", DATA_DIR, "--report", LAYER_REPORT, "--send", command]
+        done = self.api.exec_run(pod.namespace, pod.name, LAYER_CONTAINER, argv, timeout_s=LAYER_COMMAND_TIMEOUT_S)
+        what = command.split(maxsplit=1)[0]
+        if done.returncode != 0:
+            raise InfraError(
+                f"the fault layer in pod {pod.name} did not take {what!r} (exit {done.returncode}): "
+                f"{shorten((done.stderr or done.stdout).strip())}"
+            )
+        try:
+            answer: dict[str, Any] = json.loads(done.stdout)
+        except ValueError as e:
+            raise InfraError(
+                f"the fault layer in pod {pod.name} answered {what!r} with {shorten(done.stdout)!r}"
+            ) from e
+        return answer
 
     def fill_data_volume(self) -> VolumeFill:
         if self.filler is None:

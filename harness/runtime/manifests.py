@@ -235,7 +235,40 @@ def pod_security_context(sc: SecurityContext) -> Manifest:
     return security
 
 
-def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str | None) -> Manifest:
+LAYER_CONTAINER = "fault-layer"
+LAYER_REPORT = "/tmp/fault-layer.json"  # noqa: S108 - the layer's answers, in its own container's filesystem
+DATA_DIR = "/prometheus"  # Prometheus' data directory, the volume's mount point in its container
+_LAYER_UP = (
+    "import sys; sys.exit(0 if any(l.split()[4] == sys.argv[1] and ' - fuse.harness-faults ' in l "
+    "for l in open('/proc/self/mountinfo')) else 1)"
+)
+
+
+def fault_layer_sidecar(volume: str, image: str) -> Manifest:
+    """The fault layer (``harness.fault_fuse``) as a native sidecar (an init container that keeps running, so
+    Prometheus starts only once its startup probe saw the FUSE mount): privileged, it mounts the layer over the volume
+    at the path Prometheus uses, and the mount reaches Prometheus' container by mount propagation (Bidirectional
+    here, HostToContainer there). Its SIGTERM (after Prometheus stopped, sidecars go last) unmounts it."""
+    return {
+        "name": LAYER_CONTAINER,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "restartPolicy": "Always",
+        "command": ["python3", "-m", "harness.fault_fuse", DATA_DIR, "--report", LAYER_REPORT],
+        "securityContext": {"privileged": True, "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
+        "startupProbe": {
+            "exec": {"command": ["python3", "-c", _LAYER_UP, DATA_DIR]},
+            "periodSeconds": 1,
+            "failureThreshold": 120,
+        },
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+        "volumeMounts": [{"name": volume, "mountPath": DATA_DIR, "mountPropagation": "Bidirectional"}],
+    }
+
+
+def statefulset_manifest(
+    scenario: Scenario, names: Names, *, tools_image: str | None, layer_image: str | None = None
+) -> Manifest:
     """The operator's StatefulSet, reduced to what storage behaviour depends on.
 
     With ``tools_image`` the pod shares one process namespace and carries a busybox sidecar, so the runtime can
@@ -243,11 +276,13 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
     sent to a namespace's init from inside that namespace (an ``exec kill -9 1``, or an ephemeral debug container
     targeting the container, does nothing). With a shared namespace the pause process is PID 1, Prometheus is an
     ordinary process, and the kubelet restarts the killed container in the same pod, as the fault vocabulary says.
+
+    With ``layer_image`` the pod carries the fault layer's sidecar (``fault_layer_sidecar``) under Prometheus' data.
     """
     prom = scenario.prometheus
     args = [
         f"--config.file={CONFIG_DIR}/prometheus.yml",
-        "--storage.tsdb.path=/prometheus",
+        f"--storage.tsdb.path={DATA_DIR}",
         f"--storage.tsdb.retention.time={int(prom.retention_s)}s",
         f"--web.listen-address=:{PORT}",
         "--web.enable-remote-write-receiver",
@@ -263,7 +298,11 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
         "livenessProbe": _probe("/-/healthy", prom.probes.liveness.period_s, prom.probes.liveness.failure_threshold),
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": names.claim_template, "mountPath": "/prometheus"},
+            {
+                "name": names.claim_template,
+                "mountPath": DATA_DIR,
+                **({"mountPropagation": "HostToContainer"} if layer_image is not None else {}),
+            },
         ],
     }
     if prom.probes.startup is not None:
@@ -285,6 +324,8 @@ def statefulset_manifest(scenario: Scenario, names: Names, *, tools_image: str |
         "automountServiceAccountToken": False,
         "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
     }
+    if layer_image is not None:
+        pod_spec["initContainers"] = [fault_layer_sidecar(names.claim_template, layer_image)]
     if tools_image is not None:
         pod_spec["shareProcessNamespace"] = True
         pod_spec["containers"].append(

@@ -308,6 +308,13 @@ class PrometheusSpec(Strict):
     security_context: SecurityContext = Field(default_factory=SecurityContext)
     resources: Resources = Field(default_factory=Resources)
     probes: Probes = Field(default_factory=Probes)
+    privileged_helper: bool = Field(
+        default=False,
+        description=(
+            "Kubernetes runtime: allow a privileged sidecar in Prometheus' pod, the fault layer (FUSE) that "
+            "io_errors and io_latency need under the volume; without it those faults are refused there"
+        ),
+    )
 
 
 # --- loads ---------------------------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ from pathlib import Path
 from tests.cluster import config, node, oci
 
 REPO = "localhost/harness/writer"
-DEFAULT_MODULES = ("harness.loads.tsdb",)
+# The TSDB writer (and its shards) and the fault layer (harness.fault_fuse, run by the kubernetes runtime's
+# privileged sidecar for io_errors / io_latency).
+DEFAULT_MODULES = ("harness.loads.tsdb", "harness.loads.shard", "harness.fault_fuse")
 # Where the harness package and the chosen site-packages go; PYTHONPATH names it.
 LIB_DIR = "/opt/harness/python"
 PYTHON = "/usr/bin/python3"  # a symlink to the interpreter at its own path (its prefix is found from there)
@@ -71,6 +73,8 @@ print(json.dumps({
     "base_exec_prefix": sys.base_exec_prefix,
     "version": sys.version,
     "executable": sys.executable,
+    # Libraries loaded with ctypes (libfuse3 by mfusepy) are no extension's dependency: what the process maps.
+    "mapped": sorted({line.split()[-1] for line in open("/proc/self/maps") if ".so" in line.split()[-1]}),
 }))
 """
 
@@ -113,6 +117,7 @@ class Discovered:
     base_exec_prefix: str
     version: str
     executable: str
+    mapped: list[str]
 
 
 def _discover(modules: Sequence[str]) -> Discovered:
@@ -222,6 +227,15 @@ def plan(modules: Sequence[str] = DEFAULT_MODULES) -> Plan:
     interpreter = _interpreter_files(info, files, extensions)
     sites = sorted({Path(info.purelib), Path(info.platlib)})
     packages = _site_files(info, sites, files, extensions)
+    env_extra = []
+    for lib in map(Path, info.mapped):
+        # A library the process mapped that is no Python extension (those came above with their packages).
+        if lib.is_file() and not any(lib.is_relative_to(s) for s in [*sites, Path(info.stdlib)]):
+            if str(lib) not in files:
+                files[str(lib)] = lib
+                extensions.append(lib)  # its own libraries come with it (ldd)
+            if lib.name.startswith("libfuse3.so"):
+                env_extra.append(f"FUSE_LIBRARY_PATH={lib}")  # mfusepy's find_library needs ldconfig, absent there
     source = harness_source()
     for path in _walk(source, {"__pycache__"}, {".pyc"}):
         files[f"{LIB_DIR}/harness/{path.relative_to(source)}"] = path
@@ -234,6 +248,7 @@ def plan(modules: Sequence[str] = DEFAULT_MODULES) -> Plan:
         f"PYTHONPATH={LIB_DIR}",
         "PYTHONDONTWRITEBYTECODE=1",  # nothing to gain from byte code written into a container's throwaway layer
         "PYTHONUNBUFFERED=1",  # the writer's log lines reach `kubectl logs` as they are written
+        *env_extra,
     ]
     return Plan(tuple(modules), interpreter, files, extensions, packages, sites, env, _tag(info, modules, env, files))
 
