@@ -27,6 +27,11 @@ layer's own uid may write to it, and every command writes its answer, as JSON, t
 returns (the layer serves one request at a time, so no operation of anyone else interleaves with a command):
 
 * ``cut`` drops the unsynced state; the answer says what was dropped and when every path was last fsynced.
+* ``cut-kill`` (the kubernetes runtime, where the layer runs in a sidecar of Prometheus' pod and the kubelet, not the
+  harness, restarts a killed container) SIGKILLs the one process named ``prometheus`` the layer sees (the pod shares
+  one process namespace), then cuts, in the same request: no operation of anyone runs in between. Until that
+  process is gone, every operation that would change data or names fails with EIO, so nothing the dying process
+  still had queued lands after the cut; the next Prometheus can only start once it is gone.
 * ``io-set {JSON}`` sets the I/O fault (replacing any): ``methods`` (names from ``IO_METHODS``; empty: all of
   them), ``percent`` (0-100: the share of matching operations hit, drawn per operation), ``errno`` (a number: they
   fail with it, nothing reaches the directory underneath; null: they do not fail), ``delay_s`` (added before each
@@ -53,6 +58,7 @@ import json
 import logging
 import os
 import random
+import signal
 import stat
 import sys
 import time
@@ -67,6 +73,8 @@ log = logging.getLogger("harness.fault_fuse")
 CONTROL_NAME = ".harness-control"
 CONTROL_PATH = "/" + CONTROL_NAME
 CUT_COMMAND = b"cut"
+CUT_KILL_COMMAND = b"cut-kill"
+KILLED_NAME = "prometheus"  # the process cut-kill kills (its /proc/<pid>/comm)
 IO_SET_COMMAND = b"io-set"
 IO_CLEAR_COMMAND = b"io-clear"
 # The operations an I/O fault can hit, by the names a scenario uses (Chaos Mesh IOChaos' where they overlap). fsync
@@ -134,6 +142,16 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         self.last_fsync: dict[str, float] = {}  # path -> when it (a file or a directory) was last fsynced
         self.handles: dict[int, Handle] = {}
         self._next_fh = 1
+        self.killed: int | None = None  # cut-kill's process, until it is gone
+
+    def _after_the_cut(self) -> None:
+        """EIO for an operation that would change data or names while the process cut-kill killed still exists."""
+        if self.killed is None:
+            return
+        if Path(f"/proc/{self.killed}").exists():
+            raise mfusepy.FuseOSError(errno.EIO)
+        log.info("the killed process %d is gone: writes go through again", self.killed)
+        self.killed = None
 
     # --- helpers -------------------------------------------------------------------------------------------------
 
@@ -233,16 +251,19 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
                                             "f_ffree", "f_favail", "f_namemax")}  # fmt: skip
 
     def chmod(self, path: str, mode: int) -> int:
+        self._after_the_cut()
         self._io("setattr", path)
         _call(lambda: os.chmod(self.rel(path), stat.S_IMODE(mode), dir_fd=self.root, follow_symlinks=False))
         return 0
 
     def chown(self, path: str, uid: int, gid: int) -> int:
+        self._after_the_cut()
         self._io("setattr", path)
         _call(lambda: os.chown(self.rel(path), uid, gid, dir_fd=self.root, follow_symlinks=False))
         return 0
 
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        self._after_the_cut()
         self._io("setattr", path)
         rel = self.rel(path)
         if times is None:
@@ -263,6 +284,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     # --- namespace (durable at once) -----------------------------------------------------------------------------
 
     def mkdir(self, path: str, mode: int) -> int:
+        self._after_the_cut()
         self._io("mkdir", path)
         rel = self.rel(path)
         _call(lambda: os.mkdir(rel, stat.S_IMODE(mode), dir_fd=self.root))
@@ -270,11 +292,13 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def rmdir(self, path: str) -> int:
+        self._after_the_cut()
         self._io("rmdir", path)
         _call(lambda: os.rmdir(self.rel(path), dir_fd=self.root))
         return 0
 
     def unlink(self, path: str) -> int:
+        self._after_the_cut()
         self._io("unlink", path)
         rel = self.rel(path)
         st = _call(lambda: os.stat(rel, dir_fd=self.root, follow_symlinks=False))
@@ -284,6 +308,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def rename(self, old: str, new: str) -> int:
+        self._after_the_cut()
         self._io("rename", old, new)
         src, dst = self.rel(old), self.rel(new)
         try:
@@ -303,6 +328,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     # --- files ---------------------------------------------------------------------------------------------------
 
     def create(self, path: str, mode: int, flags: int) -> int:
+        self._after_the_cut()
         self._io("create", path)
         rel = self.rel(path)
         fd = _call(lambda: os.open(rel, os.O_CREAT | os.O_EXCL | os.O_RDWR, stat.S_IMODE(mode), dir_fd=self.root))
@@ -322,6 +348,11 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         access = os.O_RDONLY if flags & os.O_ACCMODE == os.O_RDONLY else os.O_RDWR
         fd = _call(lambda: os.open(self.rel(path), access, dir_fd=self.root))
         if flags & os.O_TRUNC and access == os.O_RDWR:
+            try:
+                self._after_the_cut()
+            except mfusepy.FuseOSError:
+                os.close(fd)
+                raise
             self._truncate_fd(fd, path, 0)
         return self._keep(fd, path, flags)
 
@@ -335,6 +366,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         if fh == _CONTROL_FH:
             return self._control(data)
+        self._after_the_cut()
         self._io("write", path)
         h = self._handle(fh)
         state = self._state(h.fd, path)
@@ -348,6 +380,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         if path == CONTROL_PATH:
             return 0
+        self._after_the_cut()
         self._io("truncate", path)
         fd = _call(lambda: os.open(self.rel(path), os.O_RDWR, dir_fd=self.root))
         try:
@@ -366,6 +399,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     def fsync(self, path: str, datasync: int, fh: int) -> int:
         if fh == _CONTROL_FH:
             return 0
+        self._after_the_cut()
         self._io("fsync", path)
         h = self._handle(fh)
         _call(lambda: os.fdatasync(h.fd) if datasync else os.fsync(h.fd))
@@ -373,6 +407,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
+        self._after_the_cut()
         self._io("fsyncdir", path)
         rel = self.rel(path)
         fd = _call(lambda: os.open(rel, os.O_RDONLY | os.O_DIRECTORY, dir_fd=self.root))
@@ -408,6 +443,8 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         command, _, argument = data.strip().partition(b" ")
         if command == CUT_COMMAND and not argument:
             report = self.cut()
+        elif command == CUT_KILL_COMMAND and not argument:
+            report = self.cut_kill()
         elif command == IO_SET_COMMAND:
             self.io = _io_fault(argument)
             report = {"set_at_unix_s": self.io.set_at}
@@ -422,6 +459,23 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         tmp.write_text(json.dumps(report, indent=2))
         tmp.replace(self.report)
         return len(data)
+
+    def cut_kill(self) -> dict[str, Any]:
+        """SIGKILL the one ``prometheus`` process in sight, then cut (see the module's docstring)."""
+        found = [
+            int(d.name)
+            for d in Path("/proc").iterdir()
+            if d.name.isdigit() and int(d.name) != os.getpid() and _comm(d) == KILLED_NAME
+        ]
+        if len(found) != 1:
+            log.error("cut-kill: %d processes named %s in sight (%s)", len(found), KILLED_NAME, found)
+            raise mfusepy.FuseOSError(errno.ESRCH)
+        try:
+            os.kill(found[0], signal.SIGKILL)
+        except ProcessLookupError:
+            raise mfusepy.FuseOSError(errno.ESRCH) from None
+        self.killed = found[0]
+        return {**self.cut(), "killed_pid": found[0]}
 
     def cut(self) -> dict[str, Any]:
         """Take away everything not durable; what was taken, and the last fsync of every path, for the report."""
@@ -460,6 +514,13 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
             "dropped_bytes": dropped_bytes,
             "last_fsync_unix_s": dict(sorted(self.last_fsync.items())),
         }
+
+
+def _comm(proc_dir: Path) -> str:
+    try:
+        return (proc_dir / "comm").read_text().strip()
+    except OSError:
+        return ""  # gone meanwhile
 
 
 def _parent(rel: str) -> str:

@@ -25,6 +25,7 @@ from harness.mounts import mount_table
 from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.results.store import load_result
+from harness.runtime.kubernetes import KubernetesRuntime
 from harness.scenario.model import Scenario
 from harness.wait import wait_for
 from tests.leftovers import interrupt_during_load, left_behind, run
@@ -275,7 +276,7 @@ def test_ctrl_c_leaves_no_layer_mounted(area: tuple[Path, Path], tmp_path: Path)
     assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
-def test_the_kubernetes_runtime_refuses_power_loss_saying_why() -> None:
+def test_the_kubernetes_runtime_takes_power_loss_only_where_a_privileged_helper_is_allowed() -> None:
     scenario = Scenario.model_validate(
         {
             "name": "t",
@@ -285,7 +286,8 @@ def test_the_kubernetes_runtime_refuses_power_loss_saying_why() -> None:
         }
     )
     refuse_faults("local", scenario)
+    refuse_faults("kubernetes", scenario)
     with pytest.raises(UsageError) as refused:
-        refuse_faults("kubernetes", scenario)
+        KubernetesRuntime(scenario, "r1", logs_dir=Path("/nonexistent"), capabilities={"power-loss"})
     said = str(refused.value)
-    assert "faults[0] (power_loss)" in said and "racing the cut" in said and "--runtime local" in said
+    assert "power_loss" in said and "privileged_helper: true" in said and "--runtime local" in said

@@ -78,6 +78,36 @@ def io_summary(counts: dict[str, IoCounts], *, failing: bool) -> str:
     return f"the layer {hit} {done:,} of {matched:,} matching operations ({per})"
 
 
+def cut_report(raw: dict[str, Any]) -> CutReport:
+    """What a ``cut`` (or ``cut-kill``) answer says was taken away."""
+    return CutReport(
+        cut_at_unix_s=float(raw["cut_at_unix_s"]),
+        reverted=list(raw["reverted"]),
+        removed=list(raw["removed"]),
+        dropped_bytes=int(raw["dropped_bytes"]),
+        last_fsync_unix_s={str(k): float(v) for k, v in raw["last_fsync_unix_s"].items()},
+    )
+
+
+def cut_detail(cut: CutReport, *, where: str, killed: str, injected: float, layer_since: str, after: str) -> str:
+    """A power cut in one sentence, the same on every runtime: what was killed and dropped, and the last fsync
+    under the WAL before it (``layer_since``: since when the layer has watched, for when it saw none)."""
+    last = cut.last_fsync_under(WAL_DIR)
+    since = (
+        f"the last fsync under {WAL_DIR}/ was {injected - last:.2f} s before the cut ({utc_time(last)})"
+        if last is not None
+        else f"nothing under {WAL_DIR}/ was fsynced since {layer_since}"
+    )
+    return (
+        f"power cut under {where}: {killed}; {cut.dropped_bytes:,} unsynced bytes dropped, {len(cut.reverted)} "
+        f"file(s) put back to their last fsync, {len(cut.removed)} never synced new file(s) gone; {since}; {after}"
+    )
+
+
+def utc_time(unix_s: float) -> str:
+    return time.strftime("%H:%M:%S", time.gmtime(unix_s)) + f".{int(unix_s * 1000) % 1000:03d} UTC"
+
+
 def io_set_command(fault: IoFault) -> str:
     """The layer's command that sets ``fault`` (``harness.fault_fuse``'s ``io-set {JSON}``)."""
     settings = {
@@ -156,14 +186,7 @@ class FaultLayer:
 
     def cut(self) -> CutReport:
         """Drop everything not fsynced, in the layer's own process; call it with no writer left."""
-        raw = self._command(b"cut", "cut the power")
-        return CutReport(
-            cut_at_unix_s=float(raw["cut_at_unix_s"]),
-            reverted=list(raw["reverted"]),
-            removed=list(raw["removed"]),
-            dropped_bytes=int(raw["dropped_bytes"]),
-            last_fsync_unix_s={str(k): float(v) for k, v in raw["last_fsync_unix_s"].items()},
-        )
+        return cut_report(self._command(b"cut", "cut the power"))
 
     def io_set(self, fault: IoFault) -> float:
         """Set the I/O fault (replacing any); when it took hold."""

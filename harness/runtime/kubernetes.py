@@ -43,6 +43,7 @@ from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
 from harness.runtime.base import (
     IoFault,
+    PowerCut,
     Recovery,
     Runtime,
     StageMark,
@@ -51,7 +52,7 @@ from harness.runtime.base import (
     not_recovered_on_timeout,
 )
 from harness.runtime.deployments import deployment_for
-from harness.runtime.fault_layer import io_counts, io_set_command, io_summary
+from harness.runtime.fault_layer import WAL_DIR, cut_detail, cut_report, io_counts, io_set_command, io_summary
 from harness.runtime.kube_fill import PodFill
 from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
@@ -116,14 +117,8 @@ class Created:
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
-    capabilities = frozenset({"signal", "nodes", "fill-volume", "export-access", "io-faults"})
-    cannot: ClassVar[dict[str, str]] = {
-        "power-loss": (
-            "dropping what Prometheus wrote but did not fsync needs the fault layer's cut at the instant Prometheus "
-            "dies, and in a pod the kubelet restarts the container on its own, racing the cut: not done yet (the "
-            "layer's sidecar serves io_errors and io_latency); use --runtime local"
-        ),
-    }
+    capabilities = frozenset({"signal", "nodes", "fill-volume", "export-access", "io-faults", "power-loss"})
+    cannot: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -143,7 +138,7 @@ class KubernetesRuntime(Runtime):
         self.scenario = scenario
         self.backend = backend_for(scenario.storage)
         fills = "fill-volume" in capabilities
-        layer_image = self._layer_image(scenario) if "io-faults" in capabilities else None
+        layer_image = self._layer_image(scenario) if {"io-faults", "power-loss"} & set(capabilities) else None
         if fills and self.backend.pod_volume(scenario.storage) is not None:
             raise UsageError(
                 "disk_full fills the filesystem under Prometheus' data directory, and the harness fills only a "
@@ -522,20 +517,44 @@ class KubernetesRuntime(Runtime):
 
     @staticmethod
     def _layer_image(scenario: Scenario) -> str:
-        """The fault layer's image for io_errors / io_latency; UsageError where the scenario does not allow it."""
+        """The fault layer's image for power_loss, io_errors, io_latency; UsageError where the scenario does not
+        allow it."""
         if not scenario.prometheus.privileged_helper:
             raise UsageError(
-                "io_errors and io_latency on the kubernetes runtime put the fault layer (FUSE) under Prometheus' "
-                "volume from a privileged sidecar in its pod; the scenario does not allow one: set "
+                "power_loss, io_errors and io_latency on the kubernetes runtime put the fault layer (FUSE) under "
+                "Prometheus' volume from a privileged sidecar in its pod; the scenario does not allow one: set "
                 "prometheus.privileged_helper: true (the cluster must admit privileged pods), or use --runtime local"
             )
         if scenario.prometheus.deploy != "statefulset":
             raise UsageError(
-                "io_errors and io_latency on the kubernetes runtime need prometheus.deploy: statefulset (the fault "
-                "layer's sidecar and the mount propagation to Prometheus' container are not passed through the "
-                "operator)"
+                "power_loss, io_errors and io_latency on the kubernetes runtime need prometheus.deploy: statefulset "
+                "(the fault layer's sidecar and the mount propagation to Prometheus' container are not passed "
+                "through the operator)"
             )
         return os.environ.get("HARNESS_K8S_WRITER_IMAGE") or DEFAULT_WRITER_IMAGE
+
+    def power_cut(self) -> PowerCut:
+        """The layer kills Prometheus and cuts in one request (``cut-kill``): the kubelet, not the harness, restarts
+        the container, and the layer refuses every change until the killed process is gone."""
+        pod = self._require_pod()
+        self._save_log()
+        self._url = None
+        container = pod.container(CONTAINER)
+        self._expect_restarts = (container.restart_count if container is not None else 0) + 1
+        injected = time.time()
+        answer = self._layer_command(pod, "cut-kill")
+        self._signalled_at = time.time()
+        cut = cut_report(answer)
+        detail = cut_detail(
+            cut,
+            where=f"{DATA_DIR} (the fault layer's sidecar in pod {pod.name})",
+            killed=f"SIGKILL to Prometheus (pid {answer.get('killed_pid')} in the pod) in the same request",
+            injected=injected,
+            layer_since="the pod's layer came up",
+            after="the kubelet restarts the container in the same pod on what was durable",
+        )
+        log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
+        return PowerCut(injected, detail, cut.last_fsync_under(WAL_DIR))
 
     def io_fault(self, fault: IoFault) -> tuple[float, str]:
         pod = self._require_pod()

@@ -54,7 +54,7 @@ from harness.runtime.base import (
     VolumeFill,
     not_recovered_on_timeout,
 )
-from harness.runtime.fault_layer import WAL_DIR, FaultLayer, io_summary
+from harness.runtime.fault_layer import WAL_DIR, FaultLayer, cut_detail, io_summary, utc_time
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
 from harness.storage.base import EmbeddedServer, ExportAccess, ProvisionedStorage
@@ -239,19 +239,16 @@ class LocalRuntime(Runtime):
         self.container = self._start_container(
             current.generation, current.restarts + 1, current.node, current.port, current.data_dir
         )
-        last = cut.last_fsync_under(WAL_DIR)
-        since = (
-            f"the last fsync under {WAL_DIR}/ was {injected - last:.2f} s before the cut ({_utc(last)})"
-            if last is not None
-            else f"nothing under {WAL_DIR}/ was fsynced since the layer was mounted at {_utc(layer.mounted_at_unix_s)}"
-        )
-        detail = (
-            f"power cut under {current.data_dir}: SIGKILL to pid {current.daemon.pid}; {cut.dropped_bytes:,} unsynced "
-            f"bytes dropped, {len(cut.reverted)} file(s) put back to their last fsync, {len(cut.removed)} never "
-            f"synced new file(s) gone; {since}; the container restarted in the same pod on what was durable"
+        detail = cut_detail(
+            cut,
+            where=str(current.data_dir),
+            killed=f"SIGKILL to pid {current.daemon.pid}",
+            injected=injected,
+            layer_since=f"the layer was mounted at {utc_time(layer.mounted_at_unix_s)}",
+            after="the container restarted in the same pod on what was durable",
         )
         log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
-        return PowerCut(injected, detail, last)
+        return PowerCut(injected, detail, cut.last_fsync_under(WAL_DIR))
 
     def io_fault(self, fault: IoFault) -> tuple[float, str]:
         current = self._require()
@@ -647,7 +644,3 @@ def _quote_lines(lines: list[str], most: int = 3) -> str:
     quoted = "; ".join(f"'{line[:240]}'" for line in lines[:most])
     more = f" (and {len(lines) - most} more lines)" if len(lines) > most else ""
     return f"{len(lines)} line(s): {quoted}{more}" if lines else ""
-
-
-def _utc(unix_s: float) -> str:
-    return time.strftime("%H:%M:%S", time.gmtime(unix_s)) + f".{int(unix_s * 1000) % 1000:03d} UTC"

@@ -326,6 +326,7 @@ def statefulset_manifest(
     }
     if layer_image is not None:
         pod_spec["initContainers"] = [fault_layer_sidecar(names.claim_template, layer_image)]
+        pod_spec["shareProcessNamespace"] = True  # the layer's cut-kill (power_loss) kills Prometheus itself
     if tools_image is not None:
         pod_spec["shareProcessNamespace"] = True
         pod_spec["containers"].append(

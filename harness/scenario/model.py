@@ -312,7 +312,7 @@ class PrometheusSpec(Strict):
         default=False,
         description=(
             "Kubernetes runtime: allow a privileged sidecar in Prometheus' pod, the fault layer (FUSE) that "
-            "io_errors and io_latency need under the volume; without it those faults are refused there"
+            "power_loss, io_errors and io_latency need under the volume; without it those faults are refused there"
         ),
     )
 
@@ -504,8 +504,9 @@ class PowerLossFault(FaultTiming):
     """The power fails under Prometheus' data directory: everything written there but not yet fsynced (or
     fdatasynced) is lost, files created and never made durable disappear, and Prometheus dies at the same instant
     (SIGKILL); it restarts on what was durable. Prometheus' WAL fsyncs only when a segment is completed or closed,
-    so acknowledged samples may go: set ``checks.history_survival.max_samples_lost`` to what you accept. Local
-    runtime only (a FUSE layer over the data directory, mounted when a scenario has this fault)."""
+    so acknowledged samples may go: set ``checks.history_survival.max_samples_lost`` to what you accept. A FUSE layer
+    over the data directory, mounted when a scenario has this fault (on a cluster in a privileged sidecar of
+    Prometheus' pod, where ``prometheus.privileged_helper`` allows it)."""
 
     action: Literal["power_loss"]
 

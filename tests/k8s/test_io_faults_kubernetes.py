@@ -1,9 +1,11 @@
-"""``io_errors`` and ``io_latency`` on the local cluster: the fault layer (``harness.fault_fuse``) runs as a privileged
-native sidecar in Prometheus' pod, mounted over the volume and reaching Prometheus' container by mount propagation;
-the runtime commands it by exec. EIO on the WAL's writes and fsyncs: Prometheus rejects the writes (HTTP 500,
-`input/output error`), takes writes again once the errors stop and loses nothing while it runs, but the restart after
-it repairs the WAL at the torn record and loses what was acknowledged after the errors (prometheus/prometheus#13027,
-as on the local runtime). A delay loses nothing."""
+"""``power_loss``, ``io_errors`` and ``io_latency`` on the local cluster: the fault layer (``harness.fault_fuse``) runs
+as a privileged native sidecar in Prometheus' pod, mounted over the volume and reaching Prometheus' container by
+mount propagation; the runtime commands it by exec. EIO on the WAL's writes and fsyncs: Prometheus rejects the writes
+(HTTP 500, `input/output error`), takes writes again once the errors stop and loses nothing while it runs, but the
+restart after it repairs the WAL at the torn record and loses what was acknowledged after the errors
+(prometheus/prometheus#13027, as on the local runtime). A delay loses nothing. A power cut (the layer kills
+Prometheus and drops what was not fsynced, in one request) loses acknowledged samples back to the last fsync, where a
+SIGKILL loses none."""
 
 from __future__ import annotations
 
@@ -83,4 +85,41 @@ def test_latency_on_wal_writes_in_a_pod_loses_nothing(
     [latency] = result.faults
     assert latency.status is Status.PASSED and "the layer delayed" in latency.detail, latency.detail
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
+
+
+def test_a_power_cut_in_a_pod_loses_what_was_acknowledged_since_the_last_fsync_and_sigkill_none(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, local_pv: Callable[[str], LocalPv], writer_image: str
+) -> None:
+    """SIGTERM (a clean shutdown fsyncs the WAL segment), SIGKILL, then the power cut, each restarting the container
+    in the same pod, whose layer sidecar stays: it knows the shutdown's fsync when it cuts."""
+    vol = local_pv("node-1")
+    faults = "{action: sigterm, at: 3s}, {action: sigkill, at: 10s}, {action: power_loss, at: 18s}"
+    reports = tmp_path / "reports"
+    text = _scenario("k8s-power-loss", vol, faults, "26s").replace("series: 500", "series: 50")
+    proc = harness_run(write_scenario(tmp_path, text), reports, kubeconfig, HARNESS_K8S_WRITER_IMAGE=writer_image)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [result_file] = reports.glob("*/*/result.json")
+    result = load_result(result_file)
+    assert [(f.action, f.status) for f in result.faults] == [
+        ("sigterm", Status.PASSED),
+        ("sigkill", Status.PASSED),
+        ("power_loss", Status.PASSED),
+    ]
+    sigterm, sigkill, cut = result.faults
+    after_sigterm, after_sigkill, after_cut, final = result.durability
+    assert after_sigterm.lost == 0 and after_sigkill.lost == 0 and after_sigkill.acknowledged > 0
+    assert "SIGKILL to Prometheus (pid" in cut.detail and "in the same request" in cut.detail, cut.detail
+    assert "the last fsync under wal/ was" in cut.detail
+    assert after_cut.lost > 0 and after_cut.present > 0 and after_cut.mismatched_values == 0
+    assert cut.last_wal_fsync_at_s is not None and result.t0_unix_s is not None
+    assert sigterm.injected_at_s <= cut.last_wal_fsync_at_s < sigkill.injected_at_s
+    last_fsync_ms = (result.t0_unix_s + cut.last_wal_fsync_at_s) * 1000
+    cut_ms = (result.t0_unix_s + cut.injected_at_s) * 1000
+    assert after_cut.loss_window_start_unix_ms is not None and after_cut.loss_window_end_unix_ms is not None
+    assert last_fsync_ms <= after_cut.loss_window_start_unix_ms <= after_cut.loss_window_end_unix_ms
+    assert after_cut.loss_window_end_unix_ms <= cut_ms + 1000  # the cut's request: its tick at most
+    assert final.lost == after_cut.lost  # what came after the cut stayed
+    assert cut.first_sample_at_s is not None  # Prometheus came back on what was durable
+    assert {c.name: c.status for c in result.checks}["history_survival"] is Status.FAILED
     assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
