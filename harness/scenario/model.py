@@ -521,9 +521,10 @@ IoMethod = Literal[
 
 class IoFaultWindow(FaultWindow):
     """What an I/O fault hits (Chaos Mesh IOChaos' model), for ``for``: the ``methods`` (default: every operation),
-    ``percent`` of them, on ``path`` under the data directory (default: anywhere in it). Local runtime only (the
-    fault layer over the data directory, mounted when a scenario has such a fault; it serves one operation at a
-    time, so Prometheus is slower on it than on the disk underneath)."""
+    ``percent`` of them, on ``path`` under the data directory (default: anywhere in it). On the fault layer over the
+    data directory, mounted when a scenario has such a fault (on a cluster in a privileged sidecar of Prometheus'
+    pod, where ``prometheus.privileged_helper`` allows it); it serves one operation at a time, so Prometheus is
+    slower on it than on the disk underneath."""
 
     methods: list[IoMethod] = Field(default_factory=list, description="the operations hit; empty: all of them")
     percent: float = Field(default=100, ge=0, le=100, description="the share of those hit, drawn per operation")
