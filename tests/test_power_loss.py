@@ -23,7 +23,7 @@ import pytest
 from harness.errors import UsageError
 from harness.mounts import mount_table
 from harness.pipeline import refuse_faults
-from harness.results.model import Status
+from harness.results.model import FaultRecord, RunResult, Status
 from harness.results.store import load_result
 from harness.runtime.kubernetes import KubernetesRuntime
 from harness.scenario.model import Scenario
@@ -184,6 +184,35 @@ checks: {{history_survival: {{max_samples_lost: {budget}}}}}
 FAULTS = "{action: sigterm, at: 2s}, {action: sigkill, at: 5s}, {action: power_loss, at: 8s}"
 
 
+def assert_the_cut_lost_what_came_after_the_last_fsync(result: RunResult, slack_ms: float = 0) -> FaultRecord:
+    """SIGTERM, SIGKILL, power cut, in that order, each PASSED: the SIGKILL lost nothing; the cut lost acknowledged
+    samples, all written after the last fsync the layer saw under wal/ (the SIGTERM's shutdown) and none after the
+    cut (``slack_ms`` later at most: where the cut and the kill are one request, a request in flight); what came
+    after the cut stayed, and the history check FAILED. The cut's record."""
+    assert [(f.action, f.status) for f in result.faults] == [
+        ("sigterm", Status.PASSED),
+        ("sigkill", Status.PASSED),
+        ("power_loss", Status.PASSED),
+    ]
+    sigterm, sigkill, cut = result.faults
+    after_sigterm, after_sigkill, after_cut, final = result.durability
+    assert after_sigterm.lost == 0 and after_sigkill.lost == 0 and after_sigkill.acknowledged > 0
+    assert sigterm.last_wal_fsync_at_s is None and sigkill.last_wal_fsync_at_s is None
+    assert after_cut.lost > 0 and after_cut.present > 0 and after_cut.mismatched_values == 0
+    assert cut.last_wal_fsync_at_s is not None and result.t0_unix_s is not None
+    assert sigterm.injected_at_s <= cut.last_wal_fsync_at_s < sigkill.injected_at_s
+    last_fsync_ms = (result.t0_unix_s + cut.last_wal_fsync_at_s) * 1000
+    cut_ms = (result.t0_unix_s + cut.injected_at_s) * 1000
+    assert after_cut.loss_window_start_unix_ms is not None and after_cut.loss_window_end_unix_ms is not None
+    assert last_fsync_ms <= after_cut.loss_window_start_unix_ms <= after_cut.loss_window_end_unix_ms
+    assert after_cut.loss_window_end_unix_ms <= cut_ms + slack_ms
+    assert final.lost == after_cut.lost  # what came after the cut stayed
+    history = {c.name: c for c in result.checks}["history_survival"]
+    assert history.status is Status.FAILED
+    assert f"{after_cut.lost:,} of {after_cut.acknowledged:,} acknowledged samples lost" in history.reason
+    return cut
+
+
 @needs_fuse_as_root
 @pytest.mark.slow
 def test_power_loss_loses_acknowledged_samples_back_to_the_last_fsync_and_sigkill_loses_none(
@@ -201,34 +230,10 @@ def test_power_loss_loses_acknowledged_samples_back_to_the_last_fsync_and_sigkil
     [result_file] = (reports / "strict").glob("*/*/result.json")
     result = load_result(result_file)
     assert result.environment.data_access is not None and "fault layer" in result.environment.data_access
-    assert [(f.action, f.status) for f in result.faults] == [
-        ("sigterm", Status.PASSED),
-        ("sigkill", Status.PASSED),
-        ("power_loss", Status.PASSED),
-    ]
-    sigterm, sigkill, cut = result.faults
-    after_sigterm, after_sigkill, after_cut, final = result.durability
-    # Over the layer, a SIGKILL loses nothing: every write went through to the disk.
-    assert after_sigterm.lost == 0 and after_sigkill.lost == 0 and after_sigkill.acknowledged > 0
-    assert sigterm.last_wal_fsync_at_s is None and sigkill.last_wal_fsync_at_s is None
-    # The cut: acknowledged samples lost, all of them written after the last fsync the layer saw under wal/ (the
-    # SIGTERM's shutdown), none after the cut.
-    assert after_cut.lost > 0 and after_cut.present > 0 and after_cut.mismatched_values == 0
-    assert cut.last_wal_fsync_at_s is not None and result.t0_unix_s is not None
-    assert sigterm.injected_at_s <= cut.last_wal_fsync_at_s < sigkill.injected_at_s
-    last_fsync_ms = (result.t0_unix_s + cut.last_wal_fsync_at_s) * 1000
-    cut_ms = (result.t0_unix_s + cut.injected_at_s) * 1000
-    assert after_cut.loss_window_start_unix_ms is not None and after_cut.loss_window_end_unix_ms is not None
-    assert last_fsync_ms <= after_cut.loss_window_start_unix_ms <= after_cut.loss_window_end_unix_ms <= cut_ms
-    assert after_cut.cutoff_unix_ms == int(cut_ms)
+    cut = assert_the_cut_lost_what_came_after_the_last_fsync(result)
     assert "the last fsync under wal/ was" in cut.detail and "SIGKILL" in cut.detail
-    assert final.lost == after_cut.lost  # what came after the cut stayed
-    checks = {c.name: c for c in result.checks}
-    assert checks["history_survival"].status is Status.FAILED
-    assert (
-        f"{after_cut.lost:,} of {after_cut.acknowledged:,} acknowledged samples lost"
-        in checks["history_survival"].reason
-    )
+    assert result.t0_unix_s is not None
+    assert result.durability[2].cutoff_unix_ms == int((result.t0_unix_s + cut.injected_at_s) * 1000)
     assert result.verdict is Status.FAILED
     assert left_behind(work) == []
 

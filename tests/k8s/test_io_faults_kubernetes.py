@@ -19,6 +19,7 @@ from harness.results.model import Status
 from harness.results.store import load_result
 from tests.k8s.conftest import LocalPv
 from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
+from tests.test_power_loss import assert_the_cut_lost_what_came_after_the_last_fsync
 
 pytestmark = [
     pytest.mark.cluster,
@@ -101,25 +102,11 @@ def test_a_power_cut_in_a_pod_loses_what_was_acknowledged_since_the_last_fsync_a
     assert proc.returncode == 1, proc.stdout + proc.stderr
     [result_file] = reports.glob("*/*/result.json")
     result = load_result(result_file)
-    assert [(f.action, f.status) for f in result.faults] == [
-        ("sigterm", Status.PASSED),
-        ("sigkill", Status.PASSED),
-        ("power_loss", Status.PASSED),
-    ]
-    sigterm, sigkill, cut = result.faults
-    after_sigterm, after_sigkill, after_cut, final = result.durability
-    assert after_sigterm.lost == 0 and after_sigkill.lost == 0 and after_sigkill.acknowledged > 0
+    # The fault is timed when the harness sends the exec; the layer cuts when it arrives, a moment later: samples
+    # acknowledged in between are lost too.
+    cut = assert_the_cut_lost_what_came_after_the_last_fsync(result, slack_ms=1000)
     assert "SIGKILL to Prometheus (pid" in cut.detail and "in the same request" in cut.detail, cut.detail
     assert "the last fsync under wal/ was" in cut.detail
-    assert after_cut.lost > 0 and after_cut.present > 0 and after_cut.mismatched_values == 0
-    assert cut.last_wal_fsync_at_s is not None and result.t0_unix_s is not None
-    assert sigterm.injected_at_s <= cut.last_wal_fsync_at_s < sigkill.injected_at_s
-    last_fsync_ms = (result.t0_unix_s + cut.last_wal_fsync_at_s) * 1000
-    cut_ms = (result.t0_unix_s + cut.injected_at_s) * 1000
-    assert after_cut.loss_window_start_unix_ms is not None and after_cut.loss_window_end_unix_ms is not None
-    assert last_fsync_ms <= after_cut.loss_window_start_unix_ms <= after_cut.loss_window_end_unix_ms
-    assert after_cut.loss_window_end_unix_ms <= cut_ms + 1000  # the cut's request: its tick at most
-    assert final.lost == after_cut.lost  # what came after the cut stayed
     assert cut.first_sample_at_s is not None  # Prometheus came back on what was durable
     assert {c.name: c.status for c in result.checks}["history_survival"] is Status.FAILED
     assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
