@@ -29,7 +29,10 @@ NFS_CORE_PARAM {{
     Enable_UDP = false;
 }}
 NFSV4 {{
-    Graceless = true;
+    Graceless = {graceless};
+    Grace_Period = {grace};
+    Lease_Lifetime = {lease};
+    RecoveryRoot = "{recovery}";
     Allow_Numeric_Owners = true;
     Only_Numeric_Owners = true;
 }}
@@ -87,6 +90,20 @@ class NfsServer:
         """Stop ganesha.nfsd alone (SIGTERM, its clean shutdown); ``resume`` starts it again as it was."""
         self.daemon.stop(timeout_s=15.0)
 
+    def grace_log(self) -> list[str]:
+        """What the running ganesha.nfsd logged about its grace period (its own lines, from its start): whether it
+        started in grace, and when and why it lifted it."""
+        try:
+            text = (self.workdir / "ganesha.log").read_text(errors="replace")
+        except OSError:
+            return []
+        mine = f"ganesha.nfsd-{self.daemon.pid}["
+        return [
+            line.split(" :STATE :EVENT :", 1)[-1].strip()
+            for line in text.splitlines()
+            if mine in line and ("GRACE" in line or "check grace" in line)
+        ]
+
     def resume(self) -> None:
         """Start ganesha.nfsd again on the same configuration; returns once it accepts TCP connections again.
 
@@ -122,9 +139,18 @@ def _start_ganesha_daemon(workdir: Path, port: int) -> proc.Daemon:
 
 
 def start_ganesha(
-    workdir: Path, export_dir: Path, *, pseudo: str = "/export", squash: str = "No_Root_Squash", v3: bool = False
+    workdir: Path,
+    export_dir: Path,
+    *,
+    pseudo: str = "/export",
+    squash: str = "No_Root_Squash",
+    v3: bool = False,
+    grace_s: float = 0.0,
 ) -> NfsServer:
     """Start NFS-Ganesha serving ``export_dir``; returns once it accepts TCP connections.
+
+    ``grace_s`` > 0 gives every (re)start an NFSv4 grace period that long (its clients' records in ``workdir``);
+    0 makes it graceless.
 
     ``v3`` serves NFSv3 (and MOUNT) next to v4. Ganesha must register v3 with rpcbind when it starts, so an rpcbind
     is started for it when none answers on port 111 (rpcbind cannot be bound to loopback alone in Debian's build:
@@ -150,6 +176,11 @@ def start_ganesha(
             path=export_dir,
             pseudo=pseudo,
             squash=squash,
+            graceless="true" if grace_s <= 0 else "false",
+            grace=max(0, round(grace_s)),
+            # Ganesha wants a lease no longer than the grace period (clients reclaim within one lease).
+            lease=min(60, max(1, round(grace_s))) if grace_s > 0 else 60,
+            recovery=workdir / "recovery",
         )
     )
     try:

@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from harness.errors import UsageError
 from harness.pipeline import refuse_faults
 from harness.results.model import FaultRecord, RunResult, Status
 from harness.results.store import load_result
-from harness.scenario.model import Scenario
+from harness.scenario.model import NfsStorage, Scenario
 from tests.leftovers import interrupt_during_load, left_behind, run
 from tests.test_power_loss import needs_fuse_as_root
 
@@ -94,12 +95,18 @@ def test_nfs_server_restart_stalls_prometheus_and_loses_nothing(area: tuple[Path
     client logs the dead connection (EINTR, "Socket failed with POLLHUP") and hands EINTR to Prometheus, whose Go
     runtime retries the write (EINTR is retried, never reported): the retry blocks until Ganesha is back. So
     Prometheus logs nothing, the load's requests time out meanwhile (5 s: samples whose fate is unknown, never
-    acknowledged, so never counted as lost), and once Ganesha is back (graceless, same ports) the blocked write goes
-    through and every acknowledged sample is still there."""
+    acknowledged, so never counted as lost), and once Ganesha is back (same ports; in its grace period, which does
+    not hold NFSv3) the blocked write goes through and every acknowledged sample is still there."""
     result, fault = _run_shipped("nfs-server-restart", area)
     detail = fault.detail or ""
     assert "NFS-Ganesha (pid" in detail and "stopped by SIGTERM, for 15 s" in detail, detail
     assert "started again" in detail and "same configuration" in detail, detail
+    # A 90 s grace period, as a real server has: Ganesha restarts in grace and keeps it while NFSv4 clients it
+    # recorded have not reclaimed, but the run's client speaks NFSv3, which the grace period does not hold: the data
+    # path and Prometheus are back long before 90 s.
+    assert "NFSv4 grace period 90 s" in detail and "'NFS Server Now IN GRACE, duration 90'" in detail, detail
+    assert fault.first_sample_at_s is not None and fault.lifted_at_s is not None
+    assert fault.first_sample_at_s - fault.lifted_at_s < 30
     assert "EINTR" in detail and "POLLHUP" in detail, detail  # the client's own words, quoted from its log
     assert fault.write_failures.get("unknown", 0) > 0 and "no answer: ReadTimeout" in fault.write_errors
     _assert_reported_survived_and_recovered(result, fault, area[1])
@@ -203,3 +210,15 @@ def test_the_command_line_refuses_it_with_exit_2_and_no_traceback(tmp_path: Path
     assert proc.returncode == 2, out
     assert "never stops a server it did not start" in out and "Traceback" not in out
     assert not (tmp_path / "reports").exists()  # refused before anything, the run directory included
+
+
+def test_the_embedded_nfs_servers_grace_period_is_bounded_as_ganeshas() -> None:
+    def storage(grace: str) -> dict[str, object]:
+        return {"backend": "nfs", "server": "embedded", "embedded": {"grace": grace}}
+
+    doc = {"name": "t", "duration": "1m", "faults": [{"action": "server_restart", "at": "1s"}]}
+    ok = Scenario.model_validate({**doc, "storage": storage("90s")})
+    assert isinstance(ok.storage, NfsStorage) and ok.storage.embedded is not None
+    assert ok.storage.embedded.grace_s == 90.0
+    with pytest.raises(ValidationError):
+        Scenario.model_validate({**doc, "storage": storage("5m")})  # Ganesha takes at most 180 s

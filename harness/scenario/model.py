@@ -105,6 +105,15 @@ class EmbeddedExport(Strict):
     )
     mode: str = Field(default="0755", pattern=r"^0?[0-7]{3,4}$", description="its permission bits, octal")
     squash: Literal["no_root_squash", "root_squash"] = "no_root_squash"
+    grace_s: Seconds = Field(
+        default=0.0,
+        alias="grace",
+        le=180.0,
+        description=(
+            "the NFSv4 grace period of every (re)start, as a real server has one (Ganesha's default is 90s): new "
+            "NFSv4 state (opens, locks) is refused while clients reclaim theirs; 0s: graceless, it serves at once"
+        ),
+    )
 
     @property
     def uid_gid(self) -> tuple[int, int]:
@@ -589,7 +598,7 @@ class DiskFullFault(FaultWindow):
 
 class ServerRestartFault(FaultWindow):
     """The storage server stops for ``for`` and comes back as it was: the embedded NFS-Ganesha (same ports and
-    export; graceless, as configured) or tgt (same portal, IQN and LUNs on the same files). Prometheus keeps
+    export and grace period, ``embedded.grace``) or tgt (same portal, IQN and LUNs on the same files). Prometheus keeps
     running on the storage while its client finds the server gone; the fault says what the client logged and when a
     write through the data path got through again. Only a server this run started (``server: embedded``,
     ``target_portal: embedded``): the harness never stops a server it did not start."""

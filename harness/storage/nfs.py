@@ -256,7 +256,7 @@ class EmbeddedNfs(EmbeddedServer[NfsStorage]):
         self.server: NfsServer | None = None
         self.description = (
             f"embedded NFS server (NFS-Ganesha on 127.0.0.1, export owned {export.owner} mode {export.mode}, "
-            f"{export.squash})"
+            f"{export.squash}, " + (f"NFSv4 grace {export.grace_s:g} s)" if export.grace_s > 0 else "graceless)")
         )
 
     def start(self) -> NfsStorage:
@@ -268,7 +268,14 @@ class EmbeddedNfs(EmbeddedServer[NfsStorage]):
         directory.chmod(self.export.mode_bits)
         squash = "Root_Squash" if self.export.squash == "root_squash" else "No_Root_Squash"
         # The pseudo path is the real one, so NFSv3 (MOUNT) and v4 clients name the export the same way.
-        self.server = start_ganesha(self.workdir / "ganesha", directory, pseudo=str(directory), squash=squash, v3=True)
+        self.server = start_ganesha(
+            self.workdir / "ganesha",
+            directory,
+            pseudo=str(directory),
+            squash=squash,
+            v3=True,
+            grace_s=self.export.grace_s,
+        )
         return self.spec.model_copy(
             update={
                 "server": "127.0.0.1",
@@ -292,10 +299,19 @@ class EmbeddedNfs(EmbeddedServer[NfsStorage]):
     def resume(self) -> str:
         server = self._running()
         server.resume()
-        # The configuration says Graceless: a restarted Ganesha serves at once; the v3 client holds no state anyway.
+        grace = self.export.grace_s
+        # In grace Ganesha refuses new NFSv4 state (opens, locks) while clients reclaim theirs, and lifts it early
+        # once every client it recorded has: the run's client speaks NFSv3 and holds no such state. Its own words say
+        # which happened.
+        said = "; ".join(f"'{line}'" for line in server.grace_log())
+        how = (
+            f"NFSv4 grace period {grace:g} s, Ganesha logged: {said or 'nothing about it yet'}"
+            if grace > 0
+            else "graceless, so it served at once"
+        )
         return (
             f"NFS-Ganesha started again (pid {server.daemon.pid}) with the same configuration: 127.0.0.1:{server.port}"
-            f", MOUNT port {server.mount_port}, export {server.export_dir}; graceless, so it served at once"
+            f", MOUNT port {server.mount_port}, export {server.export_dir}; {how}"
         )
 
     def _running(self) -> NfsServer:
