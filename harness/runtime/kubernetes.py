@@ -10,15 +10,20 @@ manifests are built by ``harness.runtime.manifests``; ``harness.kube`` makes the
 operator`` a Prometheus resource takes the place of the ConfigMap and StatefulSet, and a running prometheus-operator
 makes a StatefulSet of the same name (``harness.runtime.deployments``): everything else acts on its pod unchanged.
 
+Faults below Prometheus: ``disk_full`` fills the volume from a pod of the run's on Prometheus' node
+(``harness.runtime.kube_fill``); ``second_writer`` writes into the export the run's NFS PV names, from this host;
+``power_loss``, ``io_errors`` and ``io_latency`` run the fault layer (``harness.fault_fuse``) as a privileged native
+sidecar of Prometheus' pod, where ``prometheus.privileged_helper`` allows it, commanded by exec.
+
 Settings that describe the harness host and cluster, not the scenario, come from the environment:
 ``HARNESS_K8S_REACH`` (``auto``: the pod IP when this host routes to it, else the API server's pod proxy;
-``pod-ip``; ``api-proxy``), ``HARNESS_K8S_TOOLS_IMAGE`` (an image with a static ``/bin/busybox``, for signal faults,
-fio pods and scrape mode's exporter pod; default the local cluster's ``localhost/harness/tools:latest``, e.g.
-``busybox:1.36`` elsewhere), ``HARNESS_K8S_FIO_IMAGE`` (any image with ``fio`` on its PATH; default
-``localhost/harness/fio:latest``) and ``HARNESS_K8S_WRITER_IMAGE`` (a sharded write load's writer pods: an image with
-``python3`` and this harness installed; default ``localhost/harness/writer:latest``); in operator mode
-``HARNESS_K8S_OPERATOR_WAIT`` (seconds the operator gets to make the StatefulSet of the run's Prometheus resource;
-default 60).
+``pod-ip``; ``api-proxy``), ``HARNESS_K8S_TOOLS_IMAGE`` (an image with a static ``/bin/busybox``, for signal
+faults, fio pods, disk_full's fill pod and scrape mode's exporter pod; default the local cluster's
+``localhost/harness/tools:latest``, e.g. ``busybox:1.36`` elsewhere), ``HARNESS_K8S_FIO_IMAGE`` (any image with
+``fio`` on its PATH; default ``localhost/harness/fio:latest``) and ``HARNESS_K8S_WRITER_IMAGE`` (a sharded write
+load's writer pods and the fault layer's sidecar: an image with ``python3`` and this harness installed, and libfuse3
+for the layer; default ``localhost/harness/writer:latest``); in operator mode ``HARNESS_K8S_OPERATOR_WAIT`` (seconds
+the operator gets to make the StatefulSet of the run's Prometheus resource; default 60).
 """
 
 from __future__ import annotations
