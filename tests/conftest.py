@@ -1,4 +1,14 @@
-"""Shared fixtures for the whole suite."""
+"""Shared fixtures for the whole suite, and the hooks that shape it.
+
+- ``@pytest.mark.root(reason=...)``: skipped with "needs root: <reason>" unless the suite runs as root.
+- Parallel runs (pytest-xdist, ``--dist loadgroup``, as ``nox -s tests`` runs it): every test is spread over the
+  workers except those whose resources one process must own, which are pinned to one worker by ``xdist_group``
+  (``SERIAL_GROUPS``): the local cluster's tests share session fixtures (one local-path provisioner, one operator,
+  one writer image import, node faults and cordons on the same two nodes), and the two stored real runs of
+  ``real_runs`` are made once for the tests that read them.
+- At the end, one loud line names every group of skipped tests and why, so a green run that skipped the cluster
+  (or the browser, or root) says so where nobody can miss it.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +18,66 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+# A test's group (by the first matching path prefix, relative to tests/): tests of one group run in one worker, in
+# file order. Everything else runs wherever a worker is free.
+SERIAL_GROUPS: dict[str, str] = {
+    "k8s/": "cluster",
+    "test_trend.py": "real-runs",
+    "test_browser.py": "real-runs",
+}
+TESTS = Path(__file__).resolve().parent
+
+
+def _group(item: pytest.Item) -> str | None:
+    try:
+        relative = item.path.resolve().relative_to(TESTS).as_posix()
+    except ValueError:
+        return None
+    return next((group for prefix, group in SERIAL_GROUPS.items() if relative.startswith(prefix)), None)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = os.geteuid() == 0
+    xdist = config.pluginmanager.hasplugin("xdist")
+    for item in items:
+        marker = item.get_closest_marker("root")
+        if marker is not None and not root:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "root only")
+            item.add_marker(pytest.mark.skip(reason=f"needs root: {reason}"))
+        group = _group(item)
+        if xdist and group is not None:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """One line naming every group of skipped tests (by folder or file) with its reasons, loud at the very end."""
+    skipped: list[pytest.TestReport] = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    groups: dict[str, dict[str, int]] = {}
+    for report in skipped:
+        path = report.nodeid.split("::", 1)[0]
+        where = path.rsplit("/", 1)[0] + "/" if path.count("/") > 1 else path
+        reasons = groups.setdefault(where, {})
+        reason = _skip_reason(report)
+        reasons[reason] = reasons.get(reason, 0) + 1
+    parts = []
+    for where, reasons in sorted(groups.items(), key=lambda kv: -sum(kv[1].values())):
+        said = "; ".join(f"{n} x {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
+        parts.append(f"{where} ({sum(reasons.values())}): {said}")
+    terminalreporter.write_sep("!", f"SKIPPED {len(skipped)} tests", yellow=True, bold=True)
+    terminalreporter.write_line("SKIPPED GROUPS: " + " | ".join(parts), yellow=True, bold=True)
 
 
 @pytest.fixture(scope="session", autouse=True)

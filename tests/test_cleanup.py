@@ -22,8 +22,7 @@ from tests.leftovers import ROOT, cleanup, left_behind, run, run_argv, sigkill_d
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.root,
-    pytest.mark.skipif(os.geteuid() != 0, reason="a loop-mounted image needs root"),
+    pytest.mark.root(reason="a loop-mounted image needs root"),
 ]
 
 KILLED = """

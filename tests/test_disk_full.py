@@ -40,8 +40,7 @@ NO_SPACE = "no space left on device"
 
 def needs_loop_as_root(test: Any) -> Any:
     for mark in (
-        pytest.mark.root,
-        pytest.mark.skipif(os.geteuid() != 0, reason="a loop-mounted ext4 image needs root (losetup, mount)"),
+        pytest.mark.root(reason="a loop-mounted ext4 image needs root (losetup, mount)"),
         pytest.mark.skipif(shutil.which("losetup") is None, reason="no losetup (Debian package mount)"),
         pytest.mark.skipif(shutil.which("mkfs.ext4") is None, reason="no mkfs.ext4 (Debian package e2fsprogs)"),
     ):

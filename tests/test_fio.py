@@ -31,7 +31,6 @@ GiB = 1024**3
 PROFILES = ["randwrite-4k", "randread-4k", "seqwrite-1m", "wal-append"]
 
 needs_fio = pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed (Debian package 'fio')")
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="loop devices and mounts need root")
 
 
 def job(profile: str, **fields: object) -> FioJob:
@@ -361,8 +360,7 @@ def ext4_mount(tmp_path: Path) -> Iterator[Path]:
 
 
 @needs_fio
-@needs_root
-@pytest.mark.root
+@pytest.mark.root(reason="loop devices and mounts need root")
 def test_sized_to_a_small_loop_mounted_ext4(ext4_mount: Path, tmp_path: Path) -> None:
     before = set(ext4_mount.iterdir())  # lost+found
     free = os.statvfs(ext4_mount).f_bavail * os.statvfs(ext4_mount).f_frsize

@@ -9,7 +9,6 @@ mount, loop device or mount of the run.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import time
@@ -27,9 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 IQN = "iqn.2020-02.com:wsg"
 
 pytestmark = [
-    pytest.mark.root,
+    pytest.mark.root(reason="a loop device and a mount need root"),
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="a loop device and a mount need root"),
     pytest.mark.skipif(
         shutil.which("qemu-storage-daemon") is None,
         reason="qemu-storage-daemon is missing (Debian packages qemu-system-common qemu-block-extra)",

@@ -24,9 +24,8 @@ from harness.servers import start_ganesha, start_tgt
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
-    pytest.mark.root,
+    pytest.mark.root(reason="mounting needs root"),
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root"),
 ]
 
 

@@ -29,9 +29,8 @@ from tests.leftovers import interrupt_during_load, left_behind, run
 ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = [
-    pytest.mark.root,
+    pytest.mark.root(reason="the FUSE mount for other users (allow_other) and chown need root"),
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="the FUSE mount for other users (allow_other) and chown need root"),
     pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="no /dev/fuse: FUSE is not available here"),
 ]
 

@@ -8,7 +8,6 @@ plus Ctrl-C keeping a partial result, scrape mode, re-rendering and comparing st
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -168,8 +167,7 @@ def test_report_rerender_and_compare(area: tuple[Path, Path], tmp_path: Path) ->
     assert out.exists() and "twice" in compared.stdout
 
 
-@pytest.mark.root
-@pytest.mark.skipif(os.geteuid() != 0, reason="a loop-mounted ext4 image needs root")
+@pytest.mark.root(reason="a loop-mounted ext4 image needs root")
 def test_loop_mounted_ext4_volume(area: tuple[Path, Path], tmp_path: Path) -> None:
     reports, work = area
     path = scenario(

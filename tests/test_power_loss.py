@@ -35,8 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def needs_fuse_as_root(test: Any) -> Any:
     for mark in (
-        pytest.mark.root,
-        pytest.mark.skipif(os.geteuid() != 0, reason="a FUSE mount other users may enter (allow_other) needs root"),
+        pytest.mark.root(reason="a FUSE mount other users may enter (allow_other) needs root"),
         pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="no /dev/fuse: FUSE is not available here"),
     ):
         test = mark(test)

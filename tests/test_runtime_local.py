@@ -106,8 +106,7 @@ def test_sigterm_on_ephemeral_keeps_the_pod_volume(ephemeral_rt: LocalRuntime) -
     assert first.daemon.popen.returncode == 0  # a clean shutdown on SIGTERM
 
 
-@pytest.mark.root
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the security context's uid needs root")
+@pytest.mark.root(reason="switching to the security context's uid needs root")
 def test_runs_as_the_security_context_with_fs_group(local_rt: LocalRuntime) -> None:
     local_rt.start([])
     container = local_rt.container
@@ -116,8 +115,7 @@ def test_runs_as_the_security_context_with_fs_group(local_rt: LocalRuntime) -> N
     assert container.data_dir.stat().st_gid == 2000  # the fsGroup the kubelet would apply
 
 
-@pytest.mark.root
-@pytest.mark.skipif(os.geteuid() != 0, reason="switching to the security context's uid needs root")
+@pytest.mark.root(reason="switching to the security context's uid needs root")
 def test_unwritable_volume_is_explained(workdir: Path) -> None:
     spec = PrometheusSpec.model_validate(
         {"ready_timeout": "30s", "security_context": {"run_as_user": 65534, "run_as_group": 65534, "fs_group": None}}

@@ -37,8 +37,7 @@ F = TypeVar("F", bound=Callable[..., None])
 
 def needs_ganesha_as_root(test: F) -> F:
     marks = [
-        pytest.mark.root,
-        pytest.mark.skipif(os.geteuid() != 0, reason="NFS-Ganesha serves files owned by other uids: needs root"),
+        pytest.mark.root(reason="NFS-Ganesha serves files owned by other uids: needs root"),
         pytest.mark.skipif(shutil.which("ganesha.nfsd") is None, reason="ganesha.nfsd is not installed (nfs-ganesha)"),
     ]
     for mark in marks:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +12,6 @@ from harness.errors import StorageUnavailable
 from harness.mounts import filesystem_of, is_mount_point, why_no_kernel_iscsi, why_no_kernel_nfs
 from harness.scenario.model import EphemeralStorage, IscsiStorage, LocalStorage, NfsStorage
 from harness.storage import provision
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="loop devices and mount need root")
 
 
 def test_local_directory_is_shared_by_every_generation(tmp_path: Path) -> None:
@@ -61,8 +58,7 @@ def test_filesystem_of_root() -> None:
     assert is_mount_point(Path("/proc"))
 
 
-@needs_root
-@pytest.mark.root
+@pytest.mark.root(reason="loop devices and mount need root")
 @pytest.mark.parametrize("fs", ["ext4", "xfs"])
 def test_loop_mounted_image(tmp_path: Path, fs: str) -> None:
     spec = LocalStorage.model_validate(

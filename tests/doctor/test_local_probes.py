@@ -57,10 +57,8 @@ def open_dir() -> Iterator[Path]:
         shutil.rmtree(d)
 
 
-@pytest.mark.root
+@pytest.mark.root(reason="switching to another uid needs root")
 def test_directory_the_uid_cannot_write(open_dir: Path, tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("switching to another uid needs root")
     hidden = tmp_path / "db"
     hidden.mkdir()
     os.chown(hidden, 1000, 2000)
@@ -98,7 +96,7 @@ def tmpfs_dir(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", str(d)], check=True)
 
 
-@pytest.mark.root
+@pytest.mark.root(reason="mounting a tmpfs needs root")
 def test_own_mount_point_and_filesystem_type(tmpfs_dir: Path) -> None:
     findings = check_local(local(tmpfs_dir, claim={"size": "1Gi"}), KPS, runtime="local")
     assert not [f for f in findings if f.check == "local.mount"]  # a mount point of its own: nothing to say

@@ -106,9 +106,8 @@ def test_mixed_owners_in_an_existing_tsdb(nfs_server: NfsServer) -> None:
     assert any("/export/prometheus-db" in f.title for f in writable)
 
 
+@pytest.mark.root(reason="NFS-Ganesha serves files owned by other uids")
 def test_root_squash_is_detected(tmp_path: Path) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("NFS-Ganesha needs root (it serves files owned by other uids)")
     export = tmp_path / "export"
     export.mkdir()
     os.chown(export, 1000, 1000)

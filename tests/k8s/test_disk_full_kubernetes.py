@@ -7,7 +7,6 @@ filesystem is refused (filling it would fill the node), as an ERROR, and nothing
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -29,7 +28,7 @@ NO_SPACE = "no space left on device"
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="a loop-mounted ext4 for the PV needs root (losetup, mount)"),
+    pytest.mark.root(reason="a loop-mounted ext4 for the PV needs root (losetup, mount)"),
     pytest.mark.skipif(shutil.which("mkfs.ext4") is None, reason="no mkfs.ext4 (Debian package e2fsprogs)"),
 ]
 

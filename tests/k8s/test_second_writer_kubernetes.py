@@ -24,7 +24,7 @@ from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, 
 pytestmark = [
     pytest.mark.cluster,
     pytest.mark.slow,
-    pytest.mark.skipif(os.geteuid() != 0, reason="NFS-Ganesha serves files owned by other uids: needs root"),
+    pytest.mark.root(reason="NFS-Ganesha serves files owned by other uids: needs root"),
     pytest.mark.skipif(shutil.which("ganesha.nfsd") is None, reason="ganesha.nfsd is not installed (nfs-ganesha)"),
     pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="no /dev/fuse: the nodes' NFS client needs it"),
 ]
