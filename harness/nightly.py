@@ -28,29 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from harness import fmt, proc
+from harness.conformance import nightly_set
 from harness.errors import CommandFailed, UsageError, WaitTimeout
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 
-# The nightly set: each durability scenario with the exit code it must end with (the emptyDir baseline must lose
-# data, and so must a power loss, back to the WAL's last fsync; I/O errors or a full disk under the WAL leave a torn
-# record that the next restart's repair cuts, with what was acknowledged after it: prometheus/prometheus#13027).
-# A second writer on the NFS export makes Prometheus refuse writes while its files are chowned, but loses nothing it
-# acknowledged: 0. Paths are relative to the repository root (where `nox -s nightly` runs).
-NIGHTLY: dict[str, int] = {
-    "scenarios/demo.yaml": 0,
-    "scenarios/ephemeral-baseline.yaml": 1,
-    "scenarios/local-pv.yaml": 0,
-    "scenarios/power-loss.yaml": 1,
-    "scenarios/io-errors.yaml": 1,
-    "scenarios/io-latency.yaml": 0,
-    "scenarios/disk-full.yaml": 1,
-    # The embedded server stops for 15 s and comes back: the clients hold or retry the writes, nothing acknowledged
-    # is lost (exit 1 would be a finding: samples lost or Prometheus not back).
-    "scenarios/nfs-server-restart.yaml": 0,
-    "scenarios/iscsi-server-restart.yaml": 0,
-    "scenarios/nfs-second-writer.yaml": 0,
-}
+# The nightly set: the durability scenarios of the conformance table (harness/conformance.py, where each row says
+# why it ends as it must), each with the exit code it must end with. Paths are relative to the repository root
+# (where `nox -s nightly` runs).
+NIGHTLY: dict[str, int] = nightly_set()
 
 # Tonight is compared with this many earlier runs of its scenario, pooled: one broken or unreadable night does not
 # leave the comparison without a baseline, and nights that disagree among themselves make a metric "unstable".
