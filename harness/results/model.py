@@ -49,6 +49,13 @@ class Status(StrEnum):
     FAILED = "FAILED"  # the storage lost data or was too slow: exit 1
     ERROR = "ERROR"  # the harness or the environment broke; says nothing about the storage: exit 2
     SKIPPED = "SKIPPED"  # not run (disabled, or an earlier step failed)
+    # Only part of what the check covers was checked; the reason says which part was not. It is given only when the
+    # part left unchecked could not be checked because of the storage or Prometheus (it did not come back after a
+    # fault, so there was nothing to ask), never because the harness broke (that is ERROR). So it is a finding
+    # about the storage, like FAILED, and never a pass: a run with a PARTIAL check is FAILED (exit 1), even if no
+    # check failed outright (today it cannot happen alone: Prometheus not recovering also fails the recovery check).
+    # It is a check's status only, never a run's verdict.
+    PARTIAL = "PARTIAL"
 
 
 class Model(BaseModel):
@@ -289,11 +296,12 @@ class RunResult(Model):
         return self.t0_unix_s if self.t0_unix_s is not None else self.started_at.timestamp()
 
     def overall(self) -> Status:
-        """ERROR beats FAILED beats PASSED; an incomplete run is never PASSED."""
+        """ERROR beats FAILED beats PASSED; a PARTIAL check counts as FAILED (see ``Status``); an incomplete run is
+        never PASSED."""
         statuses = {c.status for c in self.checks}
         if self.error or Status.ERROR in statuses:
             return Status.ERROR
-        if Status.FAILED in statuses:
+        if Status.FAILED in statuses or Status.PARTIAL in statuses:
             return Status.FAILED
         if not self.complete:
             return Status.ERROR
