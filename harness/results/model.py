@@ -31,6 +31,9 @@ Format history:
   7  ``VolumeFacts.volume_binding_mode``: the class's binding mode (Immediate, WaitForFirstConsumer), beside its
      provisioner and parameters, so a run on a dynamic StorageClass says how its volume was made.
   8  ``LoadStats.shards``: how many writers the TSDB load was split over (``load.tsdb.shards``); 1 before.
+  9  ``Status.PARTIAL`` for a check (``history_survival`` when the checkpoints taken held but a later fault was never
+     recovered from); earlier versions wrote such a check PASSED with "so its history since is unknown" in its reason,
+     and the migration makes it PARTIAL.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 8
+RESULT_SCHEMA_VERSION = 9
 
 
 class Status(StrEnum):
