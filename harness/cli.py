@@ -93,7 +93,9 @@ def _print_summary(result: object) -> None:
     assert isinstance(result, RunResult)
     colour = {Status.PASSED: "green", Status.FAILED: "red"}.get(result.verdict, "magenta")
     for check in result.checks:
-        c = {Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "dim"}.get(check.status, "magenta")
+        # PARTIAL in yellow: not a pass (the run is FAILED), not a loss found either; the reason says what was unseen.
+        colours = {Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "dim", Status.PARTIAL: "yellow"}
+        c = colours.get(check.status, "magenta")
         line = "  [{c}]{status}[/{c}] {name}: {reason}"
         ui.info(ui.markup(line, c=c, status=f"{check.status.value:7}", name=check.name, reason=check.reason))
     if result.error:

@@ -12,8 +12,9 @@ child process the run's id, so ``harness cleanup`` can tell a killed run's lefto
 uses only a kube context it was allowed (``harness.config``), checked before anything is created.
 
 Verdicts: Prometheus not coming back after a fault (``NotRecovered``) ends the fault phase with the fault recorded
-as FAILED and the recovery check FAILED (exit 1); the harness or the environment breaking (``InfraError``) is ERROR
-(exit 2), with the fault in the result all the same.
+as FAILED and the recovery check FAILED (exit 1), and ``history_survival`` PARTIAL when the checkpoints before it
+held (what was acknowledged after them was never checked); the harness or the environment breaking (``InfraError``)
+is ERROR (exit 2), with the fault in the result all the same.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import proc, ui
-from harness.checks.history import check_history, history_check_result
+from harness.checks.history import check_history, history_check_result, history_check_unrecovered
 from harness.checks.verdicts import fio_iops_check, recovery_check
 from harness.config import UserConfig, choose_context, load_user_config
 from harness.errors import HarnessError, InfraError, NotRecovered, UsageError, WaitTimeout
@@ -308,7 +309,7 @@ class Run:
         self._record_cluster(runtime)
         checks = self.scenario.checks
         if checks.history_survival.enabled and load is not None:
-            self.result.checks.append(self._history_check())
+            self.result.checks.append(self._history_check(load))
         self.result.checks.append(recovery_check(self.result.faults, checks.recovery_limits_s))
         if checks.min_fio_write_iops is not None:
             self.result.checks.append(fio_iops_check(self.result.fio, checks.min_fio_write_iops))
@@ -316,18 +317,14 @@ class Run:
 
     # --- helpers -----------------------------------------------------------------------------------------------
 
-    def _history_check(self) -> CheckResult:
+    def _history_check(self, load: TsdbDriver) -> CheckResult:
         checks = self.scenario.checks.history_survival
-        lost = next((f for f in self.result.faults if f.status is Status.FAILED), None)
-        if lost is None:
-            return history_check_result(self.result.durability, checks.max_samples_lost)
-        unknown = (
-            f"Prometheus did not recover after fault {lost.index} ({lost.action}), so its history since is unknown"
-        )
-        if not self.result.durability:
-            return CheckResult(name="history_survival", status=Status.SKIPPED, reason=unknown)
-        verdict = history_check_result(self.result.durability, checks.max_samples_lost)
-        return verdict.model_copy(update={"reason": f"{verdict.reason}; {unknown}"})
+        durability = self.result.durability
+        if not any(f.status is Status.FAILED for f in self.result.faults):
+            return history_check_result(durability, checks.max_samples_lost)
+        # Prometheus never came back: no final checkpoint, and what was acknowledged after the last one is unseen.
+        unchecked = load.acknowledged_since(durability[-1].cutoff_unix_ms) if durability else None
+        return history_check_unrecovered(durability, checks.max_samples_lost, self.result.faults, unchecked)
 
     def _sleep_until(self, deadline_unix_s: float, bar: ui.PhaseBar) -> None:
         while (left := deadline_unix_s - time.time()) > 0:

@@ -354,6 +354,28 @@ def test_junit_and_json_of_a_run_with_an_expected_failure(tmp_path: Path) -> Non
     assert summary["gate_passed"] is True and summary["verdict"] == "FAILED"
 
 
+def test_junit_and_json_of_a_run_with_a_partial_check(tmp_path: Path) -> None:
+    """PARTIAL must not look green: a failure saying PARTIAL; for a scenario that must fail, a skipped saying it."""
+    from tests.test_report import PARTIAL_REASON, partial_result
+
+    result = partial_result()
+    root = parse_xml(run_junit(result, tmp_path / "run.xml"))
+    cases = {c.get("name"): c for c in root.iter("testcase")}
+    history = cases["history_survival"].find("failure")
+    assert history is not None and history.get("message") == f"PARTIAL: {PARTIAL_REASON}"
+    gate = cases["gate: verdict is PASSED"].find("failure")
+    assert gate is not None and f"history_survival (PARTIAL): {PARTIAL_REASON}" in (gate.text or "")
+    assert root.get("failures") == "3" and root.get("errors") == "0"  # history, recovery, the gate
+    expected = parse_xml(run_junit(result, tmp_path / "expected.xml", expected=Status.FAILED))
+    cases = {c.get("name"): c for c in expected.iter("testcase")}
+    skipped = cases["history_survival"].find("skipped")
+    assert skipped is not None and skipped.get("message") == f"PARTIAL: {PARTIAL_REASON}"
+    assert expected.get("failures") == "0" and list(cases["gate: verdict is FAILED"]) == []
+    summary = run_summary(result)
+    assert summary["checks"][0] == {"name": "history_survival", "status": "PARTIAL", "reason": PARTIAL_REASON}
+    assert summary["verdict"] == "FAILED" and summary["gate_passed"] is False
+
+
 def test_the_cli_knows_every_fact_and_refuses_half_a_pairing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -83,9 +83,9 @@ faults: [{action: sigkill, at: 2s}, {action: reschedule, at: 4s}, {action: resta
     assert "node-a" in failed.error and "node node-a cordoned" in failed.detail
     checks = {c.name: c for c in result.checks}
     assert checks["recovery"].status is Status.FAILED and "did not recover" in checks["recovery"].reason
-    # The history until the failed fault was checked; after it, it is unknown (said, not guessed).
-    assert checks["history_survival"].status is Status.PASSED
-    assert "history since is unknown" in checks["history_survival"].reason
+    # The history until the failed fault was checked; after it, it was not: PARTIAL, said, not guessed.
+    assert checks["history_survival"].status is Status.PARTIAL
+    assert "were never checked" in checks["history_survival"].reason
     assert any("not injected" in e.message and "3 (restart)" in e.message for e in result.events)
     html = (run_dir / "report.html").read_text()
     assert "volume node affinity conflict" in html

@@ -8,15 +8,18 @@ plus Ctrl-C keeping a partial result, scrape mode, re-rendering and comparing st
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from harness.results.model import Status
+from harness.loads.ledger import Ledger
+from harness.results.model import RESULT_SCHEMA_VERSION, Status
 from harness.results.store import load_result
 from tests.leftovers import wait_for_load_phase
 
@@ -88,6 +91,57 @@ def test_shipped_ephemeral_baseline_loses_history(area: tuple[Path, Path]) -> No
     history = next(c for c in result.checks if c.name == "history_survival")
     assert history.status is Status.FAILED and "lost" in history.reason
     assert (run_dir / "report.html").exists()
+
+
+@pytest.mark.slow
+def test_history_before_a_fault_never_recovered_from_is_partial(area: tuple[Path, Path], tmp_path: Path) -> None:
+    """A SIGKILL Prometheus recovers from, then a reschedule it never recovers from (a local PV pinned to its node:
+    the pod stays Pending). The checkpoint after the SIGKILL held, but what was acknowledged after it was never looked
+    at: history_survival is PARTIAL, not PASSED, and says so in result.json, the JUnit, the report and the terminal.
+    The run is FAILED (exit 1) from the recovery check."""
+    reports, work = area
+    path = scenario(
+        tmp_path,
+        """
+name: partial
+duration: 20s
+storage: {backend: local, node: node-a}
+loads: {tsdb: {series: 50, interval: 1s}}
+faults: [{action: sigkill, at: 4s}, {action: reschedule, at: 10s}]
+""",
+    )
+    junit = tmp_path / "run.xml"
+    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work), "--junit", str(junit))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    [run_dir] = run_dirs(reports)
+    raw = json.loads((run_dir / "result.json").read_text())
+    assert raw["verdict"] == "FAILED" and raw["schema_version"] == RESULT_SCHEMA_VERSION
+    checks = {c["name"]: c for c in raw["checks"]}
+    assert checks["recovery"]["status"] == "FAILED"
+    history = checks["history_survival"]
+    assert history["status"] == "PARTIAL", history
+    # What was checked (the checkpoint after fault 1) and what not (everything acknowledged after its cut-off, counted
+    # from the ledger the run kept).
+    [checkpoint] = raw["durability"]
+    assert checkpoint["label"] == "after fault 1 (sigkill)" and checkpoint["lost"] == 0
+    ledger = Ledger.load(run_dir / "tsdb-ledger.json")
+    unchecked = ledger.acknowledged() - ledger.acknowledged(checkpoint["cutoff_unix_ms"])
+    assert checkpoint["acknowledged"] > 0 and unchecked > 0
+    reason = history["reason"]
+    assert reason == (
+        f"0 of {checkpoint['acknowledged']:,} acknowledged samples lost up to fault 1 (sigkill); Prometheus did not "
+        f"recover after fault 2 (reschedule), so the {unchecked:,} samples acknowledged since the last checkpoint "
+        "were never checked"
+    )
+    cases = ET.parse(junit).getroot().iter("testcase")  # noqa: S314 -- a file the harness just wrote
+    case = next(c for c in cases if c.get("name") == "history_survival")
+    failure = case.find("failure")
+    assert failure is not None and failure.get("message") == f"PARTIAL: {reason}"
+    html = (run_dir / "report.html").read_text()
+    assert "<td>PARTIAL</td>" in html and reason in html
+    assert f"PARTIAL history_survival: {reason}" in proc.stderr  # the terminal summary
+    assert no_prometheus_left(work)
 
 
 def test_scrape_mode_and_sigterm(area: tuple[Path, Path], tmp_path: Path) -> None:

@@ -324,6 +324,39 @@ def test_failing_run_shows_losses(tmp_path: Path) -> None:
     _assert_self_contained(html)
 
 
+PARTIAL_REASON = (
+    "0 of 60,000 acknowledged samples lost up to fault 1 (sigkill); Prometheus did not recover after fault 2 "
+    "(reschedule), so the 58,000 samples acknowledged since the last checkpoint were never checked"
+)
+
+
+def partial_result() -> RunResult:
+    """``make_result`` whose reschedule Prometheus never came back from: history PARTIAL, recovery FAILED."""
+    result = make_result()
+    stuck = result.faults[1]
+    stuck.status, stuck.error = Status.FAILED, "the pod cannot be scheduled: volume node affinity conflict"
+    stuck.ready_at_s = stuck.first_sample_at_s = stuck.wal_replay_s = None
+    result.durability = result.durability[:1]
+    result.checks = [
+        CheckResult(name="history_survival", status=Status.PARTIAL, reason=PARTIAL_REASON),
+        CheckResult(name="recovery", status=Status.FAILED, reason="fault 2 (reschedule): Prometheus did not recover"),
+    ]
+    result.verdict = result.overall()
+    return result
+
+
+def test_a_partial_check_is_shown_as_such_in_a_failed_run(tmp_path: Path) -> None:
+    result = partial_result()
+    assert result.verdict is Status.FAILED
+    html = render_report(_save(tmp_path, result)).read_text(encoding="utf-8")
+    assert 'class="verdict bad">FAILED<' in html
+    # The checks table: its own row class and status, with the reason saying what was never checked.
+    assert re.search(r'<tr class="part">\s*<th scope="row">history_survival</th><td>PARTIAL</td>', html)
+    assert html.count(PARTIAL_REASON) == 2  # the verdict's reason at the top, and the checks table
+    assert f"history_survival (PARTIAL): {PARTIAL_REASON}; recovery: fault 2 (reschedule)" in html
+    _assert_self_contained(html)
+
+
 def below_result() -> RunResult:
     """``make_result`` with its faults below Prometheus: a disk filled for 15 s that lost nothing, and a power cut
     that took what was written since the last WAL fsync."""

@@ -11,7 +11,16 @@ import pytest
 
 from harness.errors import UsageError
 from harness.report.html import build_context, render_html
-from harness.results.model import RESULT_SCHEMA_VERSION, ClusterFacts, Event, LoadStats, RunResult, VolumeFacts
+from harness.results.model import (
+    RESULT_SCHEMA_VERSION,
+    CheckResult,
+    ClusterFacts,
+    Event,
+    LoadStats,
+    RunResult,
+    Status,
+    VolumeFacts,
+)
 from harness.results.store import RESULT_FILE, load_result, save_result
 from tests.test_report import T0_UNIX_S, interrupted_result, make_result
 
@@ -30,7 +39,13 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v9_fields(raw: dict[str, object]) -> None:
+    """Version 9 added no field, only the PARTIAL status, which a version 8 file cannot hold."""
+    assert all(c["status"] != "PARTIAL" for c in raw["checks"])  # type: ignore[attr-defined]
+
+
 def _drop_v8_fields(raw: dict[str, object]) -> None:
+    _drop_v9_fields(raw)
     if raw.get("load"):
         raw["load"].pop("shards")  # type: ignore[attr-defined]
 
@@ -74,7 +89,7 @@ def _drop_v3_fields(raw: dict[str, object]) -> None:
 
 
 def _as_version(result: RunResult, version: int) -> dict[str, object]:
-    """``result`` as a harness of ``version`` (2 to 7) wrote it: without the fields added since."""
+    """``result`` as a harness of ``version`` (2 to 8) wrote it: without the fields added since."""
     raw = json.loads(result.model_dump_json())
     raw["schema_version"] = version
     {
@@ -84,6 +99,7 @@ def _as_version(result: RunResult, version: int) -> dict[str, object]:
         5: _drop_v6_fields,
         6: _drop_v7_fields,
         7: _drop_v8_fields,
+        8: _drop_v9_fields,
     }[version](raw)
     return raw  # type: ignore[no-any-return]
 
@@ -97,8 +113,8 @@ def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
     return tmp_path
 
 
-def test_the_current_version_is_8_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 8
+def test_the_current_version_is_9_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 9
     result = make_result()
     save_result(tmp_path, result)
     assert load_result(tmp_path) == result
@@ -180,6 +196,47 @@ def test_a_version_7_result_had_one_writer(tmp_path: Path) -> None:
     loaded = load_result(_write(tmp_path, _as_version(result, 7)))
     assert loaded.load is not None and loaded.load.shards == 1
     assert loaded.load.model_copy(update={"shards": 4}) == load
+
+
+def _unrecovered(history: Status, reason: str) -> RunResult:
+    """A run whose fault 2 Prometheus never recovered from, its history check as an older harness judged it."""
+    result = make_result()
+    result.faults[1].status = Status.FAILED
+    result.durability = result.durability[:1]
+    result.checks = [
+        CheckResult(name="history_survival", status=history, reason=reason),
+        CheckResult(name="recovery", status=Status.FAILED, reason="fault 2 (reschedule): Prometheus did not recover"),
+    ]
+    result.verdict = result.overall()
+    return result
+
+
+UNKNOWN_SINCE = "; Prometheus did not recover after fault 2 (reschedule), so its history since is unknown"
+
+
+def test_a_version_8_history_passed_before_a_fault_never_recovered_from_becomes_partial(tmp_path: Path) -> None:
+    """Version 8 passed it, with "history since is unknown" in its reason: what came after was never checked."""
+    reason = "1 checkpoint(s), 60,000 acknowledged samples checked, at most 0 lost (limit 0)" + UNKNOWN_SINCE
+    result = _unrecovered(Status.PASSED, reason)
+    loaded = load_result(_write(tmp_path, _as_version(result, 8)))
+    history, recovery = loaded.checks
+    assert history.status is Status.PARTIAL and history.reason == reason
+    # The run was FAILED already (its recovery check failed), and nothing else changes.
+    assert recovery == result.checks[1] and result.verdict is Status.FAILED
+    assert loaded.model_copy(update={"checks": result.checks}) == result
+
+
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (Status.FAILED, "after fault 1 (sigkill): 40 of 60,000 acknowledged samples lost" + UNKNOWN_SINCE),
+        (Status.PASSED, "1 checkpoint(s), 60,000 acknowledged samples checked, at most 0 lost (limit 0)"),
+    ],
+)
+def test_other_version_8_history_checks_keep_their_status(tmp_path: Path, status: Status, reason: str) -> None:
+    result = _unrecovered(status, reason)
+    loaded = load_result(_write(tmp_path, _as_version(result, 8)))
+    assert loaded.checks == result.checks and loaded.schema_version == RESULT_SCHEMA_VERSION
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:

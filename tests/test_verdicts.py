@@ -1,5 +1,6 @@
 """The recovery verdict: a total limit bounds the first new sample, a mapping bounds stages; a stage a fault did not
-pass through is not held against it. Scenario files spell the limits with units and stage names."""
+pass through is not held against it. Scenario files spell the limits with units and stage names. The history verdict
+of a run Prometheus never came back in is PARTIAL when what was checked held, and a PARTIAL check is never a pass."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.checks.history import history_check_unrecovered
 from harness.checks.verdicts import recovery_check
 from harness.errors import ScenarioError
-from harness.results.model import FaultRecord, RecoveryStage, Status
+from harness.results.model import CheckResult, DurabilityCheckpoint, FaultRecord, RecoveryStage, Status
 from harness.scenario.loader import load_scenario
 
 
@@ -70,3 +72,68 @@ def test_scenarios_bound_stages_by_name(tmp_path: Path) -> None:
         load_scenario(path)
     text = "\n".join(str(p) for p in info.value.problems)
     assert "s.yaml:5:" in text and "checks.max_recovery.scheduling: got 'scheduling'" in text, text
+
+
+# --- history when Prometheus never came back ------------------------------------------------------------------------
+
+
+def checkpoint(after_fault: int, action: str, acknowledged: int, lost: int) -> DurabilityCheckpoint:
+    return DurabilityCheckpoint(
+        label=f"after fault {after_fault} ({action})",
+        after_fault=after_fault,
+        checked_at_s=10.0 * after_fault + 1,
+        acknowledged=acknowledged,
+        present=acknowledged - lost,
+        lost=lost,
+        cutoff_unix_ms=1_795_000_000_000 + 10_000 * after_fault,
+    )
+
+
+STUCK = fault(2, "reschedule", pod_created=0.4).model_copy(update={"status": Status.FAILED, "error": "Pending"})
+
+
+def test_history_that_held_until_a_fault_never_recovered_from_is_partial_not_passed() -> None:
+    result = history_check_unrecovered([checkpoint(1, "sigkill", 5_000, 0)], 0, [KILL, STUCK], unchecked=1_200)
+    assert result.status is Status.PARTIAL
+    assert result.reason == (
+        "0 of 5,000 acknowledged samples lost up to fault 1 (sigkill); Prometheus did not recover after fault 2 "
+        "(reschedule), so the 1,200 samples acknowledged since the last checkpoint were never checked"
+    )
+    assert result.details["acknowledged_unchecked"] == 1_200 and result.details["not_recovered_fault"] == 2
+    # Scrape mode acknowledges nothing to the harness: it cannot count what went unseen, and says so.
+    scraped = history_check_unrecovered([checkpoint(1, "sigkill", 5_000, 0)], 0, [KILL, STUCK], unchecked=None)
+    assert scraped.status is Status.PARTIAL and scraped.reason.endswith(
+        "so what it took in since the last checkpoint was never checked"
+    )
+
+
+def test_history_that_lost_samples_before_the_fault_never_recovered_from_stays_failed() -> None:
+    result = history_check_unrecovered([checkpoint(1, "sigkill", 5_000, 40)], 0, [KILL, STUCK], unchecked=1_200)
+    assert result.status is Status.FAILED
+    assert result.reason.startswith("after fault 1 (sigkill): 40 of 5,000 acknowledged samples lost")
+    assert result.reason.endswith("so the 1,200 samples acknowledged since the last checkpoint were never checked")
+    # Within the scenario's allowance the checkpoints held: still only part of the history was checked.
+    allowed = history_check_unrecovered([checkpoint(1, "sigkill", 5_000, 40)], 50, [KILL, STUCK], unchecked=1_200)
+    assert allowed.status is Status.PARTIAL and allowed.reason.startswith(
+        "40 of 5,000 acknowledged samples lost up to fault 1 (sigkill) (at most 50 allowed); "
+    )
+
+
+def test_history_without_a_checkpoint_before_the_fault_never_recovered_from_is_skipped() -> None:
+    result = history_check_unrecovered([], 0, [STUCK], unchecked=None)
+    assert result.status is Status.SKIPPED and "no acknowledged sample was checked" in result.reason
+
+
+def test_a_partial_check_makes_the_run_failed_never_passed_nor_error() -> None:
+    from tests.test_report import make_result
+
+    def verdict(*statuses: Status) -> Status:
+        checks = [CheckResult(name=f"c{i}", status=s, reason="r") for i, s in enumerate(statuses)]
+        return make_result().model_copy(update={"checks": checks}).overall()
+
+    # Today a PARTIAL check comes with a failed recovery check; alone (if it ever were) it still is not a pass:
+    # what it left unchecked is unchecked because of the storage or Prometheus, so FAILED (exit 1), not ERROR.
+    assert verdict(Status.PARTIAL, Status.FAILED) is Status.FAILED
+    assert verdict(Status.PARTIAL, Status.PASSED) is Status.FAILED
+    assert verdict(Status.PARTIAL, Status.SKIPPED) is Status.FAILED
+    assert verdict(Status.PARTIAL, Status.ERROR) is Status.ERROR  # the harness broke: that outranks it

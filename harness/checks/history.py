@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from harness.loads.ledger import ExpectedHistory
 from harness.prom import LabelsKey, PromClient, labels_key, selector
-from harness.results.model import CheckResult, DurabilityCheckpoint, Status
+from harness.results.model import CheckResult, DurabilityCheckpoint, FaultRecord, Status
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +247,49 @@ def history_check_result(checkpoints: list[DurabilityCheckpoint], max_samples_lo
             f"{len(checkpoints)} checkpoint(s), {total:,} acknowledged samples checked, "
             f"at most {lost:,} lost (limit {max_samples_lost:,})"
         ),
+        details=details,
+    )
+
+
+def history_check_unrecovered(
+    checkpoints: list[DurabilityCheckpoint],
+    max_samples_lost: int,
+    faults: list[FaultRecord],
+    unchecked: int | None,
+) -> CheckResult:
+    """The history-survival verdict of a run that ended because Prometheus did not recover after a fault: the
+    checkpoints taken before it were checked, what was acknowledged after the last of them (``unchecked`` samples;
+    None when the load cannot count them, as in scrape mode) never was, nor was anything after that fault.
+
+    Checkpoints that held are PARTIAL, not PASSED: a pass would claim the samples acknowledged since had been seen.
+    Checkpoints that already lost samples stay FAILED, and a check that could not judge stays ERROR.
+    """
+    failed = next(f for f in faults if f.status is Status.FAILED)
+    after = f"Prometheus did not recover after fault {failed.index} ({failed.action})"
+    if not checkpoints:
+        return CheckResult(
+            name=CHECK_NAME,
+            status=Status.SKIPPED,
+            reason=f"{after} and no checkpoint was taken before it, so no acknowledged sample was checked",
+        )
+    if unchecked is None:
+        never = f"{after}, so what it took in since the last checkpoint was never checked"
+    else:
+        never = f"{after}, so the {unchecked:,} samples acknowledged since the last checkpoint were never checked"
+    verdict = history_check_result(checkpoints, max_samples_lost)
+    details = {**verdict.details, "not_recovered_fault": failed.index, "acknowledged_unchecked": unchecked}
+    if verdict.status is not Status.PASSED:
+        return verdict.model_copy(update={"reason": f"{verdict.reason}; {never}", "details": details})
+    last = checkpoints[-1]
+    by_index = {f.index: f for f in faults}
+    upto = by_index.get(last.after_fault) if last.after_fault is not None else None
+    where = last.label if upto is None else f"fault {upto.index} ({upto.action})"
+    lost = max(c.lost for c in checkpoints)
+    allowed = f" (at most {max_samples_lost:,} allowed)" if max_samples_lost else ""
+    return CheckResult(
+        name=CHECK_NAME,
+        status=Status.PARTIAL,
+        reason=f"{lost:,} of {last.acknowledged:,} acknowledged samples lost up to {where}{allowed}; {never}",
         details=details,
     )
 

@@ -92,6 +92,14 @@ class TsdbDriver:
         assert self._snapshot is not None
         return self._snapshot
 
+    def acknowledged_since(self, cutoff_unix_ms: int) -> int | None:
+        """Samples acknowledged with a timestamp after ``cutoff_unix_ms``, from the ledger (no Prometheus needed: it
+        may be gone); None in scrape mode, where nothing is acknowledged to the harness."""
+        if self.writer is None:
+            return None
+        ledger = self.writer.ledger
+        return ledger.acknowledged() - ledger.acknowledged(cutoff_unix_ms)
+
     def check(self) -> None:
         """InfraError if the load broke apart from the harness (a writer shard ended)."""
         if self.writer is not None:

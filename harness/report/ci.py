@@ -3,9 +3,11 @@ trend (its metric series) and of a night (its steps, from ``harness.nightly``).
 
 JUnit, as Jenkins, GitLab and GitHub's test reporters read it: one ``<testsuite>`` per run or per compared side, one
 ``<testcase>`` per check, per metric and per gate. A FAILED check or a regression is a ``<failure>`` whose message
-names what failed (for a regression: metric, baseline, new value, change and p-values), an ERROR an ``<error>``, and
-what was not judged (a skipped check; a threshold-only, unstable or not comparable metric) a ``<skipped>`` with the
-reason, so it shows without failing the build. Written with ``xml.etree`` (escaping is its business, not ours).
+names what failed (for a regression: metric, baseline, new value, change and p-values), a PARTIAL check a
+``<failure>`` whose message starts "PARTIAL: " (part of it was never checked: it must not look green, and its run is
+FAILED), an ERROR an ``<error>``, and what was not judged (a skipped check; a threshold-only, unstable or not
+comparable metric) a ``<skipped>`` with the reason, so it shows without failing the build. Written with
+``xml.etree`` (escaping is its business, not ours).
 
 The JSON summary holds the same verdicts as plain data, with ``"schema": "prom-storage-harness/<kind>-summary/1"``.
 """
@@ -114,11 +116,18 @@ def _check_outcome(check: CheckResult, expected: Status | None) -> tuple[str, st
     if check.status is Status.FAILED and expected is Status.FAILED:
         # A scenario that must fail (the emptyDir baseline): its failing check is the expected finding.
         return "skipped", f"failed as this scenario must: {check.reason}"
+    partial = f"PARTIAL: {check.reason}"
+    if check.status is Status.PARTIAL and expected is Status.FAILED:
+        # It makes the run FAILED, as this scenario must end; what was not checked still shows, not as green.
+        return "skipped", partial
     return {
         Status.PASSED: ("", ""),
         Status.FAILED: ("failure", check.reason),
         Status.ERROR: ("error", check.reason),
         Status.SKIPPED: ("skipped", check.reason),
+        # Not a pass: part of the check never happened. A failure, so CI does not show it green; the prefix tells a
+        # reader it is not a loss found.
+        Status.PARTIAL: ("failure", partial),
     }[check.status]
 
 
@@ -141,7 +150,9 @@ def run_junit(result: RunResult, path: Path, *, expected: Status | None = None) 
     if result.verdict is want:
         _case(suite, classname, gate)
     else:
-        reasons = "; ".join(f"{c.name}: {c.reason}" for c in result.checks if c.status is not Status.PASSED)
+        reasons = "; ".join(
+            f"{c.name} ({c.status.value}): {c.reason}" for c in result.checks if c.status is not Status.PASSED
+        )
         outcome = "error" if result.verdict is Status.ERROR else "failure"
         _case(
             suite,

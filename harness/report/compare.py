@@ -442,7 +442,9 @@ def _judge_tested(
     return direction, ""
 
 
-_VERDICT_RANK = {Status.PASSED: 0, Status.SKIPPED: 1, Status.FAILED: 2, Status.ERROR: 3}
+# A run's verdict is never PARTIAL (``RunResult.overall`` makes a PARTIAL check FAILED); ranked below FAILED all the
+# same, so a result file that says so by hand is compared, not refused.
+_VERDICT_RANK = {Status.PASSED: 0, Status.SKIPPED: 1, Status.PARTIAL: 2, Status.FAILED: 3, Status.ERROR: 4}
 
 
 def _verdict_delta(base: Side, cand: Side, index: int) -> MetricDelta:

@@ -39,7 +39,7 @@ header { display: flex; gap: 20px; align-items: center; padding: 12px 0; border-
 .verdict { flex-shrink: 0; font-weight: 700; font-size: 20px; padding: 14px 20px; border-radius: 6px; color: #fff;
   min-width: 100px; text-align: center; letter-spacing: 0.05em; }
 .verdict.ok { background: #1e7b34; } .verdict.bad { background: #c0392b; } .verdict.err { background: #7d3c98; }
-.verdict.skip { background: #7f8c8d; }
+.verdict.skip { background: #7f8c8d; } .verdict.part { background: #b9770e; }
 .reason { margin: 0 0 4px; font-size: 15px; } .meta { margin: 0; color: #56606b; font-size: 13px; }
 .banner { background: #fff4d6; border: 1px solid #e0b84c; border-left: 6px solid #e0a800; padding: 10px 14px;
   margin: 14px 0; border-radius: 4px; }
@@ -54,7 +54,8 @@ thead th { background: #eef1f4; } tbody th { background: #f7f9fb; font-weight: 6
 td { overflow-wrap: break-word; }
 tr.ok td:nth-child(2) { color: #1e7b34; font-weight: 600; } tr.bad td, tr.bad th { background: #fdecea; }
 tr.err td, tr.err th { background: #f4ecf7; } tr.skip td { color: #7f8c8d; } tr.warn td { background: #fff8e1; }
-tr.good td { background: #eaf6ec; }
+tr.good td { background: #eaf6ec; } tr.part td, tr.part th { background: #fff4d6; }
+tr.part td:nth-child(2) { color: #9a5b00; font-weight: 600; }
 figure { margin: 16px 0; } figure img { max-width: 100%; height: auto; border: 1px solid #eef1f4; }
 figcaption { margin-bottom: 4px; }
 .note { color: #56606b; font-style: italic; } .explain { color: #56606b; font-size: 13px; margin: 4px 0; }
@@ -207,12 +208,13 @@ def render_template(name: str, context: dict[str, Any]) -> str:
 
 
 def verdict_reason(result: RunResult) -> str:
-    """One sentence saying why the run got its verdict: the error, the failed checks, or that all passed."""
+    """One sentence saying why the run got its verdict: the error, the checks that failed or were only partly done
+    (PARTIAL counts as not passed, and says so), or that all passed."""
     if result.error:
         return result.error
-    bad = [c for c in result.checks if c.status in (Status.ERROR, Status.FAILED)]
+    bad = [c for c in result.checks if c.status in (Status.ERROR, Status.FAILED, Status.PARTIAL)]
     if bad:
-        return "; ".join(f"{c.name}: {c.reason}" for c in bad)
+        return "; ".join(f"{c.name}{' (PARTIAL)' if c.status is Status.PARTIAL else ''}: {c.reason}" for c in bad)
     if not result.complete:
         return "the run did not complete" + (" (interrupted)" if result.interrupted else "")
     if not result.checks:
@@ -243,7 +245,13 @@ def _detail(value: object) -> str:
 
 
 def _status_class(status: Status) -> str:
-    return {Status.PASSED: "ok", Status.FAILED: "bad", Status.ERROR: "err", Status.SKIPPED: "skip"}[status]
+    return {
+        Status.PASSED: "ok",
+        Status.FAILED: "bad",
+        Status.ERROR: "err",
+        Status.SKIPPED: "skip",
+        Status.PARTIAL: "part",
+    }[status]
 
 
 def _durability_table(frame: pd.DataFrame) -> Table:

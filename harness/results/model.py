@@ -31,6 +31,9 @@ Format history:
   7  ``VolumeFacts.volume_binding_mode``: the class's binding mode (Immediate, WaitForFirstConsumer), beside its
      provisioner and parameters, so a run on a dynamic StorageClass says how its volume was made.
   8  ``LoadStats.shards``: how many writers the TSDB load was split over (``load.tsdb.shards``); 1 before.
+  9  ``Status.PARTIAL`` for a check (``history_survival`` when the checkpoints taken held but a later fault was never
+     recovered from); earlier versions wrote such a check PASSED with "so its history since is unknown" in its reason,
+     and the migration makes it PARTIAL.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 8
+RESULT_SCHEMA_VERSION = 9
 
 
 class Status(StrEnum):
@@ -49,6 +52,13 @@ class Status(StrEnum):
     FAILED = "FAILED"  # the storage lost data or was too slow: exit 1
     ERROR = "ERROR"  # the harness or the environment broke; says nothing about the storage: exit 2
     SKIPPED = "SKIPPED"  # not run (disabled, or an earlier step failed)
+    # Only part of what the check covers was checked; the reason says which part was not. It is given only when the
+    # part left unchecked could not be checked because of the storage or Prometheus (it did not come back after a
+    # fault, so there was nothing to ask), never because the harness broke (that is ERROR). So it is a finding
+    # about the storage, like FAILED, and never a pass: a run with a PARTIAL check is FAILED (exit 1), even if no
+    # check failed outright (today it cannot happen alone: Prometheus not recovering also fails the recovery check).
+    # It is a check's status only, never a run's verdict.
+    PARTIAL = "PARTIAL"
 
 
 class Model(BaseModel):
@@ -289,11 +299,12 @@ class RunResult(Model):
         return self.t0_unix_s if self.t0_unix_s is not None else self.started_at.timestamp()
 
     def overall(self) -> Status:
-        """ERROR beats FAILED beats PASSED; an incomplete run is never PASSED."""
+        """ERROR beats FAILED beats PASSED; a PARTIAL check counts as FAILED (see ``Status``); an incomplete run is
+        never PASSED."""
         statuses = {c.status for c in self.checks}
         if self.error or Status.ERROR in statuses:
             return Status.ERROR
-        if Status.FAILED in statuses:
+        if Status.FAILED in statuses or Status.PARTIAL in statuses:
             return Status.FAILED
         if not self.complete:
             return Status.ERROR
