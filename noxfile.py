@@ -97,8 +97,8 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff, mypy strict on harness/, and the import-layer contracts."""
     _install(session, "dev")
-    session.run("ruff", "check", "harness", "tests", "noxfile.py")
-    session.run("ruff", "format", "--check", "harness", "tests", "noxfile.py")
+    session.run("ruff", "check", "harness", "tests", "testbed", "noxfile.py")
+    session.run("ruff", "format", "--check", "harness", "tests", "testbed", "noxfile.py")
     session.run("mypy")
     session.run("lint-imports")
 
@@ -123,7 +123,7 @@ def bench_iscsi(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def cluster(session: nox.Session) -> None:
-    """The local Kubernetes cluster of tests/cluster: build (cached) and start; `nox -s cluster -- stop` stops.
+    """The local Kubernetes cluster of testbed: build (cached) and start; `nox -s cluster -- stop` stops.
 
     Any other argument is passed on: `-- status`, `-- env`, `-- start --nodes 1`.
     """
@@ -131,10 +131,10 @@ def cluster(session: nox.Session) -> None:
 
     _system_deps(session)
     if session.posargs:
-        session.run(sys.executable, "-m", "tests.cluster", *session.posargs, external=True)
+        session.run(sys.executable, "-m", "testbed", *session.posargs, external=True)
         return
-    session.run(sys.executable, "-m", "tests.cluster", "build", external=True)
-    session.run(sys.executable, "-m", "tests.cluster", "start", external=True)
+    session.run(sys.executable, "-m", "testbed", "build", external=True)
+    session.run(sys.executable, "-m", "testbed", "start", external=True)
 
 
 @nox.session

@@ -233,7 +233,7 @@ def start_daemon(
     a child that talks with the harness; stderr still goes to ``log_path``.
 
     ``die_with_parent``: the kernel SIGKILLs it when this process dies, even by SIGKILL (Linux PR_SET_PDEATHSIG),
-    so a killed run leaves no Prometheus, fio or server running; only what must outlive us (tests/cluster) says no.
+    so a killed run leaves no Prometheus, fio or server running; only what must outlive us (testbed) says no.
     """
     resolved = (which(argv[0]), *argv[1:])
     log_path.parent.mkdir(parents=True, exist_ok=True)

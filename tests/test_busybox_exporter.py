@@ -1,5 +1,5 @@
 """The busybox exporter (scrape mode in a cluster) serves what the local exporter serves, byte for byte, with this
-machine's static busybox (the one tests/cluster puts in the tools image): awk alone, then the CGI program under
+machine's static busybox (the one testbed puts in the tools image): awk alone, then the CGI program under
 busybox httpd, as in the exporter pod."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""tests/cluster/procs.py, the process handling of the local Kubernetes cluster, on real processes: commands under a
+"""testbed/procs.py, the process handling of the local Kubernetes cluster, on real processes: commands under a
 timeout, daemons by pid file, the bounded SIGTERM -> SIGKILL kill, and the wait that does not swallow its check's
 errors. Written after `_kill_pid` could loop forever on a process SIGKILL does not end (state D), `_wait` turned a
 bug in its own check into a 30 s timeout, and commands ran without any timeout. No cluster and no root needed:
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness.proc import free_port
-from tests.cluster import config, control_plane, procs
+from testbed import config, control_plane, procs
 
 # A child that ignores SIGTERM, and says so once the handler is in place (before that, SIGTERM would end it and a
 # test of the SIGKILL path would pass without reaching it).

@@ -1,4 +1,4 @@
-"""Every external program the harness, its tests and tests/cluster call is installed by scripts/debian-packages.txt,
+"""Every external program the harness, its tests and testbed call is installed by scripts/debian-packages.txt,
 or the calling module looks it up with ``shutil.which`` first (and skips or errors naming the package).
 
 Written after `modprobe` (Debian `kmod`) was called unguarded by a test: it passed only where kmod happened to be
@@ -18,11 +18,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = [*(ROOT / "harness").rglob("*.py"), *(ROOT / "tests").rglob("*.py"), *(ROOT / "benchmarks").rglob("*.py")]
+SOURCES = [
+    *(ROOT / "harness").rglob("*.py"),
+    *(ROOT / "tests").rglob("*.py"),
+    *(ROOT / "benchmarks").rglob("*.py"),
+    *(ROOT / "testbed").rglob("*.py"),
+]
 SOURCES.append(ROOT / "noxfile.py")
 
 # Call names that take a command line as their first list/tuple argument, and the variadic helpers that take it as
-# their string arguments (tests/cluster's `_run("ip", "link", ...)`).
+# their string arguments (testbed's `_run("ip", "link", ...)`).
 _ARGV_CALLS = re.compile(r"^(run|Popen|check_output|check_call|call|start_daemon|_spawn)$")
 _VARIADIC_CALLS = re.compile(r"^(_run|_sh)$")
 # Programs the project's own Python environment provides (pyproject.toml and nox install them), not Debian.

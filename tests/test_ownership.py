@@ -184,7 +184,7 @@ def test_cluster_objects_carry_the_owner_and_the_process() -> None:
 def test_a_daemon_meant_to_outlive_its_starter_belongs_to_no_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """E.g. a test cluster's kubelet restarted by `python -m tests.cluster node restore`, itself a run's child: it
+    """E.g. a test cluster's kubelet restarted by `python -m testbed node restore`, itself a run's child: it
     must not carry the run's id, inherited or not, or `harness cleanup --run ID` would kill it."""
     monkeypatch.setenv(RUN_ID_ENV, "abc123")  # as in a process a run started
     script = f"import os; print(os.environ.get({RUN_ID_ENV!r}, '-'))"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import oci, writer_image
+from testbed import oci, writer_image
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ Recovery counts from the loss. The node's return is recorded as the undo before 
 back at the end of the fault whatever happens, Ctrl-C included.
 
 How a node dies and comes back is the scenario's to say (``node_control``, or ``$HARNESS_NODE_STOP`` and
-``$HARNESS_NODE_START``): the local test cluster's is ``python -m tests.cluster node lose|restore NODE``; elsewhere a
+``$HARNESS_NODE_START``): the local test cluster's is ``python -m testbed node lose|restore NODE``; elsewhere a
 cloud CLI that stops and starts the instance, or ``ssh`` to the node.
 """
 
@@ -54,7 +54,7 @@ class NodeLoss(Injector[NodeLossFault]):
         return (
             "node_loss needs a way to make a node die and come back: give it node_control: {stop: [...], start: [...]} "
             f"(commands; {{node}} is replaced by the node's name), or set {STOP_ENV} and {START_ENV}; for the local "
-            "test cluster: python -m tests.cluster node lose {node} / node restore {node}"
+            "test cluster: python -m testbed node lose {node} / node restore {node}"
         )
 
     def act(self, spec: NodeLossFault, runtime: Runtime, undo: UndoLog) -> Acted:

@@ -17,7 +17,7 @@ cluster whose clocks disagree, "first new sample" after a fault is off by that m
 ticks, not times). Measuring the offset, as the scrape exporter does, is left to do.
 
 The image (``HARNESS_K8S_WRITER_IMAGE``) needs ``python3`` on its PATH with this harness installed; on the local
-cluster tests/cluster builds one from this checkout. ``backoffLimit: 0`` and ``restartPolicy: Never``: a shard that
+cluster testbed builds one from this checkout. ``backoffLimit: 0`` and ``restartPolicy: Never``: a shard that
 breaks is not restarted behind the harness' back (its requests from then on would be unknown); the run is an ERROR.
 """
 

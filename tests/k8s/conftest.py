@@ -1,12 +1,12 @@
 """Fixtures for tests against a real Kubernetes cluster.
 
-`kubeconfig` (session): $KUBECONFIG when set; else the local cluster of tests/cluster, started here when it is
+`kubeconfig` (session): $KUBECONFIG when set; else the local cluster of testbed, started here when it is
 built (and stopped again at the end if this session started it); else the tests skip, naming `nox -s cluster`.
 The local build is never run from pytest unless HARNESS_BUILD_CLUSTER=1.
 `kube_context` (session): the context every harness command names with --context (`helpers.context_of`).
 `namespace` (per test): a throwaway namespace, deleted afterwards.
 `local_path` (session): a real dynamic provisioner (tests/k8s/local_path.py) and its StorageClasses.
-`writer_image` (session): the ref of the image that runs the harness' TSDB writer (tests/cluster/writer_image.py), in
+`writer_image` (session): the ref of the image that runs the harness' TSDB writer (testbed/writer_image.py), in
 every local node's store; with an outside $KUBECONFIG, $HARNESS_K8S_WRITER_IMAGE (pulled by the cluster), else skip.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import build, config, nfs_helper, run
-from tests.cluster import writer_image as writer_image_build
+from testbed import build, config, nfs_helper, run
+from testbed import writer_image as writer_image_build
 from tests.k8s.helpers import context_of, wait_for
 from tests.k8s.local_path import VERSION as LOCAL_PATH_VERSION
 from tests.k8s.local_path import LocalPathProvisioner
@@ -32,7 +32,7 @@ from tests.k8s.local_path import binary as local_path_binary
 
 @pytest.fixture(scope="session")
 def local_cluster() -> bool:
-    """True when the tests run against this machine's tests/cluster (not an outside $KUBECONFIG)."""
+    """True when the tests run against this machine's testbed (not an outside $KUBECONFIG)."""
     return not os.environ.get("KUBECONFIG")
 
 
@@ -175,7 +175,7 @@ def writer_image(local_cluster: bool, kubeconfig: Path) -> str:
             pytest.skip(
                 "the writer image is built and imported only into the local cluster's nodes; with an outside "
                 "KUBECONFIG set HARNESS_K8S_WRITER_IMAGE to a ref that cluster can pull "
-                "(`python -m tests.cluster.writer_image` builds the archive)"
+                "(`python -m testbed.writer_image` builds the archive)"
             )
         return ref
     return writer_image_build.ensure()

@@ -1,15 +1,21 @@
 """Waiting on Kubernetes objects with list + watch loops that always end; the kube context the tests name; a runtime
-of a fresh run to drive by hand; the field notes' NFS storage block."""
+of a fresh run to drive by hand; the field notes' NFS storage block; `harness run` on the cluster, and the check that
+a run left nothing behind (its namespace, PVs, classes, cordons)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from harness.results.model import RunResult, Status
+from harness.results.store import load_result
 
 if TYPE_CHECKING:
     from harness.runtime.kubernetes import KubernetesRuntime
@@ -114,3 +120,69 @@ def field_notes_nfs_storage(export: Path, port: int, mount_port: int | None, tag
   claim: {{storage_class: "", size: 1Gi, selector: {{app: wsg-prometheus-{tag}}}}}
   volume: {{name: harness-nfs-{tag}, labels: {{app: wsg-prometheus-{tag}}}}}
 """
+
+
+# --- harness runs on the cluster, and what they must leave -----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 300
+
+
+def harness_run(
+    scenario_file: Path, reports: Path, kubeconfig: Path, *args: str, **env_vars: str
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), **env_vars}
+    argv = ["run", str(scenario_file), "--runtime", "kubernetes", "--context", context_of(kubeconfig)]
+    argv += ["--reports", str(reports), "--no-report", *args]
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=False,
+        timeout=RUN_TIMEOUT_S,
+    )
+
+
+def write_scenario(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "scenario.yaml"
+    path.write_text(text)
+    return path
+
+
+def assert_nothing_left(api_client: Any, run_id: str, pv_names: tuple[str, ...] = (), classes: tuple[str, ...] = ()):
+    from kubernetes import client
+
+    core = client.CoreV1Api(api_client)
+    namespaces = [ns.metadata.name for ns in core.list_namespace().items]
+    assert f"harness-{run_id}" not in namespaces
+    pvs = [pv.metadata.name for pv in core.list_persistent_volume().items]
+    assert not set(pv_names) & set(pvs), pvs
+    labelled = core.list_persistent_volume(label_selector=f"harness/run-id={run_id}").items
+    assert labelled == []
+    sc_names = [sc.metadata.name for sc in client.StorageV1Api(api_client).list_storage_class().items]
+    assert not set(classes) & set(sc_names), sc_names
+    # A run's cordon carries its mark in the same patch (and its uncordon removes it): a node still marked is one
+    # this run left cordoned. Not "no node is cordoned": other runs on a shared cluster cordon nodes of their own.
+    marked = [n.metadata.name for n in core.list_node().items if _cordoned_by(n) == run_id]
+    assert marked == []
+
+
+def _cordoned_by(node: Any) -> str | None:
+    return (node.metadata.annotations or {}).get("harness/cordoned-by")
+
+
+def run_into_the_released_pv_trap(scenario_file: Path, tmp_path: Path, kubeconfig: Path, pv: str) -> RunResult:
+    """Runs a redeploy scenario on a Retain PV and checks it FAILED the field notes' way: the PV is Released with
+    the deleted claim's claimRef, so the new claim stays Pending (statefulset and operator mode alike)."""
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    [fault] = result.faults
+    error = fault.error or ""
+    assert fault.status is Status.FAILED and result.verdict is Status.FAILED
+    assert f"pv/{pv} is Released and still carries claimRef" in error, error
+    assert "stays Pending" in error
+    return result

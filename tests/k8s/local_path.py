@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import config
+from testbed import config
 
 VERSION = "v0.0.30"
 READY_TIMEOUT_S = 60.0  # it logs "Provisioner started" within a second or two of starting

@@ -1,6 +1,6 @@
 """The binding simulation against the real PV controller: same PVs and claim, same verdict.
 
-Runs on the cluster the tests/k8s fixtures give ($KUBECONFIG, else the local one from tests/cluster). It creates
+Runs on the cluster the tests/k8s fixtures give ($KUBECONFIG, else the local one from testbed). It creates
 hostPath PVs (binding never mounts them) with a storageClassName unique to the test, so no other PV in the cluster
 can interfere, in a throwaway namespace deleted afterwards.
 """

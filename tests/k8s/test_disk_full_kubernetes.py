@@ -21,7 +21,7 @@ from harness.mounts import LoopMount, create_loop_mount
 from harness.results.model import Status
 from harness.results.store import load_result
 from tests.k8s.conftest import LocalPv
-from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
+from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
 from tests.leftovers import cleanup, run_argv, sigkill_during_load
 
 NO_SPACE = "no space left on device"

@@ -19,8 +19,8 @@ import pytest
 from harness.report import render_report
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
+from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
 from tests.k8s.local_path import LocalPathProvisioner
-from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
 
 
 def _scenario(tmp_path: Path, storage_class: str, name: str, duration: str, faults: str) -> Path:
@@ -182,7 +182,7 @@ def test_the_local_runtime_refuses_a_dynamic_class_with_exit_2(tmp_path: Path) -
     import subprocess
     import sys
 
-    from tests.k8s.test_runtime_kubernetes import ROOT
+    from tests.k8s.helpers import ROOT
 
     scenario_file = _scenario(tmp_path, "any-class", "local-dynamic", "10s", "[]")
     reports = tmp_path / "reports"

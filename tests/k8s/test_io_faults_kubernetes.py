@@ -18,7 +18,7 @@ import pytest
 from harness.results.model import Status
 from harness.results.store import load_result
 from tests.k8s.conftest import LocalPv
-from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
+from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
 from tests.test_power_loss import assert_the_cut_lost_what_came_after_the_last_fsync
 
 pytestmark = [

@@ -1,5 +1,5 @@
 """``node_loss`` on the local two-node cluster: the node running Prometheus dies (its kubelet, containers and
-containerd get SIGKILL, through `python -m tests.cluster node lose`).
+containerd get SIGKILL, through `python -m testbed node lose`).
 
 1. a local PV and ``then: restore``: Prometheus is gone while its node is, back on the same node and volume after,
    with every acknowledged sample (exit 0); the stages show the node coming back before the container restarts;
@@ -22,11 +22,11 @@ import pytest
 from harness.results.model import Status
 from harness.results.store import load_result
 from tests.k8s.conftest import LocalPv
-from tests.k8s.test_runtime_kubernetes import ROOT, assert_nothing_left, harness_run, write_scenario
+from tests.k8s.helpers import ROOT, assert_nothing_left, harness_run, write_scenario
 
 NODE_CONTROL = (
-    f"node_control: {{stop: [{sys.executable}, -m, tests.cluster, node, lose, '{{node}}'], "
-    f"start: [{sys.executable}, -m, tests.cluster, node, restore, '{{node}}']}}"
+    f"node_control: {{stop: [{sys.executable}, -m, testbed, node, lose, '{{node}}'], "
+    f"start: [{sys.executable}, -m, testbed, node, restore, '{{node}}']}}"
 )
 
 

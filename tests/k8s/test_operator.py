@@ -1,5 +1,5 @@
 """Operator mode (``prometheus.deploy: operator``): a ``monitoring.coreos.com/v1`` Prometheus resource for the real
-prometheus-operator, built from its Go module by tests/cluster/operator.py and run here as a host process.
+prometheus-operator, built from its Go module by testbed/operator.py and run here as a host process.
 
 1. the demo's shape on a local PV keeps every acknowledged sample through a SIGKILL (the kubelet restarts the
    container of the operator's pod) and a pod restart (exit 0, 0 lost);
@@ -25,9 +25,9 @@ from harness.results.store import load_result
 from harness.runtime.manifests import Names, prometheus_resource, statefulset_manifest
 from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
-from tests.cluster import operator
+from testbed import operator
 from tests.k8s.conftest import LocalPv
-from tests.k8s.test_runtime_kubernetes import (
+from tests.k8s.helpers import (
     ROOT,
     assert_nothing_left,
     harness_run,
@@ -110,11 +110,11 @@ def prometheus_operator(
     """The operator, its CRDs and its reloader image on the local cluster, for this module; yields its log file.
     CRDs this fixture installed are removed again (with them any Prometheus resource left, none of ours)."""
     if not local_cluster:
-        pytest.skip("the operator runs against the local cluster of tests/cluster (its nodes get the reloader image)")
+        pytest.skip("the operator runs against the local cluster of testbed (its nodes get the reloader image)")
     if not operator.is_built():
         pytest.skip(
             f"the prometheus-operator is not built ({operator.cache_dir()} is absent): "
-            "run `python3 -m tests.cluster.operator build` (.ci/run does, in the background)"
+            "run `python3 -m testbed.operator build` (.ci/run does, in the background)"
         )
     from harness.kube import KubeApi
 

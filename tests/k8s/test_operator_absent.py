@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from harness.results.store import load_result
-from tests.cluster import operator
-from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
+from testbed import operator
+from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
 
 
 @pytest.mark.cluster

@@ -25,9 +25,9 @@ from harness.runtime import refuse_unsupported
 from harness.runtime.cluster_exporter import EXPORTER, METRICS_PATH, PORT, exporter_manifests
 from harness.runtime.manifests import Names
 from harness.scenario.model import Scenario, TsdbLoad
-from tests.cluster.config import FIO_IMAGE
+from testbed.config import FIO_IMAGE
 from tests.k8s.conftest import LocalPv
-from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
+from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
 
 
 def test_the_exporter_is_a_busybox_pod_of_the_run() -> None:

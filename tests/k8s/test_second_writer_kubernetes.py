@@ -18,8 +18,7 @@ import pytest
 from harness.results.model import Status
 from harness.results.store import load_result
 from harness.servers import NfsServer, start_ganesha
-from tests.k8s.helpers import field_notes_nfs_storage
-from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
+from tests.k8s.helpers import assert_nothing_left, field_notes_nfs_storage, harness_run, write_scenario
 
 pytestmark = [
     pytest.mark.cluster,

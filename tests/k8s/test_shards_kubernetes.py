@@ -16,7 +16,7 @@ from harness.loads.ledger import Ledger
 from harness.results.model import Status
 from harness.results.store import load_result
 from tests.k8s.conftest import LocalPv
-from tests.k8s.test_runtime_kubernetes import assert_nothing_left, harness_run, write_scenario
+from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
 
 
 def _sharded(name: str, storage_yaml: str, faults: str) -> str:
@@ -80,7 +80,7 @@ def test_writer_pods_on_emptydir_see_the_history_lost(
 def test_a_writer_image_without_the_harness_is_an_error_naming_the_image(
     kubeconfig: Path, api_client: Any, tmp_path: Path
 ) -> None:
-    from tests.cluster import config
+    from testbed import config
 
     text = _sharded("k8s-shards-noimage", "storage: {backend: ephemeral}\n", "[]")
     reports = tmp_path / "reports"

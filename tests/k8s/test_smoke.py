@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster import config
+from testbed import config
 from tests.k8s.helpers import wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]

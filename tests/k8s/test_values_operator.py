@@ -2,7 +2,7 @@
 and PV with ``kubectl apply``, the values' ``storageSpec`` as the ``Prometheus`` resource's ``spec.storage`` (what the
 chart's template does with it), reconciled by the real prometheus-operator: its claim binds the PV the doctor named.
 
-The operator comes from tests/k8s/test_operator.py (built from its Go module by tests/cluster/operator.py and run as a
+The operator comes from tests/k8s/test_operator.py (built from its Go module by testbed/operator.py and run as a
 host process); without it this module is skipped.
 """
 

@@ -1,4 +1,4 @@
-"""The writer image (tests/cluster/writer_image.py) runs the harness' TSDB writer modules in a pod on every node, and
+"""The writer image (testbed/writer_image.py) runs the harness' TSDB writer modules in a pod on every node, and
 holds only what importing them loads: a module the writer does not import is missing there."""
 
 from __future__ import annotations

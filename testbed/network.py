@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import shutil
 
-from tests.cluster import config
-from tests.cluster.config import Node
+from testbed import config
+from testbed.config import Node
 
 # Imported as `_run`: tests/test_external_programs.py reads the program names of `_run("ip", ...)` calls.
-from tests.cluster.procs import run as _run
+from testbed.procs import run as _run
 
 
 def make_bridge(node: Node) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness import proc
 from harness.errors import HarnessError
-from tests.cluster import config
+from testbed import config
 
 # The commands run here (ip, iptables, umount, ctr, openssl) take well under a second; one still running after a
 # minute on this loaded 2-core machine hangs (a dead containerd socket, an unmount blocked on I/O), it is not slow.
@@ -88,7 +88,7 @@ def spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     pid_file(name).parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as f:
         f.write(f"# {shlex.join(resolved)}\n".encode())
-    # The cluster outlives the process that starts it (`python -m tests.cluster start`).
+    # The cluster outlives the process that starts it (`python -m testbed start`).
     daemon = proc.start_daemon(name, resolved, log_path=log_path, env=env, die_with_parent=False)
     _children[daemon.pid] = daemon.popen
     pid_file(name).write_text(f"{daemon.pid}\n{exe}\n")

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 
 from harness.proc import Completed
-from tests.cluster import build, config, network, nfs_helper, procs
-from tests.cluster.config import Node
+from testbed import build, config, network, nfs_helper, procs
+from testbed.config import Node
 
 # Imported as `_run` and `_spawn`: tests/test_external_programs.py reads the program names of such calls.
-from tests.cluster.procs import run as _run
-from tests.cluster.procs import spawn as _spawn
+from testbed.procs import run as _run
+from testbed.procs import spawn as _spawn
 
 CGROUP_MOUNTS = Path("/sys/fs/cgroup")
 # `ctr version` answers in milliseconds once containerd serves its socket; more than this means it hangs.

@@ -13,11 +13,11 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from tests.cluster import config, network, pki, procs
-from tests.cluster.config import Node
+from testbed import config, network, pki, procs
+from testbed.config import Node
 
 # Imported as `_spawn`: tests/test_external_programs.py reads the program names of `_spawn(name, [...])` calls.
-from tests.cluster.procs import spawn as _spawn
+from testbed.procs import spawn as _spawn
 
 # `kube-proxy --cleanup` walks every iptables table: seconds, unless the xtables lock is held by someone else.
 PROXY_CLEANUP_TIMEOUT_S = 60.0

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests.cluster import config
+from testbed import config
 
 WRAPPER = r'''#!/usr/bin/python3
 """mount(8) for the local cluster's kubelets: NFS through the harness's user-space client, the rest to /bin/mount."""

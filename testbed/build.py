@@ -13,7 +13,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.cluster import config, oci
+from testbed import config, oci
 
 # Timeouts of the go commands: long enough for this 2-core machine when it is shared, short enough that a hung
 # download or build fails with the command named instead of blocking a test session or `nox -s cluster` for ever.

@@ -1,4 +1,4 @@
-"""`python -m tests.cluster build|start|stop|status|env|node lose|restore NAME`."""
+"""`python -m testbed build|start|stop|status|env|node lose|restore NAME`."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 
-from tests.cluster import build, config, run
+from testbed import build, config, run
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.cluster", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help=f"compile Kubernetes {config.K8S_VERSION} and write the images into the cache")
     p_start = sub.add_parser("start", help="start etcd, the control plane, containerd and kubelets (needs root)")

@@ -1,7 +1,7 @@
 """The real prometheus-operator for the local cluster: built from its Go module, cached by version, run as a host
 process with the cluster's kubeconfig.
 
-The build (``python -m tests.cluster build-operator``, run by ``nox -s cluster -- build``) downloads the module and
+The build (``python -m testbed build-operator``, run by ``nox -s cluster -- build``) downloads the module and
 its two nested modules (``pkg/apis/monitoring``, ``pkg/client``: the main module's go.mod replaces them with
 ``./pkg/...`` and its zip lacks them), compiles ``cmd/operator`` and ``cmd/prometheus-config-reloader``, and writes
 an OCI archive of the reloader (the operator injects it into every Prometheus pod, and no registry is reachable).
@@ -21,7 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tests.cluster import config, oci
+from testbed import config, oci
 
 if TYPE_CHECKING:
     from harness.proc import Completed
@@ -133,7 +133,7 @@ def reloader_digest(version: str = VERSION) -> str:
 
 
 def _kubectl(kubeconfig: Path, *args: str, check: bool = True) -> Completed:
-    from tests.cluster.procs import run
+    from testbed.procs import run
 
     kubectl = str(config.bin_dir() / "kubectl")
     return run(kubectl, "--kubeconfig", str(kubeconfig), *args, check=check, timeout_s=120)
@@ -192,17 +192,17 @@ def stop(operator: subprocess.Popen[bytes]) -> None:
 
 def import_reloader(version: str = VERSION) -> None:
     """The reloader image into every node's containerd (a cluster started before the build lacks it)."""
-    from tests.cluster import node
+    from testbed import node
 
     for n in config.nodes():
         node.import_archive(n, RELOADER_IMAGE, reloader_digest(version), reloader_archive(version))
 
 
 if __name__ == "__main__":
-    # `python3 -m tests.cluster.operator build`: .ci/run runs it in the background (it needs only Go and the
+    # `python3 -m testbed.operator build`: .ci/run runs it in the background (it needs only Go and the
     # module proxy), while the system packages install and the cluster builds.
     import sys
 
     if sys.argv[1:] != ["build"]:
-        raise SystemExit("usage: python3 -m tests.cluster.operator build")
+        raise SystemExit("usage: python3 -m testbed.operator build")
     build()

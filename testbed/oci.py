@@ -119,7 +119,7 @@ def write_archive(spec: ImageSpec, dest: Path) -> str:
         "created": "1970-01-01T00:00:00Z",
         "config": container_config,
         "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "tests/cluster/oci.py"}],
+        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "testbed/oci.py"}],
     }
     config_desc = _blob(blobs, json.dumps(config, sort_keys=True).encode(), "application/vnd.oci.image.config.v1+json")
     manifest = {

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Imported as `_run`: tests/test_external_programs.py reads the program names of `_run("openssl", ...)` calls.
-from tests.cluster.procs import run as _run
+from testbed.procs import run as _run
 
 
 def _openssl(*args: str) -> None:

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import build, config, control_plane, network, node, procs
-from tests.cluster.config import Node
-from tests.cluster.control_plane import api_get
-from tests.cluster.procs import ClusterError
+from testbed import build, config, control_plane, network, node, procs
+from testbed.config import Node
+from testbed.control_plane import api_get
+from testbed.procs import ClusterError
 
 # Names the importers (tests/k8s/conftest.py, __main__.py) and tests use from here.
 __all__ = ["ClusterError", "acquire", "api_get", "is_running", "release", "start", "status", "stop"]
@@ -186,7 +186,7 @@ def acquire() -> Path:
     """For a test session: start the cluster unless it runs, and register this process as one of its users.
 
     A cluster started here is marked `started-for-tests`, and the last test session to `release` it stops it;
-    a cluster started by `nox -s cluster` or `python -m tests.cluster start` is left running.
+    a cluster started by `nox -s cluster` or `python -m testbed start` is left running.
     """
     _preflight()
     with _locked():
@@ -214,13 +214,13 @@ def release(keep: bool = False) -> None:
 
 
 def lose_node(name: str) -> None:
-    """`python -m tests.cluster node lose NAME`: the node's kubelet, containers and containerd die (SIGKILL)."""
+    """`python -m testbed node lose NAME`: the node's kubelet, containers and containerd die (SIGKILL)."""
     with _locked():
         node.lose_node(_node_named(name))
 
 
 def restore_node(name: str, timeout: float = 120) -> None:
-    """`python -m tests.cluster node restore NAME`: start them again and wait until the node is Ready."""
+    """`python -m testbed node restore NAME`: start them again and wait until the node is Ready."""
     with _locked():
         n = _node_named(name)
         node.restore_node(n)

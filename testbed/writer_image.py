@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.cluster import config, node, oci
+from testbed import config, node, oci
 
 REPO = "localhost/harness/writer"
 # The TSDB writer (and its shards) and the fault layer (harness.fault_fuse, run by the kubernetes runtime's
@@ -156,7 +156,7 @@ def _top_level(site: Path, file: Path) -> Path | None:
 
 
 def harness_source() -> Path:
-    return Path(__file__).resolve().parents[2] / "harness"
+    return Path(__file__).resolve().parents[1] / "harness"
 
 
 def _interpreter_files(info: Discovered, files: dict[str, Path], extensions: list[Path]) -> Path:
