@@ -60,8 +60,9 @@ def _skip_reason(report: pytest.TestReport) -> str:
     return str(longrepr)
 
 
+@pytest.hookimpl(trylast=True)  # after the slowest-tests list, just before pytest's own short summary and counts
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    """One line naming every group of skipped tests (by folder or file) with its reasons, loud at the very end."""
+    """One line naming every group of skipped tests (by folder or file) with its reasons, loud at the end."""
     skipped: list[pytest.TestReport] = terminalreporter.stats.get("skipped", [])
     if not skipped:
         return
