@@ -120,15 +120,29 @@ def test_shard_settings_that_cannot_work_are_refused_with_the_key(area: tuple[Pa
 
 @pytest.mark.slow
 def test_the_shipped_sharded_load_passes_with_the_ledger_exact(area: tuple[Path, Path]) -> None:
-    """150k samples/s in requests of 1,000 series, more than one writer sustains on 2 cores (benchmarks, section 6),
-    from 2 shards."""
+    """150k samples/s in requests of 1,000 series from 2 shards through a SIGKILL: 9M samples offered in 60 s.
+
+    Whether that rate is carried is not this machine's to promise: alone, 150k/s is about all Prometheus takes on
+    2 cores (README, benchmarks section 6); beside the suite's other workers it is far from it (a run at load
+    average 12-16: the shards skipped 65% of the offered samples and 2.6M were acknowledged). So the test asks for
+    no rate; it asks that nothing offered vanished without a word: every sample is acknowledged, failed (while
+    Prometheus restarts) or skipped, and a skip is reported. The rate is asserted where the load leaves headroom
+    even under the suite's load (the three-writer test above: 0 ticks skipped).
+    """
     reports, work = area
     proc = harness("run", "scenarios/sharded-load.yaml", "--reports", str(reports), "--workdir", str(work))
     assert proc.returncode == 0, proc.stderr
     [run_dir] = run_dirs(reports)
     result = load_result(run_dir)
-    assert result.load is not None and result.load.shards == 2
+    load = result.load
+    assert load is not None and load.shards == 2
     assert all(c.lost == 0 for c in result.durability)
     final = result.durability[-1]
-    assert final.acknowledged == result.load.acked_samples == Ledger.load(run_dir / "tsdb-ledger.json").acknowledged()
+    assert final.acknowledged == load.acked_samples == Ledger.load(run_dir / "tsdb-ledger.json").acknowledged()
+    offered = load.series * 60  # 60 s at 1 s
+    assert load.acked_samples + load.failed_samples + load.skipped_samples >= offered - load.series
+    warned = [e for e in result.events if e.kind == "warning" and "samples never sent" in e.message]
+    assert len(warned) == (1 if load.skipped_samples else 0)
+    assert all(f"({load.skipped_samples:,} samples never sent)" in e.message for e in warned)
+    print(f"\nskipped {load.skipped_samples / offered:.1%} of {offered:,} offered samples")
     assert final.acknowledged > 1_000_000
