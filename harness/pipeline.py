@@ -290,11 +290,13 @@ class Run:
                 self.event("phase", f"ledger of acknowledged samples saved as {ledger}")
             stats = load.stats()
             if stats.skipped_ticks:
+                writers = f" (summed over its {stats.shards} writers)" if stats.shards > 1 else ""
                 self.event(
                     "warning",
                     f"the write load fell behind and skipped {stats.skipped_ticks:,} of its {stats.interval_s:g} s "
-                    f"ticks ({stats.skipped_samples:,} samples never sent): this host was too busy for "
-                    f"{stats.series:,} series; those times are not covered by the history check",
+                    f"ticks{writers} ({stats.skipped_samples:,} samples never sent): Prometheus' answers were too "
+                    f"slow for {stats.series:,} series (a busy host, or slow storage under it); those times are not "
+                    f"covered by the history check",
                 )
         self.save()
 

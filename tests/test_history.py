@@ -17,7 +17,7 @@ from harness.checks import history
 from harness.checks.history import check_history, history_check_result
 from harness.loads.ledger import IntArray, Ledger, SeriesLayout
 from harness.loads.tsdb import TsdbWriter
-from harness.prom import selector
+from harness.prom import LabelsKey, selector
 from harness.results.model import DurabilityCheckpoint, Status
 from harness.scenario.model import TsdbLoad
 from harness.wait import wait_for
@@ -156,6 +156,53 @@ def test_perturbed_or_invented_expectations_are_reported(launcher: PrometheusLau
     cp = _check(prom, invented, late_tick * writer.layout.interval_ms, "invented")
     assert (cp.lost, cp.mismatched_values, cp.lost_series_count) == (LOAD.batch_series, 0, LOAD.batch_series)
     assert cp.loss_window_start_unix_ms == cp.loss_window_end_unix_ms == late_tick * writer.layout.interval_ms
+
+
+class _AckedDuringTheCheck(Ledger):
+    """A live ledger that gets one more acknowledgement while a check reads it, after the check asked for its totals
+    and before it drills down: what a checkpoint taken while the load still writes sees (the request was stored by
+    Prometheus but its answer had not arrived when the check began; slow answers make that window long)."""
+
+    late: tuple[int, int] | None = None  # (tick, batch)
+
+    def per_series(self, metric: str, lo_ms: int, hi_ms: int) -> dict[LabelsKey, tuple[int, float]]:
+        if self.late is not None:
+            tick, batch = self.late
+            self.late = None
+            self.record_ack(tick, batch)
+        return super().per_series(metric, lo_ms, hi_ms)
+
+
+def test_an_acknowledgement_arriving_during_the_check_cannot_hide_a_loss(
+    launcher: PrometheusLauncher, tmp_path: Path
+) -> None:
+    """One check reads one state of the ledger. Read live, the totals (asked first) and the drill-down (later) saw
+    two states, and the samples acknowledged in between counted as present but not as acknowledged: an invented
+    loss of one request was reported as 0 lost (and a run with slow answers saw ``lost`` below 0)."""
+    prom = launcher.start(tmp_path / "data")
+    writer = TsdbWriter(LOAD, uuid.uuid4().hex[:8], endpoint=prom.url)
+    writer.start()
+    try:
+        _acked(writer, SERIES * 4)
+    finally:
+        writer.stop()
+    now_ms = int(time.time() * 1000)
+    writer.ledger.save(tmp_path / "ledger.json")
+    live = _AckedDuringTheCheck(writer.layout)
+    live._runs = Ledger.load(tmp_path / "ledger.json")._runs
+    # Batch 0's last request is in Prometheus but not yet in the ledger: its answer arrives during the check.
+    last = live._runs[0][-1]
+    live.late = (last[1], 0)
+    if last[0] == last[1]:
+        live._runs[0].pop()
+    else:
+        last[1] -= 1
+    # Batch 1 has a real loss: an acknowledgement Prometheus never saw.
+    late_tick = now_ms // writer.layout.interval_ms + 1
+    live.record_ack(late_tick, batch=1)
+    cp = _check(prom, live, late_tick * writer.layout.interval_ms, "acked during the check")
+    assert (cp.lost, cp.lost_series_count, cp.mismatched_values) == (LOAD.batch_series, LOAD.batch_series, 0)
+    assert cp.present == cp.acknowledged - LOAD.batch_series
 
 
 def test_verdict_without_checkpoints_or_samples_is_an_error() -> None:

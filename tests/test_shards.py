@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,8 +18,9 @@ import pytest
 from harness.loads.ledger import Ledger
 from harness.results.model import Status
 from harness.results.store import load_result
-from tests.leftovers import wait_for_load_phase
+from tests.leftovers import run_argv, wait_for_load_phase
 from tests.test_pipeline import ROOT, harness, run_dirs, scenario
+from tests.test_power_loss import needs_fuse_as_root
 
 SHARDED = """\
 name: sharded
@@ -120,15 +122,116 @@ def test_shard_settings_that_cannot_work_are_refused_with_the_key(area: tuple[Pa
 
 @pytest.mark.slow
 def test_the_shipped_sharded_load_passes_with_the_ledger_exact(area: tuple[Path, Path]) -> None:
-    """150k samples/s in requests of 1,000 series, more than one writer sustains on 2 cores (benchmarks, section 6),
-    from 2 shards."""
+    """150k samples/s in requests of 1,000 series from 2 shards through a SIGKILL: 9M samples offered in 60 s.
+
+    Whether that rate is carried is not this machine's to promise: alone, 150k/s is about all Prometheus takes on
+    2 cores (README, benchmarks section 6); beside the suite's other workers it is far from it (a run at load
+    average 12-16: the shards skipped 65% of the offered samples and 2.6M were acknowledged). So the test asks for
+    no rate; it asks that nothing offered vanished without a word: every sample is acknowledged, failed (while
+    Prometheus restarts) or skipped, and a skip is reported. The rate is asserted where the load leaves headroom
+    even under the suite's load (the three-writer test above: 0 ticks skipped).
+    """
     reports, work = area
     proc = harness("run", "scenarios/sharded-load.yaml", "--reports", str(reports), "--workdir", str(work))
     assert proc.returncode == 0, proc.stderr
     [run_dir] = run_dirs(reports)
     result = load_result(run_dir)
-    assert result.load is not None and result.load.shards == 2
+    load = result.load
+    assert load is not None and load.shards == 2
     assert all(c.lost == 0 for c in result.durability)
     final = result.durability[-1]
-    assert final.acknowledged == result.load.acked_samples == Ledger.load(run_dir / "tsdb-ledger.json").acknowledged()
+    assert final.acknowledged == load.acked_samples == Ledger.load(run_dir / "tsdb-ledger.json").acknowledged()
+    offered = load.series * 60  # 60 s at 1 s
+    assert load.acked_samples + load.failed_samples + load.skipped_samples >= offered - load.series
+    warned = [e for e in result.events if e.kind == "warning" and "samples never sent" in e.message]
+    assert len(warned) == (1 if load.skipped_samples else 0)
+    assert all(f"({load.skipped_samples:,} samples never sent)" in e.message for e in warned)
+    print(f"\nskipped {load.skipped_samples / offered:.1%} of {offered:,} offered samples")
     assert final.acknowledged > 1_000_000
+
+
+SLOW_WAL = """\
+name: slow-wal
+duration: {duration_s}s
+storage: {{backend: local}}
+prometheus: {{scrape_interval: 15s}}
+loads: {{tsdb: {{series: {series}, batch_series: {batch}, shards: {shards}, interval: 1s}}}}
+faults: [{{action: io_latency, at: {at_s}s, for: {for_s}s, delay: {delay_ms}ms, methods: [write], path: wal}}]
+"""
+
+
+@needs_fuse_as_root
+@pytest.mark.slow
+def test_a_slow_wal_is_not_carried_by_more_writers_and_loses_nothing(area: tuple[Path, Path], tmp_path: Path) -> None:
+    """Where answers are slow because the disk is, sharding does not help (measured, Prometheus 2.42): every write under
+    wal/ takes 500 ms longer for 17 s of a 20 s run, 2,000 series at 1 s in 4 requests of 500. One writer (one request
+    in flight) needs at least 4 x 500 ms for a 1 s tick and skips half its ticks or more; four shards (four requests in
+    flight) carry no more (of the 40,000 samples offered, one writer got 14,000 acknowledged and skipped 65% in each of
+    6 runs here, the shards 13,000-16,500 and 58-70%, side by side on a busy 2-core machine). Prometheus writes every
+    commit to its WAL (a write(2) of the page, two on average here) under the WAL's one lock, and the fault layer serves
+    one operation at a time: the WAL takes at most one request per delayed write, whoever sends it, and more writers
+    only queue there (and time out: "unknown" failures). Sharding is for a writer whose one request in flight is the
+    limit while Prometheus could take more at once (its CPU on more cores), not for a slow disk.
+    Neither run may lose an acknowledged sample.
+
+    The margins: in the window the WAL carries at most 2 of the 4 requests/s offered (one per delayed write), so at
+    least 17 x 1,000 of the 40,000 samples offered (42%) go unsent; the test asks for 20%, twenty times the 1% a load
+    that keeps up stays under. The two runs go side by side (about 30 s of wall time together): the delay, not the
+    CPU, sets their pace, and CPU starvation could only make both skip more.
+    """
+    reports, work = area
+    series, batch, duration_s, at_s, for_s, delay_ms = 2000, 500, 20, 1, 17, 500
+    offered = series * duration_s  # interval 1 s
+    procs = {}
+    for shards in (1, 4):
+        path = tmp_path / f"slow-wal-{shards}.yaml"
+        text = SLOW_WAL.format(
+            duration_s=duration_s, series=series, batch=batch, shards=shards, at_s=at_s, for_s=for_s, delay_ms=delay_ms
+        )
+        path.write_text(text)
+        (work / str(shards)).mkdir(mode=0o755)
+        argv = run_argv(path, reports / str(shards), work / str(shards))
+        procs[shards] = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = {}
+    try:
+        for shards, proc in procs.items():
+            said[shards] = proc.communicate(timeout=300)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # Ctrl-C: the run cleans up after itself
+                proc.communicate(timeout=60)
+    skipped = {}
+    for shards, proc in procs.items():
+        assert proc.returncode == 0, "\n".join(said[shards])
+        [run_dir] = run_dirs(reports / str(shards))
+        result = load_result(run_dir)
+        assert result.verdict is Status.PASSED
+        load = result.load
+        assert load is not None and load.shards == shards
+        if shards > 1:  # really that many writers, each with its own log
+            assert f"{shards} process(es)" in result.environment.extra["writer shards"]
+            assert len(list((run_dir / "logs").glob("writer-shard-*.log"))) == shards
+        # Nothing acknowledged is lost, whoever wrote it; the merged ledger is the one the check read.
+        assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability), result.durability
+        final = result.durability[-1]
+        assert final.acknowledged == load.acked_samples == Ledger.load(run_dir / "tsdb-ledger.json").acknowledged()
+        # No offered sample vanished: each was acknowledged, failed (a request that timed out) or skipped (a writer
+        # blocked past the end may count a few ticks after it as skipped: no upper bound).
+        assert load.acked_samples + load.failed_samples + load.skipped_samples >= offered - series
+        skipped[shards] = load.skipped_samples / offered
+        assert any(e.kind == "warning" and "samples never sent" in e.message for e in result.events)
+        # The WAL was the limit: the layer delayed a write for (nearly) the whole window, one after the other, and
+        # Prometheus acknowledged at most one request per delayed write.
+        [latency] = result.faults
+        assert latency.status is Status.PASSED and latency.lifted_at_s is not None
+        found = re.search(r"the layer delayed ([\d,]+) of", latency.detail)
+        assert found is not None, latency.detail
+        delayed = int(found.group(1).replace(",", ""))
+        window_s = latency.lifted_at_s - latency.injected_at_s
+        assert delayed * delay_ms / 1000 >= 0.75 * window_s, (delayed, window_s)
+        inside = [p for p in result.ingest if p.t_s >= latency.injected_at_s and p.t_s + 1 <= latency.lifted_at_s]
+        assert sum(p.acked_samples for p in inside) <= (delayed + 1) * batch
+    print(f"\nskipped of the offered samples: one writer {skipped[1]:.1%}, 4 shards {skipped[4]:.1%}")
+    assert skipped[1] > 0.2
+    assert skipped[4] > 0.2

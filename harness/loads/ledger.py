@@ -123,6 +123,10 @@ class ExpectedHistory(Protocol):
     @property
     def interval_ms(self) -> int: ...
 
+    def frozen(self) -> ExpectedHistory:
+        """This expectation as it is now, unchanged by what is recorded later: one check must read one state."""
+        ...
+
     def acknowledged(self, cutoff_ms: int | None = None) -> int:
         """Expected samples with a timestamp at or before ``cutoff_ms`` (all when None)."""
         ...
@@ -176,6 +180,14 @@ class Ledger:
     def _snapshot(self) -> list[list[tuple[int, int]]]:
         with self._lock:
             return [[(a, b) for a, b in runs] for runs in self._runs]
+
+    def frozen(self) -> Ledger:
+        """A copy that later acknowledgements leave alone. The history check asks a ledger several times (totals
+        first, the drill-down later); while the load writes, acknowledgements arriving in between would count as
+        present without counting as acknowledged, and hide as many lost samples."""
+        copy = Ledger(self.layout)
+        copy._runs = [[[a, b] for a, b in runs] for runs in self._snapshot()]
+        return copy
 
     # --- persistence -----------------------------------------------------------------------------------
 
@@ -324,6 +336,9 @@ class ScrapeSnapshot:
     @property
     def interval_ms(self) -> int:
         return self._interval_ms
+
+    def frozen(self) -> ScrapeSnapshot:
+        return self  # taken once, never changed
 
     def acknowledged(self, cutoff_ms: int | None = None) -> int:
         return sum(1 for s in self._samples.values() for t in s if cutoff_ms is None or t <= cutoff_ms)

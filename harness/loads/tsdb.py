@@ -173,7 +173,7 @@ class WriteLog:
         self.layout = layout
         self.ledger = Ledger(layout)
         self._counters = _IngestCounters()
-        self.skipped_ticks = 0  # ticks never sent because a writer fell behind (overload), not faults
+        self.skipped_ticks = 0  # ticks never sent because a writer fell behind (slow answers), summed over writers
         self.skipped_samples = 0
 
     def add(self, record: RequestRecord) -> None:

@@ -261,8 +261,9 @@ class LoadStats(Model):
     interval_s: float
     acked_samples: int = 0
     failed_samples: int = 0
-    # Ticks never sent because the writer fell behind its schedule (the harness host was overloaded, not a fault):
-    # those samples were never promised, so the history check cannot see a loss there; the report warns.
+    # Ticks never sent because the writer fell behind its schedule (Prometheus answered too slowly: an overloaded
+    # host, or slow storage under it): those samples were never promised, so the history check cannot see a loss
+    # there; the report warns. With shards, each writer's ticks are counted: compare the samples, not the ticks.
     skipped_ticks: int = 0
     skipped_samples: int = 0
     shards: int = 1  # writers the load was split over (load.tsdb.shards)
