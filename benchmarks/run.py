@@ -2,10 +2,11 @@
 ratio measured in this one session on this machine, written to ``reports/benchmarks/<utc>/report.md`` with every
 number in ``report.json``. Numbers, not asserts: the run fails only when it cannot run.
 
-    python -m benchmarks.run [--quick | --full] [--reports DIR] [--workdir DIR]
+    python -m benchmarks.run [--quick | --full] [--false-alarms N] [--reports DIR] [--workdir DIR]
 
---quick is a smoke run (small sizes, one repetition: the numbers mean little); --full adds 50M samples to the
-verification cost (several more minutes).
+--quick is a smoke run (small sizes, one repetition: the numbers mean little) and leaves out section 7 (compare's
+false alarms, about 10 s per run: N + 3 runs) unless --false-alarms N asks for it; --full adds 50M samples to the
+verification cost (several more minutes). --false-alarms N sets section 7's number of comparisons (0: left out).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import fio_overhead, ledger_cost, load_peers, promtool_ceiling, sharding, verify_cost
+from benchmarks import false_alarms, fio_overhead, ledger_cost, load_peers, promtool_ceiling, sharding, verify_cost
 from benchmarks.common import ROOT, machine
 from harness.results.store import atomic_write_text
 
@@ -34,10 +35,19 @@ TITLES = {
     "verify_cost": "4. Verification cost",
     "ledger_cost": "5. Ledger overhead",
     "sharding": "6. Scale past one generator",
+    "false_alarms": "7. Compare's false alarms on identical runs",
 }
+FALSE_ALARMS_N = 10  # section 7's comparisons by default: N + 3 runs of about 10 s
 
 
-def sizes(quick: bool, full: bool) -> dict[str, dict[str, object]]:
+def sizes(quick: bool, full: bool, false_alarms_n: int | None = None) -> dict[str, dict[str, object]]:
+    # Section 7 is a few minutes of runs whatever the mode: --quick leaves it out unless asked for.
+    n = false_alarms_n if false_alarms_n is not None else 0 if quick else FALSE_ALARMS_N
+    extra: dict[str, dict[str, object]] = {"false_alarms": {"n": n, "repeat": 8}} if n > 0 else {}
+    return _sizes(quick, full) | extra
+
+
+def _sizes(quick: bool, full: bool) -> dict[str, dict[str, object]]:
     if quick:
         return {
             "fio_overhead": {"profiles": ["wal-append"], "runtime": "1s", "size": "16Mi", "reps": 1},
@@ -90,12 +100,18 @@ def main() -> int:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smoke run: small sizes, one repetition")
     mode.add_argument("--full", action="store_true", help="also verify 50M samples")
+    p.add_argument(
+        "--false-alarms",
+        type=int,
+        metavar="N",
+        help=f"section 7's comparisons of identical runs (default {FALSE_ALARMS_N}; --quick: 0, left out)",
+    )
     p.add_argument("--reports", default=str(ROOT / "reports"), help="the report goes to REPORTS/benchmarks/<utc>/")
     p.add_argument("--workdir", default=tempfile.gettempdir(), help="where the data (fio files, Prometheus TSDBs) goes")
     args = p.parse_args()
     started = datetime.now(UTC)
     out_dir = Path(args.reports) / "benchmarks" / started.strftime("%Y%m%dT%H%M%SZ")
-    params = sizes(args.quick, args.full)
+    params = sizes(args.quick, args.full, args.false_alarms)
     work = Path(tempfile.mkdtemp(prefix="harness-bench-", dir=args.workdir))
     work.chmod(0o755)  # Prometheus runs as the scenario's uid when the harness runs as root
     results: dict[str, object] = {}
@@ -121,6 +137,8 @@ def main() -> int:
         verify_runs = results.get("verify_cost", {}).get("runs", [])
         section("ledger_cost", lambda: ledger_cost.run(work, **params["ledger_cost"], verify_runs=verify_runs))
         section("sharding", lambda: sharding.run(work, **params["sharding"]))
+        if "false_alarms" in params:
+            section("false_alarms", lambda: false_alarms.run(work, **params["false_alarms"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     doc = {
@@ -179,10 +197,13 @@ def markdown(doc: dict[str, object]) -> str:
         "verify_cost": lambda: verify_cost.markdown(res["verify_cost"], doc["mode"] == "full"),
         "ledger_cost": lambda: ledger_cost.markdown(res["ledger_cost"], writer_cpu),
         "sharding": lambda: sharding.markdown(res["sharding"]),
+        "false_alarms": lambda: false_alarms.markdown(res["false_alarms"]),
     }
     for key, title in TITLES.items():
         lines += [f"## {title}", ""]
-        if key in errors:
+        if key not in res and key not in errors:
+            lines.append("Not run: `--quick` leaves it out (and `--false-alarms 0`); `--false-alarms N` runs it.")
+        elif key in errors:
             lines.append(f"Could not run: {errors[key]}")
         else:
             lines.append(bodies[key]())
