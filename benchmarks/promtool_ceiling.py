@@ -4,6 +4,7 @@ same storage as the other sections. It reads ``tsdb/testdata/20kseries.json`` fr
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,13 +15,23 @@ from benchmarks.common import BenchError, fmt_spread, require, spread
 MODULE = "github.com/prometheus/prometheus"
 
 
-def series_file() -> Path:
-    """20kseries.json from the module cache, downloading the module (Go module proxy) when it is not there."""
-    roots = [Path.home() / "go" / "pkg" / "mod", Path("/root/go/pkg/mod")]
+def cached_series_file() -> Path | None:
+    """20kseries.json if the Go module cache already has a prometheus module (no Go needed then), else None."""
+    # $GOMODCACHE replaces the default cache for go itself (and so for the download below): the same here.
+    given = os.environ.get("GOMODCACHE")
+    roots = [Path(given)] if given else [Path.home() / "go" / "pkg" / "mod", Path("/root/go/pkg/mod")]
     for root in roots:
         found = sorted(root.glob("github.com/prometheus/prometheus@*/tsdb/testdata/20kseries.json"))
         if found:
             return found[-1]
+    return None
+
+
+def series_file() -> Path:
+    """20kseries.json from the module cache, downloading the module (Go module proxy) when it is not there."""
+    cached = cached_series_file()
+    if cached is not None:
+        return cached
     go = shutil.which("go")
     if go is None:
         raise BenchError("20kseries.json not in the Go module cache and no go binary to fetch it: install 'golang-go'")

@@ -331,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Remove what interrupted (e.g. SIGKILLed) runs left behind, on this host and, with an allowed "
         "kube context, in the cluster. Only what carries a run's marks is touched (a work directory's "
         "harness-run.json, the harness/run-id label, a node's harness/cordoned-by annotation); a run that is still "
-        "running never is; PV data is never deleted. Exit 0 when done, 2 when something could not be removed.",
+        "running never is. The data of a PV the run created is never deleted; a PV a provisioner made for the "
+        "run's claim (dynamic storage) goes with the namespace as its reclaimPolicy says (Delete: with its data; "
+        "the namespace's line says so). Exit 0 when done, 2 when something could not be removed.",
     )
     cleanup_command.configure(p)
     p.set_defaults(func=cleanup_command.execute)

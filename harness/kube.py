@@ -825,6 +825,12 @@ class KubeApi:
         obj = self._read("PersistentVolumeClaim", name, namespace)
         return None if obj is None else _pvc(obj)
 
+    def claims(self, namespace: str) -> list[PvcInfo]:
+        """Every PersistentVolumeClaim in ``namespace`` (none when it does not exist)."""
+        with self._call(f"list the PersistentVolumeClaims in namespace {namespace}"):
+            items = self.core.list_namespaced_persistent_volume_claim(namespace, _request_timeout=API_TIMEOUT_S).items
+        return [_pvc(o) for o in items]
+
     def nodes(self) -> list[NodeInfo]:
         with self._call("list nodes"):
             return [_node(o) for o in self.core.list_node(_request_timeout=API_TIMEOUT_S).items]

@@ -3,9 +3,15 @@ and StorageClasses labelled ``app.kubernetes.io/managed-by=prom-storage-harness`
 (``--all-mine``: and ``harness/owner=<mine>``), and nodes annotated ``harness/cordoned-by=<id>``. Nothing without
 those marks is looked at, let alone touched.
 
-PV data is never deleted: a PV of the run whose reclaimPolicy is not Retain is set to Retain first (deleting the
-namespace deletes the claim, and a Delete or Recycle policy would then have the PV controller wipe the volume);
-then the namespace, the PV objects, the StorageClasses go, each wait bounded, and the run's cordons are undone.
+The data of a PV the run created (labelled as above: ``local``, ``nfs``, ``iscsi`` storage) is never deleted: one
+whose reclaimPolicy is not Retain is set to Retain first (deleting the namespace deletes the claim, and a Delete or
+Recycle policy would then have the PV controller wipe the volume); then the namespace, the PV objects, the
+StorageClasses go, each wait bounded, and the run's cordons are undone.
+
+A PV a provisioner made for the run's claim (``dynamic`` storage) carries no run marks and is not set to Retain: it
+is the run's own volume, made for its claim, and goes as the class says when the namespace takes the claim with it.
+With reclaimPolicy Delete the provisioner deletes the volume and its data, as the run's own stop would have; the
+namespace's line says so, naming the claim, the PV and its class, so that ``--dry-run`` shows it before it happens.
 """
 
 from __future__ import annotations
@@ -14,11 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from harness.cleanup import Leftover, RunLeftovers
+from harness.errors import InfraError
 from harness.kube import KubeApi, ObjectInfo
 from harness.ownership import OWNER_ANNOTATION, OWNER_LABEL, RunOwner, owner_label
 from harness.runtime.manifests import CORDONED_BY, CORDONED_OWNER, MANAGED_BY, RUN_ID_LABEL
 
 DELETE_TIMEOUT_S = 120.0  # a pod's grace period (30 s) plus volume teardown, with room
+# What a bound PV's reclaimPolicy does to its volume once its claim is deleted (Retain keeps it, data and all).
+DATA_DELETING_POLICIES = {
+    "Delete": "deletes that volume and the data on it",
+    "Recycle": "has that volume scrubbed: the data on it is deleted",
+}
 
 
 @dataclass
@@ -81,8 +93,11 @@ def leftovers(api: KubeApi, run: ClusterRun, where: str) -> RunLeftovers:
                     _retain(api, pv.name),
                 )
             )
+    retained = {pv.name for pv in run.volumes}
     for ns in run.namespaces:
-        found.items.append(Leftover(f"namespace {ns.name} (and all in it)", _delete(api, "Namespace", ns.name, run)))
+        fates = _volumes_going_with(api, ns.name, retained)
+        what = f"namespace {ns.name} (and all in it{''.join(f'; {fate}' for fate in fates)})"
+        found.items.append(Leftover(what, _delete(api, "Namespace", ns.name, run)))
     for pv in run.volumes:
         found.items.append(
             Leftover(
@@ -96,6 +111,34 @@ def leftovers(api: KubeApi, run: ClusterRun, where: str) -> RunLeftovers:
         what = f"cordon of node {node.name}" if node.unschedulable else f"mark of run {run.run_id} on node {node.name}"
         found.items.append(Leftover(what, _uncordon(api, node, run.run_id)))
     return found
+
+
+def _volumes_going_with(api: KubeApi, namespace: str, retained: set[str]) -> list[str]:
+    """What deleting ``namespace`` does to the data of the volumes its claims are bound to, one sentence per claim
+    whose volume's data goes: the claim goes with the namespace, and its PV's reclaimPolicy then decides. The PVs in
+    ``retained`` are set to Retain before the namespace goes, so their data stays."""
+    fates = []
+    try:
+        claims = api.claims(namespace)
+    except InfraError as e:
+        # Not knowing must not stop the cleanup, nor read as "no data goes".
+        return [f"its claims could not be read, so whether deleting it deletes a volume's data is unknown: {e}"]
+    for claim in claims:
+        if not claim.volume_name or claim.volume_name in retained:
+            continue
+        try:
+            pv = api.read_pv(claim.volume_name)
+        except InfraError as e:
+            fates.append(f"its claim {claim.name} is bound to PersistentVolume {claim.volume_name}, unread: {e}")
+            continue
+        if pv is None or pv.reclaim_policy not in DATA_DELETING_POLICIES:
+            continue
+        of_class = f"of StorageClass {pv.storage_class}" if pv.storage_class else "of no StorageClass"
+        fates.append(
+            f"its claim {claim.name} is bound to PersistentVolume {pv.name} {of_class}, reclaimPolicy "
+            f"{pv.reclaim_policy}: deleting the namespace {DATA_DELETING_POLICIES[pv.reclaim_policy]}"
+        )
+    return fates
 
 
 def _retain(api: KubeApi, name: str) -> Callable[[], str]:

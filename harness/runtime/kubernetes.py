@@ -323,7 +323,23 @@ class KubernetesRuntime(Runtime):
 
     def stop(self) -> None:
         """Delete the namespace (with it the claim: a PV a provisioner made for it with reclaimPolicy Delete is waited
-        for, never deleted by us), our PVs and StorageClasses, each step on its own; then close the API client."""
+        for, never deleted by us), our PVs and StorageClasses, each step on its own; then close the pod proxy and the
+        API client, also when a step failed (its error still propagates)."""
+        try:
+            self._delete_created()
+        finally:
+            # A failed stop is the run's last word on the cluster: nothing retries through this runtime, so its
+            # proxy's listening socket and the API client's connection pools would otherwise stay open until exit.
+            try:
+                if self._proxy is not None:
+                    self._proxy.close()
+                    self._proxy = None
+            finally:
+                self.pod, self._url = None, None
+                self.api.close()
+
+    def _delete_created(self) -> None:
+        """``stop``'s deletions, each step on its own: an ``InfraError`` naming every step that failed."""
         errors: list[str] = []
         self._save_log()
         try:
@@ -351,13 +367,8 @@ class KubernetesRuntime(Runtime):
             errors += self._delete_owned("PersistentVolume", name, self.created.volumes)
         for name in list(self.created.storage_classes):
             errors += self._delete_owned("StorageClass", name, self.created.storage_classes)
-        if self._proxy is not None:
-            self._proxy.close()
-            self._proxy = None
-        self.pod, self._url = None, None
         if errors:
             raise InfraError("could not remove everything this run created in the cluster:\n" + "\n".join(errors))
-        self.api.close()
 
     def _claimed_volume(self) -> PvInfo | None:
         """The PV the run's claim is bound to; one the run did not create is noted as provisioned for it."""

@@ -5,7 +5,9 @@
    the provisioner, its class and that PV;
 2. a redeploy (claim deleted) on a class with ``reclaimPolicy: Delete`` loses the history (exit 1), the fault's record
    says why, and the doctor warned before the run;
-3. cleanup deletes the claim, so the provisioner deletes the PV it made for the run, and no other PV is touched.
+3. cleanup deletes the claim, so the provisioner deletes the PV it made for the run, and no other PV is touched;
+4. `harness cleanup` of a killed run says so before it happens (``--dry-run``): deleting the namespace deletes the
+   volume of the claim and its data, naming the claim, the PV and its class.
 """
 
 from __future__ import annotations
@@ -175,6 +177,68 @@ def test_redeploy_on_reclaim_retain_leaves_the_history_on_a_released_pv(
     finally:
         for name in left:
             client.CoreV1Api(api_client).delete_persistent_volume(name)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+def test_cleanup_of_a_killed_dynamic_run_says_the_namespace_takes_the_volumes_data(
+    kubeconfig: Path, kube_context: str, api_client: Any, tmp_path: Path, local_path: LocalPathProvisioner
+) -> None:
+    """The PV the provisioner made for a run's claim carries no run marks, so cleanup does not set it to Retain:
+    with the class's reclaimPolicy Delete the namespace takes it, data and all. The dry run must say that (it used
+    to say the data is never deleted), and the cleanup must then do what it said. (The runtime is driven as the
+    pipeline drives it, then abandoned without its stop, as a SIGKILL abandons it.)"""
+    from kubernetes import client
+
+    from harness.runtime.kubernetes import KubernetesRuntime
+    from harness.scenario.model import Scenario
+    from harness.wait import wait_for
+    from tests.leftovers import cleanup
+
+    core = client.CoreV1Api(api_client)
+    scenario = Scenario.model_validate(
+        {
+            "name": "k8s-dynamic-killed",
+            "duration": "20s",
+            "storage": {"backend": "dynamic", "storage_class": local_path.delete_class, "size": "1Gi"},
+        }
+    )
+    run_id = uuid.uuid4().hex[:6]
+    namespace = f"harness-{run_id}"
+    runtime = KubernetesRuntime(
+        scenario, run_id, logs_dir=tmp_path / "logs", kubeconfig=str(kubeconfig), context=kube_context
+    )
+    try:
+        runtime.start([])
+        claim = runtime.names.claim
+        pv = core.read_namespaced_persistent_volume_claim(claim, namespace).spec.volume_name
+        assert pv and _run_volumes(local_path, run_id) == [pv]
+        runtime.api.close()  # killed: no stop
+
+        env = {"KUBECONFIG": str(kubeconfig)}
+        named = ("--run", run_id, "--context", kube_context, "--workdir", str(tmp_path))
+        fate = (
+            f"namespace {namespace} (and all in it; its claim {claim} is bound to PersistentVolume {pv} of "
+            f"StorageClass {local_path.delete_class}, reclaimPolicy Delete: deleting the namespace deletes that "
+            "volume and the data on it)"
+        )
+        dry = cleanup(*named, "--dry-run", env=env)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        assert f"would remove {fate}" in dry.stdout, dry.stdout
+        assert core.read_persistent_volume(pv).status.phase == "Bound"  # a dry run removes nothing
+
+        done = cleanup(*named, env=env)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"removed {fate}" in done.stdout, done.stdout
+        wait_for(
+            lambda: not _run_volumes(local_path, run_id),
+            what=f"the provisioner to delete pv/{pv} after its claim went with the namespace",
+            timeout_s=120,
+            interval_s=1,
+        )
+    finally:
+        if core.list_namespace(field_selector=f"metadata.name={namespace}").items:
+            core.delete_namespace(namespace)
 
 
 def test_the_local_runtime_refuses_a_dynamic_class_with_exit_2(tmp_path: Path) -> None:
