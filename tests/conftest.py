@@ -2,8 +2,8 @@
 
 - ``@pytest.mark.root(reason=...)``: skipped with "needs root: <reason>" unless the suite runs as root.
 - Parallel runs (pytest-xdist, ``--dist loadgroup``, as ``nox -s tests`` runs it): every test is spread over the
-  workers except those whose resources one process must own, which are pinned to one worker by ``xdist_group``
-  (``SERIAL_GROUPS``): the local cluster's tests share session fixtures (one local-path provisioner, one operator,
+  workers except those whose resources one process must own, which run in one worker each (``SERIAL_GROUPS``, by
+  path): the local cluster's tests share session fixtures (one local-path provisioner, one operator,
   one writer image import, node faults and cordons on the same two nodes), and the two stored real runs of
   ``real_runs`` are made once for the tests that read them.
 - At the end, one loud line names every group of skipped tests and why, so a green run that skipped the cluster
@@ -23,34 +23,45 @@ from typing import Any
 import pytest
 
 # A test's group (by the first matching path prefix, relative to tests/): tests of one group run in one worker, in
-# file order. Everything else runs wherever a worker is free.
+# file order (pytest_xdist_make_scheduler). Everything else runs wherever a worker is free.
 SERIAL_GROUPS: dict[str, str] = {
     "k8s/": "cluster",
     "test_trend.py": "real-runs",
     "test_browser.py": "real-runs",
 }
-TESTS = Path(__file__).resolve().parent
 
 
-def _group(item: pytest.Item) -> str | None:
-    try:
-        relative = item.path.resolve().relative_to(TESTS).as_posix()
-    except ValueError:
-        return None
+def group_of(nodeid: str) -> str | None:
+    """The serial group of a test by its node id (``tests/k8s/test_x.py::test_y``), or None: it may run anywhere."""
+    relative = nodeid.removeprefix("tests/")
     return next((group for prefix, group in SERIAL_GROUPS.items() if relative.startswith(prefix)), None)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with the groups of ``SERIAL_GROUPS``, decided from node ids on the controller.
+
+    xdist's own loadgroup reads ``xdist_group`` marks through a node id suffix its workers write, which pytest 9.2 no
+    longer keeps (pytest-dev/pytest-xdist#1386: the tests are then spread as if unmarked). Scheduling by scope, with
+    every test its own scope except the groups, needs no mark: the largest scopes (the cluster's) go out first.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SerialGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid) or nodeid
+
+    return SerialGroupScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     root = os.geteuid() == 0
-    xdist = config.pluginmanager.hasplugin("xdist")
     for item in items:
         marker = item.get_closest_marker("root")
         if marker is not None and not root:
             reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "root only")
             item.add_marker(pytest.mark.skip(reason=f"needs root: {reason}"))
-        group = _group(item)
-        if xdist and group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
