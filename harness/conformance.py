@@ -52,13 +52,14 @@ class Row:
 
 
 def _holds(**extra: str) -> Expect:
-    """Exit 0: every acknowledged sample kept and every recovery within its limit."""
-    return Expect(0, MappingProxyType({"history_survival": PASSED, "recovery": PASSED, **extra}))
+    """Exit 0: every acknowledged sample kept and every recovery within its limit; the ledger agrees with
+    Prometheus' own count of the remote writes it answered."""
+    return Expect(0, MappingProxyType({"history_survival": PASSED, "ack_count": PASSED, "recovery": PASSED, **extra}))
 
 
 def _loses(**extra: str) -> Expect:
-    """Exit 1: acknowledged samples lost; Prometheus came back in time."""
-    return Expect(1, MappingProxyType({"history_survival": FAILED, "recovery": PASSED, **extra}))
+    """Exit 1: acknowledged samples lost; Prometheus came back in time; the ledger held what it answered."""
+    return Expect(1, MappingProxyType({"history_survival": FAILED, "ack_count": PASSED, "recovery": PASSED, **extra}))
 
 
 CONFORMANCE: tuple[Row, ...] = (

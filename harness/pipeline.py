@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import proc, ui
+from harness.checks.acks import ack_count_check, count_acks
 from harness.checks.history import check_history, history_check_result, history_check_unrecovered
 from harness.checks.verdicts import fio_iops_check, recovery_check
 from harness.config import UserConfig, choose_context, load_user_config
@@ -41,7 +42,16 @@ from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner, new_marker
 from harness.prom import PromClient
 from harness.promlog import warnings_between
 from harness.results import env as envinfo
-from harness.results.model import CheckResult, Event, FaultRecord, RecoveryStage, RunResult, Severity, Status
+from harness.results.model import (
+    AckReading,
+    CheckResult,
+    Event,
+    FaultRecord,
+    RecoveryStage,
+    RunResult,
+    Severity,
+    Status,
+)
 from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
 from harness.runtime import (
     RuntimeContext,
@@ -62,6 +72,10 @@ from harness.wait import wait_for
 log = logging.getLogger(__name__)
 
 EXIT_PASSED, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
+# How long the writers may take to let go of Prometheus before its count is read: a shard process ends the request it
+# has in flight (at most its request timeout, 5 s) and says so.
+DETACH_TIMEOUT_S = 15.0
+METRICS_TIMEOUT_S = 10.0
 
 
 @dataclass
@@ -98,6 +112,8 @@ class Run:
     context: str | None = None  # the kube context this run may use (kubernetes runtime)
     lock: RunLock | None = None  # the work directory's marker, locked while the run lives
     server: EmbeddedServer[Any] | None = None  # the storage server the run started (embedded), handed to the runtime
+    # Prometheus' own count of the remote writes it answered, read through the run (``harness.checks.acks``).
+    ack_readings: list[AckReading] = field(default_factory=list)
 
     # --- bookkeeping -------------------------------------------------------------------------------------------
 
@@ -251,6 +267,7 @@ class Run:
 
     def step_execute(self, runtime: Runtime, load: TsdbDriver | None) -> None:
         if load is not None:
+            self._read_acks(runtime, load, "start", settled=False)
             load.start(runtime.base_url())
             if load.shards is not None and load.load.shards > 1:
                 self.result.environment.extra["writer shards"] = load.shards.description
@@ -283,6 +300,9 @@ class Run:
                 self._sleep_until(t0 + duration, bar)
         if load is not None:
             load.stop()
+            if recovered:
+                self._read_acks(runtime, load, "end of the load", settled=load.detached(DETACH_TIMEOUT_S))
+            self._count_acks(load)
             if checkpoints and recovered:
                 self._checkpoint(runtime, load, "final", int(time.time() * 1000))
             ledger = load.save(self.run_dir)
@@ -312,6 +332,8 @@ class Run:
         checks = self.scenario.checks
         if checks.history_survival.enabled and load is not None:
             self.result.checks.append(self._history_check(load))
+        if self.result.server_acks is not None:
+            self.result.checks.append(ack_count_check(self.result.server_acks))
         self.result.checks.append(recovery_check(self.result.faults, checks.recovery_limits_s))
         if checks.min_fio_write_iops is not None:
             self.result.checks.append(fio_iops_check(self.result.fio, checks.min_fio_write_iops))
@@ -385,6 +407,9 @@ class Run:
             load.before_fault(url, int(time.time() * 1000))
             if not injector.keeps_instance:
                 load.set_endpoint(None)
+                # This process' count ends here: the fault replaces it, and the load no longer reaches it.
+                label = f"before fault {planned.index} ({planned.action})"
+                self._read_acks(runtime, load, label, settled=load.detached(DETACH_TIMEOUT_S))
         try:
             self._inject(planned, record, runtime, load, t0)
         finally:
@@ -412,6 +437,9 @@ class Run:
         record.stages = _stages(injection, recovery, t0)
         if load is None:
             return
+        # Which process the load writes to from now on (the same one after a fault that keeps it, unless it was
+        # replaced unseen): read before the load reaches it.
+        self._read_acks(runtime, load, f"after fault {planned.index} ({planned.action})", settled=False)
         load.set_endpoint(runtime.base_url())
         # A fault that lasts has recovered when writes succeed again after it was lifted, not during its window.
         since = injection.lifted_at_unix_s or injection.injected_at_unix_s
@@ -437,6 +465,44 @@ class Run:
             failures = load.failures(since, until)
             record.write_failures, record.write_errors = failures.samples, failures.errors
         record.prometheus_log = warnings_between(runtime.log_text(), since, until)
+
+    def _read_acks(self, runtime: Runtime, load: TsdbDriver, label: str, *, settled: bool) -> None:
+        """Remote write: Prometheus' own count of the remote writes it has answered so far, from its ``/metrics``;
+        ``settled`` when the load can no longer reach this process. A failed reading is kept with its error: it
+        leaves the comparison incomplete, it does not stop the run."""
+        if load.mode != "remote_write":
+            return
+        reading = AckReading(label=label, at_unix_s=round(time.time(), 3), instance=runtime.instance(), settled=settled)
+        url = runtime.base_url()
+        try:
+            if url is None:
+                raise InfraError("Prometheus has no address")
+            with PromClient(url, timeout_s=METRICS_TIMEOUT_S) as client:
+                writes = client.server_writes()
+            reading.process_start_unix_s = writes.process_start_unix_s
+            reading.write_requests = writes.write_requests
+        except InfraError as e:
+            reading.error = str(e)
+            self.event("warning", f"could not read Prometheus' count of the remote writes it answered ({label}): {e}")
+        self.ack_readings.append(reading)
+
+    def _count_acks(self, load: TsdbDriver) -> None:
+        """The ledger beside Prometheus' count, once the load has stopped (the ledger is final)."""
+        counts = load.ledger_counts()
+        if counts is None:
+            return
+        acks = self.result.server_acks = count_acks(
+            self.ack_readings,
+            ledger_requests=counts.requests,
+            ledger_samples=counts.samples,
+            unanswered_attempts=counts.unanswered_attempts,
+        )
+        if acks.server_requests is not None:
+            self.event(
+                "phase",
+                f"Prometheus answered {acks.server_requests:,} remote writes 2xx over {acks.lifetimes} process "
+                f"lifetime(s); the ledger holds {acks.ledger_requests:,} acknowledged requests",
+            )
 
     def _checkpoint(
         self, runtime: Runtime, load: TsdbDriver, label: str, cutoff_unix_ms: int, after_fault: int | None = None

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,15 @@ REMOTE_WRITE_HEADERS = {
     "X-Prometheus-Remote-Write-Version": "0.1.0",
     "User-Agent": "prom-storage-harness",
 }
+
+
+# The ``handler`` label of the remote-write receiver in ``prometheus_http_requests_total``: the ``/api/v1`` prefix the
+# API's instrumentation adds to the route ``/write`` (web/web.go, 2.x and 3.x alike; checked on Debian's 2.42).
+WRITE_HANDLER = "/api/v1/write"
+REQUESTS_METRIC = "prometheus_http_requests_total"
+# Samples appended to the head by any path: remote write and Prometheus' own scrapes alike (WAL replay is not counted).
+APPENDED_METRIC = "prometheus_tsdb_head_samples_appended_total"
+START_METRIC = "process_start_time_seconds"
 
 
 def labels_key(labels: dict[str, str]) -> LabelsKey:
@@ -59,6 +70,52 @@ class InstantSample:
     @property
     def metric_name(self) -> str | None:
         return dict(self.labels).get("__name__")
+
+
+@dataclass(frozen=True)
+class ServerWrites:
+    """What one Prometheus process says on its own ``/metrics`` about the writes it took since it started. Its
+    counters start at 0 with every process, so a run sums them over the processes it saw (``process_start_unix_s``
+    tells one from the next)."""
+
+    process_start_unix_s: float | None  # None: not exposed (it is, by the Go process collector on Linux)
+    write_requests: dict[str, int]  # remote-write requests it answered, by HTTP status code ("204", "400", ...)
+    samples_appended: int  # samples appended to its head: remote write *and* its own scrapes (see ``APPENDED_METRIC``)
+
+    @property
+    def accepted_requests(self) -> int:
+        """Remote-write requests it answered with a 2xx: each was committed before the answer left."""
+        return sum(n for code, n in self.write_requests.items() if code.startswith("2"))
+
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_LABEL_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,?)')
+_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
+
+
+def parse_exposition(text: str, names: set[str]) -> Iterator[tuple[str, dict[str, str], float]]:
+    """The samples of the metrics ``names`` in a text exposition (format 0.0.4): (name, labels, value). Enough of the
+    format for Prometheus' own ``/metrics``; the ``prometheus_client`` parser is not a dependency of the harness.
+    Raises ValueError on a line of one of ``names`` it cannot read."""
+    for line in text.splitlines():
+        m = _METRIC_NAME.match(line)  # comments (#) and blank lines do not match
+        if m is None or m.group() not in names:
+            continue
+        pos, labels = m.end(), {}
+        if line.startswith("{", pos):
+            pos += 1
+            while not line[pos:].lstrip().startswith("}"):
+                # A pair, then a comma unless the closing brace follows (a comma before it is allowed too).
+                pair = _LABEL_PAIR.match(line, pos)
+                if pair is None or not (pair.group(3) or line.startswith("}", pair.end())):
+                    raise ValueError(f"unreadable labels in {line!r}")
+                labels[pair.group(1)] = re.sub(r"\\[\\\"n]", lambda e: _UNESCAPE[e.group()], pair.group(2))
+                pos = pair.end()
+            pos = line.index("}", pos) + 1
+        fields = line[pos:].split()
+        if not fields:
+            raise ValueError(f"no value in {line!r}")
+        yield m.group(), labels, float(fields[0])
 
 
 class WriteOutcome(enum.Enum):
@@ -123,6 +180,29 @@ class PromClient:
         except (requests.RequestException, ValueError, KeyError, TypeError) as e:
             raise PrometheusError(f"cannot read the build info: {e}", url) from e
         return str(version)
+
+    def server_writes(self) -> ServerWrites:
+        """Its own count of the remote writes it answered and the samples it appended, from ``/metrics``."""
+        url = self.base_url + "/metrics"
+        try:
+            # The classic text format: what ``parse_exposition`` reads (3.x could otherwise negotiate another).
+            resp = self._session.get(url, timeout=self.timeout_s, headers={"Accept": "text/plain;version=0.0.4"})
+            resp.raise_for_status()
+            requests_by_code: dict[str, int] = {}
+            appended = 0
+            start: float | None = None
+            for name, labels, value in parse_exposition(resp.text, {REQUESTS_METRIC, APPENDED_METRIC, START_METRIC}):
+                if name == REQUESTS_METRIC and labels.get("handler") == WRITE_HANDLER:
+                    code = labels.get("code", "")
+                    requests_by_code[code] = requests_by_code.get(code, 0) + round(value)
+                elif name == APPENDED_METRIC:
+                    appended += round(value)  # one series per sample type (float, histogram) in 2.4x and 3.x
+                elif name == START_METRIC:
+                    start = value
+        except (requests.RequestException, ValueError) as e:
+            raise PrometheusError(f"cannot read its own metrics: {shorten(str(e))}", url) from e
+        # 3.x pre-registers handler series at 0 (code 200 of every handler): only counts say anything.
+        return ServerWrites(start, {c: n for c, n in sorted(requests_by_code.items()) if n}, appended)
 
     # --- queries ---------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import pytest
 from harness import proc
 from harness.errors import PrometheusError
 from harness.loads import remote_pb2
-from harness.prom import PromClient, WriteOutcome, labels_key, selector
+from harness.prom import PromClient, WriteOutcome, labels_key, parse_exposition, selector
 from tests.prometheus_fixture import PrometheusLauncher, RunningPrometheus, prometheus_launcher
 
 
@@ -65,6 +65,22 @@ def test_out_of_order_write_is_rejected_not_acked(prom: RunningPrometheus) -> No
     assert _write(prom.client, labels, [(now_ms - 60_000, 2.0)]) is WriteOutcome.REJECTED
 
 
+def test_server_writes_are_prometheus_own_count_by_status(prom: RunningPrometheus) -> None:
+    """Read from its /metrics: the remote writes it answered, by status, and the samples it appended (this
+    Prometheus scrapes nothing, so only the written one)."""
+    now_ms = int(time.time() * 1000)
+    labels = {"__name__": "prom_test", "run_id": "t3"}
+    before = prom.client.server_writes()
+    assert before.write_requests == {} and before.accepted_requests == 0 and before.samples_appended == 0
+    assert _write(prom.client, labels, [(now_ms, 1.0)]) is WriteOutcome.ACKED
+    assert _write(prom.client, labels, [(now_ms - 60_000, 2.0)]) is WriteOutcome.REJECTED
+    after = prom.client.server_writes()
+    assert after.write_requests == {"204": 1, "400": 1}
+    assert (after.accepted_requests, after.samples_appended) == (1, 1)
+    assert after.process_start_unix_s == before.process_start_unix_s
+    assert before.process_start_unix_s is not None and time.time() - 120 < before.process_start_unix_s < time.time()
+
+
 def test_bad_query_raises_prometheus_error_with_query(prom: RunningPrometheus) -> None:
     with pytest.raises(PrometheusError) as info:
         prom.client.instant("sum(")
@@ -81,3 +97,22 @@ def test_unreachable_server() -> None:
         client.build_version()
     with pytest.raises(PrometheusError):
         client.instant("up")
+    with pytest.raises(PrometheusError, match="cannot read its own metrics"):
+        client.server_writes()
+
+
+def test_the_exposition_parser_reads_labels_with_spaces_escapes_and_timestamps() -> None:
+    text = (
+        "# HELP a something\n# TYPE a counter\n"
+        'a{x="1 2",y="q\\"\\\\\\n",} 3 1000\na 4\nab{x="1"} 9\na{ } 6\na{z="w" } +Inf\n'
+    )
+    got = list(parse_exposition(text, {"a"}))
+    assert got == [
+        ("a", {"x": "1 2", "y": 'q"\\\n'}, 3.0),
+        ("a", {}, 4.0),
+        ("a", {}, 6.0),
+        ("a", {"z": "w"}, float("inf")),
+    ]
+    for bad in ("a{x=1} 2", 'a{x="1" y="2"} 3', 'a{x="1"}', 'a{x="1"'):
+        with pytest.raises(ValueError):
+            list(parse_exposition(bad, {"a"}))

@@ -13,6 +13,8 @@ from harness.errors import UsageError
 from harness.report.html import build_context, render_html
 from harness.results.model import (
     RESULT_SCHEMA_VERSION,
+    AckCount,
+    AckReading,
     CheckResult,
     ClusterFacts,
     Event,
@@ -39,8 +41,13 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v10_fields(raw: dict[str, object]) -> None:
+    raw.pop("server_acks")
+
+
 def _drop_v9_fields(raw: dict[str, object]) -> None:
     """Version 9 added no field, only the PARTIAL status, which a version 8 file cannot hold."""
+    _drop_v10_fields(raw)
     assert all(c["status"] != "PARTIAL" for c in raw["checks"])  # type: ignore[attr-defined]
 
 
@@ -89,7 +96,7 @@ def _drop_v3_fields(raw: dict[str, object]) -> None:
 
 
 def _as_version(result: RunResult, version: int) -> dict[str, object]:
-    """``result`` as a harness of ``version`` (2 to 8) wrote it: without the fields added since."""
+    """``result`` as a harness of ``version`` (2 to 9) wrote it: without the fields added since."""
     raw = json.loads(result.model_dump_json())
     raw["schema_version"] = version
     {
@@ -100,6 +107,7 @@ def _as_version(result: RunResult, version: int) -> dict[str, object]:
         6: _drop_v7_fields,
         7: _drop_v8_fields,
         8: _drop_v9_fields,
+        9: _drop_v10_fields,
     }[version](raw)
     return raw  # type: ignore[no-any-return]
 
@@ -113,11 +121,30 @@ def _write(tmp_path: Path, raw: dict[str, object]) -> Path:
     return tmp_path
 
 
-def test_the_current_version_is_9_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 9
-    result = make_result()
-    save_result(tmp_path, result)
-    assert load_result(tmp_path) == result
+def _with_server_acks(result: RunResult) -> RunResult:
+    """``result`` with Prometheus' own count of the remote writes it answered, over its two SIGKILLed lifetimes."""
+    t0 = result.t0_unix_s or 0.0
+    readings = [
+        AckReading(label="start", at_unix_s=t0, instance="prom-0", process_start_unix_s=t0 - 1),
+        AckReading(label="before fault 1 (sigkill)", at_unix_s=t0 + 30, instance="prom-0",
+                   process_start_unix_s=t0 - 1, write_requests={"204": 300}, settled=True),
+        AckReading(label="after fault 1 (sigkill)", at_unix_s=t0 + 31, instance="prom-1",
+                   process_start_unix_s=t0 + 30.5),
+        AckReading(label="end of the load", at_unix_s=t0 + 90, instance="prom-1", process_start_unix_s=t0 + 30.5,
+                   write_requests={"204": 590, "503": 2}, settled=True),
+    ]  # fmt: skip
+    acks = AckCount(
+        ledger_requests=890, ledger_samples=890_000, unanswered_attempts=0, server_requests=890, lifetimes=2,
+        readings=readings,
+    )  # fmt: skip
+    return result.model_copy(update={"server_acks": acks})
+
+
+def test_the_current_version_is_10_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 10
+    for result in (make_result(), _with_server_acks(make_result())):
+        save_result(tmp_path, result)
+        assert load_result(tmp_path) == result
 
 
 def test_a_version_1_result_is_migrated_to_absolute_event_times(tmp_path: Path) -> None:
@@ -237,6 +264,13 @@ def test_other_version_8_history_checks_keep_their_status(tmp_path: Path, status
     result = _unrecovered(status, reason)
     loaded = load_result(_write(tmp_path, _as_version(result, 8)))
     assert loaded.checks == result.checks and loaded.schema_version == RESULT_SCHEMA_VERSION
+
+
+def test_a_version_9_result_has_no_server_count_of_its_acknowledgements(tmp_path: Path) -> None:
+    result = _with_server_acks(make_result())
+    loaded = load_result(_write(tmp_path, _as_version(result, 9)))
+    assert loaded.server_acks is None and loaded.schema_version == RESULT_SCHEMA_VERSION
+    assert loaded.model_copy(update={"server_acks": result.server_acks}) == result
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.loads.ledger import ExpectedHistory, ScrapeSnapshot
 from harness.loads.shards import ShardedWriter, ShardLauncher
@@ -25,6 +25,12 @@ from harness.results.model import IngestPoint, LoadStats
 from harness.scenario.model import TsdbLoad
 
 LEDGER_FILE = "tsdb-ledger.json"
+
+
+class LedgerCounts(NamedTuple):
+    requests: int  # acknowledged remote-write requests
+    samples: int  # the samples they carried
+    unanswered_attempts: int  # attempts that got no answer: Prometheus may have taken (and counted) them unseen
 
 
 class TsdbDriver:
@@ -99,6 +105,19 @@ class TsdbDriver:
             return None
         ledger = self.writer.ledger
         return ledger.acknowledged() - ledger.acknowledged(cutoff_unix_ms)
+
+    def detached(self, timeout_s: float) -> bool:
+        """Remote write: True once no request of the load can reach the Prometheus it wrote to before
+        ``set_endpoint(None)`` or ``stop``, so that its own count of them is final (waits at most ``timeout_s``).
+        False where the writers write on through a fault (shards writing to a Service), or in scrape mode."""
+        return self.writer is not None and self.writer.detached(timeout_s)
+
+    def ledger_counts(self) -> LedgerCounts | None:
+        """Remote write: what the ledger holds, for the comparison with Prometheus' own count; None in scrape mode."""
+        if self.writer is None:
+            return None
+        ledger = self.writer.ledger
+        return LedgerCounts(ledger.acknowledged_requests(), ledger.acknowledged(), self.writer.unanswered_attempts)
 
     def check(self) -> None:
         """InfraError if the load broke apart from the harness (a writer shard ended)."""

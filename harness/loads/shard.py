@@ -7,12 +7,15 @@ it ends, as one JSON line on standard output: the harness merges them into the r
 (each batch has one writer, so its ticks arrive in order).
 
 The shard's spec is JSON in ``HARNESS_SHARD`` (``ShardSpec``). With ``control: stdin`` (a local process) the harness
-sends ``endpoint URL`` (``endpoint -`` while Prometheus is down) and ``stop`` lines; end of input stops too. With
+sends ``endpoint URL`` (``endpoint -`` while Prometheus is down) and ``stop`` lines; end of input stops too. Each
+``endpoint`` line is confirmed with ``{"k":"endpoint"}`` once no request to the old endpoint is in flight (so the
+harness can read Prometheus' own count of them as final before a fault). With
 ``control: signal`` (a pod: its endpoint is a Service that outlives Prometheus' restarts) SIGTERM stops it, as the
 Job's deletion sends. Either way the shard finishes the tick in progress, says ``end``, and exits 0.
 
 Lines out: ``{"k":"start",...}`` once, ``{"k":"req",...}`` per request (``RequestRecord.to_wire``),
-``{"k":"skip","ticks":N,"samples":M}`` when it fell behind, ``{"k":"end"}`` last. Nothing else goes to stdout.
+``{"k":"skip","ticks":N,"samples":M}`` when it fell behind, ``{"k":"endpoint"}`` per endpoint change (stdin control),
+``{"k":"end"}`` last. Nothing else goes to stdout.
 """
 
 from __future__ import annotations
@@ -131,7 +134,8 @@ def run(spec: ShardSpec, shard: int, stdin: TextIO, out: _Out) -> None:
                 break
             if command.startswith("endpoint "):
                 url = command.removeprefix("endpoint ").strip()
-                writer.set_endpoint(None if url == "-" else url)
+                writer.set_endpoint(None if url == "-" else url)  # returns once no request to the old one is in flight
+                out.line({"k": "endpoint"})
     else:
         while not stop.wait(1.0):
             pass

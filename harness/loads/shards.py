@@ -50,6 +50,12 @@ class ShardLauncher(Protocol):
         """Start every shard; one iterable of its output lines each, ending when the shard does."""
         ...
 
+    @property
+    def follows_endpoint(self) -> bool:
+        """True: each shard takes every ``set_endpoint`` and confirms it (``{"k":"endpoint"}``) once no request to the
+        old endpoint is in flight. False: the shards write to an endpoint that outlives instances and ignore it."""
+        ...
+
     def set_endpoint(self, endpoint: str | None) -> None:
         """Prometheus moved (or is down: None); shards whose endpoint outlives instances ignore it."""
         ...
@@ -72,6 +78,7 @@ class _Shard:
         self.index = index
         self.started = threading.Event()
         self.ended = False  # said "end"
+        self.endpoints_confirmed = 0  # "endpoint" lines: endpoint changes it has taken
         self.closed = threading.Event()  # its lines are over
         self.bad_line: str | None = None
         self.error: str | None = None  # why its lines stopped, when reading them failed
@@ -86,6 +93,8 @@ class ShardedWriter(WriterResults):
         self.launcher = launcher
         self.log = WriteLog(layout)
         self._endpoint = endpoint
+        self._endpoint_changes = 0  # set_endpoint calls passed on to the shards
+        self._confirmed = threading.Condition()  # notified on every "endpoint" line and every shard's end
         self._shards = [_Shard(k) for k in range(shards)]
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -114,7 +123,22 @@ class ShardedWriter(WriterResults):
 
     def set_endpoint(self, base_url: str | None) -> None:
         self._endpoint = base_url
+        with self._confirmed:
+            self._endpoint_changes += 1
         self.launcher.set_endpoint(base_url)
+
+    def detached(self, timeout_s: float) -> bool:
+        """Every shard has ended, or (shards that follow the endpoint) has confirmed ``set_endpoint(None)``."""
+
+        def done() -> bool:
+            if all(shard.closed.is_set() for shard in self._shards):
+                return True
+            if self._endpoint is not None or not self.launcher.follows_endpoint:
+                return False
+            return all(s.closed.is_set() or s.endpoints_confirmed >= self._endpoint_changes for s in self._shards)
+
+        with self._confirmed:
+            return self._confirmed.wait_for(done, timeout_s)
 
     def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
         """Every shard finishes its tick and ends; then the merged ledger holds everything acknowledged."""
@@ -162,6 +186,10 @@ class ShardedWriter(WriterResults):
                         self.log.skipped(SkippedTicks(int(doc["ticks"]), int(doc["samples"])))
                     elif kind == "start":
                         shard.started.set()
+                    elif kind == "endpoint":
+                        with self._confirmed:
+                            shard.endpoints_confirmed += 1
+                            self._confirmed.notify_all()
                     elif kind == "end":
                         shard.ended = True
                 except (ValueError, KeyError, TypeError):
@@ -174,12 +202,15 @@ class ShardedWriter(WriterResults):
             log.warning("writer shard %d: reading its lines failed: %s", shard.index, e)
         finally:
             shard.closed.set()
+            with self._confirmed:
+                self._confirmed.notify_all()
 
 
 class ProcessShards:
     """Shards as processes of this host (the local runtime): they die with the harness, like its other children."""
 
     start_timeout_s = 60.0  # a Python start with numpy: about a second; more only on a host that is far too busy
+    follows_endpoint = True  # each process takes the endpoint lines on its stdin
 
     def __init__(self, logs_dir: Path) -> None:
         self.logs_dir = logs_dir

@@ -74,11 +74,20 @@ class _IngestCounters:
         self._failures: list[tuple[float, int, str, str]] = []
         self.acked_samples = 0
         self.failed_samples = 0
+        self.unanswered_attempts = 0
 
     def add(
-        self, sent_unix_s: float, done_unix_s: float, samples: int, outcome: WriteOutcome, error: str | None = None
+        self,
+        sent_unix_s: float,
+        done_unix_s: float,
+        samples: int,
+        outcome: WriteOutcome,
+        *,
+        error: str | None = None,
+        unanswered: int = 0,
     ) -> None:
         with self._lock:
+            self.unanswered_attempts += unanswered
             bucket = self._buckets[math.floor(done_unix_s)]
             if outcome is WriteOutcome.ACKED:
                 bucket[0] += samples
@@ -128,7 +137,8 @@ class _IngestCounters:
 @dataclass(frozen=True)
 class RequestRecord:
     """One remote-write request as the writer saw it end: which batch at which tick, when it was sent and answered,
-    its samples and outcome, and the last error it got (None once acknowledged)."""
+    its samples and outcome, the last error it got (None once acknowledged), and how many of its attempts got no
+    answer at all (timed out or broke after sending: Prometheus may have committed them, unseen)."""
 
     tick: int
     batch: int
@@ -137,10 +147,11 @@ class RequestRecord:
     samples: int
     outcome: WriteOutcome
     error: str | None
+    unanswered: int = 0
 
     def to_wire(self) -> dict[str, object]:
         return {"t": self.tick, "b": self.batch, "s": self.sent_unix_s, "d": self.done_unix_s, "n": self.samples,
-                "o": self.outcome.value, "e": self.error}  # fmt: skip
+                "o": self.outcome.value, "e": self.error, "u": self.unanswered}  # fmt: skip
 
     @classmethod
     def from_wire(cls, doc: dict[str, object]) -> RequestRecord:
@@ -153,6 +164,7 @@ class RequestRecord:
             samples=int(str(doc["n"])),
             outcome=WriteOutcome(doc["o"]),
             error=None if error is None else str(error),
+            unanswered=int(str(doc.get("u", 0))),
         )
 
 
@@ -179,7 +191,14 @@ class WriteLog:
     def add(self, record: RequestRecord) -> None:
         if record.outcome is WriteOutcome.ACKED:
             self.ledger.record_ack(record.tick, record.batch)
-        self._counters.add(record.sent_unix_s, record.done_unix_s, record.samples, record.outcome, record.error)
+        self._counters.add(
+            record.sent_unix_s,
+            record.done_unix_s,
+            record.samples,
+            record.outcome,
+            error=record.error,
+            unanswered=record.unanswered,
+        )
 
     def skipped(self, skipped: SkippedTicks) -> None:
         self.skipped_ticks += skipped.ticks
@@ -192,6 +211,11 @@ class WriteLog:
     @property
     def failed_samples(self) -> int:
         return self._counters.failed_samples
+
+    @property
+    def unanswered_attempts(self) -> int:
+        """Attempts that got no answer: each may have been committed, and counted by Prometheus, without an ack."""
+        return self._counters.unanswered_attempts
 
     def ingest(self, t0_unix_s: float) -> list[IngestPoint]:
         """Acknowledged/failed samples per second, ``t_s`` relative to ``t0_unix_s``, gaps filled with zeros."""
@@ -224,6 +248,10 @@ class WriterResults:
         return self.log.failed_samples
 
     @property
+    def unanswered_attempts(self) -> int:
+        return self.log.unanswered_attempts
+
+    @property
     def skipped_ticks(self) -> int:
         return self.log.skipped_ticks
 
@@ -239,6 +267,11 @@ class WriterResults:
 
     def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
         return self.log.failures(since_unix_s, until_unix_s)
+
+    def detached(self, timeout_s: float) -> bool:
+        """True once no request of the writer can reach the endpoint it wrote to before ``set_endpoint(None)`` (or
+        before it stopped), so that Prometheus' own count of them is final; waits at most ``timeout_s``."""
+        raise NotImplementedError
 
 
 class TsdbWriter(WriterResults):
@@ -281,11 +314,20 @@ class TsdbWriter(WriterResults):
     # --- control ---------------------------------------------------------------------------------------
 
     def set_endpoint(self, base_url: str | None) -> None:
-        """Point the writer at a (new) Prometheus base URL; ``None`` while no instance is up (writes fail fast)."""
+        """Point the writer at a (new) Prometheus base URL; ``None`` while no instance is up (writes fail fast).
+
+        Returns once a request in flight to the old endpoint has ended (at most ``request_timeout_s``): the writer
+        holds the client's lock through each request, so that Prometheus' count of the requests it answered can be
+        read as final once the writer is detached (``detached``)."""
         with self._client_lock:
             old, self._client = self._client, None if base_url is None else PromClient(base_url, self.request_timeout_s)
         if old is not None:
             old.close()
+
+    def detached(self, timeout_s: float = 0.0) -> bool:
+        # set_endpoint(None) returned only after the request in flight ended, and none starts without a client.
+        with self._client_lock:
+            return self._client is None
 
     def start(self) -> None:
         if self._thread is not None:
@@ -330,19 +372,27 @@ class TsdbWriter(WriterResults):
             body = self._body(batch, tick)
             n = len(self.layout.batch_slots(batch))
             sent = time.time()
+            unanswered = 0
             while True:
-                with self._client_lock:
-                    client = self._client
-                outcome = WriteOutcome.UNREACHABLE if client is None else client.remote_write(body)
+                outcome, error = self._attempt(body)
+                if outcome is WriteOutcome.UNKNOWN:
+                    unanswered += 1  # no answer: Prometheus may have committed it (and counted it) all the same
                 if outcome is WriteOutcome.ACKED or time.time() >= deadline or self._stop.is_set():
                     break
                 time.sleep(0.05)
-            # The client keeps the error of its last write (None once one is acknowledged); none yet: no client.
-            error = None if client is None else client.last_write_error
-            record = RequestRecord(tick, batch, sent, time.time(), n, outcome, error)
+            record = RequestRecord(tick, batch, sent, time.time(), n, outcome, error, unanswered)
             self.log.add(record)
             if self._report is not None:
                 self._report(record)
+
+    def _attempt(self, body: bytes) -> tuple[WriteOutcome, str | None]:
+        """One attempt at the current endpoint, holding the client's lock throughout (see ``set_endpoint``); the
+        outcome and the error the client kept (None once acknowledged; none yet: no client)."""
+        with self._client_lock:
+            client = self._client
+            if client is None:
+                return WriteOutcome.UNREACHABLE, None
+            return client.remote_write(body), client.last_write_error
 
     def _skip(self, ticks: int) -> None:
         skipped = SkippedTicks(ticks, ticks * self._samples_per_tick)

@@ -548,6 +548,11 @@ def _key_figures(result: RunResult, fio_summary: pd.DataFrame) -> list[tuple[str
         )
     if result.load is not None and result.load.shards > 1:
         figures.append(("write load", f"{result.load.series:,} series split over {result.load.shards} writers"))
+    acks = result.server_acks
+    if acks is not None:
+        # The ledger held to Prometheus' own count (the ack_count check says whether they agree).
+        server = "incomplete" if acks.server_requests is None else f"{acks.server_requests:,}"
+        figures.append(("remote writes answered 2xx by Prometheus", f"{server} (ledger {acks.ledger_requests:,})"))
     for r in fio_summary.to_dict("records"):
         if not _missing(r["bw_bytes_per_s"]):
             figures.append(

@@ -117,6 +117,11 @@ def _v8_to_v9(raw: Raw) -> Raw:
     return {**raw, "schema_version": 9, "checks": [honest(c) for c in raw.get("checks", [])]}
 
 
+def _v9_to_v10(raw: Raw) -> Raw:
+    """Prometheus' own count of the remote writes it answered: not read before version 10."""
+    return {**raw, "schema_version": 10, "server_acks": None}
+
+
 # Version N -> the step that makes it N+1.
 _STEPS: dict[int, Callable[[Raw], Raw]] = {
     1: _v1_to_v2,
@@ -127,6 +132,7 @@ _STEPS: dict[int, Callable[[Raw], Raw]] = {
     6: _v6_to_v7,
     7: _v7_to_v8,
     8: _v8_to_v9,
+    9: _v9_to_v10,
 }
 
 

@@ -34,6 +34,9 @@ Format history:
   9  ``Status.PARTIAL`` for a check (``history_survival`` when the checkpoints taken held but a later fault was never
      recovered from); earlier versions wrote such a check PASSED with "so its history since is unknown" in its reason,
      and the migration makes it PARTIAL.
+  10 ``server_acks``: the ledger's acknowledged remote-write requests beside Prometheus' own count of the requests it
+     answered 2xx (read from its ``/metrics`` at the end of each of its process lifetimes), and the ``ack_count``
+     check comparing them; older files have none (None).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 9
+RESULT_SCHEMA_VERSION = 10
 
 
 class Status(StrEnum):
@@ -269,6 +272,40 @@ class LoadStats(Model):
     shards: int = 1  # writers the load was split over (load.tsdb.shards)
 
 
+class AckReading(Model):
+    """Prometheus' own count of the remote writes it had answered, read from its ``/metrics`` at one moment: at the
+    load's start, before and after each fault, and at the load's end. Its counters start at 0 with each process."""
+
+    label: str  # "start", "before fault 1 (sigkill)", "after fault 1 (sigkill)", "end of the load"
+    at_unix_s: float  # absolute, like events: the first reading comes before the load phase (t0)
+    instance: str  # the runtime's name for the instance read
+    process_start_unix_s: float | None = None  # the process read (its process_start_time_seconds)
+    write_requests: dict[str, int] = Field(default_factory=dict)  # remote writes answered so far, by HTTP status
+    # No request of the load could reach this process any more (the writers were detached, or stopped): if it is the
+    # process' last reading, its count is final. Readings at a start or after a recovery are never settled.
+    settled: bool = False
+    error: str | None = None  # the reading failed: the count is unknown
+
+    @property
+    def accepted(self) -> int:
+        return sum(n for code, n in self.write_requests.items() if code.startswith("2"))
+
+
+class AckCount(Model):
+    """The ledger beside something it is not fed by: Prometheus' own count of the remote-write requests it answered
+    2xx, summed over its process lifetimes (each one's last reading). The writer holds one request in flight, so
+    with every lifetime read once the load could no longer reach it, the two agree exactly, but for attempts that got
+    no answer: Prometheus may have committed and counted those unseen (``ledger <= server <= ledger + unanswered``)."""
+
+    ledger_requests: int  # acknowledged requests in the ledger (a batch at a tick each)
+    ledger_samples: int  # the samples they carried
+    unanswered_attempts: int  # attempts that timed out or broke after sending
+    server_requests: int | None = None  # None: Prometheus' count is incomplete (``incomplete`` says why)
+    lifetimes: int = 0  # Prometheus processes counted
+    incomplete: str | None = None
+    readings: list[AckReading] = Field(default_factory=list)
+
+
 class RunResult(Model):
     schema_version: int = RESULT_SCHEMA_VERSION
     run_id: str
@@ -287,6 +324,7 @@ class RunResult(Model):
     fio: list[FioJobResult] = Field(default_factory=list)
     ingest: list[IngestPoint] = Field(default_factory=list)
     load: LoadStats | None = None
+    server_acks: AckCount | None = None  # remote write: the ledger against Prometheus' own count (version 10 on)
     faults: list[FaultRecord] = Field(default_factory=list)
     durability: list[DurabilityCheckpoint] = Field(default_factory=list)
     checks: list[CheckResult] = Field(default_factory=list)
