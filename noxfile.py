@@ -50,32 +50,6 @@ def demo(session: nox.Session) -> None:
 TEST_WORKERS = str(2 * (os.cpu_count() or 1))
 
 
-def _rpcbind_for_tests() -> subprocess.Popen[bytes] | None:
-    """One rpcbind for the whole suite (as root, when installed and none listens): NFSv3 tests would each start and
-    stop their own on port 111 (it cannot move), which tests running side by side must not do under each other."""
-    import shutil
-    import socket
-    import time
-
-    def listening() -> bool:
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            return s.connect_ex(("127.0.0.1", 111)) == 0
-
-    if os.geteuid() != 0 or shutil.which("rpcbind") is None or listening():
-        return None
-    rpcbind = subprocess.Popen(["rpcbind", "-f", "-w"])
-    deadline = time.monotonic() + 10
-    while not listening():
-        if rpcbind.poll() is not None or time.monotonic() > deadline:
-            # The NFSv3 tests then start their own, as they do outside nox: slower to share, never wrong alone.
-            print("rpcbind did not listen on port 111 within 10 s; the NFSv3 tests start their own")
-            rpcbind.kill()
-            return None
-        time.sleep(0.1)
-    return rpcbind
-
-
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite, against the real prometheus and fio binaries (and the other daemons where installed), spread
@@ -84,13 +58,7 @@ def tests(session: nox.Session) -> None:
     _install(session, "dev")
     workers = os.environ.get("HARNESS_TEST_WORKERS", TEST_WORKERS)
     parallel = ["-n", workers, "--dist", "loadgroup"] if workers != "0" else []
-    rpcbind = _rpcbind_for_tests()
-    try:
-        session.run("pytest", *parallel, *session.posargs)
-    finally:
-        if rpcbind is not None:
-            rpcbind.terminate()
-            rpcbind.wait(timeout=10)
+    session.run("pytest", *parallel, *session.posargs)
 
 
 @nox.session

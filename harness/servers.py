@@ -138,6 +138,21 @@ def _start_ganesha_daemon(workdir: Path, port: int) -> proc.Daemon:
     return daemon
 
 
+def start_rpcbind(workdir: Path) -> proc.Daemon | None:
+    """The rpcbind NFSv3 needs, started unless one answers on port 111 already (then None: it is not ours to stop);
+    returns once it listens. Debian's build listens on every interface, on port 111 only, so one serves every
+    Ganesha on this host: the test suite starts one for all its tests, which then start none of their own."""
+    if _port_open(111):
+        return None
+    rpcbind = proc.start_daemon("rpcbind", ["rpcbind", "-f", "-w"], log_path=workdir / "rpcbind.log")
+    try:
+        wait_for(lambda: _port_open(111), what="rpcbind to listen on port 111", timeout_s=10.0)
+    except BaseException:
+        rpcbind.stop(timeout_s=10.0)
+        raise
+    return rpcbind
+
+
 def start_ganesha(
     workdir: Path,
     export_dir: Path,
@@ -159,14 +174,7 @@ def start_ganesha(
     workdir.mkdir(parents=True, exist_ok=True)
     port = proc.free_port()
     mount_port = proc.free_port() if v3 else port
-    rpcbind = None
-    if v3 and not _port_open(111):
-        rpcbind = proc.start_daemon("rpcbind", ["rpcbind", "-f", "-w"], log_path=workdir / "rpcbind.log")
-        try:
-            wait_for(lambda: _port_open(111), what="rpcbind to listen on port 111", timeout_s=10.0)
-        except BaseException:
-            rpcbind.stop(timeout_s=10.0)
-            raise
+    rpcbind = start_rpcbind(workdir) if v3 else None
     conf = workdir / "ganesha.conf"
     conf.write_text(
         GANESHA_CONF.format(

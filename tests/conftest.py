@@ -5,7 +5,8 @@
   workers except those whose resources one process must own, which run in one worker each (``SERIAL_GROUPS``, by
   path): the local cluster's tests share session fixtures (one local-path provisioner, one operator,
   one writer image import, node faults and cordons on the same two nodes), and the two stored real runs of
-  ``real_runs`` are made once for the tests that read them.
+  ``real_runs`` are made once for the tests that read them. One rpcbind serves the whole suite
+  (``pytest_configure``).
 - At the end, one loud line names every group of skipped tests and why, so a green run that skipped the cluster
   (or the browser, or root) says so where nobody can miss it.
 """
@@ -18,9 +19,12 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from harness.proc import Daemon
 
 # A test's group (by the first matching path prefix, relative to tests/): tests of one group run in one worker, in
 # file order (pytest_xdist_make_scheduler). Everything else runs wherever a worker is free.
@@ -29,6 +33,9 @@ SERIAL_GROUPS: dict[str, str] = {
     "test_trend.py": "real-runs",
     "test_browser.py": "real-runs",
 }
+
+
+_RPCBIND = pytest.StashKey[tuple["Daemon | None", Path]]()
 
 
 def group_of(nodeid: str) -> str | None:
@@ -53,6 +60,31 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
             return group_of(nodeid) or nodeid
 
     return SerialGroupScheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One rpcbind for the whole suite (as root, when installed and none listens), started by the process that
+    spreads the tests, not by each worker: NFSv3 tests would each start and stop their own on port 111 (it cannot
+    move), which tests running side by side must not do under each other. It stops when the suite ends."""
+    if hasattr(config, "workerinput") or os.geteuid() != 0 or shutil.which("rpcbind") is None:
+        return
+    from harness.errors import HarnessError
+    from harness.servers import start_rpcbind
+
+    logs = Path(tempfile.mkdtemp(prefix="harness-tests-rpcbind-"))
+    try:
+        config.stash[_RPCBIND] = (start_rpcbind(logs), logs)
+    except HarnessError as e:  # the NFSv3 tests then start their own, as they do alone: slower, never wrong
+        print(f"rpcbind for the suite did not start ({e}); the NFSv3 tests start their own")
+        shutil.rmtree(logs, ignore_errors=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    daemon, logs = config.stash.get(_RPCBIND, (None, None))
+    if daemon is not None:
+        daemon.stop(timeout_s=10.0)
+    if logs is not None:
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
