@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-PASSED, FAILED, SKIPPED = "PASSED", "FAILED", "SKIPPED"
+PASSED, FAILED = "PASSED", "FAILED"
 
 
 # Until `harness nightly` can hand a run what names a node and a path on the cluster (the shipped files name none),
@@ -92,11 +92,6 @@ CONFORMANCE: tuple[Row, ...] = (
         ),
     ),
 )
-
-
-def rows() -> Mapping[str, Row]:
-    """The table by file."""
-    return MappingProxyType({row.file: row for row in CONFORMANCE})
 
 
 def nightly_set() -> dict[str, int]:

@@ -7,15 +7,13 @@ checks with the row's statuses. A file in ``scenarios/`` without a row, or a row
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.conformance import CONFORMANCE, Row, nightly_set
 from harness.nightly import NIGHTLY
+from tests.conformance_night import night_ends_as_the_row_says
 from tests.leftovers import ROOT
 
 LOCAL_ROWS = [row for row in CONFORMANCE if row.local is not None]
@@ -41,19 +39,4 @@ def test_the_nightly_set_is_the_tables_nightly_rows() -> None:
 @pytest.mark.parametrize("row", LOCAL_ROWS, ids=[r.name for r in LOCAL_ROWS])
 def test_shipped_scenario_ends_as_its_row_says_on_the_local_runtime(row: Row, tmp_path: Path) -> None:
     assert row.local is not None
-    results = tmp_path / "results"
-    argv = [sys.executable, "-m", "harness.cli", "nightly", "--results", str(results)]
-    argv += ["--set", f"{row.file}={row.local.exit_code}"]
-    night = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False, timeout=900)
-    said = night.stdout + night.stderr
-    summary_file = next(results.glob("nightly/*/nightly.json"), None)
-    assert summary_file is not None, said
-    steps = json.loads(summary_file.read_text())["steps"]
-    run = next(s for s in steps if s["step"] == "run")
-    log = Path(run["files"]["log"]).read_text(errors="replace") if "log" in run["files"] else ""
-    assert run["outcome"] == "passed", f"{run['message']}\n{log[-4000:]}"
-    assert night.returncode == 0, said
-    result = json.loads((Path(run["files"]["run_dir"]) / "result.json").read_text())
-    checks = {c["name"]: c["status"] for c in result["checks"]}
-    reasons = {c["name"]: c.get("reason") for c in result["checks"]}
-    assert checks == dict(row.local.checks), reasons
+    night_ends_as_the_row_says(row.file, row.local, tmp_path / "results")
