@@ -37,6 +37,20 @@ def _acked(writer: TsdbWriter, samples: int) -> None:
     wait_for(lambda: writer.acked_samples >= target, what=f"{samples} more acknowledged samples", timeout_s=30)
 
 
+def _stopped_after(
+    launcher: PrometheusLauncher, tmp_path: Path, samples: int
+) -> tuple[RunningPrometheus, TsdbWriter, int]:
+    """A real Prometheus given ``samples`` acknowledged samples by a writer that has stopped; the time after it."""
+    prom = launcher.start(tmp_path / "data")
+    writer = TsdbWriter(LOAD, uuid.uuid4().hex[:8], endpoint=prom.url)
+    writer.start()
+    try:
+        _acked(writer, samples)
+    finally:
+        writer.stop()
+    return prom, writer, int(time.time() * 1000)
+
+
 def _check(prom: RunningPrometheus, expected: Ledger, cutoff_ms: int, label: str = "check") -> DurabilityCheckpoint:
     started = time.monotonic()
     cp = check_history(
@@ -132,15 +146,7 @@ class _OneSeriesShifted(SeriesLayout):
 
 
 def test_perturbed_or_invented_expectations_are_reported(launcher: PrometheusLauncher, tmp_path: Path) -> None:
-    prom = launcher.start(tmp_path / "data")
-    writer = TsdbWriter(LOAD, uuid.uuid4().hex[:8], endpoint=prom.url)
-    writer.start()
-    try:
-        _acked(writer, SERIES * 4)
-    finally:
-        writer.stop()
-    now_ms = int(time.time() * 1000)
-
+    prom, writer, now_ms = _stopped_after(launcher, tmp_path, SERIES * 4)
     writer.ledger.save(tmp_path / "ledger.json")
     perturbed = Ledger(_OneSeriesShifted(**asdict(writer.layout)))
     perturbed._runs = Ledger.load(tmp_path / "ledger.json")._runs  # the same acknowledgements, other expected values
@@ -179,14 +185,7 @@ def test_an_acknowledgement_arriving_during_the_check_cannot_hide_a_loss(
     """One check reads one state of the ledger. Read live, the totals (asked first) and the drill-down (later) saw
     two states, and the samples acknowledged in between counted as present but not as acknowledged: an invented
     loss of one request was reported as 0 lost (and a run with slow answers saw ``lost`` below 0)."""
-    prom = launcher.start(tmp_path / "data")
-    writer = TsdbWriter(LOAD, uuid.uuid4().hex[:8], endpoint=prom.url)
-    writer.start()
-    try:
-        _acked(writer, SERIES * 4)
-    finally:
-        writer.stop()
-    now_ms = int(time.time() * 1000)
+    prom, writer, now_ms = _stopped_after(launcher, tmp_path, SERIES * 4)
     writer.ledger.save(tmp_path / "ledger.json")
     live = _AckedDuringTheCheck(writer.layout)
     live._runs = Ledger.load(tmp_path / "ledger.json")._runs
