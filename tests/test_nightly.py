@@ -99,7 +99,7 @@ def test_a_good_night_passes_and_a_throttled_one_fails_naming_the_regression(his
     assert compare["outcome"] == "failed" and compare["exit_code"] == 1
     assert "regression against the previous 3 run(s)" in compare["message"] and IOPS in compare["message"]
     assert regressed.step("run")["outcome"] == "passed"
-    # Five nights are too few to confirm a change point: the trend marks it possible, the comparison is the gate.
+    # Four nights are too few to confirm a change point: the trend marks it possible (below); compare is the gate.
     assert regressed.step("trend")["outcome"] == "passed"
     assert regressed.summary["passed"] is False and any(IOPS in f for f in regressed.summary["findings"])
     fio_line = next(line for line in regressed.done.stdout.splitlines() if line.startswith("fio-noise: "))
@@ -122,6 +122,10 @@ def test_a_good_night_passes_and_a_throttled_one_fails_naming_the_regression(his
     assert scenario["name"] == "fio-noise" and scenario["nights"] == 4
     iops = next(m for m in scenario["metrics"] if m["metric"] == IOPS)
     assert iops["latest"] == pytest.approx(200, rel=0.1) and iops["fails"] is False
+    # The step is marked once, at the throttled night (not an earlier one), for the worse, on its size alone.
+    tonight = Path(regressed.step("run")["files"]["run_dir"]).name
+    marked = [(c["run"], c["kind"], c["worse"], c["confirmed"]) for c in iops["changes"]]
+    assert marked == [(tonight, "possible regression", True, False)], iops["changes"]
 
 
 def test_a_scenario_ending_otherwise_than_it_must_fails_the_night(history: History) -> None:
