@@ -3,9 +3,10 @@
 - ``@pytest.mark.root(reason=...)``: skipped with "needs root: <reason>" unless the suite runs as root.
 - Parallel runs (pytest-xdist, ``--dist loadgroup``, as ``nox -s tests`` runs it): every test is spread over the
   workers except those whose resources one process must own, which run in one worker each (``SERIAL_GROUPS``, by
-  path): the local cluster's tests share session fixtures (one local-path provisioner, one operator,
-  one writer image import, node faults and cordons on the same two nodes), and the two stored real runs of
-  ``real_runs`` are made once for the tests that read them. One rpcbind serves the whole suite
+  path): the local cluster's tests run in two workers, one of them owning what the cluster holds for a whole
+  session (one local-path provisioner, one operator, node faults), with ``@pytest.mark.cluster_exclusive`` tests
+  alone on the cluster (``tests/k8s/conftest.py``); and the two stored real runs of ``real_runs`` are made once for
+  the tests that read them. One rpcbind serves the whole suite
   (``pytest_configure``).
 - At the end, one loud line names every group of skipped tests and why, so a green run that skipped the cluster
   (or the browser, or root) says so where nobody can miss it.
@@ -28,8 +29,17 @@ if TYPE_CHECKING:
 
 # A test's group (by the first matching path prefix, relative to tests/): tests of one group run in one worker, in
 # file order (pytest_xdist_make_scheduler). Everything else runs wherever a worker is free.
-SERIAL_GROUPS: dict[str, str] = {
-    "k8s/": "cluster",
+SERIAL_GROUPS: dict[str, str] = {  # the first prefix that matches names the group
+    # What owns a session-wide piece of the cluster: the local-path provisioner, the operator and its CRDs (whose
+    # absence test_operator_absent shows), node loss. The rest of tests/k8s runs beside it in a second worker; a
+    # test that changes the cluster under everyone (cluster_exclusive) waits for the other's test to end.
+    "k8s/test_dynamic_class.py": "cluster",
+    "k8s/test_operator.py": "cluster",
+    "k8s/test_operator_absent.py": "cluster",
+    "k8s/test_values_operator.py": "cluster",
+    "k8s/test_node_loss.py": "cluster",
+    "k8s/test_cleanup_cluster.py": "cluster",
+    "k8s/": "cluster-b",
     "test_trend.py": "real-runs",
     "test_browser.py": "real-runs",
 }

@@ -8,12 +8,19 @@ The local build is never run from pytest unless HARNESS_BUILD_CLUSTER=1.
 `local_path` (session): a real dynamic provisioner (tests/k8s/local_path.py) and its StorageClasses.
 `writer_image` (session): the ref of the image that runs the harness' TSDB writer (testbed/writer_image.py), in
 every local node's store; with an outside $KUBECONFIG, $HARNESS_K8S_WRITER_IMAGE (pulled by the cluster), else skip.
+`cluster_turn` (per test, automatic): the suite runs cluster tests in two workers at once; a test marked
+`cluster_exclusive` (a node lost or cordoned, a watch on every namespace) holds the cluster alone, every other test
+shares it. A readers-writer lock of two flock(2) files: the turnstile makes a waiting exclusive test block new
+sharers, so it is not starved by a worker that takes its next shared turn the moment it gives one up.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +35,38 @@ from tests.k8s.helpers import context_of, wait_for
 from tests.k8s.local_path import VERSION as LOCAL_PATH_VERSION
 from tests.k8s.local_path import LocalPathProvisioner
 from tests.k8s.local_path import binary as local_path_binary
+
+TURN_TIMEOUT_S = 900  # the longest exclusive test (node loss and back) takes about 2 minutes
+
+
+def _flock(path: Path, mode: int, what: str) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    deadline = time.monotonic() + TURN_TIMEOUT_S
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise TimeoutError(f"waited {TURN_TIMEOUT_S} s for {what} ({path})") from None
+            time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def cluster_turn(request: pytest.FixtureRequest) -> Iterator[None]:
+    exclusive = request.node.get_closest_marker("cluster_exclusive") is not None
+    where = Path(tempfile.gettempdir())
+    turnstile = _flock(where / "harness-cluster-tests.turnstile", fcntl.LOCK_EX, "the turnstile of the cluster")
+    try:
+        mode, what = (fcntl.LOCK_EX, "the cluster alone") if exclusive else (fcntl.LOCK_SH, "a share of the cluster")
+        turn = _flock(where / "harness-cluster-tests.lock", mode, what)
+    finally:
+        os.close(turnstile)
+    try:
+        yield
+    finally:
+        os.close(turn)
 
 
 @pytest.fixture(scope="session")
@@ -178,4 +217,9 @@ def writer_image(local_cluster: bool, kubeconfig: Path) -> str:
                 "(`python -m testbed.writer_image` builds the archive)"
             )
         return ref
-    return writer_image_build.ensure()
+    # Both cluster workers want it: one builds and imports, the other then finds it in place.
+    lock = _flock(Path(tempfile.gettempdir()) / "harness-writer-image.lock", fcntl.LOCK_EX, "the writer image")
+    try:
+        return writer_image_build.ensure()
+    finally:
+        os.close(lock)

@@ -22,7 +22,7 @@ from harness.undo import UndoLog
 from tests.k8s.helpers import reschedule_runtime
 from tests.leftovers import ROOT, cleanup, wait_for_load_phase
 
-pytestmark = [pytest.mark.cluster, pytest.mark.slow]
+pytestmark = [pytest.mark.cluster, pytest.mark.slow, pytest.mark.cluster_exclusive]  # cordons, marks node-2
 
 MANAGED = "app.kubernetes.io/managed-by=prom-storage-harness"
 

@@ -46,6 +46,7 @@ def _ready_nodes(api_client: Any) -> list[str]:
 
 
 @pytest.mark.cluster
+@pytest.mark.cluster_exclusive  # a node's kubelet and containers die
 @pytest.mark.slow
 def test_a_local_pv_survives_the_loss_of_its_node_once_the_node_is_back(
     kubeconfig: Path, api_client: Any, tmp_path: Path, local_pv: Callable[[str], LocalPv], local_cluster_only: None
@@ -88,6 +89,7 @@ faults:
 
 
 @pytest.mark.cluster
+@pytest.mark.cluster_exclusive  # a node's kubelet and containers die
 @pytest.mark.slow
 def test_force_deleting_the_pod_of_a_lost_node_moves_an_emptydir_prometheus_without_its_history(
     kubeconfig: Path, api_client: Any, tmp_path: Path, local_cluster_only: None

@@ -16,6 +16,7 @@ from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
 
 
 @pytest.mark.cluster
+@pytest.mark.cluster_exclusive  # watches every namespace: nothing may be created meanwhile
 @pytest.mark.slow
 def test_operator_mode_without_the_crd_is_an_error_and_creates_nothing(
     kubeconfig: Path, api_client: Any, tmp_path: Path

@@ -352,6 +352,7 @@ storage: {{backend: local, path: /nonexistent, node: node-1, volume: {{name: {pv
 
 
 @pytest.mark.cluster
+@pytest.mark.cluster_exclusive  # cordons a node
 @pytest.mark.slow
 def test_reschedule_on_a_local_pv_reports_the_node_affinity_conflict_and_uncordons(
     kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
@@ -407,6 +408,7 @@ faults: [{{action: redeploy, at: 5s}}]
 
 
 @pytest.mark.cluster
+@pytest.mark.cluster_exclusive  # cordons a node
 @pytest.mark.slow
 def test_reschedule_on_ephemeral_moves_the_pod_and_loses_history(
     kubeconfig: Path, api_client: Any, tmp_path: Path
@@ -463,6 +465,7 @@ faults: [{action: sigterm, at: 8s}]
 
 
 @pytest.mark.cluster
+@pytest.mark.cluster_exclusive  # cordons a node
 @pytest.mark.slow
 def test_stop_during_a_reschedule_uncordons_and_removes_everything(
     kubeconfig: Path, api_client: Any, tmp_path: Path, node_dir: Callable[[str, str], str]
@@ -552,6 +555,7 @@ loads: {{tsdb: {{series: 10}}}}
 
 
 @pytest.mark.cluster
+@pytest.mark.cluster_exclusive  # cordons a node
 @pytest.mark.slow
 def test_a_node_cordoned_by_someone_else_stays_cordoned(kubeconfig: Path, api_client: Any, tmp_path: Path) -> None:
     from kubernetes import client
