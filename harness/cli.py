@@ -63,6 +63,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             keep_data=args.keep_data,
             kubeconfig=args.kubeconfig,
             context=args.context,
+            overrides=tuple(args.overrides),
         )
     )
     if outcome.result is not None:
@@ -91,6 +92,9 @@ def _print_summary(result: object) -> None:
     from harness.results.model import RunResult, Status
 
     assert isinstance(result, RunResult)
+    if result.overrides:
+        # Said with the verdict: this run is of the file as modified, not of the file as written.
+        ui.info(f"  scenario file {result.scenario_file} overridden: {' '.join(result.overrides)}")
     colour = {Status.PASSED: "green", Status.FAILED: "red"}.get(result.verdict, "magenta")
     for check in result.checks:
         # PARTIAL in yellow: not a pass (the run is FAILED), not a loss found either; the reason says what was unseen.
@@ -177,6 +181,7 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="kubernetes runtime: the kube context to use (required unless the current-context is listed in "
         "kubernetes.allowed_contexts of the harness config, ~/.config/prom-harness/config.yaml or $HARNESS_CONFIG)",
     )
+    _override_option(p, "--set", "--override")
     _ci_outputs(p)
     p.add_argument(
         "--expect-verdict",
@@ -185,6 +190,22 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "reported skipped. The exit code stays the verdict's",
     )
     p.set_defaults(func=_cmd_run)
+
+
+def _override_option(p: argparse.ArgumentParser, *names: str, each: str = "") -> None:
+    """The scenario overrides of `harness run` (``--set``, as for `harness values`, or ``--override``) and of `harness
+    nightly` (``--override``: its ``--set`` picks the files): one option, one form, one message for a bad one."""
+    p.add_argument(
+        *names,
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY.PATH=VALUE",
+        help=f"set a key of {each or 'the'} scenario before it is validated, for what the file cannot name for "
+        "you, e.g. storage.node=node-1 storage.path=/mnt/disks/prom (the value is YAML; repeatable); a bad key "
+        "or value is refused like a bad file (exit 2). The result records the settings: the run is of the file "
+        "as modified",
+    )
 
 
 def _add_trend(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -208,6 +229,7 @@ def _cmd_nightly(args: argparse.Namespace) -> int:
         runtime=args.runtime,
         context=args.context,
         scenarios=parse_set(",".join(args.set)) if args.set else NIGHTLY,
+        overrides=tuple(args.overrides),
         compare_args=tuple(shlex.split(args.compare_args or "")),
         baseline_runs=args.baseline_runs,
     )
@@ -224,7 +246,7 @@ def _add_nightly(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         description="Run each scenario of the set once and hold it to the exit code it must end with, compare each "
         "run with the scenario's previous runs, then draw the trend of every stored history; JUnit and JSON of each "
         "step and of the night in RESULTS/nightly/<utc>/. Exit 0 the night passed, 1 a scenario ended otherwise than "
-        "it must or a regression, 2 the harness or the environment broke (or a bad --set).",
+        "it must or a regression, 2 the harness or the environment broke (or a bad --set or --override).",
     )
     p.add_argument("--results", default="reports", help="results root, kept between nights (default: reports)")
     p.add_argument("--runtime", choices=RUNTIME_NAMES, default="local", help="where Prometheus runs")
@@ -236,6 +258,7 @@ def _add_nightly(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="the scenarios and the exit code each must end with (0 or 1), instead of the shipped set "
         "(repeatable); each file's scenario name picks its history under RESULTS/<name>/",
     )
+    _override_option(p, "--override", each="each")
     p.add_argument(
         "--compare-args",
         metavar="ARGS",

@@ -11,7 +11,8 @@ the trend by ``REPORT_TIMEOUT_S``. On Ctrl-C (or a run over its bound) the run g
 
 Exit codes: 0 the night passed; 1 a finding (a scenario ended otherwise than it must, a comparison found a
 regression, the trend a change for the worse tonight is the first to confirm); 2 nothing was found but something
-broke (a run ended in ERROR or over its bound, a comparison or the trend could not run) or the set is bad.
+broke (a run ended in ERROR or over its bound, a comparison or the trend could not run) or the set or an override
+is bad.
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ class NightOptions:
     scenarios: Mapping[str, int] = field(default_factory=lambda: dict(NIGHTLY))
     compare_args: tuple[str, ...] = ()
     baseline_runs: int = BASELINE_RUNS
+    # KEY.PATH=VALUE settings handed to every run of the night (`harness run --override`), e.g. the node and the
+    # path of a local PV on a cluster; each run's result records them.
+    overrides: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -139,16 +143,16 @@ def parse_set(spec: str) -> dict[str, int]:
     return parsed
 
 
-def plan(scenarios: Mapping[str, int]) -> list[Planned]:
-    """Every scenario of the set read and validated before anything runs: a missing or invalid file is exit 2 with
-    its file:line problems, not a failed night hours later. A night runs each scenario name once (its runs are found
-    under <results>/<name>/)."""
+def plan(scenarios: Mapping[str, int], overrides: Sequence[str] = ()) -> list[Planned]:
+    """Every scenario of the set read and validated (with the night's ``--override`` settings) before anything runs:
+    a missing or invalid file, or a setting one of them does not take, is exit 2 with its file:line problems, not a
+    failed night hours later. A night runs each scenario name once (its runs are found under <results>/<name>/)."""
     planned: list[Planned] = []
     for path_text, expected in scenarios.items():
         path = Path(path_text)
         if not path.is_file():
             raise UsageError(f"--set {path_text}: no such scenario file (relative paths are from {Path.cwd()})")
-        scenario = load_scenario(path)
+        scenario = load_scenario(path, overrides, flag="--override")
         twin = next((p for p in planned if p.name == scenario.name), None)
         if twin is not None:
             raise UsageError(
@@ -190,6 +194,7 @@ def _run_step(p: Planned, options: NightOptions, night: Path) -> tuple[Step, Pat
     verdict = "PASSED" if p.expected == 0 else "FAILED"
     argv = [*HARNESS, "run", str(p.path), "--runtime", options.runtime, *context, "--reports", str(options.results)]
     argv += ["--junit", files["xml"], "--json", files["json"], "--expect-verdict", verdict]
+    argv += [arg for setting in options.overrides for arg in ("--override", setting)]
     bound = p.bound_s()
     code = _wait_run(argv, Path(files["log"]), bound)
     new = [r for r in _runs(options.results, p.name) if r not in before]
@@ -286,6 +291,8 @@ def _write_summary(night: Night, options: NightOptions, started: datetime) -> tu
         for s in night.steps
     ]
     properties = {"results": str(options.results), "runtime": options.runtime, "started": started.isoformat()}
+    if options.overrides:
+        properties["overrides"] = " ".join(options.overrides)
     title = f"nightly {night.directory.name}"
     junit = write_cases("harness nightly", title, properties, cases, night.directory / "nightly.xml")
     summary = {
@@ -293,6 +300,7 @@ def _write_summary(night: Night, options: NightOptions, started: datetime) -> tu
         "started": started.isoformat(),
         "results": str(options.results),
         "runtime": options.runtime,
+        "overrides": list(options.overrides),
         "compare_args": shlex.join(options.compare_args),
         "baseline_runs": options.baseline_runs,
         "exit_code": night.exit_code,
@@ -308,7 +316,9 @@ def run_night(options: NightOptions) -> Night:
     """The whole night (the set validated first); prints one line per scenario and the verdict."""
     if options.baseline_runs < 1:
         raise UsageError(f"--baseline-runs {options.baseline_runs}: at least 1")
-    planned = plan(options.scenarios)
+    planned = plan(options.scenarios, options.overrides)
+    if options.overrides:
+        print(f"every run of the night overridden: {' '.join(options.overrides)}", flush=True)
     started = datetime.now(UTC)
     directory = options.results / "nightly" / started.strftime("%Y%m%dT%H%M%SZ")
     directory.mkdir(parents=True, exist_ok=True)

@@ -89,6 +89,7 @@ class RunOptions:
     keep_data: bool = False  # keep the TSDB and fio files this run created (for inspection)
     kubeconfig: str | None = None  # kubernetes runtime; None: $KUBECONFIG or ~/.kube/config
     context: str | None = None  # kubernetes runtime: the kube context (None: the current one, if the config allows)
+    overrides: tuple[str, ...] = ()  # KEY.PATH=VALUE settings applied to the scenario file before it is validated
 
 
 @dataclass
@@ -620,7 +621,7 @@ def _fmt(at_s: float | None, since_s: float) -> str:
 
 def execute(options: RunOptions) -> RunOutcome:
     """Run one scenario end to end. Bad input raises UsageError before anything is created."""
-    scenario = load_scenario(options.scenario_path)
+    scenario = load_scenario(options.scenario_path, options.overrides)
     refuse_unsupported(options.runtime, scenario)
     refuse_faults(options.runtime, scenario)
     config = load_user_config()
@@ -632,6 +633,7 @@ def execute(options: RunOptions) -> RunOutcome:
         scenario_name=scenario.name,
         scenario_file=str(options.scenario_path),
         scenario=scenario.model_dump(mode="json", by_alias=True),
+        overrides=list(options.overrides),
         runtime=options.runtime,
         started_at=datetime.now(UTC),
         environment=envinfo.collect(options.runtime),

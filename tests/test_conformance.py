@@ -11,12 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.conformance import CONFORMANCE, Row, nightly_set
+from harness.conformance import CONFORMANCE, LocalPv, Row, nightly_set
 from harness.nightly import NIGHTLY
+from harness.pipeline import refuse_faults
+from harness.runtime import refuse_unsupported
+from harness.scenario.loader import load_scenario
 from tests.conformance_night import night_ends_as_the_row_says
 from tests.leftovers import ROOT
 
 LOCAL_ROWS = [row for row in CONFORMANCE if row.local is not None]
+CLUSTER_ROWS = [row for row in CONFORMANCE if row.kubernetes is not None]
 
 
 def test_every_scenario_file_has_exactly_one_row() -> None:
@@ -27,6 +31,19 @@ def test_every_scenario_file_has_exactly_one_row() -> None:
     for row in CONFORMANCE:
         assert row.local is not None or row.why, f"{row.file}: why it does not run on the local runtime"
         assert row.kubernetes is not None or row.why_not_kubernetes, f"{row.file}: why it has no cluster row"
+        assert row.kubernetes is None or not row.why_not_kubernetes, f"{row.file}: has a cluster row and a why not"
+        assert row.pv is None or row.kubernetes is not None, f"{row.file}: a PV for a cluster row it does not have"
+
+
+@pytest.mark.parametrize("row", CLUSTER_ROWS, ids=[r.name for r in CLUSTER_ROWS])
+def test_a_cluster_row_is_handed_only_a_node_and_a_path_and_the_kubernetes_runtime_takes_it(row: Row) -> None:
+    """What tests/k8s/test_conformance_cluster.py hands each row is all the file lacks for the cluster: with it the
+    file validates and the kubernetes runtime refuses nothing of it (checked here, without a cluster)."""
+    overrides = LocalPv.overrides("node-1", "/mnt/disks/x") if row.pv is not None else ()
+    assert all(o.startswith(("storage.node=", "storage.path=")) for o in overrides)
+    scenario = load_scenario(ROOT / row.file, overrides)
+    refuse_unsupported("kubernetes", scenario)
+    refuse_faults("kubernetes", scenario)
 
 
 def test_the_nightly_set_is_the_tables_nightly_rows() -> None:

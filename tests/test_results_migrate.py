@@ -41,7 +41,12 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v11_fields(raw: dict[str, object]) -> None:
+    raw.pop("overrides")
+
+
 def _drop_v10_fields(raw: dict[str, object]) -> None:
+    _drop_v11_fields(raw)
     raw.pop("server_acks")
 
 
@@ -96,7 +101,7 @@ def _drop_v3_fields(raw: dict[str, object]) -> None:
 
 
 def _as_version(result: RunResult, version: int) -> dict[str, object]:
-    """``result`` as a harness of ``version`` (2 to 9) wrote it: without the fields added since."""
+    """``result`` as a harness of ``version`` (2 to 10) wrote it: without the fields added since."""
     raw = json.loads(result.model_dump_json())
     raw["schema_version"] = version
     {
@@ -108,6 +113,7 @@ def _as_version(result: RunResult, version: int) -> dict[str, object]:
         7: _drop_v8_fields,
         8: _drop_v9_fields,
         9: _drop_v10_fields,
+        10: _drop_v11_fields,
     }[version](raw)
     return raw  # type: ignore[no-any-return]
 
@@ -140,9 +146,10 @@ def _with_server_acks(result: RunResult) -> RunResult:
     return result.model_copy(update={"server_acks": acks})
 
 
-def test_the_current_version_is_10_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 10
-    for result in (make_result(), _with_server_acks(make_result())):
+def test_the_current_version_is_11_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 11
+    overridden = make_result().model_copy(update={"overrides": ["storage.node=node-1", "storage.path=/mnt/x"]})
+    for result in (make_result(), _with_server_acks(make_result()), overridden):
         save_result(tmp_path, result)
         assert load_result(tmp_path) == result
 
@@ -271,6 +278,12 @@ def test_a_version_9_result_has_no_server_count_of_its_acknowledgements(tmp_path
     loaded = load_result(_write(tmp_path, _as_version(result, 9)))
     assert loaded.server_acks is None and loaded.schema_version == RESULT_SCHEMA_VERSION
     assert loaded.model_copy(update={"server_acks": result.server_acks}) == result
+
+
+def test_a_version_10_result_ran_its_file_as_written(tmp_path: Path) -> None:
+    result = make_result()
+    loaded = load_result(_write(tmp_path, _as_version(result, 10)))
+    assert loaded.overrides == [] and loaded == result
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:

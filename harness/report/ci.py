@@ -137,7 +137,12 @@ def run_junit(result: RunResult, path: Path, *, expected: Status | None = None) 
     suite = _suite(
         root,
         f"run {result.scenario_name}/{result.run_id}",
-        {"runtime": result.runtime, "started": result.started_at.isoformat(), "verdict": result.verdict.value},
+        {
+            "runtime": result.runtime,
+            "started": result.started_at.isoformat(),
+            "verdict": result.verdict.value,
+            **({"overrides": " ".join(result.overrides)} if result.overrides else {}),
+        },
     )
     classname = f"harness.run.{result.scenario_name}"
     for check in result.checks:
@@ -172,6 +177,7 @@ def run_summary(result: RunResult, *, expected: Status | None = None) -> dict[st
         "scenario": result.scenario_name,
         "run_id": result.run_id,
         "runtime": result.runtime,
+        "overrides": result.overrides,
         "started": result.started_at.isoformat(),
         "complete": result.complete,
         "verdict": result.verdict.value,

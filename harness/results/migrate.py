@@ -122,6 +122,11 @@ def _v9_to_v10(raw: Raw) -> Raw:
     return {**raw, "schema_version": 10, "server_acks": None}
 
 
+def _v10_to_v11(raw: Raw) -> Raw:
+    """Overrides: before version 11 a run could not be handed any, so it ran the file as written."""
+    return {**raw, "schema_version": 11, "overrides": []}
+
+
 # Version N -> the step that makes it N+1.
 _STEPS: dict[int, Callable[[Raw], Raw]] = {
     1: _v1_to_v2,
@@ -133,6 +138,7 @@ _STEPS: dict[int, Callable[[Raw], Raw]] = {
     7: _v7_to_v8,
     8: _v8_to_v9,
     9: _v9_to_v10,
+    10: _v10_to_v11,
 }
 
 

@@ -37,6 +37,9 @@ Format history:
   10 ``server_acks``: the ledger's acknowledged remote-write requests beside Prometheus' own count of the requests it
      answered 2xx (read from its ``/metrics`` at the end of each of its process lifetimes), and the ``ack_count``
      check comparing them; older files have none (None).
+  11 ``overrides``: the ``KEY.PATH=VALUE`` settings (``harness run --set``, ``harness nightly --override``) the
+     scenario file was run with, so a run of a modified file never passes for the file as written; older files had
+     none (``[]``).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 10
+RESULT_SCHEMA_VERSION = 11
 
 
 class Status(StrEnum):
@@ -312,6 +315,9 @@ class RunResult(Model):
     scenario_name: str
     scenario_file: str | None = None
     scenario: dict[str, Any]  # the validated scenario, dumped by alias (as written in files)
+    # KEY.PATH=VALUE settings applied to the file before it was validated (``scenario`` has their values): a run of
+    # the file as written has none.
+    overrides: list[str] = Field(default_factory=list)
     runtime: str
     started_at: datetime
     finished_at: datetime | None = None

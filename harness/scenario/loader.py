@@ -8,8 +8,9 @@ same for any other YAML file the harness reads into a pydantic model (the user's
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -22,30 +23,45 @@ from harness.scenario.model import Scenario
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-def load_scenario(path: Path, overrides: Sequence[str] = ()) -> Scenario:
-    """``overrides``: ``key.path=value`` settings (``harness values --set``) applied to the file's YAML before it is
-    validated, so a value they set is checked (and reported) like one written in the file."""
+def load_scenario(path: Path, overrides: Sequence[str] = (), *, flag: str = "--set") -> Scenario:
+    """``overrides``: ``key.path=value`` settings (``harness run --set``, ``harness values --set``, ``harness nightly
+    --override``; ``flag`` names the option in messages) applied to the file's YAML before it is validated, so a value
+    they set is checked (and reported) like one written in the file; a problem they cause says which setting it was."""
     if not overrides:
         return load_model(path, Scenario, what="a scenario file")
     data = _read_yaml(path, ScenarioError)
     if isinstance(data, CommentedMap):
         for setting in overrides:
-            _override(data, setting, path)
-    return _validate(path, data, Scenario, what="a scenario file", error=ScenarioError)
+            _override(data, setting, path, flag)
+    try:
+        return _validate(path, data, Scenario, what="a scenario file", error=ScenarioError)
+    except ScenarioError as e:
+        raise ScenarioError([_blame(p, data, overrides, flag) for p in e.problems]) from None
 
 
-def _override(data: CommentedMap, setting: str, path: Path) -> None:
+def split_override(setting: str) -> tuple[str, str] | None:
+    """``key.path=value`` -> (key path, value text); None when it is not of that form."""
     key_path, sep, text = setting.partition("=")
-    keys = key_path.strip().split(".")
-    if not sep or not all(keys):
+    key_path = key_path.strip()
+    if not sep or not all(key_path.split(".")):
+        return None
+    return key_path, text
+
+
+def _override(data: CommentedMap, setting: str, path: Path, flag: str) -> None:
+    split = split_override(setting)
+    if split is None:
+        key_path = setting.partition("=")[0]
         raise ScenarioError(
-            [ScenarioProblem(str(path), None, None, key_path, f"--set {setting!r}: use KEY.PATH=VALUE")]
+            [ScenarioProblem(str(path), None, None, key_path, f"{flag} {setting!r}: use KEY.PATH=VALUE")]
         )
+    key_path, text = split
+    keys = key_path.split(".")
     try:
         value = YAML(typ="safe", pure=True).load(text)
     except YAMLError as e:
         raise ScenarioError(
-            [ScenarioProblem(str(path), None, None, key_path, f"--set: invalid YAML value: {e}")]
+            [ScenarioProblem(str(path), None, None, key_path, f"{flag}: invalid YAML value: {e}")]
         ) from None
     node: Any = data
     for i, key in enumerate(keys[:-1]):
@@ -53,10 +69,50 @@ def _override(data: CommentedMap, setting: str, path: Path) -> None:
         if not isinstance(child, dict):
             where = ".".join(keys[: i + 1])
             raise ScenarioError(
-                [ScenarioProblem(str(path), None, None, where, f"--set {key_path}: {where} is no mapping")]
+                [ScenarioProblem(str(path), None, None, where, f"{flag} {key_path}: {where} is no mapping")]
             )
         node = child
     node[keys[-1]] = value
+
+
+def _blame(problem: ScenarioProblem, data: Any, overrides: Sequence[str], flag: str) -> ScenarioProblem:
+    """A problem at (or under) a key an override set names that setting, since the file does not say it there;
+    an unknown key it set lists the keys allowed in its place."""
+    for setting in reversed(overrides):  # the last setting of a key is the one that took
+        split = split_override(setting)
+        if split is None:
+            continue
+        key_path = split[0]
+        if problem.key_path != key_path and not problem.key_path.startswith(key_path + "."):
+            continue
+        message = problem.message
+        if message.startswith("unknown key") and problem.key_path == key_path:
+            allowed = _allowed_keys(data, key_path.split(".")[:-1])
+            if allowed:
+                message = f"unknown key; allowed here: {', '.join(allowed)}"
+        return replace(problem, message=f"{message} (from {flag} {setting})")
+    return problem
+
+
+def _allowed_keys(data: Any, keys: Sequence[str]) -> list[str]:
+    """The keys the scenario model allows in the mapping at ``keys`` (a tagged union by its tag in ``data``); empty
+    when the path leads to no model."""
+    model: Any = Scenario
+    node = data
+    for key in keys:
+        field = next((f for n, f in model.model_fields.items() if (f.alias or n) == key), None)
+        node = node.get(key) if isinstance(node, dict) else None
+        if field is None:
+            return []
+        members = [a for a in get_args(field.annotation) if isinstance(a, type)] or [field.annotation]
+        models = [m for m in members if isinstance(m, type) and issubclass(m, BaseModel)]
+        if len(models) > 1 and field.discriminator and isinstance(node, dict):
+            tag = node.get(field.discriminator)
+            models = [m for m in models if tag in get_args(m.model_fields[str(field.discriminator)].annotation)]
+        if len(models) != 1:
+            return []
+        model = models[0]
+    return sorted(f.alias or n for n, f in model.model_fields.items())
 
 
 def load_model(

@@ -1,30 +1,94 @@
 """The conformance table's cluster rows (harness/conformance.py): the same shipped files, as shipped, through
-``harness nightly --runtime kubernetes`` on the cluster, each ending as its row says; nothing of theirs is left."""
+``harness nightly --runtime kubernetes`` on the cluster, each ending as its row says; nothing of theirs is left.
+
+A row with a ``pv`` is handed a fresh directory on a node (``--override storage.node=... --override
+storage.path=...``, nothing else), with a filesystem of its own mounted there where the row says; the directory
+goes afterwards, so the run's data does not outlive the test."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.conformance import CONFORMANCE, Row
+from harness.conformance import CONFORMANCE, LocalPv, Row
+from harness.mounts import create_loop_mount
+from harness.scenario.loader import load_scenario
+from harness.storage import backend_for
 from tests.conformance_night import night_ends_as_the_row_says
 from tests.k8s.helpers import assert_nothing_left
+from tests.leftovers import ROOT
+
+NODE = "node-1"
+OWN_FILESYSTEM_BYTES = 256 << 20  # what disk-full.yaml's image is on the local runtime
 
 CLUSTER_ROWS = [row for row in CONFORMANCE if row.kubernetes is not None]
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("row", CLUSTER_ROWS, ids=[r.name for r in CLUSTER_ROWS])
+def _param(row: Row) -> Any:
+    if row.pv is not None and row.pv.own_filesystem:
+        return pytest.param(row, id=row.name, marks=pytest.mark.root(reason="a loop-mounted ext4 under the local PV"))
+    return pytest.param(row, id=row.name)
+
+
+@pytest.fixture
+def pv_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[LocalPv], tuple[str, ...]]]:
+    """``pv_of(row.pv)``: a fresh directory on ``NODE`` (its own ext4 mounted there where the row says) as the
+    row's overrides; unmounted and removed at the end. ``node_dir`` only when asked for: it needs the local cluster,
+    which a row without a PV does not."""
+    with ExitStack() as undo:
+
+        def make(pv: LocalPv) -> tuple[str, ...]:
+            node_dir: Callable[[str, str], str] = request.getfixturevalue("node_dir")
+            path = Path(node_dir(NODE, f"conformance-{uuid.uuid4().hex[:8]}"))
+            undo.callback(shutil.rmtree, path, ignore_errors=True)
+            if pv.own_filesystem:
+                mount = create_loop_mount(
+                    tmp_path / "pv.img", path, filesystem="ext4", size_bytes=OWN_FILESYSTEM_BYTES, direct_io=False
+                )
+                undo.callback(mount.image.unlink, missing_ok=True)
+                undo.callback(mount.unmount)
+            return LocalPv.overrides(NODE, str(path))
+
+        yield make
+
+
+@pytest.fixture
+def on_the_cluster(kubeconfig: Path, kube_context: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The environment and the options of a night on the cluster."""
+    return {**os.environ, "KUBECONFIG": str(kubeconfig)}, ("--runtime", "kubernetes", "--context", kube_context)
+
+
+@pytest.mark.parametrize("row", [_param(r) for r in CLUSTER_ROWS])
 def test_shipped_scenario_ends_as_its_row_says_on_the_cluster(
-    row: Row, kubeconfig: Path, kube_context: str, api_client: Any, tmp_path: Path
+    row: Row,
+    on_the_cluster: tuple[dict[str, str], tuple[str, ...]],
+    api_client: Any,
+    tmp_path: Path,
+    pv_of: Callable[[LocalPv], tuple[str, ...]],
 ) -> None:
+    from kubernetes import client
+
     assert row.kubernetes is not None
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-    args = ("--runtime", "kubernetes", "--context", kube_context)
-    result = night_ends_as_the_row_says(row.file, row.kubernetes, tmp_path / "results", *args, env=env)
+    overrides = pv_of(row.pv) if row.pv is not None else ()
+    scenario = load_scenario(ROOT / row.file, overrides)
+    storage = backend_for(scenario.storage)
+    pv = storage.planned_volume_name(scenario.storage, scenario.name)
+    wanted = storage.class_to_create(scenario.storage)
+    # The class the run makes where the cluster lacks it (a local PV's no-provisioner class) must go with the run.
+    existing = {sc.metadata.name for sc in client.StorageV1Api(api_client).list_storage_class().items}
+    classes = (wanted.name,) if wanted is not None and wanted.name not in existing else ()
+    env, args = on_the_cluster
+    result = night_ends_as_the_row_says(
+        row.file, row.kubernetes, tmp_path / "results", *args, env=env, overrides=overrides
+    )
     assert result["runtime"] == "kubernetes"
-    assert_nothing_left(api_client, result["run_id"])
+    assert_nothing_left(api_client, result["run_id"], (pv,) if pv else (), classes)
