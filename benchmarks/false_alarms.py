@@ -34,6 +34,7 @@ from typing import Any
 from scipy.stats import binomtest
 
 from benchmarks.common import ROOT, fmt_spread, spread
+from harness.nightly import BASELINE_RUNS
 from harness.report.compare import ALPHA, Change, Comparison, compare_sides
 from harness.report.stats import mann_whitney_u
 from harness.results.model import RunResult
@@ -103,7 +104,13 @@ def _median_iops(result: RunResult) -> float:
 
 
 def run(
-    work: Path, n: int, *, repeat: int = 8, runtime: str = "500ms", size: str = "16Mi", baseline_runs: int = 3
+    work: Path,
+    n: int,
+    *,
+    repeat: int = 8,
+    runtime: str = "500ms",
+    size: str = "16Mi",
+    baseline_runs: int = BASELINE_RUNS,
 ) -> dict[str, object]:
     if n < 1 or baseline_runs < 1:
         raise ValueError(f"n and baseline_runs must be at least 1 (got {n}, {baseline_runs})")
@@ -196,7 +203,9 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--n", type=int, default=10, help="comparisons of each form (runs: N + --baseline-runs)")
     p.add_argument("--repeat", type=int, default=8, help="fio repetitions per run")
-    p.add_argument("--baseline-runs", type=int, default=3, help="runs pooled into the nightly gate's baseline")
+    p.add_argument(
+        "--baseline-runs", type=int, default=BASELINE_RUNS, help="runs pooled into the nightly gate's baseline"
+    )
     p.add_argument("--reports", default=str(ROOT / "reports"), help="the JSON goes to REPORTS/benchmarks/<utc>/")
     p.add_argument("--workdir", default=tempfile.gettempdir(), help="where the fio files go")
     args = p.parse_args()

@@ -5,7 +5,7 @@ number in ``report.json``. Numbers, not asserts: the run fails only when it cann
     python -m benchmarks.run [--quick | --full] [--false-alarms N] [--reports DIR] [--workdir DIR] [--sections KEY,...]
 
 --quick is a smoke run (small sizes, one repetition: the numbers mean little) and leaves out section 7 (compare's
-false alarms, about 10 s per run: N + 3 runs) unless --false-alarms N asks for it; --full adds 50M samples to the
+false alarms, about 10 s per run: N + 7 runs) unless --false-alarms N asks for it; --full adds 50M samples to the
 verification cost (several more minutes). --false-alarms N sets section 7's number of comparisons (0: left out).
 --sections runs only those (keys of TITLES, e.g. promtool_ceiling, the one that needs Go where the Go module cache
 lacks prometheus' 20kseries.json); the others are listed as not run.
@@ -39,7 +39,7 @@ TITLES = {
     "sharding": "6. Scale past one generator",
     "false_alarms": "7. Compare's false alarms on identical runs",
 }
-FALSE_ALARMS_N = 10  # section 7's comparisons by default: N + 3 runs of about 10 s
+FALSE_ALARMS_N = 10  # section 7's comparisons by default: N + 7 runs of about 10 s
 
 
 def sizes(quick: bool, full: bool, false_alarms_n: int | None = None) -> dict[str, dict[str, object]]:

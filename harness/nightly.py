@@ -40,8 +40,11 @@ from harness.scenario.model import Scenario
 NIGHTLY: dict[str, int] = nightly_set()
 
 # Tonight is compared with this many earlier runs of its scenario, pooled: one broken or unreadable night does not
-# leave the comparison without a baseline, and nights that disagree among themselves make a metric "unstable".
-BASELINE_RUNS = 3
+# leave the comparison without a baseline, and nights that disagree among themselves make a metric "unstable". A
+# week: tonight must also stand out from how the nights vary among themselves (compare's Student's t test of one run
+# against several), and with k nights that test has k - 1 degrees of freedom: at the 0.2% level, 3 nights need a
+# change 22 times their spread, 7 nights 6 times.
+BASELINE_RUNS = 7
 # A run's bound beyond its scenario's own length: Prometheus' start and recovery after each fault, the doctor, a
 # filesystem image or server, a pod scheduled; far more than any shipped scenario needs, so only a hung run meets it.
 RUN_MARGIN_S = 1800.0

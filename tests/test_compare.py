@@ -18,7 +18,7 @@ import pytest
 from harness.errors import UsageError
 from harness.report import Change, MetricDelta, compare_runs, render_comparison, summary_text
 from harness.report.ci import comparison_junit, comparison_summary, run_junit, run_summary
-from harness.report.compare import Rules, compare_paths, compare_results, compare_sides
+from harness.report.compare import ALPHA, Rules, compare_paths, compare_results, compare_sides
 from harness.results.model import ClusterFacts, FaultRecord, NodeFacts, RunResult, Status, VolumeFacts
 from harness.results.store import RESULT_FILE, save_result
 from tests.test_report import fio_job, interrupted_result, make_result
@@ -209,22 +209,45 @@ def test_both_sides_of_several_runs_compare_runs_not_repetitions() -> None:
 
 
 def test_nights_pooled_into_a_side_and_runs_that_disagree_are_unstable() -> None:
-    nights = [(Path(f"n{i}"), repeated(make_result(run_id=f"n0000{i}"), 4, 1.0, seed=i)) for i in range(4)]
-    tonight = [(Path("t"), repeated(make_result(run_id="t00000"), 8, 0.8, seed=9))]
-    comparison = compare_sides([nights, tonight])
+    nights = [(Path(f"n{i}"), repeated(make_result(run_id=f"n0000{i}"), 4, 1.0, seed=i)) for i in range(6)]
+    tonight = [(Path("t"), repeated(make_result(run_id="t00000"), 8, 0.7, seed=9))]
+    comparison = compare_sides([nights[:4], tonight])
     bw = _delta(comparison.deltas, BW)
     assert (bw.n_baseline, bw.n_candidate) == (16, 8) and bw.status is Change.REGRESSION
-    assert comparison.sides[0].label == "baseline (4 runs)"
+    assert bw.p_runs is not None and bw.p_runs < ALPHA and comparison.sides[0].label == "baseline (4 runs)"
     # One night whose machine was 30% slower: the nights disagree, and tonight lies between them: no verdict.
     slow_night = (Path("n9"), repeated(make_result(run_id="n00009"), 4, 0.7, seed=5))
     slower = [(Path("t"), repeated(make_result(run_id="t00000"), 8, 0.74, seed=9))]
     shaky = compare_sides([[*nights[:1], slow_night], slower])
     bw = _delta(shaky.deltas, BW)
     assert bw.status is Change.UNSTABLE and "runs of a side disagree" in bw.note
-    # A change far beyond the nights' own variation (a throttled disk) is judged all the same.
+    # A change far beyond the nights' own variation (a throttled disk) is judged all the same, given nights enough
+    # to say how they vary: one run against two says nothing at the 0.2% level (Student's t, one degree of freedom).
     collapsed = [(Path("t"), repeated(make_result(run_id="t00000"), 8, 0.1, seed=9))]
-    bw = _delta(compare_sides([[*nights[:1], slow_night], collapsed]).deltas, BW)
+    bw = _delta(compare_sides([[*nights, slow_night], collapsed]).deltas, BW)
     assert bw.status is Change.REGRESSION
+    bw = _delta(compare_sides([[*nights[:1], slow_night], collapsed]).deltas, BW)
+    assert bw.status is Change.INCONCLUSIVE and "not out of their range" in bw.note
+
+
+def test_one_run_off_the_nights_by_more_than_its_repetitions_but_not_more_than_nights_vary_is_no_regression() -> None:
+    """The nightly gate's false alarm: each night's repetitions agree within 1%, the nights' medians vary by a few
+    percent (another job on the machine that night). Tonight's repetitions are all below every night's, so the
+    Mann-Whitney test alone calls a 12% drop significant; among nights that vary this much, one run this far off is
+    ordinary (Student's t), and a run 40% off is not."""
+    scales = (1.0, 0.95, 1.05, 0.97, 1.03, 0.99, 1.01)
+    nights = [
+        (Path(f"n{i}"), repeated(make_result(run_id=f"n0000{i}"), 4, scale, seed=i, spread=0.01))
+        for i, scale in enumerate(scales)
+    ]
+    ordinary = [(Path("t"), repeated(make_result(run_id="t00000"), 8, 0.88, seed=9, spread=0.01))]
+    bw = _delta(compare_sides([nights, ordinary]).deltas, BW)
+    assert bw.p_value is not None and bw.p_value < ALPHA / 10  # the repetitions alone: "significant"
+    assert bw.p_runs is not None and bw.p_runs > ALPHA
+    assert bw.status is Change.INCONCLUSIVE and "one run against 7 runs" in bw.note, bw.note
+    collapsed = [(Path("t"), repeated(make_result(run_id="t00000"), 8, 0.6, seed=9, spread=0.01))]
+    bw = _delta(compare_sides([nights, collapsed]).deltas, BW)
+    assert bw.status is Change.REGRESSION and bw.p_runs is not None and bw.p_runs < ALPHA
 
 
 def test_scattered_values_are_unstable_not_regressed() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.report.stats import UTest, mann_whitney_u, min_p_value, relative_spread
+from harness.report.stats import UTest, mann_whitney_u, min_p_value, new_run_p_value, relative_spread
 
 
 def test_textbook_example() -> None:
@@ -45,3 +45,13 @@ def test_min_p_value_and_spread() -> None:
     assert relative_spread([10.0, 10.0, 10.0]) == 0.0 and relative_spread([1.0]) == 0.0
     assert relative_spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx(2 / 3)
     assert relative_spread([-1.0, 0.0, 0.0, 1.0]) == float("inf")  # a zero median with spread: unbounded
+
+
+def test_a_new_run_is_judged_against_how_the_runs_vary() -> None:
+    runs = [100.0, 104.0, 96.0, 102.0, 98.0]  # mean 100, sd 3.16
+    assert new_run_p_value(runs[:1], 50.0) is None  # one run says nothing of how runs vary
+    assert new_run_p_value(runs, 100.0) == pytest.approx(1.0)
+    # t = 10 / (3.162 * sqrt(1.2)) = 2.887 with 4 degrees of freedom: two-sided p = 0.0447 (tables)
+    assert new_run_p_value(runs, 90.0) == pytest.approx(0.0447, abs=5e-4)
+    assert new_run_p_value(runs, 110.0) == new_run_p_value(runs, 90.0)
+    assert new_run_p_value([5.0, 5.0], 5.0) == 1.0 and new_run_p_value([5.0, 5.0], 4.0) == 0.0

@@ -145,7 +145,7 @@ def _assert_ci_names_the_regression(junit: Path, summary: Path, night: str) -> N
         assert failure is not None and failure.get("message", "").startswith(f"{night} (")
         assert f"{name}: " in failure.get("message", "")
     data = json.loads(summary.read_text(encoding="utf-8"))
-    assert data["regressed"] is True and data["schema"] == "prom-storage-harness/trend-summary/1"
+    assert data["regressed"] is True and data["schema"] == "prom-storage-harness/trend-summary/2"
     (scenario,) = data["scenarios"]
     assert {m["metric"] for m in scenario["metrics"] if m["fails"]} == failed
     assert sorted(r.split(":")[0] for r in data["regressions"]) == ["nightly-probe", "nightly-probe"]

@@ -27,7 +27,8 @@ from harness.report.trend import Kind, MetricTrend, Trend, TrendChange, describe
 from harness.results.model import CheckResult, RunResult, Status
 from harness.results.store import atomic_write_text
 
-SUMMARY_VERSION = 1
+# 2: a check can be PARTIAL (run summaries); each compared metric has p_runs (compare summaries); overrides (run).
+SUMMARY_VERSION = 2
 _NOT_JUDGED = (Change.THRESHOLD_ONLY, Change.UNSTABLE, Change.INCONCLUSIVE, Change.NOT_COMPARABLE, Change.MISSING)
 
 
@@ -263,6 +264,7 @@ def _delta_json(d: MetricDelta, comparison: Comparison) -> dict[str, Any]:
         "worse_pct": d.worse_pct,
         "p_value": d.p_value,
         "p_adjusted": d.p_adjusted,
+        "p_runs": d.p_runs,
         "status": d.status.value,
         "fails": d in comparison.failures,
         "note": d.note,

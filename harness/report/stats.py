@@ -20,6 +20,7 @@ import statistics
 from dataclasses import dataclass
 
 from scipy.stats import false_discovery_control, mannwhitneyu
+from scipy.stats import t as student_t
 
 # One value per side can never be significant (the exact p is 1), so it gets a reason instead of a misleading p.
 MIN_VALUES = 2
@@ -43,6 +44,23 @@ def mann_whitney_u(a: list[float], b: list[float]) -> UTest:
         return UTest(len(a) * len(b) / 2, 1.0)
     result = mannwhitneyu(a, b, alternative="two-sided", method="auto")
     return UTest(float(result.statistic), min(1.0, float(result.pvalue)))
+
+
+def new_run_p_value(runs: list[float], new: float) -> float | None:
+    """Two-sided p-value that a new run's value ``new`` comes from the runs ``runs`` came from: Student's t
+    prediction for one new observation from a normal sample of ``k`` runs (``k - 1`` degrees of freedom), the test of
+    a value against a prediction interval. None with fewer than two runs: one run says nothing of how runs vary.
+
+    Repetitions inside one run share that run's conditions (the machine's load that minute), so a run whose
+    repetitions all differ from the baseline's can still be an ordinary run: this is what tells the two apart."""
+    k = len(runs)
+    if k < MIN_VALUES:
+        return None
+    mean, sd = statistics.fmean(runs), statistics.stdev(runs)
+    if sd == 0:
+        return 1.0 if new == mean else 0.0
+    t = abs(new - mean) / (sd * math.sqrt(1 + 1 / k))
+    return min(1.0, float(2 * student_t.sf(t, k - 1)))
 
 
 def adjust_p_values(p_values: list[float]) -> list[float]:
