@@ -60,7 +60,7 @@ from harness.runtime import (
     refuse_unsupported,
     runtime_capabilities,
 )
-from harness.runtime.base import Injection, Recovery, Runtime, StageMark
+from harness.runtime.base import Injection, NotReady, Recovery, Runtime, StageMark
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.signals import Interrupted, handled_signals
@@ -430,12 +430,14 @@ class Run:
             record.lifted_at_s = injection.lifted_at_unix_s - t0
         self.event("fault", f"fault {planned.index} ({planned.action}): {injection.detail}")
         timeout_s = self.scenario.prometheus.ready_timeout_s
-        recovery = runtime.wait_recovered(timeout_s)
+        try:
+            recovery = runtime.wait_recovered(timeout_s)
+        except NotReady as e:
+            # Up but not ready in time: how far it got (its container started, /-/healthy) is part of the finding.
+            _record_recovery(record, injection, e.recovery, t0)
+            raise
         record.instance_after = runtime.instance()
-        record.process_up_at_s = None if recovery.process_up_at_unix_s is None else recovery.process_up_at_unix_s - t0
-        record.ready_at_s = None if recovery.ready_at_unix_s is None else recovery.ready_at_unix_s - t0
-        record.wal_replay_s = recovery.wal_replay_s
-        record.stages = _stages(injection, recovery, t0)
+        _record_recovery(record, injection, recovery, t0)
         if load is None:
             return
         # Which process the load writes to from now on (the same one after a fault that keeps it, unless it was
@@ -594,6 +596,13 @@ def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None
 
 
 FIRST_SAMPLE_SOURCE = "harness: the first sample of the write load acknowledged after the fault"
+
+
+def _record_recovery(record: FaultRecord, injection: Injection, recovery: Recovery, t0: float) -> None:
+    record.process_up_at_s = None if recovery.process_up_at_unix_s is None else recovery.process_up_at_unix_s - t0
+    record.ready_at_s = None if recovery.ready_at_unix_s is None else recovery.ready_at_unix_s - t0
+    record.wal_replay_s = recovery.wal_replay_s
+    record.stages = _stages(injection, recovery, t0)
 
 
 def _stages(injection: Injection, recovery: Recovery, t0: float) -> list[RecoveryStage]:

@@ -1,7 +1,9 @@
-"""Facts read from Prometheus' own log: the WAL replay duration, and known storage error strings.
+"""Facts read from Prometheus' own log: the WAL replay duration and progress, and known storage error strings.
 
 Prometheus logs ``msg="WAL replay completed" ... total_replay_duration=550.123ms`` (logfmt, 2.x) or the same keys in
-slog's format (3.x); the value is a Go duration. The storage errors are the ones the field notes ran into.
+slog's format (3.x); the value is a Go duration. While it opens its TSDB it logs each step of the replay
+(``Replaying WAL, this may take a while``, then ``WAL segment loaded segment=N maxSegment=M`` as each segment is
+done). The storage errors are the ones the field notes ran into.
 """
 
 from __future__ import annotations
@@ -46,6 +48,57 @@ def wal_replay_durations_s(log_text: str) -> list[float]:
         except ValueError:
             continue
     return out
+
+
+# The steps of opening the TSDB, in the order Prometheus logs them (head.go), and what each says about the replay.
+_START = re.compile(r'msg="?Starting Prometheus')
+_OPENING: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r'msg="?Replaying on-disk memory mappable chunks'), "replaying its on-disk memory-mappable chunks"),
+    (re.compile(r'msg="?On-disk memory mappable chunks replay completed'), "replaying its WAL checkpoint"),
+    (re.compile(r'msg="?WAL checkpoint loaded'), "replaying its WAL"),
+    (re.compile(r'msg="?Replaying WAL, this may take a while'), "replaying its WAL"),
+]
+_SEGMENT = re.compile(r'msg="?WAL segment loaded"?.*?\bsegment=([0-9]+)\b.*?\bmaxSegment=([0-9]+)')
+_COMPLETED = re.compile(r'msg="?WAL replay completed')
+
+
+def replay_progress(log_text: str, now_unix_s: float) -> str:
+    """Where the last start of Prometheus in ``log_text`` stands in replaying its WAL, from its own log lines: what
+    it is replaying since when, and how many WAL segments it has loaded ("" when its log says nothing of a replay).
+    For a Prometheus that answers /-/healthy but not /-/ready, this is the why."""
+    lines = log_text.splitlines()
+    starts = [i for i, line in enumerate(lines) if _START.search(line)]
+    lines = lines[starts[-1] :] if starts else lines
+    doing, since, last = "", None, None
+    segments: tuple[int, int] | None = None
+    for line in lines:
+        if _COMPLETED.search(line):
+            durations = wal_replay_durations_s(line)
+            took = f" in {durations[0]:.2f} s" if durations else ""
+            return f"its WAL replay had completed{took}, but it was not ready yet (its last line: {_quote(lines[-1])})"
+        m = _SEGMENT.search(line)
+        if m:
+            segments, last = (int(m.group(1)), int(m.group(2))), line_time_unix_s(line)
+            continue
+        for pattern, what in _OPENING:
+            if pattern.search(line):
+                if what != doing:
+                    doing, since = what, line_time_unix_s(line)
+                break
+    if not doing:
+        return ""
+    ago = f" for {now_unix_s - since:.1f} s" if since is not None else ""
+    if segments is None:
+        loaded = ", no WAL segment loaded yet" if doing == "replaying its WAL" else ""
+    else:
+        segment, most = segments
+        when = f", {now_unix_s - last:.1f} s ago" if last is not None else ""
+        loaded = f", WAL segments loaded up to {segment} of {most} (the last{when})"
+    return f"it had been {doing}{ago}{loaded}"
+
+
+def _quote(line: str, most: int = 240) -> str:
+    return "'" + (line.strip()[:most] + ("..." if len(line.strip()) > most else "")) + "'"
 
 
 def storage_errors(log_text: str) -> list[tuple[str, str]]:

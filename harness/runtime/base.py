@@ -18,6 +18,7 @@ environment breaking (API unreachable, a program missing).
 from __future__ import annotations
 
 import signal
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.errors import InfraError, NotRecovered, WaitTimeout
+from harness.promlog import replay_progress
 from harness.stages import StageId
 
 if TYPE_CHECKING:
@@ -304,6 +306,45 @@ class Runtime(ABC):
     @abstractmethod
     def reinstall(self) -> tuple[float, str]:
         """Uninstall the release and install it again (helm uninstall + install)."""
+
+
+class NotReady(NotRecovered):
+    """Prometheus came up (it answered /-/healthy) but did not answer /-/ready within ``ready_timeout``: typically
+    a WAL replay longer than that. Carries how far it got (``recovery``, without a ready time) for the fault's
+    record."""
+
+    def __init__(self, message: str, recovery: Recovery) -> None:
+        super().__init__(message)
+        self.recovery = recovery
+
+
+def not_ready(
+    who: str,
+    timeout_s: float,
+    *,
+    waited_since_unix_s: float,
+    recovery: Recovery,
+    still_healthy: bool,
+    log_text: str,
+    more: str = "",
+) -> NotReady:
+    """The NotReady of a Prometheus that answered /-/healthy (at ``recovery.process_up_at_unix_s``) but not /-/ready
+    within the wait of ``timeout_s`` that began at ``waited_since_unix_s``, saying how far its WAL replay got by its
+    own log; ``more`` is what the runtime adds (the pod's state and events)."""
+    up = waited_since_unix_s if recovery.process_up_at_unix_s is None else recovery.process_up_at_unix_s
+    alive = "alive" if still_healthy else "up"
+    healthy = f"it answered /-/healthy {max(0.0, up - waited_since_unix_s):.2f} s into the wait" + (
+        " and still did when the wait gave up" if still_healthy else " but no longer did when the wait gave up"
+    )
+    progress = replay_progress(log_text, time.time())
+    if not progress:
+        lines = [line.strip() for line in log_text.splitlines() if line.strip()]
+        progress = f"its log names no WAL replay; its last line: {lines[-1][:240]!r}" if lines else "it logged nothing"
+    return NotReady(
+        f"Prometheus ({who}) was {alive} but not ready within {timeout_s:g} s (prometheus.ready_timeout): "
+        f"{healthy}, and /-/ready never answered 200; by its log {progress}" + (f"; {more}" if more else ""),
+        recovery,
+    )
 
 
 @contextmanager

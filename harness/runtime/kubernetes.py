@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from harness import proc
-from harness.errors import InfraError, NotRecovered, UsageError
+from harness.errors import InfraError, NotRecovered, UsageError, WaitTimeout
 from harness.fmt import shorten
 from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, PvInfo, load_inventory
 from harness.ownership import RunOwner
@@ -48,12 +48,14 @@ from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
 from harness.runtime.base import (
     IoFault,
+    NotReady,
     PowerCut,
     Recovery,
     Runtime,
     StageMark,
     StorageDescription,
     VolumeFill,
+    not_ready,
     not_recovered_on_timeout,
 )
 from harness.runtime.deployments import deployment_for
@@ -692,6 +694,7 @@ class KubernetesRuntime(Runtime):
 
     def wait_recovered(self, timeout_s: float) -> Recovery:
         deadline = time.monotonic() + timeout_s
+        waited_since = time.time()
 
         def remaining() -> float:
             return max(0.1, deadline - time.monotonic())
@@ -718,13 +721,15 @@ class KubernetesRuntime(Runtime):
                 describe=lambda: self._describe(self.api.read_pod(names.namespace, names.pod)),
             )
             up_at = time.time()
-            wait_for(
-                client.ready,
-                what=f"Prometheus ({self.instance()}) to answer /-/ready at {self._url} (WAL replay)",
-                timeout_s=remaining(),
-                interval_s=0.05,
-                describe=lambda: self._describe(self.api.read_pod(names.namespace, names.pod)),
-            )
+            try:
+                wait_for(
+                    client.ready,
+                    what=f"Prometheus ({self.instance()}) to answer /-/ready at {self._url} (WAL replay)",
+                    timeout_s=remaining(),
+                    interval_s=0.05,
+                )
+            except WaitTimeout as e:
+                raise self._not_ready(client, timeout_s, waited_since, up_at) from e
             ready_at = time.time()
         self.pod = self.api.read_pod(names.namespace, names.pod) or pod
         if self.pod.node and self.pod.node not in self._nodes_seen:
@@ -733,6 +738,33 @@ class KubernetesRuntime(Runtime):
         self._ready_uid = self.pod.uid
         replays = wal_replay_durations_s(self._current_log())
         return Recovery(up_at, ready_at, replays[-1] if replays else None, stages=stages)
+
+    def _not_ready(self, client: PromClient, timeout_s: float, waited_since: float, up_at: float) -> NotReady:
+        """Prometheus answered /-/healthy but not /-/ready in time: whether it still runs (the same container, still
+        healthy), how far its replay got by its log, and the pod's state and events (a startup probe failing)."""
+        names, was = self.names, self.pod
+        pod = self.api.read_pod(names.namespace, names.pod)
+        before = was.container(CONTAINER) if was is not None else None
+        now = pod.container(CONTAINER) if pod is not None else None
+        same = (
+            pod is not None
+            and was is not None
+            and pod.uid == was.uid
+            and now is not None
+            and now.running
+            and before is not None
+            and now.restart_count == before.restart_count
+        )
+        stages = self._stages(pod, self._ready_uid) if pod is not None else ()
+        return not_ready(
+            self.instance(),
+            timeout_s,
+            waited_since_unix_s=waited_since,
+            recovery=Recovery(up_at, None, None, stages=stages),
+            still_healthy=same and client.healthy(),
+            log_text=self._current_log(),
+            more=f"the pod: {self._describe(pod)}",
+        )
 
     def _stages(self, pod: PodInfo, previous_uid: str | None) -> tuple[StageMark, ...]:
         """The stages the API recorded on the way back, from its objects' own timestamps (whole seconds): for a

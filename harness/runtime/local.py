@@ -52,6 +52,7 @@ from harness.runtime.base import (
     StageMark,
     StorageDescription,
     VolumeFill,
+    not_ready,
     not_recovered_on_timeout,
 )
 from harness.runtime.fault_layer import WAL_DIR, FaultLayer, cut_detail, io_summary, utc_time
@@ -436,6 +437,7 @@ class LocalRuntime(Runtime):
             raise NotRecovered(f"the pod cannot be scheduled: {self.pending}")
         container = self._require()
         deadline = time.monotonic() + timeout_s
+        waited_since = time.time()
 
         def remaining() -> float:
             return max(0.1, deadline - time.monotonic())
@@ -461,16 +463,25 @@ class LocalRuntime(Runtime):
                 describe=self.log_excerpt,
             )
             up_at = time.time()
-            wait_for(
-                ready,
-                what=f"Prometheus ({container.name}) to answer /-/ready (WAL replay)",
-                timeout_s=remaining(),
-                interval_s=0.02,
-                describe=self.log_excerpt,
-            )
+            started = StageMark("container_started", container.started_unix_s, "the harness started the process")
+            try:
+                wait_for(
+                    ready,
+                    what=f"Prometheus ({container.name}) to answer /-/ready (WAL replay)",
+                    timeout_s=remaining(),
+                    interval_s=0.02,
+                )
+            except WaitTimeout as e:
+                raise not_ready(
+                    container.name,
+                    timeout_s,
+                    waited_since_unix_s=waited_since,
+                    recovery=Recovery(up_at, None, None, stages=(started,)),
+                    still_healthy=container.daemon.alive() and client.healthy(),
+                    log_text=container.daemon.log_text(),
+                ) from e
             ready_at = time.time()
         replays = wal_replay_durations_s(container.daemon.log_text())
-        started = StageMark("container_started", container.started_unix_s, "the harness started the process")
         return Recovery(up_at, ready_at, replays[-1] if replays else None, stages=(started,))
 
     # --- internals ---------------------------------------------------------------------------------------------
