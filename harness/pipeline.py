@@ -636,6 +636,8 @@ def execute(options: RunOptions) -> RunOutcome:
     config = load_user_config()
     context = _allowed_context(options, config)
     planned = plan_faults(scenario.faults, scenario.duration_s)
+    if options.workdir_root is not None and not options.workdir_root.is_dir():
+        raise UsageError(f"--workdir {options.workdir_root}: no such directory (the run makes its own directory in it)")
     run_id, run_dir = new_run_dir(options.reports_root, scenario.name)
     result = RunResult(
         run_id=run_id,

@@ -337,3 +337,17 @@ def test_a_relative_workdir_is_taken_from_where_the_harness_runs(area: tuple[Pat
     proc = harness("run", str(path), "--reports", str(reports), "--workdir", work.name, cwd=work.parent)
     assert proc.returncode == 0, proc.stderr
     assert list(work.iterdir()) == []
+
+
+def test_a_workdir_that_does_not_exist_is_exit_2_before_anything_is_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    reports, missing = tmp_path / "reports", tmp_path / "no-such-dir"
+    assert (
+        main(["run", str(ROOT / "scenarios" / "demo.yaml"), "--reports", str(reports), "--workdir", str(missing)]) == 2
+    )
+    err = capsys.readouterr().err
+    assert f"--workdir {missing}: no such directory" in err and "Traceback" not in err
+    assert not reports.exists() and not missing.exists()
