@@ -48,10 +48,14 @@ def test_min_p_value_and_spread() -> None:
 
 
 def test_a_new_run_is_judged_against_how_the_runs_vary() -> None:
-    runs = [100.0, 104.0, 96.0, 102.0, 98.0]  # mean 100, sd 3.16
+    runs = [-4.0, 0.0, 4.0, -2.0, 2.0]  # mean 0, sd 3.16; not all positive: the linear scale
     assert new_run_p_value(runs[:1], 50.0) is None  # one run says nothing of how runs vary
-    assert new_run_p_value(runs, 100.0) == pytest.approx(1.0)
+    assert new_run_p_value(runs, 0.0) == pytest.approx(1.0)
     # t = 10 / (3.162 * sqrt(1.2)) = 2.887 with 4 degrees of freedom: two-sided p = 0.0447 (tables)
-    assert new_run_p_value(runs, 90.0) == pytest.approx(0.0447, abs=5e-4)
-    assert new_run_p_value(runs, 110.0) == new_run_p_value(runs, 90.0)
+    assert new_run_p_value(runs, -10.0) == pytest.approx(0.0447, abs=5e-4)
+    assert new_run_p_value(runs, 10.0) == new_run_p_value(runs, -10.0)
     assert new_run_p_value([5.0, 5.0], 5.0) == 1.0 and new_run_p_value([5.0, 5.0], 4.0) == 0.0
+    # Positive values (IOPS, latencies) vary by factors: a run at half the nights' median is as far off as one at
+    # twice it, which on the linear scale it is not.
+    nights = [50.0, 100.0, 200.0, 80.0, 125.0]  # geometric mean 100
+    assert new_run_p_value(nights, 25.0) == pytest.approx(new_run_p_value(nights, 400.0))
