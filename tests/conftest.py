@@ -3,7 +3,7 @@
 - ``@pytest.mark.root(reason=...)``: skipped with "needs root: <reason>" unless the suite runs as root.
 - Parallel runs (pytest-xdist, ``--dist loadgroup``, as ``nox -s tests`` runs it): every test is spread over the
   workers except those whose resources one process must own, which run in one worker each (``SERIAL_GROUPS``, by
-  path): the local cluster's tests run in two workers, one of them owning what the cluster holds for a whole
+  path): the local cluster's tests run in three workers, one of them owning what the cluster holds for a whole
   session (one local-path provisioner, one operator, node faults), with ``@pytest.mark.cluster_exclusive`` tests
   alone on the cluster (``tests/k8s/conftest.py``); and the two stored real runs of ``real_runs`` are made once for
   the tests that read them. One rpcbind serves the whole suite
@@ -30,16 +30,23 @@ if TYPE_CHECKING:
 # A test's group (by the first matching path prefix, relative to tests/): tests of one group run in one worker, in
 # file order (pytest_xdist_make_scheduler). Everything else runs wherever a worker is free.
 SERIAL_GROUPS: dict[str, str] = {  # the first prefix that matches names the group
-    # What owns a session-wide piece of the cluster: the local-path provisioner, the operator and its CRDs (whose
-    # absence test_operator_absent shows), node loss. The rest of tests/k8s runs beside it in a second worker; a
-    # test that changes the cluster under everyone (cluster_exclusive) waits for the other's test to end.
+    # The cluster's tests in three workers, balanced by their measured times (about 12 minutes each, 2026-12-06).
+    # The first owns the session-wide pieces of the cluster: the local-path provisioner, the operator and its CRDs
+    # (whose absence test_operator_absent shows), node loss. A test that changes the cluster under everyone
+    # (cluster_exclusive) waits for the others' tests to end (tests/k8s/conftest.py).
     "k8s/test_dynamic_class.py": "cluster",
     "k8s/test_operator.py": "cluster",
     "k8s/test_operator_absent.py": "cluster",
     "k8s/test_values_operator.py": "cluster",
     "k8s/test_node_loss.py": "cluster",
     "k8s/test_cleanup_cluster.py": "cluster",
-    "k8s/": "cluster-b",
+    "k8s/test_runtime_kubernetes.py": "cluster-b",
+    "k8s/test_scrape_kubernetes.py": "cluster-b",
+    "k8s/test_binding_vs_controller.py": "cluster-b",
+    "k8s/test_smoke.py": "cluster-b",
+    "k8s/test_writer_image.py": "cluster-b",
+    "k8s/test_values_dry_run.py": "cluster-b",
+    "k8s/": "cluster-c",
     "test_trend.py": "real-runs",
     "test_browser.py": "real-runs",
 }

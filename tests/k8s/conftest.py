@@ -8,7 +8,7 @@ The local build is never run from pytest unless HARNESS_BUILD_CLUSTER=1.
 `local_path` (session): a real dynamic provisioner (tests/k8s/local_path.py) and its StorageClasses.
 `writer_image` (session): the ref of the image that runs the harness' TSDB writer (testbed/writer_image.py), in
 every local node's store; with an outside $KUBECONFIG, $HARNESS_K8S_WRITER_IMAGE (pulled by the cluster), else skip.
-`cluster_turn` (per test, automatic): the suite runs cluster tests in two workers at once; a test marked
+`cluster_turn` (per test, automatic): the suite runs cluster tests in three workers at once; a test marked
 `cluster_exclusive` (a node lost or cordoned, a watch on every namespace) holds the cluster alone, every other test
 shares it. A readers-writer lock of two flock(2) files: the turnstile makes a waiting exclusive test block new
 sharers, so it is not starved by a worker that takes its next shared turn the moment it gives one up.
