@@ -628,6 +628,11 @@ def _fmt(at_s: float | None, since_s: float) -> str:
     return "n/a" if at_s is None else f"{at_s - since_s:.2f} s"
 
 
+def _refuse_missing_workdir(root: Path | None) -> None:
+    if root is not None and not root.is_dir():
+        raise UsageError(f"--workdir {root}: no such directory (the run makes its own directory in it)")
+
+
 def execute(options: RunOptions) -> RunOutcome:
     """Run one scenario end to end. Bad input raises UsageError before anything is created."""
     scenario = load_scenario(options.scenario_path, options.overrides)
@@ -636,8 +641,7 @@ def execute(options: RunOptions) -> RunOutcome:
     config = load_user_config()
     context = _allowed_context(options, config)
     planned = plan_faults(scenario.faults, scenario.duration_s)
-    if options.workdir_root is not None and not options.workdir_root.is_dir():
-        raise UsageError(f"--workdir {options.workdir_root}: no such directory (the run makes its own directory in it)")
+    _refuse_missing_workdir(options.workdir_root)
     run_id, run_dir = new_run_dir(options.reports_root, scenario.name)
     result = RunResult(
         run_id=run_id,

@@ -49,7 +49,8 @@ def mann_whitney_u(a: list[float], b: list[float]) -> UTest:
 def new_run_p_value(runs: list[float], new: float) -> float | None:
     """Two-sided p-value that a new run's value ``new`` comes from the runs ``runs`` came from: Student's t
     prediction for one new observation from a normal sample of ``k`` runs (``k - 1`` degrees of freedom), the test of
-    a value against a prediction interval; on the log scale when all values are positive. None with fewer than two runs: one run says nothing of how runs vary.
+    a value against a prediction interval; on the log scale when all values are positive. None with fewer than two
+    runs: one run says nothing of how runs vary.
 
     Repetitions inside one run share that run's conditions (the machine's load that minute), so a run whose
     repetitions all differ from the baseline's can still be an ordinary run: this is what tells the two apart."""
