@@ -27,8 +27,7 @@ from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.runtime.kubernetes import KubernetesRuntime
 from harness.scenario.model import IoMethod, Scenario
-from harness.wait import wait_for
-from tests.leftovers import interrupt_during_load, left_behind, run
+from tests.leftovers import left_behind, run
 from tests.test_power_loss import Layer, layer, needs_fuse_as_root
 
 __all__ = ["layer"]  # the fixture, shared with the power-loss tests: the same layer serves both
@@ -228,25 +227,4 @@ def test_latency_on_wal_writes_delays_them_and_loses_nothing(area: tuple[Path, P
     assert result.t0_unix_s is not None
     assert after_latency.cutoff_unix_ms >= int((result.t0_unix_s + latency.lifted_at_s) * 1000)
     assert all(c.acknowledged > 0 and c.lost == 0 for c in (after_latency, after_sigkill, final))
-    assert left_behind(work) == [] and list(work.iterdir()) == []
-
-
-@needs_fuse_as_root
-@pytest.mark.slow
-def test_ctrl_c_during_the_window_lifts_the_fault_and_leaves_nothing_mounted(
-    area: tuple[Path, Path], tmp_path: Path
-) -> None:
-    reports, work = area
-    path = tmp_path / "long.yaml"
-    path.write_text(SCENARIO.format(duration="10m", faults="{action: io_errors, at: 1s, for: 5m, methods: [write]}"))
-    logs: list[Path] = []
-
-    def fault_set(result_file: Path) -> None:
-        logs.extend(result_file.parent.glob("logs/fault-layer-*.log"))
-        wait_for(lambda: "I/O fault set" in logs[0].read_text(), what="the I/O fault to be set", timeout_s=60)
-
-    stopped, before = interrupt_during_load(path, reports, work, first=fault_set)
-    assert any("fuse.harness-faults" in line for line in before)  # the layer was there
-    stopped.expect(130)
-    assert "I/O fault cleared" in logs[0].read_text()  # lifted by the cleanup, before the unmount
     assert left_behind(work) == [] and list(work.iterdir()) == []

@@ -4,7 +4,8 @@ driver exporting it over FUSE, a loop device, a mount) against a real tgt on 127
 The kubelet's rules hold: a blank LUN is formatted with ``fs_type`` and passes; a partitioned LUN is never formatted
 (its partition table is intact afterwards) and its mount fails with the system's own error; a wrong portal or IQN
 ends in exit 2 within a bounded wait. After every run, interrupted ones too, nothing is left: no process, FUSE
-mount, loop device or mount of the run.
+mount, loop device or mount of the run. Ctrl-C is tested with the other interrupted runs, in
+tests/test_ctrl_c.py.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from harness.results.model import Status
 from harness.servers import IscsiTarget, start_tgt
-from tests.leftovers import interrupt_during_load, left_behind, run
+from tests.leftovers import left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent
 IQN = "iqn.2020-02.com:wsg"
@@ -114,12 +115,3 @@ def test_a_wrong_iqn_or_an_unreachable_portal_exit_2_quickly(
         assert f"could not attach {iqn} lun 1 at {portal}" in out and "Traceback" not in out
         assert time.monotonic() - started < 120
         assert left_behind(work) == []
-
-
-def test_ctrl_c_leaves_no_process_mount_or_loop_device(area: tuple[Path, Path], tmp_path: Path) -> None:
-    reports, work = area
-    scenario = scenario_file(tmp_path, "embedded", duration="5m", faults="[]")
-    stopped, before = interrupt_during_load(scenario, reports, work)
-    assert before != []  # the server, the client and its mount were there
-    stopped.expect(130)
-    assert left_behind(work) == [] and list(work.iterdir()) == []

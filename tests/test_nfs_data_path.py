@@ -5,6 +5,7 @@ NFS-Ganesha on 127.0.0.1, embedded in the run or started by the test.
 The client must behave like the kernel's where the harness depends on it: the server sees the calling process's
 uid/gid (the field notes' permission trap reproduces with Prometheus' own log line, and the chown fix makes the same
 run pass), errors keep their errno, fsync reaches the server. After every run, interrupted ones too, nothing is left.
+Ctrl-C is tested with the other interrupted runs, in tests/test_ctrl_c.py.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from harness.mounts import is_mount_point
 from harness.results.model import Status
 from harness.servers import NfsServer, start_ganesha
 from harness.wait import wait_for
-from tests.leftovers import interrupt_during_load, left_behind, run
+from tests.leftovers import left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -101,16 +102,6 @@ def test_a_wrong_export_or_an_unreachable_server_exit_2_quickly(area: tuple[Path
         assert says in out and "Traceback" not in out
         assert time.monotonic() - started < 90
         assert left_behind(work) == []
-
-
-def test_ctrl_c_leaves_no_process_or_mount(area: tuple[Path, Path], tmp_path: Path) -> None:
-    reports, work = area
-    scenario = tmp_path / "long.yaml"
-    scenario.write_text(scenario_file(tmp_path, "server: embedded", faults="[]").read_text().replace("10s", "5m"))
-    stopped, before = interrupt_during_load(scenario, reports, work)
-    assert before != []  # the server, the client and its mount were there
-    stopped.expect(130)
-    assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
 # --- the FUSE client on its own --------------------------------------------------------------------------------

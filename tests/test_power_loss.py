@@ -27,7 +27,7 @@ from harness.results.model import FaultRecord, RunResult, Status
 from harness.runtime.kubernetes import KubernetesRuntime
 from harness.scenario.model import Scenario
 from harness.wait import wait_for
-from tests.leftovers import interrupt_during_load, left_behind, run
+from tests.leftovers import left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -260,18 +260,6 @@ def test_without_a_power_loss_there_is_no_layer_and_sigkill_loses_nothing(
     result = run(path, reports, work).expect(0).result
     assert result.environment.data_access is None  # Prometheus wrote straight to the directory
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
-
-
-@needs_fuse_as_root
-@pytest.mark.slow
-def test_ctrl_c_leaves_no_layer_mounted(area: tuple[Path, Path], tmp_path: Path) -> None:
-    reports, work = area
-    path = tmp_path / "long.yaml"
-    path.write_text(SCENARIO.format(faults="{action: power_loss, at: 4m}", budget=0).replace("11s", "5m"))
-    stopped, before = interrupt_during_load(path, reports, work)
-    assert any("fuse.harness-faults" in line for line in before)  # the layer was there
-    stopped.expect(130)
-    assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
 def test_the_kubernetes_runtime_takes_power_loss_only_where_a_privileged_helper_is_allowed() -> None:
