@@ -4,8 +4,8 @@ driver exporting it over FUSE, a loop device, a mount) against a real tgt on 127
 The kubelet's rules hold: a blank LUN is formatted with ``fs_type`` and passes; a partitioned LUN is never formatted
 (its partition table is intact afterwards) and its mount fails with the system's own error; a wrong portal or IQN
 ends in exit 2 within a bounded wait. After every run, interrupted ones too, nothing is left: no process, FUSE
-mount, loop device or mount of the run. Ctrl-C is tested with the other interrupted runs, in
-tests/test_ctrl_c.py.
+mount, loop device or mount of the run. The run with faults that NFS makes too is in tests/test_data_paths.py, Ctrl-C
+in tests/test_ctrl_c.py.
 """
 
 from __future__ import annotations
@@ -58,27 +58,6 @@ def target(public_tmp: Path) -> Iterator[IscsiTarget]:
         yield server
     finally:
         server.stop()
-
-
-def test_embedded_blank_lun_is_formatted_and_keeps_history(area: tuple[Path, Path], tmp_path: Path) -> None:
-    reports, work = area
-    scenario = scenario_file(
-        tmp_path,
-        "embedded",
-        duration="12s",
-        faults="[{action: sigkill, at: 3s}, {action: restart, at: 6s}, {action: reschedule, at: 9s}]",
-    )
-    result = run(scenario, reports, work).expect(0).result
-    env = result.environment
-    assert env.data_access is not None and "user-space initiator (qemu-storage-daemon, libiscsi)" in env.data_access
-    assert "formatted ext4 by this run (the LUN was blank)" in env.data_access
-    assert env.data_filesystem == "ext4" and (env.data_device or "").startswith("/dev/loop")
-    assert "embedded iSCSI target" in env.extra["storage server"]
-    assert result.fio and result.fio[0].write is not None and result.fio[0].write.iops > 0
-    assert [f.status for f in result.faults] == [Status.PASSED] * 3
-    assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
-    assert result.verdict is Status.PASSED
-    assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
 def test_partitioned_lun_is_never_formatted_and_its_mount_fails(

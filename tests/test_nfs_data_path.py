@@ -5,7 +5,7 @@ NFS-Ganesha on 127.0.0.1, embedded in the run or started by the test.
 The client must behave like the kernel's where the harness depends on it: the server sees the calling process's
 uid/gid (the field notes' permission trap reproduces with Prometheus' own log line, and the chown fix makes the same
 run pass), errors keep their errno, fsync reaches the server. After every run, interrupted ones too, nothing is left.
-Ctrl-C is tested with the other interrupted runs, in tests/test_ctrl_c.py.
+The run with faults that iSCSI makes too is in tests/test_data_paths.py, Ctrl-C in tests/test_ctrl_c.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from harness.mounts import is_mount_point
-from harness.results.model import Status
 from harness.servers import NfsServer, start_ganesha
 from harness.wait import wait_for
 from tests.leftovers import left_behind, run
@@ -52,27 +51,6 @@ def scenario_file(
         f"faults: {faults}\n"
     )
     return path
-
-
-def test_embedded_export_keeps_history_across_sigkill_restart_and_reschedule(
-    area: tuple[Path, Path], tmp_path: Path
-) -> None:
-    reports, work = area
-    scenario = scenario_file(
-        tmp_path,
-        "server: embedded",
-        faults="[{action: sigkill, at: 3s}, {action: restart, at: 5s}, {action: reschedule, at: 7s}]",
-    )
-    result = run(scenario, reports, work).expect(0).result
-    env = result.environment
-    assert env.data_access is not None and "user-space NFS client over FUSE" in env.data_access
-    assert "owner 1000:2000 and mode 0755" in env.data_access
-    assert env.data_filesystem == "fuse.nfs-user"
-    assert result.fio and result.fio[0].write is not None and result.fio[0].write.iops > 0
-    assert [f.status for f in result.faults] == [Status.PASSED] * 3
-    assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
-    assert result.verdict is Status.PASSED
-    assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
 def test_the_field_notes_permission_trap_and_its_fix(area: tuple[Path, Path], tmp_path: Path) -> None:
