@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 300  # what every copy this replaces allowed: a run the tests make to its end takes well under it
 
 
-def command(*args: str) -> list[str]:
-    """The argv of ``harness ARGS`` (for a test that starts it itself to signal it mid-run)."""
-    return [sys.executable, "-m", "harness.cli", *args]
+def command(*args: str, code: str | None = None) -> list[str]:
+    """The argv of ``harness ARGS`` (for a test that starts it itself to signal it mid-run). With ``code``, that
+    Python source runs in place of ``-m harness.cli``, with ARGS as its ``sys.argv[1:]``: a harness with one part
+    swapped for a test's own before ``harness.cli.main`` runs."""
+    return [sys.executable, *(["-c", code] if code is not None else ["-m", "harness.cli"]), *args]
 
 
 def stored(reports: Path | None) -> set[Path]:
@@ -96,13 +98,15 @@ def harness_cli(
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
     timeout_s: float = TIMEOUT_S,
+    code: str | None = None,
 ) -> CliRun:
-    """``harness ARGS`` to its end (``timeout_s`` at most), with ``env`` over this process's environment. The new
-    result files are looked for under ``reports``, by default the ``--reports`` the arguments name."""
+    """``harness ARGS`` to its end (``timeout_s`` at most), with ``env`` over this process's environment (``code``:
+    see ``command``). The new result files are looked for under ``reports``, by default the ``--reports`` the
+    arguments name."""
     reports = reports if reports is not None else _reports_of(args)
     before = stored(reports)
     process = subprocess.run(
-        command(*args),
+        command(*args, code=code),
         capture_output=True,
         text=True,
         cwd=cwd,
