@@ -1,5 +1,5 @@
-"""Local runs as subprocesses, and what a run left on this host: processes, mounts and loop devices that still name
-its work area; a run SIGKILLed during its load phase, and `harness cleanup`."""
+"""Local runs as subprocesses (through ``tests.cli``), and what a run left on this host: processes, mounts and loop
+devices that still name its work area; a run interrupted or SIGKILLed during its load phase, and `harness cleanup`."""
 
 from __future__ import annotations
 
@@ -7,15 +7,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.wait import wait_for
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.cli import ROOT, CliRun, command, harness_cli, stored
 
 
 def left_behind(work: Path) -> list[str]:
@@ -29,15 +27,17 @@ def left_behind(work: Path) -> list[str]:
     return found
 
 
+def _run_args(scenario: Path, reports: Path, work: Path, *args: str) -> list[str]:
+    return ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report", *args]
+
+
 def run_argv(scenario: Path, reports: Path, work: Path, *args: str) -> list[str]:
-    argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report", *args]
-    return [sys.executable, "-m", "harness.cli", *argv]
+    return command(*_run_args(scenario, reports, work, *args))
 
 
-def run(scenario: Path, reports: Path, work: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run(scenario: Path, reports: Path, work: Path, *args: str) -> CliRun:
     """`harness run` on the local runtime, to the end (bounded)."""
-    argv = run_argv(scenario, reports, work, *args)
-    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False, timeout=300)
+    return harness_cli(*_run_args(scenario, reports, work, *args))
 
 
 def wait_for_load_phase(reports: Path, proc: subprocess.Popen[Any], timeout_s: float = 120) -> Path | None:
@@ -60,12 +60,13 @@ def interrupt_during_load(
     *,
     first: Callable[[Path], None] | None = None,
     after_s: float = 0.0,
-) -> tuple[int, str, list[str]]:
+) -> tuple[CliRun, list[str]]:
     """Start a run, SIGINT it once its load phase is under way and ``first``, given the run's result.json, has
     returned (e.g. waited for a fault to begin), and ``until`` holds (waited for up to 60 s, e.g. a fault's
-    condition in place), and ``after_s`` more (e.g. inside a fault's window): (exit code, stderr, what was there just
-    before)."""
+    condition in place), and ``after_s`` more (e.g. inside a fault's window): (the run, as ``tests.cli`` returns
+    one, what was there just before)."""
     argv = run_argv(scenario, reports, work)
+    earlier = stored(reports)
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         result_file = wait_for_load_phase(reports, proc)
@@ -76,12 +77,14 @@ def interrupt_during_load(
         time.sleep(after_s)
         before = left_behind(work)
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=120)
+        stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate(timeout=30)
-    return proc.returncode, stderr, before
+    return CliRun(
+        subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr), sorted(stored(reports) - earlier)
+    ), before
 
 
 def sigkill_during_load(
@@ -106,14 +109,6 @@ def sigkill_during_load(
     return result_file
 
 
-def cleanup(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def cleanup(*args: str, env: dict[str, str] | None = None) -> CliRun:
     """`harness cleanup ARGS` to the end (bounded)."""
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", "cleanup", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **(env or {})},
-        check=False,
-        timeout=300,
-    )
+    return harness_cli("cleanup", *args, env=env)

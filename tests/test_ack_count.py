@@ -5,8 +5,6 @@ the history check and the writer's own counter see nothing wrong."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,11 +18,11 @@ from harness.loads.ledger import Ledger, SeriesLayout
 from harness.loads.tsdb import RequestRecord, TsdbWriter, WriteLog
 from harness.prom import ServerWrites, WriteOutcome
 from harness.results.model import AckReading, Status
-from harness.results.store import load_result
 from harness.scenario.model import TsdbLoad
 from harness.wait import wait_for
+from tests.cli import CliRun, harness_cli
 from tests.prometheus_fixture import PrometheusLauncher, prometheus_launcher
-from tests.test_pipeline import ROOT, run_dirs, scenario
+from tests.test_pipeline import scenario
 
 EVERY = 7  # the broken writers below go wrong on every 7th acknowledgement (attempt)
 
@@ -86,7 +84,7 @@ class InventingWriter(TsdbWriter):
         return super()._attempt(body)
 
 
-def _run_with_writer(writer: str, path: Path, reports: Path, work: Path) -> subprocess.CompletedProcess[str]:
+def _run_with_writer(writer: str, path: Path, reports: Path, work: Path) -> CliRun:
     """``harness run`` as the CLI runs it, with the driver's writer class replaced by ``writer`` of this module."""
     code = (
         "import sys\n"
@@ -96,8 +94,7 @@ def _run_with_writer(writer: str, path: Path, reports: Path, work: Path) -> subp
         "from harness.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    argv = [sys.executable, "-c", code, "run", str(path), "--reports", str(reports), "--workdir", str(work)]
-    return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, check=False, timeout=300)
+    return harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work), code=code)
 
 
 # --- the count itself -----------------------------------------------------------------------------------------------
@@ -184,10 +181,8 @@ def test_a_real_run_through_a_sigkill_agrees_with_prometheus_request_for_request
     area: tuple[Path, Path], tmp_path: Path
 ) -> None:
     reports, work = area
-    proc = _run_with_writer("TsdbWriter", scenario(tmp_path, SIGKILLED), reports, work)
-    assert proc.returncode == 0, proc.stderr
-    [run_dir] = run_dirs(reports)
-    result = load_result(run_dir)
+    done = _run_with_writer("TsdbWriter", scenario(tmp_path, SIGKILLED), reports, work).expect(0)
+    run_dir, result = done.run_dir, done.result
     acks = result.server_acks
     assert acks is not None and acks.incomplete is None and acks.lifetimes == 2
     ledger = Ledger.load(run_dir / "tsdb-ledger.json")
@@ -209,10 +204,9 @@ def test_a_ledger_that_misses_acknowledgements_is_caught_by_prometheus_count(
     holds) and the ledger agrees with the writer's counter, as before; Prometheus' count does not."""
     reports, work = area
     started = time.monotonic()
-    proc = _run_with_writer("ForgetfulWriter", scenario(tmp_path, SIGKILLED), reports, work)
+    done = _run_with_writer("ForgetfulWriter", scenario(tmp_path, SIGKILLED), reports, work)
     print(f"\nforgetful writer run: {time.monotonic() - started:.1f} s")
-    assert proc.returncode == 2, proc.stderr
-    result = load_result(run_dirs(reports)[0])
+    result = done.expect(2).result
     checks = {c.name: c for c in result.checks}
     assert checks["history_survival"].status is Status.PASSED
     assert result.load is not None and result.load.acked_samples == result.durability[-1].acknowledged
@@ -232,9 +226,7 @@ def test_a_ledger_with_acknowledgements_prometheus_never_gave_is_caught_by_prome
     """Every 7th attempt is recorded acknowledged without being sent: the history check reports its samples lost,
     which is the harness's doing, not the storage's; Prometheus' count says so, and the run is an ERROR."""
     reports, work = area
-    proc = _run_with_writer("InventingWriter", scenario(tmp_path, SIGKILLED), reports, work)
-    assert proc.returncode == 2, proc.stderr
-    result = load_result(run_dirs(reports)[0])
+    result = _run_with_writer("InventingWriter", scenario(tmp_path, SIGKILLED), reports, work).expect(2).result
     checks = {c.name: c for c in result.checks}
     acks = result.server_acks
     assert acks is not None and acks.server_requests is not None

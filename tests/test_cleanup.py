@@ -93,20 +93,16 @@ def test_cleanup_removes_what_a_killed_run_left_and_nothing_else(
         # The next run says what is there and how to remove it; it removes nothing itself.
         after = tmp_path / "after.yaml"
         after.write_text(SHORT)
-        proc = run(after, tmp_path / "after-reports", root)
-        assert proc.returncode == 0, proc.stderr
-        said = " ".join(proc.stderr.split())
+        said = " ".join(run(after, tmp_path / "after-reports", root).expect(0).stderr.split())
         assert f"harness cleanup --all-mine --workdir {root}" in said and run_id in said and "0ther1" in said, said
 
-        listed = cleanup("--all-mine", "--dry-run", "--workdir", str(root))
-        assert listed.returncode == 0, listed.stdout + listed.stderr
+        listed = cleanup("--all-mine", "--dry-run", "--workdir", str(root)).expect(0)
         assert f"run {run_id} on this host" in listed.stdout and "run 0ther1 on this host" in listed.stdout
         assert f"would remove process {outlived}" in listed.stdout
         assert "decoy" not in listed.stdout
         assert left_behind(workdir) == left and workdir.is_dir()  # a dry run removes nothing
 
-        done = cleanup("--run", run_id, "--workdir", str(root))
-        assert done.returncode == 0, done.stdout + done.stderr
+        done = cleanup("--run", run_id, "--workdir", str(root)).expect(0)
         assert f"removed process {outlived}" in done.stdout
         assert "removed mount" in done.stdout and "removed loop device" in done.stdout
         assert f"removed work directory {workdir}" in done.stdout
@@ -116,8 +112,8 @@ def test_cleanup_removes_what_a_killed_run_left_and_nothing_else(
         assert Path(f"/sys/block/{Path(loop.device).name}/loop/backing_file").read_text().strip() == str(loop.image)
         assert (other / "harness-run.json").is_file()
 
-        again = cleanup("--run", run_id, "--workdir", str(root))
-        assert again.returncode == 0 and f"nothing left by run {run_id}" in again.stdout, again.stdout
+        again = cleanup("--run", run_id, "--workdir", str(root)).expect(0)
+        assert f"nothing left by run {run_id}" in again.stdout, again.stdout
     finally:
         if loop is not None:
             loop.unmount()
@@ -138,14 +134,13 @@ def test_a_running_run_is_never_touched(area: tuple[Path, Path], tmp_path: Path)
         assert result_file is not None
         run_id = json.loads(result_file.read_text())["run_id"]
         [workdir] = root.glob(f"prom-harness-{run_id}-*")
-        refused = cleanup("--run", run_id, "--workdir", str(root))
-        assert refused.returncode == 2, refused.stdout + refused.stderr
+        refused = cleanup("--run", run_id, "--workdir", str(root)).expect(2)
         assert "it is running" in refused.stdout and "Traceback" not in refused.stderr
-        passed_over = cleanup("--all-mine", "--workdir", str(root))
-        assert passed_over.returncode == 0 and run_id not in passed_over.stdout, passed_over.stdout
+        passed_over = cleanup("--all-mine", "--workdir", str(root)).expect(0)
+        assert run_id not in passed_over.stdout, passed_over.stdout
         assert workdir.is_dir() and proc.poll() is None
     finally:
         proc.kill()
         proc.communicate(timeout=30)
-    swept = cleanup("--run", run_id, "--workdir", str(root))
-    assert swept.returncode == 0 and not workdir.exists(), swept.stdout + swept.stderr
+    swept = cleanup("--run", run_id, "--workdir", str(root)).expect(0)
+    assert not workdir.exists(), swept.output

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from harness.nightly import BASELINE_RUNS
 from harness.report.compare import ALPHA
 from harness.report.stats import min_p_value
 from harness.results.store import RESULT_FILE, load_result
+from tests.cli import harness_cli
 from tests.test_compare import parse_xml
 
 pytestmark = pytest.mark.slow
@@ -48,9 +48,8 @@ checks:
 
 
 def harness(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False, timeout=300
-    )
+    """The process alone, as tests/test_nightly.py (which imports it) keeps it."""
+    return harness_cli(*args).process
 
 
 class Runs:
@@ -68,12 +67,8 @@ class Runs:
     def run(self, extra: str = "", *flags: str) -> Path:
         scenario = self.root / "fio-noise.yaml"
         scenario.write_text(SCENARIO.format(repeat=REPEAT, extra=extra))
-        before = set(self.reports.glob("fio-noise/*"))
         where = ["--reports", str(self.reports), "--workdir", str(self.work), "--no-report"]
-        done = harness("run", str(scenario), *where, *flags)
-        assert done.returncode == 0, done.stdout + done.stderr
-        (new,) = set(self.reports.glob("fio-noise/*")) - before
-        return new
+        return harness_cli("run", str(scenario), *where, *flags).expect(0).run_dir
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +87,7 @@ def runs() -> Iterator[Runs]:
 
 def test_a_throttled_run_is_a_regression_named_in_junit_and_json(runs: Runs, tmp_path: Path) -> None:
     junit, summary, html = tmp_path / "compare.xml", tmp_path / "compare.json", tmp_path / "compare.html"
-    done = harness(
+    done = harness_cli(
         "compare",
         str(runs.plain[0]),
         str(runs.throttled),
@@ -103,7 +98,7 @@ def test_a_throttled_run_is_a_regression_named_in_junit_and_json(runs: Runs, tmp
         "-o",
         str(html),
     )
-    assert done.returncode == 1, done.stdout + done.stderr
+    done.expect(1)
     verdict_line = next(line for line in done.stdout.splitlines() if "regression(s): " in line)
     assert IOPS in verdict_line
     # A throttle stands for a slower volume: a storage comparison, named, and judged.
@@ -133,7 +128,7 @@ def test_the_latest_run_against_the_nights_before_it_exits_0_and_bad_inputs_are_
     truncated.mkdir()
     (truncated / RESULT_FILE).write_text((runs.plain[0] / RESULT_FILE).read_text()[:300])
     *before, latest = runs.plain
-    done = harness(
+    done = harness_cli(
         "compare",
         "--baseline",
         *map(str, before),
@@ -146,7 +141,7 @@ def test_the_latest_run_against_the_nights_before_it_exits_0_and_bad_inputs_are_
         "--json",
         str(summary),
     )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done.expect(0)
     assert "left out" in done.stderr and "missing: no result here" in done.stderr
     data = json.loads(summary.read_text())
     assert data["regressed"] is False and data["kind"] == "same setup"

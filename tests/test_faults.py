@@ -9,10 +9,10 @@ import pytest
 
 from harness.faults import injectors, required_capabilities
 from harness.results.model import Status
-from harness.results.store import load_result
 from harness.scenario.model import Scenario
 from harness.undo import UndoLog
-from tests.test_pipeline import harness, no_prometheus_left, run_dirs, scenario
+from tests.cli import harness_cli
+from tests.test_pipeline import no_prometheus_left, scenario
 
 
 def test_every_scenario_action_has_exactly_one_fault_module() -> None:
@@ -72,10 +72,8 @@ loads: {tsdb: {series: 50, interval: 1s}}
 faults: [{action: sigkill, at: 2s}, {action: reschedule, at: 4s}, {action: restart, at: 6s}]
 """,
     )
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [run_dir] = run_dirs(reports)
-    result = load_result(run_dir)
+    done = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(1)
+    run_dir, result = done.run_dir, done.result
     assert result.verdict is Status.FAILED and result.complete and result.error is None
     assert [(f.action, f.status) for f in result.faults] == [("sigkill", Status.PASSED), ("reschedule", Status.FAILED)]
     failed = result.faults[1]
@@ -107,9 +105,7 @@ loads: {tsdb: null}
 faults: [{action: sigkill, at: 2s}]
 """,
     )
-    proc = harness("run", str(no_load), "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    result = load_result(run_dirs(reports)[-1])
+    result = harness_cli("run", str(no_load), "--reports", str(reports), "--workdir", str(work)).expect(0).result
     assert [f.status for f in result.faults] == [Status.PASSED] and result.durability == []
     assert {c.name: c.status for c in result.checks} == {"recovery": Status.PASSED}
 
@@ -124,10 +120,7 @@ faults: [{action: restart, at: 2s}]
 checks: {history_survival: {enabled: false}}
 """,
     )
-    proc = harness("run", str(unchecked), "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [run_dir] = (reports / "unchecked").iterdir()
-    result = load_result(run_dir)
+    result = harness_cli("run", str(unchecked), "--reports", str(reports), "--workdir", str(work)).expect(0).result
     assert result.durability == [] and "history_survival" not in {c.name for c in result.checks}
     assert result.faults[0].status is Status.PASSED
 
@@ -148,10 +141,8 @@ loads: {{tsdb: {{series: 50, interval: 1s}}}}
 faults: [{{action: scale_zero, at: 3s, down: 3s}}]
 """,
         )
-        proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work), "--no-report")
-        assert proc.returncode == expected, proc.stdout + proc.stderr
-        [run_dir] = (reports / f"scale-{backend}").iterdir()
-        result = load_result(run_dir)
+        done = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work), "--no-report")
+        result = done.expect(expected).result
         [fault] = result.faults
         assert fault.status is Status.PASSED and fault.parameters["down"] == "3s"
         assert "scaled to 0" in fault.detail and "3 s later scaled back to 1" in fault.detail

@@ -4,7 +4,8 @@ driver exporting it over FUSE, a loop device, a mount) against a real tgt on 127
 The kubelet's rules hold: a blank LUN is formatted with ``fs_type`` and passes; a partitioned LUN is never formatted
 (its partition table is intact afterwards) and its mount fails with the system's own error; a wrong portal or IQN
 ends in exit 2 within a bounded wait. After every run, interrupted ones too, nothing is left: no process, FUSE
-mount, loop device or mount of the run.
+mount, loop device or mount of the run. The run with faults that NFS makes too is in tests/test_data_paths.py, Ctrl-C
+in tests/test_ctrl_c.py.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from harness.results.model import Status
-from harness.results.store import load_result
 from harness.servers import IscsiTarget, start_tgt
-from tests.leftovers import interrupt_during_load, left_behind, run
+from tests.leftovers import left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent
 IQN = "iqn.2020-02.com:wsg"
@@ -36,7 +36,7 @@ pytestmark = [
 ]
 
 
-def _scenario(
+def scenario_file(
     tmp_path: Path, portal: str, *, iqn: str = IQN, duration: str = "10s", faults: str = "[{action: sigkill, at: 4s}]"
 ) -> Path:
     path = tmp_path / "iscsi.yaml"
@@ -60,30 +60,6 @@ def target(public_tmp: Path) -> Iterator[IscsiTarget]:
         server.stop()
 
 
-def test_embedded_blank_lun_is_formatted_and_keeps_history(area: tuple[Path, Path], tmp_path: Path) -> None:
-    reports, work = area
-    scenario = _scenario(
-        tmp_path,
-        "embedded",
-        duration="12s",
-        faults="[{action: sigkill, at: 3s}, {action: restart, at: 6s}, {action: reschedule, at: 9s}]",
-    )
-    proc = run(scenario, reports, work)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [result_file] = reports.glob("*/*/result.json")
-    result = load_result(result_file)
-    env = result.environment
-    assert env.data_access is not None and "user-space initiator (qemu-storage-daemon, libiscsi)" in env.data_access
-    assert "formatted ext4 by this run (the LUN was blank)" in env.data_access
-    assert env.data_filesystem == "ext4" and (env.data_device or "").startswith("/dev/loop")
-    assert "embedded iSCSI target" in env.extra["storage server"]
-    assert result.fio and result.fio[0].write is not None and result.fio[0].write.iops > 0
-    assert [f.status for f in result.faults] == [Status.PASSED] * 3
-    assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
-    assert result.verdict is Status.PASSED
-    assert left_behind(work) == [] and list(work.iterdir()) == []
-
-
 def test_partitioned_lun_is_never_formatted_and_its_mount_fails(
     area: tuple[Path, Path], tmp_path: Path, target: IscsiTarget, public_tmp: Path
 ) -> None:
@@ -94,17 +70,15 @@ def test_partitioned_lun_is_never_formatted_and_its_mount_fails(
     subprocess.run(["sgdisk", "-n", "1:0:0", "-t", "1:8300", str(lun)], check=True, capture_output=True)
     before = lun.read_bytes()[: 34 * 512]
     target.add_lun(1, lun)
-    scenario = _scenario(tmp_path, target.portal)
+    scenario = scenario_file(tmp_path, target.portal)
     # The doctor stops this run first (tests/doctor); past it, the mount itself must fail as the kubelet's does.
-    proc = run(scenario, reports, work, "--skip-doctor")
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    out = proc.stdout + proc.stderr
+    stopped = run(scenario, reports, work, "--skip-doctor").expect(2)
+    out = stopped.output
     assert "holds a gpt partition table, so it was not formatted" in out
     assert "wrong fs type, bad option, bad superblock" in out  # mount(8)'s own words
     assert "Traceback" not in out
     assert lun.read_bytes()[: 34 * 512] == before and before[512:520] == b"EFI PART"
-    [result_file] = reports.glob("*/*/result.json")
-    assert load_result(result_file).verdict is Status.ERROR
+    assert stopped.result.verdict is Status.ERROR
     assert left_behind(work) == []
 
 
@@ -114,20 +88,9 @@ def test_a_wrong_iqn_or_an_unreachable_portal_exit_2_quickly(
     reports, work = area
     closed_port = target.port + 1 if target.port < 65535 else target.port - 1
     for portal, iqn in ((target.portal, "iqn.2020-02.com:nobody"), (f"127.0.0.1:{closed_port}", IQN)):
-        scenario = _scenario(tmp_path, portal, iqn=iqn)
+        scenario = scenario_file(tmp_path, portal, iqn=iqn)
         started = time.monotonic()
-        proc = run(scenario, reports, work, "--skip-doctor")
-        assert proc.returncode == 2, proc.stdout + proc.stderr
-        out = proc.stdout + proc.stderr
+        out = run(scenario, reports, work, "--skip-doctor").expect(2).output
         assert f"could not attach {iqn} lun 1 at {portal}" in out and "Traceback" not in out
         assert time.monotonic() - started < 120
         assert left_behind(work) == []
-
-
-def test_ctrl_c_leaves_no_process_mount_or_loop_device(area: tuple[Path, Path], tmp_path: Path) -> None:
-    reports, work = area
-    scenario = _scenario(tmp_path, "embedded", duration="5m", faults="[]")
-    returncode, stderr, before = interrupt_during_load(scenario, reports, work)
-    assert before != []  # the server, the client and its mount were there
-    assert returncode == 130, stderr
-    assert left_behind(work) == [] and list(work.iterdir()) == []

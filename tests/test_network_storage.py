@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,8 +17,8 @@ import pytest
 
 from harness.mounts import kernel_filesystems
 from harness.results.model import Status
-from harness.results.store import load_result
 from harness.servers import start_ganesha, start_tgt
+from tests.cli import CliRun, harness_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,16 +54,8 @@ def _can_login_iscsi() -> str | None:
     return None
 
 
-def _run(scenario: Path, reports: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(scenario), "--reports", str(reports)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, **env},
-        check=False,
-        timeout=600,
-    )
+def _run(scenario: Path, reports: Path) -> CliRun:
+    return harness_cli("run", str(scenario), "--reports", str(reports), timeout_s=600)
 
 
 @pytest.fixture
@@ -102,10 +93,7 @@ def test_nfs_pv_keeps_history_across_sigkill_and_reschedule(nfs_mount: tuple[int
         "loads: {tsdb: {series: 200}, fio: [{profile: wal-append, runtime: 2s, size: 16Mi}]}\n"
         "faults: [{action: sigkill, at: 4s}, {action: reschedule, at: 8s}]\n"
     )
-    proc = _run(scenario, tmp_path / "reports", {})
-    assert proc.returncode == 0, proc.stderr
-    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
-    result = load_result(result_file)
+    result = _run(scenario, tmp_path / "reports").expect(0).result
     assert result.verdict is Status.PASSED
     assert result.environment.data_filesystem and result.environment.data_filesystem.startswith("nfs")
 
@@ -134,8 +122,7 @@ def test_iscsi_pv_keeps_history(public_tmp: Path, tmp_path: Path) -> None:
             f"mount_path: {mnt}}}\n"
             "loads: {tsdb: {series: 200}}\nfaults: [{action: sigkill, at: 4s}]\n"
         )
-        proc = _run(scenario, tmp_path / "reports", {})
-        assert proc.returncode == 0, proc.stderr
+        _run(scenario, tmp_path / "reports").expect(0)
     finally:
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True, check=False)
         subprocess.run(["iscsiadm", "-m", "node", "-T", target.iqn, "--logout"], capture_output=True, check=False)

@@ -5,6 +5,7 @@ NFS-Ganesha on 127.0.0.1, embedded in the run or started by the test.
 The client must behave like the kernel's where the harness depends on it: the server sees the calling process's
 uid/gid (the field notes' permission trap reproduces with Prometheus' own log line, and the chown fix makes the same
 run pass), errors keep their errno, fsync reaches the server. After every run, interrupted ones too, nothing is left.
+The run with faults that iSCSI makes too is in tests/test_data_paths.py, Ctrl-C in tests/test_ctrl_c.py.
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from pathlib import Path
 import pytest
 
 from harness.mounts import is_mount_point
-from harness.results.model import Status
-from harness.results.store import load_result
 from harness.servers import NfsServer, start_ganesha
 from harness.wait import wait_for
-from tests.leftovers import interrupt_during_load, left_behind, run
+from tests.leftovers import left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,12 +34,17 @@ pytestmark = [
 ]
 
 
-def _scenario(
-    tmp_path: Path, storage: str, *, prometheus: str = "", faults: str = "[{action: sigkill, at: 4s}]"
+def scenario_file(
+    tmp_path: Path,
+    storage: str,
+    *,
+    prometheus: str = "",
+    duration: str = "10s",
+    faults: str = "[{action: sigkill, at: 4s}]",
 ) -> Path:
     path = tmp_path / "nfs.yaml"
     path.write_text(
-        "name: nfs-user-space\nduration: 10s\n"
+        f"name: nfs-user-space\nduration: {duration}\n"
         f"storage: {{backend: nfs, client: user-space, claim: {{storage_class: '', size: 1Gi}}, {storage}}}\n"
         f"{prometheus}"
         "loads: {tsdb: {series: 200}, fio: [{profile: wal-append, runtime: 2s, size: 8Mi}]}\n"
@@ -49,47 +53,19 @@ def _scenario(
     return path
 
 
-def test_embedded_export_keeps_history_across_sigkill_restart_and_reschedule(
-    area: tuple[Path, Path], tmp_path: Path
-) -> None:
-    reports, work = area
-    scenario = _scenario(
-        tmp_path,
-        "server: embedded",
-        faults="[{action: sigkill, at: 3s}, {action: restart, at: 5s}, {action: reschedule, at: 7s}]",
-    )
-    proc = run(scenario, reports, work)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [result_file] = reports.glob("*/*/result.json")
-    result = load_result(result_file)
-    env = result.environment
-    assert env.data_access is not None and "user-space NFS client over FUSE" in env.data_access
-    assert "owner 1000:2000 and mode 0755" in env.data_access
-    assert env.data_filesystem == "fuse.nfs-user"
-    assert result.fio and result.fio[0].write is not None and result.fio[0].write.iops > 0
-    assert [f.status for f in result.faults] == [Status.PASSED] * 3
-    assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
-    assert result.verdict is Status.PASSED
-    assert left_behind(work) == [] and list(work.iterdir()) == []
-
-
 def test_the_field_notes_permission_trap_and_its_fix(area: tuple[Path, Path], tmp_path: Path) -> None:
     """Export owned 1000:1000, Prometheus as uid 65534: Prometheus' own 'permission denied'; after the chown, PASSED."""
     reports, work = area
     nobody = "prometheus: {security_context: {run_as_user: 65534, run_as_group: 65534, fs_group: null}}\n"
-    trap = _scenario(tmp_path, "server: embedded, embedded: {owner: '1000:1000'}", prometheus=nobody)
-    proc = run(trap, reports / "trap", work, "--skip-doctor")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 2, out
+    trap = scenario_file(tmp_path, "server: embedded, embedded: {owner: '1000:1000'}", prometheus=nobody)
+    out = run(trap, reports / "trap", work, "--skip-doctor").expect(2).output
     assert "the TSDB directory is not writable by the Prometheus user" in out
     assert "permission denied" in out and "queries.active" in out  # Prometheus' own log line, quoted
     assert left_behind(work) == []
     # The doctor sees the same trap before anything starts, with the fix.
-    proc = run(trap, reports / "doctor", work)
-    assert proc.returncode == 2 and "chown -R 65534:65534" in proc.stdout + proc.stderr
-    fixed = _scenario(tmp_path, "server: embedded, embedded: {owner: '65534:65534'}", prometheus=nobody)
-    proc = run(fixed, reports / "fixed", work)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "chown -R 65534:65534" in run(trap, reports / "doctor", work).expect(2).output
+    fixed = scenario_file(tmp_path, "server: embedded, embedded: {owner: '65534:65534'}", prometheus=nobody)
+    run(fixed, reports / "fixed", work).expect(0)
     assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
@@ -100,22 +76,10 @@ def test_a_wrong_export_or_an_unreachable_server_exit_2_quickly(area: tuple[Path
         ("server: 127.0.0.1, export: /nowhere, version: '3'", "could not mount 127.0.0.1:/nowhere"),
     ):
         started = time.monotonic()
-        proc = run(_scenario(tmp_path, storage), reports, work, "--skip-doctor")
-        out = proc.stdout + proc.stderr
-        assert proc.returncode == 2, out
+        out = run(scenario_file(tmp_path, storage), reports, work, "--skip-doctor").expect(2).output
         assert says in out and "Traceback" not in out
         assert time.monotonic() - started < 90
         assert left_behind(work) == []
-
-
-def test_ctrl_c_leaves_no_process_or_mount(area: tuple[Path, Path], tmp_path: Path) -> None:
-    reports, work = area
-    scenario = tmp_path / "long.yaml"
-    scenario.write_text(_scenario(tmp_path, "server: embedded", faults="[]").read_text().replace("10s", "5m"))
-    returncode, stderr, before = interrupt_during_load(scenario, reports, work)
-    assert before != []  # the server, the client and its mount were there
-    assert returncode == 130, stderr
-    assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
 # --- the FUSE client on its own --------------------------------------------------------------------------------

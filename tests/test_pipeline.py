@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -21,15 +20,10 @@ import pytest
 from harness.loads.ledger import Ledger
 from harness.results.model import RESULT_SCHEMA_VERSION, Status
 from harness.results.store import load_result
+from tests.cli import command, harness_cli
 from tests.leftovers import wait_for_load_phase
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def harness(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=cwd, check=False, timeout=300
-    )
 
 
 def run_dirs(reports: Path) -> list[Path]:
@@ -50,10 +44,8 @@ def no_prometheus_left(work: Path) -> bool:
 @pytest.mark.slow
 def test_shipped_demo_passes_with_nothing_lost(area: tuple[Path, Path]) -> None:
     reports, work = area
-    proc = harness("run", "scenarios/demo.yaml", "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 0, proc.stderr
-    [run_dir] = run_dirs(reports)
-    result = load_result(run_dir)
+    done = harness_cli("run", "scenarios/demo.yaml", "--reports", str(reports), "--workdir", str(work)).expect(0)
+    run_dir, result = done.run_dir, done.result
     assert result.verdict is Status.PASSED and result.complete
     assert [f.action for f in result.faults] == ["sigkill", "reschedule"]
     assert all(f.error is None and f.first_sample_at_s is not None for f in result.faults)
@@ -72,10 +64,8 @@ def test_shipped_demo_passes_with_nothing_lost(area: tuple[Path, Path]) -> None:
 @pytest.mark.slow
 def test_shipped_ephemeral_baseline_loses_history(area: tuple[Path, Path]) -> None:
     reports, work = area
-    proc = harness("run", "scenarios/ephemeral-baseline.yaml", "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 1, proc.stderr
-    [run_dir] = run_dirs(reports)
-    result = load_result(run_dir)
+    done = harness_cli("run", "scenarios/ephemeral-baseline.yaml", "--reports", str(reports), "--workdir", str(work))
+    run_dir, result = done.expect(1).run_dir, done.result
     assert result.verdict is Status.FAILED
     by_label = {c.label: c for c in result.durability}
     # A SIGKILL restarts the container in the same pod: the emptyDir survives it.
@@ -111,10 +101,9 @@ faults: [{action: sigkill, at: 4s}, {action: reschedule, at: 10s}]
 """,
     )
     junit = tmp_path / "run.xml"
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work), "--junit", str(junit))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "Traceback" not in proc.stderr
-    [run_dir] = run_dirs(reports)
+    proc = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work), "--junit", str(junit))
+    assert "Traceback" not in proc.expect(1).stderr
+    run_dir = proc.run_dir
     raw = json.loads((run_dir / "result.json").read_text())
     assert raw["verdict"] == "FAILED" and raw["schema_version"] == RESULT_SCHEMA_VERSION
     checks = {c["name"]: c for c in raw["checks"]}
@@ -156,9 +145,7 @@ def test_scrape_mode_and_sigterm(area: tuple[Path, Path], tmp_path: Path) -> Non
         "loads: {tsdb: {mode: scrape, series: 200, interval: 1s}}\n"
         "faults: [{action: sigterm, at: 8s}]\n",
     )
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 0, proc.stderr
-    result = load_result(run_dirs(reports)[0])
+    result = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(0).result
     assert result.durability[0].acknowledged > 0 and result.durability[0].lost == 0
     assert result.faults[0].first_sample_at_s is not None
 
@@ -171,7 +158,7 @@ def test_interrupt_keeps_the_partial_result_and_cleans_up(area: tuple[Path, Path
         "faults: [{action: sigkill, at: 4m}]\n",
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", "run", str(path), "--reports", str(reports), "--workdir", str(work)],
+        command("run", str(path), "--reports", str(reports), "--workdir", str(work)),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -197,11 +184,10 @@ def test_missing_prometheus_names_the_package(area: tuple[Path, Path], tmp_path:
         tmp_path,
         "name: nobin\nduration: 5s\nstorage: {backend: ephemeral}\nprometheus: {binary: prometheus-not-installed}\n",
     )
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work), "--skip-doctor")
-    assert proc.returncode == 2
+    proc = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work), "--skip-doctor").expect(2)
     assert "Traceback" not in proc.stderr
     assert "prometheus-not-installed" in proc.stderr and "apt-get install" in proc.stderr
-    result = load_result(run_dirs(reports)[0])
+    result = proc.result
     assert result.verdict is Status.ERROR and result.error
 
 
@@ -212,16 +198,16 @@ def test_report_rerender_and_compare(area: tuple[Path, Path], tmp_path: Path) ->
         "name: twice\nduration: 4s\nstorage: {backend: local}\nloads: {tsdb: {series: 50}}\n"
         "faults: [{action: sigkill, at: 2s}]\n",
     )
-    for _ in range(2):
-        assert harness("run", str(path), "--reports", str(reports), "--workdir", str(work)).returncode == 0
-    first, second = run_dirs(reports)
+    first, second = (
+        harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(0).run_dir
+        for _ in range(2)
+    )
     (first / "report.html").unlink()
-    rerender = harness("report", str(first))
-    assert rerender.returncode == 0, rerender.stderr
+    harness_cli("report", str(first)).expect(0)
     assert (first / "report.html").exists()
     out = tmp_path / "compare.html"
-    compared = harness("compare", str(first), str(second), "-o", str(out))
-    assert compared.returncode in (0, 1), compared.stderr
+    compared = harness_cli("compare", str(first), str(second), "-o", str(out))
+    assert compared.returncode in (0, 1), compared.output
     assert out.exists() and "twice" in compared.stdout
 
 
@@ -234,9 +220,7 @@ def test_loop_mounted_ext4_volume(area: tuple[Path, Path], tmp_path: Path) -> No
         "loads: {tsdb: {series: 100}, fio: [{profile: wal-append, runtime: 1s, size: 16Mi}]}\n"
         "faults: [{action: reschedule, at: 3s}]\n",
     )
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 0, proc.stderr
-    result = load_result(run_dirs(reports)[0])
+    result = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(0).result
     assert result.environment.data_filesystem == "ext4"
     assert result.environment.data_device and result.environment.data_device.startswith("/dev/loop")
     assert list(work.iterdir()) == []
@@ -245,14 +229,13 @@ def test_loop_mounted_ext4_volume(area: tuple[Path, Path], tmp_path: Path) -> No
 def test_doctor_blocker_stops_the_run_before_anything_starts(area: tuple[Path, Path], tmp_path: Path) -> None:
     reports, work = area
     path = scenario(tmp_path, f"name: nopath\nduration: 5s\nstorage: {{backend: local, path: {tmp_path}/missing}}\n")
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 2
+    proc = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(2)
     assert "does not exist" in proc.stderr and "fix:" in proc.stderr
-    result = load_result(run_dirs(reports)[0])
+    result = proc.result
     assert result.verdict is Status.ERROR
     assert [c.name for c in result.checks] == ["doctor"]
     assert result.faults == [] and result.fio == []
-    assert result.doctor and (run_dirs(reports)[0] / "report.html").exists()
+    assert result.doctor and (proc.run_dir / "report.html").exists()
 
 
 def test_previous_wal_replay_is_read_from_the_newest_earlier_run(tmp_path: Path) -> None:
@@ -298,7 +281,7 @@ def test_a_killed_run_leaves_no_prometheus_running(area: tuple[Path, Path], tmp_
         tmp_path,
         "name: killed\nduration: 5m\nstorage: {backend: local}\nloads: {tsdb: {series: 50}}\n",
     )
-    argv = [sys.executable, "-m", "harness.cli", "run", str(path), "--reports", str(reports), "--workdir", str(work)]
+    argv = command("run", str(path), "--reports", str(reports), "--workdir", str(work))
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for_load_phase(reports, proc, timeout_s=60) is not None
@@ -319,9 +302,7 @@ def test_a_fio_only_scenario_measures_and_stops_without_prometheus(area: tuple[P
         "name: fio-only\nduration: 10m\nstorage: {backend: local}\n"
         "loads: {tsdb: null, fio: [{profile: wal-append, runtime: 1s, size: 8Mi}]}\n",
     )
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 0, proc.stderr
-    result = load_result(run_dirs(reports)[0])
+    result = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(0).result
     assert result.complete and result.verdict is Status.PASSED
     assert [j.profile for j in result.fio] == ["wal-append"] and result.fio[0].write is not None
     # No load phase: no t0, no Prometheus, and the 10 minutes of 'duration' were not waited for (the subprocess
@@ -334,8 +315,7 @@ def test_a_fio_only_scenario_measures_and_stops_without_prometheus(area: tuple[P
 def test_a_relative_workdir_is_taken_from_where_the_harness_runs(area: tuple[Path, Path], tmp_path: Path) -> None:
     reports, work = area
     path = scenario(tmp_path, "name: relwork\nduration: 3s\nstorage: {backend: local}\nloads: {tsdb: {series: 10}}\n")
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", work.name, cwd=work.parent)
-    assert proc.returncode == 0, proc.stderr
+    harness_cli("run", str(path), "--reports", str(reports), "--workdir", work.name, cwd=work.parent).expect(0)
     assert list(work.iterdir()) == []
 
 

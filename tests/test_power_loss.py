@@ -24,20 +24,22 @@ from harness.errors import UsageError
 from harness.mounts import mount_table
 from harness.pipeline import refuse_faults
 from harness.results.model import FaultRecord, RunResult, Status
-from harness.results.store import load_result
 from harness.runtime.kubernetes import KubernetesRuntime
 from harness.scenario.model import Scenario
 from harness.wait import wait_for
-from tests.leftovers import interrupt_during_load, left_behind, run
+from tests.leftovers import left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+FUSE_AS_ROOT = [
+    pytest.mark.root(reason="a FUSE mount other users may enter (allow_other) needs root"),
+    pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="no /dev/fuse: FUSE is not available here"),
+]
+
+
 def needs_fuse_as_root(test: Any) -> Any:
-    for mark in (
-        pytest.mark.root(reason="a FUSE mount other users may enter (allow_other) needs root"),
-        pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="no /dev/fuse: FUSE is not available here"),
-    ):
+    for mark in FUSE_AS_ROOT:
         test = mark(test)
     return test
 
@@ -223,11 +225,9 @@ def test_power_loss_loses_acknowledged_samples_back_to_the_last_fsync_and_sigkil
     path = tmp_path / "power-loss.yaml"
     path.write_text(SCENARIO.format(faults=FAULTS, budget=0))
     started = time.monotonic()
-    proc = run(path, reports / "strict", work)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    done = run(path, reports / "strict", work).expect(1)
     assert time.monotonic() - started < 60
-    [result_file] = (reports / "strict").glob("*/*/result.json")
-    result = load_result(result_file)
+    result = done.result
     assert result.environment.data_access is not None and "fault layer" in result.environment.data_access
     cut = assert_the_cut_lost_what_came_after_the_last_fsync(result)
     assert "the last fsync under wal/ was" in cut.detail and "SIGKILL" in cut.detail
@@ -239,10 +239,7 @@ def test_power_loss_loses_acknowledged_samples_back_to_the_last_fsync_and_sigkil
     # The same scenario with a budget for the loss passes. Its first fault deletes the pod (Prometheus stops cleanly
     # too): the volume, and the layer over it, outlive the pod, so the cut still knows that shutdown's fsync.
     path.write_text(SCENARIO.format(faults=FAULTS.replace("sigterm", "restart"), budget=100_000))
-    proc = run(path, reports / "budget", work)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [result_file] = (reports / "budget").glob("*/*/result.json")
-    result = load_result(result_file)
+    result = run(path, reports / "budget", work).expect(0).result
     restart, sigkill, cut = result.faults
     assert cut.last_wal_fsync_at_s is not None and restart.injected_at_s <= cut.last_wal_fsync_at_s
     assert cut.last_wal_fsync_at_s < sigkill.injected_at_s
@@ -260,24 +257,9 @@ def test_without_a_power_loss_there_is_no_layer_and_sigkill_loses_nothing(
     reports, work = area
     path = tmp_path / "sigkill.yaml"
     path.write_text(SCENARIO.format(faults="{action: sigkill, at: 3s}", budget=0).replace("11s", "6s"))
-    proc = run(path, reports, work)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [result_file] = reports.glob("*/*/result.json")
-    result = load_result(result_file)
+    result = run(path, reports, work).expect(0).result
     assert result.environment.data_access is None  # Prometheus wrote straight to the directory
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
-
-
-@needs_fuse_as_root
-@pytest.mark.slow
-def test_ctrl_c_leaves_no_layer_mounted(area: tuple[Path, Path], tmp_path: Path) -> None:
-    reports, work = area
-    path = tmp_path / "long.yaml"
-    path.write_text(SCENARIO.format(faults="{action: power_loss, at: 4m}", budget=0).replace("11s", "5m"))
-    returncode, stderr, before = interrupt_during_load(path, reports, work)
-    assert any("fuse.harness-faults" in line for line in before)  # the layer was there
-    assert returncode == 130, stderr
-    assert left_behind(work) == [] and list(work.iterdir()) == []
 
 
 def test_the_kubernetes_runtime_takes_power_loss_only_where_a_privileged_helper_is_allowed() -> None:

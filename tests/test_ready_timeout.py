@@ -11,9 +11,9 @@ import pytest
 
 from harness.promlog import line_time_unix_s, replay_progress, wal_replay_durations_s
 from harness.results.model import Status
-from harness.results.store import load_result
+from tests.cli import harness_cli
 from tests.test_compare import parse_xml
-from tests.test_pipeline import harness, no_prometheus_left, run_dirs, scenario
+from tests.test_pipeline import no_prometheus_left, scenario
 
 # Every series replaced at every tick: each second Prometheus creates 60,000 new series, and a replay pays for each
 # series again. 8 s of it makes a WAL of ~480k series that takes 2-3 s to replay on 2 cores (measured: 2.2-3.4 s);
@@ -36,10 +36,8 @@ def test_a_wal_replay_longer_than_ready_timeout_fails_the_run_saying_prometheus_
     reports, work = area
     junit = tmp_path / "run.xml"
     path = scenario(tmp_path, SLOW_REPLAY)
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work), "--junit", str(junit))
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    [run_dir] = run_dirs(reports)
-    result = load_result(run_dir)
+    done = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work), "--junit", str(junit))
+    run_dir, result = done.expect(1).run_dir, done.result
     assert result.verdict is Status.FAILED and result.complete and result.error is None
     assert [(f.action, f.status) for f in result.faults] == [("sigkill", Status.FAILED)]
     [fault] = result.faults

@@ -4,14 +4,13 @@ page cache, a tmpfs that acknowledges fsyncs it cannot do), and none where they 
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from harness.report.html import build_context
 from harness.report.sanity import sanity_warnings
-from harness.results.store import load_result
+from tests.cli import harness_cli
 from tests.test_report import make_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,17 +25,7 @@ def _fio_run(tmp_path: Path, data: Path, jobs: str) -> list[str]:
         f"name: sanity\nduration: 1s\nstorage: {{backend: local, path: {data}}}\nloads: {{tsdb: null, fio: {jobs}}}\n"
     )
     reports = tmp_path / "reports"
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness.cli", "run", str(scenario), "--reports", str(reports), "--no-report"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    [result_file] = reports.glob("*/*/result.json")
-    result = load_result(result_file.parent)
+    result = harness_cli("run", str(scenario), "--reports", str(reports), "--no-report").expect(0).result
     assert all(j.cpu_pct is not None and j.cpu_pct >= 0 for j in result.fio)
     return [f"{w.subject}: {w.message}" for w in sanity_warnings(result)]
 

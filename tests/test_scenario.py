@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from harness.errors import ScenarioError
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import EphemeralStorage, LocalStorage, NfsStorage, json_schema
 from harness.scenario.units import parse_duration_s, parse_size_bytes
+from tests.cli import harness_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -164,16 +163,9 @@ def test_ephemeral_is_a_backend(tmp_path: Path) -> None:
     assert isinstance(s.storage, EphemeralStorage)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=ROOT, check=False
-    )
-
-
 def test_cli_validate_bad_file_exits_2_without_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, "name: bad\nduration: 60\nstorage: {backend: local, pth: x}\n")
-    proc = _cli("validate", str(path))
-    assert proc.returncode == 2
+    proc = harness_cli("validate", str(path)).expect(2)
     assert "Traceback" not in proc.stderr
     assert f"{path}:2:1: duration:" in proc.stderr
     assert f"{path}:3:" in proc.stderr and "storage.pth" in proc.stderr
@@ -181,21 +173,19 @@ def test_cli_validate_bad_file_exits_2_without_traceback(tmp_path: Path) -> None
 
 def test_cli_run_bad_file_exits_2_without_traceback(tmp_path: Path) -> None:
     path = write(tmp_path, "name: bad\nduration: 10s\nstorage: {backend: local}\nloads: {tsdb: {series: -1}}\n")
-    proc = _cli("run", str(path), "--reports", str(tmp_path / "reports"))
-    assert proc.returncode == 2
+    proc = harness_cli("run", str(path), "--reports", str(tmp_path / "reports")).expect(2)
     assert "Traceback" not in proc.stderr
     assert "loads.tsdb.series" in proc.stderr
     assert not (tmp_path / "reports").exists()  # nothing is created for bad input
 
 
 def test_cli_validate_good_files() -> None:
-    proc = _cli("validate", *map(str, SCENARIOS))
-    assert proc.returncode == 0, proc.stderr
+    harness_cli("validate", *map(str, SCENARIOS)).expect(0)
 
 
 def test_cli_schema(tmp_path: Path) -> None:
     out = tmp_path / "schema.json"
-    assert _cli("schema", "-o", str(out)).returncode == 0
+    harness_cli("schema", "-o", str(out)).expect(0)
     assert json.loads(out.read_text())["title"]
 
 

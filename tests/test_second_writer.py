@@ -24,7 +24,6 @@ from harness.faults import injector_for
 from harness.faults.second_writer import Window
 from harness.pipeline import refuse_faults
 from harness.results.model import Status
-from harness.results.store import load_result
 from harness.scenario.model import Scenario, SecondWriterFault
 from harness.servers import NfsServer, start_ganesha
 from harness.storage.base import ExportAccess
@@ -193,11 +192,9 @@ def test_prometheus_refuses_writes_while_its_files_are_grafanas_and_loses_nothin
     reports, work = area
     path = tmp_path / "second-writer.yaml"
     path.write_text(E2E)
-    proc = run(path, reports, work)
     # Nothing acknowledged was lost and Prometheus took writes again after each window: PASSED, exit 0.
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    [result_file] = reports.glob("*/*/result.json")
-    result = load_result(result_file)
+    done = run(path, reports, work).expect(0)
+    result = done.result
     assert [(f.action, f.status, f.below_prometheus) for f in result.faults] == [
         ("second_writer", Status.PASSED, True)
     ] * 2
@@ -225,7 +222,7 @@ def test_prometheus_refuses_writes_while_its_files_are_grafanas_and_loses_nothin
     assert result.durability and all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
     assert result.verdict is Status.PASSED
     # Each writer's own report lines stay with the run's logs.
-    logs = result_file.parent / "logs"
+    logs = done.run_dir / "logs"
     assert sorted(p.name for p in logs.glob("second-writer-*.log")) == ["second-writer-1.log", "second-writer-2.log"]
     assert '"event": "created"' in (logs / "second-writer-2.log").read_text()
     # The writer's files went with the window, the run's mount and export with the run: nothing is left.
@@ -251,12 +248,11 @@ def test_ctrl_c_during_the_window_stops_the_writer_and_undoes_it(area: tuple[Pat
             )
         )
 
-    returncode, stderr, before = interrupt_during_load(path, reports, work, first=window_open)
+    stopped, before = interrupt_during_load(path, reports, work, first=window_open)
     assert written and any("harness.faults.second_writer" in line for line in before), before
-    assert returncode == 130, stderr
+    stopped.expect(130)
     assert not written[0].exists()
-    [result_file] = reports.glob("*/*/result.json")
-    result = load_result(result_file)
+    result = stopped.result
     assert result.interrupted
     # The undo ran (writer stopped, its files removed, owners put back) without a problem to report.
     assert not [e.message for e in result.events if e.kind == "error" and "cleanup" in e.message]

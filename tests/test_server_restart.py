@@ -23,7 +23,6 @@ from pydantic import ValidationError
 from harness.errors import UsageError
 from harness.pipeline import refuse_faults
 from harness.results.model import FaultRecord, RunResult, Status
-from harness.results.store import load_result
 from harness.scenario.model import NfsStorage, Scenario
 from tests.leftovers import interrupt_during_load, left_behind, run
 from tests.test_power_loss import needs_fuse_as_root
@@ -35,13 +34,11 @@ SCENARIOS = ROOT / "scenarios"
 def _run_shipped(name: str, area: tuple[Path, Path]) -> tuple[RunResult, FaultRecord]:
     reports, work = area
     started = time.monotonic()
-    proc = run(SCENARIOS / f"{name}.yaml", reports, work)
-    out = proc.stdout + proc.stderr
-    assert "Traceback" not in out, out
-    assert proc.returncode == 0, out
+    done = run(SCENARIOS / f"{name}.yaml", reports, work)
+    assert "Traceback" not in done.output, done.output
+    done.expect(0)
     assert time.monotonic() - started < 60, "a 32 s scenario must not take much longer"
-    [result_file] = reports.glob("*/*/result.json")
-    result = load_result(result_file)
+    result = done.result
     [fault] = result.faults
     return result, fault
 
@@ -140,13 +137,12 @@ def test_ctrl_c_while_the_server_is_down_starts_it_again_then_cleans_up(area: tu
     """Ctrl-C 8 s into the load, i.e. 2 s into the 15 s outage: the undo recorded before the stop starts Ganesha
     again (so the blocked client and Prometheus can finish), then the cleanup stops everything; nothing is left."""
     reports, work = area
-    returncode, stderr, before = interrupt_during_load(SCENARIOS / "nfs-server-restart.yaml", reports, work, after_s=8)
+    stopped, before = interrupt_during_load(SCENARIOS / "nfs-server-restart.yaml", reports, work, after_s=8)
     assert any("fuse.nfs-user" in line for line in before)  # the client's mount was there
-    assert returncode == 130, stderr
-    assert "Traceback" not in stderr
+    stopped.expect(130)
+    assert "Traceback" not in stopped.stderr
     # Interrupted inside the window: the fault was under way and never lifted by its own hand.
-    [result_file] = reports.glob("*/*/result.json")
-    [fault] = load_result(result_file).faults
+    [fault] = stopped.result.faults
     assert fault.action == "server_restart" and fault.lifted_at_s is None
     assert left_behind(work) == [] and list(work.iterdir()) == []
 
@@ -205,9 +201,7 @@ def test_the_command_line_refuses_it_with_exit_2_and_no_traceback(tmp_path: Path
         "storage: {backend: nfs, server: 172.17.73.37, export: /vol/x, claim: {storage_class: '', size: 1Gi}}\n"
         "faults: [{action: server_restart, at: 5s, for: 5s}]\n"
     )
-    proc = run(scenario, tmp_path / "reports", tmp_path / "work")
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 2, out
+    out = run(scenario, tmp_path / "reports", tmp_path / "work").expect(2).output
     assert "never stops a server it did not start" in out and "Traceback" not in out
     assert not (tmp_path / "reports").exists()  # refused before anything, the run directory included
 

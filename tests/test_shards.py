@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,8 +18,9 @@ import pytest
 from harness.loads.ledger import Ledger
 from harness.results.model import Status
 from harness.results.store import load_result
+from tests.cli import command, harness_cli
 from tests.leftovers import run_argv, wait_for_load_phase
-from tests.test_pipeline import ROOT, harness, run_dirs, scenario
+from tests.test_pipeline import ROOT, run_dirs, scenario
 from tests.test_power_loss import needs_fuse_as_root
 
 SHARDED = """\
@@ -48,10 +48,8 @@ def test_three_writer_processes_merge_into_one_ledger_prometheus_own_count_agree
 ) -> None:
     reports, work = area
     path = scenario(tmp_path, SHARDED.format(duration="14s", backend="local", faults="[{action: sigkill, at: 6s}]"))
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 0, proc.stderr
-    [run_dir] = run_dirs(reports)
-    result = load_result(run_dir)
+    done = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(0)
+    run_dir, result = done.run_dir, done.result
     assert result.verdict is Status.PASSED
     assert result.load is not None and result.load.shards == 3 and result.load.skipped_ticks == 0
     assert "3 process(es)" in result.environment.extra["writer shards"]
@@ -81,9 +79,7 @@ def test_sharded_writers_on_the_ephemeral_baseline_still_see_the_history_lost(
     path = scenario(
         tmp_path, SHARDED.format(duration="12s", backend="ephemeral", faults="[{action: reschedule, at: 6s}]")
     )
-    proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 1, proc.stderr
-    result = load_result(run_dirs(reports)[0])
+    result = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(1).result
     assert result.verdict is Status.FAILED
     after = result.durability[0]
     # Everything acknowledged before the reschedule is gone but for at most the one tick retried into the new pod.
@@ -95,7 +91,7 @@ def test_sharded_writers_on_the_ephemeral_baseline_still_see_the_history_lost(
 def test_a_writer_shard_killed_mid_run_is_an_error_not_a_failure(area: tuple[Path, Path], tmp_path: Path) -> None:
     reports, work = area
     path = scenario(tmp_path, SHARDED.format(duration="5m", backend="local", faults="[]"))
-    argv = [sys.executable, "-m", "harness.cli", "run", str(path), "--reports", str(reports), "--workdir", str(work)]
+    argv = command("run", str(path), "--reports", str(reports), "--workdir", str(work))
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_load_phase(reports, proc, timeout_s=60)
@@ -124,8 +120,7 @@ def test_shard_settings_that_cannot_work_are_refused_with_the_key(area: tuple[Pa
         ("{series: 1000, shards: 65}", "less than or equal to 64"),
     ):
         path = scenario(tmp_path, f"name: bad\nduration: 5s\nstorage: {{backend: local}}\nloads: {{tsdb: {load}}}\n")
-        proc = harness("run", str(path), "--reports", str(reports), "--workdir", str(work))
-        assert proc.returncode == 2, proc.stderr
+        proc = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(2)
         assert "loads.tsdb" in proc.stderr and words in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
 
@@ -142,10 +137,8 @@ def test_the_shipped_sharded_load_passes_with_the_ledger_exact_against_prometheu
     even under the suite's load (the three-writer test above: 0 ticks skipped).
     """
     reports, work = area
-    proc = harness("run", "scenarios/sharded-load.yaml", "--reports", str(reports), "--workdir", str(work))
-    assert proc.returncode == 0, proc.stderr
-    [run_dir] = run_dirs(reports)
-    result = load_result(run_dir)
+    done = harness_cli("run", "scenarios/sharded-load.yaml", "--reports", str(reports), "--workdir", str(work))
+    run_dir, result = done.expect(0).run_dir, done.result
     load = result.load
     assert load is not None and load.shards == 2
     assert all(c.lost == 0 for c in result.durability)

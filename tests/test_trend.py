@@ -17,8 +17,6 @@ import json
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from harness import cli
 from harness.report import changepoints
 from harness.report.trend import Kind, build_trend
 from harness.results.store import RESULT_FILE, load_result
+from tests.cli import harness_cli
 from tests.test_compare import parse_xml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -289,16 +288,9 @@ def provisioned() -> Iterator[list[Path]]:
         for night in range(STEP_NIGHT + 2):
             scenario = root / "provisioned.yaml"
             scenario.write_text(PROVISIONED.format(iops=BEFORE_IOPS if night < STEP_NIGHT else AFTER_IOPS))
-            argv = ["run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report"]
-            done = subprocess.run(
-                [sys.executable, "-m", "harness.cli", *argv],
-                capture_output=True,
-                text=True,
-                cwd=ROOT,
-                check=False,
-                timeout=300,
+            harness_cli("run", str(scenario), "--reports", str(reports), "--workdir", str(work), "--no-report").expect(
+                0
             )
-            assert done.returncode == 0, done.stdout + done.stderr
         yield sorted((reports / "provisioned").iterdir())  # <utc>-<id>: the order they ran in
     finally:
         shutil.rmtree(root, ignore_errors=True)
