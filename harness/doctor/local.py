@@ -58,6 +58,21 @@ def check_local(spec: LocalStorage, sc: SecurityContext, *, runtime: str) -> lis
                 fix="Set storage.node to the node's kubernetes.io/hostname label.",
             )
         )
+    if runtime == "kubernetes" and spec.image is not None:
+        image = spec.image
+        findings.append(
+            DoctorFinding(
+                check="local.image",
+                severity=Severity.WARNING,
+                title="storage.image is not made on the kubernetes runtime: the PV is storage.path as the node has it",
+                evidence=f"storage.image: {size(image.size_bytes)} {image.filesystem}; --runtime kubernetes.",
+                why="The harness creates and loop-mounts an image only where Prometheus runs on this host; a local "
+                "PV is the node's directory, so what is measured (and filled, by disk_full) is whatever filesystem "
+                "holds that directory, not the image's.",
+                fix=f"Mount the filesystem to test at storage.path on the node (e.g. `mkfs.{image.filesystem} IMG && "
+                "mount -o loop IMG PATH`), or drop storage.image.",
+            )
+        )
     if runtime == "kubernetes" and spec.node is not None and spec.node != socket.gethostname():
         findings.append(
             DoctorFinding(

@@ -31,6 +31,16 @@ def local(path: Path | str | None, **extra: object) -> LocalStorage:
     return LocalStorage.model_validate({"backend": "local", "path": None if path is None else str(path), **extra})
 
 
+def test_an_image_on_the_kubernetes_runtime_is_a_warning_that_the_nodes_directory_is_what_is_measured() -> None:
+    spec = local("/mnt/prom", node="node-1", image={"filesystem": "ext4", "size": "256Mi"})
+    f = only(check_local(spec, KPS, runtime="kubernetes"), "local.image")
+    assert f.severity is Severity.WARNING and "not made on the kubernetes runtime" in f.title
+    assert "256Mi ext4" in f.evidence and "mount -o loop" in f.fix
+    assert "local.image" not in {
+        g.check for g in check_local(local("/mnt/prom", node="node-1"), KPS, runtime="kubernetes")
+    }
+
+
 def test_missing_path_is_a_blocker(tmp_path: Path) -> None:
     f = only(check_local(local(tmp_path / "nope"), KPS, runtime="local"), "local.path")
     assert f.severity is Severity.BLOCKER
