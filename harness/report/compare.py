@@ -161,9 +161,9 @@ class Skipped:
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MetricDelta:
-    """One metric of one candidate side against the baseline."""
+    """One metric of one candidate side against the baseline (built with keywords only: it has many fields)."""
 
     group: str  # "fio", "recovery", "WAL replay", "durability", "verdict"
     metric: str
@@ -477,7 +477,19 @@ def _verdict_delta(base: Side, cand: Side, index: int) -> MetricDelta:
     rb, rc = _VERDICT_RANK[vb], _VERDICT_RANK[vc]
     status = Change.UNCHANGED if rb == rc else Change.REGRESSION if rc > rb else Change.IMPROVEMENT
     note = "" if vc is not Status.ERROR else "ERROR means the harness or environment broke, not the storage"
-    return MetricDelta("verdict", "verdict", "", index, vb.value, vc.value, None, None, None, status, note)
+    return MetricDelta(
+        group="verdict",
+        metric="verdict",
+        unit="",
+        run_index=index,
+        baseline=vb.value,
+        candidate=vc.value,
+        change_pct=None,
+        worse_pct=None,
+        p_value=None,
+        status=status,
+        note=note,
+    )
 
 
 def run_facts(result: RunResult) -> dict[str, str]:
@@ -657,7 +669,20 @@ def _compare_pools(
             status = Change.NEW if b is None else Change.MISSING
             b_txt = _fmt(b.values, some.unit) if b else "–"
             c_txt = _fmt(c.values, some.unit) if c else "–"
-            deltas.append(MetricDelta(some.group, metric, some.unit, index, b_txt, c_txt, None, None, None, status))
+            deltas.append(
+                MetricDelta(
+                    group=some.group,
+                    metric=metric,
+                    unit=some.unit,
+                    run_index=index,
+                    baseline=b_txt,
+                    candidate=c_txt,
+                    change_pct=None,
+                    worse_pct=None,
+                    p_value=None,
+                    status=status,
+                )
+            )
             continue
         # Repetitions inside one run share its conditions (the machine's load that minute): when both sides hold
         # several runs, the run is the unit, so a side's runs that happened to meet a quiet machine weigh as one.
@@ -684,17 +709,17 @@ def _compare_pools(
         change_pct = None if m.worse_pct is None else -m.worse_pct if t.higher_is_better else m.worse_pct
         deltas.append(
             MetricDelta(
-                t.group,
-                t.metric,
-                t.unit,
-                index,
-                _fmt(m.a, t.unit, per_run=m.per_run),
-                _fmt(m.b, t.unit, per_run=m.per_run),
-                change_pct,
-                m.worse_pct,
-                m.p_value,
-                status,
-                note,
+                group=t.group,
+                metric=t.metric,
+                unit=t.unit,
+                run_index=index,
+                baseline=_fmt(m.a, t.unit, per_run=m.per_run),
+                candidate=_fmt(m.b, t.unit, per_run=m.per_run),
+                change_pct=change_pct,
+                worse_pct=m.worse_pct,
+                p_value=m.p_value,
+                status=status,
+                note=note,
                 p_adjusted=p_adj,
                 baseline_median=statistics.median(m.a),
                 candidate_median=statistics.median(m.b),
