@@ -161,6 +161,14 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class Difference:
+    """A fact one metric was measured under that differs between the compared runs."""
+
+    fact: str  # its FACTS name
+    text: str  # for people, e.g. "fio job settings: a (none) vs b --iodepth=64"
+
+
 @dataclass(frozen=True, kw_only=True)
 class MetricDelta:
     """One metric of one candidate side against the baseline (built with keywords only: it has many fields)."""
@@ -183,6 +191,7 @@ class MetricDelta:
     n_candidate: int = 0
     per_run: bool = False  # the samples are the runs' medians (both sides hold several runs), not repetitions
     p_runs: float | None = None  # one run against the other side's several runs: Student's t prediction test
+    differences: tuple[Difference, ...] = ()  # why it is not comparable (the note names them for people)
 
     @property
     def worse(self) -> bool:
@@ -344,7 +353,7 @@ def _fmt(values: list[float], unit: str, *, per_run: bool = False) -> str:
     return number + (f" (n={len(values)}{' runs' if per_run else ''})" if len(values) > 1 else "")
 
 
-def _differences(base: _Pooled, cand: _Pooled, allowed: frozenset[str]) -> list[str]:
+def _differences(base: _Pooled, cand: _Pooled, allowed: frozenset[str]) -> list[Difference]:
     """What differs in the facts this metric was measured under, across both sides' runs (allowed ones left out)."""
     out = []
     runs = base.facts + cand.facts
@@ -360,7 +369,7 @@ def _differences(base: _Pooled, cand: _Pooled, allowed: frozenset[str]) -> list[
             a, b = first.split(), other[1].split()
             first = " ".join(x for x in a if x not in b) or "(none)"
             other = (other[0], " ".join(x for x in b if x not in a) or "(none)")
-        out.append(f"{FACTS[name]}: {runs[0][0]} {first} vs {other[0]} {other[1]}")
+        out.append(Difference(name, f"{FACTS[name]}: {runs[0][0]} {first} vs {other[0]} {other[1]}"))
     return out
 
 
@@ -378,7 +387,7 @@ class _Pending:
     delta: float
     p_value: float | None = None
     p_runs: float | None = None
-    differs: list[str] = field(default_factory=list)
+    differs: list[Difference] = field(default_factory=list)
 
     @property
     def p_family(self) -> float | None:
@@ -401,7 +410,7 @@ def _judge(m: _Pending, p_adjusted: float | None, family: int, threshold: float,
     """(status, note) of one metric; see the module docstring for the rules."""
     a, b = m.a, m.b
     if m.differs:
-        return Change.NOT_COMPARABLE, "; ".join(m.differs)
+        return Change.NOT_COMPARABLE, "; ".join(d.text for d in m.differs)
     small = _small_change(m.base.template.unit, m.delta, m.worse_pct, threshold)
     if small is not None:
         return Change.UNCHANGED, small
@@ -633,10 +642,7 @@ def compare_sides(
         deltas.append(_verdict_delta(refs[0], refs[index], index))
         deltas += _compare_pools(base, cand, index, allowed=allowed, threshold=threshold, alpha=alpha)
     # Differences met only by some metrics (one fio job's settings) are named once for the whole comparison too.
-    settings = FACTS["fio-settings"]
-    for d in deltas:
-        if d.status is Change.NOT_COMPARABLE:
-            differences += [part for part in d.note.split("; ") if part.startswith(settings)]
+    differences += [x.text for d in deltas for x in d.differences if x.fact == "fio-settings"]
     return Comparison(
         sides=refs,
         deltas=deltas,
@@ -727,6 +733,7 @@ def _compare_pools(
                 n_candidate=len(m.b),
                 per_run=m.per_run,
                 p_runs=m.p_runs,
+                differences=tuple(m.differs),
             )
         )
     return deltas
