@@ -1,0 +1,66 @@
+"""Comparing stored runs: which numbers got worse between a baseline and a candidate, and whether that can be trusted.
+
+The rules are the judge's (``harness.report.compare.judge``); every public name is importable from here.
+"""
+
+from __future__ import annotations
+
+from harness.report.compare.judge import (
+    ALPHA,
+    FACTS,
+    MIN_TIME_DELTA_S,
+    THRESHOLD,
+    UNSTABLE_SPREAD,
+    Change,
+    Comparison,
+    Difference,
+    MetricDelta,
+    Rules,
+    RunRef,
+    Series,
+    Side,
+    Skipped,
+    compare_paths,
+    compare_results,
+    compare_runs,
+    compare_sides,
+    describe,
+    fio_settings,
+    load_inputs,
+    render_comparison,
+    rule_text,
+    run_facts,
+    run_series,
+    storage_facts,
+    summary_text,
+)
+
+__all__ = [
+    "ALPHA",
+    "FACTS",
+    "MIN_TIME_DELTA_S",
+    "THRESHOLD",
+    "UNSTABLE_SPREAD",
+    "Change",
+    "Comparison",
+    "Difference",
+    "MetricDelta",
+    "Rules",
+    "RunRef",
+    "Series",
+    "Side",
+    "Skipped",
+    "compare_paths",
+    "compare_results",
+    "compare_runs",
+    "compare_sides",
+    "describe",
+    "fio_settings",
+    "load_inputs",
+    "render_comparison",
+    "rule_text",
+    "run_facts",
+    "run_series",
+    "storage_facts",
+    "summary_text",
+]
