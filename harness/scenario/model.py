@@ -388,7 +388,7 @@ class FioJob(Strict):
     ioengine: str | None = Field(default=None, description="default: libaio where direct, psync otherwise")
     iodepth: int | None = Field(default=None, ge=1)
     numjobs: int = Field(default=1, ge=1, le=64)
-    # --- compare: repetitions and throttling (harness/report/compare.py) ---
+    # --- compare: repetitions and throttling (harness/report/compare/) ---
     repeat: int = Field(
         default=1,
         ge=1,
