@@ -118,11 +118,18 @@ def test_shard_settings_that_cannot_work_are_refused_with_the_key(area: tuple[Pa
         ("{mode: scrape, series: 100, shards: 2}", "only remote_write is split"),
         ("{series: 1000, batch_series: 500, shards: 3}", "3 writers for 2 batch(es)"),
         ("{series: 1000, shards: 65}", "less than or equal to 64"),
+        ("{mode: scrape, series: 100, latency: 100ms}", "only remote_write requests pass the hop"),
+        ("{series: 100, latency: 11s}", "latency: at most 10s"),
     ):
         path = scenario(tmp_path, f"name: bad\nduration: 5s\nstorage: {{backend: local}}\nloads: {{tsdb: {load}}}\n")
         proc = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(work)).expect(2)
         assert "loads.tsdb" in proc.stderr and words in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
+    # The hop runs on this host: writer pods on a cluster cannot be sent through it.
+    text = "name: hop\nduration: 5s\nstorage: {backend: ephemeral}\nloads: {tsdb: {latency: 50ms}}\n"
+    path = scenario(tmp_path, text)
+    proc = harness_cli("run", str(path), "--runtime", "kubernetes", "--reports", str(reports)).expect(2)
+    assert "loads.tsdb.latency: only on the local runtime" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow
@@ -190,32 +197,16 @@ def test_a_slow_wal_is_not_carried_by_more_writers_and_loses_nothing(area: tuple
     that keeps up stays under. The two runs go side by side (about 30 s of wall time together): the delay, not the
     CPU, sets their pace, and CPU starvation could only make both skip more.
     """
-    reports, work = area
     series, batch, duration_s, at_s, for_s, delay_ms = 2000, 500, 20, 1, 17, 500
     offered = series * duration_s  # interval 1 s
-    procs = {}
-    for shards in (1, 4):
-        path = tmp_path / f"slow-wal-{shards}.yaml"
-        text = SLOW_WAL.format(
+    texts = {
+        shards: SLOW_WAL.format(
             duration_s=duration_s, series=series, batch=batch, shards=shards, at_s=at_s, for_s=for_s, delay_ms=delay_ms
         )
-        path.write_text(text)
-        (work / str(shards)).mkdir(mode=0o755)
-        argv = run_argv(path, reports / str(shards), work / str(shards))
-        procs[shards] = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    said = {}
-    try:
-        for shards, proc in procs.items():
-            said[shards] = proc.communicate(timeout=300)
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # Ctrl-C: the run cleans up after itself
-                proc.communicate(timeout=60)
+        for shards in (1, 4)
+    }
     skipped = {}
-    for shards, proc in procs.items():
-        assert proc.returncode == 0, "\n".join(said[shards])
-        [run_dir] = run_dirs(reports / str(shards))
+    for shards, run_dir in side_by_side(texts, area, tmp_path).items():
         result = load_result(run_dir)
         assert result.verdict is Status.PASSED
         load = result.load
@@ -253,3 +244,72 @@ def test_a_slow_wal_is_not_carried_by_more_writers_and_loses_nothing(area: tuple
     print(f"\nskipped of the offered samples: one writer {skipped[1]:.1%}, 4 shards {skipped[4]:.1%}")
     assert skipped[1] > 0.2
     assert skipped[4] > 0.2
+
+
+def side_by_side(texts: dict[int, str], area: tuple[Path, Path], tmp_path: Path) -> dict[int, Path]:
+    """Run each scenario text (keyed by its shard count) at the same time, each with its own reports and work area;
+    every run must exit 0. Returns each run's directory."""
+    reports, work = area
+    procs = {}
+    for shards, text in texts.items():
+        path = tmp_path / f"side-{shards}.yaml"
+        path.write_text(text)
+        (work / str(shards)).mkdir(mode=0o755)
+        argv = run_argv(path, reports / str(shards), work / str(shards))
+        procs[shards] = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    said = {}
+    try:
+        for shards, proc in procs.items():
+            said[shards] = proc.communicate(timeout=300)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)  # Ctrl-C: the run cleans up after itself
+                proc.communicate(timeout=60)
+    dirs = {}
+    for shards, proc in procs.items():
+        assert proc.returncode == 0, "\n".join(said[shards])
+        [dirs[shards]] = run_dirs(reports / str(shards))
+    return dirs
+
+
+SLOW_HOP = """\
+name: slow-hop
+duration: {duration_s}s
+storage: {{backend: local}}
+prometheus: {{scrape_interval: 15s}}
+loads: {{tsdb: {{series: {series}, batch_series: {batch}, shards: {shards}, interval: 1s, latency: {latency_ms}ms}}}}
+"""
+
+
+@pytest.mark.slow
+def test_a_slow_hop_to_prometheus_is_carried_by_shards_and_not_by_one_writer(
+    area: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Where answers are slow because the way to Prometheus is (a WAN, a cluster's API server proxy: here the load's
+    hop, 100 ms per request), one writer is limited by its one request in flight and shards are what carry the load.
+    20,000 series at 1 s in 20 requests of 1,000: one writer needs at least 20 x 100 ms = 2 s for a 1 s tick and must
+    skip about half of them; five shards send 4 requests each, 0.4 s a tick, and keep up. The test asks for more than
+    20% skipped with one writer (twenty times the 1% a load that keeps up stays under) and less than 1% with five.
+    Neither may lose an acknowledged sample, and Prometheus' own count of the writes it answered agrees."""
+    series, batch, duration_s, latency_ms = 20_000, 1_000, 12, 100
+    offered = series * duration_s
+    texts = {
+        shards: SLOW_HOP.format(duration_s=duration_s, series=series, batch=batch, shards=shards, latency_ms=latency_ms)
+        for shards in (1, 5)
+    }
+    skipped = {}
+    for shards, run_dir in side_by_side(texts, area, tmp_path).items():
+        result = load_result(run_dir)
+        assert result.verdict is Status.PASSED
+        load = result.load
+        assert load is not None and load.shards == shards
+        assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability), result.durability
+        assert {c.name: c.status for c in result.checks}["ack_count"] is Status.PASSED
+        assert load.acked_samples + load.failed_samples + load.skipped_samples >= offered - series
+        skipped[shards] = load.skipped_samples / offered
+    print(
+        f"\nskipped of the offered samples behind a 100 ms hop: one writer {skipped[1]:.1%}, 5 shards {skipped[5]:.1%}"
+    )
+    assert skipped[1] > 0.2
+    assert skipped[5] < 0.01

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from harness.loads.hop import DelayHop
 from harness.loads.ledger import ExpectedHistory, ScrapeSnapshot
 from harness.loads.shards import ShardedWriter, ShardLauncher
 from harness.loads.tsdb import (
@@ -50,6 +51,7 @@ class TsdbDriver:
         self.writer: TsdbWriter | ShardedWriter | None = None
         self.exporter: ScrapeExporter | None = None
         self._snapshot: ScrapeSnapshot | None = None
+        self.hop: DelayHop | None = None
         if load.mode == "scrape":
             self.exporter = exporter if exporter is not None else SyntheticExporter(load, run_id)
 
@@ -64,10 +66,20 @@ class TsdbDriver:
         self.exporter.start()
         return [self.exporter.scrape_config()]
 
+    def _route(self, endpoint: str | None) -> str | None:
+        """Where the writers send: Prometheus itself, or the slow hop in front of it (``loads.tsdb.latency``)."""
+        if self.load.latency_s is None:
+            return endpoint
+        if self.hop is None:
+            self.hop = DelayHop(self.load.latency_s)
+            self.hop.start()
+        return self.hop.route(endpoint)
+
     def start(self, endpoint: str | None) -> None:
         """The load phase begins (t0): remote write starts on the grid from now."""
         if self.exporter is not None:
             return
+        endpoint = self._route(endpoint)
         if self.load.shards > 1:
             if self.shards is None:
                 raise ValueError("a sharded load needs the runtime's shard launcher")
@@ -79,7 +91,7 @@ class TsdbDriver:
 
     def set_endpoint(self, endpoint: str | None) -> None:
         if self.writer is not None:
-            self.writer.set_endpoint(endpoint)
+            self.writer.set_endpoint(self._route(endpoint))
 
     def before_fault(self, prom_url: str, cutoff_unix_ms: int) -> None:
         """Scrape mode: remember what Prometheus shows now; it must still be there after the fault."""
@@ -152,6 +164,8 @@ class TsdbDriver:
             self.writer.stop()
         if self.exporter is not None:
             self.exporter.stop()
+        if self.hop is not None:
+            self.hop.stop()
 
     def save(self, run_dir: Path) -> str | None:
         """Keep the ledger with the result (a few KB), so the check can be re-examined later."""

@@ -915,6 +915,12 @@ def _run_node_command(argv: list[str], node: str, what: str) -> None:
 
 def refuse_unsupported(scenario: Scenario) -> None:
     """What this runtime cannot do yet, refused before anything is created."""
+    tsdb = scenario.loads.tsdb
+    if tsdb is not None and tsdb.latency_s is not None:
+        raise UsageError(
+            "loads.tsdb.latency: only on the local runtime (the hop runs on this host; the writer pods send to "
+            "Prometheus' Service directly, through whatever the cluster's network adds)"
+        )
     refusal = backend_for(scenario.storage).cluster_refusal(scenario.storage)
     if refusal is not None:
         raise UsageError(refusal)

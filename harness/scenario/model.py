@@ -354,6 +354,21 @@ class TsdbLoad(Strict):
         "(processes on the local runtime, pods of an indexed Job on kubernetes); their acknowledgements are merged "
         "into one ledger. More than 1 where one writer falls behind (the run warns of skipped ticks)",
     )
+    latency_s: Seconds | None = Field(
+        default=None,
+        alias="latency",
+        description="remote write, local runtime: every request waits this long on its way to Prometheus, as "
+        "across a WAN or a cluster's API server proxy (a hop of the harness' own delays it); one writer then "
+        "sends at most one request per latency, which is what shards are for",
+    )
+
+    @model_validator(mode="after")
+    def _latency(self) -> TsdbLoad:
+        if self.latency_s is not None and self.mode != "remote_write":
+            raise ValueError("latency: only remote_write requests pass the hop (in scrape mode Prometheus pulls)")
+        if self.latency_s is not None and self.latency_s > 10:
+            raise ValueError("latency: at most 10s (a writer's request times out before)")
+        return self
 
     @model_validator(mode="after")
     def _interval(self) -> TsdbLoad:
