@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.loads.ledger import Ledger
-from harness.results.model import Status
+from harness.results.model import RunResult, Status
 from harness.results.store import load_result
 from tests.cli import command, harness_cli
 from tests.leftovers import run_argv, wait_for_load_phase
@@ -205,30 +205,9 @@ def test_a_slow_wal_is_not_carried_by_more_writers_and_loses_nothing(area: tuple
         )
         for shards in (1, 4)
     }
-    skipped = {}
-    for shards, run_dir in side_by_side(texts, area, tmp_path).items():
-        result = load_result(run_dir)
-        assert result.verdict is Status.PASSED
-        load = result.load
-        assert load is not None and load.shards == shards
-        if shards > 1:  # really that many writers, each with its own log
-            assert f"{shards} process(es)" in result.environment.extra["writer shards"]
-            assert len(list((run_dir / "logs").glob("writer-shard-*.log"))) == shards
-        # Nothing acknowledged is lost, whoever wrote it; the merged ledger is the one the check read.
-        assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability), result.durability
-        final = result.durability[-1]
-        ledger = Ledger.load(run_dir / "tsdb-ledger.json")
-        assert final.acknowledged == load.acked_samples == ledger.acknowledged()
-        # Held to Prometheus' own count: requests that timed out under the slow WAL may have been taken unseen.
-        acks = result.server_acks
-        assert acks is not None and acks.server_requests is not None, acks
-        assert acks.ledger_requests == ledger.acknowledged_requests()
-        assert acks.ledger_requests <= acks.server_requests <= acks.ledger_requests + acks.unanswered_attempts
-        assert {c.name: c.status for c in result.checks}["ack_count"] is Status.PASSED
-        # No offered sample vanished: each was acknowledged, failed (a request that timed out) or skipped (a writer
-        # blocked past the end may count a few ticks after it as skipped: no upper bound).
-        assert load.acked_samples + load.failed_samples + load.skipped_samples >= offered - series
-        skipped[shards] = load.skipped_samples / offered
+    held = held_side_by_side(texts, area, tmp_path, offered, series)
+    skipped = {shards: fraction for shards, (_, fraction) in held.items()}
+    for result, _ in held.values():
         assert any(e.kind == "warning" and "samples never sent" in e.message for e in result.events)
         # The WAL was the limit: the layer delayed a write for (nearly) the whole window, one after the other, and
         # Prometheus acknowledged at most one request per delayed write.
@@ -273,6 +252,39 @@ def side_by_side(texts: dict[int, str], area: tuple[Path, Path], tmp_path: Path)
     return dirs
 
 
+def held_side_by_side(
+    texts: dict[int, str], area: tuple[Path, Path], tmp_path: Path, offered: int, series: int
+) -> dict[int, tuple[RunResult, float]]:
+    """``side_by_side``, each run held to what any sharded run must show: PASSED with that many writers, nothing
+    acknowledged lost, the merged ledger the one the check read and within Prometheus' own count, every offered sample
+    acknowledged, failed or skipped. Returns each result with the fraction of the offered samples it skipped."""
+    held = {}
+    for shards, run_dir in side_by_side(texts, area, tmp_path).items():
+        result = load_result(run_dir)
+        assert result.verdict is Status.PASSED
+        load = result.load
+        assert load is not None and load.shards == shards
+        if shards > 1:  # really that many writers, each with its own log
+            assert f"{shards} process(es)" in result.environment.extra["writer shards"]
+            assert len(list((run_dir / "logs").glob("writer-shard-*.log"))) == shards
+        # Nothing acknowledged is lost, whoever wrote it; the merged ledger is the one the check read.
+        assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability), result.durability
+        final = result.durability[-1]
+        ledger = Ledger.load(run_dir / "tsdb-ledger.json")
+        assert final.acknowledged == load.acked_samples == ledger.acknowledged()
+        # Held to Prometheus' own count: requests that timed out may have been taken unseen.
+        acks = result.server_acks
+        assert acks is not None and acks.server_requests is not None, acks
+        assert acks.ledger_requests == ledger.acknowledged_requests()
+        assert acks.ledger_requests <= acks.server_requests <= acks.ledger_requests + acks.unanswered_attempts
+        assert {c.name: c.status for c in result.checks}["ack_count"] is Status.PASSED
+        # No offered sample vanished: each was acknowledged, failed (a request that timed out) or skipped (a writer
+        # blocked past the end may count a few ticks after it as skipped: no upper bound).
+        assert load.acked_samples + load.failed_samples + load.skipped_samples >= offered - series
+        held[shards] = (result, load.skipped_samples / offered)
+    return held
+
+
 SLOW_HOP = """\
 name: slow-hop
 duration: {duration_s}s
@@ -298,16 +310,9 @@ def test_a_slow_hop_to_prometheus_is_carried_by_shards_and_not_by_one_writer(
         shards: SLOW_HOP.format(duration_s=duration_s, series=series, batch=batch, shards=shards, latency_ms=latency_ms)
         for shards in (1, 5)
     }
-    skipped = {}
-    for shards, run_dir in side_by_side(texts, area, tmp_path).items():
-        result = load_result(run_dir)
-        assert result.verdict is Status.PASSED
-        load = result.load
-        assert load is not None and load.shards == shards
-        assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability), result.durability
-        assert {c.name: c.status for c in result.checks}["ack_count"] is Status.PASSED
-        assert load.acked_samples + load.failed_samples + load.skipped_samples >= offered - series
-        skipped[shards] = load.skipped_samples / offered
+    skipped = {
+        shards: fraction for shards, (_, fraction) in held_side_by_side(texts, area, tmp_path, offered, series).items()
+    }
     print(
         f"\nskipped of the offered samples behind a 100 ms hop: one writer {skipped[1]:.1%}, 5 shards {skipped[5]:.1%}"
     )
