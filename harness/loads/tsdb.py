@@ -14,6 +14,7 @@ import logging
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from array import array
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -229,7 +230,7 @@ class WriteLog:
         return self._counters.failures(since_unix_s, until_unix_s)
 
 
-class WriterResults:
+class WriterResults(ABC):
     """What a writer shows the driver, read from its ``log``: one writer thread's (``TsdbWriter``) or the merge of
     its shards' (``harness.loads.shards.ShardedWriter``)."""
 
@@ -268,10 +269,10 @@ class WriterResults:
     def failures(self, since_unix_s: float, until_unix_s: float) -> WriteFailures:
         return self.log.failures(since_unix_s, until_unix_s)
 
+    @abstractmethod
     def detached(self, timeout_s: float) -> bool:
         """True once no request of the writer can reach the endpoint it wrote to before ``set_endpoint(None)`` (or
         before it stopped), so that Prometheus' own count of them is final; waits at most ``timeout_s``."""
-        raise NotImplementedError
 
 
 class TsdbWriter(WriterResults):
