@@ -361,10 +361,21 @@ def binding_findings(outcome: BindingOutcome, *, intended: str | None, source: s
                 severity=Severity.WARNING,
                 title=f"The claim will bind pv/{outcome.bound_pv}, not pv/{intended}",
                 evidence=evidence,
-                why="Without a selector the controller takes the smallest matching PV, whichever it is: the TSDB "
-                "lands on the wrong volume, or another claim (e.g. Grafana's) takes the volume meant for Prometheus.",
-                fix=f"Label pv/{intended} and set storage.claim.selector (volumeClaimTemplate.spec.selector."
-                "matchLabels) to those labels.",
+                why=(
+                    "Without a selector the controller takes the smallest matching PV, whichever it is: the TSDB "
+                    "lands on the wrong volume, or another claim (e.g. Grafana's) takes the volume meant for "
+                    "Prometheus."
+                    if claim.selector is None
+                    else f"The selector matches pv/{outcome.bound_pv} too, and the controller takes the smallest "
+                    "matching PV."
+                ),
+                fix=(
+                    f"Label pv/{intended} and set storage.claim.selector (volumeClaimTemplate.spec.selector."
+                    "matchLabels) to those labels."
+                    if claim.selector is None
+                    else f"Give pv/{intended} a label pv/{outcome.bound_pv} does not have and add it to "
+                    "storage.claim.selector, so that the selector matches only the intended PV."
+                ),
             )
         )
     else:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.doctor import blocking, run_doctor
-from harness.doctor.binding import NO_PV_NO_CLASS, check_binding, simulate_binding
+from harness.doctor.binding import NO_PV_NO_CLASS, binding_findings, check_binding, simulate_binding
 from harness.kube import (
     ClaimRef,
     KubeInventory,
@@ -359,3 +359,22 @@ def test_a_pv_name_the_run_would_create_that_is_taken_is_a_blocker(tmp_path: Pat
             s2, KubeInventory(namespace=NS, pvs=(LOCAL_PV,), nodes=NODES, storage_classes=(LOCAL_SC,))
         )
     ] == ["k8s.binding"]
+
+
+def test_a_selector_that_matches_a_smaller_pv_too_is_fixed_by_a_label_only_the_intended_one_has() -> None:
+    claim = replace(CLAIM, selector={"app": "wsg-prometheus"})
+    smaller = replace(NFS_PV, name="prometheus-nfs-old", capacity_bytes=201 * Gi)
+    bigger = replace(NFS_PV, capacity_bytes=300 * Gi)
+    outcome = simulate_binding(claim, KubeInventory(namespace=NS, pvs=(bigger, smaller), nodes=NODES))
+    assert outcome.bound_pv == "prometheus-nfs-old"
+    (f,) = binding_findings(outcome, intended="prometheus-nfs", source="test")
+    assert (
+        f.severity is Severity.WARNING and f.title == "The claim will bind pv/prometheus-nfs-old, not pv/prometheus-nfs"
+    )
+    # The claim has a selector already: the advice is not to add one, but to make it tell the two apart.
+    assert "Without a selector" not in f.why and "set storage.claim.selector" not in f.fix
+    assert "a label pv/prometheus-nfs-old does not have" in f.fix
+    # Without a selector, the advice is to add one.
+    outcome = simulate_binding(CLAIM, KubeInventory(namespace=NS, pvs=(bigger, smaller), nodes=NODES))
+    (f,) = binding_findings(outcome, intended="prometheus-nfs", source="test")
+    assert "Without a selector" in f.why and "set storage.claim.selector" in f.fix
