@@ -1,44 +1,13 @@
-"""A FUSE layer for the faults below Prometheus: it can lose what was never made durable (``power_loss``, the
-LazyFS model) and fail or slow down chosen operations (``io_errors``, ``io_latency``, Chaos Mesh IOChaos' model).
+"""The fault layer's FUSE filesystem, run as its own process: it serves the operations below Prometheus, keeps
+the durability model informed (``harness.fault_durability``: what a power cut, ``power_loss``, takes away, the
+LazyFS model), fails or slows down chosen operations (``io_errors``, ``io_latency``, Chaos Mesh IOChaos' model) and
+answers the control protocol (``harness.fault_protocol``).
 
 Run as its own process (``python -m harness.fault_fuse DIR --report FILE``), started and stopped by PID from
-``harness.runtime.fault_layer``. It is mounted *over* ``DIR`` (it keeps a descriptor of the directory underneath and
-works relative to it), so Prometheus' data directory keeps its path. Every operation goes through to ``DIR`` at
-once, so a reader, a SIGKILL or a clean unmount see exactly what a plain filesystem would; what the layer adds is
-a record of what is not durable yet, so that a *power cut* can take exactly that away. The model, per file (told
-apart by inode, so it follows renames and outlives an unlink of an open file):
-
-* **data**: everything written since the file's last ``fsync``/``fdatasync`` is lost: the file goes back to the size
-  and content it had at that call (or when the layer first saw it written). A ``truncate`` or ``O_TRUNC`` since then
-  is undone the same way. Files opened ``O_SYNC``/``O_DSYNC`` are synced by every write.
-* **new files**: a file created through the layer that was never fsynced, and whose directory was not fsynced after
-  the creation, disappears. Like ext4 (data=ordered), an fsync of the file also makes its name durable; an fsync of
-  its directory makes the name durable but not the data (a never-synced file then comes back empty).
-* **everything else is durable at once**: ``mkdir``, ``rmdir``, ``unlink``, ``rename`` (a renamed file keeps its own
-  unsynced data and its new-file state under its new name), ``chmod``, ``chown``, ``utimens``. A real filesystem's
-  journal may lose these too within its commit interval (5 s on ext4); this layer does not, so the losses it shows
-  are a lower bound, all of them data the application never asked to be made durable.
-
-So after a cut, what remains is what the last fsyncs promised. Prometheus' WAL write()s every commit and fsyncs
-only when a segment is completed or closed (``tsdb/wlog``): samples it acknowledged since then go.
-
-Faults are asked for through a control file that is not listed anywhere, ``DIR/.harness-control``; only the
-layer's own uid may write to it, and every command writes its answer, as JSON, to ``--report`` before the write
-returns (the layer serves one request at a time, so no operation of anyone else interleaves with a command):
-
-* ``cut`` drops the unsynced state; the answer says what was dropped and when every path was last fsynced.
-* ``cut-kill`` (the kubernetes runtime, where the layer runs in a sidecar of Prometheus' pod and the kubelet, not the
-  harness, restarts a killed container) SIGKILLs the one process named ``prometheus`` the layer sees (the pod shares
-  one process namespace), then cuts, in the same request: no operation of anyone runs in between. Until that
-  process is gone, every operation that would change data or names fails with EIO, so nothing the dying process
-  still had queued lands after the cut; the next Prometheus can only start once it is gone.
-* ``io-set {JSON}`` sets the I/O fault (replacing any): ``methods`` (names from ``IO_METHODS``; empty: all of
-  them), ``percent`` (0-100: the share of matching operations hit, drawn per operation), ``errno`` (a number: they
-  fail with it, nothing reaches the directory underneath; null: they do not fail), ``delay_s`` (added before each
-  hit operation) and ``path`` (null, or a path relative to ``DIR``: only operations on it or under it match; a
-  rename matches by either name). Hit operations are counted by method. The control file and the attributes of
-  ``DIR`` itself are never hit: the kernel needs those to reach the control file, so an ``io-clear`` always does.
-* ``io-clear`` lifts it; the answer holds the counts (per method: matched, failed, delayed) of the fault it lifted.
+``harness.runtime.fault_layer``; ``--send COMMAND`` instead sends one command to the layer mounted over ``DIR`` (how
+the kubernetes runtime commands the layer in its sidecar). It is mounted *over* ``DIR`` (it keeps a descriptor of
+the directory underneath and works relative to it), so Prometheus' data directory keeps its path. Every operation
+goes through to ``DIR`` at once, so a reader, a SIGKILL or a clean unmount see exactly what a plain filesystem would.
 
 The layer serves one request at a time, so a delayed operation holds up every operation behind it, like a disk
 with a queue depth of one: a delay on writes is a delay on reads issued meanwhile too.
@@ -62,65 +31,20 @@ import signal
 import stat
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import mfusepy
 
+from harness import fault_protocol as protocol
+from harness.fault_durability import PAGE_BYTES, Durability, FileState, parent
+
 log = logging.getLogger("harness.fault_fuse")
 
-CONTROL_NAME = ".harness-control"
-CONTROL_PATH = "/" + CONTROL_NAME
-CUT_COMMAND = b"cut"
-CUT_KILL_COMMAND = b"cut-kill"
-KILLED_NAME = "prometheus"  # the process cut-kill kills (its /proc/<pid>/comm)
-IO_SET_COMMAND = b"io-set"
-IO_CLEAR_COMMAND = b"io-clear"
-# The operations an I/O fault can hit, by the names a scenario uses (Chaos Mesh IOChaos' where they overlap). fsync
-# is fsync(2) and fdatasync(2) on a file, fsyncdir on a directory; flush is close(2); setattr is chmod, chown and
-# utimens (truncate is its own). release is not among them: the kernel ignores what it returns.
-IO_METHODS = frozenset(
-    {"open", "create", "read", "write", "truncate", "fsync", "fsyncdir", "flush", "getattr", "setattr", "readdir",
-     "mkdir", "rmdir", "unlink", "rename", "statfs"}
-)  # fmt: skip
-PAGE_BYTES = 4096  # unit in which overwritten durable content is kept, to put back at the cut
+CONTROL_PATH = "/" + protocol.CONTROL_NAME
 _CONTROL_FH = 0  # file handles of real files start at 1
-
-
-@dataclass
-class FileState:
-    """What of one file is not durable yet."""
-
-    path: str  # its name now, relative to the layer's root (follows renames)
-    durable_size: int
-    new: bool = False  # created through the layer; its name is not durable yet
-    # Original content of the pages below ``durable_size`` overwritten (or cut off) since the last fsync.
-    saved: dict[int, bytes] = field(default_factory=dict)
-    unsynced_bytes: int = 0  # bytes written or truncated away since the last fsync (for the report)
-
-
-@dataclass
-class IoCounts:
-    matched: int = 0  # operations of a chosen method on a chosen path
-    failed: int = 0
-    delayed: int = 0
-
-
-@dataclass
-class IoFault:
-    """The I/O fault in force (``io-set``), and what it did so far."""
-
-    methods: frozenset[str]  # empty: every method
-    percent: float
-    errno: int | None
-    delay_s: float
-    path: str | None  # relative to the root, without a trailing slash
-    set_at: float = field(default_factory=time.time)
-    counts: dict[str, IoCounts] = field(default_factory=dict)
-
-    def report(self) -> dict[str, Any]:
-        return {"set_at_unix_s": self.set_at, "counts": {m: vars(c) for m, c in sorted(self.counts.items())}}
 
 
 @dataclass
@@ -136,10 +60,9 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     def __init__(self, root_fd: int, report: Path) -> None:
         self.root = root_fd
         self.report = report
-        self.io: IoFault | None = None
+        self.io: protocol.LayerIoFault | None = None
         self._random = random.Random()  # which operations are hit: a share, not a secret
-        self.states: dict[int, FileState] = {}  # by inode
-        self.last_fsync: dict[str, float] = {}  # path -> when it (a file or a directory) was last fsynced
+        self.durability = Durability()
         self.handles: dict[int, Handle] = {}
         self._next_fh = 1
         self.killed: int | None = None  # cut-kill's process, until it is gone
@@ -162,11 +85,9 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     def _io(self, method: str, *paths: str) -> None:
         """The I/O fault, if one is set and hits this operation: wait its delay, then fail with its errno."""
         fault = self.io
-        if fault is None or (fault.methods and method not in fault.methods):
+        if fault is None or not fault.matches(method, (self.rel(p) for p in paths)):
             return
-        if fault.path is not None and not any(_under(self.rel(p), fault.path) for p in paths):
-            return
-        counts = fault.counts.setdefault(method, IoCounts())
+        counts = fault.counts.setdefault(method, protocol.IoCounts())
         counts.matched += 1
         if self._random.random() * 100 >= fault.percent:
             return
@@ -188,27 +109,16 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         self.handles[fh] = Handle(fd, path, bool(flags & (os.O_SYNC | os.O_DSYNC)))
         return fh
 
-    def _state(self, fd: int, path: str) -> FileState:
-        """The file's unsynced state; a file first written now is durable as it is before this write."""
+    def _changing(self, fd: int, path: str, start: int, end: int | None = None) -> tuple[FileState, int]:
+        """Before [start, end) of the open file is overwritten or cut off (``end`` None: up to its size): its state in
+        the durability model, which keeps the durable content of that range, and its size now."""
         st = os.fstat(fd)
-        state = self.states.get(st.st_ino)
-        if state is None:
-            state = self.states[st.st_ino] = FileState(self.rel(path), st.st_size)
-        return state
+        stop = st.st_size if end is None else end
+        state = self.durability.changing(st.st_ino, self.rel(path), st.st_size, start, stop, read=partial(os.pread, fd))
+        return state, st.st_size
 
-    def _save(self, state: FileState, fd: int, start: int, end: int) -> None:
-        """Keep the durable content of [start, end) before it is overwritten or cut off (first time only)."""
-        end = min(end, state.durable_size)
-        if start >= end:
-            return
-        for page in range(start // PAGE_BYTES, (end - 1) // PAGE_BYTES + 1):
-            if page not in state.saved:
-                offset = page * PAGE_BYTES
-                state.saved[page] = os.pread(fd, min(PAGE_BYTES, state.durable_size - offset), offset)
-
-    def _synced(self, ino: int, path: str) -> None:
-        self.states.pop(ino, None)
-        self.last_fsync[self.rel(path)] = time.time()
+    def _synced(self, fd: int, path: str) -> None:
+        self.durability.synced(os.fstat(fd).st_ino, self.rel(path))
 
     def _owned_by_caller(self, rel: str, parent: str) -> None:
         """Created as the caller (the layer runs as root): its uid, and its gid unless the directory is setgid (then
@@ -288,7 +198,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         self._io("mkdir", path)
         rel = self.rel(path)
         _call(lambda: os.mkdir(rel, stat.S_IMODE(mode), dir_fd=self.root))
-        self._owned_by_caller(rel, _parent(rel))
+        self._owned_by_caller(rel, parent(rel))
         return 0
 
     def rmdir(self, path: str) -> int:
@@ -303,8 +213,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         rel = self.rel(path)
         st = _call(lambda: os.stat(rel, dir_fd=self.root, follow_symlinks=False))
         _call(lambda: os.unlink(rel, dir_fd=self.root))
-        if st.st_nlink <= 1:
-            self.states.pop(st.st_ino, None)
+        self.durability.unlinked(st.st_ino, st.st_nlink)
         return 0
 
     def rename(self, old: str, new: str) -> int:
@@ -316,13 +225,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         except FileNotFoundError:
             replaced = None
         _call(lambda: os.rename(src, dst, src_dir_fd=self.root, dst_dir_fd=self.root))
-        if replaced is not None:
-            self.states.pop(replaced, None)
-        for state in self.states.values():
-            if state.path == src:
-                state.path = dst
-            elif state.path.startswith(src + "/"):
-                state.path = dst + state.path[len(src) :]
+        self.durability.renamed(src, dst, replaced)
         return 0
 
     # --- files ---------------------------------------------------------------------------------------------------
@@ -332,8 +235,8 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         self._io("create", path)
         rel = self.rel(path)
         fd = _call(lambda: os.open(rel, os.O_CREAT | os.O_EXCL | os.O_RDWR, stat.S_IMODE(mode), dir_fd=self.root))
-        self._owned_by_caller(rel, _parent(rel))
-        self.states[os.fstat(fd).st_ino] = FileState(rel, 0, new=True)
+        self._owned_by_caller(rel, parent(rel))
+        self.durability.created(os.fstat(fd).st_ino, rel)
         return self._keep(fd, path, flags)
 
     def open(self, path: str, flags: int) -> int:
@@ -369,12 +272,11 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         self._after_the_cut()
         self._io("write", path)
         h = self._handle(fh)
-        state = self._state(h.fd, path)
-        self._save(state, h.fd, offset, offset + len(data))
+        state, _size = self._changing(h.fd, path, offset, offset + len(data))
         written: int = _call(lambda: os.pwrite(h.fd, data, offset))
         state.unsynced_bytes += written
         if h.sync_writes:
-            self._synced(os.fstat(h.fd).st_ino, path)
+            self._synced(h.fd, path)
         return written
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
@@ -390,9 +292,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         return 0
 
     def _truncate_fd(self, fd: int, path: str, length: int) -> None:
-        state = self._state(fd, path)
-        size = os.fstat(fd).st_size
-        self._save(state, fd, length, size)
+        state, size = self._changing(fd, path, length)
         _call(lambda: os.ftruncate(fd, length))
         state.unsynced_bytes += abs(size - length)
 
@@ -403,7 +303,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         self._io("fsync", path)
         h = self._handle(fh)
         _call(lambda: os.fdatasync(h.fd) if datasync else os.fsync(h.fd))
-        self._synced(os.fstat(h.fd).st_ino, path)
+        self._synced(h.fd, path)
         return 0
 
     def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
@@ -415,10 +315,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
             os.fsync(fd)
         finally:
             os.close(fd)
-        for state in self.states.values():
-            if _parent(state.path) == rel:
-                state.new = False
-        self.last_fsync[rel] = time.time()
+        self.durability.dir_synced(rel)
         return 0
 
     def flush(self, path: str, fh: int) -> int:
@@ -440,16 +337,20 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     # --- the power cut -------------------------------------------------------------------------------------------
 
     def _control(self, data: bytes) -> int:
-        command, _, argument = data.strip().partition(b" ")
-        if command == CUT_COMMAND and not argument:
+        command, argument = protocol.split_command(data)
+        if command == protocol.CUT.encode() and not argument:
             report = self.cut()
-        elif command == CUT_KILL_COMMAND and not argument:
+        elif command == protocol.CUT_KILL.encode() and not argument:
             report = self.cut_kill()
-        elif command == IO_SET_COMMAND:
-            self.io = _io_fault(argument)
+        elif command == protocol.IO_SET.encode():
+            try:
+                self.io = protocol.parse_io_set(argument)
+            except ValueError as e:
+                log.error("bad io-set command %r: %s", argument, e)
+                raise mfusepy.FuseOSError(errno.EINVAL) from None
             report = {"set_at_unix_s": self.io.set_at}
             log.info("I/O fault set: %s", argument.decode(errors="replace"))
-        elif command == IO_CLEAR_COMMAND and not argument:
+        elif command == protocol.IO_CLEAR.encode() and not argument:
             report = {"cleared_at_unix_s": time.time(), **(self.io.report() if self.io is not None else {"counts": {}})}
             self.io = None
             log.info("I/O fault cleared: %s", report["counts"])
@@ -461,14 +362,14 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         return len(data)
 
     def cut_kill(self) -> dict[str, Any]:
-        """SIGKILL the one ``prometheus`` process in sight, then cut (see the module's docstring)."""
+        """SIGKILL the one ``prometheus`` process in sight, then cut (``harness.fault_protocol``)."""
         found = [
             int(d.name)
             for d in Path("/proc").iterdir()
-            if d.name.isdigit() and int(d.name) != os.getpid() and _comm(d) == KILLED_NAME
+            if d.name.isdigit() and int(d.name) != os.getpid() and _comm(d) == protocol.KILLED_NAME
         ]
         if len(found) != 1:
-            log.error("cut-kill: %d processes named %s in sight (%s)", len(found), KILLED_NAME, found)
+            log.error("cut-kill: %d processes named %s in sight (%s)", len(found), protocol.KILLED_NAME, found)
             raise mfusepy.FuseOSError(errno.ESRCH)
         try:
             os.kill(found[0], signal.SIGKILL)
@@ -480,40 +381,36 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
     def cut(self) -> dict[str, Any]:
         """Take away everything not durable; what was taken, and the last fsync of every path, for the report."""
         cut_at = time.time()
-        reverted: list[str] = []
-        removed: list[str] = []
-        dropped_bytes = 0
-        for ino, state in self.states.items():
-            try:
-                st = os.stat(state.path, dir_fd=self.root, follow_symlinks=False)
-            except FileNotFoundError:
-                continue  # unlinked while open: nothing left to lose
-            if st.st_ino != ino:
+        losses = self.durability.losses(self._inode_at)
+        for loss in losses:
+            if loss.removed:
+                os.unlink(loss.path, dir_fd=self.root)
                 continue
-            dropped_bytes += state.unsynced_bytes
-            if state.new:
-                os.unlink(state.path, dir_fd=self.root)
-                removed.append(state.path)
-                continue
-            fd = os.open(state.path, os.O_RDWR, dir_fd=self.root)
+            fd = os.open(loss.path, os.O_RDWR, dir_fd=self.root)
             try:
-                os.ftruncate(fd, state.durable_size)
-                for page, content in state.saved.items():
+                os.ftruncate(fd, loss.durable_size)
+                for page, content in loss.saved.items():
                     os.pwrite(fd, content, page * PAGE_BYTES)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            reverted.append(state.path)
-        self.states.clear()
+        self.durability.cut()
+        cut = protocol.CutReport(
+            cut_at_unix_s=cut_at,
+            reverted=[loss.path for loss in losses if not loss.removed],
+            removed=[loss.path for loss in losses if loss.removed],
+            dropped_bytes=sum(loss.unsynced_bytes for loss in losses),
+            last_fsync_unix_s=self.durability.last_fsync,
+        )
         log.info("power cut: %d file(s) reverted, %d new file(s) removed, %d unsynced bytes dropped",
-                 len(reverted), len(removed), dropped_bytes)  # fmt: skip
-        return {
-            "cut_at_unix_s": cut_at,
-            "reverted": sorted(reverted),
-            "removed": sorted(removed),
-            "dropped_bytes": dropped_bytes,
-            "last_fsync_unix_s": dict(sorted(self.last_fsync.items())),
-        }
+                 len(cut.reverted), len(cut.removed), cut.dropped_bytes)  # fmt: skip
+        return cut.answer()
+
+    def _inode_at(self, rel: str) -> int | None:
+        try:
+            return os.stat(rel, dir_fd=self.root, follow_symlinks=False).st_ino
+        except FileNotFoundError:
+            return None
 
 
 def _comm(proc_dir: Path) -> str:
@@ -521,36 +418,6 @@ def _comm(proc_dir: Path) -> str:
         return (proc_dir / "comm").read_text().strip()
     except OSError:
         return ""  # gone meanwhile
-
-
-def _parent(rel: str) -> str:
-    return rel.rpartition("/")[0] or "."
-
-
-def _under(rel: str, top: str) -> bool:
-    return rel == top or rel.startswith(top + "/")
-
-
-def _io_fault(argument: bytes) -> IoFault:
-    """An ``io-set`` command's settings; EINVAL (the command's write fails) when they are not what the layer knows."""
-    try:
-        raw = json.loads(argument)
-        methods = frozenset(str(m) for m in raw.get("methods") or [])
-        code = raw.get("errno")
-        fault = IoFault(
-            methods=methods,
-            percent=float(raw.get("percent", 100)),
-            errno=None if code is None else int(code),
-            delay_s=float(raw.get("delay_s", 0)),
-            path=str(raw.get("path") or "").strip("/") or None,
-        )
-    except (ValueError, TypeError, AttributeError) as e:
-        log.error("bad io-set command %r: %s", argument, e)
-        raise mfusepy.FuseOSError(errno.EINVAL) from None
-    if not methods <= IO_METHODS or not 0 <= fault.percent <= 100 or fault.delay_s < 0 or fault.errno == 0:
-        log.error("bad io-set command %r: unknown method, or a value out of range", argument)
-        raise mfusepy.FuseOSError(errno.EINVAL)
-    return fault
 
 
 def _call(op: Any) -> Any:
@@ -564,11 +431,7 @@ def _call(op: Any) -> Any:
 def _send(directory: Path, report: Path, command: str) -> int:
     report.unlink(missing_ok=True)
     try:
-        fd = os.open(directory / CONTROL_NAME, os.O_WRONLY)
-        try:
-            os.write(fd, command.encode())
-        finally:
-            os.close(fd)
+        protocol.send(directory, command.encode())
     except OSError as e:
         print(f"the fault layer over {directory} refused {command.split(maxsplit=1)[0]!r}: {e}", file=sys.stderr)
         return 1

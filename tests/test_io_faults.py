@@ -22,7 +22,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness.errors import UsageError
-from harness.fault_fuse import IO_METHODS
+from harness.fault_protocol import IO_METHODS
 from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.runtime.kubernetes import KubernetesRuntime

@@ -68,7 +68,7 @@ class PowerCut:
 class IoFault:
     """An I/O fault under Prometheus' data directory, in Chaos Mesh IOChaos' model (``Runtime.io_fault``)."""
 
-    methods: tuple[str, ...]  # the operations it hits (harness.fault_fuse.IO_METHODS); empty: all of them
+    methods: tuple[str, ...]  # the operations it hits (harness.fault_protocol.IO_METHODS); empty: all of them
     percent: float  # the share of those, 0-100, drawn per operation
     errno_name: str | None = None  # io_errors: they fail with it (EIO, ...); None: they do not fail
     delay_s: float = 0.0  # io_latency: added to each one hit

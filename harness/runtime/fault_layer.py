@@ -1,5 +1,6 @@
 """The local runtime's side of the fault layer (``harness.fault_fuse``, a FUSE filesystem run as its own process):
-mount it over Prometheus' data directory, cut the power, set and lift I/O faults, unmount it. Every wait is bounded.
+mount it over Prometheus' data directory, cut the power, set and lift I/O faults (through the layer's control
+protocol, ``harness.fault_protocol``), unmount it. Every wait is bounded.
 
 The layer is mounted only when a scenario has a fault that needs it (``power_loss``, ``io_errors``,
 ``io_latency``): Prometheus writes through a Python FUSE filesystem then, which is slower than the disk underneath.
@@ -15,12 +16,12 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import proc
+from harness import fault_protocol, proc
 from harness.errors import InfraError, StorageUnavailable
+from harness.fault_protocol import CUT, IO_CLEAR, CutReport, IoCounts, cut_report, io_counts
 from harness.mounts import mount_table
 from harness.runtime.base import IoFault
 from harness.wait import wait_for
@@ -28,7 +29,6 @@ from harness.wait import wait_for
 log = logging.getLogger(__name__)
 
 MODULE = "harness.fault_fuse"
-CONTROL_NAME = ".harness-control"  # harness.fault_fuse.CONTROL_NAME (not imported: it runs apart)
 FSTYPE = "fuse.harness-faults"
 MOUNT_TIMEOUT_S = 30.0  # a local FUSE mount comes up in well under a second; a minute would hide a hang
 # A cut restores the overwritten pages of a few files (Prometheus' WAL only appends); any command may wait behind
@@ -38,33 +38,9 @@ UNMOUNT_TIMEOUT_S = 60.0
 WAL_DIR = "wal"  # Prometheus' write-ahead log, relative to the data directory
 
 
-@dataclass(frozen=True)
-class CutReport:
-    """What one cut took away."""
-
-    cut_at_unix_s: float
-    reverted: list[str]  # files put back to their last fsynced size and content
-    removed: list[str]  # files created and never made durable
-    dropped_bytes: int
-    last_fsync_unix_s: dict[str, float]  # every path the layer saw fsynced, and when last
-
-    def last_fsync_under(self, directory: str) -> float | None:
-        times = [t for p, t in self.last_fsync_unix_s.items() if p == directory or p.startswith(directory + "/")]
-        return max(times) if times else None
-
-
 def mounted(directory: Path) -> bool:
     real = Path(os.path.realpath(directory))
     return any(e.mount_point == real and e.fstype == FSTYPE for e in mount_table())
-
-
-@dataclass(frozen=True)
-class IoCounts:
-    """What an I/O fault did to one method while it held."""
-
-    matched: int  # operations of that method on the fault's path
-    failed: int
-    delayed: int
 
 
 def io_summary(counts: dict[str, IoCounts], *, failing: bool) -> str:
@@ -76,17 +52,6 @@ def io_summary(counts: dict[str, IoCounts], *, failing: bool) -> str:
     done = sum(getattr(c, hit) for c in counts.values())
     per = ", ".join(f"{m} {getattr(c, hit):,} of {c.matched:,}" for m, c in counts.items())
     return f"the layer {hit} {done:,} of {matched:,} matching operations ({per})"
-
-
-def cut_report(raw: dict[str, Any]) -> CutReport:
-    """What a ``cut`` (or ``cut-kill``) answer says was taken away."""
-    return CutReport(
-        cut_at_unix_s=float(raw["cut_at_unix_s"]),
-        reverted=list(raw["reverted"]),
-        removed=list(raw["removed"]),
-        dropped_bytes=int(raw["dropped_bytes"]),
-        last_fsync_unix_s={str(k): float(v) for k, v in raw["last_fsync_unix_s"].items()},
-    )
 
 
 def cut_detail(cut: CutReport, *, where: str, killed: str, injected: float, layer_since: str, after: str) -> str:
@@ -109,22 +74,14 @@ def utc_time(unix_s: float) -> str:
 
 
 def io_set_command(fault: IoFault) -> str:
-    """The layer's command that sets ``fault`` (``harness.fault_fuse``'s ``io-set {JSON}``)."""
-    settings = {
-        "methods": list(fault.methods),
-        "percent": fault.percent,
-        "errno": None if fault.errno_name is None else getattr(errno, fault.errno_name),
-        "delay_s": fault.delay_s,
-        "path": fault.path,
-    }
-    return "io-set " + json.dumps(settings)
-
-
-def io_counts(answer: dict[str, Any]) -> dict[str, IoCounts]:
-    """What an ``io-clear`` answer says the lifted fault did, by method."""
-    return {
-        str(m): IoCounts(int(c["matched"]), int(c["failed"]), int(c["delayed"])) for m, c in answer["counts"].items()
-    }
+    """The layer's command that sets ``fault`` (``io-set {JSON}``), its errno by number."""
+    return fault_protocol.io_set_command(
+        methods=fault.methods,
+        percent=fault.percent,
+        errno=None if fault.errno_name is None else getattr(errno, fault.errno_name),
+        delay_s=fault.delay_s,
+        path=fault.path,
+    )
 
 
 class FaultLayer:
@@ -164,11 +121,7 @@ class FaultLayer:
 
         def ask() -> None:
             try:
-                fd = os.open(self.directory / CONTROL_NAME, os.O_WRONLY)
-                try:
-                    os.write(fd, command)
-                finally:
-                    os.close(fd)
+                fault_protocol.send(self.directory, command)
             except OSError as e:
                 failure.append(e)
 
@@ -186,7 +139,7 @@ class FaultLayer:
 
     def cut(self) -> CutReport:
         """Drop everything not fsynced, in the layer's own process; call it with no writer left."""
-        return cut_report(self._command(b"cut", "cut the power"))
+        return cut_report(self._command(CUT.encode(), "cut the power"))
 
     def io_set(self, fault: IoFault) -> float:
         """Set the I/O fault (replacing any); when it took hold."""
@@ -196,7 +149,7 @@ class FaultLayer:
 
     def io_clear(self) -> dict[str, IoCounts]:
         """Lift the I/O fault; what it did, by method (empty when none was set)."""
-        answer = self._command(b"io-clear", "lift the I/O fault")
+        answer = self._command(IO_CLEAR.encode(), "lift the I/O fault")
         self.io_fault = None
         return io_counts(answer)
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 from harness import proc
 from harness.errors import InfraError, NotRecovered, UsageError, WaitTimeout
+from harness.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
 from harness.fmt import shorten
 from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, PvInfo, load_inventory
 from harness.ownership import RunOwner
@@ -59,7 +60,7 @@ from harness.runtime.base import (
     not_recovered_on_timeout,
 )
 from harness.runtime.deployments import deployment_for
-from harness.runtime.fault_layer import WAL_DIR, cut_detail, cut_report, io_counts, io_set_command, io_summary
+from harness.runtime.fault_layer import WAL_DIR, cut_detail, io_set_command, io_summary
 from harness.runtime.kube_fill import PodFill
 from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
@@ -560,7 +561,7 @@ class KubernetesRuntime(Runtime):
         container = pod.container(CONTAINER)
         self._expect_restarts = (container.restart_count if container is not None else 0) + 1
         injected = time.time()
-        answer = self._layer_command(pod, "cut-kill")
+        answer = self._layer_command(pod, CUT_KILL)
         self._signalled_at = time.time()
         cut = cut_report(answer)
         detail = cut_detail(
@@ -587,7 +588,7 @@ class KubernetesRuntime(Runtime):
         if fault is None:
             return "no I/O fault was set"
         pod = self._require_pod()
-        return io_summary(io_counts(self._layer_command(pod, "io-clear")), failing=fault.errno_name is not None)
+        return io_summary(io_counts(self._layer_command(pod, IO_CLEAR)), failing=fault.errno_name is not None)
 
     def _layer_command(self, pod: PodInfo, command: str) -> dict[str, Any]:
         argv = ["python3", "-m", "harness.fault_fuse", DATA_DIR, "--report", LAYER_REPORT, "--send", command]
