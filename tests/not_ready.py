@@ -10,7 +10,9 @@ from harness.results.model import FaultRecord, RunResult, Status
 
 def assert_alive_but_not_ready(result: RunResult, budget_s: int) -> FaultRecord:
     assert result.verdict is Status.FAILED and result.complete and result.error is None
-    assert [(f.action, f.status) for f in result.faults] == [("sigkill", Status.FAILED)]
+    assert [(f.action, f.status) for f in result.faults] == [("sigkill", Status.FAILED)], [
+        (f.action, f.status, f.ready_at_s, f.error) for f in result.faults
+    ]
     [fault] = result.faults
     error = fault.error or ""
     assert f"was alive but not ready within {budget_s} s (prometheus.ready_timeout)" in error, error
