@@ -4,7 +4,7 @@ the real prometheus on a loop-mounted ext4 image (the scenario's ``image:``).
 What Prometheus does (2.42 and 3.16 alike): while the volume is full every remote write is answered ``HTTP 500:
 write to WAL: log samples: write .../wal/00000000: no space left on device`` and nothing is acknowledged; once the
 space is back it takes writes again and, as long as it runs, nothing acknowledged is missing. But the WAL write that
-ENOSPC broke off left a torn record: the next start's replay stops there ("unexpected full record"), and the repair
+ENOSPC broke off left a torn record: the next start's replay stops there ("unexpected first record"), and the repair
 truncates the WAL at that point, deleting every sample acknowledged after the disk was freed
 (prometheus/prometheus#13027). The tests assert exactly that count.
 """
@@ -12,6 +12,7 @@ truncates the WAL at that point, deleting every sample acknowledged after the di
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -120,11 +121,13 @@ def _fill_and_free(volume: Path, method: str) -> None:
 
 # --- whole runs --------------------------------------------------------------------------------------------------
 
+# 5,000 series: each remote write is a WAL record (~44 KB) larger than a WAL page, so the first write the full disk
+# refuses always tears one (scenarios/disk-full.yaml says why 1,000 series did not, about one run in five).
 SCENARIO = """
 name: disk-full
 duration: {duration}
 storage: {{backend: local, image: {{filesystem: ext4, size: 256Mi}}}}
-loads: {{tsdb: {{series: 1000, interval: 1s}}}}
+loads: {{tsdb: {{series: 5000, interval: 1s}}}}
 faults: [{faults}]
 checks: {{history_survival: {{max_samples_lost: 0}}, max_recovery: {max_recovery}}}
 """
@@ -185,7 +188,9 @@ def test_a_full_disk_rejects_writes_and_the_wal_repair_after_a_restart_deletes_a
     assert after_kill.loss_window_end_unix_ms <= after_kill.cutoff_unix_ms
     assert final.lost == after_kill.lost  # what came after the restart stayed
     restarted = (done.run_dir / "logs" / "prometheus-pod1-restart1.log").read_text()
-    assert "Encountered WAL read error, attempting repair" in restarted and "unexpected full record" in restarted
+    # The record after the torn one is a new one, whole ("full") or, as these records span pages, its "first" part.
+    assert "Encountered WAL read error, attempting repair" in restarted
+    assert re.search(r"corruption in segment \S+ at \d+: unexpected (full|first) record", restarted), restarted
     checks = {c.name: c for c in result.checks}
     assert checks["history_survival"].status is Status.FAILED
     assert checks["recovery"].status is Status.PASSED

@@ -49,7 +49,8 @@ def pv_on_its_own_ext4(local_pv: Callable[[str], LocalPv], tmp_path: Path) -> It
 
 def _scenario(name: str, vol: LocalPv, faults: str) -> str:
     return (
-        f"name: {name}\nduration: 25s\n{vol.storage_yaml()}loads: {{tsdb: {{series: 1000, interval: 1s}}}}\n"
+        # 5,000 series: a WAL record larger than a page, so ENOSPC always tears one (scenarios/disk-full.yaml).
+        f"name: {name}\nduration: 25s\n{vol.storage_yaml()}loads: {{tsdb: {{series: 5000, interval: 1s}}}}\n"
         f"faults: {faults}\nchecks: {{history_survival: {{max_samples_lost: 0}}, max_recovery: 60s}}\n"
     )
 
