@@ -31,7 +31,6 @@ class DelayHop:
         self._target: str | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.requests = 0  # passed on (answered or not), for the run's record
 
     @property
     def url(self) -> str:
@@ -73,7 +72,6 @@ class DelayHop:
         body = handler.rfile.read(length) if length else None
         time.sleep(self.latency_s)
         target = self._target
-        self.requests += 1
         try:
             if target is None:
                 raise ConnectionRefusedError("no Prometheus to pass the request on to")

@@ -247,7 +247,7 @@ def compare_sides(
         notes=notes,
         skipped=list(skipped),
         kind=kind if not differences else f"{kind}, with differences that make some metrics not comparable",
-        differences=(differences := list(dict.fromkeys(differences))),
+        differences=list(dict.fromkeys(differences)),
         threshold=threshold,
         alpha=alpha,
         fail_on_threshold_only=rules.fail_on_threshold_only,
