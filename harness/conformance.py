@@ -164,6 +164,14 @@ CONFORMANCE: tuple[Row, ...] = (
         ),
     ),
     Row(
+        "scenarios/kubelet-restart.yaml",
+        None,
+        nightly=False,
+        why="the local runtime has no kubelet: it refuses the fault before anything starts (exit 2)",
+        kubernetes=_holds(),
+        pv=LocalPv(),
+    ),
+    Row(
         "scenarios/dynamic-class.yaml",
         None,
         nightly=False,

@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from harness import proc, ui
+from harness.capabilities import refusal as capability_refusal
 from harness.checks.acks import ack_count_check, count_acks
 from harness.checks.history import check_history, history_check_result, history_check_unrecovered
 from harness.checks.verdicts import fio_iops_check, recovery_check
 from harness.config import UserConfig, choose_context, load_user_config
 from harness.errors import HarnessError, InfraError, NotRecovered, UsageError, WaitTimeout
-from harness.faults import injector_for, required_capabilities
+from harness.faults import injector_for, needed_capabilities
 from harness.faults.timeline import PlannedFault, plan_faults
 from harness.loads.driver import TsdbDriver
 from harness.loads.fio import job_name
@@ -55,17 +56,16 @@ from harness.results.model import (
 from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
 from harness.runtime import (
     RuntimeContext,
-    capability_refusal,
     create_runtime,
     refuse_unsupported,
-    runtime_capabilities,
+    runtime_offers,
 )
 from harness.runtime.base import Injection, NotReady, Recovery, Runtime, StageMark
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
 from harness.signals import Interrupted, handled_signals
 from harness.storage import backend_for
-from harness.storage.base import STORAGE_SERVER, EmbeddedServer
+from harness.storage.base import EmbeddedServer
 from harness.undo import UndoLog
 from harness.wait import wait_for
 
@@ -155,7 +155,7 @@ class Run:
             kubeconfig=self.options.kubeconfig,
             context=self.context,
             owner=RunOwner.this_process(self.owner),
-            capabilities=frozenset(required_capabilities([p.spec for p in self.planned])),
+            needs=needed_capabilities([p.spec for p in self.planned]),
             storage_server=self.server,
         )
         runtime = create_runtime(self.options.runtime, ctx)
@@ -695,37 +695,16 @@ def execute(options: RunOptions) -> RunOutcome:
     return RunOutcome(exit_code, run_dir, run.result)
 
 
-CAPABILITY_MEANING = {
-    "signal": "signal Prometheus in its container",
-    "nodes": "stop and start nodes",
-    "power-loss": "cut the power under Prometheus' data directory",
-    "io-faults": "fail or slow down I/O under Prometheus' data directory",
-    "fill-volume": "fill the filesystem under Prometheus' data directory",
-    STORAGE_SERVER: "stop and start the storage server",
-    "export-access": "let a second client write into the NFS export under Prometheus",
-}
-
-
 def refuse_faults(runtime: str, scenario: Scenario) -> None:
     """UsageError, before anything is created, for a fault the runtime cannot play or the scenario under-specifies."""
-    storage = backend_for(scenario.storage)
-    # What the storage itself gives (a server the run starts may be restarted) counts next to the runtime's.
-    can = runtime_capabilities(runtime) | storage.capabilities(scenario.storage)
+    offers = runtime_offers(runtime)
     for i, spec in enumerate(scenario.faults):
         injector = injector_for(spec)
-        missing = sorted(injector.requires - can)
-        if missing:
-            needs = ", ".join(CAPABILITY_MEANING.get(m, m) for m in missing)
-            whys = [
-                why
-                for m in missing
-                if (why := capability_refusal(runtime, m) or storage.cannot(scenario.storage, m)) is not None
-            ]
-            because = ": " + "; ".join(whys) if whys else ": use --runtime kubernetes"
-            raise UsageError(
-                f"faults[{i}] ({spec.action}) needs a runtime that can {needs}; the {runtime} runtime cannot{because}"
-            )
-        refusal = injector.refusal(spec) or injector.storage_refusal(spec, scenario.storage)
+        # Each capability says why a run cannot have it (the runtime lacks it, the storage does not give it).
+        lacking = capability_refusal(injector.needs, runtime, offers, scenario)
+        if lacking is not None:
+            raise UsageError(f"faults[{i}] ({spec.action}) {lacking}")
+        refusal = injector.refusal(spec)
         if refusal is not None:
             raise UsageError(f"faults[{i}] ({spec.action}): {refusal}")
 

@@ -1,4 +1,4 @@
-"""`python -m testbed build|start|stop|status|env|node lose|restore NAME`."""
+"""`python -m testbed build|start|stop|status|env|node lose|restore|kubelet-stop|kubelet-start NAME`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,13 @@ import json
 import sys
 
 from testbed import build, config, run
+
+NODE_ACTIONS = {
+    "lose": run.lose_node,
+    "restore": run.restore_node,
+    "kubelet-stop": run.stop_kubelet,
+    "kubelet-start": run.start_kubelet,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,8 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("stop", help="stop everything `start` started, unmount, remove cgroups and bridges")
     sub.add_parser("status", help="print what runs, as JSON; exit 0 only when the cluster is up")
     sub.add_parser("env", help="print shell lines that point kubectl and the tests at the cluster")
-    p_node = sub.add_parser("node", help="lose a node (SIGKILL its kubelet, containers, containerd) or restore it")
-    p_node.add_argument("what", choices=["lose", "restore"])
+    p_node = sub.add_parser(
+        "node",
+        help="lose a node (SIGKILL its kubelet, containers, containerd) or restore it; stop or start its kubelet alone",
+    )
+    p_node.add_argument("what", choices=list(NODE_ACTIONS))
     p_node.add_argument("name", help="e.g. node-2")
     args = parser.parse_args(argv)
     try:
@@ -34,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(info, indent=2))
             return 0 if info["running"] else 1
         elif args.command == "node":
-            (run.lose_node if args.what == "lose" else run.restore_node)(args.name)
+            NODE_ACTIONS[args.what](args.name)
         elif args.command == "env":
             print(f"export KUBECONFIG={config.kubeconfig_path()}")
             print(f"export PATH={config.bin_dir()}:$PATH")

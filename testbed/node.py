@@ -269,6 +269,11 @@ def start_node(node: Node) -> None:
         f"containerd-{node.name}",
     )
     import_images(node)
+    start_kubelet(node)
+
+
+def start_kubelet(node: Node) -> None:
+    """The node's kubelet, on its containerd (which must run): on a restart it finds its pods' containers running."""
     kubelet_cfg = _write_kubelet_config(node)
     nfs_helper.install()  # NFS PVs mount through the harness's user-space client (no kernel NFS client here)
     _spawn(
@@ -377,6 +382,12 @@ def lose_node(node: Node) -> None:
         ),
         30,
     )
+
+
+def stop_kubelet(node: Node) -> None:
+    """Only the kubelet stops (SIGTERM, as ``systemctl stop kubelet`` does): containerd and the pods' containers go on
+    running, unsupervised and unreported; the node controller marks the node NotReady after its grace period."""
+    procs.terminate(f"kubelet-{node.name}")
 
 
 def restore_node(node: Node) -> None:

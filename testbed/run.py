@@ -232,6 +232,26 @@ def restore_node(name: str, timeout: float = 120) -> None:
         )
 
 
+def stop_kubelet(name: str) -> None:
+    """`python -m testbed node kubelet-stop NAME`: the node's kubelet stops; its containers keep running."""
+    with _locked():
+        node.stop_kubelet(_node_named(name))
+
+
+def start_kubelet(name: str, timeout: float = 120) -> None:
+    """`python -m testbed node kubelet-start NAME`: the kubelet starts again; returns once the node is Ready."""
+    with _locked():
+        n = _node_named(name)
+        if not procs.alive(f"kubelet-{name}"):
+            node.start_kubelet(n)
+        procs.wait_for(
+            f"node {name} Ready again",
+            control_plane.until_it_answers(lambda: name in control_plane.ready_nodes()),
+            timeout,
+            f"kubelet-{name}",
+        )
+
+
 def _node_named(name: str) -> Node:
     for n in _recorded_nodes():
         if n.name == name:

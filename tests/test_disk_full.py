@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from harness.capabilities.volume_fill import VolumeFiller
 from harness.errors import UsageError
 from harness.fill import Space, fill, free
 from harness.loads.driver import LEDGER_FILE
@@ -277,7 +278,7 @@ def test_the_kubernetes_runtime_takes_disk_full_on_a_pv_and_refuses_it_on_an_emp
     baseline = scenario({"backend": "ephemeral"})
     refuse_faults("kubernetes", baseline)
     with pytest.raises(UsageError) as refused:
-        KubernetesRuntime(baseline, "r1", logs_dir=Path("/nonexistent"), capabilities={"fill-volume"})
+        KubernetesRuntime(baseline, "r1", logs_dir=Path("/nonexistent"), needs=frozenset({VolumeFiller}))
     said = str(refused.value)
     assert "fills only a filesystem of the volume's own" in said and "emptyDir" in said
 

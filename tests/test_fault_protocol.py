@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness import fault_protocol
+from harness.capabilities.fault_layer import IoFault
 from harness.fault_protocol import (
     IO_SET,
     CutReport,
@@ -25,7 +26,6 @@ from harness.fault_protocol import (
     split_command,
     under,
 )
-from harness.runtime.base import IoFault
 from harness.runtime.fault_layer import io_set_command as runtime_io_set_command
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults import injectors, required_capabilities
+from harness.capabilities.signals import SignalControl
+from harness.faults import injectors, needed_capabilities
 from harness.results.model import Status
 from harness.scenario.model import Scenario
 from harness.undo import UndoLog
@@ -34,8 +35,8 @@ def test_signal_faults_ask_for_the_signal_capability() -> None:
         "faults": [{"action": "restart", "at": "1s"}, {"action": "sigterm", "at": "2s"}],
     }
     faults = Scenario.model_validate(raw).faults
-    assert required_capabilities(faults[:1]) == set()
-    assert required_capabilities(faults) == {"signal"}
+    assert needed_capabilities(faults[:1]) == frozenset()
+    assert needed_capabilities(faults) == {SignalControl}
 
 
 def test_undo_log_unwinds_newest_first_since_a_mark_and_reports_failures() -> None:

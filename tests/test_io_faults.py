@@ -21,6 +21,7 @@ from typing import get_args
 import pytest
 from pydantic import ValidationError
 
+from harness.capabilities.fault_layer import FaultLayerControl
 from harness.errors import UsageError
 from harness.fault_protocol import IO_METHODS
 from harness.pipeline import refuse_faults
@@ -144,7 +145,7 @@ def test_io_fault_settings_are_validated_and_kubernetes_needs_a_privileged_helpe
         refuse_faults("kubernetes", ok)
         # The cluster runtime puts the layer in a privileged sidecar: only where the scenario allows one.
         with pytest.raises(UsageError) as refused:
-            KubernetesRuntime(ok, "r1", logs_dir=Path("/nonexistent"), capabilities={"io-faults"})
+            KubernetesRuntime(ok, "r1", logs_dir=Path("/nonexistent"), needs=frozenset({FaultLayerControl}))
         said = str(refused.value)
         assert "privileged_helper: true" in said and "--runtime local" in said
         operator = ok.model_copy(update={"prometheus": ok.prometheus.model_copy(update={"deploy": "operator"})})
@@ -154,7 +155,7 @@ def test_io_fault_settings_are_validated_and_kubernetes_needs_a_privileged_helpe
                 operator.model_copy(update={"prometheus": allowed}),
                 "r1",
                 logs_dir=Path("/x"),
-                capabilities={"io-faults"},
+                needs=frozenset({FaultLayerControl}),
             )
         assert "prometheus.deploy: statefulset" in str(refused.value)
 

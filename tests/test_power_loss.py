@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from harness.capabilities.fault_layer import FaultLayerControl
 from harness.errors import UsageError
 from harness.mounts import mount_table
 from harness.pipeline import refuse_faults
@@ -274,6 +275,6 @@ def test_the_kubernetes_runtime_takes_power_loss_only_where_a_privileged_helper_
     refuse_faults("local", scenario)
     refuse_faults("kubernetes", scenario)
     with pytest.raises(UsageError) as refused:
-        KubernetesRuntime(scenario, "r1", logs_dir=Path("/nonexistent"), capabilities={"power-loss"})
+        KubernetesRuntime(scenario, "r1", logs_dir=Path("/nonexistent"), needs=frozenset({FaultLayerControl}))
     said = str(refused.value)
     assert "power_loss" in said and "privileged_helper: true" in said and "--runtime local" in said

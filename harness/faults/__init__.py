@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from harness.capabilities import Capability
 from harness.faults.base import AnyInjector, Injector
 from harness.registry import registered
 from harness.scenario.model import FaultSpec
@@ -30,9 +31,10 @@ def injector_for(spec: FaultSpec) -> AnyInjector:
         raise AssertionError(f"no fault registered as {spec.action!r}; have {sorted(injectors())}") from None
 
 
-def required_capabilities(specs: list[FaultSpec]) -> set[str]:
-    """What the runtime must be able to do for these faults (e.g. ``signal``: a sidecar that can kill Prometheus)."""
-    return {cap for spec in specs for cap in injector_for(spec).requires}
+def needed_capabilities(specs: list[FaultSpec]) -> frozenset[type[Capability]]:
+    """The capabilities these faults ask of the runtime (e.g. ``SignalControl``: on Kubernetes a sidecar that can
+    signal Prometheus), which the runtime makes for the run."""
+    return frozenset(kind for spec in specs for kind in injector_for(spec).needs)
 
 
-__all__ = ["injector_for", "injectors", "required_capabilities"]
+__all__ = ["injector_for", "injectors", "needed_capabilities"]

@@ -2,8 +2,9 @@
 
 ``inject`` returns once the runtime has acted and the replacement instance is on its way (not necessarily ready);
 the pipeline then waits for recovery, reverts what the fault recorded in the undo log (``UndoLog.unwind_to``), and
-checks the history. ``requires`` names runtime capabilities the fault needs, so a runtime can prepare them up
-front (the Kubernetes pod gets its signal sidecar only when a fault needs one).
+checks the history. ``needs`` names the capabilities (``harness.capabilities``) the fault asks of the runtime: the
+pipeline refuses a run whose runtime or storage cannot give them before anything is created, and the runtime makes
+only those a run's faults need (the Kubernetes pod gets its signal sidecar only when a fault signals).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
+from harness.capabilities import Capability
+from harness.capabilities.signals import SignalControl
 from harness.runtime.base import Injection, Runtime, StageMark
-from harness.scenario.model import FaultWindow, StorageSpec
+from harness.scenario.model import FaultWindow
 from harness.undo import UndoLog, UndoStep
 
 SpecT = TypeVar("SpecT")
@@ -37,7 +40,7 @@ class Acted:
 
 class Injector(ABC, Generic[SpecT]):
     action: ClassVar[str]
-    requires: ClassVar[frozenset[str]] = frozenset()
+    needs: ClassVar[frozenset[type[Capability]]] = frozenset()
     # True: Prometheus keeps running through the fault, so the load keeps writing to it (and records what it
     # rejects) instead of being held off while the instance is replaced.
     keeps_instance: ClassVar[bool] = False
@@ -46,10 +49,6 @@ class Injector(ABC, Generic[SpecT]):
 
     def refusal(self, spec: SpecT) -> str | None:
         """Why this fault cannot run as the scenario gives it (checked before anything is created); None: it can."""
-        return None
-
-    def storage_refusal(self, spec: SpecT, storage: StorageSpec) -> str | None:
-        """Why this fault cannot run on the scenario's storage (checked before anything is created); None: it can."""
         return None
 
     def inject(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> Injection:
@@ -75,10 +74,10 @@ class SignalInjector(Injector[SpecT]):
     """A fault that sends Prometheus one signal; the container restarts in the same pod."""
 
     signal: ClassVar[signal.Signals]
-    requires = frozenset({"signal"})
+    needs = frozenset({SignalControl})
 
     def act(self, spec: SpecT, runtime: Runtime, undo: UndoLog) -> Acted:
-        return Acted(*runtime.signal_prometheus(self.signal))
+        return Acted(*runtime.capability(SignalControl).send(self.signal))
 
 
 class WindowInjector(Injector[WindowSpecT]):

@@ -1,12 +1,12 @@
 """``io_errors``: for a time, a share of chosen operations under Prometheus' data directory fail with an errno
 (default EIO) and do nothing, then work again (Chaos Mesh IOChaos' fault action). Prometheus keeps running: the load
 records the writes it rejected, the record quotes what it logged, and the history check says what was lost. The
-runtime needs the ``io-faults`` capability (the local runtime's FUSE layer, ``harness.fault_fuse``)."""
+runtime hands out the fault layer (``FaultLayerControl``: ``harness.fault_fuse`` under the data directory)."""
 
 from __future__ import annotations
 
+from harness.capabilities.fault_layer import IoFault
 from harness.faults.io_window import IoWindowInjector
-from harness.runtime.base import IoFault
 from harness.scenario.model import IoErrorsFault
 
 

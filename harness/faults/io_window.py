@@ -8,8 +8,10 @@ import dataclasses
 from abc import abstractmethod
 from typing import ClassVar, TypeVar
 
+from harness.capabilities import Capability
+from harness.capabilities.fault_layer import FaultLayerControl, IoFault
 from harness.faults.base import Acted, WindowInjector
-from harness.runtime.base import IoFault, Runtime
+from harness.runtime.base import Runtime
 from harness.scenario.model import IoFaultWindow
 from harness.undo import UndoLog, UndoStep
 
@@ -17,7 +19,7 @@ IoSpecT = TypeVar("IoSpecT", bound=IoFaultWindow)
 
 
 class IoWindowInjector(WindowInjector[IoSpecT]):
-    requires: ClassVar[frozenset[str]] = frozenset({"io-faults"})
+    needs: ClassVar[frozenset[type[Capability]]] = frozenset({FaultLayerControl})
 
     def __init__(self) -> None:
         # What the layer said when the last window was lifted (faults run one at a time).
@@ -30,11 +32,13 @@ class IoWindowInjector(WindowInjector[IoSpecT]):
     def begin(self, spec: IoSpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
         self._healed = ""
 
+        layer = runtime.capability(FaultLayerControl)
+
         def heal() -> None:
-            self._healed = runtime.io_heal()
+            self._healed = layer.io_heal()
 
         step = undo.record(f"lift the {self.action} fault under Prometheus' data directory", heal)
-        started, detail = runtime.io_fault(self.settings(spec))
+        started, detail = layer.io_fault(self.settings(spec))
         return started, detail, step
 
     def act(self, spec: IoSpecT, runtime: Runtime, undo: UndoLog) -> Acted:

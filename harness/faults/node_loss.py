@@ -22,6 +22,7 @@ import os
 import shlex
 import time
 
+from harness.capabilities.nodes import NodeLifecycle
 from harness.faults.base import Acted, Injector
 from harness.runtime.base import Runtime, StageMark
 from harness.scenario.model import NodeControl, NodeLossFault
@@ -46,7 +47,7 @@ def node_control(spec: NodeLossFault) -> NodeControl | None:
 
 class NodeLoss(Injector[NodeLossFault]):
     action = "node_loss"
-    requires = frozenset({"nodes"})
+    needs = frozenset({NodeLifecycle})
 
     def refusal(self, spec: NodeLossFault) -> str | None:
         if node_control(spec) is not None:
@@ -62,14 +63,15 @@ class NodeLoss(Injector[NodeLossFault]):
         if control is None:
             raise AssertionError(self.refusal(spec))  # refused before the run started
         node = runtime.pod_node()
+        nodes = runtime.capability(NodeLifecycle)
         back: list[float] = []
 
         def bring_back() -> None:
             if not back:
-                back.append(runtime.start_node(node, control.start, NODE_READY_TIMEOUT_S))
+                back.append(nodes.start_node(node, control.start, NODE_READY_TIMEOUT_S))
 
         undo.record(f"bring node {node} back", bring_back)
-        lost_at = runtime.stop_node(node, control.stop)
+        lost_at = nodes.stop_node(node, control.stop)
         detail = f"node {node} lost ({shlex.join(control.stop)})"
         time.sleep(spec.wait_s)
         marks: list[StageMark] = []
@@ -78,9 +80,9 @@ class NodeLoss(Injector[NodeLossFault]):
             marks.append(StageMark("node_restored", back[0], "harness: the start command returned, the node is Ready"))
             detail += f"; {spec.wait_s:g} s later brought back, Ready again"
         elif spec.then == "force_delete":
-            noticed = runtime.wait_node(node, ready=False, timeout_s=NOT_READY_TIMEOUT_S)
+            noticed = nodes.wait_node(node, ready=False, timeout_s=NOT_READY_TIMEOUT_S)
             marks.append(StageMark("node_not_ready", noticed, "API: the node's Ready condition", resolution_s=1.0))
-            deleted_at, deleted = runtime.force_delete_pod()
+            deleted_at, deleted = nodes.force_delete_pod()
             marks.append(StageMark("pod_force_deleted", deleted_at, "harness: delete with grace period 0"))
             detail += f"; NotReady {noticed - lost_at:.0f} s later; {deleted}"
         else:

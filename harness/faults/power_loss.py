@@ -5,11 +5,12 @@ Prometheus' WAL write()s every commit before a remote write is acknowledged but 
 completed or closed, so a power loss may take acknowledged samples back to the last fsync: that is the finding, and
 ``checks.history_survival.max_samples_lost`` says whether it is acceptable. The fault records when the last fsync
 under the WAL directory happened (``FaultRecord.last_wal_fsync_at_s``): the loss window starts no earlier. The
-runtime needs the ``power-loss`` capability (the local runtime's FUSE layer, ``harness.fault_fuse``).
+runtime hands out the fault layer (``FaultLayerControl``: ``harness.fault_fuse`` over the data directory).
 """
 
 from __future__ import annotations
 
+from harness.capabilities.fault_layer import FaultLayerControl
 from harness.faults.base import Acted, Injector
 from harness.runtime.base import Runtime
 from harness.scenario.model import PowerLossFault
@@ -18,11 +19,11 @@ from harness.undo import UndoLog
 
 class PowerLoss(Injector[PowerLossFault]):
     action = "power_loss"
-    requires = frozenset({"power-loss"})
+    needs = frozenset({FaultLayerControl})
     below_prometheus = True
 
     def act(self, spec: PowerLossFault, runtime: Runtime, undo: UndoLog) -> Acted:
-        cut = runtime.power_cut()
+        cut = runtime.capability(FaultLayerControl).power_cut()
         return Acted(cut.at_unix_s, cut.detail, last_wal_fsync_unix_s=cut.last_wal_fsync_unix_s)
 
 

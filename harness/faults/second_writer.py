@@ -40,13 +40,13 @@ from pathlib import Path
 from types import FrameType
 
 from harness import nfs_client, proc
+from harness.capabilities.export import ExportReach
 from harness.errors import InfraError, WaitTimeout
 from harness.faults.base import Acted, WindowInjector
 from harness.mounts import first_untraversable
 from harness.nfs_client import NfsClient, NfsError, NfsFile
 from harness.runtime.base import Runtime
-from harness.scenario.model import SecondWriterFault, StorageSpec
-from harness.storage import backend_for
+from harness.scenario.model import SecondWriterFault
 from harness.storage.base import ExportAccess
 from harness.undo import UndoLog, UndoStep
 from harness.wait import wait_for
@@ -105,18 +105,10 @@ class Window:
 
 class SecondWriter(WindowInjector[SecondWriterFault]):
     action = "second_writer"
-    requires = frozenset({"export-access"})
+    needs = frozenset({ExportReach})
 
     def __init__(self) -> None:
         self._window: Window | None = None  # the window in progress (faults run one at a time)
-
-    def storage_refusal(self, spec: SecondWriterFault, storage: StorageSpec) -> str | None:
-        why = backend_for(storage).export_refusal(storage)
-        if why is None:
-            return None
-        return (
-            f"the second writer writes into the NFS export that holds Prometheus' data, with a client of its own: {why}"
-        )
 
     def act(self, spec: SecondWriterFault, runtime: Runtime, undo: UndoLog) -> Acted:
         """The window as every fault that lasts has it; the detail then says what the window did, known only once
@@ -133,7 +125,7 @@ class SecondWriter(WindowInjector[SecondWriterFault]):
     def begin(self, spec: SecondWriterFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
         n = len(list(runtime.logs_dir.glob("second-writer-*.log"))) + 1
         log_path = runtime.logs_dir / f"second-writer-{n}.log"
-        window = self._window = Window.prepare(spec, runtime.data_export(), log_path)
+        window = self._window = Window.prepare(spec, runtime.capability(ExportReach).data_export(), log_path)
         step = undo.record(
             f"stop the second writer (uid {spec.uid}) and remove what it created in {window.where}", window.lift
         )

@@ -7,8 +7,8 @@ up on the dead connection and reconnects; the user-space iSCSI initiator (libisc
 requests until the target is back. The write load records what Prometheus did not acknowledge, the pipeline quotes
 Prometheus' log, and the history check says whether acknowledged samples survived.
 
-The runtime needs the ``storage-server`` capability, which only a storage whose server the run started gives:
-a scenario pointing at someone else's server is refused before anything starts. Starting the server again is
+It needs ``ServerControl``, which only a storage whose server the run started gives: a scenario pointing at
+someone else's server is refused before anything starts. Starting the server again is
 recorded in the undo log before it is stopped, so Ctrl-C during the window brings it back too.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from harness.capabilities.storage_server import ServerControl
 from harness.faults.base import WindowInjector
 from harness.runtime.base import Injection, Runtime
 from harness.scenario.model import ServerRestartFault
@@ -28,19 +29,24 @@ DATA_PATH_TIMEOUT_S = 60.0
 
 class ServerRestart(WindowInjector[ServerRestartFault]):
     action = "server_restart"
-    requires = frozenset({"storage-server"})
+    needs = frozenset({ServerControl})
 
     def begin(self, spec: ServerRestartFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
+        server = runtime.capability(ServerControl)
+
         def start_again() -> None:
-            runtime.start_storage_server()
+            server.start()
 
         step = undo.record("start the storage server again", start_again)
-        stopped_at, stopped = runtime.stop_storage_server()
+        stopped_at, stopped = server.stop()
         return stopped_at, f"{stopped}, for {spec.for_s:g} s", step
 
     def inject(self, spec: ServerRestartFault, runtime: Runtime, undo: UndoLog) -> Injection:
         injection = super().inject(spec, runtime, undo)
-        return replace(injection, detail=f"{injection.detail}; {runtime.await_data_path(DATA_PATH_TIMEOUT_S)}")
+        return replace(
+            injection,
+            detail=f"{injection.detail}; {runtime.capability(ServerControl).await_data_path(DATA_PATH_TIMEOUT_S)}",
+        )
 
 
 FAULT = ServerRestart()

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.capabilities import Capability
 from harness.errors import UsageError
 from harness.ownership import RunOwner
 from harness.runtime.base import Runtime
@@ -29,7 +30,7 @@ class RuntimeContext:
     kubeconfig: str | None = None  # kubernetes: None means $KUBECONFIG or ~/.kube/config
     context: str | None = None  # kubernetes: the kube context the run was allowed to use (harness.config)
     owner: RunOwner | None = None  # who runs it: marks what the run creates in a cluster
-    capabilities: frozenset[str] = field(default_factory=frozenset)  # what the scenario's faults need
+    needs: frozenset[type[Capability]] = field(default_factory=frozenset)  # what the scenario's faults ask for
     storage_server: EmbeddedServer[Any] | None = None  # the server the run started for its storage (embedded)
 
 
@@ -47,26 +48,15 @@ def refuse_unsupported(name: str, scenario: Scenario) -> None:
         raise UsageError(f"unknown runtime {name!r}; use --runtime {' or '.join(RUNTIME_NAMES)}")
 
 
-def runtime_capabilities(name: str) -> frozenset[str]:
-    """What the runtime called ``name`` can do for faults beyond the common primitives (``Runtime.capabilities``)."""
+def runtime_offers(name: str) -> frozenset[type[Capability]]:
+    """The capabilities the runtime called ``name`` can hand out (``Runtime.offers``)."""
     if name == "kubernetes":
         from harness.runtime.kubernetes import KubernetesRuntime
 
-        return KubernetesRuntime.capabilities
+        return KubernetesRuntime.offers
     from harness.runtime.local import LocalRuntime
 
-    return LocalRuntime.capabilities
-
-
-def capability_refusal(name: str, capability: str) -> str | None:
-    """Why the runtime called ``name`` cannot do ``capability``, when it says (``Runtime.cannot``)."""
-    if name == "kubernetes":
-        from harness.runtime.kubernetes import KubernetesRuntime
-
-        return KubernetesRuntime.cannot.get(capability)
-    from harness.runtime.local import LocalRuntime
-
-    return LocalRuntime.cannot.get(capability)
+    return LocalRuntime.offers
 
 
 def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
@@ -80,8 +70,7 @@ def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
             run_id=ctx.run_id,
             workdir=ctx.workdir,
             logs_dir=ctx.logs_dir,
-            fault_layer=bool(ctx.capabilities & {"power-loss", "io-faults"}),
-            fill_volume="fill-volume" in ctx.capabilities,
+            needs=ctx.needs,
             storage_server=ctx.storage_server,
         )
     if name == "kubernetes":
@@ -94,6 +83,6 @@ def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
             kubeconfig=ctx.kubeconfig,
             context=ctx.context,
             owner=ctx.owner,
-            capabilities=ctx.capabilities,
+            needs=ctx.needs,
         )
     raise UsageError(f"unknown runtime {name!r}; use --runtime {' or '.join(RUNTIME_NAMES)}")

@@ -1,14 +1,15 @@
-"""The interface every runtime offers the pipeline: storage, Prometheus' lifecycle, and the primitive operations
-that fault modules (``harness.faults``) compose.
+"""The interface every runtime offers the pipeline: storage, Prometheus' lifecycle, the primitive operations that
+fault modules (``harness.faults``) compose, and the capabilities it hands out (``harness.capabilities``).
 
-A runtime knows no fault by name. It offers primitives, in Kubernetes terms (the local runtime imitates them):
-- ``signal_prometheus``: the container gets a signal and the kubelet restarts it in the same pod: volumes, even an
-  emptyDir, stay;
+A runtime knows no fault by name. It offers primitives every runtime has, in Kubernetes terms (the local runtime
+imitates them):
 - ``delete_pod``: the pod is deleted and recreated where the scheduler may put it (a cordoned node is avoided): an
   emptyDir is new and empty;
 - ``cordon`` / ``uncordon`` / ``node_cordoned`` / ``pod_node``: node scheduling;
 - ``reinstall``: the release is uninstalled and installed again (new pod; on Kubernetes, a new claim too).
-Every primitive returns when it acted (Unix seconds) and a sentence saying what it did.
+Every primitive returns when it acted (Unix seconds) and a sentence saying what it did. What only some runtimes
+can do (signal Prometheus in its container, lose a node, cut the power under it, fill its volume, ...) is a
+capability object, handed out by type (``capability``) to the faults that need it.
 
 ``wait_recovered`` raises ``NotRecovered`` when Prometheus does not come back (not ready in time, exited, its pod
 cannot be placed because of its storage): a finding, exit 1. ``InfraError`` stays for the harness or the
@@ -17,15 +18,16 @@ environment breaking (API unreachable, a program missing).
 
 from __future__ import annotations
 
-import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from harness.capabilities import Capability, CapabilityT
 from harness.errors import InfraError, NotRecovered, WaitTimeout
 from harness.promlog import replay_progress
 from harness.stages import StageId
@@ -36,7 +38,6 @@ if TYPE_CHECKING:
     from harness.loads.tsdb import ScrapeExporter
     from harness.results.model import ClusterFacts, FioJobResult
     from harness.scenario.model import FioJob, TsdbLoad
-    from harness.storage.base import ExportAccess
 
 
 @dataclass(frozen=True)
@@ -53,41 +54,6 @@ class Injection:
     last_wal_fsync_unix_s: float | None = None
     # A fault that lasts (``WindowInjector``): when its condition was lifted; recovery is timed from then.
     lifted_at_unix_s: float | None = None
-
-
-@dataclass(frozen=True)
-class PowerCut:
-    """What a power cut did (``Runtime.power_cut``)."""
-
-    at_unix_s: float
-    detail: str
-    last_wal_fsync_unix_s: float | None  # None: nothing under the WAL directory was fsynced since the layer came up
-
-
-@dataclass(frozen=True)
-class IoFault:
-    """An I/O fault under Prometheus' data directory, in Chaos Mesh IOChaos' model (``Runtime.io_fault``)."""
-
-    methods: tuple[str, ...]  # the operations it hits (harness.fault_protocol.IO_METHODS); empty: all of them
-    percent: float  # the share of those, 0-100, drawn per operation
-    errno_name: str | None = None  # io_errors: they fail with it (EIO, ...); None: they do not fail
-    delay_s: float = 0.0  # io_latency: added to each one hit
-    path: str | None = None  # only on this path under the data directory, or beneath it (wal); None: anywhere
-
-    def describe(self) -> str:
-        """E.g. "EIO on 100% of write, fsync under wal/"."""
-        what = [*([f"a {self.delay_s * 1000:g} ms delay"] if self.delay_s > 0 else []), self.errno_name or ""]
-        ops = ", ".join(self.methods) if self.methods else "every operation"
-        where = f" under {self.path}/" if self.path else ""
-        return f"{' then '.join(w for w in what if w)} on {self.percent:g}% of {ops}{where}"
-
-
-@dataclass(frozen=True)
-class VolumeFill:
-    """What filling Prometheus' volume did (``Runtime.fill_data_volume``)."""
-
-    at_unix_s: float  # when the filesystem was full
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -122,12 +88,18 @@ class StorageDescription:
 class Runtime(ABC):
     name: str
     logs_dir: Path  # the run's logs (its directory's logs/): Prometheus', and those of a fault's helper processes
-    # What faults may ask of this runtime beyond the primitives every runtime has: "signal" (signal Prometheus in
-    # its container), "nodes" (lose a node and bring it back, force-delete a pod), "power-loss", "fill-volume"
-    # (fill Prometheus' filesystem to ENOSPC). Checked before a run starts.
-    capabilities: ClassVar[frozenset[str]] = frozenset({"signal"})
-    # Why this runtime lacks a capability, for the refusal (default: another runtime has it).
-    cannot: ClassVar[dict[str, str]] = {}
+    # The capabilities this runtime can hand out (``harness.capabilities``); a run makes those its faults need.
+    offers: ClassVar[frozenset[type[Capability]]] = frozenset()
+    # The ones made for this run, by kind (set by the runtime's constructor).
+    handed_out: Mapping[type[Capability], Capability] = MappingProxyType({})
+
+    def capability(self, kind: type[CapabilityT]) -> CapabilityT:
+        """The ``kind`` of capability made for this run; InfraError when it was not (the pipeline checks a fault's
+        needs before the run, so this is a harness bug)."""
+        made = self.handed_out.get(kind)
+        if not isinstance(made, kind):
+            raise InfraError(f"the {self.name} runtime was not prepared to {kind.does} for this run")
+        return made
 
     # --- storage and measurements ------------------------------------------------------------------------------
 
@@ -208,10 +180,6 @@ class Runtime(ABC):
     # --- primitives for faults -----------------------------------------------------------------------------------
 
     @abstractmethod
-    def signal_prometheus(self, sig: signal.Signals) -> tuple[float, str]:
-        """Send ``sig`` to Prometheus; the container restarts in the same pod."""
-
-    @abstractmethod
     def delete_pod(self) -> tuple[float, str]:
         """Delete the pod; returns once its replacement has been placed (or the scheduler said why not)."""
 
@@ -232,76 +200,6 @@ class Runtime(ABC):
     def scale(self, replicas: int) -> tuple[float, str]:
         """Scale Prometheus to 0 or 1 replicas; 0 returns once the pod is gone, 1 once the new one is placed (or
         the scheduler said why not). Scaling to what already runs does nothing (it is an undo, too)."""
-
-    # --- primitives for node faults ("nodes"): only runtimes with real nodes have them -------------------------
-
-    def stop_node(self, node: str, argv: list[str]) -> float:
-        """Make ``node`` die by running ``argv`` (the scenario's way, e.g. a cloud CLI); when it was done."""
-        raise InfraError(f"the {self.name} runtime has no nodes to stop")
-
-    def start_node(self, node: str, argv: list[str], timeout_s: float) -> float:
-        """Bring ``node`` back by running ``argv`` and wait until it is Ready; when it was."""
-        raise InfraError(f"the {self.name} runtime has no nodes to start")
-
-    def wait_node(self, node: str, *, ready: bool, timeout_s: float) -> float:
-        """Wait until Kubernetes has marked ``node`` Ready (or not); when it did, by the API's own clock."""
-        raise InfraError(f"the {self.name} runtime has no nodes to wait for")
-
-    def force_delete_pod(self) -> tuple[float, str]:
-        """Force-delete the pod (grace period 0); returns once its replacement has been placed, or why not."""
-        raise InfraError(f"the {self.name} runtime cannot force-delete a pod")
-
-    # --- primitive for power faults ("power-loss") ------------------------------------------------------------
-
-    def power_cut(self) -> PowerCut:
-        """Lose everything not yet fsynced under Prometheus' data directory and kill Prometheus at the same instant
-        (SIGKILL); returns once it is restarting on what was durable."""
-        raise InfraError(f"the {self.name} runtime cannot cut the power under Prometheus")
-
-    # --- primitives for I/O faults ("io-faults") ---------------------------------------------------------------
-
-    def io_fault(self, fault: IoFault) -> tuple[float, str]:
-        """Make the operations ``fault`` names, under Prometheus' data directory, fail or slow down until
-        ``io_heal``; when it took hold and what was done."""
-        raise InfraError(f"the {self.name} runtime cannot inject I/O faults under Prometheus")
-
-    def io_heal(self) -> str:
-        """Lift the I/O fault (nothing when none is set); what it did while it held, in a sentence."""
-        raise InfraError(f"the {self.name} runtime cannot inject I/O faults under Prometheus")
-
-    # --- primitives for full-disk faults ("fill-volume") ------------------------------------------------------
-
-    def fill_data_volume(self) -> VolumeFill:
-        """Fill the filesystem holding Prometheus' data directory until not one block is left (ENOSPC), with a file
-        of the harness's beside (never inside) the TSDB directory; Prometheus keeps running on it."""
-        raise InfraError(f"the {self.name} runtime cannot fill Prometheus' volume")
-
-    def free_data_volume(self) -> None:  # noqa: B027 - nothing filled, nothing to free
-        """Delete what ``fill_data_volume`` filled, as much of it as exists (the undo step, recorded before the fill:
-        also after a fill that broke half way); nothing when nothing is filled."""
-
-    # --- primitives for storage-server faults ("storage-server", which the storage gives: a server the run owns) ---
-
-    def stop_storage_server(self) -> tuple[float, str]:
-        """Stop the storage server the run started, keeping what starting it again needs; Prometheus keeps running
-        on the storage as its client finds it."""
-        raise InfraError(f"the {self.name} runtime has no storage server of the run to stop")
-
-    def start_storage_server(self) -> tuple[float, str]:
-        """Start the server ``stop_storage_server`` stopped, as it was; returns once it serves again."""
-        raise InfraError(f"the {self.name} runtime has no storage server of the run to start")
-
-    def await_data_path(self, timeout_s: float) -> str:
-        """After ``start_storage_server``: wait (bounded) until the data path takes a write again; what the server
-        and the storage's client did, in a sentence (a wait that gave up is said, not raised: Prometheus' own
-        recovery is the finding)."""
-        raise InfraError(f"the {self.name} runtime has no storage server of the run")
-
-    # --- primitive for a second client on the storage ("export-access") ---------------------------------------
-
-    def data_export(self) -> ExportAccess:
-        """How another NFS client reaches the export holding the current Prometheus' data directory."""
-        raise InfraError(f"the {self.name} runtime cannot give another client the export under Prometheus")
 
     @abstractmethod
     def reinstall(self) -> tuple[float, str]:

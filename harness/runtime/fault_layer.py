@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import fault_protocol, proc
+from harness.capabilities.fault_layer import IoFault
 from harness.errors import InfraError, StorageUnavailable
 from harness.fault_protocol import CUT, IO_CLEAR, CutReport, IoCounts, cut_report, io_counts
 from harness.mounts import mount_table
-from harness.runtime.base import IoFault
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """The kubernetes runtime: Prometheus deployed in a cluster the way kube-prometheus-stack's operator deploys it, and
-the runtime's primitives (signal, delete the pod, cordon, reinstall) played on the real objects.
+the runtime's primitives (delete the pod, cordon, scale, reinstall) played on the real objects.
 
 A run gets a namespace of its own (``harness-<run_id>``) holding a ConfigMap with the generated config and a
 one-replica StatefulSet ``prometheus-<scenario>`` whose volumeClaimTemplate ``prometheus-<scenario>-db`` makes the
@@ -10,10 +10,8 @@ manifests are built by ``harness.runtime.manifests``; ``harness.kube`` makes the
 operator`` a Prometheus resource takes the place of the ConfigMap and StatefulSet, and a running prometheus-operator
 makes a StatefulSet of the same name (``harness.runtime.deployments``): everything else acts on its pod unchanged.
 
-Faults below Prometheus: ``disk_full`` fills the volume from a pod of the run's on Prometheus' node
-(``harness.runtime.kube_fill``); ``second_writer`` writes into the export the run's NFS PV names, from this host;
-``power_loss``, ``io_errors`` and ``io_latency`` run the fault layer (``harness.fault_fuse``) as a privileged native
-sidecar of Prometheus' pod, where ``prometheus.privileged_helper`` allows it, commanded by exec.
+The capabilities it hands out to faults (signal, nodes, the kubelet, the fault layer, the volume fill, the export)
+are in ``harness.runtime.kube_capabilities``; the pod gets a sidecar only for those a run's faults need.
 
 Settings that describe the harness host and cluster, not the scenario, come from the environment:
 ``HARNESS_K8S_REACH`` (``auto``: the pod IP when this host routes to it, else the API server's pod proxy;
@@ -28,49 +26,51 @@ the operator gets to make the StatefulSet of the run's Prometheus resource; defa
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import signal
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from harness import proc
+from harness.capabilities import Capability
+from harness.capabilities.export import ExportReach
+from harness.capabilities.fault_layer import FaultLayerControl
+from harness.capabilities.kubelet import KubeletControl
+from harness.capabilities.nodes import NodeLifecycle
+from harness.capabilities.signals import SignalControl
+from harness.capabilities.volume_fill import VolumeFiller
 from harness.errors import InfraError, NotRecovered, UsageError, WaitTimeout
-from harness.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
-from harness.fmt import shorten
 from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, PvInfo, load_inventory
 from harness.ownership import RunOwner
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeFacts
 from harness.runtime.base import (
-    IoFault,
     NotReady,
-    PowerCut,
     Recovery,
     Runtime,
     StageMark,
     StorageDescription,
-    VolumeFill,
     not_ready,
     not_recovered_on_timeout,
 )
 from harness.runtime.deployments import deployment_for
-from harness.runtime.fault_layer import WAL_DIR, cut_detail, io_set_command, io_summary
+from harness.runtime.kube_capabilities import (
+    KubeExport,
+    KubeFaultLayer,
+    KubeKubelet,
+    KubeNodes,
+    KubeSignals,
+    KubeVolumeFill,
+)
 from harness.runtime.kube_fill import PodFill
 from harness.runtime.kube_fio import PodFio
 from harness.runtime.manifests import (
     CONTAINER,
-    DATA_DIR,
-    LAYER_CONTAINER,
-    LAYER_REPORT,
     PORT,
     RUN_ID_LABEL,
-    TOOLS_CONTAINER,
     Names,
     claim_manifest,
     namespace_manifest,
@@ -80,7 +80,6 @@ from harness.runtime.manifests import (
 from harness.scenario.model import FioJob, Scenario, TsdbLoad
 from harness.stages import StageId
 from harness.storage import backend_for
-from harness.storage.base import ExportAccess
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -125,8 +124,7 @@ class Created:
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
-    capabilities = frozenset({"signal", "nodes", "fill-volume", "export-access", "io-faults", "power-loss"})
-    cannot: ClassVar[dict[str, str]] = {}
+    offers = frozenset({SignalControl, NodeLifecycle, KubeletControl, VolumeFiller, ExportReach, FaultLayerControl})
 
     def __init__(
         self,
@@ -137,7 +135,7 @@ class KubernetesRuntime(Runtime):
         kubeconfig: str | None = None,
         context: str | None = None,
         owner: RunOwner | None = None,
-        capabilities: frozenset[str] | set[str] = frozenset(),
+        needs: frozenset[type[Capability]] = frozenset(),
         tools_image: str | None = None,
         reach: Reach | None = None,
         api: KubeApi | None = None,
@@ -145,8 +143,8 @@ class KubernetesRuntime(Runtime):
         refuse_unsupported(scenario)
         self.scenario = scenario
         self.backend = backend_for(scenario.storage)
-        fills = "fill-volume" in capabilities
-        layer_image = self._layer_image(scenario) if {"io-faults", "power-loss"} & set(capabilities) else None
+        fills = VolumeFiller in needs
+        layer_image = self._layer_image(scenario) if FaultLayerControl in needs else None
         if fills and self.backend.pod_volume(scenario.storage) is not None:
             raise UsageError(
                 "disk_full fills the filesystem under Prometheus' data directory, and the harness fills only a "
@@ -160,14 +158,13 @@ class KubernetesRuntime(Runtime):
         self.context = context  # None: the kubeconfig's current-context (the pipeline always names one)
         # The sidecar only where a fault needs to signal Prometheus: other runs get the operator's pod unchanged.
         tools_image = tools_image or os.environ.get("HARNESS_K8S_TOOLS_IMAGE") or DEFAULT_TOOLS_IMAGE
-        self.tools_image = tools_image if "signal" in capabilities else None
+        self.tools_image = tools_image if SignalControl in needs else None
         self.exporter_image = tools_image  # scrape mode's exporter runs on the same busybox
         self.reach: Reach = reach or _reach_from_env()
         self._proxy: PodProxy | None = None
         self.api = api if api is not None else KubeApi(kubeconfig, context=context)
         self.created = Created()
         self.deployment = deployment_for(self.api, scenario, self.names, self.tools_image, layer_image)
-        self._io_fault: IoFault | None = None  # set in the layer's sidecar, until healed
         self._layered = layer_image is not None
         self.fio = PodFio(
             self.api,
@@ -177,6 +174,15 @@ class KubernetesRuntime(Runtime):
             tools_image=tools_image,
         )
         self.filler = PodFill(self.api, scenario, self.names, tools_image=tools_image) if fills else None
+        made: dict[type[Capability], Capability | None] = {
+            SignalControl: KubeSignals(self) if self.tools_image is not None else None,
+            FaultLayerControl: KubeFaultLayer(self) if layer_image is not None else None,
+            NodeLifecycle: KubeNodes(self) if NodeLifecycle in needs else None,
+            KubeletControl: KubeKubelet(self) if KubeletControl in needs else None,
+            VolumeFiller: KubeVolumeFill(self, self.filler) if self.filler is not None else None,
+            ExportReach: KubeExport(self) if ExportReach in needs else None,
+        }
+        self.handed_out = {kind: c for kind, c in made.items() if c is not None}
         self.cordoned: list[str] = []  # nodes cordoned through this runtime and not uncordoned yet
         self.pod: PodInfo | None = None
         self._scaled_down_from: PodInfo | None = None  # the pod a scale to 0 removed, until scaled back
@@ -346,7 +352,8 @@ class KubernetesRuntime(Runtime):
         errors: list[str] = []
         self._save_log()
         try:
-            self.free_data_volume()  # the namespace's deletion would too (the fill pod's trap), but unchecked
+            if self.filler is not None:
+                self.filler.free()  # the namespace's deletion would too (the fill pod's trap), but unchecked
         except InfraError as e:
             errors.append(str(e))
         if self.created.namespace is not None:
@@ -456,33 +463,8 @@ class KubernetesRuntime(Runtime):
 
     # --- primitives for faults -----------------------------------------------------------------------------------
 
-    def signal_prometheus(self, sig: signal.Signals) -> tuple[float, str]:
-        pod = self._require_pod()
-        if self.tools_image is None:
-            raise InfraError("signalling Prometheus needs the tools sidecar, which this pod was not given")
-        self._save_log()
-        self._url = None
-        container = pod.container(CONTAINER)
-        self._expect_restarts = (container.restart_count if container is not None else 0) + 1
-        name = sig.name.removeprefix("SIG")
-        # pidof and kill run in the sidecar, which sees Prometheus through the pod's shared process namespace.
-        script = f"pid=$(/bin/busybox pidof prometheus) && /bin/busybox kill -{name} $pid && echo $pid"
-        injected = time.time()
-        out = self.api.exec(pod.namespace, pod.name, TOOLS_CONTAINER, ["/bin/busybox", "sh", "-c", script]).strip()
-        self._signalled_at = time.time()
-        if not out.isdigit():
-            raise InfraError(
-                f"could not send {sig.name} to Prometheus in {pod.namespace}/{pod.name}: {out or '(no output)'}"
-            )
-        return (
-            injected,
-            f"{sig.name} to Prometheus (pid {out} in the pod); the kubelet restarts the container in the same pod",
-        )
-
     def delete_pod(self) -> tuple[float, str]:
-        pod = self._require_pod()
-        self._save_log()
-        self._url = None
+        pod = self.pod_going()
         injected = time.time()
         self.api.delete("Pod", pod.name, pod.namespace)
         self._await_new_pod(pod)
@@ -490,10 +472,8 @@ class KubernetesRuntime(Runtime):
         return injected, f"pod {pod.name} deleted on {pod.node}; the StatefulSet recreated it; the new pod gets {kept}"
 
     def reinstall(self) -> tuple[float, str]:
-        pod = self._require_pod()
+        pod = self.pod_going()
         names, api = self.names, self.api
-        self._save_log()
-        self._url = None
         injected = time.time()
         self.deployment.delete(DELETE_TIMEOUT_S)
         api.wait_gone("Pod", names.pod, names.namespace, timeout_s=DELETE_TIMEOUT_S)
@@ -515,9 +495,7 @@ class KubernetesRuntime(Runtime):
         if replicas == 0:
             if self._scaled_down_from is not None:
                 return injected, "already scaled to 0"
-            pod = self._require_pod()
-            self._save_log()
-            self._url = None
+            pod = self.pod_going()
             self.deployment.scale(0)
             api.wait_gone("Pod", pod.name, pod.namespace, timeout_s=DELETE_TIMEOUT_S)
             self._scaled_down_from, self.pod = pod, None
@@ -552,118 +530,6 @@ class KubernetesRuntime(Runtime):
             )
         return os.environ.get("HARNESS_K8S_WRITER_IMAGE") or DEFAULT_WRITER_IMAGE
 
-    def power_cut(self) -> PowerCut:
-        """The layer kills Prometheus and cuts in one request (``cut-kill``): the kubelet, not the harness, restarts
-        the container, and the layer refuses every change until the killed process is gone."""
-        pod = self._require_pod()
-        self._save_log()
-        self._url = None
-        container = pod.container(CONTAINER)
-        self._expect_restarts = (container.restart_count if container is not None else 0) + 1
-        injected = time.time()
-        answer = self._layer_command(pod, CUT_KILL)
-        self._signalled_at = time.time()
-        cut = cut_report(answer)
-        detail = cut_detail(
-            cut,
-            where=f"{DATA_DIR} (the fault layer's sidecar in pod {pod.name})",
-            killed=f"SIGKILL to Prometheus (pid {answer.get('killed_pid')} in the pod) in the same request",
-            injected=injected,
-            layer_since="the pod's layer came up",
-            after="the kubelet restarts the container in the same pod on what was durable",
-        )
-        log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
-        return PowerCut(injected, detail, cut.last_fsync_under(WAL_DIR))
-
-    def io_fault(self, fault: IoFault) -> tuple[float, str]:
-        pod = self._require_pod()
-        answer = self._layer_command(pod, io_set_command(fault))
-        self._io_fault = fault
-        return float(answer["set_at_unix_s"]), (
-            f"{fault.describe()} in {DATA_DIR} (the fault layer's sidecar in pod {pod.name}), while Prometheus runs"
-        )
-
-    def io_heal(self) -> str:
-        fault, self._io_fault = self._io_fault, None
-        if fault is None:
-            return "no I/O fault was set"
-        pod = self._require_pod()
-        return io_summary(io_counts(self._layer_command(pod, IO_CLEAR)), failing=fault.errno_name is not None)
-
-    def _layer_command(self, pod: PodInfo, command: str) -> dict[str, Any]:
-        argv = ["python3", "-m", "harness.fault_fuse", DATA_DIR, "--report", LAYER_REPORT, "--send", command]
-        done = self.api.exec_run(pod.namespace, pod.name, LAYER_CONTAINER, argv, timeout_s=LAYER_COMMAND_TIMEOUT_S)
-        what = command.split(maxsplit=1)[0]
-        if done.returncode != 0:
-            raise InfraError(
-                f"the fault layer in pod {pod.name} did not take {what!r} (exit {done.returncode}): "
-                f"{shorten((done.stderr or done.stdout).strip())}"
-            )
-        try:
-            answer: dict[str, Any] = json.loads(done.stdout)
-        except ValueError as e:
-            raise InfraError(
-                f"the fault layer in pod {pod.name} answered {what!r} with {shorten(done.stdout)!r}"
-            ) from e
-        return answer
-
-    def fill_data_volume(self) -> VolumeFill:
-        if self.filler is None:
-            raise InfraError("this run was not prepared to fill the volume (no disk_full fault in the scenario)")
-        return self.filler.fill(self._require_pod().node)
-
-    def free_data_volume(self) -> None:
-        if self.filler is not None:
-            self.filler.free()
-
-    def data_export(self) -> ExportAccess:
-        """The export the run's NFS PV names, with the data directory in it: this host's own NFS client writes there
-        as another application's pod would (the harness host must reach the NFS server, as the nodes do)."""
-        access = self.backend.volume_export_access(self.scenario.storage, self.deployment.data_subdir)
-        if access is None:
-            raise InfraError(f"{self.scenario.storage.backend} storage is no network export another client can mount")
-        return access
-
-    def stop_node(self, node: str, argv: list[str]) -> float:
-        pod = self.pod
-        if pod is not None and pod.node == node:
-            self._save_log()  # a lost node's kubelet serves no logs
-            c = pod.container(CONTAINER)
-            # The API goes on showing the dead container as running until the node is back: only another
-            # container (a new ID) in this pod is Prometheus back.
-            self._stale_container = c.container_id if c is not None else ""
-            self._url = None
-        self.lost_nodes.append(node)
-        at = time.time()
-        _run_node_command(argv, node, f"stop node {node}")
-        return at
-
-    def start_node(self, node: str, argv: list[str], timeout_s: float) -> float:
-        _run_node_command(argv, node, f"start node {node}")
-        self.api.wait_node(node, ready=True, timeout_s=timeout_s)
-        if node in self.lost_nodes:
-            self.lost_nodes.remove(node)
-        return time.time()
-
-    def wait_node(self, node: str, *, ready: bool, timeout_s: float) -> float:
-        seen = self.api.wait_node(node, ready=ready, timeout_s=timeout_s)
-        return seen.ready_changed_unix_s if seen.ready_changed_unix_s is not None else time.time()
-
-    def force_delete_pod(self) -> tuple[float, str]:
-        pod = self._require_pod()
-        self._save_log()
-        self._url = None
-        deleted = time.time()
-        self.api.force_delete_pod(pod.namespace, pod.name)
-        self._await_new_pod(pod)
-        kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
-        where = (
-            self.pod.node
-            if self.pod and self.pod.node
-            else f"no node yet ({self.pod.unschedulable if self.pod else ''})"
-        )
-        return deleted, f"pod {pod.name} force-deleted (grace period 0); the new pod: {where}, with {kept}"
-
     def pod_node(self) -> str:
         return self._require_pod().node
 
@@ -679,6 +545,51 @@ class KubernetesRuntime(Runtime):
         self.api.set_unschedulable(node, False, self.names.cordon_annotations(cordoned=False))
         if node in self.cordoned:
             self.cordoned.remove(node)
+
+    # --- what a capability did to the pod (harness.runtime.kube_capabilities) -----------------------------------
+
+    def current_pod(self) -> PodInfo:
+        """The pod Prometheus runs in; InfraError when there is none (the runtime was not started)."""
+        return self._require_pod()
+
+    def pod_going(self) -> PodInfo:
+        """The current pod is about to be deleted: its log is kept (the pod takes it along) and its URL forgotten."""
+        pod = self._require_pod()
+        self._save_log()
+        self._url = None
+        return pod
+
+    def container_going(self) -> PodInfo:
+        """Prometheus' container is about to be killed in its pod: its log is kept, and the recovery wait expects the
+        kubelet to restart it (the next restartCount)."""
+        pod = self.pod_going()
+        container = pod.container(CONTAINER)
+        self._expect_restarts = (container.restart_count if container is not None else 0) + 1
+        return pod
+
+    def container_gone(self) -> None:
+        """The signal (or cut) was delivered: from now the signalled process scrapes no more."""
+        self._signalled_at = time.time()
+
+    def node_going(self, node: str) -> None:
+        """``node`` is about to be lost: a lost node's kubelet serves no logs, and the API goes on showing the dead
+        container as running until the node is back, so only another container (a new ID) is Prometheus back."""
+        pod = self.pod
+        if pod is not None and pod.node == node:
+            self._save_log()
+            c = pod.container(CONTAINER)
+            self._stale_container = c.container_id if c is not None else ""
+            self._url = None
+        self.lost_nodes.append(node)
+
+    def node_back(self, node: str) -> None:
+        if node in self.lost_nodes:
+            self.lost_nodes.remove(node)
+
+    def await_new_pod(self, old: PodInfo) -> PodInfo:
+        """Wait until the StatefulSet has replaced ``old`` and the scheduler has decided (a node, or why not)."""
+        self._await_new_pod(old)
+        return self._require_pod()
 
     def _await_new_pod(self, old: PodInfo) -> None:
         self.pod = self.api.wait_pod(
@@ -901,17 +812,6 @@ class KubernetesRuntime(Runtime):
         if self._url is None:
             raise InfraError("Prometheus is not reachable yet (no ready pod)")
         return self._url
-
-
-NODE_COMMAND_TIMEOUT_S = 300.0  # a cloud CLI stopping or starting an instance
-
-
-def _run_node_command(argv: list[str], node: str, what: str) -> None:
-    """The scenario's command for a node, ``{node}`` replaced by its name; its failure is the harness's (ERROR)."""
-    try:
-        proc.run([a.replace("{node}", node) for a in argv], timeout_s=NODE_COMMAND_TIMEOUT_S)
-    except InfraError as e:
-        raise InfraError(f"could not {what} with the scenario's node_control command: {e}") from e
 
 
 def refuse_unsupported(scenario: Scenario) -> None:

@@ -7,21 +7,9 @@ when it may). As root, Prometheus runs as the scenario's security context (uid/g
 volume the way the kubelet does, where the backend says the kubelet does), so permission traps show up here as they
 would in the cluster.
 
-When a scenario has a fault that needs it (``fault_layer=True``: ``power_loss``, ``io_errors``, ``io_latency``),
-every data directory runs under the fault layer (``harness.runtime.fault_layer``), mounted over it while a pod uses
-it: ``power_cut`` kills Prometheus, drops what it wrote but did not fsync, and restarts the container in the same
-pod, as a node does after a power failure; ``io_fault`` makes chosen operations there fail or slow down until
-``io_heal``, while Prometheus keeps running.
-
-``fill_data_volume`` (the ``disk_full`` fault) fills the filesystem under the data directory with
-``.harness-fill-<run_id>`` in the volume's root, beside ``prometheus-db/`` (so Prometheus never takes it for a block),
-as root so the root reserve goes too (``harness.fill``). Only a filesystem of the volume's own is filled: one on a
-block device that holds neither / nor the run's work area (a loop-mounted ``image:``, a disk mounted at
-``storage.path``, an iSCSI LUN), checked when the storage is provisioned.
-
-A storage server the run started (``storage_server``, from the pipeline) can be stopped and started again
-(``server_restart``): Prometheus keeps running on the storage while its client finds the server gone, and
-``await_data_path`` says when a write through the data path got through again and what the client logged meanwhile.
+What the run's faults need beyond that (``needs``) is made when the runtime is: the fault layer under every data
+directory, the volume filler, the storage server's control, the export's reach, each in
+``harness.runtime.local_capabilities``, which owns its state; the runtime only tells them when a pod comes or goes.
 """
 
 from __future__ import annotations
@@ -30,35 +18,42 @@ import json
 import logging
 import os
 import re
-import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import fill, fmt, proc
-from harness.errors import InfraError, NotRecovered, StorageUnavailable, WaitTimeout
+from harness import proc
+from harness.capabilities import Capability
+from harness.capabilities.export import ExportReach
+from harness.capabilities.fault_layer import FaultLayerControl
+from harness.capabilities.signals import SignalControl
+from harness.capabilities.storage_server import ServerControl
+from harness.capabilities.volume_fill import VolumeFiller
+from harness.errors import InfraError, NotRecovered, WaitTimeout
 from harness.loads import fio
-from harness.mounts import filesystem_of, first_untraversable
+from harness.mounts import first_untraversable
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import FioJobResult
 from harness.runtime.base import (
-    IoFault,
-    PowerCut,
     Recovery,
     Runtime,
     StageMark,
     StorageDescription,
-    VolumeFill,
     not_ready,
     not_recovered_on_timeout,
 )
-from harness.runtime.fault_layer import WAL_DIR, FaultLayer, cut_detail, io_summary, utc_time
+from harness.runtime.local_capabilities import (
+    LocalExport,
+    LocalFaultLayer,
+    LocalServerControl,
+    LocalSignals,
+    LocalVolumeFill,
+)
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
-from harness.storage.base import EmbeddedServer, ExportAccess, ProvisionedStorage
+from harness.storage.base import EmbeddedServer, ProvisionedStorage
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
@@ -89,10 +84,10 @@ class Container:
 
 class LocalRuntime(Runtime):
     name = "local"
-    # power-loss, io-faults: its data directories can run under the fault layer (when a scenario needs it).
-    # fill-volume: it can fill the data directory's filesystem (a filesystem of the volume's own, checked).
-    # export-access: it mounts network storage itself, so it knows where Prometheus' data is in the export.
-    capabilities = frozenset({"signal", "power-loss", "io-faults", "fill-volume", "export-access"})
+    # It mounts network storage itself, so it knows where Prometheus' data is in an export; the storage server it
+    # can restart is the one the run started (the refusal says so otherwise). It has no nodes and no kubelet.
+    offers = frozenset({SignalControl, FaultLayerControl, VolumeFiller, ServerControl, ExportReach})
+    stop_timeout_s = STOP_TIMEOUT_S
 
     def __init__(
         self,
@@ -103,8 +98,7 @@ class LocalRuntime(Runtime):
         workdir: Path,
         logs_dir: Path,
         as_security_context: bool | None = None,
-        fault_layer: bool = False,
-        fill_volume: bool = False,
+        needs: frozenset[type[Capability]] = frozenset(),
         storage_server: EmbeddedServer[Any] | None = None,
     ) -> None:
         self.spec = spec
@@ -127,34 +121,36 @@ class LocalRuntime(Runtime):
         self._generation = 0
         self._scaled_down_on: str | None = None  # the node of the pod a scale to 0 removed, until scaled back
         self._version: str | None = None
-        self.fault_layer = fault_layer
-        self.layers: dict[Path, FaultLayer] = {}  # by data directory, while a pod uses it
-        self.fill_volume = fill_volume
-        self._fill: Path | None = None  # the fill file, from just before it is created until it is deleted
-        self.storage_server = storage_server
-        # Around a server restart: where the client's log stood when the server stopped, and its return (when, what).
-        self._client_log_at_stop = 0
-        self._server_back: tuple[float, str] | None = None
-        # True from the moment the server is asked to stop until it serves again: ``stop`` then starts it again
-        # first, wherever Ctrl-C cut the restart short, since Prometheus' and the client's shutdown and the unmount
-        # all wait on the server (a hung NFS client blocks every call through its mount).
-        self._server_halted = False
+        self.layer = LocalFaultLayer(self) if FaultLayerControl in needs else None
+        self.filler = LocalVolumeFill(self) if VolumeFiller in needs else None
+        self.server = (
+            LocalServerControl(self, storage_server) if ServerControl in needs and storage_server is not None else None
+        )
+        made: dict[type[Capability], Capability | None] = {
+            SignalControl: LocalSignals(self),  # a process to signal: nothing to prepare
+            FaultLayerControl: self.layer,
+            VolumeFiller: self.filler,
+            ServerControl: self.server,
+            ExportReach: LocalExport(self) if ExportReach in needs else None,
+        }
+        self.handed_out = {kind: c for kind, c in made.items() if c is not None}
 
     # --- storage -----------------------------------------------------------------------------------------------
 
     def provision_storage(self) -> StorageDescription:
         self.storage = self.backend.provision(self.storage_spec, self.workdir, self.run_id)
-        if self.fill_volume:
-            self._check_fillable(self.storage.root)
+        if self.filler is not None:
+            self.filler.check_fillable(self.storage.root)
         described = self.storage.describe()
         access = described.get("access")
-        if self.fault_layer:
+        if self.layer is not None:
             layer = "Prometheus' data directory under the fault layer (harness.fault_fuse, FUSE); fio not"
             access = f"{access}; {layer}" if access else layer
         return StorageDescription(described["path"], described["filesystem"], described["device"], access)
 
     def teardown_storage(self) -> None:
-        self.free_data_volume()
+        if self.filler is not None:
+            self.filler.free()
         if self.storage is not None:
             self.storage.teardown()
 
@@ -176,22 +172,20 @@ class LocalRuntime(Runtime):
 
     def stop(self) -> None:
         problems = []
-        if self._server_halted:
+        if self.server is not None and self.server.halted:
             try:
-                self.start_storage_server()
+                self.server.start()
             except InfraError as e:
                 problems.append(f"could not start the storage server again before stopping: {e}")
         if self.container is not None:
             self.container.daemon.stop(STOP_TIMEOUT_S)
-        try:
-            self.free_data_volume()  # also with --keep-data: the data stays, our fill does not
-        except (InfraError, OSError) as e:
-            problems.append(f"could not delete the fill file {self._fill}: {e}")
-        for data_dir in list(self.layers):
+        if self.filler is not None:
             try:
-                self._unmount_layer(data_dir)
+                self.filler.free()  # also with --keep-data: the data stays, our fill does not
             except InfraError as e:
                 problems.append(str(e))
+        if self.layer is not None:
+            problems += self.layer.detach_all()
         if problems:
             raise InfraError("; ".join(problems))
 
@@ -215,144 +209,6 @@ class LocalRuntime(Runtime):
         return "" if self.container is None else self.container.daemon.log_text()
 
     # --- primitives for faults -----------------------------------------------------------------------------------
-
-    def signal_prometheus(self, sig: signal.Signals) -> tuple[float, str]:
-        current = self._require()
-        injected = time.time()
-        current.daemon.signal(sig)
-        current.daemon.wait(STOP_TIMEOUT_S)
-        self.container = self._start_container(
-            current.generation, current.restarts + 1, current.node, current.port, current.data_dir
-        )
-        return (
-            injected,
-            f"{sig.name} to pid {current.daemon.pid}; the container restarted in the same pod (same volume)",
-        )
-
-    def power_cut(self) -> PowerCut:
-        current = self._require()
-        layer = self._layer(current)
-        injected = time.time()
-        # Prometheus first, so that nothing writes after the cut: the two are one instant as far as the disk knows.
-        current.daemon.signal(signal.SIGKILL)
-        current.daemon.wait(STOP_TIMEOUT_S)
-        cut = layer.cut()
-        self.container = self._start_container(
-            current.generation, current.restarts + 1, current.node, current.port, current.data_dir
-        )
-        detail = cut_detail(
-            cut,
-            where=str(current.data_dir),
-            killed=f"SIGKILL to pid {current.daemon.pid}",
-            injected=injected,
-            layer_since=f"the layer was mounted at {utc_time(layer.mounted_at_unix_s)}",
-            after="the container restarted in the same pod on what was durable",
-        )
-        log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
-        return PowerCut(injected, detail, cut.last_fsync_under(WAL_DIR))
-
-    def io_fault(self, fault: IoFault) -> tuple[float, str]:
-        current = self._require()
-        started = self._layer(current).io_set(fault)
-        return started, f"{fault.describe()} in {current.data_dir}, while Prometheus ({current.name}) runs"
-
-    def io_heal(self) -> str:
-        said = []
-        for layer in self.layers.values():
-            fault = layer.io_fault
-            if fault is not None:
-                said.append(io_summary(layer.io_clear(), failing=fault.errno_name is not None))
-        return "; ".join(said) or "no I/O fault was set"
-
-    def fill_data_volume(self) -> VolumeFill:
-        current = self._require()
-        root = self._require_storage().root
-        if self._fill is not None:
-            raise InfraError(f"the volume is already filled ({self._fill}): one disk_full at a time")
-        # Known before it exists, so free_data_volume (the undo, recorded first) removes even a half-made fill.
-        self._fill = root / fill.fill_name(self.run_id)
-        filled = fill.fill(self._fill)
-        at = time.time()
-        fs = filesystem_of(root)
-        # As root the fill takes the root reserve too; otherwise Prometheus runs as this same user (only root can
-        # switch uid), for whom the reserve was never there.
-        who = "even as root" if os.geteuid() == 0 else f"as uid {os.geteuid()}, whom Prometheus runs as"
-        detail = fill.describe(
-            allocated=filled.allocated_bytes,
-            where=f"{fs.mount_point} ({fs.fstype} on {fs.source})",
-            name=f"{self._fill.name} beside {current.data_dir.name}/",
-            took_s=filled.took_s,
-            method=filled.method,
-            before=filled.before,
-            after=filled.after,
-            who=who,
-        )
-        log.info("%s", detail)
-        return VolumeFill(at, detail)
-
-    def free_data_volume(self) -> None:
-        if self._fill is None:
-            return
-        path = self._fill
-        fill.free(path)
-        self._fill = None
-        log.info("deleted the fill file %s: %s free for root", path, fmt.iec_bytes(fill.Space.of(path.parent).for_root))
-
-    def stop_storage_server(self) -> tuple[float, str]:
-        server = self._require_server()
-        self._client_log_at_stop = len(self._require_storage().client_log())
-        self._server_back = None
-        # From the moment it is asked to stop the server is going away (connections closed, requests refused).
-        stopped = time.time()
-        self._server_halted = True
-        return stopped, server.halt()
-
-    def start_storage_server(self) -> tuple[float, str]:
-        server = self._require_server()
-        asked = time.time()
-        what = server.resume()
-        self._server_halted = False
-        back = time.time()
-        self._server_back = (back, f"{what} ({back - asked:.1f} s to start)")
-        return self._server_back
-
-    def await_data_path(self, timeout_s: float) -> str:
-        """After a server restart: wait (bounded) until a small write and fsync through the storage's data path
-        complete, and say when that was and what the storage's client logged since the server stopped."""
-        storage = self._require_storage()
-        if self._server_back is None:
-            raise InfraError("the storage server was not started again")
-        back, what = self._server_back
-        # The write may hang as long as the client does: it runs on a thread of its own, which is left behind (a
-        # daemon thread, blocked in the kernel) if the wait gives up; the teardown's unmount ends it.
-        outcome: list[str] = []
-        probe = threading.Thread(target=_write_and_fsync, args=(storage, outcome), daemon=True, name="data-path")
-        probe.start()
-        try:
-            wait_for(
-                lambda: bool(outcome) or None,
-                what="a write and fsync through the data path after the storage server came back",
-                timeout_s=timeout_s,
-                interval_s=0.05,
-            )
-            served = (
-                f"a write and fsync through the data path {outcome[0]} {time.time() - back:.1f} s after it was back"
-            )
-        except WaitTimeout:
-            served = f"a write and fsync through the data path had not returned {timeout_s:g} s after it was back"
-        logged = [line.strip() for line in storage.client_log()[self._client_log_at_stop :].splitlines()]
-        said = _quote_lines([line for line in logged if line])
-        client = f"the storage client logged {said}" if said else "the storage client logged nothing meanwhile"
-        return f"{what}; {served}; {client}"
-
-    def data_export(self) -> ExportAccess:
-        current = self._require()
-        access = self.backend.export_access(self.storage_spec, self._require_storage(), current.data_dir)
-        if access is None:
-            raise InfraError(
-                f"{current.data_dir} is not in an export this run mounted itself ({self.storage_spec.backend} storage)"
-            )
-        return access
 
     def delete_pod(self) -> tuple[float, str]:
         return self._replace_pod("pod deleted")
@@ -404,9 +260,9 @@ class LocalRuntime(Runtime):
 
     def _remove_pod(self, current: Container) -> None:
         current.daemon.stop(STOP_TIMEOUT_S)
-        if not self.backend.survives_new_pod:
+        if not self.backend.survives_new_pod and self.layer is not None:
             # The emptyDir goes with the pod; a volume that stays keeps its layer, and with it the fsyncs it saw.
-            self._unmount_layer(current.data_dir)
+            self.layer.detach(current.data_dir)
         self._require_storage().release(current.generation)
         self.container = None
 
@@ -486,21 +342,26 @@ class LocalRuntime(Runtime):
 
     # --- internals ---------------------------------------------------------------------------------------------
 
+    def current(self) -> Container:
+        """The running container; InfraError when there is none (the runtime was not started)."""
+        return self._require()
+
+    def provisioned(self) -> ProvisionedStorage:
+        """The run's storage; InfraError before it is provisioned."""
+        return self._require_storage()
+
+    def restart_container(self, current: Container) -> None:
+        """``current`` (just signalled or killed) is gone; the kubelet's part: the container restarts in the same pod,
+        on the same volume."""
+        current.daemon.wait(STOP_TIMEOUT_S)
+        self.container = self._start_container(
+            current.generation, current.restarts + 1, current.node, current.port, current.data_dir
+        )
+
     def _require(self) -> Container:
         if self.container is None:
             raise InfraError("Prometheus is not running (the local runtime was not started)")
         return self.container
-
-    def _layer(self, current: Container) -> FaultLayer:
-        layer = self.layers.get(current.data_dir)
-        if layer is None:
-            raise InfraError(f"no fault layer under {current.data_dir}: the runtime was not asked for one")
-        return layer
-
-    def _require_server(self) -> EmbeddedServer[Any]:
-        if self.storage_server is None:
-            raise InfraError("this run started no storage server (the scenario's storage is not embedded)")
-        return self.storage_server
 
     def _require_storage(self) -> ProvisionedStorage:
         if self.storage is None:
@@ -512,16 +373,9 @@ class LocalRuntime(Runtime):
         data_dir = self._require_storage().data_dir_for(self._generation)
         self._apply_fs_group(data_dir)
         self._check_reachable(data_dir)
-        if self.fault_layer and data_dir not in self.layers:
-            layer = FaultLayer(data_dir, logs_dir=self.logs_dir, state_dir=self.workdir)
-            layer.mount()
-            self.layers[data_dir] = layer
+        if self.layer is not None:
+            self.layer.attach(data_dir)
         self.container = self._start_container(self._generation, 0, node, proc.free_port(), data_dir)
-
-    def _unmount_layer(self, data_dir: Path) -> None:
-        layer = self.layers.pop(data_dir, None)
-        if layer is not None:
-            layer.unmount()
 
     def _apply_fs_group(self, data_dir: Path) -> None:
         """What the kubelet does for volumes that support fsGroup: group-own the tree, setgid dirs, g+rw."""
@@ -536,27 +390,6 @@ class LocalRuntime(Runtime):
             # Group rw like the kubelet's fsGroup change; setgid on directories so new files inherit the group.
             extra = 0o2070 if path.is_dir() else 0o060
             path.chmod((path.stat().st_mode & 0o7777) | extra)
-
-    def _check_fillable(self, root: Path) -> None:
-        """A disk_full fills the volume under test, never the host's filesystems: refuse a volume that is not a
-        filesystem of its own on a block device (a plain directory on /, the work area, an emptyDir, an NFS
-        export, whose filesystem is the server's)."""
-        fs = filesystem_of(root)
-        shared = [
-            what
-            for what, other in (("the host's root filesystem /", Path("/")), ("the run's work area", self.workdir))
-            if other.stat().st_dev == root.stat().st_dev
-        ]
-        if shared or not fs.source.startswith("/dev/"):
-            why = (
-                f"it is {' and '.join(shared)}" if shared else f"it is {fs.fstype} from {fs.source}, not a block device"
-            )
-            raise StorageUnavailable(
-                f"disk_full fills the filesystem under Prometheus' data directory, {fs.mount_point} ({fs.fstype} on "
-                f"{fs.source}), and the harness fills only a filesystem of the volume's own: {why}. Give the "
-                "storage a loop-mounted image (storage.image: {filesystem: ext4, size: 256Mi}, root) or a "
-                "storage.path on a disk of its own"
-            )
 
     def _check_reachable(self, data_dir: Path) -> None:
         """Fail early and clearly when the Prometheus user cannot even reach its config or data directory.
@@ -630,28 +463,3 @@ class LocalRuntime(Runtime):
         else:
             msg += "\n" + "\n".join(text.splitlines()[-10:])
         return msg
-
-
-PROBE_FILE = ".harness-data-path-probe"
-
-
-def _write_and_fsync(storage: ProvisionedStorage, outcome: list[str]) -> None:
-    """One small write and fsync in the run's fio directory (next to Prometheus' data, never in it), then removed;
-    ``outcome`` gets "got through" or the error it met: either way the data path answered."""
-    try:
-        path = storage.fio_dir() / PROBE_FILE
-        with path.open("wb") as f:
-            f.write(b"probe")
-            f.flush()
-            os.fsync(f.fileno())
-        path.unlink()
-        outcome.append("got through")
-    except OSError as e:
-        outcome.append(f"failed ({e.strerror or e})")
-
-
-def _quote_lines(lines: list[str], most: int = 3) -> str:
-    """Up to ``most`` log lines, quoted, and how many more there were."""
-    quoted = "; ".join(f"'{line[:240]}'" for line in lines[:most])
-    more = f" (and {len(lines) - most} more lines)" if len(lines) > most else ""
-    return f"{len(lines)} line(s): {quoted}{more}" if lines else ""

@@ -524,6 +524,26 @@ class NodeLossFault(FaultTiming):
     )
 
 
+class KubeletCommands(Strict):
+    """How to stop and start the kubelet of a node, as commands (argv lists; ``{node}`` is replaced by the node's
+    name), e.g. ``ssh {node} systemctl stop kubelet``; the local test cluster's are ``python -m testbed node
+    kubelet-stop {node}`` and ``kubelet-start {node}``. The node's container runtime must keep running."""
+
+    stop: list[str] = Field(min_length=1, description="the kubelet stops (the node's containers keep running)")
+    start: list[str] = Field(min_length=1, description="the kubelet starts again")
+
+
+class KubeletRestartFault(FaultWindow):
+    """The kubelet of Prometheus' node stops for ``for`` and starts again, while the node's container runtime keeps
+    Prometheus' container running: an upgrade or a crash of the kubelet. Prometheus keeps serving and the load keeps
+    writing; past the node monitor's grace period the node is NotReady meanwhile, and Kubernetes must not replace
+    the pod (it waits far longer before evicting it). Expect the same container afterwards and every acknowledged
+    sample kept. On a cluster only: the local runtime has no kubelet."""
+
+    action: Literal["kubelet_restart"]
+    kubelet_control: KubeletCommands = Field(description="the commands that stop and start a node's kubelet")
+
+
 class PowerLossFault(FaultTiming):
     """The power fails under Prometheus' data directory: everything written there but not yet fsynced (or
     fdatasynced) is lost, files created and never made durable disappear, and Prometheus dies at the same instant
@@ -673,6 +693,7 @@ FaultSpec = (
     | RedeployFault
     | ScaleZeroFault
     | NodeLossFault
+    | KubeletRestartFault
     | PowerLossFault
     | IoErrorsFault
     | IoLatencyFault

@@ -36,9 +36,6 @@ if TYPE_CHECKING:
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
 
-# The capability a storage gives when faults may stop and start its server (``Backend.capabilities``).
-STORAGE_SERVER = "storage-server"
-
 # The provisioner name of a StorageClass whose PVs an administrator creates by hand (the field notes' local PVs).
 NO_PROVISIONER = "kubernetes.io/no-provisioner"
 
@@ -281,17 +278,6 @@ class Backend(ABC, Generic[SpecT]):
         """Why no fault may stop this storage's server; None where the run starts that server itself (the harness
         never stops a server it did not start)."""
         return f"{self.name} storage has no server this run starts"
-
-    # --- what faults may do to the storage itself ---------------------------------------------------------------
-
-    def capabilities(self, spec: SpecT) -> frozenset[str]:
-        """Capabilities faults may ask of this storage, next to the runtime's: ``storage-server`` (stop the server
-        and start it again) where the run starts the server itself."""
-        return frozenset({STORAGE_SERVER}) if self.server_refusal(spec) is None else frozenset()
-
-    def cannot(self, spec: SpecT, capability: str) -> str | None:
-        """Why this storage lacks ``capability``, for the refusal (None: it is not the storage's to give)."""
-        return self.server_refusal(spec) if capability == STORAGE_SERVER else None
 
     def cluster_description(self, spec: SpecT) -> str:
         return f"{self.name} volume in the cluster"

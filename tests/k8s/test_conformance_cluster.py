@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -64,7 +65,10 @@ def pv_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[
 @pytest.fixture
 def on_the_cluster(kubeconfig: Path, kube_context: str) -> tuple[dict[str, str], tuple[str, ...]]:
     """The environment and the options of a night on the cluster."""
-    return {**os.environ, "KUBECONFIG": str(kubeconfig)}, ("--runtime", "kubernetes", "--context", kube_context)
+    # The files' own commands (kubelet-restart.yaml's `python -m testbed ...`) run with this environment's python.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": path}
+    return env, ("--runtime", "kubernetes", "--context", kube_context)
 
 
 @pytest.mark.parametrize("row", [_param(r) for r in CLUSTER_ROWS])

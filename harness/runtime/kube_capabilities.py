@@ -1,0 +1,215 @@
+"""The capabilities the Kubernetes runtime hands out (``harness.capabilities``), each owning its state:
+
+- ``KubeSignals``: ``kill`` from the tools sidecar, which sees Prometheus through the pod's shared process
+  namespace; the kubelet restarts the container in the same pod;
+- ``KubeFaultLayer``: the fault layer (``harness.fault_fuse``) as a privileged native sidecar of Prometheus' pod,
+  commanded by exec;
+- ``KubeNodes``: the scenario's commands lose a node and bring it back; the API says when Kubernetes noticed;
+- ``KubeKubelet``: the scenario's commands stop and start the kubelet of Prometheus' node; the node's container
+  runtime, and Prometheus' container with it, keeps running;
+- ``KubeVolumeFill``: a pod of the run's on Prometheus' node fills the volume (``harness.runtime.kube_fill``);
+- ``KubeExport``: the export the run's NFS PV names, which this host's own NFS client reaches.
+
+They act on the pod the runtime tracks and tell it what they did to it (``container_going``, ``pod_going``,
+``node_going``), so its recovery wait knows what to expect.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from typing import TYPE_CHECKING, Any
+
+from harness import proc
+from harness.capabilities.export import ExportReach
+from harness.capabilities.fault_layer import FaultLayerControl, IoFault, PowerCut
+from harness.capabilities.kubelet import KubeletControl
+from harness.capabilities.nodes import NodeLifecycle
+from harness.capabilities.signals import SignalControl
+from harness.capabilities.volume_fill import VolumeFill, VolumeFiller
+from harness.errors import InfraError
+from harness.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
+from harness.fmt import shorten
+from harness.kube import PodInfo
+from harness.runtime.fault_layer import WAL_DIR, cut_detail, io_set_command, io_summary
+from harness.runtime.kube_fill import PodFill
+from harness.runtime.manifests import CONTAINER, DATA_DIR, LAYER_CONTAINER, LAYER_REPORT, TOOLS_CONTAINER
+from harness.storage.base import ExportAccess
+
+if TYPE_CHECKING:
+    from harness.runtime.kubernetes import KubernetesRuntime
+
+log = logging.getLogger(__name__)
+
+LAYER_COMMAND_TIMEOUT_S = 60.0  # python's start in the sidecar, then a command the layer answers at once
+NODE_COMMAND_TIMEOUT_S = 300.0  # a cloud CLI stopping or starting an instance
+
+
+class KubeSignals(SignalControl):
+    def __init__(self, runtime: KubernetesRuntime) -> None:
+        self.runtime = runtime
+
+    def send(self, sig: signal.Signals) -> tuple[float, str]:
+        rt = self.runtime
+        pod = rt.container_going()
+        name = sig.name.removeprefix("SIG")
+        # pidof and kill run in the sidecar, which sees Prometheus through the pod's shared process namespace.
+        script = f"pid=$(/bin/busybox pidof prometheus) && /bin/busybox kill -{name} $pid && echo $pid"
+        injected = time.time()
+        out = rt.api.exec(pod.namespace, pod.name, TOOLS_CONTAINER, ["/bin/busybox", "sh", "-c", script]).strip()
+        rt.container_gone()
+        if not out.isdigit():
+            raise InfraError(
+                f"could not send {sig.name} to Prometheus in {pod.namespace}/{pod.name}: {out or '(no output)'}"
+            )
+        return (
+            injected,
+            f"{sig.name} to Prometheus (pid {out} in the pod); the kubelet restarts the container in the same pod",
+        )
+
+
+class KubeFaultLayer(FaultLayerControl):
+    def __init__(self, runtime: KubernetesRuntime) -> None:
+        self.runtime = runtime
+        self._io_fault: IoFault | None = None  # set in the layer's sidecar, until healed
+
+    def power_cut(self) -> PowerCut:
+        """The layer kills Prometheus and cuts in one request (``cut-kill``): the kubelet, not the harness, restarts
+        the container, and the layer refuses every change until the killed process is gone."""
+        pod = self.runtime.container_going()
+        injected = time.time()
+        answer = self._command(pod, CUT_KILL)
+        self.runtime.container_gone()
+        cut = cut_report(answer)
+        detail = cut_detail(
+            cut,
+            where=f"{DATA_DIR} (the fault layer's sidecar in pod {pod.name})",
+            killed=f"SIGKILL to Prometheus (pid {answer.get('killed_pid')} in the pod) in the same request",
+            injected=injected,
+            layer_since="the pod's layer came up",
+            after="the kubelet restarts the container in the same pod on what was durable",
+        )
+        log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
+        return PowerCut(injected, detail, cut.last_fsync_under(WAL_DIR))
+
+    def io_fault(self, fault: IoFault) -> tuple[float, str]:
+        pod = self.runtime.current_pod()
+        answer = self._command(pod, io_set_command(fault))
+        self._io_fault = fault
+        return float(answer["set_at_unix_s"]), (
+            f"{fault.describe()} in {DATA_DIR} (the fault layer's sidecar in pod {pod.name}), while Prometheus runs"
+        )
+
+    def io_heal(self) -> str:
+        fault, self._io_fault = self._io_fault, None
+        if fault is None:
+            return "no I/O fault was set"
+        pod = self.runtime.current_pod()
+        return io_summary(io_counts(self._command(pod, IO_CLEAR)), failing=fault.errno_name is not None)
+
+    def _command(self, pod: PodInfo, command: str) -> dict[str, Any]:
+        argv = ["python3", "-m", "harness.fault_fuse", DATA_DIR, "--report", LAYER_REPORT, "--send", command]
+        api = self.runtime.api
+        done = api.exec_run(pod.namespace, pod.name, LAYER_CONTAINER, argv, timeout_s=LAYER_COMMAND_TIMEOUT_S)
+        what = command.split(maxsplit=1)[0]
+        if done.returncode != 0:
+            raise InfraError(
+                f"the fault layer in pod {pod.name} did not take {what!r} (exit {done.returncode}): "
+                f"{shorten((done.stderr or done.stdout).strip())}"
+            )
+        try:
+            answer: dict[str, Any] = json.loads(done.stdout)
+        except ValueError as e:
+            raise InfraError(
+                f"the fault layer in pod {pod.name} answered {what!r} with {shorten(done.stdout)!r}"
+            ) from e
+        return answer
+
+
+class KubeNodes(NodeLifecycle):
+    def __init__(self, runtime: KubernetesRuntime) -> None:
+        self.runtime = runtime
+
+    def stop_node(self, node: str, argv: list[str]) -> float:
+        self.runtime.node_going(node)
+        at = time.time()
+        run_node_command(argv, node, f"stop node {node}")
+        return at
+
+    def start_node(self, node: str, argv: list[str], timeout_s: float) -> float:
+        run_node_command(argv, node, f"start node {node}")
+        self.runtime.api.wait_node(node, ready=True, timeout_s=timeout_s)
+        self.runtime.node_back(node)
+        return time.time()
+
+    def wait_node(self, node: str, *, ready: bool, timeout_s: float) -> float:
+        seen = self.runtime.api.wait_node(node, ready=ready, timeout_s=timeout_s)
+        return seen.ready_changed_unix_s if seen.ready_changed_unix_s is not None else time.time()
+
+    def force_delete_pod(self) -> tuple[float, str]:
+        rt = self.runtime
+        pod = rt.pod_going()
+        deleted = time.time()
+        rt.api.force_delete_pod(pod.namespace, pod.name)
+        new = rt.await_new_pod(pod)
+        kept = "the same claim" if rt.backend.survives_new_pod else "a new, empty emptyDir"
+        where = new.node or f"no node yet ({new.unschedulable})"
+        return deleted, f"pod {pod.name} force-deleted (grace period 0); the new pod: {where}, with {kept}"
+
+
+class KubeKubelet(KubeletControl):
+    def __init__(self, runtime: KubernetesRuntime) -> None:
+        self.runtime = runtime
+
+    def stop_kubelet(self, node: str, argv: list[str]) -> float:
+        at = time.time()
+        run_node_command(argv, node, f"stop the kubelet of node {node}", "kubelet_control")
+        return at
+
+    def start_kubelet(self, node: str, argv: list[str], timeout_s: float) -> float:
+        run_node_command(argv, node, f"start the kubelet of node {node}", "kubelet_control")
+        seen = self.runtime.api.wait_node(node, ready=True, timeout_s=timeout_s)
+        return seen.ready_changed_unix_s if seen.ready_changed_unix_s is not None else time.time()
+
+    def container_id(self) -> str:
+        rt = self.runtime
+        pod = rt.api.read_pod(rt.names.namespace, rt.names.pod)
+        c = pod.container(CONTAINER) if pod is not None else None
+        return c.container_id if c is not None else ""
+
+
+class KubeVolumeFill(VolumeFiller):
+    def __init__(self, runtime: KubernetesRuntime, pods: PodFill) -> None:
+        self.runtime = runtime
+        self.pods = pods
+
+    def fill(self) -> VolumeFill:
+        return self.pods.fill(self.runtime.current_pod().node)
+
+    def free(self) -> None:
+        self.pods.free()
+
+
+class KubeExport(ExportReach):
+    def __init__(self, runtime: KubernetesRuntime) -> None:
+        self.runtime = runtime
+
+    def data_export(self) -> ExportAccess:
+        """The export the run's NFS PV names, with the data directory in it: this host's own NFS client writes there
+        as another application's pod would (the harness host must reach the NFS server, as the nodes do)."""
+        rt = self.runtime
+        access = rt.backend.volume_export_access(rt.scenario.storage, rt.deployment.data_subdir)
+        if access is None:
+            raise InfraError(f"{rt.scenario.storage.backend} storage is no network export another client can mount")
+        return access
+
+
+def run_node_command(argv: list[str], node: str, what: str, key: str = "node_control") -> None:
+    """The scenario's command for a node (its ``key``), ``{node}`` replaced by the node's name; its failure is the
+    harness's (ERROR)."""
+    try:
+        proc.run([a.replace("{node}", node) for a in argv], timeout_s=NODE_COMMAND_TIMEOUT_S)
+    except InfraError as e:
+        raise InfraError(f"could not {what} with the scenario's {key} command: {e}") from e
