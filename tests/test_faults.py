@@ -23,7 +23,7 @@ def test_every_scenario_action_has_exactly_one_fault_module() -> None:
         actions
         == set(injectors())
         == {"sigkill", "sigterm", "restart", "reschedule", "redeploy", "scale_zero", "node_loss", "power_loss"}
-        | {"io_errors", "io_latency", "disk_full", "server_restart", "second_writer"}
+        | {"io_errors", "io_latency", "disk_full", "server_restart", "second_writer", "kubelet_restart"}
     )
 
 
