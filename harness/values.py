@@ -33,14 +33,9 @@ from harness.doctor.binding import BindingOutcome, simulate_binding, with_class_
 from harness.errors import HarnessError, ScenarioError, UsageError
 from harness.kube import KubeInventory, Manifest, PvcInfo
 from harness.results.model import DoctorFinding
-from harness.runtime.manifests import (
-    Names,
-    claim_template,
-    container_resources,
-    pod_security_context,
-    storage_class_manifest,
-    volume_manifest,
-)
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.prometheus import container_resources, pod_security_context
+from harness.runtime.manifests.volumes import claim_template, storage_class_manifest, volume_manifest
 from harness.scenario.model import Scenario
 from harness.storage import backend_for
 from harness.storage.base import operator_claim_name

@@ -27,7 +27,8 @@ from harness.fill import Space, describe, fill_name
 from harness.kube import KubeApi, PodInfo
 from harness.mounts import parse_mountinfo
 from harness.runtime.base import VolumeFill
-from harness.runtime.manifests import FILL_CONTAINER, FILL_VOLUME_DIR, Names, fill_pod_manifest
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.helper_pods import FILL_CONTAINER, FILL_VOLUME_DIR, fill_pod_manifest
 from harness.scenario.model import Scenario
 
 log = logging.getLogger(__name__)

@@ -34,7 +34,8 @@ from harness.fmt import shorten
 from harness.kube import KubeApi, Manifest, PodInfo
 from harness.loads.ledger import SeriesLayout
 from harness.loads.shard import ENV, ShardSpec
-from harness.runtime.manifests import PORT, Names, nobody_container_security
+from harness.runtime.manifests.common import Names, nobody_container_security
+from harness.runtime.manifests.prometheus import PORT
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)

@@ -63,20 +63,16 @@ from harness.runtime.deployments import deployment_for
 from harness.runtime.fault_layer import WAL_DIR, cut_detail, io_set_command, io_summary
 from harness.runtime.kube_fill import PodFill
 from harness.runtime.kube_fio import PodFio
-from harness.runtime.manifests import (
+from harness.runtime.manifests.common import RUN_ID_LABEL, Names, namespace_manifest
+from harness.runtime.manifests.prometheus import (
     CONTAINER,
     DATA_DIR,
     LAYER_CONTAINER,
     LAYER_REPORT,
     PORT,
-    RUN_ID_LABEL,
     TOOLS_CONTAINER,
-    Names,
-    claim_manifest,
-    namespace_manifest,
-    storage_class_manifest,
-    volume_manifest,
 )
+from harness.runtime.manifests.volumes import claim_manifest, storage_class_manifest, volume_manifest
 from harness.scenario.model import FioJob, Scenario, TsdbLoad
 from harness.stages import StageId
 from harness.storage import backend_for

@@ -22,7 +22,8 @@ from harness.doctor.operator import check_operator
 from harness.kube import PROMETHEUS_CRD, load_inventory
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
-from harness.runtime.manifests import Names, prometheus_resource, statefulset_manifest
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.prometheus import prometheus_resource, statefulset_manifest
 from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from testbed import operator
