@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.fmt import exact_quantity
-from harness.kube import PROMETHEUS_API, Manifest, PvInfo
+from harness.kube.inventory import PROMETHEUS_API, Manifest, PvInfo
 from harness.ownership import OWNER_LABEL, RunOwner
 from harness.scenario.model import PrometheusSpec, Scenario, SecurityContext
 from harness.storage import backend_for
