@@ -17,7 +17,8 @@ from harness.errors import InfraError, WaitTimeout
 from harness.fmt import shorten
 from harness.kube.contexts import API_TIMEOUT_S
 from harness.kube.decode import decode_node, decode_pv, decode_pvc, decode_storage_class, unix
-from harness.kube.inventory import PROMETHEUS_API, Manifest, NodeInfo, PvcInfo, PvInfo, StorageClassInfo
+from harness.kube.inventory import Manifest, NodeInfo, PvcInfo, PvInfo, StorageClassInfo
+from harness.kube.kinds import KINDS, Kind, UnsupportedKind, Verb
 from harness.kube.pods import PodInfo, decode_pod
 from harness.wait import wait_for
 
@@ -90,41 +91,33 @@ class KubeApi:
         except (HTTPError, OSError) as e:
             raise InfraError(f"cannot reach the Kubernetes API to {what} via {self.where}: {shorten(str(e))}") from e
 
-    # --- create / read / delete ------------------------------------------------------------------------------
+    # --- create / read / patch / delete: KINDS says which -----------------------------------------------------------
+
+    def _method(self, kind: str, verb: Verb) -> tuple[Kind, Callable[..., Any]]:
+        """``kind``'s row of ``KINDS`` and the client method doing ``verb`` to it."""
+        spec = KINDS.get(kind)
+        if spec is None:
+            raise UnsupportedKind(f"KubeApi handles no kind {kind!r} (it handles {', '.join(KINDS)})")
+        if verb not in spec.verbs:
+            can = ", ".join(sorted(spec.verbs))
+            raise UnsupportedKind(f"KubeApi cannot {verb} a {kind} (what it does to a {kind}: {can})")
+        return spec, getattr(getattr(self, spec.api), spec.method(verb))
 
     def create(self, manifest: Manifest, *, dry_run: bool = False) -> None:
         """Create the object; ``dry_run``: only ask the API server (``dryRun=All``: admission and validation run,
         nothing is stored), as ``kubectl create --dry-run=server`` does; its rejection is the same InfraError."""
         kind, meta = manifest["kind"], manifest["metadata"]
-        ns = meta.get("namespace", "")
+        spec, create = self._method(kind, "create")
         kw: dict[str, Any] = {"_request_timeout": API_TIMEOUT_S, **({"dry_run": "All"} if dry_run else {})}
-        creators: dict[str, Callable[[], Any]] = {
-            "Namespace": lambda: self.core.create_namespace(manifest, **kw),
-            "PersistentVolume": lambda: self.core.create_persistent_volume(manifest, **kw),
-            "StorageClass": lambda: self.storage.create_storage_class(manifest, **kw),
-            "ConfigMap": lambda: self.core.create_namespaced_config_map(ns, manifest, **kw),
-            "Pod": lambda: self.core.create_namespaced_pod(ns, manifest, **kw),
-            "StatefulSet": lambda: self.apps.create_namespaced_stateful_set(ns, manifest, **kw),
-            "PersistentVolumeClaim": lambda: self.core.create_namespaced_persistent_volume_claim(ns, manifest, **kw),
-            "Secret": lambda: self.core.create_namespaced_secret(ns, manifest, **kw),
-            "Service": lambda: self.core.create_namespaced_service(ns, manifest, **kw),
-            "Job": lambda: self.batch.create_namespaced_job(ns, manifest, **kw),
-            "Prometheus": lambda: self.custom.create_namespaced_custom_object(*_prometheuses(ns), manifest, **kw),
-        }
         with self._call(f"{'dry-run ' if dry_run else ''}create {kind} {meta['name']}"):
-            creators[kind]()
+            create(*spec.args("create", manifest, meta.get("namespace", "")), **kw)
 
     def list_objects(self, kind: str, label_selector: str = "") -> list[ObjectInfo]:
         """The cluster-scoped objects of ``kind`` (Namespace, PersistentVolume, StorageClass, Node) matching
         ``label_selector``."""
-        listers: dict[str, Callable[..., Any]] = {
-            "Namespace": self.core.list_namespace,
-            "PersistentVolume": self.core.list_persistent_volume,
-            "StorageClass": self.storage.list_storage_class,
-            "Node": self.core.list_node,
-        }
+        _, list_fn = self._method(kind, "list")
         with self._call(f"list {kind} objects" + (f" labelled {label_selector}" if label_selector else "")):
-            items = listers[kind](label_selector=label_selector, _request_timeout=API_TIMEOUT_S).items
+            items = list_fn(label_selector=label_selector, _request_timeout=API_TIMEOUT_S).items
         return [
             ObjectInfo(
                 kind=kind,
@@ -138,11 +131,16 @@ class KubeApi:
             for o in items
         ]
 
+    def _patch(self, kind: str, name: str, namespace: str, body: Manifest, *, what: str) -> None:
+        spec, patch = self._method(kind, "patch")
+        with self._call(what):
+            patch(*spec.args("patch", name, namespace), body, _request_timeout=API_TIMEOUT_S)
+
     def set_reclaim_policy(self, pv: str, policy: str) -> None:
-        with self._call(f"set the reclaimPolicy of PersistentVolume {pv} to {policy}"):
-            self.core.patch_persistent_volume(
-                pv, {"spec": {"persistentVolumeReclaimPolicy": policy}}, _request_timeout=API_TIMEOUT_S
-            )
+        body: Manifest = {"spec": {"persistentVolumeReclaimPolicy": policy}}
+        self._patch(
+            "PersistentVolume", pv, "", body, what=f"set the reclaimPolicy of PersistentVolume {pv} to {policy}"
+        )
 
     def exists(self, kind: str, name: str, namespace: str = "") -> bool:
         return self._read(kind, name, namespace) is not None
@@ -153,57 +151,28 @@ class KubeApi:
         return None if obj is None else dict(obj.metadata.labels or {})
 
     def _read(self, kind: str, name: str, namespace: str) -> Any:
+        """The client's object (a custom resource as ``_Labelled``), or None when it does not exist."""
         from kubernetes.client.exceptions import ApiException
 
-        readers: dict[str, Callable[[], Any]] = {
-            "Namespace": lambda: self.core.read_namespace(name, _request_timeout=API_TIMEOUT_S),
-            "PersistentVolume": lambda: self.core.read_persistent_volume(name, _request_timeout=API_TIMEOUT_S),
-            "PersistentVolumeClaim": lambda: self.core.read_namespaced_persistent_volume_claim(
-                name, namespace, _request_timeout=API_TIMEOUT_S
-            ),
-            "StorageClass": lambda: self.storage.read_storage_class(name, _request_timeout=API_TIMEOUT_S),
-            "StatefulSet": lambda: self.apps.read_namespaced_stateful_set(
-                name, namespace, _request_timeout=API_TIMEOUT_S
-            ),
-            "Pod": lambda: self.core.read_namespaced_pod(name, namespace, _request_timeout=API_TIMEOUT_S),
-            "Service": lambda: self.core.read_namespaced_service(name, namespace, _request_timeout=API_TIMEOUT_S),
-            "Job": lambda: self.batch.read_namespaced_job(name, namespace, _request_timeout=API_TIMEOUT_S),
-            "CustomResourceDefinition": lambda: self.extensions.read_custom_resource_definition(
-                name, _request_timeout=API_TIMEOUT_S
-            ),
-            "Prometheus": lambda: _Labelled(
-                self.custom.get_namespaced_custom_object(
-                    *_prometheuses(namespace), name, _request_timeout=API_TIMEOUT_S
-                )
-            ),
-        }
+        spec, read = self._method(kind, "read")
         with self._call(f"read {kind} {name}"):
             try:
-                return readers[kind]()
+                obj = read(*spec.args("read", name, namespace), _request_timeout=API_TIMEOUT_S)
             except ApiException as e:
                 if e.status == 404:
                     return None
                 raise
+        return _Labelled(obj) if spec.custom is not None else obj
 
     def delete(self, kind: str, name: str, namespace: str = "", *, wait_s: float | None = None) -> None:
         """Delete (foreground: dependents first); absent is fine. With ``wait_s``, wait until it is gone."""
         from kubernetes.client.exceptions import ApiException
 
+        spec, delete = self._method(kind, "delete")
         kw: dict[str, Any] = {"_request_timeout": API_TIMEOUT_S, "propagation_policy": "Foreground"}
-        deleters: dict[str, Callable[[], Any]] = {
-            "Namespace": lambda: self.core.delete_namespace(name, **kw),
-            "PersistentVolume": lambda: self.core.delete_persistent_volume(name, **kw),
-            "PersistentVolumeClaim": lambda: self.core.delete_namespaced_persistent_volume_claim(name, namespace, **kw),
-            "StorageClass": lambda: self.storage.delete_storage_class(name, **kw),
-            "StatefulSet": lambda: self.apps.delete_namespaced_stateful_set(name, namespace, **kw),
-            "Pod": lambda: self.core.delete_namespaced_pod(name, namespace, **kw),
-            "Service": lambda: self.core.delete_namespaced_service(name, namespace, **kw),
-            "Job": lambda: self.batch.delete_namespaced_job(name, namespace, **kw),
-            "Prometheus": lambda: self.custom.delete_namespaced_custom_object(*_prometheuses(namespace), name, **kw),
-        }
         with self._call(f"delete {kind} {name}"):
             try:
-                deleters[kind]()
+                delete(*spec.args("delete", name, namespace), **kw)
             except ApiException as e:
                 if e.status != 404:
                     raise
@@ -229,7 +198,7 @@ class KubeApi:
             timeout_s=timeout_s,
         )
 
-    # --- pods ----------------------------------------------------------------------------------------------
+    # --- pods -------------------------------------------------------------------------------------------------------
 
     def read_pod(self, namespace: str, name: str) -> PodInfo | None:
         obj = self._read("Pod", name, namespace)
@@ -380,7 +349,7 @@ class KubeApi:
         items.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
         return [f"{e.reason}: {e.message}" for e in items]
 
-    # --- volumes and nodes ---------------------------------------------------------------------------------
+    # --- volumes and nodes ------------------------------------------------------------------------------------------
 
     def server_version(self) -> str:
         import kubernetes
@@ -442,10 +411,7 @@ class KubeApi:
 
     def patch_prometheus(self, namespace: str, name: str, spec: Manifest) -> None:
         """Merge ``spec`` into a ``monitoring.coreos.com/v1`` Prometheus resource's spec (e.g. its replicas)."""
-        with self._call(f"patch Prometheus {namespace}/{name}"):
-            self.custom.patch_namespaced_custom_object(
-                *_prometheuses(namespace), name, {"spec": spec}, _request_timeout=API_TIMEOUT_S
-            )
+        self._patch("Prometheus", name, namespace, {"spec": spec}, what=f"patch Prometheus {namespace}/{name}")
 
     def set_unschedulable(
         self, node: str, unschedulable: bool, annotations: Mapping[str, str | None] | None = None
@@ -456,16 +422,14 @@ class KubeApi:
         body: Manifest = {"spec": {"unschedulable": unschedulable}}
         if annotations:
             body["metadata"] = {"annotations": dict(annotations)}
-        with self._call(f"{verb} node {node}"):
-            self.core.patch_node(node, body, _request_timeout=API_TIMEOUT_S)
+        self._patch("Node", node, "", body, what=f"{verb} node {node}")
 
     def annotate(self, kind: str, name: str, annotations: Mapping[str, str | None]) -> None:
         """Set (or, for None values, remove) annotations of a cluster-scoped object (a Node)."""
-        patchers: dict[str, Callable[..., Any]] = {"Node": self.core.patch_node}
-        with self._call(f"annotate {kind} {name}"):
-            patchers[kind](name, {"metadata": {"annotations": dict(annotations)}}, _request_timeout=API_TIMEOUT_S)
+        body: Manifest = {"metadata": {"annotations": dict(annotations)}}
+        self._patch(kind, name, "", body, what=f"annotate {kind} {name}")
 
-    # --- watching ------------------------------------------------------------------------------------------
+    # --- watching ---------------------------------------------------------------------------------------------------
 
     def _watch(
         self,
@@ -509,12 +473,6 @@ class KubeApi:
                     w.stop()
         state = describe(last) if describe else ("nothing" if last is None else str(last.metadata.name))
         raise WaitTimeout(what, timeout_s, state)
-
-
-def _prometheuses(namespace: str) -> tuple[str, str, str, str]:
-    """The custom objects API's leading arguments for Prometheus resources: group, version, namespace, plural."""
-    group, version, plural = PROMETHEUS_API
-    return group, version, namespace, plural
 
 
 class _Labelled:
