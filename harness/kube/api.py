@@ -11,16 +11,19 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, TypeVar
 
 from harness.errors import InfraError, WaitTimeout
 from harness.fmt import shorten
-from harness.kube.contexts import API_TIMEOUT_S
-from harness.kube.decode import decode_node, decode_pv, decode_pvc, decode_storage_class, unix
+from harness.kube.contexts import API_TIMEOUT_S, new_client
+from harness.kube.decode import decode_node, decode_pv, decode_pvc, decode_storage_class
 from harness.kube.inventory import Manifest, NodeInfo, PvcInfo, PvInfo, StorageClassInfo
 from harness.kube.kinds import KINDS, Kind, UnsupportedKind, Verb
-from harness.kube.pods import PodInfo, decode_pod
+from harness.kube.pods import PodInfo, decode_pod, event_lines, event_times
 from harness.wait import wait_for
+
+T = TypeVar("T")
 
 FOLLOW_READ_TIMEOUT_S = 3600.0  # a followed log may be quiet for long (a container between its outputs)
 
@@ -55,11 +58,10 @@ class KubeApi:
         from kubernetes.config.config_exception import ConfigException
 
         self.where = f"kubeconfig {kubeconfig or '(default: $KUBECONFIG or ~/.kube/config)'}"
-        config: Any = kubernetes.config
         try:
-            self._client = config.new_client_from_config(config_file=kubeconfig, context=context)
+            self._client = new_client(kubeconfig, context)
             # `stream` (exec) swaps the request function of the client it is given: it gets a client of its own.
-            self._stream_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+            self._stream_client = new_client(kubeconfig, context)
         except (ConfigException, OSError) as e:
             raise InfraError(f"cannot use {self.where}: {e}") from e
         self.core: Any = kubernetes.client.CoreV1Api(self._client)
@@ -151,7 +153,7 @@ class KubeApi:
         return None if obj is None else dict(obj.metadata.labels or {})
 
     def _read(self, kind: str, name: str, namespace: str) -> Any:
-        """The client's object (a custom resource as ``_Labelled``), or None when it does not exist."""
+        """The client's object (a custom resource as ``_labelled``), or None when it does not exist."""
         from kubernetes.client.exceptions import ApiException
 
         spec, read = self._method(kind, "read")
@@ -162,7 +164,12 @@ class KubeApi:
                 if e.status == 404:
                     return None
                 raise
-        return _Labelled(obj) if spec.custom is not None else obj
+        return _labelled(obj) if spec.custom is not None else obj
+
+    def _read_as(self, decode: Callable[[Any], T], kind: str, name: str, namespace: str) -> T | None:
+        """The object as ``decode`` reads the client's, or None when it does not exist."""
+        obj = self._read(kind, name, namespace)
+        return None if obj is None else decode(obj)
 
     def delete(self, kind: str, name: str, namespace: str = "", *, wait_s: float | None = None) -> None:
         """Delete (foreground: dependents first); absent is fine. With ``wait_s``, wait until it is gone."""
@@ -201,8 +208,7 @@ class KubeApi:
     # --- pods -------------------------------------------------------------------------------------------------------
 
     def read_pod(self, namespace: str, name: str) -> PodInfo | None:
-        obj = self._read("Pod", name, namespace)
-        return None if obj is None else decode_pod(obj)
+        return self._read_as(decode_pod, "Pod", name, namespace)
 
     def wait_pod(
         self,
@@ -313,15 +319,18 @@ class KubeApi:
                 deadline = time.monotonic() + timeout_s
                 out: list[str] = []
                 err: list[str] = []
+
+                def drain() -> None:
+                    out.append(ws.read_stdout(timeout=0) if ws.peek_stdout() else "")
+                    err.append(ws.read_stderr(timeout=0) if ws.peek_stderr() else "")
+
                 # Read as it comes: an output of many MB must not pile up in the websocket's buffers.
                 while ws.is_open() and time.monotonic() < deadline:
                     ws.update(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
-                    out.append(ws.read_stdout(timeout=0) if ws.peek_stdout() else "")
-                    err.append(ws.read_stderr(timeout=0) if ws.peek_stderr() else "")
+                    drain()
                 if ws.is_open():
                     raise WaitTimeout(what, timeout_s, "still running")
-                out.append(ws.read_stdout(timeout=0) if ws.peek_stdout() else "")
-                err.append(ws.read_stderr(timeout=0) if ws.peek_stderr() else "")
+                drain()
                 code = ws.returncode
             finally:
                 ws.close()
@@ -338,16 +347,12 @@ class KubeApi:
     def event_times(self, namespace: str, kind: str, uid: str, reason: str) -> list[float]:
         """When the events with ``reason`` about the object with ``uid`` happened (Unix seconds), oldest first."""
         selector = f"involvedObject.kind={kind},involvedObject.uid={uid},reason={reason}"
-        items = self._events(namespace, selector, f"{kind} {namespace}/uid {uid} ({reason})")
-        times = [unix(e.event_time or e.first_timestamp or e.metadata.creation_timestamp) for e in items]
-        return sorted(t for t in times if t is not None)
+        return event_times(self._events(namespace, selector, f"{kind} {namespace}/uid {uid} ({reason})"))
 
     def events(self, namespace: str, kind: str, name: str) -> list[str]:
         """The object's events, oldest first, as ``Reason: message``."""
         selector = f"involvedObject.kind={kind},involvedObject.name={name}"
-        items = self._events(namespace, selector, f"{kind} {namespace}/{name}")
-        items.sort(key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
-        return [f"{e.reason}: {e.message}" for e in items]
+        return event_lines(self._events(namespace, selector, f"{kind} {namespace}/{name}"))
 
     # --- volumes and nodes ------------------------------------------------------------------------------------------
 
@@ -359,16 +364,13 @@ class KubeApi:
         return str(info.git_version)
 
     def read_storage_class(self, name: str) -> StorageClassInfo | None:
-        obj = self._read("StorageClass", name, "")
-        return None if obj is None else decode_storage_class(obj)
+        return self._read_as(decode_storage_class, "StorageClass", name, "")
 
     def read_pv(self, name: str) -> PvInfo | None:
-        obj = self._read("PersistentVolume", name, "")
-        return None if obj is None else decode_pv(obj)
+        return self._read_as(decode_pv, "PersistentVolume", name, "")
 
     def read_pvc(self, namespace: str, name: str) -> PvcInfo | None:
-        obj = self._read("PersistentVolumeClaim", name, namespace)
-        return None if obj is None else decode_pvc(obj)
+        return self._read_as(decode_pvc, "PersistentVolumeClaim", name, namespace)
 
     def claims(self, namespace: str) -> list[PvcInfo]:
         """Every PersistentVolumeClaim in ``namespace`` (none when it does not exist)."""
@@ -475,17 +477,9 @@ class KubeApi:
         raise WaitTimeout(what, timeout_s, state)
 
 
-class _Labelled:
+def _labelled(obj: Manifest) -> SimpleNamespace:
     """A custom object (a dict) read like the typed client's objects: ``.metadata.labels``."""
-
-    def __init__(self, obj: Manifest) -> None:
-        meta = obj.get("metadata", {})
-        self.metadata = _Meta(labels=meta.get("labels"))
-
-
-@dataclass
-class _Meta:
-    labels: dict[str, str] | None
+    return SimpleNamespace(metadata=SimpleNamespace(labels=obj.get("metadata", {}).get("labels")))
 
 
 def _api_message(body: Any) -> str:

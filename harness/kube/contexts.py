@@ -40,6 +40,15 @@ def kube_contexts(kubeconfig: str | None) -> tuple[list[str], str | None, str]:
     return names, (str(current) if current else None), where
 
 
+def new_client(kubeconfig: str | None, context: str | None) -> Any:
+    """A client for ``context`` (None: the current-context) of ``kubeconfig`` (None: $KUBECONFIG or
+    ~/.kube/config). The client's ConfigException (and OSError) reach the caller, which names the kubeconfig."""
+    from kubernetes import config
+
+    load: Any = config.new_client_from_config  # the client's functions carry no annotations
+    return load(config_file=kubeconfig, context=context)
+
+
 def load_inventory(
     kubeconfig: str | None, *, namespace: str | None = None, context: str | None = None
 ) -> KubeInventory:
@@ -53,7 +62,7 @@ def load_inventory(
     where = f"kubeconfig {kubeconfig or '(default)'}"
     config: Any = kubernetes.config  # the client's functions carry no annotations
     try:
-        api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
+        api_client = new_client(kubeconfig, context)
         contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
         if context is not None:
             active = next((c for c in contexts if c.get("name") == context), active)

@@ -107,3 +107,15 @@ def decode_pod(o: Any) -> PodInfo:
             c.type: t for c in conditions if c.status == "True" and (t := unix(c.last_transition_time)) is not None
         },
     )
+
+
+def event_times(events: list[Any]) -> list[float]:
+    """When the client's ``events`` happened (Unix seconds), oldest first."""
+    times = [unix(e.event_time or e.first_timestamp or e.metadata.creation_timestamp) for e in events]
+    return sorted(t for t in times if t is not None)
+
+
+def event_lines(events: list[Any]) -> list[str]:
+    """The client's ``events``, oldest first, as ``Reason: message``."""
+    events = sorted(events, key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp)
+    return [f"{e.reason}: {e.message}" for e in events]
