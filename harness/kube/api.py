@@ -1,7 +1,7 @@
-"""``KubeApi``: the calls the kubernetes runtime (and ``harness cleanup``) makes: create, read, list and delete
-objects through one table of the kinds it handles, bounded list+watch waits that name what they waited for, pod
-logs, exec, events, cordon/uncordon. API and transport errors are re-raised as ``InfraError`` naming the kubeconfig
-and the call, with the payload shortened.
+"""``KubeApi``: the calls the kubernetes runtime (and ``harness cleanup``) makes: create, read, list, patch and
+delete objects through the one table of kinds (``harness.kube.kinds``), bounded list+watch waits that name what they
+waited for, pod logs, exec, events, cordon/uncordon. API and transport errors are re-raised as ``InfraError`` naming
+the kubeconfig and the call, with the payload shortened.
 """
 
 from __future__ import annotations
