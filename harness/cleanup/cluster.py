@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from harness.cleanup import Leftover, RunLeftovers
 from harness.errors import InfraError
-from harness.kube import KubeApi, ObjectInfo
+from harness.kube.api import KubeApi, ObjectInfo
 from harness.ownership import OWNER_ANNOTATION, OWNER_LABEL, RunOwner, owner_label
 from harness.runtime.manifests.common import CORDONED_BY, CORDONED_OWNER, MANAGED_BY, RUN_ID_LABEL
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from harness.doctor.fmt import bullets
 from harness.fmt import k8s_quantity as size
-from harness.kube import KubeInventory, NodeInfo, PvcInfo, PvInfo, StorageClassInfo
+from harness.kube.inventory import KubeInventory, NodeInfo, PvcInfo, PvInfo, StorageClassInfo
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import Scenario
 from harness.storage import backend_for

@@ -11,7 +11,8 @@ import os
 from typing import Any, Protocol
 
 from harness.errors import InfraError, UsageError, WaitTimeout
-from harness.kube import PROMETHEUS_CRD, KubeApi
+from harness.kube.api import KubeApi
+from harness.kube.inventory import PROMETHEUS_CRD
 from harness.runtime.manifests.common import Names
 from harness.runtime.manifests.prometheus import (
     config_manifest,

@@ -24,7 +24,8 @@ from pathlib import PurePosixPath
 from harness import fmt
 from harness.errors import InfraError, StorageUnavailable
 from harness.fill import Space, describe, fill_name
-from harness.kube import KubeApi, PodInfo
+from harness.kube.api import KubeApi
+from harness.kube.pods import PodInfo
 from harness.mounts import parse_mountinfo
 from harness.runtime.base import VolumeFill
 from harness.runtime.manifests.common import Names

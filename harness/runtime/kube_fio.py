@@ -24,7 +24,8 @@ from pathlib import Path, PurePosixPath
 
 from harness import fmt
 from harness.errors import CommandFailed, InfraError, StorageUnavailable, WaitTimeout
-from harness.kube import KubeApi, PodInfo
+from harness.kube.api import KubeApi
+from harness.kube.pods import PodInfo
 from harness.loads import fio
 from harness.results.model import FioJobResult
 from harness.runtime.manifests.common import Names

@@ -42,7 +42,11 @@ from harness import proc
 from harness.errors import InfraError, NotRecovered, UsageError, WaitTimeout
 from harness.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
 from harness.fmt import shorten
-from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, PvInfo, load_inventory
+from harness.kube.api import KubeApi
+from harness.kube.contexts import load_inventory
+from harness.kube.inventory import KubeInventory, PvInfo
+from harness.kube.pods import PodInfo
+from harness.kube.proxy import PodProxy
 from harness.ownership import RunOwner
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s

@@ -12,7 +12,7 @@ import pytest
 from harness.doctor import blocking, run_doctor
 from harness.doctor.binding import check_binding
 from harness.errors import UsageError
-from harness.kube import KubeInventory, NodeInfo, StorageClassInfo
+from harness.kube.inventory import KubeInventory, NodeInfo, StorageClassInfo
 from harness.results.model import DoctorFinding, Severity
 from harness.runtime import refuse_unsupported
 from harness.runtime.manifests.common import Names

@@ -19,7 +19,8 @@ import pytest
 from ruamel.yaml import YAML
 
 from harness.doctor.operator import check_operator
-from harness.kube import PROMETHEUS_CRD, load_inventory
+from harness.kube.contexts import load_inventory
+from harness.kube.inventory import PROMETHEUS_CRD
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
 from harness.runtime.manifests.common import Names
@@ -117,7 +118,7 @@ def prometheus_operator(
             f"the prometheus-operator is not built ({operator.cache_dir()} is absent): "
             "run `python3 -m testbed.operator build` (.ci/run does, in the background)"
         )
-    from harness.kube import KubeApi
+    from harness.kube.api import KubeApi
 
     api = KubeApi(str(kubeconfig))
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.kube import Manifest
+from harness.kube.inventory import Manifest
 from harness.ownership import OWNER_LABEL, RunOwner
 from harness.storage.base import operator_claim_name
 

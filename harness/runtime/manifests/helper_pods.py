@@ -5,7 +5,7 @@ however it ends.
 
 from __future__ import annotations
 
-from harness.kube import Manifest
+from harness.kube.inventory import Manifest
 from harness.runtime.manifests.common import Names, object_meta
 from harness.runtime.manifests.prometheus import pod_security_context
 from harness.scenario.model import Scenario

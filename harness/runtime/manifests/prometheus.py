@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from harness.fmt import exact_quantity
-from harness.kube import PROMETHEUS_API, Manifest
+from harness.kube.inventory import PROMETHEUS_API, Manifest
 from harness.runtime.manifests.common import RUN_ID_LABEL, Names, object_meta
 from harness.runtime.manifests.volumes import claim_template
 from harness.scenario.model import Scenario

@@ -6,7 +6,7 @@ claim created ahead of it under the pod's claim name) and a StorageClass the bac
 from __future__ import annotations
 
 from harness.fmt import exact_quantity
-from harness.kube import Manifest, PvInfo
+from harness.kube.inventory import Manifest, PvInfo
 from harness.runtime.manifests.common import Names, object_meta
 from harness.scenario.model import Scenario
 from harness.storage import backend_for
