@@ -85,7 +85,7 @@ from harness.wait import wait_for
 
 if TYPE_CHECKING:
     from harness.loads.shards import ShardLauncher
-    from harness.loads.tsdb import ScrapeExporter
+    from harness.loads.tsdb_scrape import ScrapeExporter
 
 log = logging.getLogger(__name__)
 
