@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from harness.errors import UsageError
 from harness.faults import injector_for
-from harness.faults.second_writer import Window
+from harness.faults.second_writer_window import Window
 from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.scenario.model import Scenario, SecondWriterFault
@@ -249,7 +249,7 @@ def test_ctrl_c_during_the_window_stops_the_writer_and_undoes_it(area: tuple[Pat
         )
 
     stopped, before = interrupt_during_load(path, reports, work, first=window_open)
-    assert written and any("harness.faults.second_writer" in line for line in before), before
+    assert written and any("harness.loads.second_writer_child" in line for line in before), before
     stopped.expect(130)
     assert not written[0].exists()
     result = stopped.result
