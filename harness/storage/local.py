@@ -18,7 +18,7 @@ from harness.scenario.model import LocalStorage
 from harness.storage.base import NO_PROVISIONER, ClassToCreate, ProvisionedStorage, StaticPvBackend, hostname_affinity
 
 if TYPE_CHECKING:
-    from harness.doctor.binding import BindingOutcome
+    from harness.binding import BindingOutcome
     from harness.kube import KubeInventory
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
