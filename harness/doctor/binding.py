@@ -257,31 +257,6 @@ def _name_taken(pv: PvInfo, source: str) -> DoctorFinding:
     )
 
 
-def local_class_findings(outcome: BindingOutcome, inventory: KubeInventory) -> list[DoctorFinding]:
-    """The field notes' local-PV recipe: a no-provisioner StorageClass with WaitForFirstConsumer."""
-    name = outcome.effective_class
-    sc = inventory.storage_class(name) if name else None
-    if sc is not None and sc.volume_binding_mode == "WaitForFirstConsumer":
-        return []
-    found = (
-        f'StorageClass "{name}" does not exist'
-        if name and sc is None
-        else (f'StorageClass "{name}" binds Immediate' if sc is not None else "the claim has no StorageClass")
-    )
-    return [
-        DoctorFinding(
-            check="k8s.storage_class",
-            severity=Severity.WARNING,
-            title=f"Local PV without WaitForFirstConsumer: {found}",
-            evidence=f"inventory: {inventory.source}.",
-            why="With Immediate binding the claim binds before the pod is scheduled, ignoring the other constraints "
-            "of the pod (resources, taints); the pod may then be unschedulable on the one node the PV allows.",
-            fix=f"Create it: `kind: StorageClass, metadata.name: {name or 'local-storage'}, provisioner: "
-            "kubernetes.io/no-provisioner, volumeBindingMode: WaitForFirstConsumer`.",
-        )
-    ]
-
-
 def binding_findings(outcome: BindingOutcome, *, intended: str | None, source: str) -> list[DoctorFinding]:
     claim = outcome.claim
     cls = "unset" if claim.storage_class is None else f'"{claim.storage_class}"'
@@ -441,7 +416,6 @@ __all__ = [
     "PvVerdict",
     "binding_findings",
     "check_binding",
-    "local_class_findings",
     "planned_claim",
     "planned_volume",
     "simulate_binding",

@@ -81,7 +81,7 @@ class LocalBackend(StaticPvBackend[LocalStorage]):
     def binding_findings(
         self, spec: LocalStorage, outcome: BindingOutcome, inventory: KubeInventory
     ) -> list[DoctorFinding]:
-        from harness.doctor.binding import local_class_findings
+        from harness.doctor.local import local_class_findings
 
         return local_class_findings(outcome, inventory)
 
