@@ -28,8 +28,9 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from harness.binding import BindingOutcome
 from harness.doctor import blocking, run_doctor
-from harness.doctor.binding import BindingOutcome, simulate_binding, with_class_to_create
+from harness.doctor.binding import simulate_binding, with_class_to_create
 from harness.errors import HarnessError, ScenarioError, UsageError
 from harness.kube.inventory import KubeInventory, Manifest, PvcInfo
 from harness.results.model import DoctorFinding

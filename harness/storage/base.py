@@ -31,7 +31,7 @@ from harness.mounts import filesystem_of
 from harness.scenario.model import PersistentVolume, VolumeClaim
 
 if TYPE_CHECKING:
-    from harness.doctor.binding import BindingOutcome
+    from harness.binding import BindingOutcome
     from harness.kube.inventory import KubeInventory
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext

@@ -17,7 +17,7 @@ from harness.scenario.model import DynamicStorage
 from harness.storage.base import Backend, ProvisionedStorage, operator_claim_name
 
 if TYPE_CHECKING:
-    from harness.doctor.binding import BindingOutcome
+    from harness.binding import BindingOutcome
     from harness.kube.inventory import KubeInventory
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
