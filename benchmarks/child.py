@@ -18,7 +18,8 @@ from pathlib import Path
 
 from harness.checks.history import check_history
 from harness.loads.ledger import Ledger
-from harness.loads.tsdb import SyntheticExporter, TsdbWriter
+from harness.loads.tsdb_scrape import SyntheticExporter
+from harness.loads.tsdb_writer import TsdbWriter
 from harness.prom import PromClient
 from harness.scenario.model import TsdbLoad
 

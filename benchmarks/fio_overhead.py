@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import ROOT, fmt_spread, spread
-from harness.loads.fio import load_fio_json
+from harness.loads.fio_output import load_fio_json
 from harness.results.store import load_result
 
 BW_TARGET = 0.97

@@ -1,5 +1,5 @@
 """Section 2: the harness' TSDB load against the peers people use, each writing to its own fresh Prometheus under
-test: the harness' remote-write writer (``harness/loads/tsdb.py``, ledger included), Prometheus' own remote-write
+test: the harness' remote-write writer (``harness/loads/tsdb_writer.py``, ledger included), Prometheus' own remote-write
 sender (a second Prometheus in agent mode scraping the harness' synthetic exporter), and avalanche when a binary is
 given. Acknowledged samples/s are what the Prometheus under test appended to its head (the same counter for every
 peer); CPU time comes from /proc for the generator processes and from Prometheus' process_cpu_seconds_total."""
@@ -26,7 +26,7 @@ from benchmarks.common import (
     stop_process,
 )
 from harness import proc
-from harness.loads.tsdb import SyntheticExporter, scrape_config
+from harness.loads.tsdb_scrape import SyntheticExporter, scrape_config
 from harness.scenario.model import TsdbLoad
 
 METRICS = 20
@@ -282,7 +282,7 @@ def markdown(res: dict[str, object]) -> str:
         "",
         f"- Prometheus under test: `{prometheus_command()}`",
         f"- harness writer: `python -m benchmarks.child writer http://127.0.0.1:<port> --series N --metrics {METRICS} "
-        "--interval 1s --seconds S` (a `harness.loads.tsdb.TsdbWriter`)",
+        "--interval 1s --seconds S` (a `harness.loads.tsdb_writer.TsdbWriter`)",
         f"- Prometheus' sender: `{prometheus_command(agent=True)}`, its config scraping "
         f"`python -m benchmarks.child exporter --port P --series N --metrics {METRICS} --seconds S` (the harness' "
         "`SyntheticExporter`) every 1 s and remote-writing to the Prometheus under test",

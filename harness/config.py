@@ -73,7 +73,7 @@ def load_user_config(path: Path | None = None) -> UserConfig:
 def choose_context(kubeconfig: str | None, given: str | None, config: UserConfig) -> str:
     """The kube context to use: exactly ``given`` (--context), which must exist; else the current-context when the
     config allows it. Anything else is a UsageError saying how to allow it, before anything touches the cluster."""
-    from harness.kube import kube_contexts
+    from harness.kube.contexts import kube_contexts
 
     contexts, current, where = kube_contexts(kubeconfig)
     listed = ", ".join(contexts) if contexts else "(none)"

@@ -271,15 +271,16 @@ class IscsiTarget:
         self.stop()
         self.daemon = _start_tgtd(self.workdir, self.port, self.control_port)
         try:
-            self._serve()
-            for lun, backing_file in sorted(self.luns.items()):
-                self.add_lun(lun, backing_file)
+            # The LUNs before the target is opened to initiators: an initiator reconnecting in between would find
+            # no LUN (LOGICAL_UNIT_NOT_SUPPORTED) and fail its requests, where it should have found the disk back.
+            self._serve(luns=sorted(self.luns.items()))
         except BaseException:
             self.stop()
             raise
 
-    def _serve(self) -> None:
-        """The target, open to every initiator, once tgtd answers tgtadm; returns once the portal listens."""
+    def _serve(self, luns: list[tuple[int, Path]] | None = None) -> None:
+        """The target with ``luns``, then open to every initiator, once tgtd answers tgtadm; returns once the portal
+        listens."""
         control = self.control_port
         wait_for(
             lambda: (
@@ -294,6 +295,8 @@ class IscsiTarget:
             describe=self.daemon.log_text,
         )
         self.tgtadm("--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", "1", "-T", self.iqn)
+        for lun, backing_file in luns or []:
+            self.add_lun(lun, backing_file)
         self.tgtadm("--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
         wait_for(lambda: _port_open(self.port), what=f"tgtd to listen on 127.0.0.1:{self.port}", timeout_s=10.0)
 

@@ -28,19 +28,15 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 
+from harness.binding import BindingOutcome
 from harness.doctor import blocking, run_doctor
-from harness.doctor.binding import BindingOutcome, simulate_binding, with_class_to_create
+from harness.doctor.binding import simulate_binding, with_class_to_create
 from harness.errors import HarnessError, ScenarioError, UsageError
-from harness.kube import KubeInventory, Manifest, PvcInfo
+from harness.kube.inventory import KubeInventory, Manifest, PvcInfo
 from harness.results.model import DoctorFinding
-from harness.runtime.manifests import (
-    Names,
-    claim_template,
-    container_resources,
-    pod_security_context,
-    storage_class_manifest,
-    volume_manifest,
-)
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.prometheus import container_resources, pod_security_context
+from harness.runtime.manifests.volumes import claim_template, storage_class_manifest, volume_manifest
 from harness.scenario.model import Scenario
 from harness.storage import backend_for
 from harness.storage.base import operator_claim_name
@@ -351,7 +347,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def load(args: argparse.Namespace) -> StorageValues:
     """The scenario and, with --context, the cluster's inventory, as ``harness doctor`` reads them."""
     from harness.config import choose_context, load_user_config
-    from harness.kube import load_inventory
+    from harness.kube.contexts import load_inventory
     from harness.scenario.loader import load_scenario
 
     scenario = load_scenario(Path(args.scenario), args.overrides)

@@ -1,4 +1,4 @@
-"""The writer image: the harness' TSDB writer (``python3 -m harness.loads.tsdb`` and the shard module built on it) in a
+"""The writer image: the harness' TSDB writer (``harness.loads.tsdb_writer`` and the shard module built on it) in a
 pod of the local cluster, with no registry and no image engine.
 
 The image is this machine's own Python: the interpreter that runs the tests (``sys.executable`` resolved: pyenv here,
@@ -33,7 +33,7 @@ from testbed import config, node, oci
 REPO = "localhost/harness/writer"
 # The TSDB writer (and its shards) and the fault layer (harness.fault_fuse, run by the kubernetes runtime's
 # privileged sidecar for io_errors / io_latency).
-DEFAULT_MODULES = ("harness.loads.tsdb", "harness.loads.shard", "harness.fault_fuse")
+DEFAULT_MODULES = ("harness.loads.tsdb_writer", "harness.loads.shard", "harness.fault_fuse")
 # Where the harness package and the chosen site-packages go; PYTHONPATH names it.
 LIB_DIR = "/opt/harness/python"
 PYTHON = "/usr/bin/python3"  # a symlink to the interpreter at its own path (its prefix is found from there)

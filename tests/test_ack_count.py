@@ -15,7 +15,8 @@ import pytest
 
 from harness.checks.acks import ack_count_check, count_acks
 from harness.loads.ledger import Ledger, SeriesLayout
-from harness.loads.tsdb import RequestRecord, TsdbWriter, WriteLog
+from harness.loads.tsdb import RequestRecord, WriteLog
+from harness.loads.tsdb_writer import TsdbWriter
 from harness.prom import ServerWrites, WriteOutcome
 from harness.results.model import AckReading, Status
 from harness.scenario.model import TsdbLoad

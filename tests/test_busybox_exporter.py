@@ -15,7 +15,8 @@ import pytest
 
 from harness import proc
 from harness.loads.busybox_exporter import awk_argv, cgi_script, scrapes
-from harness.loads.tsdb import SyntheticExporter, make_layout, render_exposition
+from harness.loads.tsdb import make_layout
+from harness.loads.tsdb_scrape import SyntheticExporter, render_exposition
 from harness.scenario.model import TsdbLoad
 from harness.wait import wait_for
 

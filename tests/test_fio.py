@@ -21,7 +21,7 @@ import pytest
 
 from harness import proc
 from harness.errors import CommandFailed, StorageUnavailable, UsageError
-from harness.loads import fio
+from harness.loads import fio, fio_job, fio_output
 from harness.results.model import FioJobResult
 from harness.scenario.model import FioJob
 
@@ -64,7 +64,7 @@ def recorded(name: str) -> dict[str, object]:
     ],
 )
 def test_argv_per_profile(profile: str, expected: dict[str, str | None]) -> None:
-    argv = fio.build_argv(job(profile, runtime="1500ms"), Path("/data/d"), 16 * MiB, Path("/out/logs/x"))
+    argv = fio_job.build_argv(job(profile, runtime="1500ms"), Path("/data/d"), 16 * MiB, Path("/out/logs/x"))
     opts = options(argv)
     assert argv[0] == "fio"
     assert {key: opts.get(key) for key in expected} == expected
@@ -91,19 +91,19 @@ def test_argv_per_profile(profile: str, expected: dict[str, str | None]) -> None
 
 
 def test_wal_segment_scales_with_size_up_to_prometheus_128_mib() -> None:
-    assert fio.wal_segment_bytes(16 * MiB) == 4 * MiB
-    assert fio.wal_segment_bytes(1 * GiB) == 128 * MiB
-    assert fio.wal_segment_bytes(64 * 1024) == 32 * 1024
-    argv = fio.build_argv(job("wal-append"), Path("/d"), 1 * GiB, Path("/l/x"))
+    assert fio_job.wal_segment_bytes(16 * MiB) == 4 * MiB
+    assert fio_job.wal_segment_bytes(1 * GiB) == 128 * MiB
+    assert fio_job.wal_segment_bytes(64 * 1024) == 32 * 1024
+    argv = fio_job.build_argv(job("wal-append"), Path("/d"), 1 * GiB, Path("/l/x"))
     assert options(argv)["fsync"] == str(128 * MiB // (32 * 1024))
 
 
 def test_argv_overrides_and_escaping() -> None:
-    buffered = options(fio.build_argv(job("randwrite-4k", direct=False), Path("/d"), 8 * MiB, Path("/l/x")))
+    buffered = options(fio_job.build_argv(job("randwrite-4k", direct=False), Path("/d"), 8 * MiB, Path("/l/x")))
     assert (buffered["direct"], buffered["ioengine"]) == ("0", "psync")
     assert "iodepth" not in buffered
     tuned = options(
-        fio.build_argv(
+        fio_job.build_argv(
             job("seqwrite-1m", name="big writes", ioengine="io_uring", iodepth=4, numjobs=3),
             Path("/mnt/a:b"),
             8 * MiB,
@@ -123,38 +123,38 @@ def test_argv_overrides_and_escaping() -> None:
 
 
 def test_size_defaults_to_1_gib_at_most_half_the_free_space() -> None:
-    assert fio.plan_size_bytes(job("randwrite-4k"), 100 * GiB) == 1 * GiB
-    assert fio.plan_size_bytes(job("randwrite-4k", numjobs=4), 100 * GiB) == 256 * MiB
-    assert fio.plan_size_bytes(job("randwrite-4k"), 101 * MiB) == 50 * MiB
-    assert fio.plan_size_bytes(job("wal-append", size="64Mi"), 1 * GiB) == 64 * MiB
+    assert fio_job.plan_size_bytes(job("randwrite-4k"), 100 * GiB) == 1 * GiB
+    assert fio_job.plan_size_bytes(job("randwrite-4k", numjobs=4), 100 * GiB) == 256 * MiB
+    assert fio_job.plan_size_bytes(job("randwrite-4k"), 101 * MiB) == 50 * MiB
+    assert fio_job.plan_size_bytes(job("wal-append", size="64Mi"), 1 * GiB) == 64 * MiB
 
 
 def test_size_refused_when_free_space_is_too_small() -> None:
     with pytest.raises(StorageUnavailable) as e:
-        fio.plan_size_bytes(job("randwrite-4k"), 10 * MiB)
+        fio_job.plan_size_bytes(job("randwrite-4k"), 10 * MiB)
     assert "10 MiB free" in str(e.value)
     assert "8 MiB" in str(e.value)
     with pytest.raises(StorageUnavailable) as e:
-        fio.plan_size_bytes(job("randwrite-4k", numjobs=8), 100 * MiB)
+        fio_job.plan_size_bytes(job("randwrite-4k", numjobs=8), 100 * MiB)
     assert "64 MiB (8 MiB x 8 jobs)" in str(e.value)
 
 
 def test_explicit_size_refused_when_it_does_not_fit() -> None:
     with pytest.raises(StorageUnavailable) as e:
-        fio.plan_size_bytes(job("seqwrite-1m", size="600Mi", numjobs=2), 1 * GiB)
+        fio_job.plan_size_bytes(job("seqwrite-1m", size="600Mi", numjobs=2), 1 * GiB)
     message = str(e.value)
     assert "1.2 GiB (600 MiB x 2 jobs)" in message
     assert "only 1 GiB is free" in message
     assert "No space left on device" in message
     with pytest.raises(UsageError, match="smaller than the 1 MiB block size"):
-        fio.plan_size_bytes(job("seqwrite-1m", size="64Ki"), 1 * GiB)
+        fio_job.plan_size_bytes(job("seqwrite-1m", size="64Ki"), 1 * GiB)
 
 
 # --- parsers on recorded output --------------------------------------------------------------------------------
 
 
 def parse(name: str, profile: str, **fields: object) -> FioJobResult:
-    return fio.parse_fio_json(
+    return fio_output.parse_fio_json(
         recorded(name), job=job(profile, **fields), argv=["fio"], directory=Path("/d"), size_bytes=8 * MiB
     )
 
@@ -221,20 +221,22 @@ def test_parse_randread_has_only_a_read_direction() -> None:
 def test_parse_failed_job_output_with_error_lines_before_the_json() -> None:
     raw = (DATA / "seqwrite-1m-enospc.stdout").read_text()
     assert raw.startswith("fio: ")
-    result = fio.parse_fio_json(raw, job=job("seqwrite-1m"), argv=["fio"], directory=Path("/d"), size_bytes=8 * MiB)
+    result = fio_output.parse_fio_json(
+        raw, job=job("seqwrite-1m"), argv=["fio"], directory=Path("/d"), size_bytes=8 * MiB
+    )
     assert result.error is not None
     assert "No space left on device" in result.error
 
 
 def test_parse_refuses_output_without_json() -> None:
     with pytest.raises(CommandFailed, match="did not print a JSON document"):
-        fio.parse_fio_json(
+        fio_output.parse_fio_json(
             "fio: unrecognized option\n", job=job("seqwrite-1m"), argv=["fio"], directory=Path("/d"), size_bytes=1
         )
 
 
 def test_parse_logs_sums_jobs_per_bucket() -> None:
-    points = fio.parse_fio_logs(DATA / "logs-numjobs2" / "randwrite-4k", "write")
+    points = fio_output.parse_fio_logs(DATA / "logs-numjobs2" / "randwrite-4k", "write")
     assert [p.t_s for p in points] == [0.5, 1.0, 1.5, 2.0]
     # bw logs are KiB/s: job 1 wrote 255544 and job 2 251168 KiB/s in the first window.
     assert points[0].bw_bytes_per_s == (255544 + 251168) * 1024
@@ -244,8 +246,8 @@ def test_parse_logs_sums_jobs_per_bucket() -> None:
     assert points[0].lat_ns_mean == pytest.approx(expected)
     # The extra entry fio flushes at exit (2001 ms, same bucket) does not replace the window's value.
     assert points[3].lat_ns_mean == pytest.approx((411821 * 38136 + 287495 * 54414) / (38136 + 54414))
-    assert fio.parse_fio_logs(DATA / "logs-numjobs2" / "randwrite-4k", "read") == []
-    assert fio.parse_fio_logs(DATA / "logs-numjobs2" / "nothing", "write") == []
+    assert fio_output.parse_fio_logs(DATA / "logs-numjobs2" / "randwrite-4k", "read") == []
+    assert fio_output.parse_fio_logs(DATA / "logs-numjobs2" / "nothing", "write") == []
 
 
 # --- the real fio ----------------------------------------------------------------------------------------------

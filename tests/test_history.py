@@ -16,7 +16,7 @@ import pytest
 from harness.checks import history
 from harness.checks.history import check_history, history_check_result
 from harness.loads.ledger import IntArray, Ledger, SeriesLayout
-from harness.loads.tsdb import TsdbWriter
+from harness.loads.tsdb_writer import TsdbWriter
 from harness.prom import LabelsKey, selector
 from harness.results.model import DurabilityCheckpoint, Status
 from harness.scenario.model import TsdbLoad

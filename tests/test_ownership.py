@@ -162,7 +162,7 @@ def test_children_of_a_run_carry_its_id(tmp_path: Path) -> None:
 
 def test_cluster_objects_carry_the_owner_and_the_process() -> None:
     from harness.ownership import RunOwner
-    from harness.runtime.manifests import Names, namespace_manifest
+    from harness.runtime.manifests.common import Names, namespace_manifest
 
     names = Names("unit", "abc123", RunOwner("alice@lab host", "lab", 4242, 99))
     meta = namespace_manifest(names)["metadata"]

@@ -18,7 +18,8 @@ import pytest
 
 from harness.errors import UsageError
 from harness.report import charts, frames
-from harness.report.html import build_context, render_report, yamlish
+from harness.report.html import build_context, render_report
+from harness.report.tables import yamlish
 from harness.results.model import (
     CheckResult,
     DoctorFinding,

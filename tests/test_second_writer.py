@@ -10,6 +10,7 @@ succeed again once the owners are put back. Each check counts events (refused wr
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -21,7 +22,9 @@ from pydantic import ValidationError
 
 from harness.errors import UsageError
 from harness.faults import injector_for
-from harness.faults.second_writer import Window
+from harness.faults.second_writer_summary import Outcome, describe
+from harness.faults.second_writer_window import Window
+from harness.loads.second_writer_child import MODULE, TAG, WriterArgs, events
 from harness.pipeline import refuse_faults
 from harness.results.model import Status
 from harness.scenario.model import Scenario, SecondWriterFault
@@ -86,6 +89,36 @@ def test_it_is_refused_where_there_is_no_export_of_the_runs_own() -> None:
     with pytest.raises(UsageError) as cluster:
         refuse_faults("kubernetes", scenario({"backend": "local", "path": "/mnt/disks/p", "node": "n1"}))
     assert "no network export" in str(cluster.value)
+
+
+# --- the writer's command line and report lines, and the sentence made of them --------------------------------
+
+
+def test_the_writers_command_line_reads_back_as_it_was_built() -> None:
+    args = WriterArgs("10.0.0.1", "/x", 2049, 20048, 472, 472, 0.5, 1.0e9, 0o770, ("/d/grafana.db", "/d/png/"))
+    argv = args.argv("/usr/bin/python3")
+    assert argv[:3] == ["/usr/bin/python3", "-m", MODULE] and argv[-3:] == ["--", "/d/grafana.db", "/d/png/"]
+    assert "--mode" in argv and argv[argv.index("--mode") + 1] == "770"
+    assert WriterArgs.parse(argv[3:]) == args
+    plain = dataclasses.replace(args, mount_port=None, mode=None)
+    assert WriterArgs.parse(plain.argv("python")[3:]) == plain
+
+
+def test_the_summary_is_a_function_of_the_outcome_alone() -> None:
+    lines = f'noise\n{TAG}{{"event": "created", "path": "/d/png", "kind": "dir"}}\n{TAG}not json\n'
+    lines += f'{TAG}{{"event": "exists", "path": "/d/grafana.db"}}\n{TAG}{{"event": "summary", "writes": 7}}\n'
+    outcome = Outcome(
+        uid=472, gid=472, mode="0770", chown_data=True, where="/x/d", as_process=0, python="/usr/bin/python3.11",
+        events=tuple(events(lines)), write_bytes=4096, before=3, changed=(), chowned=3, chown_refused="",
+        restored=3, removed=1,
+    )  # fmt: skip
+    assert describe(outcome) == (
+        "a second writer (uid 472 gid 472, its own NFSv3 client; its process ran as uid 0, since uid 472 cannot "
+        "reach /usr/bin/python3.11, and sent 472:472 in every request) in Prometheus' data directory /x/d: created "
+        "png/ (chmod 0770), 7 writes of 4096 bytes to its files; left alone what already existed: grafana.db; "
+        "init chown -R 472:472 as root: 3 entries; 3 put back after the window; Prometheus' 3 entries kept their "
+        "owners and modes; removed afterwards: 1 entries it created"
+    )
 
 
 # --- the writer and its undo, against a real NFS server -------------------------------------------------------
@@ -249,7 +282,7 @@ def test_ctrl_c_during_the_window_stops_the_writer_and_undoes_it(area: tuple[Pat
         )
 
     stopped, before = interrupt_during_load(path, reports, work, first=window_open)
-    assert written and any("harness.faults.second_writer" in line for line in before), before
+    assert written and any("harness.loads.second_writer_child" in line for line in before), before
     stopped.expect(130)
     assert not written[0].exists()
     result = stopped.result

@@ -14,7 +14,8 @@ import pytest
 
 from harness.checks.history import check_history
 from harness.loads.ledger import Ledger, SeriesLayout
-from harness.loads.tsdb import RequestTemplate, SyntheticExporter, TsdbWriter
+from harness.loads.tsdb_scrape import SyntheticExporter
+from harness.loads.tsdb_writer import RequestTemplate, TsdbWriter
 from harness.scenario.model import TsdbLoad
 from harness.wait import wait_for
 from tests.prometheus_fixture import PrometheusLauncher, prometheus_launcher

@@ -13,8 +13,9 @@ from ruamel.yaml import YAML
 
 from harness.cli import main
 from harness.doctor.binding import simulate_binding
-from harness.kube import KubeInventory, PvcInfo, StorageClassInfo, pv_from_manifest
-from harness.runtime.manifests import MANAGED_BY, RUN_ID_LABEL
+from harness.kube.decode import pv_from_manifest
+from harness.kube.inventory import KubeInventory, PvcInfo, StorageClassInfo
+from harness.runtime.manifests.common import MANAGED_BY, RUN_ID_LABEL
 from harness.scenario.loader import load_scenario
 from harness.scenario.units import parse_size_bytes
 from harness.storage.base import operator_claim_name

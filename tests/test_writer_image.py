@@ -33,13 +33,13 @@ def test_discovery_picks_what_the_writer_imports_and_nothing_else(writer_plan: w
 def test_discovery_follows_the_modules_asked_for() -> None:
     """The same discovery asked for pandas as well puts it in: what is left out above is left out because the
     writer does not load it, not because discovery cannot see it."""
-    planned = writer_image.plan(["harness.loads.tsdb", "pandas"])
+    planned = writer_image.plan(["harness.loads.tsdb_writer", "pandas"])
     assert "pandas" in planned.packages
 
 
 def test_harness_comes_from_the_source_tree(writer_plan: writer_image.Plan) -> None:
-    at = f"{writer_image.LIB_DIR}/harness/loads/tsdb.py"
-    assert writer_plan.files[at] == writer_image.harness_source() / "loads" / "tsdb.py"
+    at = f"{writer_image.LIB_DIR}/harness/loads/tsdb_writer.py"
+    assert writer_plan.files[at] == writer_image.harness_source() / "loads" / "tsdb_writer.py"
     assert not [a for a in writer_plan.files if "__editable__" in a]
     assert f"PYTHONPATH={writer_image.LIB_DIR}" in writer_plan.env
 

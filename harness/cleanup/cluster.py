@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 from harness.cleanup import Leftover, RunLeftovers
 from harness.errors import InfraError
-from harness.kube import KubeApi, ObjectInfo
+from harness.kube.api import KubeApi, ObjectInfo
 from harness.ownership import OWNER_ANNOTATION, OWNER_LABEL, RunOwner, owner_label
-from harness.runtime.manifests import CORDONED_BY, CORDONED_OWNER, MANAGED_BY, RUN_ID_LABEL
+from harness.runtime.manifests.common import CORDONED_BY, CORDONED_OWNER, MANAGED_BY, RUN_ID_LABEL
 
 DELETE_TIMEOUT_S = 120.0  # a pod's grace period (30 s) plus volume teardown, with room
 # What a bound PV's reclaimPolicy does to its volume once its claim is deleted (Retain keeps it, data and all).

@@ -77,7 +77,7 @@ def execute(args: argparse.Namespace) -> int:
 
 def _cluster_context(args: argparse.Namespace, config: UserConfig) -> tuple[str | None, str]:
     """The context to clean up in, or None and why not. Named (--context, --kubeconfig) but not usable: refused."""
-    from harness.kube import kube_contexts
+    from harness.kube.contexts import kube_contexts
 
     if args.context is not None or args.kubeconfig is not None:
         return choose_context(args.kubeconfig, args.context, config), ""
@@ -116,7 +116,7 @@ def _local(found: list[FoundRun], run_id: str | None, owner: str | None) -> list
 
 def _cluster(args: argparse.Namespace, context: str, found: list[FoundRun], owner: str | None) -> list[RunLeftovers]:
     from harness.cleanup import cluster
-    from harness.kube import KubeApi
+    from harness.kube.api import KubeApi
 
     api = KubeApi(args.kubeconfig, context=context)
     try:

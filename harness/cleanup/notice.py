@@ -51,7 +51,7 @@ def earlier_leftovers(
 
 def _cluster_leftovers(owner: str, current_run: str, kubeconfig: str | None, context: str) -> list[str]:
     from harness.cleanup import cluster
-    from harness.kube import KubeApi
+    from harness.kube.api import KubeApi
 
     try:
         api = KubeApi(kubeconfig, context=context)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 
 from harness.doctor import binding, operator, probes, shared
 from harness.errors import InfraError
-from harness.kube import KubeInventory
+from harness.kube.inventory import KubeInventory
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import Scenario
 from harness.storage import backend_for

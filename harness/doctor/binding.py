@@ -21,11 +21,12 @@ itself would create is added to it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from harness.binding import BindingOutcome, PvVerdict
 from harness.doctor.fmt import bullets
 from harness.fmt import k8s_quantity as size
-from harness.kube import KubeInventory, NodeInfo, PvcInfo, PvInfo, StorageClassInfo
+from harness.kube.inventory import KubeInventory, NodeInfo, PvcInfo, PvInfo, StorageClassInfo
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import Scenario
 from harness.storage import backend_for
@@ -33,41 +34,6 @@ from harness.storage.base import NO_PROVISIONER
 
 NO_PV_NO_CLASS = "no persistent volumes available for this claim and no storage class is set"
 WAIT_FOR_CONSUMER = "waiting for first consumer to be created before binding"
-
-
-@dataclass(frozen=True)
-class PvVerdict:
-    pv: PvInfo
-    reasons: tuple[str, ...]  # empty: a candidate
-    planned: bool = False  # the scenario would create this PV
-
-    @property
-    def candidate(self) -> bool:
-        return not self.reasons
-
-
-@dataclass(frozen=True)
-class BindingOutcome:
-    claim: PvcInfo
-    effective_class: str
-    wait_for_first_consumer: bool
-    bound_pv: str | None  # the PV it binds (or, with WaitForFirstConsumer, the one the scheduler would pick)
-    pre_bound: bool
-    dynamic: str | None  # provisioner that would create a new PV instead, when no static PV matches
-    event: str  # the controller's event text for the claim
-    pod_event: str | None  # what the scheduler would say about the pod, when it cannot place it
-    verdicts: tuple[PvVerdict, ...]
-
-    @property
-    def pending_forever(self) -> bool:
-        return self.bound_pv is None and self.dynamic is None
-
-    def verdict_lines(self) -> list[str]:
-        return [
-            f"pv/{v.pv.name}{' (created by the scenario)' if v.planned else ''}: "
-            + ("matches" if v.candidate else "; ".join(v.reasons))
-            for v in self.verdicts
-        ]
 
 
 def planned_claim(scenario: Scenario, namespace: str) -> PvcInfo | None:
@@ -291,31 +257,6 @@ def _name_taken(pv: PvInfo, source: str) -> DoctorFinding:
     )
 
 
-def local_class_findings(outcome: BindingOutcome, inventory: KubeInventory) -> list[DoctorFinding]:
-    """The field notes' local-PV recipe: a no-provisioner StorageClass with WaitForFirstConsumer."""
-    name = outcome.effective_class
-    sc = inventory.storage_class(name) if name else None
-    if sc is not None and sc.volume_binding_mode == "WaitForFirstConsumer":
-        return []
-    found = (
-        f'StorageClass "{name}" does not exist'
-        if name and sc is None
-        else (f'StorageClass "{name}" binds Immediate' if sc is not None else "the claim has no StorageClass")
-    )
-    return [
-        DoctorFinding(
-            check="k8s.storage_class",
-            severity=Severity.WARNING,
-            title=f"Local PV without WaitForFirstConsumer: {found}",
-            evidence=f"inventory: {inventory.source}.",
-            why="With Immediate binding the claim binds before the pod is scheduled, ignoring the other constraints "
-            "of the pod (resources, taints); the pod may then be unschedulable on the one node the PV allows.",
-            fix=f"Create it: `kind: StorageClass, metadata.name: {name or 'local-storage'}, provisioner: "
-            "kubernetes.io/no-provisioner, volumeBindingMode: WaitForFirstConsumer`.",
-        )
-    ]
-
-
 def binding_findings(outcome: BindingOutcome, *, intended: str | None, source: str) -> list[DoctorFinding]:
     claim = outcome.claim
     cls = "unset" if claim.storage_class is None else f'"{claim.storage_class}"'
@@ -475,7 +416,6 @@ __all__ = [
     "PvVerdict",
     "binding_findings",
     "check_binding",
-    "local_class_findings",
     "planned_claim",
     "planned_volume",
     "simulate_binding",

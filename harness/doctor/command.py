@@ -22,7 +22,9 @@ from ruamel.yaml.error import YAMLError
 from harness.config import choose_context, load_user_config
 from harness.doctor import blocking, run_doctor
 from harness.errors import HarnessError, ScenarioError, UsageError
-from harness.kube import KubeInventory, load_inventory, pv_from_manifest
+from harness.kube.contexts import load_inventory
+from harness.kube.decode import pv_from_manifest
+from harness.kube.inventory import KubeInventory
 from harness.results.model import DoctorFinding, Severity
 from harness.runtime import RUNTIME_NAMES
 

@@ -10,7 +10,7 @@ reverse), ``Retain`` keeps it on a Released PV that no new claim will bind.
 from __future__ import annotations
 
 from harness.doctor.fmt import bullets
-from harness.kube import KubeInventory, StorageClassInfo
+from harness.kube.inventory import KubeInventory, StorageClassInfo
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import DynamicStorage
 from harness.storage.base import NO_PROVISIONER

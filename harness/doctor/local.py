@@ -15,6 +15,7 @@ import secrets
 import shutil
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import proc
 from harness.doctor.fmt import bullets, perms
@@ -24,6 +25,10 @@ from harness.fmt import k8s_quantity as size
 from harness.mounts import filesystem_of, first_untraversable
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import EphemeralStorage, LocalStorage, SecurityContext
+
+if TYPE_CHECKING:
+    from harness.binding import BindingOutcome
+    from harness.kube import KubeInventory
 
 GOOD_FILESYSTEMS = {"ext4", "xfs", "btrfs", "zfs"}
 
@@ -349,3 +354,28 @@ def _try_write(path: Path, uid: int, gid: int, groups: list[int]) -> int:
     for leftover in (base.with_suffix(".tmp"), base.with_suffix(".probe")):
         leftover.unlink(missing_ok=True)
     return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else errno.EIO
+
+
+def local_class_findings(outcome: BindingOutcome, inventory: KubeInventory) -> list[DoctorFinding]:
+    """The field notes' local-PV recipe: a no-provisioner StorageClass with WaitForFirstConsumer."""
+    name = outcome.effective_class
+    sc = inventory.storage_class(name) if name else None
+    if sc is not None and sc.volume_binding_mode == "WaitForFirstConsumer":
+        return []
+    found = (
+        f'StorageClass "{name}" does not exist'
+        if name and sc is None
+        else (f'StorageClass "{name}" binds Immediate' if sc is not None else "the claim has no StorageClass")
+    )
+    return [
+        DoctorFinding(
+            check="k8s.storage_class",
+            severity=Severity.WARNING,
+            title=f"Local PV without WaitForFirstConsumer: {found}",
+            evidence=f"inventory: {inventory.source}.",
+            why="With Immediate binding the claim binds before the pod is scheduled, ignoring the other constraints "
+            "of the pod (resources, taints); the pod may then be unschedulable on the one node the PV allows.",
+            fix=f"Create it: `kind: StorageClass, metadata.name: {name or 'local-storage'}, provisioner: "
+            "kubernetes.io/no-provisioner, volumeBindingMode: WaitForFirstConsumer`.",
+        )
+    ]

@@ -4,7 +4,7 @@ after a namespace was made; and say that the operator, not the scenario, sets th
 
 from __future__ import annotations
 
-from harness.kube import PROMETHEUS_CRD, KubeInventory
+from harness.kube.inventory import PROMETHEUS_CRD, KubeInventory
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import Scenario
 

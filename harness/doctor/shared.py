@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import combinations
 
 from harness.doctor.fmt import bullets
-from harness.kube import KubeInventory, PvInfo
+from harness.kube.inventory import KubeInventory, PvInfo
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import Scenario
 from harness.storage import backend_for, backends

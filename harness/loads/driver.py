@@ -13,14 +13,9 @@ from typing import Any, NamedTuple
 from harness.loads.hop import DelayHop
 from harness.loads.ledger import ExpectedHistory, ScrapeSnapshot
 from harness.loads.shards import ShardedWriter, ShardLauncher
-from harness.loads.tsdb import (
-    ScrapeExporter,
-    SyntheticExporter,
-    TsdbWriter,
-    WriteFailures,
-    make_layout,
-    scrape_snapshot,
-)
+from harness.loads.tsdb import WriteFailures, make_layout
+from harness.loads.tsdb_scrape import ScrapeExporter, SyntheticExporter, scrape_snapshot
+from harness.loads.tsdb_writer import TsdbWriter
 from harness.prom import PromClient
 from harness.results.model import IngestPoint, LoadStats
 from harness.scenario.model import TsdbLoad

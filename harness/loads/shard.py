@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, TextIO
 
 from harness.loads.ledger import SeriesLayout
-from harness.loads.tsdb import RequestRecord, SkippedTicks, TsdbWriter
+from harness.loads.tsdb import RequestRecord, SkippedTicks
+from harness.loads.tsdb_writer import TsdbWriter
 from harness.prom import PromClient
 from harness.scenario.model import TsdbLoad
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from harness import fmt
 from harness.report import charts
-from harness.report.html import STYLE, ChartView, Table, chart_view, render_template
+from harness.report.page import STYLE, ChartView, Table, chart_view, render_template
 from harness.report.trend import Kind, ScenarioTrend, Trend, describe_change, verdict_line
 from harness.results.store import atomic_write_text
 

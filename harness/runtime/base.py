@@ -35,7 +35,7 @@ from harness.stages import StageId
 if TYPE_CHECKING:
     from harness.kube import KubeInventory
     from harness.loads.shards import ShardLauncher
-    from harness.loads.tsdb import ScrapeExporter
+    from harness.loads.tsdb_scrape import ScrapeExporter
     from harness.results.model import ClusterFacts, FioJobResult
     from harness.scenario.model import FioJob, TsdbLoad
 
@@ -135,7 +135,7 @@ class Runtime(ABC):
     def scrape_exporter(self, load: TsdbLoad, run_id: str) -> ScrapeExporter:
         """Scrape mode's synthetic exporter, where this runtime's Prometheus can scrape it: by default a thread of
         the harness on 127.0.0.1, which a Prometheus on this host reaches."""
-        from harness.loads.tsdb import SyntheticExporter
+        from harness.loads.tsdb_scrape import SyntheticExporter
 
         return SyntheticExporter(load, run_id)
 

@@ -31,11 +31,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.errors import InfraError, WaitTimeout
-from harness.kube import KubeApi, Manifest, PodInfo
+from harness.kube.api import KubeApi
+from harness.kube.inventory import Manifest
+from harness.kube.pods import PodInfo
 from harness.loads.busybox_exporter import BUSYBOX, cgi_script, scrapes
 from harness.loads.ledger import SeriesLayout
-from harness.loads.tsdb import make_layout, render_exposition, scrape_config
-from harness.runtime.manifests import Names, nobody_container_security
+from harness.loads.tsdb import make_layout
+from harness.loads.tsdb_scrape import render_exposition, scrape_config
+from harness.runtime.manifests.common import Names, nobody_container_security
 from harness.scenario.model import TsdbLoad
 from harness.wait import wait_for
 

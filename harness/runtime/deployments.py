@@ -11,9 +11,10 @@ import os
 from typing import Any, Protocol
 
 from harness.errors import InfraError, UsageError, WaitTimeout
-from harness.kube import PROMETHEUS_CRD, KubeApi
-from harness.runtime.manifests import (
-    Names,
+from harness.kube.api import KubeApi
+from harness.kube.inventory import PROMETHEUS_CRD
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.prometheus import (
     config_manifest,
     prometheus_resource,
     scrape_secret_manifest,
@@ -99,7 +100,7 @@ class StatefulSetDeployment:
 class OperatorDeployment:
     """A Prometheus resource (and the Secret with the harness' scrape jobs) for a running prometheus-operator,
     which makes the StatefulSet ``prometheus-<name>`` and its config; the resource's spec is the statefulset mode's
-    pod, as ``harness.runtime.manifests.prometheus_resource`` writes it."""
+    pod, as ``harness.runtime.manifests.prometheus.prometheus_resource`` writes it."""
 
     owner = "Prometheus resource"
     data_subdir = "prometheus-db"  # the operator mounts the claim's subPath prometheus-db

@@ -32,10 +32,10 @@ from harness.capabilities.volume_fill import VolumeFill, VolumeFiller
 from harness.errors import InfraError
 from harness.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
 from harness.fmt import shorten
-from harness.kube import PodInfo
+from harness.kube.pods import PodInfo
 from harness.runtime.fault_layer import WAL_DIR, cut_detail, io_set_command, io_summary
 from harness.runtime.kube_fill import PodFill
-from harness.runtime.manifests import CONTAINER, DATA_DIR, LAYER_CONTAINER, LAYER_REPORT, TOOLS_CONTAINER
+from harness.runtime.manifests.prometheus import CONTAINER, DATA_DIR, LAYER_CONTAINER, LAYER_REPORT, TOOLS_CONTAINER
 from harness.storage.base import ExportAccess
 
 if TYPE_CHECKING:

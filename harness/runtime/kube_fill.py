@@ -25,9 +25,11 @@ from harness import fmt
 from harness.capabilities.volume_fill import VolumeFill
 from harness.errors import InfraError, StorageUnavailable
 from harness.fill import Space, describe, fill_name
-from harness.kube import KubeApi, PodInfo
+from harness.kube.api import KubeApi
+from harness.kube.pods import PodInfo
 from harness.mounts import parse_mountinfo
-from harness.runtime.manifests import FILL_CONTAINER, FILL_VOLUME_DIR, Names, fill_pod_manifest
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.helper_pods import FILL_CONTAINER, FILL_VOLUME_DIR, fill_pod_manifest
 from harness.scenario.model import Scenario
 
 log = logging.getLogger(__name__)

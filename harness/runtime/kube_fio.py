@@ -24,15 +24,16 @@ from pathlib import Path, PurePosixPath
 
 from harness import fmt
 from harness.errors import CommandFailed, InfraError, StorageUnavailable, WaitTimeout
-from harness.kube import KubeApi, PodInfo
+from harness.kube.api import KubeApi
+from harness.kube.pods import PodInfo
 from harness.loads import fio
 from harness.results.model import FioJobResult
-from harness.runtime.manifests import (
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.helper_pods import (
     FIO_BIN_DIR,
     FIO_CONTAINER,
     FIO_DATA_DIR,
     FIO_OUT_DIR,
-    Names,
     fio_pod_manifest,
 )
 from harness.scenario.model import FioJob, Scenario

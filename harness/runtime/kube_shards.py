@@ -31,10 +31,13 @@ from pathlib import Path
 
 from harness.errors import InfraError
 from harness.fmt import shorten
-from harness.kube import KubeApi, Manifest, PodInfo
+from harness.kube.api import KubeApi
+from harness.kube.inventory import Manifest
+from harness.kube.pods import PodInfo
 from harness.loads.ledger import SeriesLayout
 from harness.loads.shard import ENV, ShardSpec
-from harness.runtime.manifests import PORT, Names, nobody_container_security
+from harness.runtime.manifests.common import Names, nobody_container_security
+from harness.runtime.manifests.prometheus import PORT
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,11 @@ from harness.capabilities.nodes import NodeLifecycle
 from harness.capabilities.signals import SignalControl
 from harness.capabilities.volume_fill import VolumeFiller
 from harness.errors import InfraError, NotRecovered, UsageError, WaitTimeout
-from harness.kube import KubeApi, KubeInventory, PodInfo, PodProxy, PvInfo, load_inventory
+from harness.kube.api import KubeApi
+from harness.kube.contexts import load_inventory
+from harness.kube.inventory import KubeInventory, PvInfo
+from harness.kube.pods import PodInfo
+from harness.kube.proxy import PodProxy
 from harness.ownership import RunOwner
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
@@ -67,16 +71,12 @@ from harness.runtime.kube_capabilities import (
 )
 from harness.runtime.kube_fill import PodFill
 from harness.runtime.kube_fio import PodFio
-from harness.runtime.manifests import (
+from harness.runtime.manifests.common import RUN_ID_LABEL, Names, namespace_manifest
+from harness.runtime.manifests.prometheus import (
     CONTAINER,
     PORT,
-    RUN_ID_LABEL,
-    Names,
-    claim_manifest,
-    namespace_manifest,
-    storage_class_manifest,
-    volume_manifest,
 )
+from harness.runtime.manifests.volumes import claim_manifest, storage_class_manifest, volume_manifest
 from harness.scenario.model import FioJob, Scenario, TsdbLoad
 from harness.stages import StageId
 from harness.storage import backend_for
@@ -84,7 +84,7 @@ from harness.wait import wait_for
 
 if TYPE_CHECKING:
     from harness.loads.shards import ShardLauncher
-    from harness.loads.tsdb import ScrapeExporter
+    from harness.loads.tsdb_scrape import ScrapeExporter
 
 log = logging.getLogger(__name__)
 

@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from harness.errors import InfraError
-from harness.kube import Manifest, NodeSelectorRequirement, NodeSelectorTerm, PvcInfo, PvInfo
+from harness.kube.inventory import Manifest, NodeSelectorRequirement, NodeSelectorTerm, PvcInfo, PvInfo
 from harness.mounts import filesystem_of
 from harness.scenario.model import PersistentVolume, VolumeClaim
 
 if TYPE_CHECKING:
-    from harness.doctor.binding import BindingOutcome
-    from harness.kube import KubeInventory
+    from harness.binding import BindingOutcome
+    from harness.kube.inventory import KubeInventory
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import StorageUnavailable
-from harness.kube import PvcInfo
+from harness.kube.inventory import PvcInfo
 from harness.scenario.model import DynamicStorage
 from harness.storage.base import Backend, ProvisionedStorage, operator_claim_name
 
 if TYPE_CHECKING:
-    from harness.doctor.binding import BindingOutcome
-    from harness.kube import KubeInventory
+    from harness.binding import BindingOutcome
+    from harness.kube.inventory import KubeInventory
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.fmt import exact_quantity
-from harness.kube import Manifest
+from harness.kube.inventory import Manifest
 from harness.scenario.model import EphemeralStorage
 from harness.storage.base import Backend, ProvisionedStorage
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from harness import proc
 from harness.errors import CommandFailed, InfraError, StorageUnavailable
-from harness.kube import Manifest
+from harness.kube.inventory import Manifest
 from harness.mounts import kernel_filesystems, why_no_kernel_iscsi
 from harness.scenario.model import EmbeddedLun, IscsiStorage
 from harness.storage.base import EmbeddedServer, StaticPvBackend

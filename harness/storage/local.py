@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.errors import StorageUnavailable, UsageError
-from harness.kube import Manifest, NodeSelectorTerm
+from harness.kube.inventory import Manifest, NodeSelectorTerm
 from harness.mounts import LoopMount, create_loop_mount
 from harness.scenario.model import LocalStorage
 from harness.storage.base import NO_PROVISIONER, ClassToCreate, ProvisionedStorage, StaticPvBackend, hostname_affinity
 
 if TYPE_CHECKING:
-    from harness.doctor.binding import BindingOutcome
-    from harness.kube import KubeInventory
+    from harness.binding import BindingOutcome
+    from harness.kube.inventory import KubeInventory
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
 
@@ -81,7 +81,7 @@ class LocalBackend(StaticPvBackend[LocalStorage]):
     def binding_findings(
         self, spec: LocalStorage, outcome: BindingOutcome, inventory: KubeInventory
     ) -> list[DoctorFinding]:
-        from harness.doctor.binding import local_class_findings
+        from harness.doctor.local import local_class_findings
 
         return local_class_findings(outcome, inventory)
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from harness import proc
 from harness.errors import CommandFailed, InfraError, StorageUnavailable
-from harness.kube import Manifest
+from harness.kube.inventory import Manifest
 from harness.mounts import why_no_kernel_nfs
 from harness.scenario.model import EmbeddedExport, NfsStorage
 from harness.storage.base import EmbeddedServer, ExportAccess, ExportLocation, ProvisionedStorage, StaticPvBackend
@@ -43,7 +43,7 @@ from harness.storage.mounted import (
 )
 
 if TYPE_CHECKING:
-    from harness.kube import PvInfo
+    from harness.kube.inventory import PvInfo
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
     from harness.servers import NfsServer

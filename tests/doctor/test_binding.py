@@ -10,7 +10,7 @@ import pytest
 
 from harness.doctor import blocking, run_doctor
 from harness.doctor.binding import NO_PV_NO_CLASS, binding_findings, check_binding, simulate_binding
-from harness.kube import (
+from harness.kube.inventory import (
     ClaimRef,
     KubeInventory,
     NodeInfo,

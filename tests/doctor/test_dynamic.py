@@ -12,10 +12,12 @@ import pytest
 from harness.doctor import blocking, run_doctor
 from harness.doctor.binding import check_binding
 from harness.errors import UsageError
-from harness.kube import KubeInventory, NodeInfo, StorageClassInfo
+from harness.kube.inventory import KubeInventory, NodeInfo, StorageClassInfo
 from harness.results.model import DoctorFinding, Severity
 from harness.runtime import refuse_unsupported
-from harness.runtime.manifests import Names, claim_manifest, statefulset_manifest, volume_manifest
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.prometheus import statefulset_manifest
+from harness.runtime.manifests.volumes import claim_manifest, volume_manifest
 from harness.storage import backend_for
 from harness.storage.base import operator_claim_name
 from tests.doctor.scenarios import scenario

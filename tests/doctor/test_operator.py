@@ -7,7 +7,7 @@ from pathlib import Path
 
 from harness.doctor import blocking, run_doctor
 from harness.doctor.operator import check_operator
-from harness.kube import PROMETHEUS_CRD, KubeInventory
+from harness.kube.inventory import PROMETHEUS_CRD, KubeInventory
 from harness.results.model import Severity
 from tests.doctor.scenarios import scenario
 

@@ -14,7 +14,8 @@ from kubernetes import client
 from harness.cli import main
 from harness.doctor.command import with_manifests
 from harness.doctor.shared import check_shared_exports
-from harness.kube import ClaimRef, KubeInventory, PvInfo, _pv
+from harness.kube.decode import decode_pv
+from harness.kube.inventory import ClaimRef, KubeInventory, PvInfo
 from harness.results.model import Severity
 from harness.scenario.model import Scenario
 from tests.doctor.scenarios import scenario, write_scenario
@@ -124,7 +125,7 @@ def test_a_listed_pv_reads_like_its_manifest() -> None:
         ),
         status=client.V1PersistentVolumeStatus(phase="Released"),
     )
-    pv = _pv(listed)
+    pv = decode_pv(listed)
     from_file = with_manifests(None, [FIELD_NOTES_PVS]).pvs[0]
     assert replace(pv, phase="Available", claim_ref=None) == from_file
     assert (pv.phase, pv.claim_ref) == ("Released", ClaimRef("default", "prometheus-db", "u-1"))

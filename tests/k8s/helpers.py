@@ -71,7 +71,7 @@ def _brief(obj: Any) -> str:
 def context_of(kubeconfig: Path) -> str:
     """The context every harness command of the tests names with --context: $HARNESS_K8S_CONTEXT, else the
     kubeconfig's current-context (the local cluster's is prom-harness). Named, never left to the harness to pick."""
-    from harness.kube import kube_contexts
+    from harness.kube.contexts import kube_contexts
 
     named = os.environ.get("HARNESS_K8S_CONTEXT")
     if named:

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from harness.doctor.binding import simulate_binding
-from harness.kube import PvcInfo, load_inventory
+from harness.kube.contexts import load_inventory
+from harness.kube.inventory import PvcInfo
 from harness.wait import wait_for
 from tests.k8s.helpers import context_of
 

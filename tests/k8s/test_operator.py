@@ -19,10 +19,12 @@ import pytest
 from ruamel.yaml import YAML
 
 from harness.doctor.operator import check_operator
-from harness.kube import PROMETHEUS_CRD, load_inventory
+from harness.kube.contexts import load_inventory
+from harness.kube.inventory import PROMETHEUS_CRD
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
-from harness.runtime.manifests import Names, prometheus_resource, statefulset_manifest
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.prometheus import prometheus_resource, statefulset_manifest
 from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from testbed import operator
@@ -116,7 +118,7 @@ def prometheus_operator(
             f"the prometheus-operator is not built ({operator.cache_dir()} is absent): "
             "run `python3 -m testbed.operator build` (.ci/run does, in the background)"
         )
-    from harness.kube import KubeApi
+    from harness.kube.api import KubeApi
 
     api = KubeApi(str(kubeconfig))
     try:

@@ -28,7 +28,9 @@ from harness.faults import injectors
 from harness.report import render_report
 from harness.results.model import Status
 from harness.results.store import load_result
-from harness.runtime.manifests import Names, statefulset_manifest, volume_manifest
+from harness.runtime.manifests.common import Names
+from harness.runtime.manifests.prometheus import statefulset_manifest
+from harness.runtime.manifests.volumes import volume_manifest
 from harness.scenario.model import Scenario
 from harness.storage.base import operator_claim_name
 from harness.undo import UndoLog

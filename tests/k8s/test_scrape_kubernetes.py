@@ -23,7 +23,7 @@ from harness.results.model import Status
 from harness.results.store import load_result
 from harness.runtime import refuse_unsupported
 from harness.runtime.cluster_exporter import EXPORTER, METRICS_PATH, PORT, exporter_manifests
-from harness.runtime.manifests import Names
+from harness.runtime.manifests.common import Names
 from harness.scenario.model import Scenario, TsdbLoad
 from testbed.config import FIO_IMAGE
 from tests.k8s.conftest import LocalPv

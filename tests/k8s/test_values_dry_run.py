@@ -11,7 +11,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import InfraError
-from harness.kube import KubeApi
+from harness.kube.api import KubeApi
 from tests.test_values import CLUSTER_SETTINGS, SCENARIOS, documents, flat
 
 pytestmark = pytest.mark.cluster

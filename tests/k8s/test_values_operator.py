@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.kube import KubeApi, load_inventory
+from harness.kube.api import KubeApi
+from harness.kube.contexts import load_inventory
 from harness.scenario.loader import load_scenario
 from harness.storage.base import operator_claim_name
 from harness.values import DEFAULT_RELEASE, build, prometheus_name

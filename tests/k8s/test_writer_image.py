@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 POD_TIMEOUT_S = 120
 
 IMPORTS = (
-    "import sys, harness.loads.tsdb, numpy, cramjam; "
-    "print('writer-image-ok', sys.version.split()[0], numpy.__version__, harness.loads.tsdb.__file__)"
+    "import sys, harness.loads.tsdb_writer, numpy, cramjam; "
+    "print('writer-image-ok', sys.version.split()[0], numpy.__version__, harness.loads.tsdb_writer.__file__)"
 )
 
 
@@ -65,7 +65,7 @@ def test_writer_image_imports_the_writer_on_every_node(api_client: Any, namespac
         assert phase == "Succeeded", f"{writer_image} on {node}: {log}"
         assert "writer-image-ok" in log, log
         # The harness copied from the source tree, under PYTHONPATH, not an editable install's path on this machine.
-        assert "/opt/harness/python/harness/loads/tsdb.py" in log, log
+        assert "/opt/harness/python/harness/loads/tsdb_writer.py" in log, log
 
 
 def test_writer_image_lacks_what_the_writer_does_not_import(api_client: Any, namespace: str, writer_image: str) -> None:

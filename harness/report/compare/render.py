@@ -10,7 +10,7 @@ import pandas as pd
 from harness import fmt
 from harness.report import charts
 from harness.report.compare.model import Change, Comparison, MetricDelta
-from harness.report.html import STYLE, chart_view, render_template
+from harness.report.page import STYLE, chart_view, render_template
 from harness.results.store import atomic_write_text
 
 

@@ -1,0 +1,237 @@
+"""The scenario's ``storage``: one model per backend, told apart by ``backend``, with the claim and the
+PersistentVolume it implies on Kubernetes and the embedded servers (NFS-Ganesha, tgt) the local runtime can start.
+
+The behaviour of each backend lives in its module under ``harness/storage/``; this is only what a file may say.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from harness.scenario.strict import Strict
+from harness.scenario.units import Bytes, Seconds
+
+AccessMode = Literal["ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod"]
+
+
+class VolumeClaim(Strict):
+    """The PersistentVolumeClaim Prometheus will use (Kubernetes runtime; the doctor simulates its binding)."""
+
+    storage_class: str | None = Field(
+        default=None,
+        description='StorageClass name. "" binds only to PVs without a class; unset uses the cluster default.',
+    )
+    size_bytes: Bytes = Field(default=10 * 1024**3, alias="size", description="resources.requests.storage")
+    access_modes: list[AccessMode] = Field(default_factory=lambda: list[AccessMode](["ReadWriteOnce"]))
+    volume_mode: Literal["Filesystem", "Block"] = "Filesystem"
+    selector: dict[str, str] | None = Field(
+        default=None,
+        description="selector.matchLabels. Without a class, an NFS/iSCSI PV is only matched through this.",
+    )
+
+
+class PersistentVolume(Strict):
+    """The PersistentVolume the harness creates for static backends (local, nfs, iscsi) on Kubernetes."""
+
+    create: bool = Field(default=True, description="false: use a PV that already exists (never deleted by us)")
+    name: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    reclaim_policy: Literal["Retain", "Delete", "Recycle"] = "Retain"
+    capacity_bytes: Bytes | None = Field(default=None, alias="capacity", description="default: the claim size")
+
+
+class LoopImage(Strict):
+    """A filesystem image the harness creates, loop-mounts and removes (local runtime, needs root)."""
+
+    filesystem: Literal["ext4", "xfs"] = "ext4"
+    size_bytes: Bytes = Field(default=2 * 1024**3, alias="size")
+    direct_io: bool = Field(
+        default=False, description="losetup --direct-io=on: bypass the host page cache under the loop device"
+    )
+
+
+class LocalStorage(Strict):
+    backend: Literal["local"]
+    path: str | None = Field(
+        default=None, description="host directory for the TSDB; default: a fresh directory in the run directory"
+    )
+    image: LoopImage | None = Field(default=None, description="create and loop-mount a filesystem image there")
+    node: str | None = Field(default=None, description="Kubernetes node that holds the disk (PV nodeAffinity)")
+    claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": "local-storage"}))
+    volume: PersistentVolume = Field(default_factory=PersistentVolume)
+
+
+class EphemeralStorage(Strict):
+    """The chart's default: an emptyDir. Every new pod (reschedule) starts with an empty TSDB."""
+
+    backend: Literal["ephemeral"]
+    size_limit_bytes: Bytes | None = Field(default=None, alias="size_limit")
+
+
+DataPathClient = Literal["auto", "kernel", "user-space"]
+
+# The word that asks for a server the run starts itself on 127.0.0.1 (local runtime) instead of an address.
+EMBEDDED = "embedded"
+
+
+class EmbeddedExport(Strict):
+    """The directory an embedded NFS-Ganesha exports: in the run's work area, owned as the scenario says."""
+
+    owner: str = Field(
+        default="1000:2000",
+        pattern=r"^\d+:\d+$",
+        description="uid:gid of the exported directory (the field notes' trap: 1000:1000 vs Prometheus' uid)",
+    )
+    mode: str = Field(default="0755", pattern=r"^0?[0-7]{3,4}$", description="its permission bits, octal")
+    squash: Literal["no_root_squash", "root_squash"] = "no_root_squash"
+    grace_s: Seconds = Field(
+        default=0.0,
+        alias="grace",
+        le=180.0,
+        description=(
+            "the NFSv4 grace period of every (re)start, as a real server has one (Ganesha's default is 90s): new "
+            "NFSv4 state (opens, locks) is refused while clients reclaim theirs; 0s: graceless, it serves at once"
+        ),
+    )
+
+    @property
+    def uid_gid(self) -> tuple[int, int]:
+        uid, gid = self.owner.split(":")
+        return int(uid), int(gid)
+
+    @property
+    def mode_bits(self) -> int:
+        return int(self.mode, 8)
+
+
+class NfsStorage(Strict):
+    backend: Literal["nfs"]
+    server: str = Field(
+        description="the NFS server's host, or 'embedded': NFS-Ganesha on 127.0.0.1 started for the run (local runtime)"
+    )
+    export: str = Field(
+        default="",
+        validate_default=True,
+        description="path on the server, e.g. /vol/k8s-prometheus/prometheus_db (an embedded server makes its own)",
+    )
+    port: int = Field(default=2049, ge=1, le=65535)
+    mount_port: int | None = Field(
+        default=None, ge=1, le=65535, description="NFSv3 MOUNT port; default: asked from the server's rpcbind"
+    )
+    version: Literal["3", "4", "4.1", "4.2"] = "4"
+    mount_path: str | None = Field(
+        default=None,
+        description="local runtime: where this export is already mounted on this host (else the harness mounts it)",
+    )
+    embedded: EmbeddedExport | None = Field(default=None, description="with server: embedded; the exported directory")
+    client: DataPathClient = Field(
+        default="auto",
+        description="local runtime: how this host mounts it; auto: the kernel client where there is one, else "
+        "the harness's user-space client",
+    )
+    claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": ""}))
+    volume: PersistentVolume = Field(default_factory=PersistentVolume)
+
+    @model_validator(mode="after")
+    def _embedded(self) -> NfsStorage:
+        if self.embedded is not None and self.server != EMBEDDED:
+            raise ValueError(f"'embedded' describes the export of server: {EMBEDDED}, not of {self.server}")
+        return self
+
+    @field_validator("export")
+    @classmethod
+    def _export(cls, v: str, info: ValidationInfo) -> str:
+        server = info.data.get("server")
+        if not v and server is not None and server != EMBEDDED:
+            raise ValueError(f"missing: the path on {server} is required (e.g. /vol/k8s-prometheus/prometheus_db)")
+        return v
+
+    @property
+    def embedded_export(self) -> EmbeddedExport | None:
+        """The directory to export from an embedded server, None for a real one."""
+        if self.server != EMBEDDED:
+            return None
+        return self.embedded if self.embedded is not None else EmbeddedExport()
+
+
+class EmbeddedLun(Strict):
+    """The LUN an embedded iSCSI target (tgt) serves: a sparse file in the run's work area."""
+
+    size_bytes: Bytes | None = Field(default=None, alias="size", description="default: the claim's size (sparse)")
+    layout: Literal["blank", "ext4", "xfs", "partitioned"] = Field(
+        default="blank",
+        description="what the LUN holds before the run: nothing, a whole-disk filesystem, or a GPT partition table "
+        "(the field notes' trap: never formatted, the mount fails)",
+    )
+
+
+class IscsiStorage(Strict):
+    backend: Literal["iscsi"]
+    target_portal: str = Field(
+        description="host:port of the iSCSI target, e.g. 172.17.73.37:3260, or 'embedded': tgt on 127.0.0.1 "
+        "started for the run (local runtime)"
+    )
+    iqn: str
+    lun: int = Field(default=0, ge=0)
+    fs_type: Literal["ext4", "xfs"] = Field(
+        default="ext4", description="the whole-disk filesystem; a blank LUN is formatted with it, as the kubelet does"
+    )
+    mount_path: str | None = Field(
+        default=None,
+        description="local runtime: where this LUN is already mounted on this host (else the harness mounts it)",
+    )
+    embedded: EmbeddedLun | None = Field(default=None, description="with target_portal: embedded; the LUN it serves")
+    client: DataPathClient = Field(
+        default="auto",
+        description="local runtime: how this host attaches it; auto: the kernel initiator (iscsiadm) where there "
+        "is one, else the user-space initiator",
+    )
+    claim: VolumeClaim = Field(default_factory=lambda: VolumeClaim.model_validate({"storage_class": ""}))
+    volume: PersistentVolume = Field(default_factory=PersistentVolume)
+
+    @field_validator("target_portal")
+    @classmethod
+    def _portal(cls, v: str) -> str:
+        if not re.fullmatch(r"[^\s:]+(:\d{1,5})?|\[[0-9a-fA-F:]+\](:\d{1,5})?", v):
+            raise ValueError(f"{v!r} is not host or host:port")
+        return v
+
+    @model_validator(mode="after")
+    def _embedded(self) -> IscsiStorage:
+        if self.embedded is not None and self.target_portal != EMBEDDED:
+            raise ValueError(f"'embedded' describes the LUN of target_portal: {EMBEDDED}, not of {self.target_portal}")
+        if self.target_portal == EMBEDDED and self.lun == 0:
+            raise ValueError("lun: the embedded target (tgt) keeps LUN 0 for its controller; use lun: 1")
+        return self
+
+    @property
+    def embedded_lun(self) -> EmbeddedLun | None:
+        """The LUN to serve from an embedded target, None for a real one."""
+        if self.target_portal != EMBEDDED:
+            return None
+        return self.embedded if self.embedded is not None else EmbeddedLun()
+
+
+class DynamicStorage(Strict):
+    """A StorageClass that already exists in the cluster, whose provisioner makes the PV (Ceph RBD, cloud disks,
+    local-path): the run creates only the claim (Kubernetes runtime only)."""
+
+    backend: Literal["dynamic"]
+    storage_class: str = Field(
+        min_length=1, description="the existing StorageClass to claim from (kubectl get storageclass)"
+    )
+    size_bytes: Bytes = Field(default=10 * 1024**3, alias="size", description="resources.requests.storage")
+    access_modes: list[AccessMode] = Field(default_factory=lambda: list[AccessMode](["ReadWriteOnce"]))
+    volume_mode: Literal["Filesystem", "Block"] = "Filesystem"
+    provisioner: str | None = Field(
+        default=None,
+        description="the provisioner the class must name, e.g. rbd.csi.ceph.com (the doctor checks it); unset: any",
+    )
+
+
+# The behaviour of each backend lives in its module under harness/storage/ (registered by the ``backend`` name).
+StorageSpec = LocalStorage | EphemeralStorage | NfsStorage | IscsiStorage | DynamicStorage
+Storage = Annotated[StorageSpec, Field(discriminator="backend")]
