@@ -41,7 +41,8 @@ class KubeletRestart(WindowInjector[KubeletRestartFault]):
 
         step = undo.record(f"start the kubelet of node {node} again", start_again)
         stopped = kubelet.stop_kubelet(node, commands.stop)
-        return stopped, f"the kubelet of node {node} stopped ({shlex.join(commands.stop)}), for {spec.for_s:g} s", step
+        said = shlex.join(a.replace("{node}", node) for a in commands.stop)
+        return stopped, f"the kubelet of node {node} stopped ({said}), for {spec.for_s:g} s", step
 
     def act(self, spec: KubeletRestartFault, runtime: Runtime, undo: UndoLog) -> Acted:
         acted = super().act(spec, runtime, undo)
