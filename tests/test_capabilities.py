@@ -1,0 +1,60 @@
+"""Capabilities as objects (``harness.capabilities``): what a fault needs is a type, what a runtime can hand out a set
+of types, and the sentence that refuses a run comes from the capability itself (or the storage it asks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness.capabilities import Capability, refusal
+from harness.capabilities.kubelet import KubeletControl
+from harness.capabilities.nodes import NodeLifecycle
+from harness.capabilities.storage_server import ServerControl
+from harness.errors import InfraError
+from harness.faults import injectors
+from harness.runtime import runtime_offers
+from harness.runtime.local import LocalRuntime
+from harness.scenario.model import Scenario
+
+KUBELET = {"stop": ["true"], "start": ["true"]}
+
+
+def scenario(storage: dict[str, Any], *faults: dict[str, Any]) -> Scenario:
+    return Scenario.model_validate({"name": "t", "duration": "1m", "storage": storage, "faults": list(faults)})
+
+
+def test_every_fault_need_is_offered_by_some_runtime() -> None:
+    offered = runtime_offers("local") | runtime_offers("kubernetes")
+    for action, injector in injectors().items():
+        assert injector.needs <= offered, f"{action} needs {injector.needs - offered}, which no runtime hands out"
+        for kind in injector.needs:
+            assert issubclass(kind, Capability) and kind.does, kind
+
+
+def test_the_local_runtime_refuses_what_it_has_not_in_the_capabilitys_own_words() -> None:
+    s = scenario({"backend": "ephemeral"}, {"action": "kubelet_restart", "at": "5s", "kubelet_control": KUBELET})
+    why = refusal({KubeletControl}, "local", runtime_offers("local"), s)
+    assert why is not None and "stop and start the kubelet" in why and "no kubelet" in why
+    why = refusal({NodeLifecycle}, "local", runtime_offers("local"), s)
+    assert why is not None and "stop and start nodes" in why and "no nodes" in why
+    assert refusal({KubeletControl, NodeLifecycle}, "kubernetes", runtime_offers("kubernetes"), s) is None
+
+
+def test_a_storage_given_capability_is_refused_by_the_storage() -> None:
+    """A server the run did not start is never stopped: the backend says so, on either runtime."""
+    mine = scenario({"backend": "nfs", "server": "embedded"})
+    theirs = scenario({"backend": "nfs", "server": "10.0.0.1", "export": "/srv"})
+    assert refusal({ServerControl}, "local", runtime_offers("local"), mine) is None
+    why = refusal({ServerControl}, "local", runtime_offers("local"), theirs)
+    assert why is not None and "never stops a server it did not start" in why
+    why = refusal({ServerControl}, "kubernetes", runtime_offers("kubernetes"), theirs)
+    assert why is not None and "never stops a server it did not start" in why
+
+
+def test_a_capability_not_made_for_the_run_is_a_harness_error(tmp_path: Any) -> None:
+    """The runtime makes what the run's faults need, nothing else: asking for more is the harness's bug."""
+    s = scenario({"backend": "ephemeral"})
+    rt = LocalRuntime(s.prometheus, s.storage, run_id="t", workdir=tmp_path, logs_dir=tmp_path / "logs")
+    with pytest.raises(InfraError, match="not prepared to stop and start the storage server"):
+        rt.capability(ServerControl)
