@@ -16,10 +16,12 @@ from harness.nightly import NIGHTLY
 from harness.pipeline import refuse_faults
 from harness.runtime import refuse_unsupported
 from harness.scenario.loader import load_scenario
+from tests.cli import harness_cli
 from tests.conformance_night import night_ends_as_the_row_says
 from tests.leftovers import ROOT
 
 LOCAL_ROWS = [row for row in CONFORMANCE if row.local is not None]
+NOT_LOCAL_ROWS = [row for row in CONFORMANCE if row.local is None]
 CLUSTER_ROWS = [row for row in CONFORMANCE if row.kubernetes is not None]
 
 
@@ -57,3 +59,11 @@ def test_the_nightly_set_is_the_tables_nightly_rows() -> None:
 def test_shipped_scenario_ends_as_its_row_says_on_the_local_runtime(row: Row, tmp_path: Path) -> None:
     assert row.local is not None
     night_ends_as_the_row_says(row.file, row.local, tmp_path / "results")
+
+
+@pytest.mark.parametrize("row", NOT_LOCAL_ROWS, ids=[r.name for r in NOT_LOCAL_ROWS])
+def test_a_file_that_cannot_run_locally_is_refused_there_before_anything_starts(row: Row, tmp_path: Path) -> None:
+    """As shipped, on the local runtime: exit 2 with one line saying why, no traceback, nothing stored."""
+    run = harness_cli("run", row.file, "--runtime", "local", "--reports", str(tmp_path / "reports")).expect(2)
+    assert "Traceback" not in run.output and run.result_files == [], run.output
+    assert run.stderr.startswith("error: "), run.output
