@@ -71,6 +71,19 @@ def lint(session: nox.Session) -> None:
     session.run("lint-imports")
 
 
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site (mkdocs.yml, docs/): `mkdocs build --strict` into site/; `nox -s docs -- serve` serves
+    it with live reload. The reference pages are checked first: `python -m harness.docs_gen --write docs/reference`
+    regenerates them after a change of the code."""
+    _install(session, "dev")
+    session.run("python", "-m", "harness.docs_gen", "--check")
+    if session.posargs[:1] == ["serve"]:
+        session.run("mkdocs", "serve", *session.posargs[1:])
+        return
+    session.run("mkdocs", "build", "--strict", *session.posargs)
+
+
 @nox.session(name="bench-local")
 def bench_local(session: nox.Session) -> None:
     """The local-PV durability scenario (a loop-mounted ext4 image when root)."""
