@@ -28,7 +28,7 @@ from harness.kube.inventory import Manifest
 from harness.mounts import kernel_filesystems, why_no_kernel_iscsi
 from harness.scenario.model import EmbeddedLun, IscsiStorage
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
-from harness.storage.network import EmbeddedDaemon, NetworkBackend
+from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -45,10 +45,7 @@ class IscsiBackend(NetworkBackend[IscsiStorage]):
     name = "iscsi"
     mount_env = MOUNT_ENV
     user_mount_access = "a filesystem of the LUN mounted on this host by the user (storage.mount_path)"
-    server_field = "target_portal"
-    server_kind = "target"
-    server_program = "tgt"
-    cluster_fix = "set target_portal to your target's host:port"
+    server_terms = ServerTerms("target_portal", "target", "tgt", "set target_portal to your target's host:port")
 
     def fstype_refusal(self, spec: IscsiStorage, fstype: str) -> str | None:
         return None if fstype == spec.fs_type else f"but the scenario says fs_type {spec.fs_type}"
@@ -56,11 +53,8 @@ class IscsiBackend(NetworkBackend[IscsiStorage]):
     def why_no_kernel_client(self) -> str | None:
         return why_no_kernel_iscsi()
 
-    def kernel_mount(self, spec: IscsiStorage, workdir: Path, run_id: str) -> AttachedLun:
-        return attach_kernel(spec, workdir, run_id)
-
-    def user_space_mount(self, spec: IscsiStorage, workdir: Path, run_id: str) -> AttachedLun:
-        return attach_user_space(spec, workdir, run_id)
+    def mount(self, spec: IscsiStorage, workdir: Path, run_id: str, *, kernel: bool) -> AttachedLun:
+        return (attach_kernel if kernel else attach_user_space)(spec, workdir, run_id)
 
     def embedded_server(self, spec: IscsiStorage, workdir: Path) -> EmbeddedTarget | None:
         lun = spec.embedded_lun

@@ -11,19 +11,14 @@ Each backend keeps only what differs: its filesystem check, its clients, its wor
 from __future__ import annotations
 
 from abc import abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from harness import proc
 from harness.errors import InfraError
 from harness.storage.base import EmbeddedServer, SpecT, StaticPvBackend, StaticPvSpec
-from harness.storage.mounted import (
-    MountedVolume,
-    ServedVolume,
-    provision_mounted,
-    use_kernel_client,
-    user_mount_path,
-)
+from harness.storage.mounted import MountedVolume, ServedVolume, provision_mounted, use_kernel_client, user_mount_path
 
 
 class NetworkSpec(StaticPvSpec, Protocol):
@@ -39,6 +34,17 @@ class NetworkSpec(StaticPvSpec, Protocol):
 NetworkSpecT = TypeVar("NetworkSpecT", bound=NetworkSpec)
 
 
+@dataclass(frozen=True)
+class ServerTerms:
+    """How a network backend's scenario names its server: the field that says ``embedded`` (``server``), what it
+    names (``server``), the program an embedded one runs (``NFS-Ganesha``), and what to set instead on a cluster."""
+
+    field: str
+    kind: str
+    program: str
+    cluster_fix: str
+
+
 class NetworkBackend(StaticPvBackend[NetworkSpecT]):
     """A static-PV backend on a server reached over the network, which the run may start itself (``embedded``)."""
 
@@ -46,12 +52,8 @@ class NetworkBackend(StaticPvBackend[NetworkSpecT]):
     mount_env: ClassVar[str]
     #: How this host reaches the storage through the user's own mount, in words (``ProvisionedStorage.access``).
     user_mount_access: ClassVar[str]
-    #: The scenario field that says ``embedded`` (``server``), what it names (``server``), the program an embedded
-    #: one runs (``NFS-Ganesha``), and what to set instead on a cluster.
-    server_field: ClassVar[str]
-    server_kind: ClassVar[str]
-    server_program: ClassVar[str]
-    cluster_fix: ClassVar[str]
+    #: How the scenario names its server, for the refusals.
+    server_terms: ClassVar[ServerTerms]
 
     def provision(self, spec: NetworkSpecT, workdir: Path, run_id: str) -> MountedVolume:
         mounted = provision_mounted(
@@ -64,9 +66,7 @@ class NetworkBackend(StaticPvBackend[NetworkSpecT]):
         )
         if mounted is not None:
             return mounted
-        if use_kernel_client(spec.client, self.why_no_kernel_client):
-            return self.kernel_mount(spec, workdir, run_id)
-        return self.user_space_mount(spec, workdir, run_id)
+        return self.mount(spec, workdir, run_id, kernel=use_kernel_client(spec.client, self.why_no_kernel_client))
 
     @abstractmethod
     def fstype_refusal(self, spec: NetworkSpecT, fstype: str) -> str | None:
@@ -77,12 +77,9 @@ class NetworkBackend(StaticPvBackend[NetworkSpecT]):
         """Why this host has no kernel client for this storage (None: it has one)."""
 
     @abstractmethod
-    def kernel_mount(self, spec: NetworkSpecT, workdir: Path, run_id: str) -> ServedVolume:
-        """Mount the storage with this host's kernel client."""
-
-    @abstractmethod
-    def user_space_mount(self, spec: NetworkSpecT, workdir: Path, run_id: str) -> ServedVolume:
-        """Mount the storage through the run's own user-space data path."""
+    def mount(self, spec: NetworkSpecT, workdir: Path, run_id: str, *, kernel: bool) -> ServedVolume:
+        """Mount the storage with this host's kernel client (``kernel``), else through the run's own user-space
+        data path."""
 
     def host_paths(self, spec: NetworkSpecT) -> list[Path]:
         return user_mount_path(self.mount_env, spec.mount_path)
@@ -98,18 +95,19 @@ class NetworkBackend(StaticPvBackend[NetworkSpecT]):
     def server_refusal(self, spec: NetworkSpecT) -> str | None:
         if self.runs_embedded(spec):
             return None
-        kind = self.server_kind
+        terms = self.server_terms
         return (
-            f"{self.server_named(spec)} is not one this run starts, and the harness never stops a {kind} it did not "
-            f"start: use `{self.server_field}: embedded` for a {kind} the run owns"
+            f"{self.server_named(spec)} is not one this run starts, and the harness never stops a {terms.kind} it did "
+            f"not start: use `{terms.field}: embedded` for a {terms.kind} the run owns"
         )
 
     def cluster_refusal(self, spec: NetworkSpecT) -> str | None:
         if not self.runs_embedded(spec):
             return None
+        terms = self.server_terms
         return (
-            f"storage.{self.server_field}: embedded starts {self.server_program} on 127.0.0.1 of the harness host, "
-            f"for the local runtime; the kubelet needs a {self.server_kind} it can reach: {self.cluster_fix}"
+            f"storage.{terms.field}: embedded starts {terms.program} on 127.0.0.1 of the harness host, for the local "
+            f"runtime; the kubelet needs a {terms.kind} it can reach: {terms.cluster_fix}"
         )
 
 

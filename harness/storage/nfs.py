@@ -33,7 +33,7 @@ from harness.mounts import why_no_kernel_nfs
 from harness.scenario.model import EmbeddedExport, NfsStorage
 from harness.storage.base import ExportAccess, ExportLocation, ProvisionedStorage
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
-from harness.storage.network import EmbeddedDaemon, NetworkBackend
+from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms
 
 if TYPE_CHECKING:
     from harness.kube.inventory import PvInfo
@@ -49,10 +49,7 @@ class NfsBackend(NetworkBackend[NfsStorage]):
     kubelet_applies_fs_group = False
     mount_env = MOUNT_ENV
     user_mount_access = "the export as mounted on this host by the user (storage.mount_path)"
-    server_field = "server"
-    server_kind = "server"
-    server_program = "NFS-Ganesha"
-    cluster_fix = "set server and export to your NFS server's"
+    server_terms = ServerTerms("server", "server", "NFS-Ganesha", "set server and export to your NFS server's")
 
     def fstype_refusal(self, spec: NfsStorage, fstype: str) -> str | None:
         return None if fstype.startswith("nfs") else "not nfs/nfs4"
@@ -60,11 +57,8 @@ class NfsBackend(NetworkBackend[NfsStorage]):
     def why_no_kernel_client(self) -> str | None:
         return why_no_kernel_nfs()
 
-    def kernel_mount(self, spec: NfsStorage, workdir: Path, run_id: str) -> NfsVolume:
-        return mount_kernel(spec, workdir, run_id)
-
-    def user_space_mount(self, spec: NfsStorage, workdir: Path, run_id: str) -> NfsVolume:
-        return mount_user_space(spec, workdir, run_id)
+    def mount(self, spec: NfsStorage, workdir: Path, run_id: str, *, kernel: bool) -> NfsVolume:
+        return (mount_kernel if kernel else mount_user_space)(spec, workdir, run_id)
 
     def embedded_server(self, spec: NfsStorage, workdir: Path) -> EmbeddedNfs | None:
         export = spec.embedded_export
