@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness import proc
+from harness.prom_process import PrometheusCommand
 
 ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -154,20 +155,17 @@ class Prom:
         return metric_sum(metrics_text(self.url), "prometheus_tsdb_head_samples_appended_total")
 
 
-def prometheus_argv(config: Path, data: Path, port: int, *, agent: bool = False) -> list[str]:
-    argv = [
-        require("prometheus", "prometheus"),
-        f"--config.file={config}",
-        f"--web.listen-address=127.0.0.1:{port}",
-    ]
+def _command(config: Path, data: Path, port: int, *, agent: bool = False) -> PrometheusCommand:
+    binary = require("prometheus", "prometheus")
     if agent:
-        return [*argv, "--enable-feature=agent", f"--storage.agent.path={data}"]
-    return [*argv, f"--storage.tsdb.path={data}", "--web.enable-remote-write-receiver"]
+        agent_args = ("--enable-feature=agent", f"--storage.agent.path={data}")
+        return PrometheusCommand(config, port, remote_write_receiver=False, extra_args=agent_args, binary=binary)
+    return PrometheusCommand(config, port, tsdb_path=data, binary=binary)
 
 
 def prometheus_command(*, agent: bool = False) -> str:
     """The command line a benchmark starts Prometheus with, the run's paths and port as placeholders."""
-    argv = prometheus_argv(Path("<dir>/prometheus.yml"), Path("<dir>/data"), 0, agent=agent)
+    argv = _command(Path("<dir>/prometheus.yml"), Path("<dir>/data"), 0, agent=agent).argv()
     return " ".join(argv).replace("127.0.0.1:0", "127.0.0.1:<port>")
 
 
@@ -183,9 +181,9 @@ def prometheus(
     data = data or base / "data"
     port = proc.free_port()
     log = base / "prometheus.log"
-    with log.open("ab") as out:
-        p = subprocess.Popen(prometheus_argv(config, data, port, agent=agent), stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    command = _command(config, data, port, agent=agent)
+    p = command.start(log_path=log).popen
+    url = command.url
     try:
         wait_ready(p, url, log)
         yield Prom(p, url, data, log)

@@ -40,6 +40,7 @@ import mfusepy
 
 from harness import fault_protocol as protocol
 from harness.fault_durability import PAGE_BYTES, Durability, FileState, parent
+from harness.fuse_main import log_to_stderr, serve
 
 log = logging.getLogger("harness.fault_fuse")
 
@@ -452,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.send is not None:
         return _send(Path(args.directory), args.report, args.send)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log_to_stderr()
     try:
         root_fd = os.open(args.directory, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
@@ -461,27 +462,20 @@ def main(argv: list[str] | None = None) -> int:
     # Modes come from the callers, already masked by their umask.
     os.umask(0)
     log.info("fault layer over %s", args.directory)
-    try:
-        mfusepy.FUSE(
-            FaultFuse(root_fd, args.report),
-            args.directory,
-            foreground=True,
-            nothreads=True,  # one request at a time: a command cannot interleave with a write
-            # As root the harness runs Prometheus as the scenario's uid, which must reach the mount too; the kernel
-            # checks permissions against the attributes, as the filesystem underneath would.
-            allow_other=os.geteuid() == 0,
-            default_permissions=True,
-            # No cached names or attributes: after a cut the next Prometheus must see what is left.
-            attr_timeout=0,
-            entry_timeout=0,
-            negative_timeout=0,
-            fsname=f"harness-faults:{args.directory}",
-            subtype="harness-faults",
-        )
-    except RuntimeError as e:
-        # fuse_main's exit status: also non-zero when SIGTERM or an unmount ended the loop, which is how we stop.
-        log.info("FUSE loop ended (status %s)", e)
-    return 0
+    # One request at a time (nothreads): a command cannot interleave with a write.
+    return serve(
+        FaultFuse(root_fd, args.report),
+        args.directory,
+        log,
+        # The kernel checks permissions against the attributes, as the filesystem underneath would.
+        default_permissions=True,
+        # No cached names or attributes: after a cut the next Prometheus must see what is left.
+        attr_timeout=0,
+        entry_timeout=0,
+        negative_timeout=0,
+        fsname=f"harness-faults:{args.directory}",
+        subtype="harness-faults",
+    )
 
 
 if __name__ == "__main__":

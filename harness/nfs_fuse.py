@@ -25,6 +25,7 @@ from typing import Any
 
 import mfusepy
 
+from harness.fuse_main import log_to_stderr, serve
 from harness.nfs_client import NfsClient, NfsError, NfsFile, nfs_url
 
 log = logging.getLogger("harness.nfs_fuse")
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     # HARNESS_NFS_FUSE_DEBUG=1 logs every failed NFS call with libnfs' own words (in the run's nfs-fuse.log).
     level = logging.DEBUG if os.environ.get("HARNESS_NFS_FUSE_DEBUG") else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log_to_stderr(level)
     operations = NfsFuse(args.server, args.export, port=args.port, version=args.version, mount_port=args.mount_port)
     # Fail before mounting when the export is unreachable or wrong: a mount that errors on every call says less.
     try:
@@ -225,21 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     served = f"{args.server}:{args.export} at {args.mountpoint} (NFSv{args.version}, port {args.port})"
     log.info("serving %s", served)
-    try:
-        mfusepy.FUSE(
-            operations,
-            args.mountpoint,
-            foreground=True,
-            nothreads=True,
-            # As root the harness runs Prometheus as the scenario's uid, which must reach the mount too.
-            allow_other=os.geteuid() == 0,
-            fsname=f"nfs-user:{args.server}:{args.export}",
-            subtype="nfs-user",
-        )
-    except RuntimeError as e:
-        # fuse_main's exit status: also non-zero when SIGTERM or an unmount ended the loop, which is how we stop.
-        log.info("FUSE loop ended (status %s)", e)
-    return 0
+    return serve(operations, args.mountpoint, log, fsname=f"nfs-user:{args.server}:{args.export}", subtype="nfs-user")
 
 
 if __name__ == "__main__":

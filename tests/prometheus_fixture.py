@@ -16,6 +16,7 @@ import pytest
 
 from harness import proc
 from harness.prom import PromClient
+from harness.prom_process import PrometheusCommand
 from harness.wait import wait_for
 
 READY_TIMEOUT_S = 30.0
@@ -59,21 +60,12 @@ class PrometheusLauncher:
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1m\n"
             + ("scrape_configs:\n" + items if items else "scrape_configs: []\n")
         )
-        port = port or proc.free_port()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        daemon = proc.start_daemon(
-            f"prometheus-{n}",
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data_dir}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--web.enable-remote-write-receiver",
-                "--log.level=info",
-            ],
-            log_path=self.work_dir / f"prometheus-{n}.log",
+        command = PrometheusCommand(
+            config, port or proc.free_port(), tsdb_path=data_dir, extra_args=("--log.level=info",)
         )
-        instance = RunningPrometheus(daemon, f"http://127.0.0.1:{port}", data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        daemon = command.start(name=f"prometheus-{n}", log_path=self.work_dir / f"prometheus-{n}.log")
+        instance = RunningPrometheus(daemon, command.url, data_dir)
         self.started.append(instance)
         wait_for(
             lambda: instance.client.ready() or (None if daemon.alive() else _exited(daemon)),

@@ -34,6 +34,7 @@ from harness.errors import InfraError, NotRecovered, WaitTimeout
 from harness.loads import fio
 from harness.mounts import first_untraversable
 from harness.prom import PromClient
+from harness.prom_process import PrometheusCommand
 from harness.promlog import storage_errors, wal_replay_durations_s
 from harness.results.model import FioJobResult
 from harness.runtime.base import (
@@ -430,15 +431,14 @@ class LocalRuntime(Runtime):
         return path
 
     def _start_container(self, generation: int, restarts: int, node: str, port: int, data_dir: Path) -> Container:
-        argv = [
-            self.binary,
-            f"--config.file={self._config_path(port)}",
-            f"--storage.tsdb.path={data_dir}",
-            f"--storage.tsdb.retention.time={int(self.spec.retention_s)}s",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--web.enable-remote-write-receiver",
-            *self.spec.extra_args,
-        ]
+        command = PrometheusCommand(
+            self._config_path(port),
+            port,
+            tsdb_path=data_dir,
+            retention_s=self.spec.retention_s,
+            extra_args=tuple(self.spec.extra_args),
+            binary=self.binary,
+        )
         sc = self.spec.security_context
         user = group = None
         extra_groups = None
@@ -446,9 +446,7 @@ class LocalRuntime(Runtime):
             user, group = sc.run_as_user, sc.run_as_group
             extra_groups = [sc.fs_group] if sc.fs_group is not None else []
         log_path = self.logs_dir / f"prometheus-pod{generation}-restart{restarts}.log"
-        daemon = proc.start_daemon(
-            "prometheus", argv, log_path=log_path, cwd=self.workdir, user=user, group=group, extra_groups=extra_groups
-        )
+        daemon = command.start(log_path=log_path, cwd=self.workdir, user=user, group=group, extra_groups=extra_groups)
         container = Container(generation, restarts, node, port, data_dir, daemon)
         log.info("started Prometheus: %s (pid %d)", container.name, daemon.pid)
         return container

@@ -27,16 +27,8 @@ from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.kube.inventory import Manifest
 from harness.mounts import kernel_filesystems, why_no_kernel_iscsi
 from harness.scenario.model import EmbeddedLun, IscsiStorage
-from harness.storage.base import EmbeddedServer, StaticPvBackend
-from harness.storage.mounted import (
-    MountedVolume,
-    ServedVolume,
-    provision_mounted,
-    provision_or_undo,
-    start_serving,
-    use_kernel_client,
-    user_mount_path,
-)
+from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
+from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -49,48 +41,30 @@ MOUNT_ENV = "HARNESS_ISCSI_MOUNT"
 MKFS = {"ext4": ["mkfs.ext4", "-q", "-F", "-m0"], "xfs": ["mkfs.xfs", "-q", "-f"]}
 
 
-class IscsiBackend(StaticPvBackend[IscsiStorage]):
+class IscsiBackend(NetworkBackend[IscsiStorage]):
     name = "iscsi"
+    mount_env = MOUNT_ENV
+    user_mount_access = "a filesystem of the LUN mounted on this host by the user (storage.mount_path)"
+    server_terms = ServerTerms("target_portal", "target", "tgt", "set target_portal to your target's host:port")
 
-    def provision(self, spec: IscsiStorage, workdir: Path, run_id: str) -> MountedVolume:
-        mounted = provision_mounted(
-            self.name,
-            env=MOUNT_ENV,
-            configured=spec.mount_path,
-            fstype_ok=lambda fstype: (
-                None if fstype == spec.fs_type else f"but the scenario says fs_type {spec.fs_type}"
-            ),
-            run_id=run_id,
-            access="a filesystem of the LUN mounted on this host by the user (storage.mount_path)",
-        )
-        if mounted is not None:
-            return mounted
-        if use_kernel_client(spec.client, why_no_kernel_iscsi):
-            return attach_kernel(spec, workdir, run_id)
-        return attach_user_space(spec, workdir, run_id)
+    def fstype_refusal(self, spec: IscsiStorage, fstype: str) -> str | None:
+        return None if fstype == spec.fs_type else f"but the scenario says fs_type {spec.fs_type}"
 
-    def host_paths(self, spec: IscsiStorage) -> list[Path]:
-        return user_mount_path(MOUNT_ENV, spec.mount_path)
+    def why_no_kernel_client(self) -> str | None:
+        return why_no_kernel_iscsi()
+
+    def mount(self, spec: IscsiStorage, workdir: Path, run_id: str, *, kernel: bool) -> AttachedLun:
+        return (attach_kernel if kernel else attach_user_space)(spec, workdir, run_id)
 
     def embedded_server(self, spec: IscsiStorage, workdir: Path) -> EmbeddedTarget | None:
         lun = spec.embedded_lun
         return None if lun is None else EmbeddedTarget(spec, lun, workdir)
 
-    def server_refusal(self, spec: IscsiStorage) -> str | None:
-        if spec.embedded_lun is not None:
-            return None
-        return (
-            f"the iSCSI target at {spec.target_portal} ({spec.iqn}) is not one this run starts, and the harness never "
-            "stops a target it did not start: use `target_portal: embedded` for a target the run owns"
-        )
+    def runs_embedded(self, spec: IscsiStorage) -> bool:
+        return spec.embedded_lun is not None
 
-    def cluster_refusal(self, spec: IscsiStorage) -> str | None:
-        if spec.embedded_lun is None:
-            return None
-        return (
-            "storage.target_portal: embedded starts tgt on 127.0.0.1 of the harness host, for the local runtime; "
-            "the kubelet needs a target it can reach: set target_portal to your target's host:port"
-        )
+    def server_named(self, spec: IscsiStorage) -> str:
+        return f"the iSCSI target at {spec.target_portal} ({spec.iqn})"
 
     def doctor_findings(
         self, spec: IscsiStorage, security_context: SecurityContext, runtime: str
@@ -252,15 +226,14 @@ def _mount_refused(spec: IscsiStorage, content: dict[str, str], error: CommandFa
 # --- the embedded target ---------------------------------------------------------------------------------------
 
 
-class EmbeddedTarget(EmbeddedServer[IscsiStorage]):
+class EmbeddedTarget(EmbeddedDaemon[IscsiStorage, "IscsiTarget"]):
     """tgt on 127.0.0.1 serving one LUN file in the run's work area, laid out as the scenario says."""
 
+    what = "iSCSI target"
+
     def __init__(self, spec: IscsiStorage, lun: EmbeddedLun, workdir: Path) -> None:
-        self.spec = spec
+        super().__init__(spec, workdir, f"embedded iSCSI target (tgt on 127.0.0.1, {lun.layout} LUN {spec.lun})")
         self.lun = lun
-        self.workdir = workdir
-        self.target: IscsiTarget | None = None
-        self.description = f"embedded iSCSI target (tgt on 127.0.0.1, {lun.layout} LUN {spec.lun})"
 
     @property
     def lun_file(self) -> Path:
@@ -279,31 +252,16 @@ class EmbeddedTarget(EmbeddedServer[IscsiStorage]):
         elif layout == "partitioned":
             # What the field notes had: a GPT with one Linux partition spanning the disk.
             proc.run(["sgdisk", "-n", "1:0:0", "-t", "1:8300", str(self.lun_file)], timeout_s=60)
-        self.target = start_tgt(self.workdir / "tgt", iqn=self.spec.iqn)
-        self.target.add_lun(self.spec.lun, self.lun_file)
-        return self.spec.model_copy(update={"target_portal": self.target.portal})
+        self.server = target = start_tgt(self.workdir / "tgt", iqn=self.spec.iqn)
+        target.add_lun(self.spec.lun, self.lun_file)
+        return self.spec.model_copy(update={"target_portal": target.portal})
 
-    def stop(self) -> None:
-        if self.target is not None:
-            self.target.stop()
-            self.target = None
+    def halted(self, server: IscsiTarget, pid: int) -> str:
+        return f"tgtd (pid {pid}, {server.portal}) stopped: its target deleted with its connections, then tgtd"
 
-    def halt(self) -> str:
-        target = self._running()
-        pid = target.daemon.pid
-        target.halt()
-        return f"tgtd (pid {pid}, {target.portal}) stopped: its target deleted with its connections, then tgtd"
-
-    def resume(self) -> str:
-        target = self._running()
-        target.resume()
-        luns = ", ".join(f"LUN {n} on {path.name}" for n, path in sorted(target.luns.items()))
-        return f"tgtd started again (pid {target.daemon.pid}) on {target.portal}: {target.iqn}, {luns}"
-
-    def _running(self) -> IscsiTarget:
-        if self.target is None:
-            raise InfraError("the embedded iSCSI target was not started")
-        return self.target
+    def resumed(self, server: IscsiTarget) -> str:
+        luns = ", ".join(f"LUN {n} on {path.name}" for n, path in sorted(server.luns.items()))
+        return f"tgtd started again (pid {server.daemon.pid}) on {server.portal}: {server.iqn}, {luns}"
 
 
 BACKEND = IscsiBackend()

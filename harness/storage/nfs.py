@@ -27,20 +27,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import proc
-from harness.errors import CommandFailed, InfraError, StorageUnavailable
+from harness.errors import CommandFailed, StorageUnavailable
 from harness.kube.inventory import Manifest
 from harness.mounts import why_no_kernel_nfs
 from harness.scenario.model import EmbeddedExport, NfsStorage
-from harness.storage.base import EmbeddedServer, ExportAccess, ExportLocation, ProvisionedStorage, StaticPvBackend
-from harness.storage.mounted import (
-    MountedVolume,
-    ServedVolume,
-    provision_mounted,
-    provision_or_undo,
-    start_serving,
-    use_kernel_client,
-    user_mount_path,
-)
+from harness.storage.base import ExportAccess, ExportLocation, ProvisionedStorage
+from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
+from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms
 
 if TYPE_CHECKING:
     from harness.kube.inventory import PvInfo
@@ -51,47 +44,31 @@ if TYPE_CHECKING:
 MOUNT_ENV = "HARNESS_NFS_MOUNT"
 
 
-class NfsBackend(StaticPvBackend[NfsStorage]):
+class NfsBackend(NetworkBackend[NfsStorage]):
     name = "nfs"
     kubelet_applies_fs_group = False
+    mount_env = MOUNT_ENV
+    user_mount_access = "the export as mounted on this host by the user (storage.mount_path)"
+    server_terms = ServerTerms("server", "server", "NFS-Ganesha", "set server and export to your NFS server's")
 
-    def provision(self, spec: NfsStorage, workdir: Path, run_id: str) -> MountedVolume:
-        mounted = provision_mounted(
-            self.name,
-            env=MOUNT_ENV,
-            configured=spec.mount_path,
-            fstype_ok=lambda fstype: None if fstype.startswith("nfs") else "not nfs/nfs4",
-            run_id=run_id,
-            access="the export as mounted on this host by the user (storage.mount_path)",
-        )
-        if mounted is not None:
-            return mounted
-        if use_kernel_client(spec.client, why_no_kernel_nfs):
-            return mount_kernel(spec, workdir, run_id)
-        return mount_user_space(spec, workdir, run_id)
+    def fstype_refusal(self, spec: NfsStorage, fstype: str) -> str | None:
+        return None if fstype.startswith("nfs") else "not nfs/nfs4"
 
-    def host_paths(self, spec: NfsStorage) -> list[Path]:
-        return user_mount_path(MOUNT_ENV, spec.mount_path)
+    def why_no_kernel_client(self) -> str | None:
+        return why_no_kernel_nfs()
+
+    def mount(self, spec: NfsStorage, workdir: Path, run_id: str, *, kernel: bool) -> NfsVolume:
+        return (mount_kernel if kernel else mount_user_space)(spec, workdir, run_id)
 
     def embedded_server(self, spec: NfsStorage, workdir: Path) -> EmbeddedNfs | None:
         export = spec.embedded_export
         return None if export is None else EmbeddedNfs(spec, export, workdir)
 
-    def server_refusal(self, spec: NfsStorage) -> str | None:
-        if spec.embedded_export is not None:
-            return None
-        return (
-            f"the NFS server {spec.server} (export {spec.export}) is not one this run starts, and the harness never "
-            "stops a server it did not start: use `server: embedded` for a server the run owns"
-        )
+    def runs_embedded(self, spec: NfsStorage) -> bool:
+        return spec.embedded_export is not None
 
-    def cluster_refusal(self, spec: NfsStorage) -> str | None:
-        if spec.embedded_export is None:
-            return None
-        return (
-            "storage.server: embedded starts NFS-Ganesha on 127.0.0.1 of the harness host, for the local runtime; "
-            "the kubelet needs a server it can reach: set server and export to your NFS server's"
-        )
+    def server_named(self, spec: NfsStorage) -> str:
+        return f"the NFS server {spec.server} (export {spec.export})"
 
     def doctor_findings(self, spec: NfsStorage, security_context: SecurityContext, runtime: str) -> list[DoctorFinding]:
         from harness.doctor.nfs import check_nfs
@@ -110,7 +87,7 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
         return None if not nfs else ExportLocation.of(str(nfs.get("server", "")), str(nfs.get("path", "")))
 
     def export_refusal(self, spec: NfsStorage) -> str | None:
-        if not user_mount_path(MOUNT_ENV, spec.mount_path):
+        if not self.host_paths(spec):
             return None
         return (
             f"the export is a mount made outside the run (storage.mount_path or {MOUNT_ENV}), so the harness does "
@@ -246,18 +223,19 @@ def _own_directory(volume: NfsVolume, mount_point: Path, spec: NfsStorage, run_i
 # --- the embedded server ---------------------------------------------------------------------------------------
 
 
-class EmbeddedNfs(EmbeddedServer[NfsStorage]):
+class EmbeddedNfs(EmbeddedDaemon[NfsStorage, "NfsServer"]):
     """NFS-Ganesha on 127.0.0.1 exporting a directory of the run's work area, owned as the scenario says."""
 
+    what = "NFS server"
+
     def __init__(self, spec: NfsStorage, export: EmbeddedExport, workdir: Path) -> None:
-        self.spec = spec
-        self.export = export
-        self.workdir = workdir
-        self.server: NfsServer | None = None
-        self.description = (
+        super().__init__(
+            spec,
+            workdir,
             f"embedded NFS server (NFS-Ganesha on 127.0.0.1, export owned {export.owner} mode {export.mode}, "
-            f"{export.squash}, " + (f"NFSv4 grace {export.grace_s:g} s)" if export.grace_s > 0 else "graceless)")
+            f"{export.squash}, " + (f"NFSv4 grace {export.grace_s:g} s)" if export.grace_s > 0 else "graceless)"),
         )
+        self.export = export
 
     def start(self) -> NfsStorage:
         from harness.servers import start_ganesha
@@ -285,20 +263,10 @@ class EmbeddedNfs(EmbeddedServer[NfsStorage]):
             }
         )
 
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.stop()
-            self.server = None
-
-    def halt(self) -> str:
-        server = self._running()
-        pid = server.daemon.pid
-        server.halt()
+    def halted(self, server: NfsServer, pid: int) -> str:
         return f"NFS-Ganesha (pid {pid}, 127.0.0.1:{server.port}) stopped by SIGTERM"
 
-    def resume(self) -> str:
-        server = self._running()
-        server.resume()
+    def resumed(self, server: NfsServer) -> str:
         grace = self.export.grace_s
         # In grace Ganesha refuses new NFSv4 state (opens, locks) while clients reclaim theirs, and lifts it early
         # once every client it recorded has: the run's client speaks NFSv3 and holds no such state. Its own words say
@@ -313,11 +281,6 @@ class EmbeddedNfs(EmbeddedServer[NfsStorage]):
             f"NFS-Ganesha started again (pid {server.daemon.pid}) with the same configuration: 127.0.0.1:{server.port}"
             f", MOUNT port {server.mount_port}, export {server.export_dir}; {how}"
         )
-
-    def _running(self) -> NfsServer:
-        if self.server is None:
-            raise InfraError("the embedded NFS server was not started")
-        return self.server
 
 
 BACKEND = NfsBackend()
