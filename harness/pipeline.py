@@ -53,7 +53,8 @@ from harness.results.model import (
     Severity,
     Status,
 )
-from harness.results.store import RESULT_FILE, load_result, new_run_dir, save_result
+from harness.results.query import previous_wal_replay_s
+from harness.results.store import new_run_dir, save_result
 from harness.runtime import (
     RuntimeContext,
     create_runtime,
@@ -578,21 +579,6 @@ class Run:
         if self.options.keep_data:
             self.lock.update(state="kept")
         self.lock.release()
-
-
-def previous_wal_replay_s(scenario_reports: Path, current: Path) -> float | None:
-    """The longest WAL replay of the newest earlier run of this scenario: what the probes must outlast."""
-    for run_dir in sorted(scenario_reports.iterdir(), reverse=True) if scenario_reports.is_dir() else []:
-        if run_dir == current or not (run_dir / RESULT_FILE).is_file():
-            continue
-        try:
-            previous = load_result(run_dir)
-        except UsageError:  # another schema version or a broken file: not evidence either way
-            continue
-        replays = [f.wal_replay_s for f in previous.faults if f.wal_replay_s is not None]
-        if replays:
-            return max(replays)
-    return None
 
 
 FIRST_SAMPLE_SOURCE = "harness: the first sample of the write load acknowledged after the fault"
