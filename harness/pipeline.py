@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import proc, ui
-from harness.capabilities import refusal as capability_refusal
 from harness.checks.acks import ack_count_check, count_acks
 from harness.checks.history import check_history, history_check_result, history_check_unrecovered
 from harness.checks.verdicts import fio_iops_check, recovery_check
-from harness.config import UserConfig, choose_context, load_user_config
-from harness.errors import HarnessError, InfraError, NotRecovered, UsageError, WaitTimeout
+from harness.config import load_user_config
+from harness.errors import HarnessError, InfraError, NotRecovered, WaitTimeout
 from harness.faults import injector_for, needed_capabilities
 from harness.faults.timeline import PlannedFault, plan_faults
 from harness.loads.driver import TsdbDriver
@@ -42,6 +41,7 @@ from harness.loads.fio import job_name
 from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner, new_marker
 from harness.prom import PromClient
 from harness.promlog import warnings_between
+from harness.refusals import allowed_context, refuse_faults, refuse_missing_workdir
 from harness.results import env as envinfo
 from harness.results.model import (
     AckReading,
@@ -55,12 +55,7 @@ from harness.results.model import (
 )
 from harness.results.query import previous_wal_replay_s
 from harness.results.store import new_run_dir, save_result
-from harness.runtime import (
-    RuntimeContext,
-    create_runtime,
-    refuse_unsupported,
-    runtime_offers,
-)
+from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported
 from harness.runtime.base import Injection, NotReady, Recovery, Runtime, StageMark
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
@@ -614,20 +609,15 @@ def _fmt(at_s: float | None, since_s: float) -> str:
     return "n/a" if at_s is None else f"{at_s - since_s:.2f} s"
 
 
-def _refuse_missing_workdir(root: Path | None) -> None:
-    if root is not None and not root.is_dir():
-        raise UsageError(f"--workdir {root}: no such directory (the run makes its own directory in it)")
-
-
 def execute(options: RunOptions) -> RunOutcome:
     """Run one scenario end to end. Bad input raises UsageError before anything is created."""
     scenario = load_scenario(options.scenario_path, options.overrides)
     refuse_unsupported(options.runtime, scenario)
     refuse_faults(options.runtime, scenario)
     config = load_user_config()
-    context = _allowed_context(options, config)
+    context = allowed_context(options.runtime, options.kubeconfig, options.context, config)
     planned = plan_faults(scenario.faults, scenario.duration_s)
-    _refuse_missing_workdir(options.workdir_root)
+    refuse_missing_workdir(options.workdir_root)
     run_id, run_dir = new_run_dir(options.reports_root, scenario.name)
     result = RunResult(
         run_id=run_id,
@@ -679,27 +669,6 @@ def execute(options: RunOptions) -> RunOutcome:
     if not run.result.interrupted:
         exit_code = {Status.PASSED: EXIT_PASSED, Status.FAILED: EXIT_FAILED}.get(run.result.verdict, EXIT_ERROR)
     return RunOutcome(exit_code, run_dir, run.result)
-
-
-def refuse_faults(runtime: str, scenario: Scenario) -> None:
-    """UsageError, before anything is created, for a fault the runtime cannot play or the scenario under-specifies."""
-    offers = runtime_offers(runtime)
-    for i, spec in enumerate(scenario.faults):
-        injector = injector_for(spec)
-        # Each capability says why a run cannot have it (the runtime lacks it, the storage does not give it).
-        lacking = capability_refusal(injector.needs, runtime, offers, scenario)
-        if lacking is not None:
-            raise UsageError(f"faults[{i}] ({spec.action}) {lacking}")
-        refusal = injector.refusal(spec)
-        if refusal is not None:
-            raise UsageError(f"faults[{i}] ({spec.action}): {refusal}")
-
-
-def _allowed_context(options: RunOptions, config: UserConfig) -> str | None:
-    """The kube context a kubernetes run may use; UsageError, before anything is created, when it may use none."""
-    if options.runtime != "kubernetes":
-        return None
-    return choose_context(options.kubeconfig, options.context, config)
 
 
 def _render(run: Run) -> None:
