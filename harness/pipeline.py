@@ -19,7 +19,6 @@ is ERROR (exit 2), with the fault in the result all the same.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 import time
@@ -28,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import proc, ui
+from harness import proc, run_marks, ui
 from harness.checks.acks import ack_count_check, count_acks
 from harness.checks.history import check_history, history_check_result, history_check_unrecovered
 from harness.checks.verdicts import fio_iops_check, recovery_check
@@ -38,7 +37,7 @@ from harness.faults import injector_for, needed_capabilities
 from harness.faults.timeline import PlannedFault, plan_faults
 from harness.loads.driver import TsdbDriver
 from harness.loads.fio import job_name
-from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner, new_marker
+from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner
 from harness.prom import PromClient
 from harness.promlog import warnings_between
 from harness.refusals import allowed_context, refuse_faults, refuse_missing_workdir
@@ -64,8 +63,6 @@ from harness.storage import backend_for
 from harness.storage.base import EmbeddedServer
 from harness.undo import UndoLog
 from harness.wait import wait_for
-
-log = logging.getLogger(__name__)
 
 EXIT_PASSED, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 # How long the writers may take to let go of Prometheus before its count is read: a shard process ends the request it
@@ -537,43 +534,30 @@ class Run:
     def mark(self, workdir: Path) -> None:
         """The marker that makes the work directory this run's, locked until the run ends; a warning about earlier
         runs that were killed (their leftovers are only ever removed by `harness cleanup`)."""
-        from harness.cleanup.notice import earlier_leftovers
-
-        storage = self.scenario.storage
-        marker = new_marker(
+        self.lock = run_marks.lock_workdir(
+            workdir,
             run_id=self.run_id,
             owner=self.owner,
-            workdir=workdir,
-            scenario_file=str(self.options.scenario_path),
-            scenario_name=self.scenario.name,
+            scenario_file=self.options.scenario_path,
+            scenario=self.scenario,
             runtime=self.options.runtime,
-            reports_dir=str(self.run_dir),
+            run_dir=self.run_dir,
             kube_context=self.context,
             kubeconfig=self.options.kubeconfig,
-            host_paths=[str(p) for p in backend_for(storage).host_paths(storage)],
         )
-        self.lock = RunLock.create(workdir, marker)
-        try:
-            notices = earlier_leftovers(
-                self.options.workdir_root,
-                self.owner,
-                current_run=self.run_id,
-                kubeconfig=self.options.kubeconfig,
-                context=self.context,
-            )
-        except (HarnessError, OSError) as e:  # a look around, not part of the run
-            log.debug("could not look for earlier runs' leftovers: %s", e)
-            notices = []
+        notices = run_marks.leftover_notices(
+            self.options.workdir_root,
+            self.owner,
+            current_run=self.run_id,
+            kubeconfig=self.options.kubeconfig,
+            context=self.context,
+        )
         for message in notices:
             self.event("warning", message)
 
     def unmark(self) -> None:
         """The run is over: a work directory kept on purpose (--keep-data) says so, and the lock goes."""
-        if self.lock is None:
-            return
-        if self.options.keep_data:
-            self.lock.update(state="kept")
-        self.lock.release()
+        run_marks.release(self.lock, kept=self.options.keep_data)
 
 
 FIRST_SAMPLE_SOURCE = "harness: the first sample of the write load acknowledged after the fault"
