@@ -13,7 +13,7 @@ import pytest
 
 from harness.conformance import CONFORMANCE, LocalPv, Row, nightly_set
 from harness.nightly import NIGHTLY
-from harness.pipeline import refuse_faults
+from harness.refusals import refuse_faults
 from harness.runtime import refuse_unsupported
 from harness.scenario.loader import load_scenario
 from tests.cli import harness_cli

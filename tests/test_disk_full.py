@@ -29,7 +29,7 @@ from harness.fill import Space, fill, free
 from harness.loads.driver import LEDGER_FILE
 from harness.loads.ledger import Ledger
 from harness.mounts import parse_mountinfo
-from harness.pipeline import refuse_faults
+from harness.refusals import refuse_faults
 from harness.results.model import Status
 from harness.results.store import load_result
 from harness.runtime.kubernetes import KubernetesRuntime

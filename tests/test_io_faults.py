@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from harness.capabilities.fault_layer import FaultLayerControl
 from harness.errors import UsageError
 from harness.fault_protocol import IO_METHODS
-from harness.pipeline import refuse_faults
+from harness.refusals import refuse_faults
 from harness.results.model import Status
 from harness.runtime.kubernetes import KubernetesRuntime
 from harness.scenario.model import IoMethod, Scenario

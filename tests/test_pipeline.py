@@ -241,9 +241,9 @@ def test_doctor_blocker_stops_the_run_before_anything_starts(area: tuple[Path, P
 def test_previous_wal_replay_is_read_from_the_newest_earlier_run(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
-    from harness.pipeline import previous_wal_replay_s
     from harness.results.env import collect
     from harness.results.model import FaultRecord, RunResult
+    from harness.results.query import previous_wal_replay_s
     from harness.results.store import save_result
 
     root = tmp_path / "s"

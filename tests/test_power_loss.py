@@ -23,7 +23,7 @@ import pytest
 from harness.capabilities.fault_layer import FaultLayerControl
 from harness.errors import UsageError
 from harness.mounts import mount_table
-from harness.pipeline import refuse_faults
+from harness.refusals import refuse_faults
 from harness.results.model import FaultRecord, RunResult, Status
 from harness.runtime.kubernetes import KubernetesRuntime
 from harness.scenario.model import Scenario

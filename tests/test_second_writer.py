@@ -25,7 +25,7 @@ from harness.faults import injector_for
 from harness.faults.second_writer_summary import Outcome, describe
 from harness.faults.second_writer_window import Window
 from harness.loads.second_writer_child import MODULE, TAG, WriterArgs, events
-from harness.pipeline import refuse_faults
+from harness.refusals import refuse_faults
 from harness.results.model import Status
 from harness.scenario.model import Scenario, SecondWriterFault
 from harness.servers import NfsServer, start_ganesha

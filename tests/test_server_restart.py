@@ -21,7 +21,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness.errors import UsageError
-from harness.pipeline import refuse_faults
+from harness.refusals import refuse_faults
 from harness.results.model import FaultRecord, RunResult, Status
 from harness.scenario.model import NfsStorage, Scenario
 from tests.leftovers import interrupt_during_load, left_behind, run

@@ -1,1 +1,2 @@
-"""Stored results: the versioned model (``model``), atomic storage (``store``), environment metadata (``env``)."""
+"""Stored results: the versioned model (``model``), atomic storage (``store``), environment metadata (``env``),
+questions asked of earlier runs (``query``)."""
