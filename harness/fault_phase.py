@@ -324,11 +324,11 @@ def _stages(injection: Injection, recovery: Recovery, t0: float) -> list[Recover
     """The fault's stages in order: the injection, what the fault saw (a lost node marked NotReady), what the
     runtime saw (a new pod scheduled, its volumes mounted, the container started), then /-/healthy and /-/ready
     as the harness polled them."""
-    marks = [
-        StageMark("injected", injection.injected_at_unix_s, "harness: the fault was injected"),
-        *injection.stages,
-        *recovery.stages,
-    ]
+    # What the runtime read of a pod the fault did not replace (a fault Prometheus runs through, such as a kubelet
+    # restart) can be older than the fault, e.g. when its container started: not a stage of this recovery.
+    since = injection.injected_at_unix_s
+    seen = [m for m in recovery.stages if m.at_unix_s >= since - m.resolution_s]
+    marks = [StageMark("injected", since, "harness: the fault was injected"), *injection.stages, *seen]
     if recovery.process_up_at_unix_s is not None:
         marks.append(StageMark("healthy", recovery.process_up_at_unix_s, "harness: polled /-/healthy"))
     if recovery.ready_at_unix_s is not None:

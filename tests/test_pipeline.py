@@ -331,3 +331,27 @@ def test_a_workdir_that_does_not_exist_is_exit_2_before_anything_is_created(
     err = capsys.readouterr().err
     assert f"--workdir {missing}: no such directory" in err and "Traceback" not in err
     assert not reports.exists() and not missing.exists()
+
+
+def test_a_stage_the_runtime_read_from_before_the_fault_is_not_part_of_its_recovery() -> None:
+    """A fault Prometheus runs through leaves its container as it was: the container's start, read from the API,
+    is older than the fault and must not show as a recovery stage (the kubelet_restart of the local cluster)."""
+    from harness.fault_phase import _stages
+    from harness.runtime.base import Injection, Recovery, StageMark
+
+    injection = Injection("kubelet_restart", 100.0, "pod", "pod", "detail")
+    recovery = Recovery(
+        131.0,
+        131.5,
+        None,
+        stages=(
+            StageMark("container_started", 40.0, "API: state.running.startedAt", resolution_s=1.0),
+            StageMark("container_ended", 99.2, "API: lastState.terminated.finishedAt", resolution_s=1.0),
+        ),
+    )
+    assert [s.stage for s in _stages(injection, recovery, t0=0.0)] == [
+        "injected",
+        "container_ended",
+        "healthy",
+        "ready",
+    ]
