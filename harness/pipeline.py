@@ -61,8 +61,10 @@ from harness.runtime import (
     runtime_offers,
 )
 from harness.runtime.base import Injection, NotReady, Recovery, Runtime, StageMark
+from harness.scenario.host_defaults import with_host_defaults
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
+from harness.settings import Settings
 from harness.signals import Interrupted, handled_signals
 from harness.storage import backend_for
 from harness.storage.base import EmbeddedServer
@@ -81,6 +83,7 @@ METRICS_TIMEOUT_S = 10.0
 @dataclass
 class RunOptions:
     scenario_path: Path
+    settings: Settings  # the host's HARNESS_* settings, read once by the CLI (harness.settings)
     runtime: str = "local"
     reports_root: Path = Path("reports")
     workdir_root: Path | None = None  # default: the system temp dir
@@ -152,6 +155,7 @@ class Run:
             self.run_id,
             workdir=workdir,
             logs_dir=self.run_dir / "logs",
+            settings=self.options.settings,
             kubeconfig=self.options.kubeconfig,
             context=self.context,
             owner=RunOwner.this_process(self.owner),
@@ -635,10 +639,10 @@ def _refuse_missing_workdir(root: Path | None) -> None:
 
 def execute(options: RunOptions) -> RunOutcome:
     """Run one scenario end to end. Bad input raises UsageError before anything is created."""
-    scenario = load_scenario(options.scenario_path, options.overrides)
+    scenario = with_host_defaults(load_scenario(options.scenario_path, options.overrides), options.settings)
     refuse_unsupported(options.runtime, scenario)
     refuse_faults(options.runtime, scenario)
-    config = load_user_config()
+    config = load_user_config(options.settings)
     context = _allowed_context(options, config)
     planned = plan_faults(scenario.faults, scenario.duration_s)
     _refuse_missing_workdir(options.workdir_root)

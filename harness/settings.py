@@ -93,6 +93,8 @@ class Settings:
     node_start: tuple[str, ...] = ()
     mounts: Mapping[str, str] = field(default_factory=dict)  # backend -> a mount of the user's (HARNESS_*_MOUNT)
     config_file: str | None = None  # HARNESS_CONFIG; None: the XDG default
+    # Not a HARNESS_* variable (not in VARIABLES): the XDG base directory the default config file is under.
+    xdg_config_home: str | None = None
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
@@ -133,6 +135,7 @@ class Settings:
             node_start=commands["HARNESS_NODE_START"],
             mounts=mounts,
             config_file=text("HARNESS_CONFIG", "") or None,
+            xdg_config_home=text("XDG_CONFIG_HOME", "") or None,
         )
 
 

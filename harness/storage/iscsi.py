@@ -70,7 +70,7 @@ class IscsiBackend(StaticPvBackend[IscsiStorage]):
         return attach_user_space(spec, workdir, run_id)
 
     def host_paths(self, spec: IscsiStorage) -> list[Path]:
-        return user_mount_path(MOUNT_ENV, spec.mount_path)
+        return user_mount_path(spec.mount_path)
 
     def embedded_server(self, spec: IscsiStorage, workdir: Path) -> EmbeddedTarget | None:
         lun = spec.embedded_lun

@@ -71,7 +71,7 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
         return mount_user_space(spec, workdir, run_id)
 
     def host_paths(self, spec: NfsStorage) -> list[Path]:
-        return user_mount_path(MOUNT_ENV, spec.mount_path)
+        return user_mount_path(spec.mount_path)
 
     def embedded_server(self, spec: NfsStorage, workdir: Path) -> EmbeddedNfs | None:
         export = spec.embedded_export
@@ -110,7 +110,7 @@ class NfsBackend(StaticPvBackend[NfsStorage]):
         return None if not nfs else ExportLocation.of(str(nfs.get("server", "")), str(nfs.get("path", "")))
 
     def export_refusal(self, spec: NfsStorage) -> str | None:
-        if not user_mount_path(MOUNT_ENV, spec.mount_path):
+        if not user_mount_path(spec.mount_path):
             return None
         return (
             f"the export is a mount made outside the run (storage.mount_path or {MOUNT_ENV}), so the harness does "
