@@ -69,14 +69,20 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HARNESS_NFS_MOUNT",
         "(none)",
-        "an NFS mount of your own to run on, as `storage.mount_path` (the harness then mounts nothing itself)",
+        "local runtime: an NFS mount of your own to run on, as `storage.mount_path` when the scenario sets none (the "
+        "harness then mounts nothing itself)",
     ),
     Variable(
         "HARNESS_ISCSI_MOUNT",
         "(none)",
-        "a mounted iSCSI LUN of your own to run on, as `storage.mount_path`",
+        "local runtime: a mounted iSCSI LUN of your own to run on, as `storage.mount_path` when the scenario sets none",
     ),
-    Variable("HARNESS_CONFIG", "~/.config/prom-harness/config.yaml", "the harness config (allowed contexts, owner)"),
+    Variable(
+        "HARNESS_CONFIG",
+        "~/.config/prom-harness/config.yaml",
+        "the harness config file (allowed contexts, owner); unset: `prom-harness/config.yaml` under "
+        "`$XDG_CONFIG_HOME` when that is set",
+    ),
 )
 
 
