@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
 from harness import __version__, ui
 from harness.errors import HarnessError, ScenarioError
 from harness.runtime import RUNTIME_NAMES
+from harness.settings import Settings
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -54,6 +56,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     outcome = execute(
         RunOptions(
             scenario_path=Path(args.scenario),
+            settings=args.settings,
             runtime=args.runtime,
             reports_root=Path(args.reports),
             # Absolute: Prometheus runs in a directory of its own and is handed paths under this one.
@@ -371,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        # The one read of the environment for settings (harness.settings): handed down from here, as args.settings.
+        args.settings = Settings.from_environ(os.environ)
         code: int = args.func(args)
     except ScenarioError as e:
         for p in e.problems:

@@ -1,7 +1,8 @@
 """The user's harness config: which kube contexts the harness may use without being told, and who "mine" is.
 
 The file is ``$HARNESS_CONFIG`` when set, else ``$XDG_CONFIG_HOME/prom-harness/config.yaml`` (by default
-``~/.config/prom-harness/config.yaml``); a missing file means the defaults. It is read like a scenario file
+``~/.config/prom-harness/config.yaml``), both as the CLI read them (``harness.settings``: nothing here reads the
+environment); a missing file means the defaults. It is read like a scenario file
 (``harness.scenario.loader.load_model``): unknown keys and wrong types are reported with file:line and key path.
 
     kubernetes:
@@ -15,16 +16,14 @@ cluster a shell happens to point at.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from harness.errors import ConfigError, UsageError
 from harness.ownership import default_owner
 from harness.scenario.model import Strict
-
-CONFIG_ENV = "HARNESS_CONFIG"
+from harness.settings import Settings
 
 
 class KubernetesConfig(Strict):
@@ -39,6 +38,7 @@ class UserConfig(Strict):
     owner: str | None = Field(
         default=None, description="who runs the harness: marks what runs create, selects `cleanup --all-mine`"
     )
+    _path: Path | None = PrivateAttr(default=None)  # the file it was read from (or would have been)
 
     @field_validator("owner")
     @classmethod
@@ -50,24 +50,33 @@ class UserConfig(Strict):
     def effective_owner(self) -> str:
         return self.owner or default_owner()
 
+    @property
+    def path(self) -> Path | None:
+        """The file this config was read from, or the one that would have been read (None: not from a file)."""
+        return self._path
 
-def config_path() -> Path:
-    explicit = os.environ.get(CONFIG_ENV)
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+
+def config_path(settings: Settings) -> Path:
+    """The harness config file the settings name: ``HARNESS_CONFIG``, else under ``XDG_CONFIG_HOME`` or ~/.config."""
+    if settings.config_file:
+        return Path(settings.config_file)
+    base = settings.xdg_config_home or str(Path.home() / ".config")
     return Path(base) / "prom-harness" / "config.yaml"
 
 
-def load_user_config(path: Path | None = None) -> UserConfig:
-    """The config at ``path`` (default ``config_path()``); defaults when there is no file. ConfigError (exit 2)
+def load_user_config(settings: Settings) -> UserConfig:
+    """The config file the settings name (``config_path``); defaults when there is no file. ConfigError (exit 2)
     with every problem located when it is invalid."""
     from harness.scenario.loader import load_model
 
-    path = path or config_path()
-    if not path.exists():
-        return UserConfig()
-    return load_model(path, UserConfig, what="the harness config file", error=ConfigError, empty_ok=True)
+    path = config_path(settings)
+    config = (
+        load_model(path, UserConfig, what="the harness config file", error=ConfigError, empty_ok=True)
+        if path.exists()
+        else UserConfig()
+    )
+    config._path = path
+    return config
 
 
 def choose_context(kubeconfig: str | None, given: str | None, config: UserConfig) -> str:
@@ -89,8 +98,9 @@ def choose_context(kubeconfig: str | None, given: str | None, config: UserConfig
     )
     example = current or (contexts[0] if contexts else "NAME")
     listed_allowed = f" (it allows: {', '.join(allowed)})" if allowed else ""
+    where_config = config.path or "the harness config"
     raise UsageError(
         f"no kube context given: {what}, and the harness uses a cluster only when told to. Either name the "
-        f"context on the command line:\n\n    --context {example}\n\nor allow it in {config_path()}"
+        f"context on the command line:\n\n    --context {example}\n\nor allow it in {where_config}"
         f"{listed_allowed}:\n\n    kubernetes:\n      allowed_contexts: [{example}]\n"
     )

@@ -214,7 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--version", default="4", choices=["3", "4"])
     p.add_argument("--mount-port", type=int, help="NFSv3: the server's MOUNT port (else asked from its rpcbind)")
     args = p.parse_args(argv)
-    # HARNESS_NFS_FUSE_DEBUG=1 logs every failed NFS call with libnfs' own words (in the run's nfs-fuse.log).
+    # HARNESS_NFS_FUSE_DEBUG=1 logs every failed NFS call with libnfs' own words (in the run's nfs-fuse.log). This
+    # program's own switch (a child process the harness starts), not a harness setting: read here, in main() only.
     level = logging.DEBUG if os.environ.get("HARNESS_NFS_FUSE_DEBUG") else logging.INFO
     log_to_stderr(level)
     operations = NfsFuse(args.server, args.export, port=args.port, version=args.version, mount_port=args.mount_port)

@@ -43,8 +43,10 @@ from harness.results.query import previous_wal_replay_s
 from harness.results.store import new_run_dir, save_result
 from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported
 from harness.runtime.base import Runtime
+from harness.scenario.host_defaults import with_host_defaults
 from harness.scenario.loader import load_scenario
 from harness.scenario.model import Scenario
+from harness.settings import Settings
 from harness.signals import Interrupted, handled_signals
 from harness.storage import backend_for
 from harness.storage.base import EmbeddedServer
@@ -56,6 +58,7 @@ EXIT_PASSED, EXIT_FAILED, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 @dataclass
 class RunOptions:
     scenario_path: Path
+    settings: Settings  # the host's HARNESS_* settings, read once by the CLI (harness.settings)
     runtime: str = "local"
     reports_root: Path = Path("reports")
     workdir_root: Path | None = None  # default: the system temp dir
@@ -125,6 +128,7 @@ class Run:
             self.run_id,
             workdir=workdir,
             logs_dir=self.run_dir / "logs",
+            settings=self.options.settings,
             kubeconfig=self.options.kubeconfig,
             context=self.context,
             owner=RunOwner.this_process(self.owner),
@@ -309,10 +313,10 @@ class Run:
 
 def execute(options: RunOptions) -> RunOutcome:
     """Run one scenario end to end. Bad input raises UsageError before anything is created."""
-    scenario = load_scenario(options.scenario_path, options.overrides)
+    scenario = with_host_defaults(load_scenario(options.scenario_path, options.overrides), options.settings)
     refuse_unsupported(options.runtime, scenario)
     refuse_faults(options.runtime, scenario)
-    config = load_user_config()
+    config = load_user_config(options.settings)
     context = allowed_context(options.runtime, options.kubeconfig, options.context, config)
     planned = plan_faults(scenario.faults, scenario.duration_s)
     refuse_missing_workdir(options.workdir_root)

@@ -69,14 +69,20 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "HARNESS_NFS_MOUNT",
         "(none)",
-        "an NFS mount of your own to run on, as `storage.mount_path` (the harness then mounts nothing itself)",
+        "local runtime: an NFS mount of your own to run on, as `storage.mount_path` when the scenario sets none (the "
+        "harness then mounts nothing itself)",
     ),
     Variable(
         "HARNESS_ISCSI_MOUNT",
         "(none)",
-        "a mounted iSCSI LUN of your own to run on, as `storage.mount_path`",
+        "local runtime: a mounted iSCSI LUN of your own to run on, as `storage.mount_path` when the scenario sets none",
     ),
-    Variable("HARNESS_CONFIG", "~/.config/prom-harness/config.yaml", "the harness config (allowed contexts, owner)"),
+    Variable(
+        "HARNESS_CONFIG",
+        "~/.config/prom-harness/config.yaml",
+        "the harness config file (allowed contexts, owner); unset: `prom-harness/config.yaml` under "
+        "`$XDG_CONFIG_HOME` when that is set",
+    ),
 )
 
 
@@ -93,6 +99,8 @@ class Settings:
     node_start: tuple[str, ...] = ()
     mounts: Mapping[str, str] = field(default_factory=dict)  # backend -> a mount of the user's (HARNESS_*_MOUNT)
     config_file: str | None = None  # HARNESS_CONFIG; None: the XDG default
+    # Not a HARNESS_* variable (not in VARIABLES): the XDG base directory the default config file is under.
+    xdg_config_home: str | None = None
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> Settings:
@@ -133,6 +141,7 @@ class Settings:
             node_start=commands["HARNESS_NODE_START"],
             mounts=mounts,
             config_file=text("HARNESS_CONFIG", "") or None,
+            xdg_config_home=text("XDG_CONFIG_HOME", "") or None,
         )
 
 

@@ -348,12 +348,13 @@ def load(args: argparse.Namespace) -> StorageValues:
     """The scenario and, with --context, the cluster's inventory, as ``harness doctor`` reads them."""
     from harness.config import choose_context, load_user_config
     from harness.kube.contexts import load_inventory
+    from harness.scenario.host_defaults import with_host_defaults
     from harness.scenario.loader import load_scenario
 
-    scenario = load_scenario(Path(args.scenario), args.overrides)
+    scenario = with_host_defaults(load_scenario(Path(args.scenario), args.overrides), args.settings)
     inventory = None
     if args.context:
-        context = choose_context(args.kubeconfig, args.context, load_user_config())
+        context = choose_context(args.kubeconfig, args.context, load_user_config(args.settings))
         inventory = load_inventory(args.kubeconfig, namespace=args.namespace, context=context)
     try:
         return build(scenario, release=args.release, namespace=args.namespace, inventory=inventory)

@@ -18,6 +18,7 @@ import pytest
 from harness.config import load_user_config
 from harness.mounts import LoopMount, create_loop_mount, is_mount_point
 from harness.ownership import RUN_ID_ENV, RunLock, new_marker
+from harness.settings import Settings
 from tests.leftovers import ROOT, cleanup, left_behind, run, run_argv, sigkill_during_load
 
 pytestmark = [
@@ -74,7 +75,7 @@ def test_cleanup_removes_what_a_killed_run_left_and_nothing_else(
     loop: LoopMount | None = None
     other = root / "prom-harness-0ther1-x"
     other.mkdir()
-    owner = load_user_config().effective_owner()
+    owner = load_user_config(Settings.from_environ(os.environ)).effective_owner()
     fields = {"scenario_file": "", "scenario_name": "", "runtime": "local", "reports_dir": ""}
     RunLock.create(
         other,

@@ -12,7 +12,7 @@ import pytest
 
 from harness import proc
 from harness.cli import main
-from harness.config import choose_context, load_user_config
+from harness.config import UserConfig, choose_context, load_user_config
 from harness.errors import ConfigError, UsageError
 from harness.ownership import (
     RUN_ID_ENV,
@@ -23,6 +23,7 @@ from harness.ownership import (
     released,
     valid_run_id,
 )
+from harness.settings import Settings
 
 SCENARIO = "name: t\nduration: 5s\nstorage: {backend: ephemeral}\n"
 # Two contexts on a server nothing listens on: whatever is refused here is refused before any connection.
@@ -36,6 +37,11 @@ contexts:
   - {name: prod, context: {cluster: c, user: u}}
 current-context: prod
 """
+
+
+def _user_config() -> UserConfig:
+    """The harness config as the CLI reads it (the file $HARNESS_CONFIG names)."""
+    return load_user_config(Settings.from_environ(os.environ))
 
 
 @pytest.fixture
@@ -55,7 +61,7 @@ def test_an_invalid_config_is_reported_like_a_scenario(
     scenario, _, config = files
     config.write_text("kubernetes:\n  allowed_context: [lab]\nowner: 7\n")
     with pytest.raises(ConfigError) as e:
-        load_user_config()
+        _user_config()
     assert [str(p) for p in e.value.problems] == [
         f"{config}:2:3: kubernetes.allowed_context: unknown key (not allowed here; check the spelling against the "
         "documented keys)",
@@ -68,7 +74,7 @@ def test_an_invalid_config_is_reported_like_a_scenario(
 
 
 def test_no_config_file_means_the_defaults(files: tuple[Path, Path, Path]) -> None:
-    config = load_user_config()
+    config = _user_config()
     assert config.kubernetes.allowed_contexts == []
     assert "@" in config.effective_owner()
 
@@ -91,16 +97,16 @@ def test_the_current_context_is_refused_unless_allowed(
 
     config.write_text("kubernetes: {allowed_contexts: [lab]}\n")
     with pytest.raises(UsageError, match=r"it allows: lab"):
-        choose_context(str(kubeconfig), None, load_user_config())
+        choose_context(str(kubeconfig), None, _user_config())
     config.write_text("kubernetes: {allowed_contexts: [lab, prod]}\n")
-    assert choose_context(str(kubeconfig), None, load_user_config()) == "prod"
+    assert choose_context(str(kubeconfig), None, _user_config()) == "prod"
 
 
 def test_a_named_context_is_used_exactly_and_must_exist(
     files: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     scenario, kubeconfig, _ = files
-    assert choose_context(str(kubeconfig), "lab", load_user_config()) == "lab"  # not the current one, not listed
+    assert choose_context(str(kubeconfig), "lab", _user_config()) == "lab"  # not the current one, not listed
     argv = ["run", str(scenario), "--runtime", "kubernetes", "--kubeconfig", str(kubeconfig), "--context", "labb"]
     assert main([*argv, "--reports", str(tmp_path / "reports")]) == 2
     assert "kube context 'labb' is not in kubeconfig" in (err := capsys.readouterr().err)

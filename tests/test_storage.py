@@ -46,9 +46,10 @@ def test_ephemeral_gives_each_pod_a_fresh_directory(tmp_path: Path) -> None:
     assert not vol.root.exists()
 
 
-def test_mount_path_that_is_not_a_mount_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HARNESS_ISCSI_MOUNT", str(tmp_path))
-    spec = IscsiStorage.model_validate({"backend": "iscsi", "target_portal": "t.example:3260", "iqn": "iqn.x:y"})
+def test_mount_path_that_is_not_a_mount_is_refused(tmp_path: Path) -> None:
+    spec = IscsiStorage.model_validate(
+        {"backend": "iscsi", "target_portal": "t.example:3260", "iqn": "iqn.x:y", "mount_path": str(tmp_path)}
+    )
     with pytest.raises(StorageUnavailable, match="not a mount point"):
         provision(spec, tmp_path, "r1")
 
@@ -93,13 +94,11 @@ def test_loop_mounted_image(tmp_path: Path, fs: str) -> None:
     ids=["nfs", "iscsi"],
 )
 def test_a_kernel_client_asked_for_where_there_is_none_says_why(
-    spec: NfsStorage | IscsiStorage, why_not: Callable[[], str | None], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    spec: NfsStorage | IscsiStorage, why_not: Callable[[], str | None], tmp_path: Path
 ) -> None:
     reason = why_not()
     if reason is None:
         pytest.skip("this host has the kernel client: the refusal cannot be seen here")
-    monkeypatch.delenv("HARNESS_NFS_MOUNT", raising=False)
-    monkeypatch.delenv("HARNESS_ISCSI_MOUNT", raising=False)
     with pytest.raises(StorageUnavailable, match=f"storage.client is kernel, but {re.escape(reason)}"):
         provision(spec, tmp_path, "r1")
     assert list(tmp_path.iterdir()) == []

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from harness.cleanup import RunLeftovers, apply
-from harness.config import UserConfig, choose_context, config_path, load_user_config
+from harness.config import UserConfig, choose_context, load_user_config
 from harness.errors import InfraError, UsageError
 from harness.ownership import FoundRun, find_runs, released, valid_run_id
 
@@ -45,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def execute(args: argparse.Namespace) -> int:
     if args.run is not None and not valid_run_id(args.run):
         raise UsageError(f"--run {args.run!r} is not a run id (lower-case letters and digits, e.g. 3fa2b1)")
-    config = load_user_config()
+    config = load_user_config(args.settings)
     owner = None if args.run is not None else config.effective_owner()
     root = Path(args.workdir) if args.workdir else Path(tempfile.gettempdir())
     context, cluster_note = _cluster_context(args, config)
@@ -91,7 +91,7 @@ def _cluster_context(args: argparse.Namespace, config: UserConfig) -> tuple[str 
         return current, ""
     return None, (
         f"no cluster was looked at: no --context, and the current-context of {where} ({current}) is not in "
-        f"kubernetes.allowed_contexts of {config_path()}"
+        f"kubernetes.allowed_contexts of {config.path}"
     )
 
 

@@ -73,10 +73,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def execute(args: argparse.Namespace) -> int:
+    from harness.scenario.host_defaults import with_host_defaults
     from harness.scenario.loader import load_scenario
 
     try:
-        scenario = load_scenario(Path(args.scenario))
+        # Loaded as `harness run` loads it: what the scenario leaves open, the host's settings fill.
+        scenario = with_host_defaults(load_scenario(Path(args.scenario)), args.settings)
     except ScenarioError as e:
         for problem in e.problems:
             print(problem, file=sys.stderr)
@@ -85,7 +87,7 @@ def execute(args: argparse.Namespace) -> int:
     replay_s: float | None = None
     try:
         if args.runtime == "kubernetes" and (args.kubeconfig or args.context):
-            context = choose_context(args.kubeconfig, args.context, load_user_config())
+            context = choose_context(args.kubeconfig, args.context, load_user_config(args.settings))
             kube = load_inventory(args.kubeconfig, namespace=args.namespace, context=context)
         elif args.namespace:
             kube = KubeInventory(namespace=args.namespace, source="no cluster: only the PV this scenario creates")

@@ -11,14 +11,14 @@ until the node is back or someone force-deletes it. The scenario says which (``t
 Recovery counts from the loss. The node's return is recorded as the undo before it is stopped, so the node comes
 back at the end of the fault whatever happens, Ctrl-C included.
 
-How a node dies and comes back is the scenario's to say (``node_control``, or ``$HARNESS_NODE_STOP`` and
-``$HARNESS_NODE_START``): the local test cluster's is ``python -m testbed node lose|restore NODE``; elsewhere a
+How a node dies and comes back is the scenario's to say (``node_control``; when it gives none, the CLI fills it from
+``$HARNESS_NODE_STOP`` and ``$HARNESS_NODE_START`` as it loads the scenario, ``harness.scenario.host_defaults``): the
+local test cluster's is ``python -m testbed node lose|restore NODE``; elsewhere a
 cloud CLI that stops and starts the instance, or ``ssh`` to the node.
 """
 
 from __future__ import annotations
 
-import os
 import shlex
 import time
 
@@ -32,17 +32,12 @@ NODE_READY_TIMEOUT_S = 300.0  # the start command returned; the kubelet register
 # The node controller marks a silent node NotReady after its grace period (kube-controller-manager's
 # --node-monitor-grace-period: 40 s by default, 50 s from 1.32), with room.
 NOT_READY_TIMEOUT_S = 300.0
-STOP_ENV, START_ENV = "HARNESS_NODE_STOP", "HARNESS_NODE_START"
+STOP_ENV, START_ENV = "HARNESS_NODE_STOP", "HARNESS_NODE_START"  # named in the refusal; read by harness.settings
 
 
 def node_control(spec: NodeLossFault) -> NodeControl | None:
-    """The scenario's commands, else the environment's; None when neither says how."""
-    if spec.node_control is not None:
-        return spec.node_control
-    stop, start = os.environ.get(STOP_ENV, "").strip(), os.environ.get(START_ENV, "").strip()
-    if not stop or not start:
-        return None
-    return NodeControl(stop=shlex.split(stop), start=shlex.split(start))
+    """The scenario's commands (the settings' when it gave none: filled as it was loaded); None when neither said."""
+    return spec.node_control
 
 
 class NodeLoss(Injector[NodeLossFault]):

@@ -145,6 +145,8 @@ def run(spec: ShardSpec, shard: int, stdin: TextIO, out: _Out) -> None:
 
 
 def main() -> int:
+    # This program's own input (a child process the harness starts), not a harness setting: read here, in its entry
+    # point only (tests/test_settings.py holds every other module to harness.settings).
     text = os.environ.get(ENV)
     if not text:
         print(f"{ENV} is not set: this module is started by the harness with its shard's spec", file=sys.stderr)

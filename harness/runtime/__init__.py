@@ -15,6 +15,7 @@ from harness.errors import UsageError
 from harness.ownership import RunOwner
 from harness.runtime.base import Runtime
 from harness.scenario.model import Scenario
+from harness.settings import Settings
 from harness.storage import backend_for
 from harness.storage.base import EmbeddedServer
 
@@ -27,6 +28,7 @@ class RuntimeContext:
     run_id: str
     workdir: Path
     logs_dir: Path
+    settings: Settings  # the host's HARNESS_* settings, read once by the CLI (harness.settings)
     kubeconfig: str | None = None  # kubernetes: None means $KUBECONFIG or ~/.kube/config
     context: str | None = None  # kubernetes: the kube context the run was allowed to use (harness.config)
     owner: RunOwner | None = None  # who runs it: marks what the run creates in a cluster
@@ -76,6 +78,7 @@ def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
     if name == "kubernetes":
         from harness.runtime.kubernetes import KubernetesRuntime
 
+        # merge: pass settings=ctx.settings once KubernetesRuntime takes it (the kubernetes package's constructor)
         return KubernetesRuntime(
             ctx.scenario,
             ctx.run_id,

@@ -9,7 +9,6 @@ and torn down, daemon included, whatever step failed (``provision_or_undo``).
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +36,13 @@ def provision_mounted(
     run_id: str,
     access: str,
 ) -> MountedVolume | None:
-    """The directory ``harness-<run_id>`` on the mount named by ``$env`` or ``storage.mount_path``; None when
-    neither names one (the backend then mounts the storage itself).
+    """The directory ``harness-<run_id>`` on the mount ``storage.mount_path`` names (the scenario's, else ``$env``'s,
+    filled in as the scenario was loaded: ``harness.scenario.host_defaults``); None when it names none (the backend
+    then mounts the storage itself). ``env`` only names the variable in messages.
 
     ``fstype_ok`` returns why the mount's filesystem type is wrong (None when it is right).
     """
-    mount_path = os.environ.get(env) or configured
+    mount_path = configured
     if not mount_path:
         return None
     how_to_mount = f"Fix it, or leave storage.mount_path and {env} unset to let the harness mount the storage itself."
@@ -63,10 +63,10 @@ def provision_mounted(
     return volume
 
 
-def user_mount_path(env: str, configured: str | None) -> list[Path]:
-    """The mount the user named (``$env`` or ``storage.mount_path``), where ``provision_mounted`` writes."""
-    mount_path = os.environ.get(env) or configured
-    return [Path(mount_path)] if mount_path else []
+def user_mount_path(configured: str | None) -> list[Path]:
+    """The mount the user named (``storage.mount_path``, or the ``HARNESS_*_MOUNT`` that filled it), where
+    ``provision_mounted`` writes."""
+    return [Path(configured)] if configured else []
 
 
 # --- mounts that a user-space daemon of ours serves (nfs' FUSE client, iscsi's initiator) ------------------------

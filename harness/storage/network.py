@@ -82,7 +82,7 @@ class NetworkBackend(StaticPvBackend[NetworkSpecT]):
         data path."""
 
     def host_paths(self, spec: NetworkSpecT) -> list[Path]:
-        return user_mount_path(self.mount_env, spec.mount_path)
+        return user_mount_path(spec.mount_path)
 
     @abstractmethod
     def runs_embedded(self, spec: NetworkSpecT) -> bool:

@@ -18,6 +18,7 @@ import pytest
 from harness.config import load_user_config
 from harness.faults import injectors
 from harness.ownership import owner_label
+from harness.settings import Settings
 from harness.undo import UndoLog
 from tests.k8s.helpers import reschedule_runtime
 from tests.leftovers import ROOT, cleanup, wait_for_load_phase
@@ -125,7 +126,7 @@ loads: {{tsdb: {{series: 50, interval: 1s}}}}
     # Marked like a run's, but another run's: they must stay (the node's mark alone: never cordon a shared node here).
     other = f"d{tag[:5]}"
     labels = {"app.kubernetes.io/managed-by": "prom-storage-harness", "harness/run-id": other}
-    labels["harness/owner"] = owner_label(load_user_config().effective_owner())
+    labels["harness/owner"] = owner_label(load_user_config(Settings.from_environ(os.environ)).effective_owner())
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=f"harness-{other}", labels=labels)))
     core.create_persistent_volume(
         client.V1PersistentVolume(
