@@ -52,8 +52,6 @@ if TYPE_CHECKING:
     from harness.loads.shards import ShardLauncher
     from harness.loads.tsdb_scrape import ScrapeExporter
 
-DEFAULT_SETTINGS = Settings()  # what an environment that sets nothing gives
-
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
@@ -69,7 +67,7 @@ class KubernetesRuntime(Runtime):
         context: str | None = None,
         owner: RunOwner | None = None,
         needs: frozenset[type[Capability]] = frozenset(),
-        settings: Settings = DEFAULT_SETTINGS,
+        settings: Settings = Settings(),
         api: KubeApi | None = None,
     ) -> None:
         refuse_unsupported(scenario)
