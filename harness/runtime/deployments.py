@@ -1,16 +1,16 @@
 """How the kubernetes runtime puts Prometheus in the cluster (``prometheus.deploy``): its own StatefulSet in the
 prometheus-operator's shape, or a ``monitoring.coreos.com/v1`` Prometheus resource that a running operator turns
 into that StatefulSet. Either way the pod, its container and its claim have the same names, so the runtime's faults,
-waits and checks act on the pod whoever owns it; only creating, deleting and scaling the owner differ.
+waits and checks act on the pod whoever owns it; only creating, deleting and scaling the owner differ. How long the
+operator gets to make the StatefulSet is the runtime's to say (``Settings.k8s_operator_wait_s``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any, Protocol
 
-from harness.errors import InfraError, UsageError, WaitTimeout
+from harness.errors import InfraError, WaitTimeout
 from harness.kube.api import KubeApi
 from harness.kube.inventory import PROMETHEUS_CRD
 from harness.runtime.manifests.common import Names
@@ -21,26 +21,10 @@ from harness.runtime.manifests.prometheus import (
     statefulset_manifest,
 )
 from harness.scenario.model import Scenario
+from harness.settings import DEFAULT_OPERATOR_WAIT_S
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
-
-# A running operator creates the StatefulSet within a second or two of the resource; a minute means none runs (or
-# it does not watch the run's namespace). $HARNESS_K8S_OPERATOR_WAIT (seconds) changes it.
-RECONCILE_TIMEOUT_S = 60.0
-
-
-def _reconcile_timeout_from_env() -> float:
-    value = os.environ.get("HARNESS_K8S_OPERATOR_WAIT", "")
-    if not value:
-        return RECONCILE_TIMEOUT_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = 0.0
-    if not seconds > 0:
-        raise UsageError(f"HARNESS_K8S_OPERATOR_WAIT={value!r}: give the seconds to wait for the operator, e.g. 60")
-    return seconds
 
 
 class Deployment(Protocol):
@@ -105,9 +89,11 @@ class OperatorDeployment:
     owner = "Prometheus resource"
     data_subdir = "prometheus-db"  # the operator mounts the claim's subPath prometheus-db
 
-    def __init__(self, api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None) -> None:
+    def __init__(
+        self, api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None, reconcile_timeout_s: float
+    ) -> None:
         self.api, self.scenario, self.names, self.tools_image = api, scenario, names, tools_image
-        self.reconcile_timeout_s = _reconcile_timeout_from_env()
+        self.reconcile_timeout_s = reconcile_timeout_s  # seconds the operator gets to make the StatefulSet
 
     def preflight(self) -> None:
         if not self.api.exists("CustomResourceDefinition", PROMETHEUS_CRD):
@@ -150,16 +136,20 @@ class OperatorDeployment:
         self.api.patch_prometheus(self.names.namespace, self.names.prometheus, {"replicas": replicas})
 
 
-DEPLOYMENTS: dict[str, type[StatefulSetDeployment] | type[OperatorDeployment]] = {
-    "statefulset": StatefulSetDeployment,
-    "operator": OperatorDeployment,
-}
-
-
 def deployment_for(
-    api: KubeApi, scenario: Scenario, names: Names, tools_image: str | None, layer_image: str | None = None
+    api: KubeApi,
+    scenario: Scenario,
+    names: Names,
+    tools_image: str | None,
+    layer_image: str | None = None,
+    *,
+    operator_wait_s: float = DEFAULT_OPERATOR_WAIT_S,
 ) -> Deployment:
+    """The deployment ``prometheus.deploy`` names; in operator mode the operator gets ``operator_wait_s`` to make
+    the StatefulSet of the run's Prometheus resource."""
     if layer_image is not None:
         # Refused earlier for operator mode (KubernetesRuntime): only the harness' own StatefulSet carries the layer.
         return StatefulSetDeployment(api, scenario, names, tools_image, layer_image)
-    return DEPLOYMENTS[scenario.prometheus.deploy](api, scenario, names, tools_image)
+    if scenario.prometheus.deploy == "operator":
+        return OperatorDeployment(api, scenario, names, tools_image, operator_wait_s)
+    return StatefulSetDeployment(api, scenario, names, tools_image)
