@@ -78,10 +78,10 @@ def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
     if name == "kubernetes":
         from harness.runtime.kubernetes import KubernetesRuntime
 
-        # merge: pass settings=ctx.settings once KubernetesRuntime takes it (the kubernetes package's constructor)
         return KubernetesRuntime(
             ctx.scenario,
             ctx.run_id,
+            settings=ctx.settings,
             logs_dir=ctx.logs_dir,
             kubeconfig=ctx.kubeconfig,
             context=ctx.context,
