@@ -2,9 +2,10 @@
 
 The kubelet's in-tree ``nfs`` plugin mounts a PV with ``mount -t nfs -o <mountOptions> server:path target``, found on
 its PATH. Each kubelet here gets a PATH whose first directory holds ``mount``, a small wrapper: NFS mounts go to the
-harness's user-space client over FUSE (``python -m harness.nfs_fuse``, detached, so the mount outlives the call as a
+harness's user-space client over FUSE (``python -m harness.datapath.nfs_fuse``, detached, so the mount outlives the
+call as a
 kernel mount would; the kubelet's ``umount`` ends it), everything else goes to ``/bin/mount`` unchanged. Only these
-kubelets see it: nothing on the host's own PATH changes. The interpreter that can run ``harness.nfs_fuse`` (one
+kubelets see it: nothing on the host's own PATH changes. The interpreter that can run ``harness.datapath.nfs_fuse`` (one
 with the harness and mfusepy installed) is named in ``python`` beside the wrapper, written by whoever starts the
 cluster with such an interpreter (the test session); without it NFS mounts fail, saying so, as ``FailedMount``.
 
@@ -47,7 +48,7 @@ try:
     python = open(os.path.join(HERE, "python")).read().strip()
 except OSError:
     sys.exit(f"mount: no user-space NFS client configured for this cluster ({HERE}/python is missing)")
-argv = [python, "-m", "harness.nfs_fuse", server, export, target, "--version", "3"]
+argv = [python, "-m", "harness.datapath.nfs_fuse", server, export, target, "--version", "3"]
 argv += ["--port", values.get("port", "2049")]
 if "mountport" in values:
     argv += ["--mount-port", values["mountport"]]
@@ -94,7 +95,7 @@ def install() -> Path:
 
 
 def can_run_client(python: str) -> bool:
-    """Whether ``python`` is this process's interpreter and has what harness.nfs_fuse imports."""
+    """Whether ``python`` is this process's interpreter and has what harness.datapath.nfs_fuse imports."""
     return python == sys.executable and all(importlib.util.find_spec(m) is not None for m in ("mfusepy", "libnfs"))
 
 

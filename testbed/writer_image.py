@@ -31,9 +31,9 @@ from pathlib import Path
 from testbed import config, node, oci
 
 REPO = "localhost/harness/writer"
-# The TSDB writer (and its shards) and the fault layer (harness.fault_fuse, run by the kubernetes runtime's
+# The TSDB writer (and its shards) and the fault layer (harness.datapath.fault_fuse, run by the kubernetes runtime's
 # privileged sidecar for io_errors / io_latency).
-DEFAULT_MODULES = ("harness.loads.tsdb_writer", "harness.loads.shard", "harness.fault_fuse")
+DEFAULT_MODULES = ("harness.loads.tsdb_writer", "harness.loads.shard", "harness.datapath.fault_fuse")
 # Where the harness package and the chosen site-packages go; PYTHONPATH names it.
 LIB_DIR = "/opt/harness/python"
 PYTHON = "/usr/bin/python3"  # a symlink to the interpreter at its own path (its prefix is found from there)

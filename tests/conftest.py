@@ -85,8 +85,8 @@ def pytest_configure(config: pytest.Config) -> None:
     move), which tests running side by side must not do under each other. It stops when the suite ends."""
     if hasattr(config, "workerinput") or os.geteuid() != 0 or shutil.which("rpcbind") is None:
         return
+    from harness.datapath.servers import start_rpcbind
     from harness.errors import HarnessError
-    from harness.servers import start_rpcbind
 
     logs = Path(tempfile.mkdtemp(prefix="harness-tests-rpcbind-"))
     try:

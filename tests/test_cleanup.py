@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import load_user_config
-from harness.mounts import LoopMount, create_loop_mount, is_mount_point
+from harness.datapath.mounts import LoopMount, create_loop_mount, is_mount_point
 from harness.ownership import RUN_ID_ENV, RunLock, new_marker
 from harness.settings import Settings
 from tests.leftovers import ROOT, cleanup, left_behind, run, run_argv, sigkill_during_load

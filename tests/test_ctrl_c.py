@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.fill import Space
+from harness.datapath.fill import Space
 from harness.wait import wait_for
 from tests import test_iscsi_data_path as iscsi
 from tests import test_nfs_data_path as nfs

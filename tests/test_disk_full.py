@@ -1,4 +1,5 @@
-"""The ``disk_full`` fault on the local runtime: ``harness.fill`` on a real loop-mounted ext4, then whole runs with
+"""The ``disk_full`` fault on the local runtime: ``harness.datapath.fill`` on a real loop-mounted ext4, then whole
+runs with
 the real prometheus on a loop-mounted ext4 image (the scenario's ``image:``).
 
 What Prometheus does (2.42 and 3.16 alike): while the volume is full every remote write is answered ``HTTP 500:
@@ -24,11 +25,11 @@ from typing import Any
 import pytest
 
 from harness.capabilities.volume_fill import VolumeFiller
+from harness.datapath.fill import Space, fill, free
+from harness.datapath.mounts import parse_mountinfo
 from harness.errors import UsageError
-from harness.fill import Space, fill, free
 from harness.loads.driver import LEDGER_FILE
 from harness.loads.ledger import Ledger
-from harness.mounts import parse_mountinfo
 from harness.refusals import refuse_faults
 from harness.results.model import Status
 from harness.results.store import load_result

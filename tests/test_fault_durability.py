@@ -1,5 +1,6 @@
-"""The fault layer's durability model (``harness.fault_durability``) on its own: no FUSE, no root, no file. A small
-in-memory disk stands in for the directory underneath and drives the model the way ``harness.fault_fuse`` does
+"""The fault layer's durability model (``harness.datapath.fault_durability``) on its own: no FUSE, no root, no file.
+A small
+in-memory disk stands in for the directory underneath and drives the model the way ``harness.datapath.fault_fuse`` does
 (tell it before a change, apply the change, apply a cut's losses), so each test says what survives a power cut.
 """
 
@@ -8,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from itertools import count
 
-from harness.fault_durability import PAGE_BYTES, Durability, Loss, Reader, parent
+from harness.datapath.fault_durability import PAGE_BYTES, Durability, Loss, Reader, parent
 
 
 @dataclass

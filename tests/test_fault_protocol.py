@@ -1,4 +1,5 @@
-"""The fault layer's control protocol (``harness.fault_protocol``) on its own: the commands the runtimes encode are
+"""The fault layer's control protocol (``harness.datapath.fault_protocol``) on its own: the commands the runtimes
+encode are
 the ones the layer decodes, its answers read back as they were written, and which operations an I/O fault matches.
 No FUSE: ``tests/test_io_faults.py`` and ``tests/test_power_loss.py`` speak it to a real layer."""
 
@@ -12,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import fault_protocol
 from harness.capabilities.fault_layer import IoFault
-from harness.fault_protocol import (
+from harness.datapath import fault_protocol
+from harness.datapath.fault_protocol import (
     IO_SET,
     CutReport,
     IoCounts,
@@ -124,9 +125,12 @@ def test_io_set_command_keeps_its_wire_form() -> None:
 def test_the_protocol_needs_nothing_beyond_the_standard_library() -> None:
     """The layer's process (a sidecar image on a cluster) imports it: no site-packages, no other harness module."""
     code = (
-        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import harness.fault_protocol, harness.fault_durability; "
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+        "import harness.datapath.fault_protocol, harness.datapath.fault_durability; "
         "print(sorted(m for m in sys.modules if m.startswith('harness')))"
     )
     done = subprocess.run([sys.executable, "-I", "-S", "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == str(["harness", "harness.fault_durability", "harness.fault_protocol"])
+    assert done.stdout.strip() == str(
+        ["harness", "harness.datapath", "harness.datapath.fault_durability", "harness.datapath.fault_protocol"]
+    )
     assert fault_protocol.CONTROL_NAME == ".harness-control"

@@ -1,4 +1,5 @@
-"""The ``io_errors`` and ``io_latency`` faults on the local runtime: the fault layer (``harness.fault_fuse``, real
+"""The ``io_errors`` and ``io_latency`` faults on the local runtime: the fault layer
+(``harness.datapath.fault_fuse``, real
 FUSE) on its own, then whole runs with the real prometheus.
 
 What the runs show (Prometheus 2.42): while its WAL writes fail with EIO, Prometheus answers remote writes with HTTP
@@ -22,8 +23,8 @@ import pytest
 from pydantic import ValidationError
 
 from harness.capabilities.fault_layer import FaultLayerControl
+from harness.datapath.fault_protocol import IO_METHODS
 from harness.errors import UsageError
-from harness.fault_protocol import IO_METHODS
 from harness.refusals import refuse_faults
 from harness.results.model import Status
 from harness.runtime.kubernetes import KubernetesRuntime

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.datapath.servers import IscsiTarget, start_tgt
 from harness.results.model import Status
-from harness.servers import IscsiTarget, start_tgt
 from tests.leftovers import left_behind, run
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.mounts import kernel_filesystems
+from harness.datapath.mounts import kernel_filesystems
+from harness.datapath.servers import start_ganesha, start_tgt
 from harness.results.model import Status
-from harness.servers import start_ganesha, start_tgt
 from tests.cli import CliRun, harness_cli
 
 ROOT = Path(__file__).resolve().parent.parent

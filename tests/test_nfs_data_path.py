@@ -1,5 +1,5 @@
 """NFS end to end with no kernel client: the harness mounts the export itself through its user-space client over FUSE
-(``harness.nfs_fuse``; ``client: user-space``, so hosts with a kernel client test it too) against a real
+(``harness.datapath.nfs_fuse``; ``client: user-space``, so hosts with a kernel client test it too) against a real
 NFS-Ganesha on 127.0.0.1, embedded in the run or started by the test.
 
 The client must behave like the kernel's where the harness depends on it: the server sees the calling process's
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.mounts import is_mount_point
-from harness.servers import NfsServer, start_ganesha
+from harness.datapath.mounts import is_mount_point
+from harness.datapath.servers import NfsServer, start_ganesha
 from harness.wait import wait_for
 from tests.leftovers import left_behind, run
 
@@ -94,7 +94,7 @@ def fuse_mount(public_tmp: Path) -> Iterator[tuple[Path, Path, NfsServer]]:
     server = start_ganesha(public_tmp / "ganesha", export, pseudo=str(export), v3=True)
     mnt = public_tmp / "mnt"
     mnt.mkdir()
-    argv = [sys.executable, "-m", "harness.nfs_fuse", "127.0.0.1", str(export), str(mnt)]
+    argv = [sys.executable, "-m", "harness.datapath.nfs_fuse", "127.0.0.1", str(export), str(mnt)]
     argv += ["--port", str(server.port), "--version", "3", "--mount-port", str(server.mount_port)]
     client = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -1,4 +1,4 @@
-"""The ``power_loss`` fault on the local runtime: the fault layer (``harness.fault_fuse``, real FUSE) on its
+"""The ``power_loss`` fault on the local runtime: the fault layer (``harness.datapath.fault_fuse``, real FUSE) on its
 own, then whole runs with the real prometheus.
 
 Prometheus' WAL fsyncs only when a segment is completed or closed, so a power cut loses acknowledged samples back
@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from harness.capabilities.fault_layer import FaultLayerControl
+from harness.datapath.mounts import mount_table
 from harness.errors import UsageError
-from harness.mounts import mount_table
 from harness.refusals import refuse_faults
 from harness.results.model import FaultRecord, RunResult, Status
 from harness.runtime.kubernetes import KubernetesRuntime
@@ -77,7 +77,7 @@ def layer(public_tmp: Path) -> Iterator[Layer]:
     directory.mkdir()
     (directory / "old").write_text("hello\n")
     report = public_tmp / "cut.json"
-    argv = [sys.executable, "-m", "harness.fault_fuse", str(directory), "--report", str(report)]
+    argv = [sys.executable, "-m", "harness.datapath.fault_fuse", str(directory), "--report", str(report)]
     daemon = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(lambda: _mounted(directory), what="the fault layer's mount", timeout_s=30)

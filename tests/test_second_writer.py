@@ -20,6 +20,7 @@ from typing import TypeVar
 import pytest
 from pydantic import ValidationError
 
+from harness.datapath.servers import NfsServer, start_ganesha
 from harness.errors import UsageError
 from harness.faults import injector_for
 from harness.faults.second_writer_summary import Outcome, describe
@@ -28,7 +29,6 @@ from harness.loads.second_writer_child import MODULE, TAG, WriterArgs, events
 from harness.refusals import refuse_faults
 from harness.results.model import Status
 from harness.scenario.model import Scenario, SecondWriterFault
-from harness.servers import NfsServer, start_ganesha
 from harness.storage.base import ExportAccess
 from harness.undo import UndoLog
 from harness.wait import wait_for

@@ -178,7 +178,7 @@ ENV_READ = re.compile(r"os\.environ|os\.getenv|getenv\(|environ\.get")
 # Where the environment may be read, and why: the CLI reads the settings once (harness.settings parses them); a child
 # process gets a copy of it (harness.proc); a child program of the harness reads its own input in its entry point.
 ALLOWED_MODULES = {"cli.py", "settings.py", "proc.py"}
-CHILD_PROGRAMS = {"loads/shard.py", "nfs_fuse.py", "fault_fuse.py"}  # in their main() only
+CHILD_PROGRAMS = {"loads/shard.py", "datapath/nfs_fuse.py", "datapath/fault_fuse.py"}  # in their main() only
 # KUBECONFIG is kubectl's own convention, read where a kubeconfig is looked for (or an option's default).
 KUBECONFIG_READ = re.compile(r"os\.environ\.get\(\"KUBECONFIG\"\)")
 
@@ -218,6 +218,6 @@ def test_only_the_cli_reads_the_environment_for_settings() -> None:
 
 def test_the_grep_sees_a_read() -> None:
     """The check above would catch a read: the child programs' own reads are found, then let through as main()'s."""
-    for path in ("loads/shard.py", "nfs_fuse.py"):
+    for path in ("loads/shard.py", "datapath/nfs_fuse.py"):
         text = (HARNESS / path).read_text()
         assert ENV_READ.search(text), path

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.datapath.mounts import filesystem_of, is_mount_point, why_no_kernel_iscsi, why_no_kernel_nfs
 from harness.errors import StorageUnavailable
-from harness.mounts import filesystem_of, is_mount_point, why_no_kernel_iscsi, why_no_kernel_nfs
 from harness.scenario.model import EphemeralStorage, IscsiStorage, LocalStorage, NfsStorage
 from harness.storage import provision
 

@@ -1,4 +1,5 @@
-"""The fault layer under Prometheus' data directory (``harness.fault_fuse``, FUSE): cut the power there (lose what
+"""The fault layer under Prometheus' data directory (``harness.datapath.fault_fuse``, FUSE): cut the power there
+(lose what
 was not fsynced and kill Prometheus at the same instant), or make chosen I/O operations fail or slow down while
 Prometheus keeps running. The local runtime mounts it over each data directory; the Kubernetes runtime runs it as a
 privileged sidecar of Prometheus' pod, where the scenario allows one."""
@@ -24,7 +25,7 @@ class PowerCut:
 class IoFault:
     """An I/O fault under Prometheus' data directory, in Chaos Mesh IOChaos' model."""
 
-    methods: tuple[str, ...]  # the operations it hits (harness.fault_protocol.IO_METHODS); empty: all of them
+    methods: tuple[str, ...]  # the operations it hits (harness.datapath.fault_protocol.IO_METHODS); empty: all of them
     percent: float  # the share of those, 0-100, drawn per operation
     errno_name: str | None = None  # io_errors: they fail with it (EIO, ...); None: they do not fail
     delay_s: float = 0.0  # io_latency: added to each one hit

@@ -27,9 +27,9 @@ from pathlib import Path
 
 from harness import proc
 from harness.cleanup import Leftover, RunLeftovers
+from harness.datapath.fill import fill_name, free
+from harness.datapath.mounts import MountEntry, is_mount_point, mount_table
 from harness.errors import InfraError, WaitTimeout
-from harness.fill import fill_name, free
-from harness.mounts import MountEntry, is_mount_point, mount_table
 from harness.ownership import RUN_ID_ENV, FoundRun, RunMarker, process_alive, process_start
 from harness.wait import wait_for
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.datapath.iscsi_client import IscsiError, IscsiLun, LunCapacity
 from harness.doctor.fmt import bullets
 from harness.fmt import k8s_quantity as size
-from harness.iscsi_client import IscsiError, IscsiLun, LunCapacity
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import IscsiStorage
 

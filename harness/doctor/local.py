@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import proc
+from harness.datapath.mounts import filesystem_of, first_untraversable
 from harness.doctor.fmt import bullets, perms
 from harness.doctor.nfs import PROMETHEUS_NFS_QUOTE
 from harness.errors import MissingBinary
 from harness.fmt import k8s_quantity as size
-from harness.mounts import filesystem_of, first_untraversable
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import EphemeralStorage, LocalStorage, SecurityContext
 

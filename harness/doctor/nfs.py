@@ -1,7 +1,7 @@
 """NFS checks: can Prometheus, as the uid/gid of its security context, write its TSDB on the export; who owns what
 is already there; does the server squash root; and the standing warning that Prometheus does not support NFS.
 
-Everything is tried from user space through ``harness.nfs_client`` with AUTH_SYS credentials set to the pod's
+Everything is tried from user space through ``harness.datapath.nfs_client`` with AUTH_SYS credentials set to the pod's
 uid/gid, which is exactly what the server sees from a kernel mount inside the pod, so no mount and no root is needed.
 The prometheus-operator mounts the volume with ``subPath: prometheus-db``; when that directory already exists it is
 the TSDB directory and is probed and scanned too.
@@ -15,9 +15,9 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass
 
-from harness import nfs_client
+from harness.datapath import nfs_client
+from harness.datapath.nfs_client import NfsClient, NfsEntry, NfsError
 from harness.doctor.fmt import bullets, can_write, perms
-from harness.nfs_client import NfsClient, NfsEntry, NfsError
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import NfsStorage, SecurityContext
 

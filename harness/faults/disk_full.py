@@ -1,7 +1,7 @@
 """``disk_full``: the filesystem under Prometheus' data directory is full for the spec's ``for``, then freed.
 
 The runtime fills it with one file of ours beside the TSDB directory (``VolumeFiller``; locally
-``harness.fill``), as root, so Prometheus gets ENOSPC whatever its uid; the undo step that deletes the file is
+``harness.datapath.fill``), as root, so Prometheus gets ENOSPC whatever its uid; the undo step that deletes the file is
 recorded first, so a fill that breaks half way, an error or Ctrl-C during the window frees the space too.
 Prometheus keeps running and the load keeps writing: what Prometheus could not put in its WAL must be rejected
 (recorded by the load with Prometheus' answer), never acknowledged, and every acknowledged sample must survive.

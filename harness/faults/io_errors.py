@@ -1,7 +1,7 @@
 """``io_errors``: for a time, a share of chosen operations under Prometheus' data directory fail with an errno
 (default EIO) and do nothing, then work again (Chaos Mesh IOChaos' fault action). Prometheus keeps running: the load
 records the writes it rejected, the record quotes what it logged, and the history check says what was lost. The
-runtime hands out the fault layer (``FaultLayerControl``: ``harness.fault_fuse`` under the data directory)."""
+runtime hands out the fault layer (``FaultLayerControl``: ``harness.datapath.fault_fuse`` under the data directory)."""
 
 from __future__ import annotations
 

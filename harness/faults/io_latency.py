@@ -1,7 +1,7 @@
 """``io_latency``: for a time, a share of chosen operations under Prometheus' data directory each take longer (a
 slow disk; Chaos Mesh IOChaos' latency action), and still succeed. Prometheus keeps running: the load records what
 it gave up on, the record quotes what Prometheus logged, and every acknowledged sample must survive. The runtime
-hands out the fault layer (``FaultLayerControl``: ``harness.fault_fuse`` under the data directory)."""
+hands out the fault layer (``FaultLayerControl``: ``harness.datapath.fault_fuse`` under the data directory)."""
 
 from __future__ import annotations
 

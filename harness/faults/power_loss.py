@@ -5,7 +5,7 @@ Prometheus' WAL write()s every commit before a remote write is acknowledged but 
 completed or closed, so a power loss may take acknowledged samples back to the last fsync: that is the finding, and
 ``checks.history_survival.max_samples_lost`` says whether it is acceptable. The fault records when the last fsync
 under the WAL directory happened (``FaultRecord.last_wal_fsync_at_s``): the loss window starts no earlier. The
-runtime hands out the fault layer (``FaultLayerControl``: ``harness.fault_fuse`` over the data directory).
+runtime hands out the fault layer (``FaultLayerControl``: ``harness.datapath.fault_fuse`` over the data directory).
 """
 
 from __future__ import annotations

@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import nfs_client, proc
+from harness import proc
+from harness.datapath import nfs_client
+from harness.datapath.mounts import first_untraversable
+from harness.datapath.nfs_client import NfsClient, NfsError
 from harness.errors import InfraError, WaitTimeout
 from harness.faults.second_writer_summary import Outcome, describe
 from harness.loads.second_writer_child import WRITE_BYTES, WriterArgs, events
-from harness.mounts import first_untraversable
-from harness.nfs_client import NfsClient, NfsError
 from harness.scenario.model import SecondWriterFault
 from harness.storage.base import ExportAccess
 from harness.wait import wait_for

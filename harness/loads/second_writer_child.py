@@ -28,8 +28,8 @@ import time
 from dataclasses import dataclass, field
 from types import FrameType
 
-from harness import nfs_client
-from harness.nfs_client import NfsClient, NfsError, NfsFile
+from harness.datapath import nfs_client
+from harness.datapath.nfs_client import NfsClient, NfsError, NfsFile
 
 MODULE = "harness.loads.second_writer_child"
 TAG = "second-writer: "  # the writer's report lines in its output, JSON after the tag

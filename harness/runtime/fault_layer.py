@@ -1,6 +1,7 @@
-"""The local runtime's side of the fault layer (``harness.fault_fuse``, a FUSE filesystem run as its own process):
+"""The local runtime's side of the fault layer (``harness.datapath.fault_fuse``, a FUSE filesystem run as its own
+process):
 mount it over Prometheus' data directory, cut the power, set and lift I/O faults (through the layer's control
-protocol, ``harness.fault_protocol``), unmount it. Every wait is bounded.
+protocol, ``harness.datapath.fault_protocol``), unmount it. Every wait is bounded.
 
 The layer is mounted only when a scenario has a fault that needs it (``power_loss``, ``io_errors``,
 ``io_latency``): Prometheus writes through a Python FUSE filesystem then, which is slower than the disk underneath.
@@ -19,16 +20,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import fault_protocol, proc
+from harness import proc
 from harness.capabilities.fault_layer import IoFault
+from harness.datapath import fault_protocol
+from harness.datapath.fault_protocol import CUT, IO_CLEAR, CutReport, IoCounts, cut_report, io_counts
+from harness.datapath.mounts import mount_table
 from harness.errors import InfraError, StorageUnavailable
-from harness.fault_protocol import CUT, IO_CLEAR, CutReport, IoCounts, cut_report, io_counts
-from harness.mounts import mount_table
 from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
 
-MODULE = "harness.fault_fuse"
+MODULE = "harness.datapath.fault_fuse"
 FSTYPE = "fuse.harness-faults"
 MOUNT_TIMEOUT_S = 30.0  # a local FUSE mount comes up in well under a second; a minute would hide a hang
 # A cut restores the overwritten pages of a few files (Prometheus' WAL only appends); any command may wait behind

@@ -2,7 +2,8 @@
 
 - ``KubeSignals``: ``kill`` from the tools sidecar, which sees Prometheus through the pod's shared process
   namespace; the kubelet restarts the container in the same pod;
-- ``KubeFaultLayer``: the fault layer (``harness.fault_fuse``) as a privileged native sidecar of Prometheus' pod,
+- ``KubeFaultLayer``: the fault layer (``harness.datapath.fault_fuse``) as a privileged native sidecar of Prometheus'
+  pod,
   commanded by exec;
 - ``KubeNodes``: the scenario's commands lose a node and bring it back; the API says when Kubernetes noticed;
 - ``KubeKubelet``: the scenario's commands stop and start the kubelet of Prometheus' node; the node's container
@@ -29,8 +30,8 @@ from harness.capabilities.kubelet import KubeletControl
 from harness.capabilities.nodes import NodeLifecycle
 from harness.capabilities.signals import SignalControl
 from harness.capabilities.volume_fill import VolumeFill, VolumeFiller
+from harness.datapath.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
 from harness.errors import InfraError
-from harness.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
 from harness.fmt import shorten
 from harness.kube.pods import PodInfo
 from harness.runtime.fault_layer import WAL_DIR, cut_detail, io_set_command, io_summary
@@ -110,7 +111,7 @@ class KubeFaultLayer(FaultLayerControl):
         return io_summary(io_counts(self._command(pod, IO_CLEAR)), failing=fault.errno_name is not None)
 
     def _command(self, pod: PodInfo, command: str) -> dict[str, Any]:
-        argv = ["python3", "-m", "harness.fault_fuse", DATA_DIR, "--report", LAYER_REPORT, "--send", command]
+        argv = ["python3", "-m", "harness.datapath.fault_fuse", DATA_DIR, "--report", LAYER_REPORT, "--send", command]
         api = self.runtime.api
         done = api.exec_run(pod.namespace, pod.name, LAYER_CONTAINER, argv, timeout_s=LAYER_COMMAND_TIMEOUT_S)
         what = command.split(maxsplit=1)[0]

@@ -1,6 +1,6 @@
 """``disk_full`` on the kubernetes runtime: a pod of the run's own, on Prometheus' node, mounts Prometheus' claim and
 fills the volume's filesystem with one file (``.harness-fill-<run>`` in the volume's root, the same name and the
-same "until not one more block" rule as ``harness.fill`` on the local runtime), then deletes it.
+same "until not one more block" rule as ``harness.datapath.fill`` on the local runtime), then deletes it.
 
 Only a filesystem of the volume's own is filled. The pod reads its own mount table: the volume must be a whole
 filesystem on a block device (a local PV on a disk or loop device of its own, an iSCSI or CSI block volume). A local
@@ -23,11 +23,11 @@ from pathlib import PurePosixPath
 
 from harness import fmt
 from harness.capabilities.volume_fill import VolumeFill
+from harness.datapath.fill import Space, describe, fill_name
+from harness.datapath.mounts import parse_mountinfo
 from harness.errors import InfraError, StorageUnavailable
-from harness.fill import Space, describe, fill_name
 from harness.kube.api import KubeApi
 from harness.kube.pods import PodInfo
-from harness.mounts import parse_mountinfo
 from harness.runtime.manifests.common import Names
 from harness.runtime.manifests.helper_pods import FILL_CONTAINER, FILL_VOLUME_DIR, fill_pod_manifest
 from harness.scenario.model import Scenario

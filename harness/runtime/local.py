@@ -30,9 +30,9 @@ from harness.capabilities.fault_layer import FaultLayerControl
 from harness.capabilities.signals import SignalControl
 from harness.capabilities.storage_server import ServerControl
 from harness.capabilities.volume_fill import VolumeFiller
+from harness.datapath.mounts import first_untraversable
 from harness.errors import InfraError, NotRecovered, WaitTimeout
 from harness.loads import fio
-from harness.mounts import first_untraversable
 from harness.prom import PromClient
 from harness.prom_process import PrometheusCommand
 from harness.promlog import storage_errors, wal_replay_durations_s
@@ -145,7 +145,7 @@ class LocalRuntime(Runtime):
         described = self.storage.describe()
         access = described.get("access")
         if self.layer is not None:
-            layer = "Prometheus' data directory under the fault layer (harness.fault_fuse, FUSE); fio not"
+            layer = "Prometheus' data directory under the fault layer (harness.datapath.fault_fuse, FUSE); fio not"
             access = f"{access}; {layer}" if access else layer
         return StorageDescription(described["path"], described["filesystem"], described["device"], access)
 

@@ -5,7 +5,7 @@
   pod uses it: ``power_cut`` kills Prometheus, drops what it wrote but did not fsync, and restarts the container in
   the same pod, as a node does after a power failure; ``io_fault`` makes chosen operations fail or slow down;
 - ``LocalVolumeFill``: fills the filesystem under the data directory with ``.harness-fill-<run_id>`` in the
-  volume's root, beside ``prometheus-db/``, as root so the root reserve goes too (``harness.fill``); only a
+  volume's root, beside ``prometheus-db/``, as root so the root reserve goes too (``harness.datapath.fill``); only a
   filesystem of the volume's own (a loop-mounted ``image:``, a disk at ``storage.path``, an iSCSI LUN), checked
   when the storage is provisioned;
 - ``LocalServerControl``: stops and starts the storage server the run started (embedded NFS-Ganesha or tgt) while
@@ -23,14 +23,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import fill, fmt
+from harness import fmt
 from harness.capabilities.export import ExportReach
 from harness.capabilities.fault_layer import FaultLayerControl, IoFault, PowerCut
 from harness.capabilities.signals import SignalControl
 from harness.capabilities.storage_server import ServerControl
 from harness.capabilities.volume_fill import VolumeFill, VolumeFiller
+from harness.datapath import fill
+from harness.datapath.mounts import filesystem_of
 from harness.errors import InfraError, StorageUnavailable, WaitTimeout
-from harness.mounts import filesystem_of
 from harness.runtime.fault_layer import WAL_DIR, FaultLayer, cut_detail, io_summary, utc_time
 from harness.storage.base import EmbeddedServer, ExportAccess, ProvisionedStorage
 from harness.wait import wait_for

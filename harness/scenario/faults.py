@@ -142,7 +142,8 @@ class PowerLossFault(FaultTiming):
     action: Literal["power_loss"]
 
 
-# The operations an I/O fault can hit (Chaos Mesh IOChaos' names where they overlap; harness.fault_protocol.IO_METHODS):
+# The operations an I/O fault can hit (Chaos Mesh IOChaos' names where they overlap;
+# harness.datapath.fault_protocol.IO_METHODS):
 # fsync is fsync(2) and fdatasync(2), fsyncdir an fsync of a directory, flush close(2), setattr chmod/chown/utimens.
 IoMethod = Literal[
     "open", "create", "read", "write", "truncate", "fsync", "fsyncdir", "flush", "getattr", "setattr", "readdir",

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
+from harness.datapath.mounts import filesystem_of
 from harness.errors import InfraError
 from harness.kube.inventory import Manifest, NodeSelectorRequirement, NodeSelectorTerm, PvcInfo, PvInfo
-from harness.mounts import filesystem_of
 from harness.scenario.model import PersistentVolume, VolumeClaim
 
 if TYPE_CHECKING:

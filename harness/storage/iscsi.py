@@ -23,18 +23,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import proc
+from harness.datapath.mounts import kernel_filesystems, why_no_kernel_iscsi
 from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.kube.inventory import Manifest
-from harness.mounts import kernel_filesystems, why_no_kernel_iscsi
 from harness.scenario.model import EmbeddedLun, IscsiStorage
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
 from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
+    from harness.datapath.servers import IscsiTarget
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
-    from harness.servers import IscsiTarget
 
 MOUNT_ENV = "HARNESS_ISCSI_MOUNT"
 # The kubelet formats a blank disk with these (mount-utils' formatAndMountSensitive: -F and -m0 for ext*).
@@ -240,7 +240,7 @@ class EmbeddedTarget(EmbeddedDaemon[IscsiStorage, "IscsiTarget"]):
         return self.workdir / "lun.img"
 
     def start(self) -> IscsiStorage:
-        from harness.servers import start_tgt
+        from harness.datapath.servers import start_tgt
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         size = self.lun.size_bytes or self.spec.claim.size_bytes

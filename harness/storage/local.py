@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.datapath.mounts import LoopMount, create_loop_mount
 from harness.errors import StorageUnavailable, UsageError
 from harness.kube.inventory import Manifest, NodeSelectorTerm
-from harness.mounts import LoopMount, create_loop_mount
 from harness.scenario.model import LocalStorage
 from harness.storage.base import NO_PROVISIONER, ClassToCreate, ProvisionedStorage, StaticPvBackend, hostname_affinity
 

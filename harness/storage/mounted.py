@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from harness import proc
+from harness.datapath.mounts import filesystem_of, is_mount_point
 from harness.errors import InfraError, StorageUnavailable
-from harness.mounts import filesystem_of, is_mount_point
 from harness.storage.base import ProvisionedStorage
 from harness.wait import wait_for
 

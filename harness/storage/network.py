@@ -112,7 +112,7 @@ class NetworkBackend(StaticPvBackend[NetworkSpecT]):
 
 
 class DaemonServer(Protocol):
-    """A server of the run's own that is one daemon (``harness.servers``' NfsServer, IscsiTarget)."""
+    """A server of the run's own that is one daemon (``harness.datapath.servers``' NfsServer, IscsiTarget)."""
 
     @property
     def daemon(self) -> proc.Daemon: ...

@@ -4,7 +4,8 @@ Local runtime, in this order:
 
 * ``storage.mount_path`` / ``$HARNESS_NFS_MOUNT``: the export as the user mounted it himself;
 * otherwise the harness mounts it itself from user space (many hosts, ours among them, have no kernel NFS client):
-  ``harness.nfs_fuse`` runs as its own process, a FUSE filesystem whose every request reaches the server with the
+  ``harness.datapath.nfs_fuse`` runs as its own process, a FUSE filesystem whose every request reaches the server
+  with the
   calling process's uid/gid (AUTH_SYS), so the server judges Prometheus' writes exactly as it would a pod's. It speaks
   NFSv3 on the wire: Debian 12's libnfs 4.0 loses NFSv4 open state between users (NFS4ERR_BAD_STATEID), and v3 has
   none to lose. The run writes in a directory of its own in the export, given the export root's owner and mode, so
@@ -27,19 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import proc
+from harness.datapath.mounts import why_no_kernel_nfs
 from harness.errors import CommandFailed, StorageUnavailable
 from harness.kube.inventory import Manifest
-from harness.mounts import why_no_kernel_nfs
 from harness.scenario.model import EmbeddedExport, NfsStorage
 from harness.storage.base import ExportAccess, ExportLocation, ProvisionedStorage
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
 from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms
 
 if TYPE_CHECKING:
+    from harness.datapath.servers import NfsServer
     from harness.kube.inventory import PvInfo
     from harness.results.model import DoctorFinding
     from harness.scenario.model import SecurityContext
-    from harness.servers import NfsServer
 
 MOUNT_ENV = "HARNESS_NFS_MOUNT"
 
@@ -127,7 +128,8 @@ class NfsBackend(NetworkBackend[NfsStorage]):
 
 @dataclass
 class NfsVolume(ServedVolume):
-    """The export mounted by this run (kernel client, or ``harness.nfs_fuse`` as ``daemon``); the run's directory in
+    """The export mounted by this run (kernel client, or ``harness.datapath.nfs_fuse`` as ``daemon``); the run's
+    directory in
     it is Prometheus' data directory."""
 
     def data_dir_for(self, generation: int) -> Path:
@@ -173,7 +175,7 @@ def _mount(volume: NfsVolume, spec: NfsStorage, workdir: Path, run_id: str) -> N
     where = f"{spec.server}:{spec.export} (port {spec.port})"
     volume.mount_point = mount_point = workdir / f"nfs-mnt-{run_id}"
     mount_point.mkdir()
-    argv = [sys.executable, "-m", "harness.nfs_fuse", spec.server, spec.export, str(mount_point)]
+    argv = [sys.executable, "-m", "harness.datapath.nfs_fuse", spec.server, spec.export, str(mount_point)]
     argv += ["--port", str(spec.port), "--version", "3"]
     if spec.mount_port is not None:
         argv += ["--mount-port", str(spec.mount_port)]
@@ -194,7 +196,7 @@ def _mount(volume: NfsVolume, spec: NfsStorage, workdir: Path, run_id: str) -> N
         mount_point,
         spec,
         run_id,
-        "user-space NFS client over FUSE (harness.nfs_fuse: libnfs, NFSv3, AUTH_SYS as the calling uid/gid)",
+        "user-space NFS client over FUSE (harness.datapath.nfs_fuse: libnfs, NFSv3, AUTH_SYS as the calling uid/gid)",
     )
 
 
@@ -238,7 +240,7 @@ class EmbeddedNfs(EmbeddedDaemon[NfsStorage, "NfsServer"]):
         self.export = export
 
     def start(self) -> NfsStorage:
-        from harness.servers import start_ganesha
+        from harness.datapath.servers import start_ganesha
 
         directory = self.workdir / "export"
         directory.mkdir(parents=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness import proc
+from harness.datapath.servers import IscsiTarget, NfsServer, start_ganesha, start_tgt
 from harness.errors import MissingBinary
-from harness.servers import IscsiTarget, NfsServer, start_ganesha, start_tgt
 
 
 def _need(binary: str) -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import nfs_client
-from harness.iscsi_client import IscsiError, IscsiLun, split_portal
-from harness.servers import IscsiTarget, NfsServer
+from harness.datapath import nfs_client
+from harness.datapath.iscsi_client import IscsiError, IscsiLun, split_portal
+from harness.datapath.servers import IscsiTarget, NfsServer
 
 
 def test_nfs_client_acts_as_the_given_uid(nfs_server: NfsServer) -> None:

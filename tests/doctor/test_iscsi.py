@@ -16,11 +16,11 @@ import pytest
 
 from harness import proc
 from harness.cli import main
+from harness.datapath.servers import IscsiTarget
 from harness.doctor.iscsi import check_iscsi, detect_layout
 from harness.errors import MissingBinary
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import IscsiStorage
-from harness.servers import IscsiTarget
 from tests.doctor.scenarios import write_scenario
 
 MiB = 1024**2

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from harness.cli import main
+from harness.datapath.servers import NfsServer, start_ganesha
 from harness.doctor import blocking, run_doctor
 from harness.doctor.nfs import check_nfs
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import NfsStorage, Scenario, SecurityContext
-from harness.servers import NfsServer, start_ganesha
 from tests.doctor.scenarios import write_scenario
 
 

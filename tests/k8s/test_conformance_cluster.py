@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from harness.conformance import CONFORMANCE, LocalPv, Row
-from harness.mounts import create_loop_mount
+from harness.datapath.mounts import create_loop_mount
 from harness.scenario.loader import load_scenario
 from harness.storage import backend_for
 from tests.conformance_night import night_ends_as_the_row_says

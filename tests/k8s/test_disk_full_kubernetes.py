@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from harness.fill import Space
+from harness.datapath.fill import Space
+from harness.datapath.mounts import LoopMount, create_loop_mount
 from harness.loads.driver import LEDGER_FILE
 from harness.loads.ledger import Ledger
-from harness.mounts import LoopMount, create_loop_mount
 from harness.results.model import Status
 from harness.results.store import load_result
 from tests.k8s.conftest import LocalPv

@@ -1,4 +1,5 @@
-"""``power_loss``, ``io_errors`` and ``io_latency`` on the local cluster: the fault layer (``harness.fault_fuse``) runs
+"""``power_loss``, ``io_errors`` and ``io_latency`` on the local cluster: the fault layer
+(``harness.datapath.fault_fuse``) runs
 as a privileged native sidecar in Prometheus' pod, mounted over the volume and reaching Prometheus' container by
 mount propagation; the runtime commands it by exec. EIO on the WAL's writes and fsyncs: Prometheus rejects the writes
 (HTTP 500, `input/output error`), takes writes again once the errors stop and loses nothing while it runs, but the

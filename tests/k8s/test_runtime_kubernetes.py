@@ -265,7 +265,7 @@ faults: [{{action: scale_zero, at: 6s, down: 5s}}]
 @pytest.fixture
 def nfs_export(public_tmp: Path) -> Iterator[tuple[Path, Any]]:
     """NFS-Ganesha on the host's 127.0.0.1 (where the kubelets run), exporting a directory owned 1000:2000."""
-    from harness.servers import start_ganesha
+    from harness.datapath.servers import start_ganesha
 
     export = public_tmp / "export"
     export.mkdir()

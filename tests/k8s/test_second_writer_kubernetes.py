@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from harness.datapath.servers import NfsServer, start_ganesha
 from harness.results.model import Status
 from harness.results.store import load_result
-from harness.servers import NfsServer, start_ganesha
 from tests.k8s.helpers import assert_nothing_left, field_notes_nfs_storage, harness_run, write_scenario
 
 pytestmark = [

@@ -178,7 +178,8 @@ class KubernetesRuntime(Runtime):
         (created ahead of it, so fio measures that very volume first)."""
         self.resources.provision()
         layer = (
-            "Prometheus' data directory under the fault layer (harness.fault_fuse, FUSE, in a privileged sidecar of "
+            "Prometheus' data directory under the fault layer (harness.datapath.fault_fuse, FUSE, in a privileged "
+            "sidecar of "
             "its pod); fio not"
             if self._layered
             else None

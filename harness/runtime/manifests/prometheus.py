@@ -91,7 +91,7 @@ _LAYER_UP = (
 
 
 def fault_layer_sidecar(volume: str, image: str) -> Manifest:
-    """The fault layer (``harness.fault_fuse``) as a native sidecar (an init container that keeps running, so
+    """The fault layer (``harness.datapath.fault_fuse``) as a native sidecar (an init container that keeps running, so
     Prometheus starts only once its startup probe saw the FUSE mount): privileged, it mounts the layer over the volume
     at the path Prometheus uses, and the mount reaches Prometheus' container by mount propagation (Bidirectional
     here, HostToContainer there). Its SIGTERM (after Prometheus stopped, sidecars go last) unmounts it."""
@@ -100,7 +100,7 @@ def fault_layer_sidecar(volume: str, image: str) -> Manifest:
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "restartPolicy": "Always",
-        "command": ["python3", "-m", "harness.fault_fuse", DATA_DIR, "--report", LAYER_REPORT],
+        "command": ["python3", "-m", "harness.datapath.fault_fuse", DATA_DIR, "--report", LAYER_REPORT],
         "securityContext": {"privileged": True, "runAsUser": 0, "runAsGroup": 0, "runAsNonRoot": False},
         "startupProbe": {
             "exec": {"command": ["python3", "-c", _LAYER_UP, DATA_DIR]},

@@ -1,4 +1,5 @@
-"""How the FUSE programs (``harness.nfs_fuse``, ``harness.fault_fuse``) end their ``main``: the log format, and the
+"""How the FUSE programs (``harness.datapath.nfs_fuse``, ``harness.datapath.fault_fuse``) end their ``main``: the log
+format, and the
 mount that serves one request at a time in the foreground until SIGTERM or an unmount ends it.
 
 The standard library and ``mfusepy`` alone; imported by those two programs only, each run as its own process.

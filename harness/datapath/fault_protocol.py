@@ -1,4 +1,5 @@
-"""The fault layer's control protocol: what the harness and the layer (``harness.fault_fuse``) say to each other,
+"""The fault layer's control protocol: what the harness and the layer (``harness.datapath.fault_fuse``) say to each
+other,
 and nothing else. Standard library only: the layer imports it in its own process (a sidecar on a cluster), the
 runtimes (``harness.runtime.fault_layer``, ``harness.runtime.kubernetes``) in theirs.
 
@@ -7,7 +8,8 @@ only the layer's own uid may write to it, and the layer writes its answer, as JS
 the write returns (the layer serves one request at a time, so no operation of anyone else interleaves with a
 command). A command the layer does not know, or settings it does not accept, fail the write with EINVAL.
 
-* ``cut`` drops what is not durable (``harness.fault_durability``); the answer (``CutReport``) says what was dropped
+* ``cut`` drops what is not durable (``harness.datapath.fault_durability``); the answer (``CutReport``) says what was
+  dropped
   and when every path was last fsynced.
 * ``cut-kill`` (the kubernetes runtime, where the layer runs in a sidecar of Prometheus' pod and the kubelet, not the
   harness, restarts a killed container) SIGKILLs the one process named ``prometheus`` the layer sees (the pod shares

@@ -1,6 +1,7 @@
 """A user-space NFS client mounted over FUSE, for hosts without a kernel NFS client (the only ``mfusepy`` importer).
 
-Run as its own process (``python -m harness.nfs_fuse SERVER EXPORT MOUNTPOINT``), started and stopped by PID from
+Run as its own process (``python -m harness.datapath.nfs_fuse SERVER EXPORT MOUNTPOINT``), started and stopped by PID
+from
 ``harness.storage.nfs``. It behaves like the kernel client where this harness depends on it:
 
 * every request goes to the server with the *calling process's* uid and gid as AUTH_SYS credentials (one libnfs
@@ -9,7 +10,8 @@ Run as its own process (``python -m harness.nfs_fuse SERVER EXPORT MOUNTPOINT``)
 * fsync/fdatasync become NFS COMMIT; failures keep the errno libnfs maps the NFS status to.
 
 Limits, said where they show: supplementary groups are not sent (libnfs has no call for them); Debian 12's libnfs
-4.0 cannot encode NFSv4 WRITEs of about 4 KiB, so writes go out in 2 KiB pieces (``harness.nfs_client``). It runs
+4.0 cannot encode NFSv4 WRITEs of about 4 KiB, so writes go out in 2 KiB pieces (``harness.datapath.nfs_client``). It
+runs
 single-threaded: libnfs contexts are not thread-safe, and the loads here are far below what that serves.
 """
 
@@ -25,10 +27,10 @@ from typing import Any
 
 import mfusepy
 
-from harness.fuse_main import log_to_stderr, serve
-from harness.nfs_client import NfsClient, NfsError, NfsFile, nfs_url
+from harness.datapath.fuse_main import log_to_stderr, serve
+from harness.datapath.nfs_client import NfsClient, NfsError, NfsFile, nfs_url
 
-log = logging.getLogger("harness.nfs_fuse")
+log = logging.getLogger("harness.datapath.nfs_fuse")
 
 
 class NfsFuse(mfusepy.Operations):  # type: ignore[misc]
@@ -206,7 +208,7 @@ def _call(op: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.nfs_fuse", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m harness.datapath.nfs_fuse", description=__doc__.split("\n\n")[0])
     p.add_argument("server")
     p.add_argument("export")
     p.add_argument("mountpoint")

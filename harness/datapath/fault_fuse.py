@@ -1,9 +1,9 @@
 """The fault layer's FUSE filesystem, run as its own process: it serves the operations below Prometheus, keeps
-the durability model informed (``harness.fault_durability``: what a power cut, ``power_loss``, takes away, the
+the durability model informed (``harness.datapath.fault_durability``: what a power cut, ``power_loss``, takes away, the
 LazyFS model), fails or slows down chosen operations (``io_errors``, ``io_latency``, Chaos Mesh IOChaos' model) and
-answers the control protocol (``harness.fault_protocol``).
+answers the control protocol (``harness.datapath.fault_protocol``).
 
-Run as its own process (``python -m harness.fault_fuse DIR --report FILE``), started and stopped by PID from
+Run as its own process (``python -m harness.datapath.fault_fuse DIR --report FILE``), started and stopped by PID from
 ``harness.runtime.fault_layer``; ``--send COMMAND`` instead sends one command to the layer mounted over ``DIR`` (how
 the kubernetes runtime commands the layer in its sidecar). It is mounted *over* ``DIR`` (it keeps a descriptor of
 the directory underneath and works relative to it), so Prometheus' data directory keeps its path. Every operation
@@ -38,11 +38,11 @@ from typing import Any
 
 import mfusepy
 
-from harness import fault_protocol as protocol
-from harness.fault_durability import PAGE_BYTES, Durability, FileState, parent
-from harness.fuse_main import log_to_stderr, serve
+from harness.datapath import fault_protocol as protocol
+from harness.datapath.fault_durability import PAGE_BYTES, Durability, FileState, parent
+from harness.datapath.fuse_main import log_to_stderr, serve
 
-log = logging.getLogger("harness.fault_fuse")
+log = logging.getLogger("harness.datapath.fault_fuse")
 
 CONTROL_PATH = "/" + protocol.CONTROL_NAME
 _CONTROL_FH = 0  # file handles of real files start at 1
@@ -363,7 +363,7 @@ class FaultFuse(mfusepy.Operations):  # type: ignore[misc]
         return len(data)
 
     def cut_kill(self) -> dict[str, Any]:
-        """SIGKILL the one ``prometheus`` process in sight, then cut (``harness.fault_protocol``)."""
+        """SIGKILL the one ``prometheus`` process in sight, then cut (``harness.datapath.fault_protocol``)."""
         found = [
             int(d.name)
             for d in Path("/proc").iterdir()
@@ -441,7 +441,7 @@ def _send(directory: Path, report: Path, command: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m harness.fault_fuse", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m harness.datapath.fault_fuse", description=__doc__.split("\n\n")[0])
     p.add_argument("directory", help="mounted over: the layer works on what is underneath")
     p.add_argument("--report", required=True, type=Path, help="where a command writes its answer (JSON)")
     p.add_argument(

@@ -1,5 +1,5 @@
 """The fault layer's durability model: what of each file is not durable yet, and so what a power cut takes away.
-Pure: it touches no file (the layer, ``harness.fault_fuse``, does the I/O and tells it what happened; it reads
+Pure: it touches no file (the layer, ``harness.datapath.fault_fuse``, does the I/O and tells it what happened; it reads
 through a function it is given), so it is tested without FUSE and without root. Standard library only.
 
 Every operation goes through to the directory underneath at once, so a reader, a SIGKILL or a clean unmount see
