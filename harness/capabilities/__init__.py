@@ -11,7 +11,7 @@ missing capability at run time.
 
 from __future__ import annotations
 
-from abc import ABC
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import ClassVar, TypeVar
 
@@ -21,12 +21,31 @@ from harness.scenario.model import Scenario
 class Capability(ABC):
     # What it lets a fault do, completing "needs a runtime that can ...".
     does: ClassVar[str]
+    # Why a runtime that does not offer it cannot, completing "the local runtime cannot: ...".
+    lacking: ClassVar[str] = "use --runtime kubernetes"
 
     @classmethod
     def refusal(cls, runtime: str, *, offered: bool, scenario: Scenario) -> str | None:
         """Why a run of ``scenario`` on ``runtime`` cannot have this capability; None: it can. ``offered``: the
         runtime can hand this kind out (``Runtime.offers``)."""
-        return None if offered else f"the {runtime} runtime cannot: use --runtime kubernetes"
+        return None if offered else f"the {runtime} runtime cannot: {cls.lacking}"
+
+
+class StorageGiven(Capability):
+    """A capability the storage gives or not (a server the run started, an export another client can reach), on
+    a runtime that can use it: the storage says why first."""
+
+    @classmethod
+    @abstractmethod
+    def storage_refusal(cls, scenario: Scenario) -> str | None:
+        """Why the scenario's storage does not give it; None: it does."""
+
+    @classmethod
+    def refusal(cls, runtime: str, *, offered: bool, scenario: Scenario) -> str | None:
+        why = cls.storage_refusal(scenario)
+        if why is None and not offered:
+            why = cls.lacking
+        return None if why is None else f"the {runtime} runtime cannot: {why}"
 
 
 CapabilityT = TypeVar("CapabilityT", bound=Capability)
@@ -43,4 +62,4 @@ def refusal(
     return None
 
 
-__all__ = ["Capability", "CapabilityT", "refusal"]
+__all__ = ["Capability", "CapabilityT", "StorageGiven", "refusal"]

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
-from harness.capabilities import Capability
+from harness.capabilities import StorageGiven
 from harness.scenario.model import Scenario
 from harness.storage import backend_for
 from harness.storage.base import ExportAccess
 
 
-class ExportReach(Capability):
+class ExportReach(StorageGiven):
     does = "let a second client write into the NFS export under Prometheus"
+    lacking = "it does not know where Prometheus' data is in an export"
 
     @classmethod
-    def refusal(cls, runtime: str, *, offered: bool, scenario: Scenario) -> str | None:
-        why = backend_for(scenario.storage).export_refusal(scenario.storage)
-        if why is None and not offered:
-            why = "it does not know where Prometheus' data is in an export"
-        return None if why is None else f"the {runtime} runtime cannot: {why}"
+    def storage_refusal(cls, scenario: Scenario) -> str | None:
+        return backend_for(scenario.storage).export_refusal(scenario.storage)
 
     @abstractmethod
     def data_export(self) -> ExportAccess:

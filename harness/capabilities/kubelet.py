@@ -10,20 +10,11 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from harness.capabilities import Capability
-from harness.scenario.model import Scenario
 
 
 class KubeletControl(Capability):
     does = "stop and start the kubelet of Prometheus' node"
-
-    @classmethod
-    def refusal(cls, runtime: str, *, offered: bool, scenario: Scenario) -> str | None:
-        if offered:
-            return None
-        return (
-            f"the {runtime} runtime cannot: its Prometheus is a process of this host, with no kubelet to stop; "
-            "use --runtime kubernetes"
-        )
+    lacking = "its Prometheus is a process of this host, with no kubelet to stop; use --runtime kubernetes"
 
     @abstractmethod
     def stop_kubelet(self, node: str, argv: list[str]) -> float:

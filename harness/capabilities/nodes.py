@@ -8,20 +8,11 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from harness.capabilities import Capability
-from harness.scenario.model import Scenario
 
 
 class NodeLifecycle(Capability):
     does = "stop and start nodes"
-
-    @classmethod
-    def refusal(cls, runtime: str, *, offered: bool, scenario: Scenario) -> str | None:
-        if offered:
-            return None
-        return (
-            f"the {runtime} runtime cannot: it has no nodes to lose (Prometheus runs on this host); "
-            "use --runtime kubernetes"
-        )
+    lacking = "it has no nodes to lose (Prometheus runs on this host); use --runtime kubernetes"
 
     @abstractmethod
     def stop_node(self, node: str, argv: list[str]) -> float:

@@ -5,21 +5,19 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
-from harness.capabilities import Capability
+from harness.capabilities import StorageGiven
 from harness.scenario.model import Scenario
 from harness.storage import backend_for
 
 
-class ServerControl(Capability):
+class ServerControl(StorageGiven):
     does = "stop and start the storage server"
+    lacking = "it restarts no storage server (a cluster's volumes use servers the run does not own)"
 
     @classmethod
-    def refusal(cls, runtime: str, *, offered: bool, scenario: Scenario) -> str | None:
+    def storage_refusal(cls, scenario: Scenario) -> str | None:
         # The storage knows whether the run owns its server; the runtime whether it can restart one at all.
-        why = backend_for(scenario.storage).server_refusal(scenario.storage)
-        if why is None and not offered:
-            why = "it restarts no storage server (a cluster's volumes use servers the run does not own)"
-        return None if why is None else f"the {runtime} runtime cannot: {why}"
+        return backend_for(scenario.storage).server_refusal(scenario.storage)
 
     @abstractmethod
     def stop(self) -> tuple[float, str]:
