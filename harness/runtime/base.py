@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +29,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from harness.capabilities import Capability, CapabilityT
 from harness.errors import InfraError, NotRecovered, WaitTimeout
+from harness.prom import PromClient
 from harness.promlog import replay_progress
 from harness.stages import StageId
+from harness.wait import wait_for
 
 if TYPE_CHECKING:
     from harness.kube import KubeInventory
@@ -243,6 +245,40 @@ def not_ready(
         f"{healthy}, and /-/ready never answered 200; by its log {progress}" + (f"; {more}" if more else ""),
         recovery,
     )
+
+
+def await_healthy_then_ready(
+    client: PromClient,
+    who: str,
+    *,
+    remaining: Callable[[], float],
+    interval_s: float,
+    not_ready_at: Callable[[float], NotReady],
+    check: Callable[[], None] = lambda: None,
+    describe: Callable[[], str] | None = None,
+) -> tuple[float, float]:
+    """Wait (bounded by ``remaining()`` each) until Prometheus answers /-/healthy, then /-/ready; when it did each
+    (Unix seconds). ``check`` raises where waiting longer is pointless (the process exited); a wait for /-/ready
+    that gives up raises ``not_ready_at(healthy_at)`` (how far the WAL replay got). Call it within
+    ``not_recovered_on_timeout``: a wait for /-/healthy that gives up is Prometheus not back."""
+
+    def healthy() -> bool:
+        check()
+        return client.healthy()
+
+    def ready() -> bool:
+        check()
+        return client.ready()
+
+    healthy_what = f"Prometheus ({who}) to answer /-/healthy"
+    wait_for(healthy, what=healthy_what, timeout_s=remaining(), interval_s=interval_s, describe=describe)
+    up_at = time.time()
+    try:
+        ready_what = f"Prometheus ({who}) to answer /-/ready (WAL replay)"
+        wait_for(ready, what=ready_what, timeout_s=remaining(), interval_s=interval_s)
+    except WaitTimeout as e:
+        raise not_ready_at(up_at) from e
+    return up_at, time.time()
 
 
 @contextmanager

@@ -31,7 +31,7 @@ from harness.capabilities.signals import SignalControl
 from harness.capabilities.storage_server import ServerControl
 from harness.capabilities.volume_fill import VolumeFiller
 from harness.datapath.mounts import first_untraversable
-from harness.errors import InfraError, NotRecovered, WaitTimeout
+from harness.errors import InfraError, NotRecovered
 from harness.loads import fio
 from harness.prom import PromClient
 from harness.prom_process import PrometheusCommand
@@ -42,6 +42,7 @@ from harness.runtime.base import (
     Runtime,
     StageMark,
     StorageDescription,
+    await_healthy_then_ready,
     not_ready,
     not_recovered_on_timeout,
 )
@@ -55,7 +56,6 @@ from harness.runtime.local_capabilities import (
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
 from harness.storage.base import EmbeddedServer, ProvisionedStorage
-from harness.wait import wait_for
 
 log = logging.getLogger(__name__)
 
@@ -303,41 +303,24 @@ class LocalRuntime(Runtime):
             if not container.daemon.alive():
                 raise NotRecovered(self._exit_message(container))
 
-        def healthy() -> bool:
-            alive_or_fail()
-            return client.healthy()
-
-        def ready() -> bool:
-            alive_or_fail()
-            return client.ready()
-
+        started = StageMark("container_started", container.started_unix_s, "the harness started the process")
         with PromClient(container.base_url, timeout_s=HTTP_TIMEOUT_S) as client, not_recovered_on_timeout():
-            wait_for(
-                healthy,
-                what=f"Prometheus ({container.name}) to answer /-/healthy",
-                timeout_s=remaining(),
+            up_at, ready_at = await_healthy_then_ready(
+                client,
+                container.name,
+                remaining=remaining,
                 interval_s=0.02,
+                check=alive_or_fail,
                 describe=self.log_excerpt,
-            )
-            up_at = time.time()
-            started = StageMark("container_started", container.started_unix_s, "the harness started the process")
-            try:
-                wait_for(
-                    ready,
-                    what=f"Prometheus ({container.name}) to answer /-/ready (WAL replay)",
-                    timeout_s=remaining(),
-                    interval_s=0.02,
-                )
-            except WaitTimeout as e:
-                raise not_ready(
+                not_ready_at=lambda up_at: not_ready(
                     container.name,
                     timeout_s,
                     waited_since_unix_s=waited_since,
                     recovery=Recovery(up_at, None, None, stages=(started,)),
                     still_healthy=container.daemon.alive() and client.healthy(),
                     log_text=container.daemon.log_text(),
-                ) from e
-            ready_at = time.time()
+                ),
+            )
         replays = wal_replay_durations_s(container.daemon.log_text())
         return Recovery(up_at, ready_at, replays[-1] if replays else None, stages=(started,))
 

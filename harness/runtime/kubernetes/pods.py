@@ -29,17 +29,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.errors import InfraError, NotRecovered, WaitTimeout
+from harness.errors import InfraError, NotRecovered
 from harness.kube.api import KubeApi
 from harness.kube.pods import PodInfo
 from harness.prom import PromClient
 from harness.promlog import storage_errors, wal_replay_durations_s
-from harness.runtime.base import NotReady, Recovery, StageMark, not_ready, not_recovered_on_timeout
+from harness.runtime.base import (
+    NotReady,
+    Recovery,
+    StageMark,
+    await_healthy_then_ready,
+    not_ready,
+    not_recovered_on_timeout,
+)
 from harness.runtime.kubernetes.resources import DELETE_TIMEOUT_S, Created
 from harness.runtime.manifests.common import Names
 from harness.runtime.manifests.prometheus import CONTAINER
 from harness.stages import StageId
-from harness.wait import wait_for
 
 HTTP_TIMEOUT_S = 2.0
 
@@ -183,24 +189,14 @@ class PodTracker:
         self.url = url = self.reach(pod)
         self.state = PodState.STARTING
         with PromClient(url, timeout_s=HTTP_TIMEOUT_S) as client, not_recovered_on_timeout():
-            wait_for(
-                client.healthy,
-                what=f"Prometheus ({self.instance()}) to answer /-/healthy at {url}",
-                timeout_s=remaining(),
+            up_at, ready_at = await_healthy_then_ready(
+                client,
+                f"{self.instance()}, at {url}",
+                remaining=remaining,
                 interval_s=0.05,
                 describe=lambda: self.describe(self.api.read_pod(names.namespace, names.pod)),
+                not_ready_at=lambda up_at: self._not_ready(client, timeout_s, waited_since, up_at),
             )
-            up_at = time.time()
-            try:
-                wait_for(
-                    client.ready,
-                    what=f"Prometheus ({self.instance()}) to answer /-/ready at {url} (WAL replay)",
-                    timeout_s=remaining(),
-                    interval_s=0.05,
-                )
-            except WaitTimeout as e:
-                raise self._not_ready(client, timeout_s, waited_since, up_at) from e
-            ready_at = time.time()
         self.pod = self.api.read_pod(names.namespace, names.pod) or pod
         self.state = PodState.READY
         if self.pod.node and self.pod.node not in self.nodes_seen:
