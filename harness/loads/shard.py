@@ -45,7 +45,7 @@ class ShardSpec:
     shards: int
     shard: int | None  # None: from JOB_COMPLETION_INDEX
     endpoint: str | None
-    control: Literal["stdin", "signal"]
+    control: Literal["stdin", "sigterm"]  # how the shard is told to stop: a line on stdin, or SIGTERM (a pod)
     request_timeout_s: float = 5.0
     retry_bound_s: float = 1.0
     # Seconds to wait, before saying "start", until Prometheus answers ready at the endpoint. A Service's address
@@ -123,7 +123,7 @@ def run(spec: ShardSpec, shard: int, stdin: TextIO, out: _Out) -> None:
         report=report,
     )
     stop = threading.Event()
-    if spec.control == "signal":
+    if spec.control == "sigterm":
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
     out.line({"k": "start", "shard": shard, "shards": spec.shards, "batches": len(writer.batches), "pid": os.getpid()})

@@ -141,7 +141,7 @@ class JobShards:
             shards=shards,
             shard=None,
             endpoint=self._endpoint,
-            control="signal",
+            control="sigterm",
             wait_ready_s=SERVICE_READY_S,
         )
         self.api.create(job_manifest(spec, self.names, self.image))
