@@ -34,10 +34,24 @@ CLUSTER_ROWS = [row for row in CONFORMANCE if row.kubernetes is not None]
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 
+# Faults that change a node for every pod on it (a cordon, a stopped kubelet: NotReady, unreachable taints): the
+# row holds the cluster alone, as tests/k8s/test_node_loss.py does (CI, 2026-12-06: a kubelet_restart beside another
+# test's pod on node-1 had that test's doctor refuse the node).
+NODE_WIDE = {"reschedule", "node_loss", "kubelet_restart"}
+
+
 def _param(row: Row) -> Any:
+    marks = []
     if row.pv is not None and row.pv.own_filesystem:
-        return pytest.param(row, id=row.name, marks=pytest.mark.root(reason="a loop-mounted ext4 under the local PV"))
-    return pytest.param(row, id=row.name)
+        marks.append(pytest.mark.root(reason="a loop-mounted ext4 under the local PV"))
+    actions = {f.action for f in load_scenario(ROOT / row.file, _overrides(row)).faults}
+    if actions & NODE_WIDE:
+        marks.append(pytest.mark.cluster_exclusive)
+    return pytest.param(row, id=row.name, marks=marks)
+
+
+def _overrides(row: Row) -> tuple[str, ...]:
+    return LocalPv.overrides(NODE, "/mnt/disks/x") if row.pv is not None else ()
 
 
 @pytest.fixture
