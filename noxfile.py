@@ -92,7 +92,8 @@ def bench_local(session: nox.Session) -> None:
 
 @nox.session(name="bench-nfs")
 def bench_nfs(session: nox.Session) -> None:
-    """The NFS scenario: an embedded NFS-Ganesha mounted by the harness's user-space client (see the README)."""
+    """The NFS scenario: an embedded NFS-Ganesha mounted by the harness's user-space client (see
+    docs/concepts/storage.md)."""
     _bench(session, "nfs")
 
 

@@ -1,7 +1,7 @@
 """The settings of the harness host and its cluster that come from the environment, not from the scenario: one
 table (``VARIABLES``), read once by the CLI (``Settings.from_environ``) and handed down; nothing below the CLI reads
-the environment. The README's list of variables is generated from the same table (``markdown_table``), and a test
-holds the two equal.
+the environment. The documentation site's list of variables (``docs/reference/settings.md``) is generated from the
+same table (``markdown_table``), and a test holds the two equal.
 
 A variable that is set but means nothing (``HARNESS_K8S_REACH=maybe``) is a UsageError naming it and what it takes
 (exit 2), raised when the settings are read, before anything runs.
@@ -146,7 +146,7 @@ class Settings:
 
 
 def markdown_table() -> str:
-    """The README's table of variables, from ``VARIABLES``."""
+    """The documentation site's table of variables (``docs/reference/settings.md``), from ``VARIABLES``."""
     rows = [
         f"| `{v.name}` | {v.default if v.default.startswith('(') else f'`{v.default}`'} | {v.meaning} |"
         for v in VARIABLES

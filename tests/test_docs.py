@@ -5,6 +5,8 @@ navigation, fails it), and every shipped scenario file is named on some page."""
 from __future__ import annotations
 
 import os
+import pkgutil
+import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import harness
 from harness import docs_gen
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,3 +83,12 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert (tmp_path / "site" / "reference" / "scenario" / "index.html").is_file()
+
+
+def test_the_architecture_page_names_every_top_level_module() -> None:
+    """docs/operations/architecture.md's layout names each module and package of ``harness`` (and no other)."""
+    text = (DOCS / "operations" / "architecture.md").read_text()
+    named = set(re.findall(r"^  (\w+)(?:\.py|/)", text, re.M))
+    modules = {m.name for m in pkgutil.iter_modules(harness.__path__) if m.name != "__main__"}
+    assert modules - named == set(), "describe these in docs/operations/architecture.md's layout"
+    assert named - modules == set(), "docs/operations/architecture.md names modules that do not exist"

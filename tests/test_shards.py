@@ -137,7 +137,7 @@ def test_the_shipped_sharded_load_passes_with_the_ledger_exact_against_prometheu
     """150k samples/s in requests of 1,000 series from 2 shards through a SIGKILL: 9M samples offered in 60 s.
 
     Whether that rate is carried is not this machine's to promise: alone, 150k/s is about all Prometheus takes on
-    2 cores (README, benchmarks section 6); beside the suite's other workers it is far from it (a run at load
+    2 cores (docs/benchmarks.md, section 6); beside the suite's other workers it is far from it (a run at load
     average 12-16: the shards skipped 65% of the offered samples and 2.6M were acknowledged). So the test asks for
     no rate; it asks that nothing offered vanished without a word: every sample is acknowledged, failed (while
     Prometheus restarts) or skipped, and a skip is reported. The rate is asserted where the load leaves headroom
