@@ -113,7 +113,9 @@ def test_a_pv_that_is_a_directory_of_the_nodes_filesystem_is_never_filled(
     result = load_result(result_file)
     assert result.verdict is Status.ERROR
     assert not list(Path(vol.path).glob(".harness-fill-*"))
-    assert Space.of(Path(vol.path)).for_users > node_free.for_users - (256 << 20)  # the node was not filled
+    # The node was not filled: a fill leaves no block for users. Not "within 256 MiB of before": the node's disk is
+    # this host's, where the tests beside this one write gigabytes meanwhile (1.1 GiB in CI, 2026-12-06).
+    assert Space.of(Path(vol.path)).for_users > node_free.for_users // 2
     assert_nothing_left(api_client, result.run_id, (vol.pv,), (vol.storage_class,))
 
 
