@@ -11,8 +11,8 @@
 - ``KubeVolumeFill``: a pod of the run's on Prometheus' node fills the volume (``harness.runtime.kube_fill``);
 - ``KubeExport``: the export the run's NFS PV names, which this host's own NFS client reaches.
 
-They act on the pod the runtime tracks and tell it what they did to it (``container_going``, ``pod_going``,
-``node_going``), so its recovery wait knows what to expect.
+They act on the pod the runtime tracks and tell its tracker (``harness.runtime.kubernetes.pods``) what they did to
+it (``container_going``, ``pod_going``, ``node_going``), so its recovery wait knows what to expect.
 """
 
 from __future__ import annotations
@@ -54,13 +54,13 @@ class KubeSignals(SignalControl):
 
     def send(self, sig: signal.Signals) -> tuple[float, str]:
         rt = self.runtime
-        pod = rt.container_going()
+        pod = rt.tracker.container_going()
         name = sig.name.removeprefix("SIG")
         # pidof and kill run in the sidecar, which sees Prometheus through the pod's shared process namespace.
         script = f"pid=$(/bin/busybox pidof prometheus) && /bin/busybox kill -{name} $pid && echo $pid"
         injected = time.time()
         out = rt.api.exec(pod.namespace, pod.name, TOOLS_CONTAINER, ["/bin/busybox", "sh", "-c", script]).strip()
-        rt.container_gone()
+        rt.tracker.container_gone()
         if not out.isdigit():
             raise InfraError(
                 f"could not send {sig.name} to Prometheus in {pod.namespace}/{pod.name}: {out or '(no output)'}"
@@ -79,10 +79,10 @@ class KubeFaultLayer(FaultLayerControl):
     def power_cut(self) -> PowerCut:
         """The layer kills Prometheus and cuts in one request (``cut-kill``): the kubelet, not the harness, restarts
         the container, and the layer refuses every change until the killed process is gone."""
-        pod = self.runtime.container_going()
+        pod = self.runtime.tracker.container_going()
         injected = time.time()
         answer = self._command(pod, CUT_KILL)
-        self.runtime.container_gone()
+        self.runtime.tracker.container_gone()
         cut = cut_report(answer)
         detail = cut_detail(
             cut,
@@ -96,7 +96,7 @@ class KubeFaultLayer(FaultLayerControl):
         return PowerCut(injected, detail, cut.last_fsync_under(WAL_DIR))
 
     def io_fault(self, fault: IoFault) -> tuple[float, str]:
-        pod = self.runtime.current_pod()
+        pod = self.runtime.tracker.require_pod()
         answer = self._command(pod, io_set_command(fault))
         self._io_fault = fault
         return float(answer["set_at_unix_s"]), (
@@ -107,7 +107,7 @@ class KubeFaultLayer(FaultLayerControl):
         fault, self._io_fault = self._io_fault, None
         if fault is None:
             return "no I/O fault was set"
-        pod = self.runtime.current_pod()
+        pod = self.runtime.tracker.require_pod()
         return io_summary(io_counts(self._command(pod, IO_CLEAR)), failing=fault.errno_name is not None)
 
     def _command(self, pod: PodInfo, command: str) -> dict[str, Any]:
@@ -134,7 +134,7 @@ class KubeNodes(NodeLifecycle):
         self.runtime = runtime
 
     def stop_node(self, node: str, argv: list[str]) -> float:
-        self.runtime.node_going(node)
+        self.runtime.tracker.node_going(node)
         at = time.time()
         run_node_command(argv, node, f"stop node {node}")
         return at
@@ -142,7 +142,7 @@ class KubeNodes(NodeLifecycle):
     def start_node(self, node: str, argv: list[str], timeout_s: float) -> float:
         run_node_command(argv, node, f"start node {node}")
         self.runtime.api.wait_node(node, ready=True, timeout_s=timeout_s)
-        self.runtime.node_back(node)
+        self.runtime.tracker.node_back(node)
         return time.time()
 
     def wait_node(self, node: str, *, ready: bool, timeout_s: float) -> float:
@@ -151,11 +151,11 @@ class KubeNodes(NodeLifecycle):
 
     def force_delete_pod(self) -> tuple[float, str]:
         rt = self.runtime
-        pod = rt.pod_going()
+        pod = rt.tracker.pod_going()
         deleted = time.time()
         rt.api.force_delete_pod(pod.namespace, pod.name)
-        new = rt.await_new_pod(pod)
-        kept = "the same claim" if rt.backend.survives_new_pod else "a new, empty emptyDir"
+        new = rt.tracker.await_new_pod(pod)
+        kept = rt.kept_volume()
         where = new.node or f"no node yet ({new.unschedulable})"
         return deleted, f"pod {pod.name} force-deleted (grace period 0); the new pod: {where}, with {kept}"
 
@@ -187,7 +187,7 @@ class KubeVolumeFill(VolumeFiller):
         self.pods = pods
 
     def fill(self) -> VolumeFill:
-        return self.pods.fill(self.runtime.current_pod().node)
+        return self.pods.fill(self.runtime.tracker.require_pod().node)
 
     def free(self) -> None:
         self.pods.free()

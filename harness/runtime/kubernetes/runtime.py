@@ -277,7 +277,7 @@ class KubernetesRuntime(Runtime):
         injected = time.time()
         self.api.delete("Pod", pod.name, pod.namespace)
         self.tracker.await_new_pod(pod)
-        kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
+        kept = self.kept_volume()
         return injected, f"pod {pod.name} deleted on {pod.node}; the StatefulSet recreated it; the new pod gets {kept}"
 
     def reinstall(self) -> tuple[float, str]:
@@ -314,7 +314,7 @@ class KubernetesRuntime(Runtime):
             return injected, "already at 1 replica"
         self.deployment.scale(1)
         tracker.await_new_pod(old)
-        kept = "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
+        kept = self.kept_volume()
         return (
             injected,
             f"{self.deployment.owner} scaled back to 1: the new pod runs on {self.pod_node()} and gets {kept}",
@@ -354,34 +354,9 @@ class KubernetesRuntime(Runtime):
         if node in self.cordoned:
             self.cordoned.remove(node)
 
-    # --- what a capability did to the pod (harness.runtime.kube_capabilities; the tracker keeps the state) ------
-
-    def current_pod(self) -> PodInfo:
-        """The pod Prometheus runs in; InfraError when there is none (the runtime was not started)."""
-        return self.tracker.require_pod()
-
-    def pod_going(self) -> PodInfo:
-        """The current pod is about to be deleted (``pods.PodTracker.pod_going``)."""
-        return self.tracker.pod_going()
-
-    def container_going(self) -> PodInfo:
-        """Prometheus' container is about to be killed in its pod (``pods.PodTracker.container_going``)."""
-        return self.tracker.container_going()
-
-    def container_gone(self) -> None:
-        """The signal (or cut) was delivered (``pods.PodTracker.container_gone``)."""
-        self.tracker.container_gone()
-
-    def node_going(self, node: str) -> None:
-        """``node`` is about to be lost (``pods.PodTracker.node_going``)."""
-        self.tracker.node_going(node)
-
-    def node_back(self, node: str) -> None:
-        self.tracker.node_back(node)
-
-    def await_new_pod(self, old: PodInfo) -> PodInfo:
-        """Wait until the StatefulSet has replaced ``old`` and the scheduler has decided (a node, or why not)."""
-        return self.tracker.await_new_pod(old)
+    def kept_volume(self) -> str:
+        """What a new pod gets of the old one's data, in words."""
+        return "the same claim" if self.backend.survives_new_pod else "a new, empty emptyDir"
 
 
 def refuse_unsupported(scenario: Scenario) -> None:
