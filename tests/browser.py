@@ -16,6 +16,8 @@ from typing import Any
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.wait import WebDriverWait
 
 WINDOW_WIDTH_PX = 1366  # the narrowest laptop screen still common: reports must fit it without scrolling sideways
 WINDOW_HEIGHT_PX = 900
@@ -105,3 +107,69 @@ def chromium() -> Iterator[Browser]:
         yield Browser(driver)
     finally:
         driver.quit()
+
+
+# --- pages served over HTTP (the documentation site): by URL, with what a reader clicks and types ----------------
+
+SEARCH_TIMEOUT_S = 30  # Material's search builds its index in a web worker after the page loads
+
+
+class SiteBrowser(Browser):
+    """The same browser, for pages served over HTTP (a ``file://`` page has no search: its web worker is refused)."""
+
+    def check_url(self, url: str) -> PageCheck:
+        self._driver.get_log("browser")
+        self._driver.get(url)
+        facts = self._driver.execute_script(_MEASURE_JS)
+        errors = [e["message"] for e in self._driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+        return PageCheck(
+            title=facts["title"],
+            console_errors=errors,
+            images=facts["images"],
+            client_width_px=int(facts["clientWidth"]),
+            scroll_width_px=int(facts["scrollWidth"]),
+            too_wide=list(facts["tooWide"]),
+        )
+
+    def links(self, css: str) -> list[str]:
+        """The absolute URL of every link matching ``css`` on the page open now, in document order."""
+        return [str(e.get_attribute("href")) for e in self._driver.find_elements(By.CSS_SELECTOR, css)]
+
+    def statuses(self, urls: list[str]) -> dict[str, int]:
+        """The HTTP status of each URL as the page open now fetches it (the browser's view, not the test's)."""
+        script = """
+        const done = arguments[arguments.length - 1];
+        Promise.all(arguments[0].map(u => fetch(u, {cache: 'no-store'}).then(r => [u, r.status], () => [u, 0])))
+          .then(pairs => done(Object.fromEntries(pairs)));
+        """
+        return {str(k): int(v) for k, v in self._driver.execute_async_script(script, urls).items()}
+
+    def search(self, query: str) -> list[tuple[str, str]]:
+        """Type ``query`` into a Material for MkDocs search box, as a reader does, and return each result's title and
+        link once results are listed (a TimeoutException when none come within SEARCH_TIMEOUT_S)."""
+        box = self._driver.find_element(By.CSS_SELECTOR, "input.md-search__input")
+        self._driver.execute_script("arguments[0].focus()", box)
+        box.send_keys(query)
+        css = "li.md-search-result__item a.md-search-result__link"
+        WebDriverWait(self._driver, SEARCH_TIMEOUT_S).until(lambda d: d.find_elements(By.CSS_SELECTOR, css))
+        found = self._driver.find_elements(By.CSS_SELECTOR, css)
+        return [(e.text.split("\n", 1)[0], str(e.get_attribute("href"))) for e in found]
+
+    def window_screenshot(self, out: Path, *, scale: float = 1.0) -> Path:
+        """What the window shows (the top of a long page), as PNG; ``scale`` below 1 makes it smaller."""
+        metrics = self._driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
+        view = metrics["cssVisualViewport"]
+        clip = {"x": 0, "y": view["pageY"], "width": view["clientWidth"], "height": view["clientHeight"]}
+        shot = self._driver.execute_cdp_cmd(
+            "Page.captureScreenshot", {"format": "png", "clip": {**clip, "scale": scale}}
+        )
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(base64.b64decode(shot["data"]))
+        return out
+
+
+@contextmanager
+def site_chromium() -> Iterator[SiteBrowser]:
+    """``chromium()`` for pages served over HTTP."""
+    with chromium() as browser:
+        yield SiteBrowser(browser._driver)
