@@ -10,7 +10,9 @@
 - ``settings.md``: every ``HARNESS_*`` variable, from ``harness.settings.markdown_table``;
 - ``results.md``: the result schema version and its format history (``harness.results.model``);
 - ``conformance.md``: every shipped scenario file with how it must end on each runtime, and the nightly set
-  (``harness.conformance``).
+  (``harness.conformance``);
+- ``_field-notes.md``: not a page but the sections ``docs/field-notes.md`` includes, the commands and verdicts of the
+  field notes replayed step by step (``harness.docs_gen.field_notes``, from the conformance rows).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from harness.docs_gen.field_notes import field_notes_page
 from harness.docs_gen.markdown import COMMAND, DEFAULT_DIR
 from harness.docs_gen.pages import cli_page, conformance_page, results_page, settings_page
 from harness.docs_gen.scenario import scenario_page
@@ -32,6 +35,7 @@ PAGES: dict[str, Callable[[], str]] = {
     "settings.md": settings_page,
     "results.md": results_page,
     "conformance.md": conformance_page,
+    "_field-notes.md": field_notes_page,
 }
 
 
