@@ -1,6 +1,7 @@
 """The documentation site cannot drift from the code: the generated reference pages are what ``harness.docs_gen``
 makes now, the site builds with ``mkdocs build --strict`` (a broken link or anchor, or a page left out of the
-navigation, fails it), and every shipped scenario file is named on some page."""
+navigation, fails it), every shipped scenario file is named on some page, and each says on its first line what it
+shows and which page explains it."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import re
 import shutil
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 import harness
-from harness import docs_gen
+from harness import conformance, docs_gen
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -92,3 +94,44 @@ def test_the_architecture_page_names_every_top_level_module() -> None:
     modules = {m.name for m in pkgutil.iter_modules(harness.__path__) if m.name != "__main__"}
     assert modules - named == set(), "describe these in docs/operations/architecture.md's layout"
     assert named - modules == set(), "docs/operations/architecture.md names modules that do not exist"
+
+
+# --- every scenario file's first line: what it shows, and its page ----------------------------------------------
+
+# Line 1 of a scenario file stays the yaml-language-server modeline (editors take the schema from it; only a comment
+# starting with it is one), followed by what the file shows and the page that explains it, so a reader of the file
+# finds the page and nothing below line 1 moves (messages quote scenario files by line).
+FIRST_LINE = re.compile(
+    r"^# yaml-language-server: \$schema=scenario\.schema\.json -- shows: (?P<what>.+); "
+    r"(?P<page>docs/[\w/.-]+\.md)(?:#(?P<anchor>[\w-]+))?$"
+)
+
+
+def anchors(page: Path) -> set[str]:
+    """The anchors of a page's headings: an explicit ``{#id}``, else the text slugified as Python-Markdown's toc
+    extension does (``## The demo`` -> ``the-demo``)."""
+    out = set()
+    for heading in re.findall(r"^#{1,6} (.+)$", page.read_text(), re.M):
+        explicit = re.search(r"\{#([\w-]+)\}\s*$", heading)
+        if explicit:
+            out.add(explicit.group(1))
+            continue
+        text = unicodedata.normalize("NFKD", heading.replace("`", "")).encode("ascii", "ignore").decode()
+        out.add(re.sub(r"[-\s]+", "-", re.sub(r"[^\w\s-]", "", text).strip().lower()))
+    return out
+
+
+@pytest.mark.parametrize("scenario", sorted((ROOT / "scenarios").glob("*.yaml")), ids=lambda p: p.stem)
+def test_a_scenario_files_first_line_says_what_it_shows_and_links_its_page(scenario: Path) -> None:
+    line = scenario.read_text().splitlines()[0]
+    found = FIRST_LINE.match(line)
+    assert found, f"{scenario.name}:1 should read '{FIRST_LINE.pattern}', not {line!r}"
+    page = ROOT / found["page"]
+    assert page.is_file(), f"{scenario.name}:1 links {found['page']}, which does not exist"
+    assert f"scenarios/{scenario.name}" in page.read_text(), f"{found['page']} does not name scenarios/{scenario.name}"
+    if found["anchor"]:
+        assert found["anchor"] in anchors(page), f"{found['page']} has no heading #{found['anchor']}"
+    # An outcome it states is the one its conformance row holds it to.
+    [row] = [r for r in conformance.CONFORMANCE if r.file == f"scenarios/{scenario.name}"]
+    said = "(kubernetes runtime only)" if row.local is None else f"(exit {row.local.exit_code})"
+    assert said in found["what"], f"{scenario.name}:1 should say {said}, as harness/conformance.py does"
