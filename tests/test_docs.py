@@ -135,3 +135,12 @@ def test_a_scenario_files_first_line_says_what_it_shows_and_links_its_page(scena
     [row] = [r for r in conformance.CONFORMANCE if r.file == f"scenarios/{scenario.name}"]
     said = "(kubernetes runtime only)" if row.local is None else f"(exit {row.local.exit_code})"
     assert said in found["what"], f"{scenario.name}:1 should say {said}, as harness/conformance.py does"
+
+
+def test_every_scenario_key_has_a_description() -> None:
+    """Each row of the scenario reference says what its key does: a field's ``description``, or for a section the
+    first paragraph of its model's docstring. A key added without one fails here, naming it."""
+    rows = re.findall(r"^\| `([^`]+)` \|.*\| (.*?) ?\|$", docs_gen.scenario_page(), re.M)
+    assert len(rows) > 200, "the scenario reference's tables were not found"
+    bare = [key for key, description in rows if not description.strip()]
+    assert bare == [], "give these keys a Field(description=...) in harness/scenario/"

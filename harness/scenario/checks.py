@@ -14,7 +14,7 @@ from harness.stages import StageId
 
 
 class HistorySurvival(Strict):
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="false: the history is not checked")
     max_samples_lost: int = Field(default=0, ge=0, description="acknowledged samples that may be missing")
     after_each_fault: bool = Field(default=True, description="also check right after each recovery")
 
@@ -45,7 +45,10 @@ RecoveryLimits = Annotated[
 
 
 class Checks(Strict):
-    history_survival: HistorySurvival = Field(default_factory=HistorySurvival)
+    history_survival: HistorySurvival = Field(
+        default_factory=HistorySurvival,
+        description="the durability oracle: the samples Prometheus acknowledged must be there afterwards",
+    )
     recovery_limits_s: RecoveryLimits = Field(
         default_factory=dict,
         alias="max_recovery",
@@ -54,4 +57,9 @@ class Checks(Strict):
             "counted from the injection, e.g. {scheduled: 5s, ready: 30s, first_sample: 40s}"
         ),
     )
-    min_fio_write_iops: float | None = Field(default=None, ge=0)
+    min_fio_write_iops: float | None = Field(
+        default=None,
+        ge=0,
+        description="a floor: every fio job that writes must reach this many write IOPS (check fio-write-iops); "
+        "unset: no floor",
+    )

@@ -18,8 +18,14 @@ from harness.scenario.units import Seconds
 class FaultTiming(Strict):
     """When a fault happens: ``at`` a time after the load starts, or ``every`` interval (``count`` times)."""
 
-    at_s: Seconds | None = Field(default=None, alias="at")
-    every_s: Seconds | None = Field(default=None, alias="every")
+    at_s: Seconds | None = Field(
+        default=None, alias="at", description="when, counted from the start of the load; before `duration`"
+    )
+    every_s: Seconds | None = Field(
+        default=None,
+        alias="every",
+        description="instead of at: at every, twice every, ... up to 1 s before the end (or `count` times)",
+    )
     count: int | None = Field(default=None, ge=1, description="with every: how many times (default: until the end)")
 
     @model_validator(mode="after")
@@ -53,38 +59,40 @@ class FaultWindow(FaultTiming):
 class SigkillFault(FaultTiming):
     """The container is killed (SIGKILL); the kubelet restarts it in the same pod: volumes, even an emptyDir, stay."""
 
-    action: Literal["sigkill"]
+    action: Literal["sigkill"] = Field(description="the container is killed (SIGKILL) and restarted in the same pod")
 
 
 class SigtermFault(FaultTiming):
     """Prometheus is asked to stop (SIGTERM), shuts down cleanly, and the kubelet restarts it in the same pod."""
 
-    action: Literal["sigterm"]
+    action: Literal["sigterm"] = Field(
+        description="Prometheus stops cleanly (SIGTERM) and is restarted in the same pod"
+    )
 
 
 class RestartFault(FaultTiming):
     """The pod is deleted and recreated on the same node: an emptyDir is new and empty."""
 
-    action: Literal["restart"]
+    action: Literal["restart"] = Field(description="the pod is deleted and recreated on the same node")
 
 
 class RescheduleFault(FaultTiming):
     """The pod is recreated on another node (its node is cordoned until the new pod runs elsewhere)."""
 
-    action: Literal["reschedule"]
+    action: Literal["reschedule"] = Field(description="the pod is recreated on another node")
 
 
 class RedeployFault(FaultTiming):
     """The release is uninstalled and installed again: a new pod and, on Kubernetes, a new claim."""
 
-    action: Literal["redeploy"]
+    action: Literal["redeploy"] = Field(description="the release is uninstalled and installed again")
 
 
 class ScaleZeroFault(FaultTiming):
     """The StatefulSet is scaled to 0 (Prometheus stops cleanly, its pod is deleted) and back to 1 after ``down``:
     the new pod gets the same claim (an emptyDir baseline gets a new, empty one)."""
 
-    action: Literal["scale_zero"]
+    action: Literal["scale_zero"] = Field(description="the StatefulSet goes to 0 replicas, and back to 1 after `down`")
     down_s: Seconds = Field(default=10.0, alias="down", description="how long no Prometheus runs")
 
 
@@ -103,8 +111,12 @@ class NodeLossFault(FaultTiming):
     force-deleted, as an operator would: a local PV then cannot follow it) or ``nothing`` (Prometheus stays gone
     until the run's ready timeout). The node always comes back at the end of the fault, also on Ctrl-C."""
 
-    action: Literal["node_loss"]
-    then: Literal["restore", "force_delete", "nothing"] = "restore"
+    action: Literal["node_loss"] = Field(description="Prometheus' node dies (Kubernetes runtime)")
+    then: Literal["restore", "force_delete", "nothing"] = Field(
+        default="restore",
+        description="after `wait`: the node comes back, the pod is force-deleted once the node is NotReady, or "
+        "nothing (Prometheus stays gone until the ready timeout)",
+    )
     wait_s: Seconds = Field(default=30.0, alias="wait", description="how long after the loss the harness acts")
     node_control: NodeControl | None = Field(
         default=None, description="default: the commands in $HARNESS_NODE_STOP and $HARNESS_NODE_START (shell words)"
@@ -127,7 +139,9 @@ class KubeletRestartFault(FaultWindow):
     the pod (it waits far longer before evicting it). Expect the same container afterwards and every acknowledged
     sample kept. On a cluster only: the local runtime has no kubelet."""
 
-    action: Literal["kubelet_restart"]
+    action: Literal["kubelet_restart"] = Field(
+        description="the kubelet of Prometheus' node stops for `for` (Kubernetes runtime)"
+    )
     kubelet_control: KubeletCommands = Field(description="the commands that stop and start a node's kubelet")
 
 
@@ -139,7 +153,9 @@ class PowerLossFault(FaultTiming):
     over the data directory, mounted when a scenario has this fault (on a cluster in a privileged sidecar of
     Prometheus' pod, where ``prometheus.privileged_helper`` allows it)."""
 
-    action: Literal["power_loss"]
+    action: Literal["power_loss"] = Field(
+        description="what was not fsynced under the data directory is lost, and Prometheus dies"
+    )
 
 
 # The operations an I/O fault can hit (Chaos Mesh IOChaos' names where they overlap;
@@ -179,7 +195,7 @@ class IoErrorsFault(IoFaultWindow):
     record quotes what Prometheus logged. Then they work again: Prometheus must take writes, and every sample it
     acknowledged must still be there."""
 
-    action: Literal["io_errors"]
+    action: Literal["io_errors"] = Field(description="the chosen operations under the data directory fail for `for`")
     errno: str = Field(default="EIO", description="the error they fail with, by name: EIO, ENOSPC, EROFS, ...")
 
     @field_validator("errno")
@@ -195,7 +211,9 @@ class IoLatencyFault(IoFaultWindow):
     overloaded disk); they still succeed. The record says how many were delayed and what Prometheus and the load
     saw; every acknowledged sample must survive."""
 
-    action: Literal["io_latency"]
+    action: Literal["io_latency"] = Field(
+        description="the chosen operations under the data directory are slower for `for`"
+    )
     delay_s: Seconds = Field(alias="delay", description="added to each operation hit, e.g. 100ms")
 
     @field_validator("delay_s")
@@ -216,7 +234,7 @@ class DiskFullFault(FaultWindow):
     a disk at ``storage.path``; on a cluster a PV that is a whole filesystem on a block device, filled from a pod of
     the run's on Prometheus' node): the harness never fills a host's or a node's filesystem."""
 
-    action: Literal["disk_full"]
+    action: Literal["disk_full"] = Field(description="the volume's filesystem is full for `for`")
 
 
 class ServerRestartFault(FaultWindow):
@@ -226,7 +244,7 @@ class ServerRestartFault(FaultWindow):
     write through the data path got through again. Only a server this run started (``server: embedded``,
     ``target_portal: embedded``): the harness never stops a server it did not start."""
 
-    action: Literal["server_restart"]
+    action: Literal["server_restart"] = Field(description="the storage server the run started stops for `for`")
 
 
 class SecondWriterFault(FaultWindow):
@@ -239,9 +257,9 @@ class SecondWriterFault(FaultWindow):
     storage: one the run mounts itself (local runtime) or the NFS PV the run creates (kubernetes runtime; the harness
     host must reach the NFS server)."""
 
-    action: Literal["second_writer"]
+    action: Literal["second_writer"] = Field(description="another uid writes into Prometheus' NFS export for `for`")
     uid: int = Field(default=472, ge=0, description="the other application's uid (Grafana's: 472)")
-    gid: int = Field(default=472, ge=0)
+    gid: int = Field(default=472, ge=0, description="its gid (Grafana's: 472)")
     creates: list[str] = Field(
         default_factory=lambda: ["grafana.db", "plugins/", "png/"],
         min_length=1,

@@ -13,21 +13,28 @@ from harness.scenario.units import Bytes, Seconds
 
 
 class Churn(Strict):
-    every_s: Seconds = Field(alias="every")
+    every_s: Seconds = Field(alias="every", description="how often a share of the series is replaced")
     fraction: float = Field(gt=0.0, le=1.0, description="share of series replaced by new ones at each churn")
 
 
 class TsdbLoad(Strict):
     """A synthetic write load whose every acknowledged sample is recorded, so the history check can be exact."""
 
-    mode: Literal["remote_write", "scrape"] = "remote_write"
-    series: int = Field(default=1000, ge=1, le=5_000_000)
+    mode: Literal["remote_write", "scrape"] = Field(
+        default="remote_write",
+        description="remote_write: the load sends its samples and records each one Prometheus acknowledges; "
+        "scrape: an exporter serves them for Prometheus to scrape (nothing is acknowledged: the check holds "
+        "Prometheus to what it returned before each fault)",
+    )
+    series: int = Field(default=1000, ge=1, le=5_000_000, description="series written, one sample each per interval")
     interval_s: Seconds = Field(default=1.0, alias="interval", description="time between two samples of a series")
     metrics: int = Field(default=10, ge=1, description="series are spread over this many metric names")
     label_cardinality: int = Field(
         default=100, ge=1, description="distinct values of the 'instance'-like label the series vary over"
     )
-    churn: Churn | None = None
+    churn: Churn | None = Field(
+        default=None, description="replace a share of the series by new ones every so often; null: the same series"
+    )
     batch_series: int = Field(default=5000, ge=1, description="remote write: series per request")
     shards: int = Field(
         default=1,
@@ -76,16 +83,23 @@ FioProfileName = Literal["randwrite-4k", "randread-4k", "seqwrite-1m", "wal-appe
 
 
 class FioJob(Strict):
-    profile: FioProfileName
+    profile: FioProfileName = Field(
+        description="the I/O pattern: randwrite-4k, randread-4k (4 KiB random, O_DIRECT), seqwrite-1m (1 MiB "
+        "sequential, O_DIRECT), wal-append (buffered 32 KiB appends, an fsync per segment, as Prometheus' WAL)"
+    )
     name: str | None = Field(default=None, description="default: the profile name")
-    runtime_s: Seconds = Field(default=10.0, alias="runtime")
+    runtime_s: Seconds = Field(default=10.0, alias="runtime", description="how long fio runs it (--runtime)")
     size_bytes: Bytes | None = Field(
         default=None, alias="size", description="file size; default: sized to the free space, at most 1Gi"
     )
     direct: bool | None = Field(default=None, description="O_DIRECT; default per profile")
     ioengine: str | None = Field(default=None, description="default: libaio where direct, psync otherwise")
-    iodepth: int | None = Field(default=None, ge=1)
-    numjobs: int = Field(default=1, ge=1, le=64)
+    iodepth: int | None = Field(
+        default=None, ge=1, description="I/Os in flight (--iodepth); default: 16 on an asynchronous engine, else 1"
+    )
+    numjobs: int = Field(
+        default=1, ge=1, le=64, description="copies of the job running at once, each on a file of its own (--numjobs)"
+    )
     # --- compare: repetitions and throttling (harness/report/compare/) ---
     repeat: int = Field(
         default=1,
@@ -105,4 +119,6 @@ class FioJob(Strict):
 
 class Loads(Strict):
     tsdb: TsdbLoad | None = Field(default_factory=TsdbLoad)
-    fio: list[FioJob] = Field(default_factory=list)
+    fio: list[FioJob] = Field(
+        default_factory=list, description="fio jobs, one after the other, on the storage before Prometheus starts"
+    )

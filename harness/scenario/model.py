@@ -120,18 +120,35 @@ __all__ = [
 
 
 class Scenario(Strict):
-    version: Literal[1] = 1
-    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
-    description: str = ""
+    version: Literal[1] = Field(default=1, description="the scenario format's version; 1 is the only one so far")
+    name: str = Field(
+        pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        description="results go to reports/<name>/ (a night's history of the scenario too); on Kubernetes it names "
+        "the StatefulSet prometheus-<name> and its claim",
+    )
+    description: str = Field(default="", description="what the scenario shows, in a sentence; kept with each result")
     duration_s: Seconds = Field(
         alias="duration",
         description="length of the load and fault phase (a fio-only scenario, no TSDB load and no fault, has none)",
     )
-    storage: Storage
-    prometheus: PrometheusSpec = Field(default_factory=PrometheusSpec)
-    loads: Loads = Field(default_factory=Loads)
-    faults: list[Fault] = Field(default_factory=list)
-    checks: Checks = Field(default_factory=Checks)
+    storage: Storage = Field(description="where the TSDB lives: one of the backends below, told apart by `backend`")
+    prometheus: PrometheusSpec = Field(
+        default_factory=PrometheusSpec,
+        description="how Prometheus runs: its binary or image, flags, security context, resources and probes",
+    )
+    loads: Loads = Field(
+        default_factory=Loads,
+        description="what runs against the storage: fio jobs first, then the TSDB write load for `duration`",
+    )
+    faults: list[Fault] = Field(
+        default_factory=list,
+        description="what happens to Prometheus or its storage meanwhile: one entry per fault, told apart by "
+        "`action`; none by default",
+    )
+    checks: Checks = Field(
+        default_factory=Checks,
+        description="what must hold for the run to pass: the history kept, recovery limits, a fio floor",
+    )
 
     @model_validator(mode="after")
     def _timeline(self) -> Scenario:

@@ -25,8 +25,13 @@ class VolumeClaim(Strict):
         description='StorageClass name. "" binds only to PVs without a class; unset uses the cluster default.',
     )
     size_bytes: Bytes = Field(default=10 * 1024**3, alias="size", description="resources.requests.storage")
-    access_modes: list[AccessMode] = Field(default_factory=lambda: list[AccessMode](["ReadWriteOnce"]))
-    volume_mode: Literal["Filesystem", "Block"] = "Filesystem"
+    access_modes: list[AccessMode] = Field(
+        default_factory=lambda: list[AccessMode](["ReadWriteOnce"]),
+        description="spec.accessModes of the claim and of the PV the harness creates",
+    )
+    volume_mode: Literal["Filesystem", "Block"] = Field(
+        default="Filesystem", description="spec.volumeMode of the claim and of the PV the harness creates"
+    )
     selector: dict[str, str] | None = Field(
         default=None,
         description="selector.matchLabels. Without a class, an NFS/iSCSI PV is only matched through this.",
@@ -37,24 +42,32 @@ class PersistentVolume(Strict):
     """The PersistentVolume the harness creates for static backends (local, nfs, iscsi) on Kubernetes."""
 
     create: bool = Field(default=True, description="false: use a PV that already exists (never deleted by us)")
-    name: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    reclaim_policy: Literal["Retain", "Delete", "Recycle"] = "Retain"
+    name: str | None = Field(default=None, description="the PV's name; default: harness-<scenario name>")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="the PV's metadata.labels, for the claim's selector to match"
+    )
+    reclaim_policy: Literal["Retain", "Delete", "Recycle"] = Field(
+        default="Retain",
+        description="persistentVolumeReclaimPolicy: Retain keeps the data when the claim goes, and the PV stays "
+        "Released with the deleted claim's claimRef (the field notes' trap after a redeploy)",
+    )
     capacity_bytes: Bytes | None = Field(default=None, alias="capacity", description="default: the claim size")
 
 
 class LoopImage(Strict):
     """A filesystem image the harness creates, loop-mounts and removes (local runtime, needs root)."""
 
-    filesystem: Literal["ext4", "xfs"] = "ext4"
-    size_bytes: Bytes = Field(default=2 * 1024**3, alias="size")
+    filesystem: Literal["ext4", "xfs"] = Field(default="ext4", description="the filesystem made on the image")
+    size_bytes: Bytes = Field(default=2 * 1024**3, alias="size", description="the image file's size (sparse)")
     direct_io: bool = Field(
         default=False, description="losetup --direct-io=on: bypass the host page cache under the loop device"
     )
 
 
 class LocalStorage(Strict):
-    backend: Literal["local"]
+    backend: Literal["local"] = Field(
+        description="a directory or disk on one node: a local PersistentVolume (nodeAffinity) on Kubernetes"
+    )
     path: str | None = Field(
         default=None, description="host directory for the TSDB; default: a fresh directory in the run directory"
     )
@@ -67,8 +80,10 @@ class LocalStorage(Strict):
 class EphemeralStorage(Strict):
     """The chart's default: an emptyDir. Every new pod (reschedule) starts with an empty TSDB."""
 
-    backend: Literal["ephemeral"]
-    size_limit_bytes: Bytes | None = Field(default=None, alias="size_limit")
+    backend: Literal["ephemeral"] = Field(description="the chart's default emptyDir: it goes with the pod")
+    size_limit_bytes: Bytes | None = Field(
+        default=None, alias="size_limit", description="the emptyDir's sizeLimit (Kubernetes runtime); default: none"
+    )
 
 
 DataPathClient = Literal["auto", "kernel", "user-space"]
@@ -86,7 +101,11 @@ class EmbeddedExport(Strict):
         description="uid:gid of the exported directory (the field notes' trap: 1000:1000 vs Prometheus' uid)",
     )
     mode: str = Field(default="0755", pattern=r"^0?[0-7]{3,4}$", description="its permission bits, octal")
-    squash: Literal["no_root_squash", "root_squash"] = "no_root_squash"
+    squash: Literal["no_root_squash", "root_squash"] = Field(
+        default="no_root_squash",
+        description="root_squash maps a client's root to an anonymous user, so a root process cannot chown in the "
+        "export (as an initContainer or Grafana's init-chown-data would)",
+    )
     grace_s: Seconds = Field(
         default=0.0,
         alias="grace",
@@ -108,7 +127,7 @@ class EmbeddedExport(Strict):
 
 
 class NfsStorage(Strict):
-    backend: Literal["nfs"]
+    backend: Literal["nfs"] = Field(description="a static NFS PersistentVolume")
     server: str = Field(
         description="the NFS server's host, or 'embedded': NFS-Ganesha on 127.0.0.1 started for the run (local runtime)"
     )
@@ -117,11 +136,17 @@ class NfsStorage(Strict):
         validate_default=True,
         description="path on the server, e.g. /vol/k8s-prometheus/prometheus_db (an embedded server makes its own)",
     )
-    port: int = Field(default=2049, ge=1, le=65535)
+    port: int = Field(
+        default=2049, ge=1, le=65535, description="the server's NFS port; an embedded server listens on a free one"
+    )
     mount_port: int | None = Field(
         default=None, ge=1, le=65535, description="NFSv3 MOUNT port; default: asked from the server's rpcbind"
     )
-    version: Literal["3", "4", "4.1", "4.2"] = "4"
+    version: Literal["3", "4", "4.1", "4.2"] = Field(
+        default="4",
+        description="the PV's nfsvers mount option and the kernel client's vers; the harness's user-space client "
+        "speaks NFSv3 whatever this says",
+    )
     mount_path: str | None = Field(
         default=None,
         description="local runtime: where this export is already mounted on this host (else the harness mounts it)",
@@ -169,13 +194,13 @@ class EmbeddedLun(Strict):
 
 
 class IscsiStorage(Strict):
-    backend: Literal["iscsi"]
+    backend: Literal["iscsi"] = Field(description="a static iSCSI PersistentVolume")
     target_portal: str = Field(
         description="host:port of the iSCSI target, e.g. 172.17.73.37:3260, or 'embedded': tgt on 127.0.0.1 "
         "started for the run (local runtime)"
     )
-    iqn: str
-    lun: int = Field(default=0, ge=0)
+    iqn: str = Field(description="the target's IQN, e.g. iqn.2020-02.com:wsg")
+    lun: int = Field(default=0, ge=0, description="the LUN; an embedded target keeps 0 for its controller: use 1")
     fs_type: Literal["ext4", "xfs"] = Field(
         default="ext4", description="the whole-disk filesystem; a blank LUN is formatted with it, as the kubelet does"
     )
@@ -219,13 +244,17 @@ class DynamicStorage(Strict):
     """A StorageClass that already exists in the cluster, whose provisioner makes the PV (Ceph RBD, cloud disks,
     local-path): the run creates only the claim (Kubernetes runtime only)."""
 
-    backend: Literal["dynamic"]
+    backend: Literal["dynamic"] = Field(description="a claim on a StorageClass whose provisioner makes the PV")
     storage_class: str = Field(
         min_length=1, description="the existing StorageClass to claim from (kubectl get storageclass)"
     )
     size_bytes: Bytes = Field(default=10 * 1024**3, alias="size", description="resources.requests.storage")
-    access_modes: list[AccessMode] = Field(default_factory=lambda: list[AccessMode](["ReadWriteOnce"]))
-    volume_mode: Literal["Filesystem", "Block"] = "Filesystem"
+    access_modes: list[AccessMode] = Field(
+        default_factory=lambda: list[AccessMode](["ReadWriteOnce"]), description="spec.accessModes of the claim"
+    )
+    volume_mode: Literal["Filesystem", "Block"] = Field(
+        default="Filesystem", description="spec.volumeMode of the claim"
+    )
     provisioner: str | None = Field(
         default=None,
         description="the provisioner the class must name, e.g. rbd.csi.ceph.com (the doctor checks it); unset: any",
