@@ -9,6 +9,7 @@ so an unreachable cluster or a wrong key is an error within seconds, not a hang.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ rados osd op timeout = {op}
 admin socket =
 log file = {log_dir}/$name.$pid.log
 """
+
+
+_LOG_PREFIX = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+[+-]\d{4} [0-9a-f]+ +-?\d+ ", re.M)
 
 
 class CephError(StorageUnavailable):
@@ -88,10 +92,14 @@ class CephClient:
 
 def explain(what: str, client: CephClient, error: CommandFailed) -> str:
     """Ceph's own words for a failed command, and which setting they point at."""
-    said = " ".join((error.stderr_tail or str(error)).split())
+    # Ceph's log lines start with a timestamp, a thread id and a level: the words after them are what it said.
+    said = " ".join(_LOG_PREFIX.sub("", error.stderr_tail or str(error)).split())
     lowered = said.lower()
     if "timed out" in lowered or ("error connecting to the cluster" in lowered and "permission" not in lowered):
-        check = "the monitors (storage.monitors: reachable from this host? a monitor address and port, not an OSD's)"
+        check = (
+            f"the monitors (none answered within {CONNECT_TIMEOUT_S} s: storage.monitors reachable from this host? a "
+            "monitor's address and port, not an OSD's)"
+        )
     elif "permission denied" in lowered or "auth" in lowered or "(13)" in said or "(1)" in said:
         check = (
             f"the user and its key (storage.user {client.user!r}, storage.keyring or storage.secret_file: the key "

@@ -41,6 +41,10 @@ mon allow pool size one = true
 mon allow pool delete = true
 mon warn on pool no redundancy = false
 osd crush chooseleaf type = 0
+# Few placement groups (one OSD holds them all), so the pools are active in a second or two.
+osd pool default pg num = 8
+osd pool default pgp num = 8
+osd pool default pg autoscale mode = off
 # Everything in this directory: data, logs, runtime files. No admin sockets (their paths are limited to 107 bytes,
 # which a work area's path can exceed; nothing here asks a daemon over its socket).
 run dir = {d}/run
@@ -69,6 +73,8 @@ bluestore block create = true
 bluestore block size = {osd_size}
 # The smallest target Ceph accepts (896 MiB): the OSD's caches stay small.
 osd memory target = 939524096
+# A fresh, empty store: no fsck of what mkfs just wrote.
+bluestore fsck on mkfs = false
 
 [mds]
 keyring = {d}/mds.$id/keyring
