@@ -11,7 +11,9 @@ their own here, in tests/test_ctrl_c.py and through the shipped files' conforman
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -22,7 +24,7 @@ import pytest
 
 from harness.datapath.ceph_cluster import CephCluster, start_ceph
 from harness.proc import free_port
-from tests.leftovers import cleanup, left_behind, run, run_argv, sigkill_during_load
+from tests.leftovers import cleanup, left_behind, run, run_argv, sigkill_during_load, wait_for_load_phase
 
 pytestmark = [
     pytest.mark.root(reason="a loop device, FUSE mounts other users may enter, and a mount need root"),
@@ -52,10 +54,9 @@ def scenario_file(directory: Path, storage: str, *, duration: str = "4s", fio: b
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[CephCluster]:
-    """A cluster with an RBD pool and no file system (so no MDS and no wait for the mgr: 10 s less), as a user would
-    name it (monitors and client.admin's key): the CephFS cases here fail before a file system is needed."""
+    """A cluster with a CephFS volume and an RBD pool, as a user would name it (monitors and client.admin's key)."""
     directory = Path(tempfile.mkdtemp(prefix="harness-ceph-", dir="/tmp"))
-    started = start_ceph(directory / "ceph", osd_size_bytes=4 * 1024**3, fs_name=None, pool="rbd")
+    started = start_ceph(directory / "ceph", osd_size_bytes=4 * 1024**3, fs_name="cephfs", pool="rbd")
     try:
         yield started
     finally:
@@ -94,8 +95,8 @@ BAD = {
     ),
     "a missing file system": (
         "cephfs",
-        {"fs_name": "cephfs"},
-        "the file system 'cephfs' does not exist on the cluster",
+        {"fs_name": "nofs"},
+        "the file system 'nofs' does not exist on the cluster",
     ),
     "a missing pool": ("rbd", {"pool": "nopool"}, "the pool 'nopool' does not exist on the cluster"),
     "a missing image": ("rbd", {"image": "absent"}, "the image rbd/absent does not exist on the cluster"),
@@ -128,6 +129,43 @@ def test_a_wrong_setting_ends_in_exit_2_within_30_s_naming_what_to_check(
     assert left_behind(work) == []
 
 
+def test_a_dead_ceph_fuse_fails_the_next_pod_and_its_dead_mount_is_unmounted(
+    cluster: CephCluster, area: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """ceph-fuse killed under Prometheus (a crash, the OOM killer, a CSI node plugin restart): its mount answers
+    `Transport endpoint is not connected`; the pod restart after it cannot use the volume, which is the storage's
+    failure (exit 1), and the run still leaves nothing mounted or running."""
+    reports, work = area
+    scenario = scenario_file(tmp_path, "backend: cephfs, " + named(cluster), duration="10s")
+    scenario.write_text(scenario.read_text().replace("faults: []", "faults: [{action: restart, at: 6s}]"))
+    proc = subprocess.Popen(
+        run_argv(scenario, reports, work), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        assert wait_for_load_phase(reports, proc) is not None
+        [fuse] = [line.split()[0] for line in _ps() if "ceph-fuse" in line and str(work) in line]
+        os.kill(int(fuse), signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
+    said = " ".join(out.split())
+    assert proc.returncode == 1, out
+    assert (
+        f"the new pod cannot use its volume: ceph-fuse (pid {fuse}) exited with code -9, its mount is dead: "
+        "Transport endpoint is not connected" in said
+    ), out
+    assert "FAILED recovery" in said and "Traceback" not in out
+    assert left_behind(work) == [] and list(work.iterdir()) == []
+
+
+def _ps() -> list[str]:
+    return subprocess.run(
+        ["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+
+
 def test_cleanup_after_a_sigkilled_rbd_run_leaves_no_daemon_mount_or_loop_device(
     area: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -144,5 +182,4 @@ def test_cleanup_after_a_sigkilled_rbd_run_leaves_no_daemon_mount_or_loop_device
     assert "removed loop device" in done.stdout and "removed mount" in done.stdout, done.stdout
     assert f"removed work directory {workdir}" in done.stdout
     assert left_behind(workdir) == [] and not workdir.exists()
-    ps = subprocess.run(["ps", "-ww", "-eo", "args"], capture_output=True, text=True, check=True).stdout
-    assert not [line for line in ps.splitlines() if str(workdir) in line]
+    assert not [line for line in _ps() if str(workdir) in line]

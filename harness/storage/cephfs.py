@@ -12,12 +12,18 @@ cluster the user names is checked first (``connect``): reachable, the key right,
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import proc
+from harness.datapath.mounts import is_mount_point
+from harness.errors import NotRecovered
 from harness.scenario.model import CephFsStorage
 from harness.storage.ceph import CephBackend, connect, require
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
+
+log = logging.getLogger(__name__)
 
 
 class CephFsBackend(CephBackend[CephFsStorage]):
@@ -58,7 +64,34 @@ class CephFsBackend(CephBackend[CephFsStorage]):
 
 @dataclass
 class CephFsVolume(ServedVolume):
-    """The file system as ceph-fuse (``daemon``) mounts it for this run; the run's directory in it holds the TSDB."""
+    """The file system as ceph-fuse (``daemon``) mounts it for this run; the run's directory in it holds the TSDB.
+
+    ceph-fuse can die under Prometheus (a crash, the OOM killer, a CSI node plugin restarted): its mount then
+    answers every call with ``Transport endpoint is not connected`` until it is unmounted, as ceph-csi users meet
+    it. A new pod on it fails as the kubelet's mount would (FAILED, not a broken harness), and the teardown unmounts
+    the dead mount lazily instead of stopping at its first error; the run's directory then stays in the file system
+    (nothing reaches it any more), which the teardown says."""
+
+    def data_dir_for(self, generation: int) -> Path:
+        try:
+            return super().data_dir_for(generation)
+        except OSError as e:
+            raise NotRecovered(f"the new pod cannot use its volume: {self._dead_client()}: {e.strerror}") from e
+
+    def teardown(self) -> None:
+        daemon, mount_point = self.daemon, self.mount_point
+        if daemon is not None and not daemon.alive() and mount_point is not None and is_mount_point(mount_point):
+            log.warning("%s; unmounted lazily, %s stays in the file system", self._dead_client(), self.root)
+            proc.run(["umount", "-l", str(mount_point)], timeout_s=30, check=False)
+            self.created.clear()  # they are in the file system, which nothing on this host reaches now
+            self.root = mount_point
+        super().teardown()
+
+    def _dead_client(self) -> str:
+        daemon = self.daemon
+        if daemon is None or daemon.alive():
+            return "its CephFS mount does not answer"
+        return f"ceph-fuse (pid {daemon.pid}) exited with code {daemon.popen.returncode}, its mount is dead"
 
 
 BACKEND = CephFsBackend()
