@@ -163,12 +163,16 @@ class CephCluster:
         return f"the embedded Ceph's {name} {how}. Its log ({self.log_of(name)}) ends:\n{tail}"
 
 
-def _tail(path: Path, lines: int = 12) -> str:
+def _tail(path: Path, lines: int = 8) -> str:
+    """What a daemon's log says last: its errors (level -1) and failed assertions where it has any, else its last
+    lines. A crash appends a dump of its recent events (thousands of lines of context): what it said is before."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.strip().splitlines()[-lines:])
+    said = text.split("--- begin dump of recent events ---", 1)[0].strip().splitlines()
+    errors = [line for line in said if " -1 " in line or "ceph_assert" in line or "abort" in line.lower()]
+    return "\n".join((errors or said)[-lines:])
 
 
 def start_ceph(directory: Path, *, osd_size_bytes: int, fs_name: str | None, pool: str | None) -> CephCluster:
@@ -215,7 +219,8 @@ def _mkfs(cluster: CephCluster, name: str, argv: list[str]) -> None:
     try:
         proc.run(argv, timeout_s=MKFS_TIMEOUT_S)
     except CommandFailed as e:
-        raise InfraError(cluster.failed(name, f"could not be made ({' '.join(argv[:2])} --mkfs): {e}")) from e
+        how = f"exit code {e.return_code}" if e.return_code is not None else e.reason
+        raise InfraError(cluster.failed(name, f"could not be made ({argv[0]} --mkfs: {how})")) from e
 
 
 def _make_mon(cluster: CephCluster) -> None:
