@@ -56,6 +56,15 @@ PACKAGES: dict[str, str] = {
     "sgdisk": "gdisk",
     "blkid": "util-linux",
     "qemu-storage-daemon": "qemu-system-common qemu-block-extra",
+    "ceph": "ceph-common",
+    "rbd": "ceph-common",
+    "ceph-authtool": "ceph-common",
+    "monmaptool": "ceph-base",
+    "ceph-mon": "ceph-mon",
+    "ceph-mgr": "ceph-mgr",
+    "ceph-osd": "ceph-osd",
+    "ceph-mds": "ceph-mds",
+    "ceph-fuse": "ceph-fuse",
 }
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from harness.datapath.fill import Space
 from harness.wait import wait_for
+from tests import test_ceph as ceph
 from tests import test_iscsi_data_path as iscsi
 from tests import test_nfs_data_path as nfs
 from tests.cli import CliRun
@@ -135,6 +136,14 @@ RUNS = [
         ),
         marks=iscsi.pytestmark,
         id="iscsi",
+    ),
+    pytest.param(
+        Interrupted(
+            lambda directory: ceph.scenario_file(directory, "backend: cephfs, monitors: embedded", duration="5m"),
+            in_place=lambda line: "ceph-fuse" in line,  # the embedded cluster's daemons, ceph-fuse and its mount
+        ),
+        marks=ceph.pytestmark,
+        id="cephfs",
     ),
 ]
 

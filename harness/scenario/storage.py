@@ -1,5 +1,6 @@
 """The scenario's ``storage``: one model per backend, told apart by ``backend``, with the claim and the
-PersistentVolume it implies on Kubernetes and the embedded servers (NFS-Ganesha, tgt) the local runtime can start.
+PersistentVolume it implies on Kubernetes and the embedded servers (NFS-Ganesha, tgt, a single-host Ceph) the local
+runtime can start.
 
 The behaviour of each backend lives in its module under ``harness/storage/``; this is only what a file may say.
 """
@@ -240,6 +241,91 @@ class IscsiStorage(Strict):
         return self.embedded if self.embedded is not None else EmbeddedLun()
 
 
+class EmbeddedCeph(Strict):
+    """The single-host Ceph cluster an ``embedded`` Ceph backend starts in the run's work area (1 mon, 1 mgr, 1 OSD on
+    a file-backed BlueStore, and an MDS for CephFS), pool size 1."""
+
+    osd_size_bytes: Bytes = Field(
+        default=4 * 1024**3,
+        alias="osd_size",
+        ge=2 * 1024**3,
+        description="the OSD's BlueStore file (sparse; never on tmpfs): the cluster's whole capacity",
+    )
+
+
+_CEPH_MONITOR = re.compile(r"(\[?(v1|v2):)?[^\s,:\[\]]+(:\d{1,5})?\]?|\[[0-9a-fA-F:]+\](:\d{1,5})?")
+
+
+class CephClientSpec(Strict):
+    """How the run reaches a Ceph cluster: its monitors and a client identity (what ceph-csi's Secret holds)."""
+
+    monitors: str = Field(
+        description="the monitors as ceph.conf's `mon host` takes them, e.g. 10.0.0.1:6789,10.0.0.2:6789, or "
+        "'embedded': a single-host cluster started for the run in its work area (local runtime)"
+    )
+    user: str = Field(default="admin", pattern=r"^[A-Za-z0-9_.-]+$", description="the client's id (client.USER)")
+    keyring: str | None = Field(default=None, description="path of a keyring file holding client.USER's key")
+    secret_file: str | None = Field(default=None, description="path of a file holding client.USER's key alone")
+    embedded: EmbeddedCeph | None = Field(default=None, description="with monitors: embedded; the cluster to start")
+
+    @field_validator("monitors")
+    @classmethod
+    def _monitors(cls, v: str) -> str:
+        if v == EMBEDDED:
+            return v
+        entries = [e for e in re.split(r"[,\s]+", v.strip()) if e]
+        bad = [e for e in entries if not _CEPH_MONITOR.fullmatch(e)]
+        if not entries or bad:
+            raise ValueError(f"{bad[0] if bad else v!r} is not a monitor address (host, host:port or v2:host:port)")
+        return v
+
+    @model_validator(mode="after")
+    def _key(self) -> CephClientSpec:
+        if self.monitors == EMBEDDED:
+            if self.keyring is not None or self.secret_file is not None:
+                raise ValueError("keyring/secret_file: the embedded cluster makes its own keys; leave both unset")
+        elif self.embedded is not None:
+            raise ValueError(f"'embedded' describes the cluster of monitors: {EMBEDDED}, not of {self.monitors}")
+        elif (self.keyring is None) == (self.secret_file is None):
+            raise ValueError(f"give client.{self.user}'s key as exactly one of keyring (a keyring file) or secret_file")
+        return self
+
+    @property
+    def embedded_cluster(self) -> EmbeddedCeph | None:
+        """The cluster to start for the run, None for a cluster the user names."""
+        if self.monitors != EMBEDDED:
+            return None
+        return self.embedded if self.embedded is not None else EmbeddedCeph()
+
+
+class CephFsStorage(CephClientSpec):
+    """A CephFS file system, mounted through ceph-fuse (the FUSE client; no kernel CephFS client is needed)."""
+
+    backend: Literal["cephfs"]
+    fs_name: str = Field(default="cephfs", pattern=r"^[A-Za-z0-9_.-]+$", description="the CephFS file system")
+
+
+class RbdStorage(CephClientSpec):
+    """An RBD image with a whole-disk filesystem, attached through qemu-storage-daemon's librbd driver, exported over
+    FUSE and a loop device (no krbd or rbd-nbd is needed)."""
+
+    backend: Literal["rbd"]
+    pool: str = Field(default="rbd", pattern=r"^[A-Za-z0-9_.-]+$")
+    image: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="an existing image (never deleted; formatted only when blank); unset: an image of `size` is "
+        "created for the run and removed at its end",
+    )
+    size_bytes: Bytes = Field(default=2 * 1024**3, alias="size", description="the image the run creates (thin)")
+    fs_type: Literal["ext4", "xfs"] = Field(default="ext4", description="the whole-disk filesystem of a blank image")
+    cache: Literal["none", "writeback"] = Field(
+        default="none",
+        description="librbd's cache in qemu-storage-daemon: none (cache.direct=on: librbd's cache off, each flush "
+        "and O_DIRECT write reaches the OSDs, as with krbd) or writeback (librbd caches writes in the daemon's memory)",
+    )
+
+
 class DynamicStorage(Strict):
     """A StorageClass that already exists in the cluster, whose provisioner makes the PV (Ceph RBD, cloud disks,
     local-path): the run creates only the claim (Kubernetes runtime only)."""
@@ -262,5 +348,5 @@ class DynamicStorage(Strict):
 
 
 # The behaviour of each backend lives in its module under harness/storage/ (registered by the ``backend`` name).
-StorageSpec = LocalStorage | EphemeralStorage | NfsStorage | IscsiStorage | DynamicStorage
+StorageSpec = LocalStorage | EphemeralStorage | NfsStorage | IscsiStorage | CephFsStorage | RbdStorage | DynamicStorage
 Storage = Annotated[StorageSpec, Field(discriminator="backend")]
