@@ -301,7 +301,7 @@ class CephClientSpec(Strict):
 class CephFsStorage(CephClientSpec):
     """A CephFS file system, mounted through ceph-fuse (the FUSE client; no kernel CephFS client is needed)."""
 
-    backend: Literal["cephfs"]
+    backend: Literal["cephfs"] = Field(description="a CephFS file system mounted with ceph-fuse (no kernel client)")
     fs_name: str = Field(default="cephfs", pattern=r"^[A-Za-z0-9_.-]+$", description="the CephFS file system")
 
 
@@ -309,8 +309,10 @@ class RbdStorage(CephClientSpec):
     """An RBD image with a whole-disk filesystem, attached through qemu-storage-daemon's librbd driver, exported over
     FUSE and a loop device (no krbd or rbd-nbd is needed)."""
 
-    backend: Literal["rbd"]
-    pool: str = Field(default="rbd", pattern=r"^[A-Za-z0-9_.-]+$")
+    backend: Literal["rbd"] = Field(
+        description="an RBD image through librbd in qemu-storage-daemon, over FUSE and a loop device (no krbd)"
+    )
+    pool: str = Field(default="rbd", pattern=r"^[A-Za-z0-9_.-]+$", description="the RADOS pool holding the image")
     image: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z0-9_.-]+$",
