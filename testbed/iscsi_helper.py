@@ -84,8 +84,13 @@ def kubelet_env(node: Node) -> dict[str, str]:
 
 
 def sessions(node: Node) -> list[dict[str, object]]:
+    return sessions_in(iscsi_dir(node))
+
+
+def sessions_in(state: Path) -> list[dict[str, object]]:
+    """The shim's session records under its state directory (``$HARNESS_ISCSI_DIR``)."""
     found = []
-    d = iscsi_dir(node) / "sessions"
+    d = state / "sessions"
     for f in sorted(d.iterdir()) if d.is_dir() else []:
         with contextlib.suppress(OSError, ValueError):
             found.append(json.loads(f.read_text()))
@@ -139,8 +144,13 @@ def leftovers(node: Node, portal: str) -> list[str]:
     """What logins to ``portal`` (``host:port``) left on the host: sessions, loop devices on the node's exports of
     it, qemu-storage-daemons serving them, FUSE mounts (for tests that must see none after a run; other tests'
     portals are theirs)."""
-    exports = str(iscsi_dir(node) / "luns" / (portal.replace("[", "").replace("]", "").replace(":", "_") + "-"))
-    found = [f"session {s.get('sid')} ({s.get('iqn')})" for s in sessions(node) if s.get("portal") == portal]
+    return leftovers_in(iscsi_dir(node), portal)
+
+
+def leftovers_in(state: Path, portal: str) -> list[str]:
+    """``leftovers`` of the shim's state directory ``state``."""
+    exports = str(state / "luns" / (portal.replace("[", "").replace("]", "").replace(":", "_") + "-"))
+    found = [f"session {s.get('sid')} ({s.get('iqn')})" for s in sessions_in(state) if s.get("portal") == portal]
     listed = _run("losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE", check=False).stdout
     found += [f"loop {line.strip()}" for line in listed.splitlines() if exports in line]
     for proc in Path("/proc").iterdir():
