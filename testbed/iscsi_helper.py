@@ -92,7 +92,9 @@ def sessions_in(state: Path) -> list[dict[str, object]]:
     found = []
     d = state / "sessions"
     for f in sorted(d.iterdir()) if d.is_dir() else []:
-        with contextlib.suppress(OSError, ValueError):
+        if f.name.startswith("."):  # a record being written
+            continue
+        with contextlib.suppress(OSError, ValueError):  # empty: a login claimed the id, its record is not written
             found.append(json.loads(f.read_text()))
     return found
 

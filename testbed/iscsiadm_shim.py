@@ -99,9 +99,27 @@ def sessions() -> list[dict]:
     found = []
     d = path("sessions")
     for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if name.startswith("."):
+            continue
         with open(os.path.join(d, name)) as f:
-            found.append(json.load(f))
+            text = f.read()
+        if text:  # empty: a login has claimed the id and not yet written its record
+            found.append(json.loads(text))
     return found
+
+
+def claim_sid() -> int:
+    """A session id no other login holds: the kubelet locks per IQN only, so logins to two targets may run at once;
+    the record's file, created exclusively, is the claim."""
+    os.makedirs(path("sessions"), exist_ok=True)
+    for sid in range(1, 10000):
+        try:
+            os.close(os.open(path("sessions", str(sid)), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+        except FileExistsError:
+            continue
+        return sid
+    fail(ERR_LOGIN, "no free session id (9999 sessions recorded)")
+    return 0
 
 
 def save_session(s: dict) -> None:
@@ -257,13 +275,12 @@ def login(o: dict[str, str]) -> None:
             fail(ERR_SESS_EXISTS, f"{iface}: 1 session requested, but 1 already present.",
                  "Could not log into all portals")  # fmt: skip
     print(f"Logging in to {where} (multiple)")
-    taken = {s["sid"] for s in sessions()}
-    sid = next(n for n in range(1, 10000) if n not in taken)
-    s = {"sid": sid, "host": HOST_BASE + sid, "portal": portal, "iqn": o["iqn"], "iface": iface, "luns": []}
     luns = dict(sendtargets(portal)).get(o["iqn"])
     if luns is None:
         fail(ERR_LOGIN, f"Could not login to {where}.", "initiator reported error (19 - encountered non-retryable "
              "iSCSI login failure)", "Could not log into all portals")  # fmt: skip
+    sid = claim_sid()
+    s = {"sid": sid, "host": HOST_BASE + sid, "portal": portal, "iqn": o["iqn"], "iface": iface, "luns": []}
     save_session(s)  # before the first daemon starts: the test bed's stop finds what a failed login left
     try:
         for lun in luns:
