@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 
 from harness.datapath.servers import IscsiTarget, start_tgt
+from harness.doctor.iscsi import check_iscsi
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
+from harness.scenario.loader import load_scenario
+from harness.scenario.storage import IscsiStorage
 from testbed import config, iscsi_helper
 from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
 
@@ -102,65 +105,48 @@ def debugfs_ls(path: Path) -> str:
     return out.stdout
 
 
-def test_the_field_notes_iscsi_pv_keeps_everything_through_sigkill_and_restart(
+def test_the_field_notes_iscsi_pv_is_formatted_by_the_kubelet_and_keeps_everything_through_sigkill_and_restart(
     kubeconfig: Path, api_client: Any, tmp_path: Path, target: IscsiTarget
 ) -> None:
-    """Whole-disk ext4 on LUN 1, the notes' PV: it binds, the kubelet logs in and mounts it (no mkfs: it has a
-    filesystem), Prometheus is Ready on it and keeps every acknowledged sample over SIGKILL and a pod restart; the
-    kubelet's logout after the run leaves nothing of the login behind."""
-    lun = lun_file(tmp_path, "ext4")
+    """The notes' PV (portal, IQN, LUN 1, fsType ext4) on a blank LUN: it binds, the kubelet logs in, finds no
+    filesystem and formats the whole disk ext4 (mount-utils' mkfs), Prometheus is Ready on it and keeps every
+    acknowledged sample over SIGKILL and a pod restart (whose new mount found the filesystem and did not format it
+    again: the samples before it are there); the kubelet's logout after the run leaves nothing of the login."""
+    lun = lun_file(tmp_path, "blank")
     target.add_lun(1, lun)
-    uuid_before = subprocess.run(["blkid", "-p", "-s", "UUID", "-o", "value", str(lun)], capture_output=True,
-                                 text=True, check=True).stdout.strip()  # fmt: skip
     tag = uuid.uuid4().hex[:8]
-    faults = "faults:\n  - {action: sigkill, at: 8s}\n  - {action: restart, at: 16s}\n"
-    scenario_file = scenario(tmp_path, target.portal, tag, duration="25s", faults=faults)
+    faults = "faults:\n  - {action: sigkill, at: 6s}\n  - {action: restart, at: 12s}\n"
+    scenario_file = scenario(tmp_path, target.portal, tag, duration="20s", faults=faults)
     proc = harness_run(scenario_file, tmp_path / "r", kubeconfig)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     [result_file] = (tmp_path / "r").glob("*/*/result.json")
     result = load_result(result_file.parent)
     assert result.verdict is Status.PASSED and [f.status for f in result.faults] == [Status.PASSED] * 2
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
-    assert not any(f.severity is Severity.BLOCKER for f in result.doctor)  # the doctor read the LUN: whole-disk ext4
+    # The doctor read the LUN from this host before the run: blank, which the kubelet formats (a warning).
+    assert any(f.check.startswith("iscsi.") and "blank" in f.title.lower() for f in result.doctor), result.doctor
     assert_nothing_left(api_client, result.run_id, (f"harness-iscsi-{tag}",))
     assert_logged_out(target.portal)
-    after = subprocess.run(["blkid", "-p", "-s", "UUID", "-o", "value", str(lun)], check=True, capture_output=True,
-                           text=True)  # fmt: skip
-    assert after.stdout.strip() == uuid_before  # not reformatted
+    assert blkid_type(lun) == "ext4"  # on the whole disk: no partition table
     assert "wal" in debugfs_ls(lun), debugfs_ls(lun)  # the TSDB is on the LUN
-
-
-def test_a_blank_lun_is_formatted_by_the_kubelet(
-    kubeconfig: Path, api_client: Any, tmp_path: Path, target: IscsiTarget
-) -> None:
-    lun = lun_file(tmp_path, "blank")
-    target.add_lun(1, lun)
-    tag = uuid.uuid4().hex[:8]
-    proc = harness_run(scenario(tmp_path, target.portal, tag, duration="6s"), tmp_path / "r", kubeconfig)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert blkid_type(lun) == "ext4"  # mkfs.ext4 of the kubelet's mount-utils, on the whole disk
-    assert "wal" in debugfs_ls(lun)
-    [result_file] = (tmp_path / "r").glob("*/*/result.json")
-    assert_nothing_left(api_client, load_result(result_file.parent).run_id, (f"harness-iscsi-{tag}",))
-    assert_logged_out(target.portal)
 
 
 def test_a_partitioned_lun_gives_the_kubelets_own_mount_error_and_the_doctors_finding(
     kubeconfig: Path, api_client: Any, tmp_path: Path, target: IscsiTarget
 ) -> None:
     """The notes' trap: the kubelet formats only a blank disk and mounts the whole disk, so a LUN with a partition
-    table fails to mount. The doctor, reading the LUN from this host, says so before the run; past it, the run
-    stops within ready_timeout quoting the kubelet's FailedMount (mount(8)'s words), and the LUN is untouched."""
+    table fails to mount. The doctor, reading the LUN from this host (what `harness run` does first, and stops on),
+    says so; past it (--skip-doctor), the run stops within ready_timeout quoting the kubelet's FailedMount (mount(8)'s
+    words), and the LUN is untouched."""
     lun = lun_file(tmp_path, "partitioned")
     before = lun.read_bytes()[: 34 * 512]
     target.add_lun(1, lun)
     tag = uuid.uuid4().hex[:8]
-    scenario_file = scenario(tmp_path, target.portal, tag, duration="10s", extra="prometheus: {ready_timeout: 25s}\n")
-    doctor = harness_run(scenario_file, tmp_path / "doctor", kubeconfig)
-    assert doctor.returncode == 2, doctor.stdout + doctor.stderr
-    [result_file] = (tmp_path / "doctor").glob("*/*/result.json")
-    finding = [f for f in load_result(result_file.parent).doctor if f.check.startswith("iscsi.")]
-    assert any("partition" in (f.title + f.evidence).lower() for f in finding), finding
+    scenario_file = scenario(tmp_path, target.portal, tag, duration="10s", extra="prometheus: {ready_timeout: 12s}\n")
+    storage = load_scenario(scenario_file).storage
+    assert isinstance(storage, IscsiStorage)
+    findings = check_iscsi(storage)
+    assert any(f.severity is Severity.BLOCKER and "partition" in (f.title + f.evidence).lower() for f in findings)
 
     proc = harness_run(scenario_file, tmp_path / "r", kubeconfig, "--skip-doctor")
     assert proc.returncode == 2, proc.stdout + proc.stderr
