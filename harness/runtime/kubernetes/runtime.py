@@ -100,11 +100,13 @@ class KubernetesRuntime(Runtime):
         self.tools_image = tools_image if SignalControl in needs else None
         self.exporter_image = tools_image  # scrape mode's exporter runs on the same busybox
         self.api = api if api is not None else KubeApi(kubeconfig, context=context)
-        if isinstance(self.backend, NetworkBackend) and self.backend.runs_embedded(scenario.storage):
-            # Started by the pipeline on 127.0.0.1 of this host: every node's kubelet must reach it.
-            if storage_server is None:
+        if isinstance(self.backend, NetworkBackend):
+            if self.backend.runs_embedded(scenario.storage):  # still `embedded`: the pipeline started nothing
                 raise UsageError(self.backend.cluster_refusal(scenario.storage) or "no embedded server was started")
-            check_nodes_reach(self.api, storage_server.description, self.backend.source_text(scenario.storage))
+            if storage_server is not None:
+                # The run's own server, on 127.0.0.1 of this host (the storage now names it): every node's kubelet
+                # must reach it, checked before anything is created in the cluster.
+                check_nodes_reach(self.api, storage_server.description, self.backend.source_text(scenario.storage))
         self.reach = PodReach(self.api, settings.k8s_reach)
         self.deployment = deployment_for(
             self.api,
