@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from harness.proc import Completed
-from testbed import build, config, network, nfs_helper, procs
+from testbed import build, config, iscsi_helper, network, nfs_helper, procs
 from testbed.config import Node
 
 # Imported as `_run` and `_spawn`: tests/test_external_programs.py reads the program names of such calls.
@@ -275,16 +275,20 @@ def start_node(node: Node) -> None:
 def start_kubelet(node: Node) -> None:
     """The node's kubelet, on its containerd (which must run): on a restart it finds its pods' containers running."""
     kubelet_cfg = _write_kubelet_config(node)
-    nfs_helper.install()  # NFS PVs mount through the harness's user-space client (no kernel NFS client here)
+    helpers = nfs_helper.install()  # NFS PVs mount through the harness's user-space client (no kernel NFS client)
+    iscsi_helper.install(helpers)  # iSCSI PVs log in through a user-space initiator (no kernel initiator here)
+    iscsi_helper.prepare(node)
+    kubelet = str(config.bin_dir() / "kubelet")
     _spawn(
         f"kubelet-{node.name}",
-        [str(config.bin_dir() / "kubelet"),
+        iscsi_helper.kubelet_argv(node, [kubelet,
          f"--config={kubelet_cfg}", f"--kubeconfig={config.STATE_ROOT / 'pki' / (node.name + '.kubeconfig')}",
          f"--root-dir={node.kubelet_root}", f"--cert-dir={node.dir / 'kubelet-pki'}",
          f"--hostname-override={node.name}", f"--node-ip={node.ip}",
          f"--node-labels=harness.prom/local-cluster=true,harness.prom/node-index={node.index}",
-         "--v=1"],
-        env=nfs_helper.kubelet_env(),
+         "--v=1"]),
+        env={**nfs_helper.kubelet_env(), **iscsi_helper.kubelet_env(node)},
+        runs=kubelet,
     )  # fmt: skip
 
 
@@ -344,6 +348,8 @@ def stop_node(node: Node) -> None:
     procs.terminate(f"containerd-{node.name}", 20)
     for pid in _shim_pids(node):
         procs.kill_pid(pid, 5)
+    unmount_all(node.kubelet_root)  # the volumes first: a LUN's filesystem before its loop device goes
+    iscsi_helper.cleanup(node)
     unmount_all(node.dir)
     unmount_all(node.containerd_root)
     remove_cgroup_root(node)

@@ -53,10 +53,12 @@ def log(msg: str) -> None:
     print(f"[cluster] {msg}", flush=True)
 
 
-def run(*argv: str, check: bool = True, timeout_s: float = COMMAND_TIMEOUT_S) -> proc.Completed:
+def run(
+    *argv: str, check: bool = True, timeout_s: float = COMMAND_TIMEOUT_S, env: dict[str, str] | None = None
+) -> proc.Completed:
     """Run one command to completion; ClusterError names it when it is missing, fails (with `check`) or hangs."""
     try:
-        return proc.run(argv, timeout_s=timeout_s, check=check)
+        return proc.run(argv, timeout_s=timeout_s, check=check, env=env)
     except HarnessError as e:  # MissingBinary or CommandFailed: both messages name the command
         raise ClusterError(str(e)) from e
 
@@ -72,11 +74,12 @@ def log_file(name: str) -> Path:
     return config.STATE_ROOT / "logs" / f"{name}.log"
 
 
-def spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
+def spawn(name: str, argv: list[str], env: dict[str, str] | None = None, runs: str | None = None) -> int:
     """Start one daemon in its own session (it outlives this process), its output appended to logs/<name>.log.
 
     pids/<name>.pid records its pid and executable: `stop` may run in another process, and the executable guards
-    the kill against a pid the kernel has since handed to someone else.
+    the kill against a pid the kernel has since handed to someone else. `runs` is the program the process ends up
+    running when argv[0] execs it (a launcher: `unshare ... kubelet`); the pid file records that one.
     """
     try:
         exe = proc.which(argv[0])
@@ -91,8 +94,22 @@ def spawn(name: str, argv: list[str], env: dict[str, str] | None = None) -> int:
     # The cluster outlives the process that starts it (`python -m testbed start`).
     daemon = proc.start_daemon(name, resolved, log_path=log_path, env=env, die_with_parent=False)
     _children[daemon.pid] = daemon.popen
-    pid_file(name).write_text(f"{daemon.pid}\n{exe}\n")
+    if runs is not None:
+        # Until the launcher has exec'd `runs`, the pid's command line is the launcher's, which `alive` would take
+        # for a reused pid: the pid file is written once the exec happened.
+        wait_for(f"{name} to exec {runs}", lambda: _cmd0(daemon.pid) == runs, 60)
+    pid_file(name).write_text(f"{daemon.pid}\n{runs or exe}\n")
     return daemon.pid
+
+
+def _cmd0(pid: int) -> str | None:
+    child = _children.get(pid)
+    if child is not None and child.poll() is not None:
+        raise ClusterError(f"pid {pid} exited ({child.returncode}) before it exec'd its program; see its log")
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return None
 
 
 def read_pid(name: str) -> tuple[int, str] | None:

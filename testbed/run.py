@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from testbed import build, config, control_plane, network, node, procs
+from testbed import build, config, control_plane, iscsi_helper, network, node, procs
 from testbed.config import Node
 from testbed.control_plane import api_get
 from testbed.procs import ClusterError
@@ -167,6 +167,7 @@ def _stop() -> None:
     node_list = _recorded_nodes()
     for n in node_list:
         node.stop_node(n)
+    iscsi_helper.release_dev_disk()
     network.remove_routes()
     for name in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
         procs.terminate(name, 20)

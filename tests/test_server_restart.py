@@ -178,7 +178,10 @@ def test_a_server_the_run_did_not_start_is_never_stopped(storage: dict[str, obje
     assert says in said
 
 
-def test_an_embedded_server_may_be_restarted_on_the_local_runtime() -> None:
+@pytest.mark.parametrize("runtime", ["local", "kubernetes"])
+def test_an_embedded_server_may_be_restarted(runtime: str) -> None:
+    """On both runtimes (on a cluster, whether its nodes reach the server is checked once it runs:
+    tests/k8s/test_embedded_reach.py)."""
     for storage in (
         {"backend": "nfs", "server": "embedded"},
         {"backend": "iscsi", "target_portal": "embedded", "iqn": "iqn.2020-02.com:wsg", "lun": 1},
@@ -191,7 +194,7 @@ def test_an_embedded_server_may_be_restarted_on_the_local_runtime() -> None:
                 "faults": [{"action": "server_restart", "at": "10s", "for": "5s"}],
             }
         )
-        refuse_faults("local", scenario)
+        refuse_faults(runtime, scenario)
 
 
 def test_the_command_line_refuses_it_with_exit_2_and_no_traceback(tmp_path: Path) -> None:

@@ -382,6 +382,14 @@ class KubeApi:
         with self._call("list nodes"):
             return [decode_node(o) for o in self.core.list_node(_request_timeout=API_TIMEOUT_S).items]
 
+    def node_addresses(self) -> dict[str, list[str]]:
+        """Each node's InternalIP addresses (``status.addresses``), by node name."""
+        with self._call("list nodes"):
+            items = self.core.list_node(_request_timeout=API_TIMEOUT_S).items
+        return {
+            o.metadata.name: [a.address for a in (o.status.addresses or []) if a.type == "InternalIP"] for o in items
+        }
+
     def wait_node(self, name: str, *, ready: bool, timeout_s: float) -> NodeInfo:
         """Until node ``name``'s Ready condition is True (``ready``) or not; the node as it was then."""
         raw = self._watch(

@@ -87,5 +87,6 @@ def create_runtime(name: str, ctx: RuntimeContext) -> Runtime:
             context=ctx.context,
             owner=ctx.owner,
             needs=ctx.needs,
+            storage_server=ctx.storage_server,
         )
     raise UsageError(f"unknown runtime {name!r}; use --runtime {' or '.join(RUNTIME_NAMES)}")

@@ -9,7 +9,10 @@
 - ``KubeKubelet``: the scenario's commands stop and start the kubelet of Prometheus' node; the node's container
   runtime, and Prometheus' container with it, keeps running;
 - ``KubeVolumeFill``: a pod of the run's on Prometheus' node fills the volume (``harness.runtime.kube_fill``);
-- ``KubeExport``: the export the run's NFS PV names, which this host's own NFS client reaches.
+- ``KubeExport``: the export the run's NFS PV names, which this host's own NFS client reaches;
+- ``KubeServerControl``: stops and starts the storage server the run started (embedded NFS-Ganesha or tgt) under
+  the pod; the nodes' client (the kubelet's mount) is theirs, so the data path's return is Prometheus answering
+  a remote write again.
 
 They act on the pod the runtime tracks and tell its tracker (``harness.runtime.kubernetes.pods``) what they did to
 it (``container_going``, ``pod_going``, ``node_going``), so its recovery wait knows what to expect.
@@ -29,15 +32,18 @@ from harness.capabilities.fault_layer import FaultLayerControl, IoFault, PowerCu
 from harness.capabilities.kubelet import KubeletControl
 from harness.capabilities.nodes import NodeLifecycle
 from harness.capabilities.signals import SignalControl
+from harness.capabilities.storage_server import ServerControl
 from harness.capabilities.volume_fill import VolumeFill, VolumeFiller
 from harness.datapath.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
-from harness.errors import InfraError
+from harness.errors import InfraError, PrometheusError, WaitTimeout
 from harness.fmt import shorten
 from harness.kube.pods import PodInfo
+from harness.prom import PromClient
 from harness.runtime.fault_layer import WAL_DIR, cut_detail, io_set_command, io_summary
 from harness.runtime.kube_fill import PodFill
 from harness.runtime.manifests.prometheus import CONTAINER, DATA_DIR, LAYER_CONTAINER, LAYER_REPORT, TOOLS_CONTAINER
-from harness.storage.base import ExportAccess
+from harness.storage.base import EmbeddedServer, ExportAccess
+from harness.wait import wait_for
 
 if TYPE_CHECKING:
     from harness.runtime.kubernetes import KubernetesRuntime
@@ -214,3 +220,58 @@ def run_node_command(argv: list[str], node: str, what: str, key: str = "node_con
         proc.run([a.replace("{node}", node) for a in argv], timeout_s=NODE_COMMAND_TIMEOUT_S)
     except InfraError as e:
         raise InfraError(f"could not {what} with the scenario's {key} command: {e}") from e
+
+
+class KubeServerControl(ServerControl):
+    """The embedded server's stop and start are this host's (as on the local runtime); its client is the node's."""
+
+    def __init__(self, runtime: KubernetesRuntime, server: EmbeddedServer[Any]) -> None:
+        self.runtime = runtime
+        self.server = server
+        self._back: tuple[float, str] | None = None
+        self._accepted_at_back = 0
+
+    def _accepted(self) -> int | None:
+        """Remote writes Prometheus answered with a 2xx so far (None: it does not answer, or its process changed)."""
+        url = self.runtime.base_url()
+        if url is None:
+            return None
+        try:
+            with PromClient(url, timeout_s=5.0) as prom:
+                return prom.server_writes().accepted_requests
+        except PrometheusError:
+            return None
+
+    def stop(self) -> tuple[float, str]:
+        self._back = None
+        stopped = time.time()
+        return stopped, self.server.halt()
+
+    def start(self) -> tuple[float, str]:
+        asked = time.time()
+        what = self.server.resume()
+        back = time.time()
+        self._back = (back, f"{what} ({back - asked:.1f} s to start)")
+        # Writes may be answered during the outage too (a page cache between the WAL and the server): the data
+        # path's return is counted from here.
+        self._accepted_at_back = self._accepted() or 0
+        return self._back
+
+    def await_data_path(self, timeout_s: float) -> str:
+        """After a restart: wait (bounded) until Prometheus answers one more remote write than it had when the server
+        was back (each answered write was committed to its WAL on the volume first); when that was, in words."""
+        if self._back is None:
+            raise InfraError("the storage server was not started again")
+        back, what = self._back
+        seen = self._accepted_at_back
+        try:
+            wait_for(
+                lambda: True if (self._accepted() or 0) > seen else None,
+                what="Prometheus to answer a remote write after the storage server came back",
+                timeout_s=timeout_s,
+                interval_s=0.2,
+            )
+            served = f"Prometheus answered a remote write again {time.time() - back:.1f} s after it was back"
+        except WaitTimeout:
+            served = f"Prometheus had answered no further remote write {timeout_s:g} s after it was back"
+        return f"{what}; {served}; the storage client is the node's (the kubelet's mount), not this run's to read"

@@ -19,6 +19,7 @@ from harness.capabilities.fault_layer import FaultLayerControl
 from harness.capabilities.kubelet import KubeletControl
 from harness.capabilities.nodes import NodeLifecycle
 from harness.capabilities.signals import SignalControl
+from harness.capabilities.storage_server import ServerControl
 from harness.capabilities.volume_fill import VolumeFiller
 from harness.errors import UsageError
 from harness.kube.api import KubeApi
@@ -35,11 +36,13 @@ from harness.runtime.kube_capabilities import (
     KubeFaultLayer,
     KubeKubelet,
     KubeNodes,
+    KubeServerControl,
     KubeSignals,
     KubeVolumeFill,
 )
 from harness.runtime.kube_fill import PodFill
 from harness.runtime.kube_fio import PodFio
+from harness.runtime.kubernetes.embedded import check_nodes_reach
 from harness.runtime.kubernetes.pods import HTTP_TIMEOUT_S, PodTracker
 from harness.runtime.kubernetes.reach import PodReach
 from harness.runtime.kubernetes.resources import DELETE_TIMEOUT_S, RunResources
@@ -47,6 +50,8 @@ from harness.runtime.manifests.common import Names
 from harness.scenario.model import FioJob, Scenario, TsdbLoad
 from harness.settings import Settings
 from harness.storage import backend_for
+from harness.storage.base import EmbeddedServer
+from harness.storage.network import NetworkBackend
 
 if TYPE_CHECKING:
     from harness.loads.shards import ShardLauncher
@@ -55,7 +60,9 @@ if TYPE_CHECKING:
 
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
-    offers = frozenset({SignalControl, NodeLifecycle, KubeletControl, VolumeFiller, ExportReach, FaultLayerControl})
+    offers = frozenset(
+        {SignalControl, NodeLifecycle, KubeletControl, VolumeFiller, ExportReach, FaultLayerControl, ServerControl}
+    )
 
     def __init__(
         self,
@@ -69,6 +76,7 @@ class KubernetesRuntime(Runtime):
         needs: frozenset[type[Capability]] = frozenset(),
         settings: Settings = Settings(),
         api: KubeApi | None = None,
+        storage_server: EmbeddedServer[Any] | None = None,
     ) -> None:
         refuse_unsupported(scenario)
         self.settings = settings  # the harness host's and cluster's (images, reach), as the CLI read them
@@ -92,6 +100,13 @@ class KubernetesRuntime(Runtime):
         self.tools_image = tools_image if SignalControl in needs else None
         self.exporter_image = tools_image  # scrape mode's exporter runs on the same busybox
         self.api = api if api is not None else KubeApi(kubeconfig, context=context)
+        if isinstance(self.backend, NetworkBackend):
+            if self.backend.runs_embedded(scenario.storage):  # still `embedded`: the pipeline started nothing
+                raise UsageError(self.backend.cluster_refusal(scenario.storage) or "no embedded server was started")
+            if storage_server is not None:
+                # The run's own server, on 127.0.0.1 of this host (the storage now names it): every node's kubelet
+                # must reach it, checked before anything is created in the cluster.
+                check_nodes_reach(self.api, storage_server.description, self.backend.source_text(scenario.storage))
         self.reach = PodReach(self.api, settings.k8s_reach)
         self.deployment = deployment_for(
             self.api,
@@ -114,6 +129,11 @@ class KubernetesRuntime(Runtime):
             KubeletControl: KubeKubelet(self) if KubeletControl in needs else None,
             VolumeFiller: KubeVolumeFill(self, self.filler) if self.filler is not None else None,
             ExportReach: KubeExport(self) if ExportReach in needs else None,
+            ServerControl: (
+                KubeServerControl(self, storage_server)
+                if ServerControl in needs and storage_server is not None
+                else None
+            ),
         }
         self.handed_out = {kind: c for kind, c in made.items() if c is not None}
 
@@ -367,6 +387,9 @@ def refuse_unsupported(scenario: Scenario) -> None:
             "loads.tsdb.latency: only on the local runtime (the hop runs on this host; the writer pods send to "
             "Prometheus' Service directly, through whatever the cluster's network adds)"
         )
-    refusal = backend_for(scenario.storage).cluster_refusal(scenario.storage)
+    backend = backend_for(scenario.storage)
+    # An embedded server is started by the run; whether the nodes reach it is checked once it runs (__init__).
+    embedded = isinstance(backend, NetworkBackend) and backend.runs_embedded(scenario.storage)
+    refusal = None if embedded else backend.cluster_refusal(scenario.storage)
     if refusal is not None:
         raise UsageError(refusal)

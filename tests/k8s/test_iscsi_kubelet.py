@@ -1,0 +1,165 @@
+"""The field notes' iSCSI PV on the local cluster, attached, formatted and mounted by the kubelet's own iSCSI plugin.
+
+This kernel has no iSCSI initiator; the test bed gives each kubelet a user-space one (testbed/iscsi_helper.py: an
+``iscsiadm`` that attaches the LUN with qemu-storage-daemon and a loop device, and the sysfs and by-path entries
+the plugin reads, in the kubelet's own mount namespace). Everything else is the kubelet's: the login calls, the
+wait for the device, ``blkid``, ``mkfs.ext4`` of a blank disk, the refusal of a partitioned one, the mount, the
+logout after the unmount. The target is a tgt of the test's own on 127.0.0.1, which the nodes share with this host.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.datapath.servers import IscsiTarget, start_tgt
+from harness.doctor.iscsi import check_iscsi
+from harness.results.model import Severity, Status
+from harness.results.store import load_result
+from harness.scenario.loader import load_scenario
+from harness.scenario.storage import IscsiStorage
+from testbed import config, iscsi_helper
+from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
+
+pytestmark = [
+    pytest.mark.cluster,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path("/dev/fuse").exists(), reason="the nodes' user-space iSCSI initiator needs FUSE"),
+]
+
+IQN = "iqn.2020-02.com:wsg"  # the field notes' target
+LEFTOVERS_TIMEOUT_S = 60  # the kubelet unmounts and logs out within seconds of the pod's deletion
+
+
+@pytest.fixture
+def target(tmp_path: Path, local_cluster: bool) -> Iterator[IscsiTarget]:
+    if not local_cluster:
+        pytest.skip("the target runs on this host's 127.0.0.1, which only the local cluster's nodes share")
+    server = start_tgt(tmp_path / "tgt", iqn=IQN)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def lun_file(tmp_path: Path, layout: str) -> Path:
+    path = tmp_path / f"{layout}.img"
+    with path.open("wb") as f:
+        f.truncate(1024**3)
+    if layout == "ext4":
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-m0", str(path)], check=True, capture_output=True, timeout=120)
+    elif layout == "partitioned":  # what the field notes had: a partition table, the filesystem (if any) inside
+        subprocess.run(["sgdisk", "-n", "1:0:0", "-t", "1:8300", str(path)], check=True, capture_output=True)
+    return path
+
+
+def scenario(tmp_path: Path, portal: str, tag: str, *, duration: str, faults: str = "", extra: str = "") -> Path:
+    return write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-iscsi
+duration: {duration}
+storage:
+  backend: iscsi
+  target_portal: "{portal}"
+  iqn: {IQN}
+  lun: 1
+  fs_type: ext4
+  claim: {{storage_class: "", size: 1Gi, selector: {{app: wsg-prometheus-{tag}}}}}
+  volume: {{name: harness-iscsi-{tag}, labels: {{app: wsg-prometheus-{tag}}}}}
+loads: {{tsdb: {{series: 200, interval: 1s}}}}
+{faults}{extra}""",
+    )
+
+
+def assert_logged_out(portal: str) -> None:
+    """No session, loop device, qemu-storage-daemon or FUSE mount of this target left on any node (bounded)."""
+    deadline = time.monotonic() + LEFTOVERS_TIMEOUT_S
+    left: list[str] = []
+    while time.monotonic() < deadline:
+        left = [f"{n.name}: {x}" for n in config.nodes() for x in iscsi_helper.leftovers(n, portal)]
+        if not left:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"after {LEFTOVERS_TIMEOUT_S} s the kubelets still had logins to {portal}: {left}")
+
+
+def blkid_type(path: Path) -> str:
+    out = subprocess.run(
+        ["blkid", "-p", "-o", "export", str(path)], check=False, capture_output=True, text=True, timeout=30
+    )
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line).get("TYPE", "")
+
+
+def debugfs_ls(path: Path) -> str:
+    out = subprocess.run(
+        ["debugfs", "-R", "ls -l /", str(path)], check=False, capture_output=True, text=True, timeout=30
+    )
+    return out.stdout
+
+
+def test_the_field_notes_iscsi_pv_is_formatted_by_the_kubelet_and_keeps_everything_through_sigkill_and_restart(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, target: IscsiTarget
+) -> None:
+    """The notes' PV (portal, IQN, LUN 1, fsType ext4) on a blank LUN: it binds, the kubelet logs in, finds no
+    filesystem and formats the whole disk ext4 (mount-utils' mkfs), Prometheus is Ready on it and keeps every
+    acknowledged sample over SIGKILL and a pod restart (whose new mount found the filesystem and did not format it
+    again: the samples before it are there); the kubelet's logout after the run leaves nothing of the login."""
+    lun = lun_file(tmp_path, "blank")
+    target.add_lun(1, lun)
+    tag = uuid.uuid4().hex[:8]
+    faults = "faults:\n  - {action: sigkill, at: 6s}\n  - {action: restart, at: 12s}\n"
+    scenario_file = scenario(tmp_path, target.portal, tag, duration="20s", faults=faults)
+    proc = harness_run(scenario_file, tmp_path / "r", kubeconfig)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "r").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    assert result.verdict is Status.PASSED and [f.status for f in result.faults] == [Status.PASSED] * 2
+    assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    # The doctor read the LUN from this host before the run: blank, which the kubelet formats (a warning).
+    assert any(f.check.startswith("iscsi.") and "blank" in f.title.lower() for f in result.doctor), result.doctor
+    assert_nothing_left(api_client, result.run_id, (f"harness-iscsi-{tag}",))
+    assert_logged_out(target.portal)
+    assert blkid_type(lun) == "ext4"  # on the whole disk: no partition table
+    assert "wal" in debugfs_ls(lun), debugfs_ls(lun)  # the TSDB is on the LUN
+
+
+def test_a_partitioned_lun_gives_the_kubelets_own_mount_error_and_the_doctors_finding(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, target: IscsiTarget
+) -> None:
+    """The notes' trap: the kubelet formats only a blank disk and mounts the whole disk, so a LUN with a partition
+    table fails to mount. The doctor, reading the LUN from this host (what `harness run` does first, and stops on),
+    says so; past it (--skip-doctor), the run stops within ready_timeout quoting the kubelet's FailedMount (mount(8)'s
+    words), and the LUN is untouched."""
+    lun = lun_file(tmp_path, "partitioned")
+    before = lun.read_bytes()[: 34 * 512]
+    target.add_lun(1, lun)
+    tag = uuid.uuid4().hex[:8]
+    scenario_file = scenario(tmp_path, target.portal, tag, duration="10s", extra="prometheus: {ready_timeout: 12s}\n")
+    storage = load_scenario(scenario_file).storage
+    assert isinstance(storage, IscsiStorage)
+    findings = check_iscsi(storage)
+    assert any(f.severity is Severity.BLOCKER and "partition" in (f.title + f.evidence).lower() for f in findings)
+
+    proc = harness_run(scenario_file, tmp_path / "r", kubeconfig, "--skip-doctor")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [result_file] = (tmp_path / "r").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    error = result.error or ""
+    assert "FailedMount" in error and "MountVolume.MountDevice failed" in error, error
+    assert "wrong fs type, bad option, bad superblock on /dev/loop" in error, error  # the kubelet's mount(8)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert lun.read_bytes()[: 34 * 512] == before  # never formatted
+    assert_nothing_left(api_client, result.run_id, (f"harness-iscsi-{tag}",))
+    # The kubelet does not log out after a failed mount (nor does it on a real node); the test bed's session is
+    # a daemon and a loop device, so the test logs it out once the PV is gone.
+    for node in config.nodes():
+        iscsi_helper.logout_idle(node, target.portal)
+    assert_logged_out(target.portal)
