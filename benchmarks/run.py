@@ -81,6 +81,7 @@ def _sizes(quick: bool, full: bool) -> dict[str, dict[str, object]]:
             "growth_samples": 1_000_000,
             "growth_series": [10_000, 100_000],
             "big_series": 100_000,
+            "wide": [[10_000_000, 1_000_000]],
             "reps": 1,
         },
         "ledger_cost": {"series": 100_000, "ticks": 600, "reps": 3},
