@@ -209,7 +209,7 @@ def _check_chunk(prom: PromClient, expected: ExpectedHistory, tally: _Tally, chu
             tally.present += want[0]
             del want_series[key]
     del counts
-    _compare_raw(prom, expected, tally, list(want_series), run_id=run_id, metric=metric, lo_ms=lo_ms, hi_ms=hi_ms)
+    _compare_raw(prom, expected, tally, list(want_series), run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
 
 
 def _compare_raw(
@@ -219,7 +219,6 @@ def _compare_raw(
     suspects: list[LabelsKey],
     *,
     run_id: str,
-    metric: str,
     lo_ms: int,
     hi_ms: int,
 ) -> None:
@@ -229,7 +228,7 @@ def _compare_raw(
     for start in range(0, len(suspects), group):
         keys = suspects[start : start + group]
         want = expected.samples(keys, lo_ms, hi_ms)
-        stored = _raw(prom, keys, run_id=run_id, metric=metric, lo_ms=lo_ms, hi_ms=hi_ms)
+        stored = _raw(prom, keys, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
         for key in keys:
             have = stored.get(key, {})
             for ts_ms, value in want[key].items():
@@ -246,29 +245,35 @@ def _spot_check(
     prom: PromClient, expected: ExpectedHistory, tally: _Tally, chunks: list[_Chunk], *, run_id: str, seed: int
 ) -> None:
     """Compare a few series of every window whose sum held sample by sample: what no sum can see (see the module's
-    doc). Where one of them differs, the sum was fooled: the window's samples, counted present by it, are compared
-    again, every series sample by sample."""
-    for chunk in chunks:
-        if chunk.sum.result() != chunk.want_sum or SPOT_SERIES_PER_METRIC <= 0:
-            continue  # drilled into already
-        metric, lo_ms, hi_ms = chunk.metric, chunk.lo_ms, chunk.hi_ms
-        keys = expected.some_series(metric, lo_ms, hi_ms, SPOT_SERIES_PER_METRIC, seed)
+    doc), one raw query per window for all metrics. Where one of them differs, the sum was fooled: the samples of
+    that metric and window, counted present by it, are compared again, every series sample by sample."""
+    if SPOT_SERIES_PER_METRIC <= 0:
+        return
+    held = [c for c in chunks if c.sum.result() == c.want_sum]  # the others were drilled into already
+    for lo_ms, hi_ms in dict.fromkeys((c.lo_ms, c.hi_ms) for c in held):
+        window = [c for c in held if (c.lo_ms, c.hi_ms) == (lo_ms, hi_ms)]
+        keys = [k for c in window for k in expected.some_series(c.metric, lo_ms, hi_ms, SPOT_SERIES_PER_METRIC, seed)]
         spot = _Tally()
-        _compare_raw(prom, expected, spot, keys, run_id=run_id, metric=metric, lo_ms=lo_ms, hi_ms=hi_ms)
-        if not spot.lost_series:
-            continue
-        log.info("%s in (%d, %d]: the value sum held but spotted samples differ: comparing every series", metric,
-                 lo_ms, hi_ms)  # fmt: skip
-        tally.present -= chunk.want_count
-        every = list(expected.per_series(metric, lo_ms, hi_ms))
-        _compare_raw(prom, expected, tally, every, run_id=run_id, metric=metric, lo_ms=lo_ms, hi_ms=hi_ms)
+        _compare_raw(prom, expected, spot, keys, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
+        fooled = {dict(k)["__name__"] for k in spot.lost_series}
+        for chunk in window:
+            if chunk.metric not in fooled:
+                continue
+            log.info("%s in (%d, %d]: the value sum held but spotted samples differ: comparing every series",
+                     chunk.metric, lo_ms, hi_ms)  # fmt: skip
+            tally.present -= chunk.want_count
+            every = list(expected.per_series(chunk.metric, lo_ms, hi_ms))
+            _compare_raw(prom, expected, tally, every, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
 
 
 def _raw(
-    prom: PromClient, keys: list[LabelsKey], *, run_id: str, metric: str, lo_ms: int, hi_ms: int
+    prom: PromClient, keys: list[LabelsKey], *, run_id: str, lo_ms: int, hi_ms: int
 ) -> dict[LabelsKey, dict[int, float]]:
+    names = sorted({dict(k).get("__name__", "") for k in keys})
     ids = sorted({dict(k).get("series", "") for k in keys})
-    sel = f'{metric}{{run_id="{run_id}",series=~"{"|".join(re.escape(i) for i in ids)}"}}'
+    name = names[0] if len(names) == 1 else f'{{__name__=~"{"|".join(re.escape(n) for n in names)}"'
+    matchers = f'run_id="{run_id}",series=~"{"|".join(re.escape(i) for i in ids)}"'
+    sel = f"{name}{{{matchers}}}" if len(names) == 1 else f"{name},{matchers}}}"
     got = prom.raw_samples(sel, (hi_ms - lo_ms) / 1000, hi_ms / 1000)
     return {key: dict(samples) for key, samples in got.items()}
 
