@@ -141,8 +141,9 @@ def nightly(session: nox.Session) -> None:
 
 @nox.session
 def benchmark(session: nox.Session) -> None:
-    """The harness against its peers and its limits (fio direct, Prometheus' own sender, avalanche when given,
-    promtool's ceiling, verification and ledger cost): reports/benchmarks/<utc>/report.md. `-- --quick`, `-- --full`."""
+    """The harness against its peers and its limits (fio direct, Prometheus' own sender, avalanche built from
+    ../shared/peers/ by scripts/build-avalanche, promtool's ceiling, verification and ledger cost):
+    reports/benchmarks/<utc>/report.md. `-- --quick`, `-- --full`."""
     _system_deps(session)
     _install(session)
     session.run("python", "-m", "benchmarks.run", *session.posargs)

@@ -1,8 +1,14 @@
 """Section 2: the harness' TSDB load against the peers people use, each writing to its own fresh Prometheus under
 test: the harness' remote-write writer (``harness/loads/tsdb_writer.py``, ledger included), Prometheus' own remote-write
-sender (a second Prometheus in agent mode scraping the harness' synthetic exporter), and avalanche when a binary is
-given. Acknowledged samples/s are what the Prometheus under test appended to its head (the same counter for every
-peer); CPU time comes from /proc for the generator processes and from Prometheus' process_cpu_seconds_total."""
+sender (a second Prometheus in agent mode scraping the harness' synthetic exporter), and avalanche, built from the
+unmodified v0.7.0 source in ``../shared/peers/`` into the cache by ``scripts/build-avalanche`` (or given as
+AVALANCHE). Acknowledged samples/s are what the Prometheus under test appended to its head (the same counter for every
+peer); CPU time comes from /proc for the generator processes and from Prometheus' process_cpu_seconds_total; memory is
+the generator's peak RSS (VmHWM).
+
+The offered rate is stepped up (series at a 1 s interval) for each generator until it no longer keeps up, so the
+highest rates compare limits, not offers: a generator that fell behind is not offered the next step, and the row
+says which side was the limit (the generator's core, Prometheus' cores, or neither)."""
 
 from __future__ import annotations
 
@@ -36,15 +42,49 @@ BUSY_CORE = 0.85  # a single-threaded Python generator at this share of one core
 Snapshot = dict[str, float]
 
 
-def avalanche_binary() -> tuple[str | None, str]:
-    """The avalanche binary (AVALANCHE or on PATH), or None and why."""
-    given = os.environ.get("AVALANCHE") or shutil.which("avalanche")
-    if given and Path(given).is_file():
-        return given, f"avalanche binary: {given}"
-    return None, (
-        "no avalanche binary (set AVALANCHE or put avalanche on PATH): the Go module proxy here refuses "
-        "avalanche's module zip, so it cannot be built by the benchmark"
-    )
+AVALANCHE_VERSION = "v0.7.0"
+BUILT = f"avalanche {AVALANCHE_VERSION} built from the unmodified source in ../shared/peers/ by scripts/build-avalanche"
+BUILD_TIMEOUT_S = 900.0  # about 3.5 min cold on 2 cores (module downloads), seconds when cached
+
+
+def avalanche_binary(*, build: bool = True) -> tuple[str | None, str]:
+    """The avalanche binary: AVALANCHE, else the cached build, else built now from the shared source (``build``),
+    or None and why."""
+    given = os.environ.get("AVALANCHE")
+    if given:
+        ok = Path(given).is_file()
+        return (given if ok else None), f"avalanche binary: {given} (AVALANCHE{'' if ok else ': no such file'})"
+    cache = Path(os.environ.get("HARNESS_CACHE", "/var/cache/prom-harness")) / f"avalanche-{AVALANCHE_VERSION}"
+    cache /= "avalanche"
+    if cache.is_file():
+        return str(cache), f"{BUILT} into {cache}"
+    if not build:
+        return None, f"no avalanche build in {cache} (run scripts/build-avalanche; --quick does not build it)"
+    return _build(cache)
+
+
+def _build(cache: Path) -> tuple[str | None, str]:
+    """scripts/build-avalanche into ``cache``; the binary or None and why."""
+    if shutil.which("go") is None:
+        return None, "no avalanche build and no Go toolchain to build it (scripts/build-avalanche needs go)"
+    try:
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "build-avalanche"), AVALANCHE_VERSION],
+            capture_output=True, text=True, timeout=BUILD_TIMEOUT_S, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return None, f"scripts/build-avalanche did not finish within {BUILD_TIMEOUT_S:g} s"
+    if done.returncode != 0 or not cache.is_file():
+        return None, f"scripts/build-avalanche failed ({done.returncode}): {done.stderr.strip()[-400:]}"
+    return str(cache), f"{BUILT} into {cache} (built by this run)"
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory of ``pid`` so far (VmHWM), MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _child(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -71,7 +111,9 @@ def _measure(
     return {k: b[k] - a[k] for k in a}
 
 
-def _row(peer: str, series: int, d: dict[str, float], gen_keys: list[str]) -> dict[str, object]:
+def _row(
+    peer: str, series: int, d: dict[str, float], gen_keys: list[str], memory_mib: float = float("nan")
+) -> dict[str, object]:
     wall = d["t"]
     acked = d["appended"]
     # Nothing acknowledged (a sender still starting): no cost per sample to speak of.
@@ -107,6 +149,8 @@ def _row(peer: str, series: int, d: dict[str, float], gen_keys: list[str]) -> di
         "prometheus_cpu_s_per_million": d["prom_cpu"] / per_m,
         "prometheus_cpu_share": round(prom_util, 3),
         "saturated": saturated,
+        "kept_up": saturated == "neither",
+        "generator_peak_rss_mib": round(memory_mib, 1),
         "loadavg_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -130,10 +174,11 @@ def run_harness(work: Path, series: int, warmup_s: float, window_s: float) -> di
         )
         try:
             d = _measure(prom, {"writer": lambda: cpu_seconds(child.pid)}, warmup_s, window_s)
+            memory = peak_rss_mib(child.pid)
             out, _ = child.communicate(timeout=warmup_s + window_s + 60)
         finally:
             stop_process(child)
-    row = _row("harness writer", series, d, ["writer"])
+    row = _row("harness writer", series, d, ["writer"], memory)
     row["writer"] = json.loads(out.decode().strip().splitlines()[-1])
     return row
 
@@ -170,10 +215,11 @@ def run_agent(work: Path, series: int, warmup_s: float, window_s: float) -> dict
                     warmup_s,
                     window_s,
                 )
+                memory = peak_rss_mib(agent.process.pid)
         finally:
             stop_process(exp)
     # The agent is the sender; the exporter stands in for the scraped application and is reported beside it.
-    row = _row("prometheus agent (remote-write sender)", series, d, ["agent"])
+    row = _row("prometheus agent (remote-write sender)", series, d, ["agent"], memory)
     row["exporter_cpu_s_per_million"] = d["exporter_cpu"] / (d["appended"] / 1e6) if d["appended"] > 0 else float("nan")
     return row
 
@@ -182,31 +228,37 @@ def run_avalanche(binary: str, work: Path, series: int, warmup_s: float, window_
     with prometheus(work, f"av-{series}-{time.monotonic_ns()}") as prom:
         # avalanche v0.7 flags (its metrics/ and cmd/avalanche/): series-count is per metric; gauges only (other
         # types default to non-zero in some versions); no churn while measured; its default out-of-order timestamps
-        # (a minute and five back) would be refused by a Prometheus without an out-of-order window.
+        # (a minute and five back) would be refused by a Prometheus without an out-of-order window, and the flag is
+        # a kingpin boolean: off is --no-remote-out-of-order (=false is refused: "unexpected false"). It sends every
+        # series once per --remote-write-interval, --remote-batch-size series per request, 20 requests in flight;
+        # --remote-requests-count=-1 runs until stopped (its default stops after 100 intervals).
         argv = [
             binary, f"--gauge-metric-count={METRICS}", "--counter-metric-count=0", "--histogram-metric-count=0",
             "--native-histogram-metric-count=0", "--summary-metric-count=0", f"--series-count={series // METRICS}",
             "--label-count=1", "--value-interval=1", "--series-interval=100000", "--metric-interval=100000",
             f"--remote-url={prom.url}/api/v1/write", "--remote-write-interval=1s", "--remote-requests-count=-1",
-            "--remote-out-of-order=false", f"--port={proc.free_port()}",
+            "--no-remote-out-of-order", f"--port={proc.free_port()}",
         ]  # fmt: skip
         log = prom.log.with_name("avalanche.log")
         with log.open("ab") as out:
             av = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
         try:
             d = _measure(prom, {"avalanche": lambda: cpu_seconds(av.pid)}, warmup_s, window_s)
+            memory = peak_rss_mib(av.pid) if av.poll() is None else float("nan")
             if av.poll() is not None:
                 tail = log.read_text(errors="replace")[-600:]
                 raise RuntimeError(f"avalanche exited {av.returncode} during the run: {tail}")
         finally:
             stop_process(av)
-    row = _row("avalanche", series, d, ["avalanche"])
+    row = _row("avalanche", series, d, ["avalanche"], memory)
     row["argv"] = argv
     return row
 
 
-def run(work: Path, steps: list[int], reps: int, warmup_s: float, window_s: float) -> dict[str, object]:
-    binary, avalanche_note = avalanche_binary()
+def run(
+    work: Path, steps: list[int], reps: int, warmup_s: float, window_s: float, *, build_avalanche: bool = True
+) -> dict[str, object]:
+    binary, avalanche_note = avalanche_binary(build=build_avalanche)
     peers: list[tuple[str, Callable[[int], dict[str, object]]]] = [
         ("harness writer", lambda n: run_harness(work, n, warmup_s, window_s)),
         ("prometheus agent (remote-write sender)", lambda n: run_agent(work, n, warmup_s, window_s)),
@@ -214,16 +266,24 @@ def run(work: Path, steps: list[int], reps: int, warmup_s: float, window_s: floa
     if binary:
         peers.append(("avalanche", lambda n: run_avalanche(binary, work, n, warmup_s, window_s)))
     rows: list[dict[str, object]] = []
+    behind: set[str] = set()  # generators that fell behind at a step: the next, higher, offer is not made to them
     for series in steps:
         for rep in range(reps):
             # Interleaved, and in alternating order, so a slow spell of the shared machine hits every peer alike.
             for name, fn in peers if rep % 2 == 0 else list(reversed(peers)):
+                if name in behind:
+                    continue
                 try:
                     row = fn(series)
                 except Exception as e:  # noqa: BLE001 - one failed run is reported, the others still count
                     row = {"peer": name, "series": series, "error": f"{type(e).__name__}: {e}"}
                 row["rep"] = rep
                 rows.append(row)
+        for name, _ in peers:
+            done = [r for r in rows if r["peer"] == name and r["series"] == series]
+            # Behind at this step in most of its runs (or failed in all): it has reached its limit.
+            if done and sum(1 for r in done if not r.get("kept_up", False)) * 2 > len(done):
+                behind.add(name)
     return {
         "steps": steps,
         "reps": reps,
@@ -249,6 +309,8 @@ def summarize(rows: list[dict[str, object]]) -> list[dict[str, object]]:
                     "acked_per_s": spread([float(r["acked_per_s"]) for r in ok]),
                     "generator_cpu_s_per_million": spread([float(r["generator_cpu_s_per_million"]) for r in ok]),
                     "prometheus_cpu_s_per_million": spread([float(r["prometheus_cpu_s_per_million"]) for r in ok]),
+                    "generator_peak_rss_mib": spread([float(r.get("generator_peak_rss_mib", "nan")) for r in ok]),
+                    "kept_up": bool(ok) and all(bool(r.get("kept_up")) for r in ok),
                     "saturated": sorted({str(r["saturated"]) for r in ok}),
                     "errors": [
                         r["error"] for r in rows if r["peer"] == peer and r["series"] == series and "error" in r
@@ -262,6 +324,28 @@ def best(summary: list[dict[str, object]], peer: str) -> float | None:
     """Highest median acknowledged samples/s the peer reached at any step."""
     vals = [s["acked_per_s"]["median"] for s in summary if s["peer"] == peer and s["acked_per_s"]["n"]]
     return max(vals) if vals else None
+
+
+def _equal_rate_cpu(summary: list[dict[str, object]]) -> list[str]:
+    """Generator CPU per million samples, harness over avalanche, at the highest offer both kept up with (equal
+    acknowledged rates): what the generators cost when neither is the limit."""
+    kept = {
+        peer: {int(s["series"]): s for s in summary if s["peer"] == peer and s.get("kept_up")}
+        for peer in ("harness writer", "avalanche")
+    }
+    common = sorted(set(kept["harness writer"]) & set(kept["avalanche"]))
+    if not common:
+        return []
+    n = common[-1]
+    h = kept["harness writer"][n]["generator_cpu_s_per_million"]["median"]
+    v = kept["avalanche"][n]["generator_cpu_s_per_million"]["median"]
+    if not h or not v:
+        return []
+    return [
+        "",
+        f"At {n:,} samples/s, the highest offer both kept up with: generator CPU harness {h:.2f}, avalanche {v:.2f} "
+        f"CPU-s per million samples (ratio harness/avalanche {h / v:.2f}).",
+    ]
 
 
 def markdown(res: dict[str, object]) -> str:
@@ -287,8 +371,17 @@ def markdown(res: dict[str, object]) -> str:
         f"`python -m benchmarks.child exporter --port P --series N --metrics {METRICS} --seconds S` (the harness' "
         "`SyntheticExporter`) every 1 s and remote-writing to the Prometheus under test",
         "",
-        "| peer | series | acked samples/s | generator CPU-s / M samples | Prometheus CPU-s / M samples | saturated |",
-        "|---|---:|---:|---:|---:|---|",
+        f"- avalanche: `avalanche --gauge-metric-count={METRICS} --series-count=<N/{METRICS}> --label-count=1 "
+        "--value-interval=1 --series-interval=100000 --metric-interval=100000 --remote-url=<url>/api/v1/write "
+        "--remote-write-interval=1s --remote-requests-count=-1 --no-remote-out-of-order` (other metric types 0)",
+        "",
+        "The offered rate (series per second) is stepped up for each generator until it no longer keeps up (below "
+        f"{SATURATED_BELOW:.0%} of the offer); a generator that fell behind is not offered the next step. "
+        "'limit' says who was: the generator (its process at a full core), Prometheus (its cores), or undecided.",
+        "",
+        "| peer | offered samples/s | acked samples/s | kept up | generator CPU-s / M samples | generator peak RSS MiB "
+        "| Prometheus CPU-s / M samples | limit |",
+        "|---|---:|---:|---|---:|---:|---:|---|",
     ]
     for s in res["summary"]:
         sat = "; ".join(s["saturated"]) or "—"
@@ -296,7 +389,8 @@ def markdown(res: dict[str, object]) -> str:
             sat += " — errors: " + "; ".join(s["errors"])
         lines.append(
             f"| {s['peer']} | {s['series']:,} | {fmt_spread(s['acked_per_s'], 0)} | "
-            f"{fmt_spread(s['generator_cpu_s_per_million'])} | "
+            f"{'yes' if s.get('kept_up') else 'no'} | {fmt_spread(s['generator_cpu_s_per_million'])} | "
+            f"{fmt_spread(s.get('generator_peak_rss_mib', {'n': 0}), 0)} | "
             f"{fmt_spread(s['prometheus_cpu_s_per_million'])} | {sat} |"
         )
     exporter = [r for r in res["runs"] if "exporter_cpu_s_per_million" in r]
@@ -314,8 +408,9 @@ def markdown(res: dict[str, object]) -> str:
     if h and a:
         line = f"Highest acknowledged rate: harness {h:,.0f}/s, Prometheus' sender {a:,.0f}/s (ratio {h / a:.2f})"
         if v:
-            line += f", avalanche {v:,.0f}/s (ratio {h / v:.2f})"
+            line += f", avalanche {v:,.0f}/s (ratio harness/avalanche {h / v:.2f})"
         lines += ["", line + "."]
+    lines += _equal_rate_cpu(res["summary"])
     h_cpu = [
         s["generator_cpu_s_per_million"]["median"]
         for s in res["summary"]

@@ -141,9 +141,19 @@ def _loaded_check(prom: Prom, ledger: Path, log: Path, *, series: int, cutoff_ms
 
 
 def run(
-    work: Path, *, sizes: list[int], growth_samples: int, growth_series: list[int], big_series: int, reps: int
+    work: Path,
+    *,
+    sizes: list[int],
+    growth_samples: int,
+    growth_series: list[int],
+    big_series: int,
+    reps: int,
+    wide: list[list[int]] | None = None,
 ) -> dict[str, object]:
+    """``wide``: more (samples, series) cases, e.g. 10M samples in 1M series (10 per series: Prometheus' cost per
+    series decides the rate there)."""
     cases = [(n, big_series) for n in sizes] + [(growth_samples, s) for s in growth_series if s != big_series]
+    cases += [(int(n), int(s)) for n, s in wide or [] if (int(n), int(s)) not in cases]
     runs = []
     for rep in range(reps):
         for samples, series in cases:
@@ -213,10 +223,11 @@ def markdown(res: dict[str, object], full: bool) -> str:
     lines += [
         "",
         "Peak RSS is the checker's process (wait4), which includes the interpreter and numpy; the memory Prometheus "
-        "spends answering is not in it. The check asks per metric and time chunk for a count and a sum over every "
-        f"series, {QUERY_CONCURRENCY} queries at a time (Prometheus evaluates each on one core), "
-        "so its time follows the series count that Prometheus has to read more than the samples: with few samples "
-        "per series (1M samples in 100k series is 11 each) the per-series cost in Prometheus dominates.",
+        "spends answering is not in it. The check asks per metric and window for one value sum over every series "
+        f"(each series selected once), {QUERY_CONCURRENCY} queries at a time (Prometheus evaluates each on one core), "
+        "plus a few series per metric sample by sample; its time follows the series count Prometheus has to select "
+        "more than the samples: each selection costs Prometheus about 5-10 us per series (postings sorted by labels, "
+        "chunk iterators), so with few samples per series (10M samples in 1M series is 11 each) that cost decides.",
         "",
         _growth(res),
     ]

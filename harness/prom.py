@@ -8,10 +8,12 @@ during a fault is expected, not an error to hide behind retries).
 
 from __future__ import annotations
 
+import codecs
 import enum
+import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,6 +232,26 @@ class PromClient:
                 f"unexpected instant-query result shape: {shorten(repr(result))}", self.base_url, expr
             ) from e
 
+    def instant_stream(self, expr: str, at_unix_s: float) -> Iterator[InstantSample]:
+        """Evaluate ``expr`` at one instant and yield its vector's samples as they are read off the wire: a
+        per-series answer for a million series is hundreds of MB as one JSON document, and the caller needs one
+        sample at a time, so the whole answer is never held."""
+        url = self.base_url + "/api/v1/query"
+        try:
+            resp = self._session.post(
+                url, data={"query": expr, "time": f"{at_unix_s:.3f}"}, timeout=self.timeout_s, stream=True
+            )
+            with resp:
+                if resp.status_code != 200:
+                    raise PrometheusError(f"query failed: HTTP {resp.status_code}: {shorten(resp.text)}", url, expr)
+                for item in stream_vector(resp.iter_content(chunk_size=1 << 16)):
+                    value = item["value"]
+                    yield InstantSample(labels_key(item["metric"]), round(float(value[0]) * 1000), float(value[1]))
+        except requests.RequestException as e:
+            raise PrometheusError(f"query failed: {shorten(str(e))}", url, expr) from e
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise PrometheusError(f"unexpected instant-query answer: {shorten(str(e))}", url, expr) from e
+
     def raw_samples(self, selector: str, window_s: float, at_unix_s: float) -> dict[LabelsKey, list[tuple[int, float]]]:
         """The samples Prometheus stored for ``selector`` in the ``window_s`` before ``at_unix_s``, exactly as stored.
 
@@ -278,3 +300,65 @@ class PromClient:
         log.debug("remote write to %s answered %d: %s", url, resp.status_code, shorten(resp.text))
         self.last_write_error = f"HTTP {resp.status_code}: {shorten(resp.text.strip(), 300)}"
         return WriteOutcome.REJECTED
+
+
+_RESULT = '"result":'
+_DECODER = json.JSONDecoder()
+
+
+def stream_vector(chunks: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+    """The items of ``data.result`` of a query answer (``{"status":"success","data":{"resultType":"vector",
+    "result":[...]}}``), one at a time, from the answer's bytes as they arrive. The stdlib has no streaming JSON
+    parser: this finds the result array and decodes one item at a time with ``raw_decode``, so memory stays at one
+    network chunk plus one item. Raises ValueError on an answer of another shape or one that ends early."""
+    reader = _Chunks(chunks)
+    buf = ""
+    while (at := buf.find(_RESULT)) < 0 or _skip(buf, at + len(_RESULT)) >= len(buf):
+        if at < 0:
+            buf = buf[-len(_RESULT) :]  # what precedes the array is not needed, only a key cut in two
+        if not reader.more():
+            raise ValueError("the answer ended before its result array")
+        buf += reader.text
+    pos = _skip(buf, at + len(_RESULT))
+    if buf[pos] != "[":
+        raise ValueError(f"the result is not an array: {buf[pos : pos + 40]!r}")
+    buf, pos = buf[pos + 1 :], 0
+    while True:
+        pos = _skip(buf, pos, ",")
+        if pos < len(buf) and buf[pos] == "]":
+            return
+        try:
+            item, end = _DECODER.raw_decode(buf, pos) if pos < len(buf) else (None, pos)
+        except ValueError:
+            item, end = None, pos  # the item goes on in the next chunk
+        if not isinstance(item, dict):
+            if item is not None:
+                raise ValueError(f"a result item that is not an object: {shorten(repr(item))}")
+            if not reader.more():
+                raise ValueError("the answer ended inside its result array")
+            buf, pos = buf[pos:] + reader.text, 0
+            continue
+        yield item
+        pos = end
+
+
+class _Chunks:
+    """Bytes off the wire as text, a chunk at a time (a UTF-8 character may be cut between chunks)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self.text = ""
+
+    def more(self) -> bool:
+        chunk = next(self._chunks, None)
+        if chunk is None:
+            return False
+        self.text = self._decoder.decode(chunk)
+        return True
+
+
+def _skip(buf: str, pos: int, also: str = "") -> int:
+    while pos < len(buf) and (buf[pos].isspace() or buf[pos] in also):
+        pos += 1
+    return pos

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from harness import proc
 from harness.errors import PrometheusError
 from harness.loads import remote_pb2
-from harness.prom import PromClient, WriteOutcome, labels_key, parse_exposition, selector
+from harness.prom import PromClient, WriteOutcome, labels_key, parse_exposition, selector, stream_vector
 from tests.prometheus_fixture import PrometheusLauncher, RunningPrometheus, prometheus_launcher
 
 
@@ -116,3 +117,30 @@ def test_the_exposition_parser_reads_labels_with_spaces_escapes_and_timestamps()
     for bad in ("a{x=1} 2", 'a{x="1" y="2"} 3', 'a{x="1"}', 'a{x="1"'):
         with pytest.raises(ValueError):
             list(parse_exposition(bad, {"a"}))
+
+
+def test_a_vector_answer_streams_item_by_item_however_the_bytes_are_cut() -> None:
+    """The drill-down reads per-series answers of a million series: one item at a time, never the whole document."""
+    items = [{"metric": {"series": str(i), "ü": 'é\\"]'}, "value": [1.5, str(i)]} for i in range(300)]
+    answer = {"status": "success", "data": {"resultType": "vector", "result": items}, "warnings": ["x"]}
+    doc = json.dumps(answer, ensure_ascii=False, indent=1).encode()
+    for size in (1, 2, 7, 100, 4096, len(doc)):
+        assert list(stream_vector(doc[i : i + size] for i in range(0, len(doc), size))) == items, size
+    empty = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+    assert list(stream_vector([empty[:30], empty[30:]])) == []
+    with pytest.raises(ValueError, match="ended inside"):
+        list(stream_vector([doc[: len(doc) // 2]]))
+    with pytest.raises(ValueError, match="not an object"):
+        list(stream_vector([b'{"status":"success","data":{"resultType":"scalar","result":[1,"2"]}}']))
+    with pytest.raises(ValueError, match="before its result"):
+        list(stream_vector([b'{"status":"error","error":"bad"}']))
+
+
+def test_instant_stream_against_prometheus(prom: RunningPrometheus) -> None:
+    now_ms = int(time.time() * 1000)
+    for i in range(3):
+        assert _write(prom.client, {"__name__": "streamed", "i": str(i)}, [(now_ms, float(i))]) is WriteOutcome.ACKED
+    got = prom.client.instant_stream("streamed", now_ms / 1000)
+    assert sorted((dict(s.labels)["i"], s.value) for s in got) == [("0", 0.0), ("1", 1.0), ("2", 2.0)]
+    with pytest.raises(PrometheusError, match="HTTP 400"):
+        list(prom.client.instant_stream("streamed[", now_ms / 1000))

@@ -29,6 +29,7 @@ def run_doctor(
     runtime: str,
     kube: KubeInventory | None = None,
     previous_wal_replay_s: float | None = None,
+    replay_rate: probes.ReplayRate | None = None,
 ) -> list[DoctorFinding]:
     """All findings for ``scenario`` on ``runtime`` ("local" or "kubernetes"), blockers first."""
     storage = scenario.storage
@@ -41,7 +42,9 @@ def run_doctor(
         checks.append(("k8s", lambda: binding.check_binding(scenario, kube)))
         checks.append(("operator", lambda: operator.check_operator(scenario, kube)))
     checks.append(("shared-export", lambda: shared.check_shared_exports(scenario, kube)))
-    checks.append(("probes", lambda: probes.check_probes(scenario.prometheus.probes, previous_wal_replay_s)))
+    needed = probes.needed_replay_samples(scenario)
+    budget = scenario.prometheus.probes
+    checks.append(("probes", lambda: probes.check_probes(budget, previous_wal_replay_s, replay_rate, needed)))
 
     findings: list[DoctorFinding] = []
     for family, check in checks:

@@ -21,12 +21,14 @@ from ruamel.yaml.error import YAMLError
 
 from harness.config import choose_context, load_user_config
 from harness.doctor import blocking, run_doctor
+from harness.doctor.probes import ReplayRate, replay_rate
 from harness.errors import HarnessError, ScenarioError, UsageError
 from harness.kube.contexts import load_inventory
 from harness.kube.decode import pv_from_manifest
 from harness.kube.inventory import KubeInventory
 from harness.results.model import DoctorFinding, Severity
 from harness.runtime import RUNTIME_NAMES
+from harness.scenario.model import Scenario
 
 EXIT_OK, EXIT_BLOCKER, EXIT_USAGE = 0, 1, 2
 _STYLE = {Severity.BLOCKER: "bold red", Severity.WARNING: "yellow", Severity.INFO: "green"}
@@ -68,7 +70,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--previous-run",
         metavar="RUN_DIR",
         default=None,
-        help="a previous run's result directory: its longest WAL replay is compared with the probe budget",
+        help="a previous run's result directory: on the same storage, its WAL replay rate estimates this scenario's "
+        "replay, which is compared with the probe budget; else its longest WAL replay is",
     )
 
 
@@ -85,6 +88,7 @@ def execute(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     kube: KubeInventory | None = None
     replay_s: float | None = None
+    rate: ReplayRate | None = None
     try:
         if args.runtime == "kubernetes" and (args.kubeconfig or args.context):
             context = choose_context(args.kubeconfig, args.context, load_user_config(args.settings))
@@ -94,11 +98,11 @@ def execute(args: argparse.Namespace) -> int:
         if args.manifests:
             kube = with_manifests(kube, [Path(m) for m in args.manifests])
         if args.previous_run:
-            replay_s = previous_wal_replay_s(Path(args.previous_run))
+            replay_s, rate = previous_replay(Path(args.previous_run), scenario)
     except HarnessError as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    findings = run_doctor(scenario, runtime=args.runtime, kube=kube, previous_wal_replay_s=replay_s)
+    findings = run_doctor(scenario, runtime=args.runtime, kube=kube, previous_wal_replay_s=replay_s, replay_rate=rate)
     if args.json:
         doc = {
             "scenario": scenario.name,
@@ -130,13 +134,15 @@ def with_manifests(kube: KubeInventory | None, files: list[Path]) -> KubeInvento
     return replace(kube, pvs=kept + tuple(pvs), source=f"{kube.source} and {where}")
 
 
-def previous_wal_replay_s(run_dir: Path) -> float | None:
-    """The longest WAL replay recorded in a stored run (None when it recorded none)."""
+def previous_replay(run_dir: Path, scenario: Scenario) -> tuple[float | None, ReplayRate | None]:
+    """The longest WAL replay recorded in a stored run (None when it recorded none), and its replay rate if that run
+    used this scenario's storage."""
     from harness.results.store import load_result
 
     result = load_result(run_dir)
     replays = [f.wal_replay_s for f in result.faults if f.wal_replay_s is not None]
-    return max(replays) if replays else None
+    storage = scenario.storage.model_dump(mode="json", by_alias=True)
+    return (max(replays) if replays else None), replay_rate(result, storage)
 
 
 def print_table(findings: list[DoctorFinding], *, title: str, console: Console | None = None) -> None:

@@ -147,6 +147,11 @@ class ExpectedHistory(Protocol):
 
     def samples(self, keys: list[LabelsKey], lo_ms: int, hi_ms: int) -> dict[LabelsKey, dict[int, float]]: ...
 
+    def some_series(self, metric: str, lo_ms: int, hi_ms: int, n: int, seed: int) -> list[LabelsKey]:
+        """Up to ``n`` series of ``metric`` expected in ``(lo_ms, hi_ms]``, picked by ``seed`` (the history check's
+        spot check compares them sample by sample)."""
+        ...
+
 
 class Ledger:
     """The acknowledged remote-write requests of one run, as runs of ticks per batch. Thread-safe."""
@@ -322,6 +327,22 @@ class Ledger:
             out[key] = expected
         return out
 
+    def some_series(self, metric: str, lo_ms: int, hi_ms: int, n: int, seed: int) -> list[LabelsKey]:
+        m = int(metric.removeprefix(METRIC_PREFIX))
+        slots = np.arange(m, self.layout.series, self.layout.metrics, dtype=np.int64)
+        if len(slots) == 0 or n <= 0:
+            return []
+        picked = slots[_pick(len(slots), n, seed)]
+        last = np.array([hi_ms // self.layout.interval_ms], dtype=np.int64)
+        gens = self.layout.gens(picked, last)[:, 0]  # with churn: the generation at the window's end
+        return [self.layout.key(slot, gen) for slot, gen in zip(picked.tolist(), gens.tolist(), strict=True)]
+
+
+def _pick(population: int, n: int, seed: int) -> list[int]:
+    """``n`` distinct indexes below ``population``, the same for the same seed."""
+    rng = np.random.default_rng(seed % (1 << 63))
+    return sorted(rng.choice(population, size=min(n, population), replace=False).tolist())
+
 
 class ScrapeSnapshot:
     """Raw samples Prometheus showed for a run just before a fault (scrape mode): after the fault they must remain.
@@ -374,3 +395,7 @@ class ScrapeSnapshot:
 
     def samples(self, keys: list[LabelsKey], lo_ms: int, hi_ms: int) -> dict[LabelsKey, dict[int, float]]:
         return {k: {t: v for t, v in self._samples.get(k, {}).items() if lo_ms < t <= hi_ms} for k in keys}
+
+    def some_series(self, metric: str, lo_ms: int, hi_ms: int, n: int, seed: int) -> list[LabelsKey]:
+        keys = sorted(k for k in self._samples if dict(k)["__name__"] == metric)
+        return [keys[i] for i in _pick(len(keys), n, seed)] if keys and n > 0 else []
