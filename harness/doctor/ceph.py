@@ -1,6 +1,8 @@
 """Ceph checks (``cephfs``, ``rbd``): asked of the cluster the scenario names, as the run's own client, before the run
 mounts anything. Each finding says what it saw in Ceph's own numbers:
 
+* ``ceph.reach``: the cluster does not answer the client (monitors unreachable, a wrong user or key): a BLOCKER
+  naming what to check;
 * ``ceph.health``: HEALTH_ERR is a BLOCKER (the run would measure the failure, not the storage), HEALTH_WARN a
   WARNING naming each check Ceph raised;
 * ``ceph.redundancy``: a pool of size 1 keeps one copy (an OSD lost is its data lost; an OSD down blocks its I/O);
@@ -51,8 +53,21 @@ def check_ceph(spec: CephClientSpec) -> list[DoctorFinding]:
 
 
 def ceph_findings(client: CephClient, spec: CephClientSpec) -> list[DoctorFinding]:
-    """The findings, asked of the cluster as ``client``; CephError (an InfraError) when it does not answer."""
-    found = _health(client)
+    """The findings, asked of the cluster as ``client``; one BLOCKER naming what to check when it does not answer
+    (unreachable monitors, a wrong user or key): the run then stops here, within one bounded call."""
+    try:
+        found = _health(client)
+    except CephError as e:
+        return [
+            _finding(
+                "ceph.reach",
+                Severity.BLOCKER,
+                f"The Ceph cluster at {spec.monitors} does not answer {client.name}",
+                str(e),
+                "Nothing of the run can reach its storage: the client would fail to mount or attach.",
+                "Fix what the evidence names to check.",
+            )
+        ]
     pools = _pools(client, spec)
     found += _redundancy(pools)
     found += _osds(client, pools)
