@@ -72,7 +72,11 @@ def test_fewer_osds_than_size_is_degraded_and_than_min_size_blocks(cluster: Ceph
         admin.ceph("osd", "pool", "set", "rbd", "min_size", "1")
         found = check_ceph(rbd(cluster))
         [osds] = of(found, "ceph.osds")
-        assert osds.severity is Severity.WARNING and "degraded" in osds.title and "1 of 1 OSD(s) up" in osds.evidence
+        assert (
+            osds.severity is Severity.WARNING
+            and "degraded" in osds.title
+            and "ceph osd dump: 1 of 1 OSD(s) up" in osds.evidence
+        )
         [min_one] = of(found, "ceph.redundancy")
         assert "min_size 1 of size 2" in min_one.title, min_one
 

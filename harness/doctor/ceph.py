@@ -68,12 +68,16 @@ def ceph_findings(client: CephClient, spec: CephClientSpec) -> list[DoctorFindin
                 "Fix what the evidence names to check.",
             )
         ]
-    pools = _pools(client, spec)
+    # Few calls (each is a process and a monitor round trip, seconds on a busy host): the OSD map has the pools,
+    # the OSDs and the ratios; the FS map the file system's pools and its MDSs.
+    osd_map = client.ceph_json("osd", "dump")
+    fs_map = client.ceph_json("fs", "dump") if isinstance(spec, CephFsStorage) else {}
+    pools = _pools(osd_map, fs_map, spec)
     found += _redundancy(pools)
-    found += _osds(client, pools)
-    found += _fullness(client)
+    found += _osds(osd_map, pools)
+    found += _fullness(client, osd_map)
     if isinstance(spec, CephFsStorage):
-        found += _mds(client, spec.fs_name)
+        found += _mds(fs_map, spec.fs_name)
     found += _caps(client, spec)
     return found
 
@@ -113,16 +117,16 @@ def _health(client: CephClient) -> list[DoctorFinding]:
     ]
 
 
-def _pools(client: CephClient, spec: CephClientSpec) -> list[dict[str, Any]]:
+def _pools(osd_map: dict[str, Any], fs_map: dict[str, Any], spec: CephClientSpec) -> list[dict[str, Any]]:
     """The pools Prometheus' data lands in: the RBD pool, or the CephFS file system's data and metadata pools."""
-    names: list[str] = []
     if isinstance(spec, RbdStorage):
-        names = [spec.pool]
-    elif isinstance(spec, CephFsStorage):
-        for fs in client.ceph_json("fs", "ls"):
-            if fs.get("name") == spec.fs_name:
-                names = [str(fs.get("metadata_pool")), *(str(p) for p in fs.get("data_pools", []))]
-    return [p for p in client.ceph_json("osd", "pool", "ls", "detail") if p.get("pool_name") in names]
+        return [p for p in osd_map.get("pools", []) if p.get("pool_name") == spec.pool]
+    ids: set[int] = set()
+    for fs in fs_map.get("filesystems", []):
+        mdsmap = fs.get("mdsmap", {})
+        if isinstance(spec, CephFsStorage) and mdsmap.get("fs_name") == spec.fs_name:
+            ids = {int(mdsmap.get("metadata_pool", -1)), *(int(p) for p in mdsmap.get("data_pools", []))}
+    return [p for p in osd_map.get("pools", []) if int(p.get("pool", -2)) in ids]
 
 
 def _redundancy(pools: list[dict[str, Any]]) -> list[DoctorFinding]:
@@ -158,13 +162,13 @@ def _redundancy(pools: list[dict[str, Any]]) -> list[DoctorFinding]:
     return found
 
 
-def _osds(client: CephClient, pools: list[dict[str, Any]]) -> list[DoctorFinding]:
-    stat = client.ceph_json("osd", "stat")
-    up, total = int(stat.get("num_up_osds", 0)), int(stat.get("num_osds", 0))
+def _osds(osd_map: dict[str, Any], pools: list[dict[str, Any]]) -> list[DoctorFinding]:
+    osds = osd_map.get("osds", [])
+    up, total = sum(1 for o in osds if int(o.get("up", 0))), len(osds)
     found = []
     for pool in pools:
         name, size, min_size = pool.get("pool_name"), int(pool.get("size", 0)), int(pool.get("min_size", 0))
-        evidence = f"ceph osd stat: {up} of {total} OSD(s) up; pool {name}: size {size}, min_size {min_size}"
+        evidence = f"ceph osd dump: {up} of {total} OSD(s) up; pool {name}: size {size}, min_size {min_size}"
         if up < min_size:
             found.append(
                 _finding(
@@ -190,8 +194,7 @@ def _osds(client: CephClient, pools: list[dict[str, Any]]) -> list[DoctorFinding
     return found
 
 
-def _fullness(client: CephClient) -> list[DoctorFinding]:
-    dump = client.ceph_json("osd", "dump")
+def _fullness(client: CephClient, dump: dict[str, Any]) -> list[DoctorFinding]:
     full, nearfull = float(dump.get("full_ratio", 0.95)), float(dump.get("nearfull_ratio", 0.85))
     stats = client.ceph_json("df").get("stats", {})
     total, used = int(stats.get("total_bytes", 0)), int(stats.get("total_used_raw_bytes", 0))
@@ -226,8 +229,7 @@ def _fullness(client: CephClient) -> list[DoctorFinding]:
     return []
 
 
-def _mds(client: CephClient, fs_name: str) -> list[DoctorFinding]:
-    dump = client.ceph_json("fs", "dump")
+def _mds(dump: dict[str, Any], fs_name: str) -> list[DoctorFinding]:
     for fs in dump.get("filesystems", []):
         mdsmap = fs.get("mdsmap", {})
         if mdsmap.get("fs_name") != fs_name:
