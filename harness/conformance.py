@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-PASSED, FAILED, PARTIAL = "PASSED", "FAILED", "PARTIAL"
+PASSED, FAILED, PARTIAL, SKIPPED = "PASSED", "FAILED", "PARTIAL", "SKIPPED"
 
 
 # Why the files that take a local PV have no cluster row, where they do not (each costs a minute or more of the
@@ -172,6 +172,15 @@ CONFORMANCE: tuple[Row, ...] = (
     ),
     Row("scenarios/cephfs.yaml", _holds(), nightly=False, why_not_kubernetes=_CEPH),
     Row("scenarios/rbd.yaml", _holds(), nightly=False, why_not_kubernetes=_CEPH),
+    Row(
+        "scenarios/ceph-client-crash.yaml",
+        # Exit 1: Prometheus stays ready but refuses every write on the dead mount, so it never recovers; nothing
+        # was lost up to the SIGKILL's checkpoint, what came after is unchecked (PARTIAL), its own count incomplete.
+        Expect(1, MappingProxyType({"history_survival": PARTIAL, "ack_count": SKIPPED, "recovery": FAILED})),
+        nightly=False,
+        why="ceph-fuse killed: its mount answers ENOTCONN and nothing remounts it",
+        why_not_kubernetes=_CEPH,
+    ),
     Row(
         "scenarios/sharded-load.yaml",
         _holds(),

@@ -306,6 +306,22 @@ class Run:
         for message in notices:
             self.event("warning", message)
 
+    def remove_workdir(self, workdir: Path) -> None:
+        """The work directory goes, and its marker with it, only once nothing of the run is mounted or attached
+        there: a mount whose undo failed (a busy or dead FUSE data path) keeps both, so `harness cleanup` still
+        finds the run and removes it; the run says so. (rmtree would also walk into a live mount's data.)"""
+        from harness.cleanup.local import still_held
+
+        held = still_held(self.lock.marker, workdir) if self.lock is not None else []
+        if held:
+            raise InfraError(
+                f"{workdir} stays, with the run's marker, because {len(held)} thing(s) of this run could not be "
+                f"undone: {'; '.join(held)}. `harness cleanup --run {self.run_id}"
+                + (f" --workdir {self.options.workdir_root}" if self.options.workdir_root is not None else "")
+                + "` removes them"
+            )
+        shutil.rmtree(workdir, ignore_errors=True)
+
     def unmark(self) -> None:
         """The run is over: a work directory kept on purpose (--keep-data) says so, and the lock goes."""
         run_marks.release(self.lock, kept=self.options.keep_data)
@@ -339,7 +355,7 @@ def execute(options: RunOptions) -> RunOutcome:
         try:
             workdir = Path(tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{run_id}-", dir=options.workdir_root))
             if not options.keep_data:
-                run.undo.record("remove the work directory", lambda: shutil.rmtree(workdir, ignore_errors=True))
+                run.undo.record("remove the work directory", lambda: run.remove_workdir(workdir))
             # Prometheus may run as the scenario's uid: it must be able to reach its config and data.
             workdir.chmod(0o755)
             run.mark(workdir)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from harness.capabilities import Capability, refusal
+from harness.capabilities.ceph import CephClientControl, CephOsdControl
 from harness.capabilities.kubelet import KubeletControl
 from harness.capabilities.nodes import NodeLifecycle
 from harness.capabilities.storage_server import ServerControl
@@ -50,6 +51,24 @@ def test_a_storage_given_capability_is_refused_by_the_storage() -> None:
     assert why is not None and "never stops a server it did not start" in why
     why = refusal({ServerControl}, "kubernetes", runtime_offers("kubernetes"), theirs)
     assert why is not None and "never stops a server it did not start" in why
+
+
+def test_the_ceph_faults_are_refused_by_their_capabilities_where_the_storage_does_not_give_them() -> None:
+    """ceph_osd_down stops only an OSD of the cluster the run started; ceph_client_crash needs a Ceph client of the
+    run's; the kubernetes runtime offers neither. Each says so in its capability's words."""
+    embedded = {"backend": "rbd", "monitors": "embedded", "pool": "rbd", "size": "1Gi"}
+    named = {**embedded, "monitors": "10.0.0.1:6789", "keyring": "/etc/ceph/k"}
+    for kind, fault in ((CephOsdControl, "ceph_osd_down"), (CephClientControl, "ceph_client_crash")):
+        assert (
+            refusal({kind}, "local", runtime_offers("local"), scenario(embedded, {"action": fault, "at": "5s"})) is None
+        )
+    why = refusal({CephOsdControl}, "local", runtime_offers("local"), scenario(named))
+    assert why is not None and "stop and start an OSD" in why and "never a daemon of someone else's cluster" in why
+    assert refusal({CephClientControl}, "local", runtime_offers("local"), scenario(named)) is None
+    why = refusal({CephClientControl}, "local", runtime_offers("local"), scenario({"backend": "ephemeral"}))
+    assert why is not None and "no Ceph client process of this run's" in why
+    why = refusal({CephClientControl}, "kubernetes", runtime_offers("kubernetes"), scenario(embedded))
+    assert why is not None and "ceph-csi's node plugin holds the mount" in why
 
 
 def test_a_capability_not_made_for_the_run_is_a_harness_error(tmp_path: Any) -> None:

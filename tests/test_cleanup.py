@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from harness.config import load_user_config
 from harness.datapath.mounts import LoopMount, create_loop_mount, is_mount_point
 from harness.ownership import RUN_ID_ENV, RunLock, new_marker
 from harness.settings import Settings
-from tests.leftovers import ROOT, cleanup, left_behind, run, run_argv, sigkill_during_load
+from tests.leftovers import ROOT, cleanup, left_behind, run, run_argv, sigkill_during_load, wait_for_load_phase
 
 pytestmark = [
     pytest.mark.slow,
@@ -145,3 +146,79 @@ def test_a_running_run_is_never_touched(area: tuple[Path, Path], tmp_path: Path)
         proc.communicate(timeout=30)
     swept = cleanup("--run", run_id, "--workdir", str(root)).expect(0)
     assert not workdir.exists(), swept.output
+
+
+HELD = """
+name: held
+duration: 4s
+storage: {backend: nfs, server: embedded, version: "4"}
+loads: {tsdb: {series: 50, interval: 1s}}
+"""
+
+
+def _cmdline(entry: Path) -> bytes:
+    try:
+        return (entry / "cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def test_a_mount_the_run_could_not_undo_keeps_its_marker_and_cleanup_removes_it(
+    area: tuple[Path, Path], tmp_path: Path, sleepers: list[subprocess.Popen[bytes]]
+) -> None:
+    """The FUSE NFS client dies (SIGKILL: no unmount of its own) while a process works in its mount: the run's
+    unmount fails (busy) and the dead mount stays. The run says its work directory stays, with its marker (it used
+    to remove both, so `harness cleanup` found nothing while the mount stayed); cleanup then removes the holder, the
+    mount and the directory."""
+    reports, root = area
+    scenario = tmp_path / "held.yaml"
+    scenario.write_text(HELD)
+    argv = run_argv(scenario, reports, root)
+    p = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+
+        def fuse_mount() -> Path | None:
+            for line in Path("/proc/self/mountinfo").read_text().splitlines():
+                point = Path(line.split()[4])
+                if str(root) in str(point) and "nfs-mnt-" in point.name and " - fuse" in line:
+                    return point
+            if p.poll() is not None:
+                raise AssertionError(f"the run ended before its mount came: {p.communicate()}")
+            return None
+
+        from harness.wait import wait_for
+
+        mount_point = wait_for(fuse_mount, what="the run's FUSE NFS mount", timeout_s=60, interval_s=0.05)
+        holder = sleeper(sleepers, cwd=mount_point)
+        assert wait_for_load_phase(reports, p) is not None
+        client = next(
+            int(e.name)
+            for e in Path("/proc").iterdir()
+            if e.name.isdigit() and str(mount_point).encode() in _cmdline(e) and b"nfs_fuse" in _cmdline(e)
+        )
+        os.kill(client, signal.SIGKILL)  # no unmount of its own on the way out: the mount is dead, and busy
+        _, stderr = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate(timeout=30)
+    try:
+        _the_run_said_so_and_cleanup_removes_it(stderr, root, holder, mount_point)
+    finally:  # whatever failed above: no dead mount stays on this host
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            if str(root) in line.split()[4]:
+                subprocess.run(["umount", "-l", line.split()[4]], check=False)
+
+
+def _the_run_said_so_and_cleanup_removes_it(stderr: str, root: Path, holder: int, mount_point: Path) -> None:
+    said = " ".join(stderr.split())
+    assert "Traceback" not in said, said
+    assert "stays, with the run's marker" in said and "harness cleanup --run" in said, said
+    [workdir] = root.glob("prom-harness-*")
+    run_id = json.loads((workdir / "harness-run.json").read_text())["run_id"]
+    assert left_behind(workdir), "the busy mount was expected to stay"
+
+    done = cleanup("--run", run_id, "--workdir", str(root)).expect(0)
+    assert f"removed process {holder}" in done.stdout, done.stdout
+    assert f"removed mount {mount_point}" in done.stdout and f"removed work directory {workdir}" in done.stdout
+    assert not workdir.exists() and left_behind(workdir) == []

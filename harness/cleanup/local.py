@@ -70,6 +70,14 @@ def run_leftovers(run: FoundRun) -> RunLeftovers:
     return found
 
 
+def still_held(marker: RunMarker, workdir: Path) -> list[str]:
+    """What of the run is still mounted or attached (mounts, loop devices): while anything is, its work directory
+    and marker must stay, or ``harness cleanup`` could no longer find it (a run's own removal uses this)."""
+    held = [f"mount {m.mount_point} ({m.fstype} from {m.source})" for m in _mounts(marker, workdir)]
+    held += [f"loop device {device} (on {backing})" for device, backing in loop_devices(marker, workdir)]
+    return held
+
+
 def _fill_items(volume_root: Path, run_id: str) -> list[Leftover]:
     """A disk_full fill the run did not live to delete: no data, and the disk stays full until it goes."""
     path = volume_root / fill_name(run_id)

@@ -14,6 +14,7 @@ its own log.
 from __future__ import annotations
 
 import signal
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -140,6 +141,21 @@ class CephCluster:
         out = self.directory / "log" / f"{name}.out"
         self.daemons[name] = daemon = proc.start_daemon(f"ceph-{kind}", argv, log_path=out, env=env)
         return daemon
+
+    def osd_back(self, timeout_s: float = OSD_TIMEOUT_S) -> str:
+        """After ``start_daemon("osd.0")``: wait (bounded) until the OSD is up and every placement group active
+        again; what that took, in a sentence."""
+        started = time.monotonic()
+
+        def up() -> bool:
+            return int(self.admin.ceph_json("osd", "stat").get("num_up_osds", 0)) >= 1
+
+        self.wait_until("osd.0", up, "osd.0 up again", timeout_s)
+        up_s = time.monotonic() - started
+        self.wait_until("osd.0", lambda: _pgs_active(self), "every placement group active again", PGS_TIMEOUT_S)
+        return (
+            f"up {up_s:.1f} s after it started, every placement group active after {time.monotonic() - started:.1f} s"
+        )
 
     def wait_until(self, name: str, probe: Callable[[], bool], what: str, timeout_s: float) -> None:
         """Wait for ``probe`` while ``name`` runs; if it exits or the time runs out, say which and quote its log."""

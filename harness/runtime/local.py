@@ -25,6 +25,7 @@ from typing import Any
 
 from harness import proc
 from harness.capabilities import Capability
+from harness.capabilities.ceph import CephClientControl, CephOsdControl
 from harness.capabilities.export import ExportReach
 from harness.capabilities.fault_layer import FaultLayerControl
 from harness.capabilities.signals import SignalControl
@@ -47,6 +48,8 @@ from harness.runtime.base import (
     not_recovered_on_timeout,
 )
 from harness.runtime.local_capabilities import (
+    LocalCephClient,
+    LocalCephOsd,
     LocalExport,
     LocalFaultLayer,
     LocalServerControl,
@@ -56,6 +59,7 @@ from harness.runtime.local_capabilities import (
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
 from harness.storage import backend_for
 from harness.storage.base import EmbeddedServer, ProvisionedStorage
+from harness.storage.ceph import EmbeddedCephServer
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +91,9 @@ class LocalRuntime(Runtime):
     name = "local"
     # It mounts network storage itself, so it knows where Prometheus' data is in an export; the storage server it
     # can restart is the one the run started (the refusal says so otherwise). It has no nodes and no kubelet.
-    offers = frozenset({SignalControl, FaultLayerControl, VolumeFiller, ServerControl, ExportReach})
+    offers = frozenset(
+        {SignalControl, FaultLayerControl, VolumeFiller, ServerControl, ExportReach, CephClientControl, CephOsdControl}
+    )
     stop_timeout_s = STOP_TIMEOUT_S
 
     def __init__(
@@ -133,6 +139,12 @@ class LocalRuntime(Runtime):
             VolumeFiller: self.filler,
             ServerControl: self.server,
             ExportReach: LocalExport(self) if ExportReach in needs else None,
+            CephClientControl: LocalCephClient(self) if CephClientControl in needs else None,
+            CephOsdControl: (
+                LocalCephOsd(storage_server)
+                if CephOsdControl in needs and isinstance(storage_server, EmbeddedCephServer)
+                else None
+            ),
         }
         self.handed_out = {kind: c for kind, c in made.items() if c is not None}
 

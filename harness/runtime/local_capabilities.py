@@ -10,7 +10,10 @@
   when the storage is provisioned;
 - ``LocalServerControl``: stops and starts the storage server the run started (embedded NFS-Ganesha or tgt) while
   Prometheus keeps running, and says when a write through the data path got through again;
-- ``LocalExport``: the export this run's own NFS client mounted, with Prometheus' data directory in it.
+- ``LocalExport``: the export this run's own NFS client mounted, with Prometheus' data directory in it;
+- ``LocalCephClient``: SIGKILLs the Ceph client process this run's volume is served by (ceph-fuse,
+  qemu-storage-daemon) and says what its mount answers then;
+- ``LocalCephOsd``: stops and starts the OSD of the embedded cluster the run started.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import fmt
+from harness.capabilities.ceph import CephClientControl, CephOsdControl
 from harness.capabilities.export import ExportReach
 from harness.capabilities.fault_layer import FaultLayerControl, IoFault, PowerCut
 from harness.capabilities.signals import SignalControl
@@ -34,6 +38,8 @@ from harness.datapath.mounts import filesystem_of
 from harness.errors import InfraError, StorageUnavailable, WaitTimeout
 from harness.runtime.fault_layer import WAL_DIR, FaultLayer, cut_detail, io_summary, utc_time
 from harness.storage.base import EmbeddedServer, ExportAccess, ProvisionedStorage
+from harness.storage.ceph import EmbeddedCephServer
+from harness.storage.mounted import ServedVolume
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -263,7 +269,59 @@ class LocalExport(ExportReach):
         return access
 
 
+class LocalCephClient(CephClientControl):
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.runtime = runtime
+
+    def kill_client(self) -> tuple[float, str]:
+        storage = self.runtime.provisioned()
+        daemon = storage.daemon if isinstance(storage, ServedVolume) else None
+        if not isinstance(storage, ServedVolume) or daemon is None or not daemon.alive():
+            raise InfraError(f"the {self.runtime.storage_spec.backend} volume has no running client process to kill")
+        served = next(iter(storage.mount_points()), None)  # ceph-fuse's mount; qemu-storage-daemon's FUSE file
+        name = daemon.name
+        killed = time.time()
+        daemon.signal(signal.SIGKILL)
+        daemon.wait(15)
+        answer = "still answers"
+        if served is not None:
+            try:
+                served.stat()
+            except OSError as e:  # a dead FUSE server's mount answers at once, with ENOTCONN
+                answer = f"answers '{e.strerror}'"
+        # What Prometheus' next fsync meets (an RBD image's ext4 still takes writes into the page cache).
+        outcome: list[str] = []
+        probe = threading.Thread(target=_write_and_fsync, args=(storage, outcome), daemon=True, name="data-path")
+        probe.start()
+        probe.join(PROBE_TIMEOUT_S)
+        fsync = outcome[0] if outcome else f"had not returned after {PROBE_TIMEOUT_S:g} s"
+        return killed, (
+            f"SIGKILL to {name} (pid {daemon.pid}); its FUSE mount {served} {answer}; a write and fsync through the "
+            f"data path {fsync}; nothing remounts it"
+        )
+
+
+class LocalCephOsd(CephOsdControl):
+    def __init__(self, server: EmbeddedCephServer[Any]) -> None:
+        self.server = server
+        self.pid = 0
+
+    def stop_osd(self) -> tuple[float, str]:
+        cluster = self.server.running()
+        stopped = time.time()
+        self.pid = cluster.stop_daemon("osd.0")
+        up = cluster.admin.ceph_json("osd", "stat").get("num_up_osds", "?")
+        return stopped, f"osd.0 (pid {self.pid}) stopped (SIGTERM); the monitor counts {up} OSD(s) up"
+
+    def start_osd(self) -> tuple[float, str]:
+        cluster = self.server.running()
+        daemon = cluster.start_daemon("osd.0")
+        back = cluster.osd_back()
+        return time.time(), f"osd.0 started again (pid {daemon.pid}) on the same data: {back}"
+
+
 PROBE_FILE = ".harness-data-path-probe"
+PROBE_TIMEOUT_S = 10.0  # a dead client's mount answers at once; a hung one is said to hang
 
 
 def _write_and_fsync(storage: ProvisionedStorage, outcome: list[str]) -> None:

@@ -247,6 +247,26 @@ class ServerRestartFault(FaultWindow):
     action: Literal["server_restart"] = Field(description="the storage server the run started stops for `for`")
 
 
+class CephClientCrashFault(FaultTiming):
+    """The Ceph client under Prometheus dies (SIGKILL): ``ceph-fuse`` for CephFS, whose mount then answers every
+    call with "Transport endpoint is not connected" (what ceph-csi users meet when its node plugin restarts with
+    ``mounter: fuse``), or ``qemu-storage-daemon`` for RBD (librbd; the loop device under the filesystem then fails
+    every I/O). Prometheus keeps running on the dead volume and nothing mounts it again (on a cluster only a new pod
+    would), so the run is expected to end FAILED: see docs/faults/ceph.md. Local runtime, backend cephfs or rbd."""
+
+    action: Literal["ceph_client_crash"] = Field(
+        description="the Ceph client process under Prometheus (ceph-fuse, qemu-storage-daemon) is killed"
+    )
+
+
+class CephOsdDownFault(FaultWindow):
+    """The cluster's OSD stops for ``for`` (SIGTERM) and starts again on the same data. With pool size 1 (the
+    embedded cluster) no other copy exists: I/O to the placement groups it holds blocks until it is back, and
+    Prometheus' writes wait with it. Only an OSD of a cluster the run started (``monitors: embedded``)."""
+
+    action: Literal["ceph_osd_down"] = Field(description="the Ceph cluster's OSD stops for `for` (embedded cluster)")
+
+
 class SecondWriterFault(FaultWindow):
     """Another application writes into the NFS export that holds Prometheus' data, for ``for``: the field notes'
     Grafana (uid 472), whose PV named the same server path as Prometheus'. A process of its own, running as
@@ -306,5 +326,7 @@ FaultSpec = (
     | DiskFullFault
     | ServerRestartFault
     | SecondWriterFault
+    | CephClientCrashFault
+    | CephOsdDownFault
 )
 Fault = Annotated[FaultSpec, Field(discriminator="action")]

@@ -50,8 +50,9 @@ class CephBackend(Backend[CephSpecT]):
         return EmbeddedCephServer(spec, workdir, embedded.osd_size_bytes)
 
     def doctor_findings(self, spec: CephSpecT, security_context: SecurityContext, runtime: str) -> list[DoctorFinding]:
-        # The cluster is checked where the run first reaches it (``connect``: exit 2 naming the setting to fix).
-        return []
+        from harness.doctor.ceph import check_ceph
+
+        return check_ceph(spec)
 
 
 class EmbeddedCephServer(EmbeddedServer[CephSpecT]):

@@ -16,17 +16,20 @@ image the scenario names is never removed. ``monitors: embedded`` starts a singl
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import proc
 from harness.datapath.ceph_cli import CephClient
-from harness.datapath.mounts import kernel_filesystems
+from harness.datapath.mounts import is_mount_point, kernel_filesystems
 from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.scenario.model import RbdStorage
 from harness.storage.ceph import CephBackend, connect, require
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
+
+log = logging.getLogger(__name__)
 
 # The kubelet formats a blank disk with these (mount-utils' formatAndMountSensitive: -F and -m0 for ext*).
 MKFS = {"ext4": ["mkfs.ext4", "-q", "-F", "-m0"], "xfs": ["mkfs.xfs", "-q", "-f"]}
@@ -74,6 +77,18 @@ class RbdVolume(ServedVolume):
         return [p for p in (self.export_file, self.mount_point) if p is not None]
 
     def teardown(self) -> None:
+        daemon, export = self.daemon, self.export_file
+        if daemon is not None and not daemon.alive() and export is not None and is_mount_point(export):
+            # A dead qemu-storage-daemon (a crash, ceph_client_crash): its FUSE file answers nothing but ENOTCONN,
+            # which would stop the teardown at its first look; detached lazily, the loop device and the filesystem
+            # on it are then undone as usual (their unwritten pages are lost: they never reached the image).
+            log.warning(
+                "qemu-storage-daemon (pid %d) exited with code %s, its FUSE export %s is dead: unmounted lazily",
+                daemon.pid,
+                daemon.popen.returncode,
+                export,
+            )
+            proc.run(["umount", "-l", str(export)], timeout_s=30, check=False)
         try:
             super().teardown()
         finally:
