@@ -398,7 +398,12 @@ class LocalRuntime(Runtime):
         sc = self.spec.security_context
         gids = {sc.run_as_group, *([sc.fs_group] if sc.fs_group is not None else [])}
         for target in (self.workdir, data_dir.parent):
-            blocked = first_untraversable(target, sc.run_as_user, gids)
+            try:
+                blocked = first_untraversable(target, sc.run_as_user, gids)
+            except OSError as e:
+                # A data path's user-space client died under the run (its FUSE mount answers ENOTCONN): the new
+                # pod cannot use its volume, a finding about the storage as the kubelet's failed mount would be.
+                raise NotRecovered(f"the new pod cannot use its volume: {e.filename}: {e.strerror}") from e
             if blocked is not None:
                 mode = blocked.stat().st_mode & 0o7777
                 raise InfraError(
