@@ -87,6 +87,8 @@ def _launcher(directory: Path, cgroup_procs: list[Path], argv: list[str]) -> lis
         f"mount --bind {shlex.quote(str(state_dir() / 'config'))} {CONFIG_DIR}",
         f"mount --bind {shlex.quote(str(etc))} /etc/ceph",
         "mount -t tmpfs -o mode=1777 harness-ceph-csi-tmp /tmp",
+        # Where cephcsi writes key files for ceph-fuse and librados (upstream's pods mount an emptyDir there).
+        "mkdir -p -m 0700 /tmp/csi/keys",
         'exec "$@"',
     ]
     return ["unshare", "--mount", "--propagation", "unchanged", "sh", "-euc", "; ".join(steps), "sh", *argv]
@@ -225,7 +227,9 @@ class CephCsi:
             NAMESPACE,
             client.V1Secret(
                 metadata=client.V1ObjectMeta(name=SECRET, labels=labels),
-                string_data={"userID": CSI_USER, "userKey": key},
+                # CephFS's provisioner reads adminID/adminKey, its node stage userID/userKey (upstream's
+                # example Secret carries both): one user here for both.
+                string_data={"userID": CSI_USER, "userKey": key, "adminID": CSI_USER, "adminKey": key},
             ),
         )
         storage.create_csi_driver(
