@@ -210,12 +210,14 @@ class CephCsi:
         from kubernetes import client
 
         try:
-            csi_node = client.StorageV1Api(self.api_client).read_csi_node(node_name)
+            # Raw JSON: this client's model refuses a CSINode whose drivers are null (none registered yet).
+            response: Any = client.StorageV1Api(self.api_client).read_csi_node(node_name, _preload_content=False)
         except client.ApiException as e:
             if e.status == 404:
                 return False
             raise
-        return any(d.name == DRIVER for d in csi_node.spec.drivers or [])
+        drivers = json.loads(response.data).get("spec", {}).get("drivers") or []
+        return any(d.get("name") == DRIVER for d in drivers)
 
     def _objects(self, key: str) -> None:
         from kubernetes import client
