@@ -272,7 +272,31 @@ class CephCsi:
     def stop(self) -> None:
         """Delete the class and the objects, the PVs the driver made (their claims gone: the tests' own), stop every
         daemon this started (the node plugins' ceph-fuse daemons with them), unmount what is left of their
-        mounts, stop the Ceph and remove the state and the mount point this made. Idempotent."""
+        mounts, stop the Ceph and remove the state and the mount point this made. Idempotent. An API that does not
+        answer (the cluster stopped under us) leaves the objects, said at the end, not the processes."""
+        api_error: Exception | None = None
+        try:
+            self._delete_objects()
+        except Exception as e:  # noqa: BLE001 - the API gone (a cluster stopped under us): the processes still go
+            api_error = e
+        for name in reversed(self.daemons):
+            procs.terminate(name, 10)
+        self.daemons.clear()
+        for node in self.nodes:
+            _kill_ceph_fuse_under(node.kubelet_root)
+            (plugin_dir(node) / "csi.sock").unlink(missing_ok=True)
+            (node.kubelet_root / "plugins_registry" / f"{DRIVER}-reg.sock").unlink(missing_ok=True)
+        if self.cluster is not None:
+            self.cluster.stop()
+            self.cluster = None
+        if self.made_config_dir:
+            CONFIG_DIR.rmdir()
+            self.made_config_dir = False
+        shutil.rmtree(state_dir(), ignore_errors=True)
+        if api_error is not None:
+            raise procs.ClusterError(f"ceph-csi's objects could not be deleted: {api_error}") from api_error
+
+    def _delete_objects(self) -> None:
         from kubernetes import client
 
         from harness.wait import wait_for
@@ -291,20 +315,6 @@ class CephCsi:
             _ignore_404(core.delete_persistent_volume, pv.metadata.name)
         _ignore_404(storage.delete_csi_driver, DRIVER)
         _ignore_404(core.delete_namespace, NAMESPACE)
-        for name in reversed(self.daemons):
-            procs.terminate(name, 10)
-        self.daemons.clear()
-        for node in self.nodes:
-            _kill_ceph_fuse_under(node.kubelet_root)
-            (plugin_dir(node) / "csi.sock").unlink(missing_ok=True)
-            (node.kubelet_root / "plugins_registry" / f"{DRIVER}-reg.sock").unlink(missing_ok=True)
-        if self.cluster is not None:
-            self.cluster.stop()
-            self.cluster = None
-        if self.made_config_dir:
-            CONFIG_DIR.rmdir()
-            self.made_config_dir = False
-        shutil.rmtree(state_dir(), ignore_errors=True)
 
 
 def _kill_ceph_fuse_under(root: Path) -> None:
