@@ -91,7 +91,7 @@ _ISCSI = _EMBEDDED.format(server="iSCSI target (tgt)")
 _CEPH = (
     "its backend mounts Ceph on the harness host through a user-space client (ceph-fuse, librbd) and its embedded "
     "cluster runs on 127.0.0.1 there, for the local runtime (the kubelet is refused both); on a cluster a Ceph volume "
-    "is ceph-csi's, through backend: dynamic on its StorageClass, which the local cluster does not have yet"
+    "is ceph-csi's, through backend: dynamic on its StorageClass (scenarios/cephfs-csi.yaml)"
 )
 
 CONFORMANCE: tuple[Row, ...] = (
@@ -219,6 +219,16 @@ CONFORMANCE: tuple[Row, ...] = (
         why_not_kubernetes=(
             "the class is the user's to name; tests/k8s/test_dynamic_class.py runs this shape on the classes of a"
             " local-path provisioner of its own"
+        ),
+    ),
+    Row(
+        "scenarios/cephfs-csi.yaml",
+        None,
+        nightly=False,
+        why="a StorageClass's provisioner exists only on a cluster",
+        why_not_kubernetes=(
+            "its class is ceph-csi's, which the local cluster runs only on demand (an embedded Ceph and a driver per"
+            " node): tests/k8s/test_ceph_csi.py starts it and runs this file as shipped, which must end as _holds()"
         ),
     ),
 )

@@ -1,0 +1,130 @@
+"""ceph-csi's CephFS driver on the local cluster (testbed/ceph_csi.py): Prometheus' volume is provisioned by the real
+driver through the StorageClass ``cephfs`` (``mounter: fuse``) with ``backend: dynamic``.
+
+1. scenarios/cephfs-csi.yaml as shipped (SIGKILL, then a pod restart) keeps every acknowledged sample on the
+   CephFS subvolume the driver made; the result names the driver, its class and the PV; the restart's recovery
+   stages come from the API (a CSI volume that needs no attach has no SuccessfulAttachVolume event, and a kubelet
+   sends no event for a NodeStage/NodePublish that succeeds: they end in the pod's PodReadyToStartContainers
+   condition, the ``volumes mounted`` stage).
+2. A redeploy on the class (reclaimPolicy Delete) loses the history (exit 1), with the doctor's warning in the
+   result; both subvolumes are deleted by the driver with their claims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.results.model import Severity, Status
+from harness.results.store import load_result
+from testbed import ceph_csi, config
+from tests.k8s.helpers import ROOT, assert_nothing_left, harness_run, write_scenario
+
+
+@pytest.fixture(scope="module")
+def cephfs_csi(local_cluster: bool, kubeconfig: Path, api_client: Any) -> Iterator[ceph_csi.CephCsi]:
+    """The driver, its Ceph and its class, started for this module only (a minute of daemons no other test needs)."""
+    if not local_cluster:
+        pytest.skip("ceph-csi runs as host processes of the local cluster's nodes: only with the local cluster")
+    if not ceph_csi.built():
+        pytest.skip(
+            f"ceph-csi {ceph_csi.VERSION} is not built in {ceph_csi.cache_dir()}: run scripts/build-ceph-csi "
+            "(needs Go, the module proxy and librados-dev librbd-dev libcephfs-dev; .ci/run does)"
+        )
+    driver = ceph_csi.CephCsi(api_client, kubeconfig, config.nodes(_node_count(api_client)))
+    try:
+        driver.start()
+        yield driver
+    finally:
+        driver.stop()
+
+
+def _node_count(api_client: Any) -> int:
+    from kubernetes import client
+
+    return len(client.CoreV1Api(api_client).list_node().items)
+
+
+def _scenario(tmp_path: Path, name: str, duration: str, faults: str) -> Path:
+    return write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: {name}
+duration: {duration}
+storage: {{backend: dynamic, storage_class: {ceph_csi.CLASS}, size: 1Gi}}
+loads: {{tsdb: {{series: 100, interval: 1s}}}}
+faults: {faults}
+""",
+    )
+
+
+def _run_volumes(driver: ceph_csi.CephCsi, run_id: str) -> list[str]:
+    return [
+        pv.metadata.name
+        for pv in driver.volumes()
+        if pv.spec.claim_ref is not None and pv.spec.claim_ref.namespace == f"harness-{run_id}"
+    ]
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.root
+def test_cephfs_csi_volume_keeps_everything_through_sigkill_and_restart(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, cephfs_csi: ceph_csi.CephCsi
+) -> None:
+    """scenarios/cephfs-csi.yaml as shipped: it must end as _holds() (its conformance row says why it has no row of
+    its own on the cluster: the driver runs only on demand, here)."""
+    proc = harness_run(ROOT / "scenarios" / "cephfs-csi.yaml", tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + cephfs_csi.log_text()
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    assert result.verdict is Status.PASSED and result.complete
+    assert {c.name: c.status for c in result.checks} == {
+        "history_survival": Status.PASSED,
+        "ack_count": Status.PASSED,
+        "recovery": Status.PASSED,
+    }
+    assert [f.action for f in result.faults] == ["sigkill", "restart"]
+    assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+
+    assert result.cluster is not None and result.cluster.volume is not None
+    volume = result.cluster.volume
+    assert volume.provisioner == ceph_csi.DRIVER and volume.storage_class == ceph_csi.CLASS
+    assert volume.reclaim_policy == "Delete" and volume.pv is not None and volume.pv.startswith("pvc-")
+    # The restart made a new pod: its volume was staged and published again by the node plugin (ceph-fuse).
+    restart = result.faults[1]
+    stages = {m.stage: m for m in restart.stages}
+    assert "volumes_mounted" in stages and stages["volumes_mounted"].source.startswith("API: "), stages
+    assert "volume_attached" not in stages  # attachRequired: false, as upstream's CSIDriver for CephFS
+    assert _run_volumes(cephfs_csi, result.run_id) == []  # the driver deleted its subvolume with the claim
+    assert_nothing_left(api_client, result.run_id)
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.root
+def test_redeploy_on_the_cephfs_class_loses_the_history_and_the_doctor_said_so(
+    kubeconfig: Path, api_client: Any, tmp_path: Path, cephfs_csi: ceph_csi.CephCsi
+) -> None:
+    scenario_file = _scenario(tmp_path, "k8s-cephfs-csi-redeploy", "20s", "[{action: redeploy, at: 6s}]")
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 1, proc.stdout + proc.stderr + cephfs_csi.log_text()
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    assert result.verdict is Status.FAILED and result.complete
+    [warning] = [f for f in result.doctor if f.check == "dynamic.reclaim_delete"]
+    assert warning.severity is Severity.WARNING and "deletes the TSDB" in warning.title
+    [fault] = result.faults
+    assert fault.action == "redeploy" and fault.error is None
+    assert "has reclaimPolicy Delete" in fault.detail and "the history is lost" in fault.detail, fault.detail
+    after = result.durability[0]
+    assert after.acknowledged > 0 and after.lost == after.acknowledged
+    assert _run_volumes(cephfs_csi, result.run_id) == []
+    assert_nothing_left(api_client, result.run_id)
+    # The kubelet unstaged both volumes: no ceph-fuse mount of the driver's is left on a node.
+    left = [m for m in Path("/proc/self/mounts").read_text().splitlines() if str(config.STATE_ROOT) in m]
+    assert not [m for m in left if m.startswith("ceph-fuse")], left
