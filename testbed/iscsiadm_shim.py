@@ -29,6 +29,10 @@ import time
 
 STATE = os.environ.get("HARNESS_ISCSI_DIR", "")
 ATTACH_TIMEOUT_S = 30.0
+# Where the node's storage clients log: the kernel log on a real node (what open-iscsi's kernel side says about
+# its connections); here the file the launcher binds as the kubelet's /var/log/kern.log (the kubelet serves it at
+# /logs/kern.log, where the harness reads it). Unset outside a test-bed kubelet: then the LUN's own file.
+NODE_LOG = os.environ.get("HARNESS_NODE_KERN_LOG", "")
 HOST_BASE = 1000  # SCSI host numbers far above any real adapter's
 # open-iscsi's exit codes (include/iscsi_err.h)
 ERR_SESS_NOT_FOUND = 2
@@ -174,12 +178,14 @@ def attach_lun(s: dict, lun: int) -> dict:
     # Named after the portal, so a test can tell its own LUNs from another test's on the same node.
     export = os.path.join(luns_dir, f"{export_prefix(portal)}session{s['sid']}-lun{lun}")
     open(export, "a").close()
-    log_path = export + ".log"
+    log_path = NODE_LOG or export + ".log"
     pidfile = export + ".pid"
     blockdev = f"driver=iscsi,node-name=lun,transport=tcp,portal={portal},target={s['iqn']},lun={lun}"
     argv = ["qemu-storage-daemon", "--blockdev", blockdev, "--pidfile", pidfile,
             "--export", f"type=fuse,id=export,node-name=lun,mountpoint={export},writable=on"]  # fmt: skip
     with open(log_path, "ab") as log:
+        log.write(f"{time.strftime('%b %d %H:%M:%S')} iscsiadm: attaching {s['iqn']} lun {lun} at {portal}\n".encode())
+        log.flush()
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     entry = {"lun": lun, "pid": child.pid, "export": export, "loop": ""}
     deadline = time.monotonic() + ATTACH_TIMEOUT_S
