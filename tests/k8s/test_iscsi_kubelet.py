@@ -166,20 +166,16 @@ def test_a_partitioned_lun_gives_the_kubelets_own_mount_error_and_the_doctors_fi
     assert_logged_out(target.portal)
 
 
-@pytest.mark.skip(
-    reason="issue 24 finding, not fixed yet: the run's embedded tgtd dies with it (PR_SET_PDEATHSIG), the node's "
-    "initiator (libiscsi in qemu-storage-daemon, also with its request timeout) retries for ever, Prometheus and the "
-    "kubelet's unmount hang in the kernel, and `harness cleanup` gives up after 120 s on the namespace and PV "
-    "(measured twice, 2026-12-07); the embedded server must outlive a killed run until its cluster objects are gone"
-)
 def test_cleanup_of_a_sigkilled_server_restart_run_leaves_nothing_on_the_host_or_in_any_node(
     kubeconfig: Path, kube_context: str, api_client: Any, tmp_path: Path, local_cluster: bool
 ) -> None:
     """Must-show 3 of issue 24 for a killed run: a kubernetes run on the notes' PV from its own embedded tgt (the
     kubelet's plugin logs in through the nodes' user-space initiator), SIGKILLed while its server_restart has the
-    target stopped. Nothing of the run's own undo runs; its tgtd dies with it. `harness cleanup` then removes the
-    run's namespace and PV, after which the kubelet unmounts and logs out, and the run's work area: no loop device,
-    FUSE mount, qemu-storage-daemon, tgtd or session of that portal is left on the host or in any node."""
+    target stopped. Nothing of the run's own undo runs; its tgtd dies with it, so the node's initiator fails the
+    volume's I/O after its replacement timeout (as open-iscsi does; before it had one, Prometheus and the kubelet's
+    unmount hung for ever). `harness cleanup` then removes the run's namespace and PV, after which the kubelet
+    unmounts and logs out, and the run's work area: no loop device, FUSE mount, qemu-storage-daemon, tgtd or session
+    of that portal is left on the host or in any node."""
     from kubernetes import client
 
     if not local_cluster:
