@@ -112,6 +112,8 @@ def test_shipped_scenario_ends_as_its_row_says_on_the_cluster(
     for fault in result["faults"]:
         if fault["action"] == "server_restart":
             assert_the_client_is_quoted(scenario.storage.backend, fault["detail"] or "")
+    if scenario.storage.backend == "iscsi":  # the doctor read the run's LUN from this host, as on the local runtime
+        assert any(f["check"].startswith("iscsi.") for f in result["doctor"]), result["doctor"]
     assert_nothing_left(api_client, result["run_id"], (pv,) if pv else (), classes)
 
 
