@@ -10,6 +10,10 @@ Started as ``unshare -m --propagation unchanged /usr/bin/python3 iscsi_launch.py
   the node's own ``ISCSI_DIR/sys/iscsi_host`` and ``ISCSI_DIR/sys/scsi_host`` bound beside them: the trees that
   ``GetISCSIPortalHostMapForTarget`` walks and ``scanOneLun`` writes, made by the ``iscsiadm`` shim at login;
 - ``ISCSI_DIR/dev-disk`` is bound at ``/dev/disk``, where the shim makes the ``by-path`` links the plugin waits for;
+- the node's ``var-log`` (beside ``ISCSI_DIR``) is bound at ``/var/log``: its ``kern.log`` is where the node's storage
+  clients (the shim's qemu-storage-daemons, the NFS mount wrapper's FUSE clients) log, as a real node's kernel
+  clients do, and the kubelet serves it (``/logs/kern.log`` through the API server's node proxy); the kubelet's pod
+  logs go to its own ``podLogsDir`` elsewhere;
 
 then it execs the kubelet (same pid). The node's directory was made a shared mount on the host before
 (``iscsi_helper.prepare``), so
@@ -53,6 +57,10 @@ def main() -> None:
     disk = os.path.join(iscsi_dir, "dev-disk")
     os.makedirs(os.path.join(disk, "by-path"), exist_ok=True)
     mount("--bind", disk, "/dev/disk")
+    var_log = os.path.join(iscsi_dir, os.pardir, "var-log")  # the node's directory holds both
+    os.makedirs(var_log, exist_ok=True)
+    mount("--bind", var_log, "/var/log")
+    os.environ["HARNESS_NODE_KERN_LOG"] = "/var/log/kern.log"  # for the kubelet's helpers (iscsiadm, mount)
     os.execv(kubelet[0], kubelet)  # noqa: S606 - the kubelet replaces this process: its pid is the daemon's
 
 

@@ -16,7 +16,7 @@ not have never appears, and the plugin says ``Timed out waiting for device at pa
 Stdlib only (runs under Debian's python3). Test-bed machinery, not a product feature: a real node has open-iscsi.
 """
 
-# ruff: noqa: PTH103, PTH105, PTH108, PTH110, PTH112, PTH118, PTH119, PTH120, PTH123, PTH208, PTH211
+# ruff: noqa: PTH100, PTH103, PTH105, PTH108, PTH110, PTH112, PTH118, PTH119, PTH120, PTH123, PTH208, PTH211
 # (os.path on purpose: a stand-alone script for Debian's python3, whose paths are strings from the command line and
 # the session records)
 import json
@@ -29,7 +29,19 @@ import time
 
 STATE = os.environ.get("HARNESS_ISCSI_DIR", "")
 ATTACH_TIMEOUT_S = 30.0
+# Where the node's storage clients log: the kernel log on a real node (what open-iscsi's kernel side says about
+# its connections); here the file the launcher binds as the kubelet's /var/log/kern.log (the kubelet serves it at
+# /logs/kern.log, where the harness reads it). Unset outside a test-bed kubelet: then the LUN's own file.
+NODE_LOG = os.environ.get("HARNESS_NODE_KERN_LOG", "")
 HOST_BASE = 1000  # SCSI host numbers far above any real adapter's
+# open-iscsi fails a session's I/O up to the filesystem once its target has been unreachable replacement_timeout
+# (120 s by default); libiscsi retries for ever (qemu's iscsi `timeout` does not apply while it reconnects), so a
+# node whose target is gone for good (the embedded tgt of a SIGKILLed run) kept its pod Terminating and the kubelet's
+# unmount hanging. A watcher per LUN does what open-iscsi does: once the portal has refused connections this long
+# it stops the LUN's qemu-storage-daemon, whose FUSE export then fails every request (EIO through the loop device).
+# Shorter than open-iscsi's, so such a node gives up within `harness cleanup`'s 120 s wait; longer than the shipped
+# server restarts' 15 s outage.
+REPLACEMENT_TIMEOUT_S = 25.0
 # open-iscsi's exit codes (include/iscsi_err.h)
 ERR_SESS_NOT_FOUND = 2
 ERR_TRANS = 4
@@ -174,14 +186,19 @@ def attach_lun(s: dict, lun: int) -> dict:
     # Named after the portal, so a test can tell its own LUNs from another test's on the same node.
     export = os.path.join(luns_dir, f"{export_prefix(portal)}session{s['sid']}-lun{lun}")
     open(export, "a").close()
-    log_path = export + ".log"
+    log_path = NODE_LOG or export + ".log"
     pidfile = export + ".pid"
     blockdev = f"driver=iscsi,node-name=lun,transport=tcp,portal={portal},target={s['iqn']},lun={lun}"
     argv = ["qemu-storage-daemon", "--blockdev", blockdev, "--pidfile", pidfile,
             "--export", f"type=fuse,id=export,node-name=lun,mountpoint={export},writable=on"]  # fmt: skip
     with open(log_path, "ab") as log:
+        log.write(f"{time.strftime('%b %d %H:%M:%S')} iscsiadm: attaching {s['iqn']} lun {lun} at {portal}\n".encode())
+        log.flush()
         child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     entry = {"lun": lun, "pid": child.pid, "export": export, "loop": ""}
+    subprocess.Popen([sys.executable, os.path.abspath(__file__), "--harness-watch", str(child.pid), portal, log_path],
+                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + ATTACH_TIMEOUT_S
     while not mounted(export):
         if child.poll() is not None or time.monotonic() > deadline:
@@ -377,7 +394,33 @@ def session_mode() -> None:
         print(f"tcp: [{s['sid']}] {s['portal']},1 {s['iqn']} (non-flash)")
 
 
+def watch(pid: int, portal: str, log_path: str) -> None:
+    """``--harness-watch PID PORTAL LOG``: open-iscsi's replacement_timeout for one LUN's qemu-storage-daemon (see
+    ``REPLACEMENT_TIMEOUT_S``); ends with the daemon."""
+    import socket
+
+    host, _, port = portal.rpartition(":")
+    gone_since = None
+    while _is_qsd(pid):
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+            gone_since = None
+        except OSError:
+            gone_since = gone_since or time.monotonic()
+            if time.monotonic() - gone_since >= REPLACEMENT_TIMEOUT_S:
+                with open(log_path, "ab") as log:
+                    log.write(f"{time.strftime('%b %d %H:%M:%S')} iscsiadm: {portal} unreachable for "
+                              f"{REPLACEMENT_TIMEOUT_S:g} s: failing its I/O (replacement_timeout), "
+                              f"qemu-storage-daemon pid {pid} stopped\n".encode())  # fmt: skip
+                os.kill(pid, signal.SIGKILL)
+                return
+        time.sleep(1)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["--harness-watch"]:
+        watch(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+        return
     if not STATE:
         fail(ERR_INVAL, "HARNESS_ISCSI_DIR is not set: this shim serves the test bed's kubelets only")
     argv = sys.argv[1:]

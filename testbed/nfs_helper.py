@@ -52,9 +52,10 @@ argv = [python, "-m", "harness.datapath.nfs_fuse", server, export, target, "--ve
 argv += ["--port", values.get("port", "2049")]
 if "mountport" in values:
     argv += ["--mount-port", values["mountport"]]
-log_path = os.path.join(HERE, "nfs-fuse.log")
+# The node's kernel log in the kubelet's namespace (testbed/iscsi_launch.py), where a kernel NFS client would log.
+log_path = os.environ.get("HARNESS_NODE_KERN_LOG") or os.path.join(HERE, "nfs-fuse.log")
 with open(log_path, "ab") as log:
-    log.write(("# " + " ".join(argv) + "\n").encode())
+    log.write((time.strftime("%b %d %H:%M:%S") + " mount.nfs: " + " ".join(argv) + "\n").encode())
     log.flush()
     child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
 

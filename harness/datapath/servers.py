@@ -1,9 +1,11 @@
-"""Embedded storage servers: NFS-Ganesha (NFSv4) and tgt (iSCSI), each on a free port on 127.0.0.1.
+"""Embedded storage servers: NFS-Ganesha (NFSv4) and tgt (iSCSI), each on a free port of one address of this host
+(``listen``: 127.0.0.1 unless the scenario's ``storage.embedded.listen`` names another, such as an address a
+cluster's nodes route to).
 
 A scenario that asks for an embedded server (``server: embedded``, ``target_portal: embedded``) runs against one of
 these, started for the run in its work area and stopped at its end (and on Ctrl-C); the tests use the same ones. Both
 are started through ``harness.proc`` and stopped by the PID we hold (tgtd first has its targets deleted: it ignores
-SIGTERM while targets exist). The servers listen on 127.0.0.1 only; the one exception is the rpcbind NFSv3 needs
+SIGTERM while targets exist). The servers listen on that one address only; the one exception is the rpcbind NFSv3 needs
 (see ``start_ganesha``), which Debian builds to listen on port 111 of every interface.
 """
 
@@ -20,7 +22,7 @@ from harness.wait import wait_for
 
 GANESHA_CONF = """\
 NFS_CORE_PARAM {{
-    Bind_Addr = 127.0.0.1;
+    Bind_Addr = {listen};
     NFS_Port = {port};
     MNT_Port = {mnt_port};
     Protocols = {protocols};
@@ -57,15 +59,18 @@ EXPORT {{
 """
 
 
-def _port_open(port: int) -> bool:
+LOOPBACK = "127.0.0.1"
+
+
+def _port_open(port: int, host: str = LOOPBACK) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        return s.connect_ex((host, port)) == 0
 
 
 @dataclass
 class NfsServer:
-    """A running ganesha.nfsd exporting ``export_dir`` as ``pseudo`` on 127.0.0.1:``port``.
+    """A running ganesha.nfsd exporting ``export_dir`` as ``pseudo`` on ``listen``:``port``.
 
     With NFSv3, ``mount_port`` is its MOUNT service; ``rpcbind`` is the one started for it (None: one was running).
     ``halt`` and ``resume`` restart it as an administrator would (``server_restart``): the same configuration file,
@@ -79,6 +84,7 @@ class NfsServer:
     workdir: Path
     mount_port: int | None = None
     rpcbind: proc.Daemon | None = None
+    listen: str = LOOPBACK
 
     def stop(self) -> None:
         self.daemon.stop(timeout_s=15.0)
@@ -110,10 +116,10 @@ class NfsServer:
         A halt that Ctrl-C cut short may have left the old process shutting down, holding the ports: it is waited
         for (stopped) first."""
         self.daemon.stop(timeout_s=15.0)
-        self.daemon = _start_ganesha_daemon(self.workdir, self.port)
+        self.daemon = _start_ganesha_daemon(self.workdir, self.port, self.listen)
 
 
-def _start_ganesha_daemon(workdir: Path, port: int) -> proc.Daemon:
+def _start_ganesha_daemon(workdir: Path, port: int, listen: str) -> proc.Daemon:
     """ganesha.nfsd on ``workdir``'s ganesha.conf, waited for (bounded) until it listens on ``port``; stopped again
     if it does not. Its log is appended to, so a restart keeps what the first start said."""
     files = [
@@ -127,8 +133,8 @@ def _start_ganesha_daemon(workdir: Path, port: int) -> proc.Daemon:
     daemon = proc.start_daemon("ganesha.nfsd", ["ganesha.nfsd", "-F", *files], log_path=workdir / "ganesha.stdout")
     try:
         wait_for(
-            lambda: daemon.alive() and _port_open(port),
-            what=f"NFS-Ganesha to listen on 127.0.0.1:{port}",
+            lambda: daemon.alive() and _port_open(port, listen),
+            what=f"NFS-Ganesha to listen on {listen}:{port}",
             timeout_s=15.0,
             describe=lambda: "exited" if not daemon.alive() else (workdir / "ganesha.log").read_text()[-500:],
         )
@@ -161,6 +167,7 @@ def start_ganesha(
     squash: str = "No_Root_Squash",
     v3: bool = False,
     grace_s: float = 0.0,
+    listen: str = LOOPBACK,
 ) -> NfsServer:
     """Start NFS-Ganesha serving ``export_dir``; returns once it accepts TCP connections.
 
@@ -178,6 +185,7 @@ def start_ganesha(
     conf = workdir / "ganesha.conf"
     conf.write_text(
         GANESHA_CONF.format(
+            listen=listen,
             port=port,
             mnt_port=mount_port,
             protocols="3, 4" if v3 else "4",
@@ -192,7 +200,7 @@ def start_ganesha(
         )
     )
     try:
-        daemon = _start_ganesha_daemon(workdir, port)
+        daemon = _start_ganesha_daemon(workdir, port, listen)
     except BaseException:  # e.g. ganesha.nfsd not installed: the rpcbind started for it goes too
         if rpcbind is not None:
             rpcbind.stop(timeout_s=10.0)
@@ -205,6 +213,7 @@ def start_ganesha(
         workdir=workdir,
         mount_port=mount_port if v3 else None,
         rpcbind=rpcbind,
+        listen=listen,
     )
 
 
@@ -213,7 +222,7 @@ _control_ports = itertools.count(0)
 
 @dataclass
 class IscsiTarget:
-    """A running tgtd on 127.0.0.1:``port`` with one target ``iqn`` (tid 1); LUNs are added with ``add_lun``.
+    """A running tgtd on ``listen``:``port`` with one target ``iqn`` (tid 1); LUNs are added with ``add_lun``.
 
     ``halt`` and ``resume`` restart it (``server_restart``): tgtd keeps no configuration of its own, so ``resume``
     gives the new tgtd the same portal, control port, IQN and LUNs on the same backing files.
@@ -225,10 +234,11 @@ class IscsiTarget:
     daemon: proc.Daemon
     workdir: Path
     luns: dict[int, Path] = field(default_factory=dict)
+    listen: str = LOOPBACK
 
     @property
     def portal(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.listen}:{self.port}"
 
     def tgtadm(self, *args: str) -> proc.Completed:
         return proc.run(["tgtadm", "-C", str(self.control_port), *args], timeout_s=15.0)
@@ -269,7 +279,7 @@ class IscsiTarget:
         """Start tgtd again with the same portal, control port, IQN and LUNs; returns once it listens. An old tgtd
         that a halt cut short by Ctrl-C left running is stopped first (it holds the portal and control port)."""
         self.stop()
-        self.daemon = _start_tgtd(self.workdir, self.port, self.control_port)
+        self.daemon = _start_tgtd(self.workdir, self.port, self.control_port, self.listen)
         try:
             # The LUNs before the target is opened to initiators: an initiator reconnecting in between would find
             # no LUN (LOGICAL_UNIT_NOT_SUPPORTED) and fail its requests, where it should have found the disk back.
@@ -298,7 +308,7 @@ class IscsiTarget:
         for lun, backing_file in luns or []:
             self.add_lun(lun, backing_file)
         self.tgtadm("--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL")
-        wait_for(lambda: _port_open(self.port), what=f"tgtd to listen on 127.0.0.1:{self.port}", timeout_s=10.0)
+        wait_for(lambda: _port_open(self.port, self.listen), what=f"tgtd to listen on {self.portal}", timeout_s=10.0)
 
     def _tgtadm_quietly(self, *args: str) -> None:
         proc.run(["tgtadm", "-C", str(self.control_port), *args], timeout_s=15.0, check=False)
@@ -313,22 +323,21 @@ def _free_control_port() -> int:
     raise InfraError("no free tgtd control port in /var/run/tgtd (100 tried)")
 
 
-def _start_tgtd(workdir: Path, port: int, control: int) -> proc.Daemon:
+def _start_tgtd(workdir: Path, port: int, control: int, listen: str) -> proc.Daemon:
     return proc.start_daemon(
         "tgtd",
-        ["tgtd", "-f", "--iscsi", f"portal=127.0.0.1:{port}", "-C", str(control)],
+        ["tgtd", "-f", "--iscsi", f"portal={listen}:{port}", "-C", str(control)],
         log_path=workdir / "tgtd.log",
     )
 
 
-def start_tgt(workdir: Path, iqn: str = "iqn.2020-02.com:wsg") -> IscsiTarget:
+def start_tgt(workdir: Path, iqn: str = "iqn.2020-02.com:wsg", *, listen: str = LOOPBACK) -> IscsiTarget:
     """Start tgtd with one target that accepts every initiator; returns once tgtadm can talk to it."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = proc.free_port()
     control = _free_control_port()
-    target = IscsiTarget(
-        port=port, control_port=control, iqn=iqn, daemon=_start_tgtd(workdir, port, control), workdir=workdir
-    )
+    daemon = _start_tgtd(workdir, port, control, listen)
+    target = IscsiTarget(port=port, control_port=control, iqn=iqn, daemon=daemon, workdir=workdir, listen=listen)
     try:
         target._serve()
     except BaseException:

@@ -12,7 +12,8 @@
 - ``KubeExport``: the export the run's NFS PV names, which this host's own NFS client reaches;
 - ``KubeServerControl``: stops and starts the storage server the run started (embedded NFS-Ganesha or tgt) under
   the pod; the nodes' client (the kubelet's mount) is theirs, so the data path's return is Prometheus answering
-  a remote write again.
+  a remote write again, and what the client said is what the pod's node appended to its kernel log meanwhile
+  (``kern.log`` as its kubelet serves it, ``harness.kube.node_logs``).
 
 They act on the pod the runtime tracks and tell its tracker (``harness.runtime.kubernetes.pods``) what they did to
 it (``container_going``, ``pod_going``, ``node_going``), so its recovery wait knows what to expect.
@@ -37,6 +38,7 @@ from harness.capabilities.volume_fill import VolumeFill, VolumeFiller
 from harness.datapath.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
 from harness.errors import InfraError, PrometheusError, WaitTimeout
 from harness.fmt import shorten
+from harness.kube.node_logs import log_since, log_size
 from harness.kube.pods import PodInfo
 from harness.prom import PromClient
 from harness.runtime.fault_layer import WAL_DIR, cut_detail, io_set_command, io_summary
@@ -52,6 +54,8 @@ log = logging.getLogger(__name__)
 
 LAYER_COMMAND_TIMEOUT_S = 60.0  # python's start in the sidecar, then a command the layer answers at once
 NODE_COMMAND_TIMEOUT_S = 300.0  # a cloud CLI stopping or starting an instance
+# Where a node's kernel storage clients (NFS, open-iscsi) log on most distributions (rsyslog's kernel facility).
+NODE_CLIENT_LOG = "kern.log"
 
 
 class KubeSignals(SignalControl):
@@ -230,6 +234,7 @@ class KubeServerControl(ServerControl):
         self.server = server
         self._back: tuple[float, str] | None = None
         self._accepted_at_back = 0
+        self._node_log: tuple[str, int | None] | None = None  # the pod's node and its kernel log's length at the stop
 
     def _accepted(self) -> int | None:
         """Remote writes Prometheus answered with a 2xx so far (None: it does not answer, or its process changed)."""
@@ -244,8 +249,17 @@ class KubeServerControl(ServerControl):
 
     def stop(self) -> tuple[float, str]:
         self._back = None
+        pod = self.runtime.tracker.pod
+        self._node_log = (pod.node, self._log_size(pod.node)) if pod is not None and pod.node else None
         stopped = time.time()
         return stopped, self.server.halt()
+
+    def _log_size(self, node: str) -> int | None:
+        try:
+            return log_size(self.runtime.api, node, NODE_CLIENT_LOG)
+        except InfraError as e:
+            log.warning("%s", e)
+            return None
 
     def start(self) -> tuple[float, str]:
         asked = time.time()
@@ -274,4 +288,26 @@ class KubeServerControl(ServerControl):
             served = f"Prometheus answered a remote write again {time.time() - back:.1f} s after it was back"
         except WaitTimeout:
             served = f"Prometheus had answered no further remote write {timeout_s:g} s after it was back"
-        return f"{what}; {served}; the storage client is the node's (the kubelet's mount), not this run's to read"
+        return f"{what}; {served}; {self._client_said()}"
+
+    def _client_said(self) -> str:
+        """What the storage client (the kubelet's mount on the pod's node) logged since the stop: the lines the node
+        appended to its kernel log, as its kubelet serves it."""
+        if self._node_log is None:
+            return "the storage client's node was not known at the stop (no pod)"
+        node, offset = self._node_log
+        where = f"node {node}'s {NODE_CLIENT_LOG}"
+        if offset is None:
+            return f"what the storage client logged is not known: {where} is not served by its kubelet (/logs/)"
+        try:
+            text = log_since(self.runtime.api, node, NODE_CLIENT_LOG, offset)
+        except InfraError as e:
+            return f"what the storage client logged is not known: {e}"
+        if text is None:
+            return f"what the storage client logged is not known: {where} is no longer served"
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            return f"the storage client logged nothing meanwhile ({where})"
+        quoted = "; ".join(f"'{line[:240]}'" for line in lines[:3])
+        more = f" (and {len(lines) - 3} more lines)" if len(lines) > 3 else ""
+        return f"the storage client logged {len(lines)} line(s) in {where}: {quoted}{more}"

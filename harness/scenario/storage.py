@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from harness.scenario.strict import Strict
 from harness.scenario.units import Bytes, Seconds
@@ -93,6 +93,23 @@ DataPathClient = Literal["auto", "kernel", "user-space"]
 EMBEDDED = "embedded"
 
 
+def _ipv4(value: str) -> str:
+    if not re.fullmatch(r"(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}", value):
+        raise ValueError(f"{value!r} is no IPv4 address: name one of this host's, e.g. 127.0.0.1 or 10.244.0.1")
+    return value
+
+
+Listen = Annotated[
+    str,
+    AfterValidator(_ipv4),
+    Field(
+        description="the IPv4 address of the harness host the embedded server binds to: 127.0.0.1 (this host only), or "
+        "an address a cluster's nodes route to (the local test cluster's bridge, 10.244.0.1); the kubernetes runtime "
+        "checks every node reaches it before creating anything"
+    ),
+]
+
+
 class EmbeddedExport(Strict):
     """The directory an embedded NFS-Ganesha exports: in the run's work area, owned as the scenario says."""
 
@@ -116,6 +133,8 @@ class EmbeddedExport(Strict):
             "NFSv4 state (opens, locks) is refused while clients reclaim theirs; 0s: graceless, it serves at once"
         ),
     )
+
+    listen: Listen = "127.0.0.1"
 
     @property
     def uid_gid(self) -> tuple[int, int]:
@@ -192,6 +211,7 @@ class EmbeddedLun(Strict):
         description="what the LUN holds before the run: nothing, a whole-disk filesystem, or a GPT partition table "
         "(the field notes' trap: never formatted, the mount fails)",
     )
+    listen: Listen = "127.0.0.1"
 
 
 class IscsiStorage(Strict):

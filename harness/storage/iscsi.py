@@ -28,7 +28,7 @@ from harness.errors import CommandFailed, InfraError, StorageUnavailable
 from harness.kube.inventory import Manifest
 from harness.scenario.model import EmbeddedLun, IscsiStorage
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
-from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms
+from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms, check_listen
 from harness.wait import wait_for
 
 if TYPE_CHECKING:
@@ -227,12 +227,14 @@ def _mount_refused(spec: IscsiStorage, content: dict[str, str], error: CommandFa
 
 
 class EmbeddedTarget(EmbeddedDaemon[IscsiStorage, "IscsiTarget"]):
-    """tgt on 127.0.0.1 serving one LUN file in the run's work area, laid out as the scenario says."""
+    """tgt on ``storage.embedded.listen`` serving one LUN file in the run's work area, laid out as the scenario says."""
 
     what = "iSCSI target"
 
     def __init__(self, spec: IscsiStorage, lun: EmbeddedLun, workdir: Path) -> None:
-        super().__init__(spec, workdir, f"embedded iSCSI target (tgt on 127.0.0.1, {lun.layout} LUN {spec.lun})")
+        super().__init__(
+            spec, workdir, f"embedded iSCSI target (tgt on {lun.listen}, {lun.layout} LUN {spec.lun})", lun.listen
+        )
         self.lun = lun
 
     @property
@@ -242,6 +244,7 @@ class EmbeddedTarget(EmbeddedDaemon[IscsiStorage, "IscsiTarget"]):
     def start(self) -> IscsiStorage:
         from harness.datapath.servers import start_tgt
 
+        check_listen(self.lun.listen, self.what)
         self.workdir.mkdir(parents=True, exist_ok=True)
         size = self.lun.size_bytes or self.spec.claim.size_bytes
         with self.lun_file.open("wb") as f:
@@ -252,7 +255,7 @@ class EmbeddedTarget(EmbeddedDaemon[IscsiStorage, "IscsiTarget"]):
         elif layout == "partitioned":
             # What the field notes had: a GPT with one Linux partition spanning the disk.
             proc.run(["sgdisk", "-n", "1:0:0", "-t", "1:8300", str(self.lun_file)], timeout_s=60)
-        self.server = target = start_tgt(self.workdir / "tgt", iqn=self.spec.iqn)
+        self.server = target = start_tgt(self.workdir / "tgt", iqn=self.spec.iqn, listen=self.lun.listen)
         target.add_lun(self.spec.lun, self.lun_file)
         return self.spec.model_copy(update={"target_portal": target.portal})
 

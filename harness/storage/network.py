@@ -10,13 +10,15 @@ Each backend keeps only what differs: its filesystem check, its clients, its wor
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 from harness import proc
-from harness.errors import InfraError
+from harness.errors import InfraError, UsageError
 from harness.storage.base import EmbeddedServer, SpecT, StaticPvBackend, StaticPvSpec
 from harness.storage.mounted import MountedVolume, ServedVolume, provision_mounted, use_kernel_client, user_mount_path
 
@@ -127,15 +129,41 @@ class DaemonServer(Protocol):
 ServerT = TypeVar("ServerT", bound=DaemonServer)
 
 
+def is_this_host(address: str) -> bool:
+    """Whether ``address`` is one of this host's own (binding a socket to it succeeds)."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    except ValueError:
+        return False
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((address, 0))
+        except OSError:
+            return False
+    return True
+
+
+def check_listen(listen: str, what: str) -> None:
+    """UsageError unless ``listen`` (``storage.embedded.listen``) is an address of this host the server can bind."""
+    if not is_this_host(listen):
+        raise UsageError(
+            f"storage.embedded.listen: {listen} is no address of this host, so the embedded {what} cannot listen "
+            "on it; name one of its addresses (`ip -4 addr`), e.g. 127.0.0.1 or the address of the interface the "
+            "cluster's nodes route to"
+        )
+
+
 class EmbeddedDaemon(EmbeddedServer[SpecT], Generic[SpecT, ServerT]):
-    """An embedded server that is one daemon on 127.0.0.1; ``start`` sets ``server``, and the words are its own."""
+    """An embedded server that is one daemon on an address of this host (``listen``); ``start`` sets ``server``, and
+    the words are its own."""
 
     #: What it is, in words (``NFS server``), for the error when it is used before it started.
     what: ClassVar[str]
 
-    def __init__(self, spec: SpecT, workdir: Path, description: str) -> None:
+    def __init__(self, spec: SpecT, workdir: Path, description: str, listen: str) -> None:
         self.spec = spec
         self.workdir = workdir
+        self.listen = listen  # the address of this host it binds to (storage.embedded.listen)
         self.server: ServerT | None = None
         self.description = description
 

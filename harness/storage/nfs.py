@@ -34,7 +34,7 @@ from harness.kube.inventory import Manifest
 from harness.scenario.model import EmbeddedExport, NfsStorage
 from harness.storage.base import ExportAccess, ExportLocation, ProvisionedStorage
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
-from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms
+from harness.storage.network import EmbeddedDaemon, NetworkBackend, ServerTerms, check_listen
 
 if TYPE_CHECKING:
     from harness.datapath.servers import NfsServer
@@ -226,7 +226,8 @@ def _own_directory(volume: NfsVolume, mount_point: Path, spec: NfsStorage, run_i
 
 
 class EmbeddedNfs(EmbeddedDaemon[NfsStorage, "NfsServer"]):
-    """NFS-Ganesha on 127.0.0.1 exporting a directory of the run's work area, owned as the scenario says."""
+    """NFS-Ganesha on ``storage.embedded.listen`` exporting a directory of the run's work area, owned as the scenario
+    says."""
 
     what = "NFS server"
 
@@ -234,14 +235,16 @@ class EmbeddedNfs(EmbeddedDaemon[NfsStorage, "NfsServer"]):
         super().__init__(
             spec,
             workdir,
-            f"embedded NFS server (NFS-Ganesha on 127.0.0.1, export owned {export.owner} mode {export.mode}, "
+            f"embedded NFS server (NFS-Ganesha on {export.listen}, export owned {export.owner} mode {export.mode}, "
             f"{export.squash}, " + (f"NFSv4 grace {export.grace_s:g} s)" if export.grace_s > 0 else "graceless)"),
+            export.listen,
         )
         self.export = export
 
     def start(self) -> NfsStorage:
         from harness.datapath.servers import start_ganesha
 
+        check_listen(self.export.listen, self.what)
         directory = self.workdir / "export"
         directory.mkdir(parents=True)
         os.chown(directory, *self.export.uid_gid)
@@ -255,10 +258,11 @@ class EmbeddedNfs(EmbeddedDaemon[NfsStorage, "NfsServer"]):
             squash=squash,
             v3=True,
             grace_s=self.export.grace_s,
+            listen=self.export.listen,
         )
         return self.spec.model_copy(
             update={
-                "server": "127.0.0.1",
+                "server": self.export.listen,
                 "export": str(directory),
                 "port": self.server.port,
                 "mount_port": self.server.mount_port,
@@ -266,7 +270,7 @@ class EmbeddedNfs(EmbeddedDaemon[NfsStorage, "NfsServer"]):
         )
 
     def halted(self, server: NfsServer, pid: int) -> str:
-        return f"NFS-Ganesha (pid {pid}, 127.0.0.1:{server.port}) stopped by SIGTERM"
+        return f"NFS-Ganesha (pid {pid}, {server.listen}:{server.port}) stopped by SIGTERM"
 
     def resumed(self, server: NfsServer) -> str:
         grace = self.export.grace_s
@@ -280,8 +284,8 @@ class EmbeddedNfs(EmbeddedDaemon[NfsStorage, "NfsServer"]):
             else "graceless, so it served at once"
         )
         return (
-            f"NFS-Ganesha started again (pid {server.daemon.pid}) with the same configuration: 127.0.0.1:{server.port}"
-            f", MOUNT port {server.mount_port}, export {server.export_dir}; {how}"
+            f"NFS-Ganesha started again (pid {server.daemon.pid}) with the same configuration: "
+            f"{server.listen}:{server.port}, MOUNT port {server.mount_port}, export {server.export_dir}; {how}"
         )
 
 

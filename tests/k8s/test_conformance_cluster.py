@@ -109,4 +109,22 @@ def test_shipped_scenario_ends_as_its_row_says_on_the_cluster(
         row.file, row.kubernetes, tmp_path / "results", *args, env=env, overrides=overrides
     )
     assert result["runtime"] == "kubernetes"
+    for fault in result["faults"]:
+        if fault["action"] == "server_restart":
+            assert_the_client_is_quoted(scenario.storage.backend, fault["detail"] or "")
+    if scenario.storage.backend == "iscsi":  # the doctor read the run's LUN from this host, as on the local runtime
+        assert any(f["check"].startswith("iscsi.") for f in result["doctor"]), result["doctor"]
     assert_nothing_left(api_client, result["run_id"], (pv,) if pv else (), classes)
+
+
+# The storage client's own words after the server came back, as on the local runtime (tests/test_server_restart.py):
+# the node's client logged them in its kern.log (the test bed's kubelets: testbed/iscsi_launch.py).
+CLIENT_WORDS = {"iscsi": "UNIT_ATTENTION", "nfs": "POLLHUP"}
+
+
+def assert_the_client_is_quoted(backend: str, detail: str) -> None:
+    """A server restart on the cluster says when writes got through again and what the pod's node's storage
+    client (the kubelet's mount) logged meanwhile, in its own words."""
+    assert "Prometheus answered a remote write again" in detail, detail
+    assert "the storage client logged" in detail and "kern.log: " in detail, detail
+    assert CLIENT_WORDS[backend] in detail, detail

@@ -26,6 +26,7 @@ from harness.scenario.loader import load_scenario
 from harness.scenario.storage import IscsiStorage
 from testbed import config, iscsi_helper
 from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
+from tests.leftovers import cleanup, left_behind, run_argv, sigkill_during_load
 
 pytestmark = [
     pytest.mark.cluster,
@@ -163,3 +164,65 @@ def test_a_partitioned_lun_gives_the_kubelets_own_mount_error_and_the_doctors_fi
     for node in config.nodes():
         iscsi_helper.logout_idle(node, target.portal)
     assert_logged_out(target.portal)
+
+
+def test_cleanup_of_a_sigkilled_server_restart_run_leaves_nothing_on_the_host_or_in_any_node(
+    kubeconfig: Path, kube_context: str, api_client: Any, tmp_path: Path, local_cluster: bool
+) -> None:
+    """Must-show 3 of issue 24 for a killed run: a kubernetes run on the notes' PV from its own embedded tgt (the
+    kubelet's plugin logs in through the nodes' user-space initiator), SIGKILLed while its server_restart has the
+    target stopped. Nothing of the run's own undo runs; its tgtd dies with it, so the node's initiator fails the
+    volume's I/O after its replacement timeout (as open-iscsi does; before it had one, Prometheus and the kubelet's
+    unmount hung for ever). `harness cleanup` then removes the run's namespace and PV, after which the kubelet
+    unmounts and logs out, and the run's work area: no loop device, FUSE mount, qemu-storage-daemon, tgtd or session
+    of that portal is left on the host or in any node."""
+    from kubernetes import client
+
+    if not local_cluster:
+        pytest.skip("the embedded tgt runs on this host's 127.0.0.1, which only the local cluster's nodes share")
+    tag = uuid.uuid4().hex[:8]
+    scenario_file = write_scenario(
+        tmp_path,
+        f"""
+version: 1
+name: k8s-iscsi-killed
+duration: 2m
+storage:
+  backend: iscsi
+  target_portal: embedded
+  embedded: {{layout: blank, size: 256Mi}}
+  iqn: {IQN}
+  lun: 1
+  fs_type: ext4
+  claim: {{storage_class: "", size: 256Mi}}
+  volume: {{name: harness-iscsi-{tag}}}
+loads: {{tsdb: {{series: 100, interval: 1s}}}}
+faults:
+  - {{action: server_restart, at: 3s, for: 60s}}
+""",
+    )
+    reports, work = tmp_path / "r", tmp_path / "work"
+    work.mkdir()
+    env = {"KUBECONFIG": str(kubeconfig)}
+    argv = [*run_argv(scenario_file, reports, work), "--runtime", "kubernetes", "--context", kube_context]
+
+    def tgtd_stopped() -> bool:
+        return not any("tgtd" in line for line in left_behind(work))
+
+    result_file = sigkill_during_load(argv, reports, env, until=tgtd_stopped)
+    run_id = load_result(result_file.parent).run_id
+    core = client.CoreV1Api(api_client)
+    [pv] = core.list_persistent_volume(label_selector=f"harness/run-id={run_id}").items
+    portal = pv.spec.iscsi.target_portal
+    assert portal.startswith("127.0.0.1:"), portal
+    # The kubelet logged in (its plugin mounted the LUN for the pod): what cleanup must see undone.
+    assert any(iscsi_helper.leftovers(n, portal) for n in config.nodes())
+
+    done = cleanup("--run", run_id, "--context", kube_context, "--workdir", str(work), env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"removed namespace harness-{run_id}" in done.stdout, done.stdout
+    assert f"removed work directory {work}" in done.stdout, done.stdout
+    assert_nothing_left(api_client, run_id, (f"harness-iscsi-{tag}",))
+    assert_logged_out(portal)
+    assert left_behind(work) == []  # tgtd, mounts, loop devices of the run's own
+    assert list(work.iterdir()) == []

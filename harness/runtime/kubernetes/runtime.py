@@ -51,7 +51,7 @@ from harness.scenario.model import FioJob, Scenario, TsdbLoad
 from harness.settings import Settings
 from harness.storage import backend_for
 from harness.storage.base import EmbeddedServer
-from harness.storage.network import NetworkBackend
+from harness.storage.network import EmbeddedDaemon, NetworkBackend
 
 if TYPE_CHECKING:
     from harness.loads.shards import ShardLauncher
@@ -104,9 +104,11 @@ class KubernetesRuntime(Runtime):
             if self.backend.runs_embedded(scenario.storage):  # still `embedded`: the pipeline started nothing
                 raise UsageError(self.backend.cluster_refusal(scenario.storage) or "no embedded server was started")
             if storage_server is not None:
-                # The run's own server, on 127.0.0.1 of this host (the storage now names it): every node's kubelet
+                # The run's own server, on an address of this host (the storage now names it): every node's kubelet
                 # must reach it, checked before anything is created in the cluster.
-                check_nodes_reach(self.api, storage_server.description, self.backend.source_text(scenario.storage))
+                listen = storage_server.listen if isinstance(storage_server, EmbeddedDaemon) else "127.0.0.1"
+                source = self.backend.source_text(scenario.storage)
+                check_nodes_reach(self.api, storage_server.description, source, listen)
         self.reach = PodReach(self.api, settings.k8s_reach)
         self.deployment = deployment_for(
             self.api,
