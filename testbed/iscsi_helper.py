@@ -65,9 +65,14 @@ def _is_mount_point(path: Path) -> bool:
 def prepare(node: Node) -> None:
     """The host side, before the kubelet starts: its directory shared, ``/dev/disk`` present as a mount point."""
     iscsi_dir(node).mkdir(parents=True, exist_ok=True)
-    if not _is_mount_point(node.dir):
-        _run("mount", "--bind", str(node.dir), str(node.dir))
-    _run("mount", "--make-shared", str(node.dir))
+    node.volumes_dir.mkdir(parents=True, exist_ok=True)
+    # The node's local-PV directory too: a filesystem a test (or a user of the test bed) mounts there after the
+    # kubelet started must reach the kubelet's namespace, or its local volume binds the bare directory beneath
+    # (this host's / is a private mount, so nothing propagates into the kubelet's namespace on its own).
+    for shared in (node.dir, node.volumes_dir):
+        if not _is_mount_point(shared):
+            _run("mount", "--bind", str(shared), str(shared))
+        _run("mount", "--make-shared", str(shared))
     if not DEV_DISK.exists():
         DEV_DISK.mkdir()
         DEV_DISK_MARK.touch()

@@ -351,6 +351,7 @@ def stop_node(node: Node) -> None:
     unmount_all(node.kubelet_root)  # the volumes first: a LUN's filesystem before its loop device goes
     iscsi_helper.cleanup(node)
     unmount_all(node.dir)
+    unmount_all(node.volumes_dir)  # the shared bind iscsi_helper.prepare made, and anything left mounted in it
     unmount_all(node.containerd_root)
     remove_cgroup_root(node)
     network.delete_bridge(node)

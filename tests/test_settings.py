@@ -179,7 +179,8 @@ HARNESS = ROOT / "harness"
 ENV_READ = re.compile(r"os\.environ|os\.getenv|getenv\(|environ\.get")
 # Where the environment may be read, and why: the CLI reads the settings once (harness.settings parses them); a child
 # process gets a copy of it (harness.proc); a child program of the harness reads its own input in its entry point.
-ALLOWED_MODULES = {"cli.py", "settings.py", "proc.py"}
+# datapath/__init__.py: the FUSE programs pin libfuse3 for mfusepy, which reads FUSE_LIBRARY_NAME when imported.
+ALLOWED_MODULES = {"cli.py", "settings.py", "proc.py", "datapath/__init__.py"}
 CHILD_PROGRAMS = {"loads/shard.py", "datapath/nfs_fuse.py", "datapath/fault_fuse.py"}  # in their main() only
 # KUBECONFIG is kubectl's own convention, read where a kubeconfig is looked for (or an option's default).
 KUBECONFIG_READ = re.compile(r"os\.environ\.get\(\"KUBECONFIG\"\)")
