@@ -171,3 +171,16 @@ def create_loop_mount(
         proc.run(["losetup", "-d", device], timeout_s=30, check=False)
         raise
     return LoopMount(image=image, mount_point=mount_point, device=device)
+
+
+def probe_content(disk: Path) -> dict[str, str]:
+    """What ``blkid -p`` finds on a whole disk (the kubelet asks it the same before it formats or mounts one): {} for
+    a blank disk, else its tags (TYPE, PTTYPE, ...); a disk it cannot read is an InfraError."""
+    done = proc.run(["blkid", "-p", "-o", "export", str(disk)], timeout_s=60, check=False)
+    if done.returncode == 2:  # nothing found: blank
+        return {}
+    if done.returncode != 0:
+        raise InfraError(f"blkid -p {disk} failed (exit {done.returncode}): {done.stderr.strip()}")
+    found = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    found.pop("DEVNAME", None)
+    return found or {"USAGE": "unknown"}

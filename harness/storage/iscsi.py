@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness import proc
-from harness.datapath.mounts import kernel_filesystems, why_no_kernel_iscsi
-from harness.errors import CommandFailed, InfraError, StorageUnavailable
+from harness.datapath.mounts import kernel_filesystems, probe_content, why_no_kernel_iscsi
+from harness.errors import CommandFailed, StorageUnavailable
 from harness.kube.inventory import Manifest
 from harness.scenario.model import EmbeddedLun, IscsiStorage
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
@@ -138,7 +138,7 @@ def _attach(volume: AttachedLun, qsd: str, spec: IscsiStorage, workdir: Path, ru
             "reachable from this host), iqn and lun (`iscsi-ls -s iscsi://PORTAL` lists them)"
         ),
     )
-    content = _probe(export)
+    content = probe_content(export)
     formatted = _format_if_blank(spec, export, content)
     volume.device = proc.run(["losetup", "--find", "--show", str(export)], timeout_s=30).stdout.strip()
     _mount_lun(volume, volume.device, spec, content, run_id)
@@ -164,7 +164,7 @@ def attach_kernel(spec: IscsiStorage, workdir: Path, run_id: str) -> AttachedLun
             raise StorageUnavailable(f"the kernel iSCSI initiator could not log in to {where}: {said}") from e
         device = Path(f"/dev/disk/by-path/ip-{spec.target_portal}-iscsi-{spec.iqn}-lun-{spec.lun}")
         wait_for(lambda: device.exists() or None, what=f"the device of {where} ({device})", timeout_s=30)
-        content = _probe(device)
+        content = probe_content(device)
         formatted = _format_if_blank(spec, device, content)
         _mount_lun(v, str(device.resolve()), spec, content, run_id)
         v.access = f"kernel iSCSI initiator (iscsiadm, iscsi_tcp), device {device.resolve()}: {where}{formatted}"
@@ -189,18 +189,6 @@ def _mount_lun(volume: AttachedLun, device: str, spec: IscsiStorage, content: di
     except CommandFailed as e:
         raise StorageUnavailable(_mount_refused(spec, content, e)) from e
     volume.root = volume._make_dir(mount_point / f"harness-{run_id}")
-
-
-def _probe(export: Path) -> dict[str, str]:
-    """What ``blkid -p`` finds on the LUN (the kubelet asks it the same): {} for a blank disk."""
-    done = proc.run(["blkid", "-p", "-o", "export", str(export)], timeout_s=60, check=False)
-    if done.returncode == 2:  # nothing found: blank
-        return {}
-    if done.returncode != 0:
-        raise InfraError(f"blkid -p {export} failed (exit {done.returncode}): {done.stderr.strip()}")
-    found = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    found.pop("DEVNAME", None)
-    return found or {"USAGE": "unknown"}
 
 
 def _mount_refused(spec: IscsiStorage, content: dict[str, str], error: CommandFailed) -> str:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 from harness import proc
 from harness.datapath.ceph_cli import CephClient
-from harness.datapath.mounts import is_mount_point, kernel_filesystems
-from harness.errors import CommandFailed, InfraError, StorageUnavailable
+from harness.datapath.mounts import is_mount_point, kernel_filesystems, probe_content
+from harness.errors import CommandFailed, StorageUnavailable
 from harness.scenario.model import RbdStorage
 from harness.storage.ceph import CephBackend, connect, require
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
@@ -128,7 +128,7 @@ def _attach(volume: RbdVolume, qsd: str, spec: RbdStorage, workdir: Path, run_id
         what=f"qemu-storage-daemon to attach {where}",
         failed=lambda said: f"qemu-storage-daemon (librbd) could not open {where}: {said}. Check user, key and image",
     )
-    content = _probe(export)
+    content = probe_content(export)
     formatted = ""
     if not content:
         proc.run([*MKFS[spec.fs_type], str(export)], timeout_s=600)
@@ -149,18 +149,6 @@ def _attach(volume: RbdVolume, qsd: str, spec: RbdStorage, workdir: Path, run_id
         f"RBD via user-space librbd (qemu-storage-daemon, FUSE export) + loop device {volume.device}: {where}"
         f"{formatted}; {CACHE[spec.cache]}"
     )
-
-
-def _probe(export: Path) -> dict[str, str]:
-    """What ``blkid -p`` finds on the image (the kubelet asks it the same): {} for a blank disk."""
-    done = proc.run(["blkid", "-p", "-o", "export", str(export)], timeout_s=60, check=False)
-    if done.returncode == 2:  # nothing found: blank
-        return {}
-    if done.returncode != 0:
-        raise InfraError(f"blkid -p {export} failed (exit {done.returncode}): {done.stderr.strip()}")
-    found = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
-    found.pop("DEVNAME", None)
-    return found or {"USAGE": "unknown"}
 
 
 BACKEND = RbdBackend()
