@@ -15,15 +15,15 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.datapath.ceph_cluster import CephCluster, start_ceph
+from harness.datapath.ceph_cluster import CephCluster
 from harness.proc import free_port
+from tests.ceph_cluster import module_ceph
 from tests.leftovers import cleanup, left_behind, run, run_argv, sigkill_during_load, wait_for_load_phase
 
 pytestmark = [
@@ -55,13 +55,8 @@ def scenario_file(directory: Path, storage: str, *, duration: str = "4s", fio: b
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[CephCluster]:
     """A cluster with a CephFS volume and an RBD pool, as a user would name it (monitors and client.admin's key)."""
-    directory = Path(tempfile.mkdtemp(prefix="harness-ceph-", dir="/tmp"))
-    started = start_ceph(directory / "ceph", osd_size_bytes=4 * 1024**3, fs_name="cephfs", pool="rbd")
-    try:
+    with module_ceph("harness-ceph-", "/tmp") as started:
         yield started
-    finally:
-        started.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def named(cluster: CephCluster, **keys: str) -> str:

@@ -7,17 +7,17 @@ module (about 20 s)."""
 from __future__ import annotations
 
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.datapath.ceph_cluster import CephCluster, start_ceph
+from harness.datapath.ceph_cluster import CephCluster
 from harness.doctor.ceph import check_ceph
 from harness.results.model import DoctorFinding, Severity
 from harness.scenario.model import CephFsStorage, RbdStorage
 from harness.wait import wait_for
+from tests.ceph_cluster import module_ceph
 from tests.leftovers import run
 
 pytestmark = [
@@ -31,13 +31,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[CephCluster]:
-    directory = Path(tempfile.mkdtemp(prefix="harness-ceph-doctor-", dir="/var/tmp"))
-    started = start_ceph(directory / "ceph", osd_size_bytes=4 * 1024**3, fs_name="cephfs", pool="rbd")
-    try:
+    with module_ceph("harness-ceph-doctor-", "/var/tmp") as started:
         yield started
-    finally:
-        started.stop()
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def rbd(cluster: CephCluster, **keys: str) -> RbdStorage:

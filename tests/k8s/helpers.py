@@ -145,6 +145,16 @@ def harness_run(
     )
 
 
+def run_volumes(provisioner: Any, run_id: str) -> list[str]:
+    """The PVs a provisioner (anything with ``volumes()``: the local-path provisioner, ceph-csi) made for the run's
+    claim, in the run's namespace."""
+    return [
+        pv.metadata.name
+        for pv in provisioner.volumes()
+        if pv.spec.claim_ref is not None and pv.spec.claim_ref.namespace == f"harness-{run_id}"
+    ]
+
+
 def write_scenario(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "scenario.yaml"
     path.write_text(text)

@@ -21,7 +21,7 @@ import pytest
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
 from testbed import ceph_csi, config
-from tests.k8s.helpers import ROOT, assert_nothing_left, harness_run, write_scenario
+from tests.k8s.helpers import ROOT, assert_nothing_left, harness_run, run_volumes, write_scenario
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +62,6 @@ faults: {faults}
     )
 
 
-def _run_volumes(driver: ceph_csi.CephCsi, run_id: str) -> list[str]:
-    return [
-        pv.metadata.name
-        for pv in driver.volumes()
-        if pv.spec.claim_ref is not None and pv.spec.claim_ref.namespace == f"harness-{run_id}"
-    ]
-
-
 @pytest.mark.cluster
 @pytest.mark.slow
 @pytest.mark.root
@@ -100,7 +92,7 @@ def test_cephfs_csi_volume_keeps_everything_through_sigkill_and_restart(
     stages = {m.stage: m for m in restart.stages}
     assert "volumes_mounted" in stages and stages["volumes_mounted"].source.startswith("API: "), stages
     assert "volume_attached" not in stages  # attachRequired: false, as upstream's CSIDriver for CephFS
-    assert _run_volumes(cephfs_csi, result.run_id) == []  # the driver deleted its subvolume with the claim
+    assert run_volumes(cephfs_csi, result.run_id) == []  # the driver deleted its subvolume with the claim
     assert_nothing_left(api_client, result.run_id)
 
 
@@ -123,7 +115,7 @@ def test_redeploy_on_the_cephfs_class_loses_the_history_and_the_doctor_said_so(
     assert "has reclaimPolicy Delete" in fault.detail and "the history is lost" in fault.detail, fault.detail
     after = result.durability[0]
     assert after.acknowledged > 0 and after.lost == after.acknowledged
-    assert _run_volumes(cephfs_csi, result.run_id) == []
+    assert run_volumes(cephfs_csi, result.run_id) == []
     assert_nothing_left(api_client, result.run_id)
     # The kubelet unstaged both volumes: no ceph-fuse mount of the driver's is left on a node.
     left = [m for m in Path("/proc/self/mounts").read_text().splitlines() if str(config.STATE_ROOT) in m]

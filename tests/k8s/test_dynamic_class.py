@@ -21,7 +21,7 @@ import pytest
 from harness.report import render_report
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
-from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
+from tests.k8s.helpers import assert_nothing_left, harness_run, run_volumes, write_scenario
 from tests.k8s.local_path import LocalPathProvisioner
 
 
@@ -57,15 +57,6 @@ def _bystander(api_client: Any, storage_class: str) -> str:
         )
     )
     return name
-
-
-def _run_volumes(provisioner: LocalPathProvisioner, run_id: str) -> list[str]:
-    """The PVs the provisioner made for the run's claim (in the run's namespace)."""
-    return [
-        pv.metadata.name
-        for pv in provisioner.volumes()
-        if pv.spec.claim_ref is not None and pv.spec.claim_ref.namespace == f"harness-{run_id}"
-    ]
 
 
 @pytest.mark.cluster
@@ -107,7 +98,7 @@ def test_a_dynamic_class_keeps_everything_through_sigkill_and_restart(
         assert doctor["dynamic.reclaim_delete"].severity is Severity.WARNING
 
         # Cleanup: the claim went with the namespace, the provisioner deleted its PV; the bystander is untouched.
-        assert _run_volumes(local_path, result.run_id) == []
+        assert run_volumes(local_path, result.run_id) == []
         assert volume.pv not in {pv.metadata.name for pv in core.list_persistent_volume().items}
         kept = core.read_persistent_volume(bystander)
         assert kept.status.phase == "Available" and kept.metadata.deletion_timestamp is None
@@ -139,7 +130,7 @@ def test_redeploy_on_reclaim_delete_loses_the_history_and_the_doctor_said_so(
     assert after.acknowledged > 0 and after.lost == after.acknowledged  # the new volume started empty
     # Two volumes were made (before and after the redeploy) and both are gone with their claims.
     assert result.cluster is not None and result.cluster.volume is not None and result.cluster.volume.pv
-    assert _run_volumes(local_path, result.run_id) == []
+    assert run_volumes(local_path, result.run_id) == []
     assert "Deleting volume" in local_path.log_text() or "has been deleted" in local_path.log_text()
     assert_nothing_left(api_client, result.run_id)
 
@@ -168,7 +159,7 @@ def test_redeploy_on_reclaim_retain_leaves_the_history_on_a_released_pv(
     after = result.durability[0]
     assert after.acknowledged > 0 and after.lost == after.acknowledged
     # Both volumes the provisioner made are left, Released: Retain keeps the data, the harness deletes no PV.
-    left = _run_volumes(local_path, result.run_id)
+    left = run_volumes(local_path, result.run_id)
     try:
         assert len(left) == 2, left
         core = client.CoreV1Api(api_client)
@@ -212,7 +203,7 @@ def test_cleanup_of_a_killed_dynamic_run_says_the_namespace_takes_the_volumes_da
         runtime.start([])
         claim = runtime.names.claim
         pv = core.read_namespaced_persistent_volume_claim(claim, namespace).spec.volume_name
-        assert pv and _run_volumes(local_path, run_id) == [pv]
+        assert pv and run_volumes(local_path, run_id) == [pv]
         runtime.api.close()  # killed: no stop
 
         env = {"KUBECONFIG": str(kubeconfig)}
@@ -231,7 +222,7 @@ def test_cleanup_of_a_killed_dynamic_run_says_the_namespace_takes_the_volumes_da
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"removed {fate}" in done.stdout, done.stdout
         wait_for(
-            lambda: not _run_volumes(local_path, run_id),
+            lambda: not run_volumes(local_path, run_id),
             what=f"the provisioner to delete pv/{pv} after its claim went with the namespace",
             timeout_s=120,
             interval_s=1,
