@@ -54,6 +54,7 @@ CSI_CAPS = ("mon", "allow r", "mgr", "allow rw", "mds", "allow rw", "osd", "allo
 OSD_SIZE_BYTES = 4 << 30  # a sparse file: what the tests write is a few MiB
 READY_TIMEOUT_S = 60.0  # a plugin's socket appears within a second or two; the kubelet registers it at once
 CONFIG_DIR = Path("/etc/ceph-csi-config")
+CEPH_FUSE_FSTYPE = "fuse.ceph-fuse"  # how /proc/self/mountinfo names ceph-fuse's mounts and every bind of them
 
 
 def cache_dir(version: str = VERSION) -> Path:
@@ -319,7 +320,10 @@ class CephCsi:
 
 def _kill_ceph_fuse_under(root: Path) -> None:
     """The ceph-fuse daemons the node plugin forked for mounts under ``root`` (they outlive the plugin, as on a
-    real node), then their mounts, lazily (a dead FUSE mount refuses a plain umount)."""
+    real node), then their mounts, lazily (a dead FUSE mount refuses a plain umount). Only ceph-fuse's mounts (the
+    staged volumes and their binds into pods, all of type ``fuse.ceph-fuse``): the other cluster tests' pods run on
+    the same kubelets meanwhile, and a lazy unmount of their volumes (propagated into the kubelet's namespace)
+    between the kubelet's bind and containerd's left a container on the bare directory (permission denied)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -330,7 +334,7 @@ def _kill_ceph_fuse_under(root: Path) -> None:
         if argv and argv[0].endswith(b"ceph-fuse") and any(a.startswith(str(root).encode()) for a in argv):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
-    for target in sorted(mounts_under(root), key=len, reverse=True):
+    for target in sorted(mounts_under(root, CEPH_FUSE_FSTYPE), key=len, reverse=True):
         procs.run("umount", "-l", target, check=False)
 
 

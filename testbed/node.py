@@ -295,10 +295,13 @@ def start_kubelet(node: Node) -> None:
 # ---------------------------------------------------------------------------------------------- mounts and teardown
 
 
-def mounts_under(root: Path) -> list[str]:
+def mounts_under(root: Path, fstype: str | None = None) -> list[str]:
+    """Mount points at or below ``root`` as this host sees them; only those of filesystem type ``fstype`` if given."""
     found = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         mnt = line.split()[4].encode().decode("unicode_escape")
+        if fstype is not None and line.split(" - ", 1)[1].split()[0] != fstype:
+            continue
         if mnt == str(root) or mnt.startswith(str(root) + "/"):
             found.append(mnt)
     return found

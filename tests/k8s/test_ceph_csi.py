@@ -8,10 +8,13 @@ driver through the StorageClass ``cephfs`` (``mounter: fuse``) with ``backend: d
    condition, the ``volumes mounted`` stage).
 2. A redeploy on the class (reclaimPolicy Delete) loses the history (exit 1), with the doctor's warning in the
    result; both subvolumes are deleted by the driver with their claims.
+3. Stopping the driver unmounts ceph-fuse's mounts and no other pod's volume.
 """
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import pytest
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
 from testbed import ceph_csi, config
+from testbed.node import mounts_under
 from tests.k8s.helpers import ROOT, assert_nothing_left, harness_run, run_volumes, write_scenario
 
 
@@ -120,3 +124,26 @@ def test_redeploy_on_the_cephfs_class_loses_the_history_and_the_doctor_said_so(
     # The kubelet unstaged both volumes: no ceph-fuse mount of the driver's is left on a node.
     left = [m for m in Path("/proc/self/mounts").read_text().splitlines() if str(config.STATE_ROOT) in m]
     assert not [m for m in left if m.startswith("ceph-fuse")], left
+
+
+@pytest.mark.cluster
+@pytest.mark.root
+def test_stopping_the_driver_leaves_the_other_pods_volumes_mounted(
+    tmp_path: Path, cephfs_csi: ceph_csi.CephCsi
+) -> None:
+    """The stop unmounts what ceph-fuse left under a kubelet's root and nothing else: the other cluster tests' pods
+    run on the same kubelets meanwhile (three workers), and a lazy unmount of one of their volumes between the
+    kubelet's bind and containerd's left the container on the bare directory (permission denied, in CI)."""
+    node = cephfs_csi.nodes[0]
+    source = tmp_path / "volume"
+    source.mkdir()
+    target = node.kubelet_root / "pods" / f"harness-test-{tmp_path.name}" / "volumes" / "kubernetes.io~local-volume"
+    target.mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(source), str(target)], check=True, timeout=30)
+    try:
+        cephfs_csi.stop()  # the module's fixture stops it again at the end: idempotent
+        assert str(target) in mounts_under(node.kubelet_root)
+        assert mounts_under(node.kubelet_root, ceph_csi.CEPH_FUSE_FSTYPE) == []
+    finally:
+        subprocess.run(["umount", str(target)], check=False, timeout=30)
+        shutil.rmtree(target.parent.parent, ignore_errors=True)
