@@ -134,6 +134,7 @@ loads: {{tsdb: {{series: 50, interval: 1s}}}}
             spec=client.V1PersistentVolumeSpec(
                 capacity={"storage": "1Gi"},
                 access_modes=["ReadWriteOnce"],
+                storage_class_name=f"harness-decoy-{tag}",  # no other claim can bind it
                 host_path=client.V1HostPathVolumeSource(path="/nonexistent"),
             ),
         )

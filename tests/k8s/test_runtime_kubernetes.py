@@ -326,6 +326,9 @@ def test_a_pv_the_run_did_not_create_is_never_touched(kubeconfig: Path, api_clie
             spec=client.V1PersistentVolumeSpec(
                 capacity={"storage": "1Gi"},
                 access_modes=["ReadWriteOnce"],
+                # A class of its own: with "" it was the smallest match for the claims of class "" that other cluster
+                # tests make meanwhile (CI: iscsi-server-restart's claim bound it and Prometheus found /nonexistent).
+                storage_class_name=pv,
                 host_path=client.V1HostPathVolumeSource(path="/nonexistent"),
             ),
         )
