@@ -3,6 +3,7 @@ devices that still name its work area; a run interrupted or SIGKILLed during its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -22,8 +23,13 @@ def left_behind(work: Path) -> list[str]:
     ps = subprocess.run(["ps", "-ww", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     found += [line.strip() for line in ps.splitlines() if str(work) in line]
     found += [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if str(work) in line]
-    loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True, check=True).stdout
-    found += [line for line in loops.splitlines() if str(work) in line]
+    # The loop devices' backing files from sysfs, not `losetup -a`: its status ioctl waits (D state) on a loop device
+    # whose file sits on a frozen FUSE layer, and a leftover check must not hang the suite.
+    for backing in Path("/sys/block").glob("loop*/loop/backing_file"):
+        with contextlib.suppress(OSError):  # detached meanwhile
+            name = backing.read_text().strip()
+            if str(work) in name:
+                found.append(f"/dev/{backing.parent.parent.name}: {name}")
     return found
 
 
