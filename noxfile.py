@@ -27,14 +27,16 @@ def _install(session: nox.Session, *extras: str) -> None:
     session.install("-q", "-e", spec)
 
 
-def _bench(session: nox.Session, scenario: str) -> None:
+def _bench(session: nox.Session, *scenarios: str) -> None:
+    """`harness run` of each scenario in turn (the session stops at the first that does not pass)."""
     _system_deps(session)
     _install(session)
     runtime = os.environ.get("HARNESS_RUNTIME", "local")
     # A cluster is used only when named: HARNESS_K8S_CONTEXT names it here (or the harness config allows it).
     context = os.environ.get("HARNESS_K8S_CONTEXT")
     named = ["--context", context] if runtime == "kubernetes" and context else []
-    session.run("harness", "run", f"scenarios/{scenario}.yaml", "--runtime", runtime, *named, *session.posargs)
+    for scenario in scenarios:
+        session.run("harness", "run", f"scenarios/{scenario}.yaml", "--runtime", runtime, *named, *session.posargs)
 
 
 @nox.session
@@ -103,6 +105,13 @@ def bench_nfs(session: nox.Session) -> None:
 def bench_iscsi(session: nox.Session) -> None:
     """The iSCSI scenario: an embedded tgt LUN attached by a user-space initiator and a loop device."""
     _bench(session, "iscsi")
+
+
+@nox.session(name="bench-ceph")
+def bench_ceph(session: nox.Session) -> None:
+    """CephFS (ceph-fuse) and then RBD (librbd in qemu-storage-daemon, a loop device) on an embedded single-host Ceph
+    each: scenarios/cephfs.yaml and scenarios/rbd.yaml; `harness compare` puts the two runs side by side."""
+    _bench(session, "cephfs", "rbd")
 
 
 @nox.session(venv_backend="none")
