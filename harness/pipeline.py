@@ -39,7 +39,7 @@ from harness.ownership import WORKDIR_PREFIX, RunLock, RunOwner
 from harness.refusals import allowed_context, refuse_faults, refuse_missing_workdir
 from harness.results import env as envinfo
 from harness.results.model import CheckResult, Event, RunResult, Severity, Status
-from harness.results.query import previous_wal_replay_s
+from harness.results.query import earlier_results, previous_wal_replay_s
 from harness.results.store import new_run_dir, save_result
 from harness.runtime import RuntimeContext, create_runtime, refuse_unsupported
 from harness.runtime.base import Runtime
@@ -150,12 +150,19 @@ class Run:
         A blocker is an ERROR, not a FAILED: the storage did not lose data, the run could not be set up on it.
         """
         from harness.doctor import blocking, run_doctor
+        from harness.doctor.probes import replay_rate
 
+        earlier = self.options.reports_root / self.scenario.name
+        # The replay rate of the newest earlier run on this storage as the scenario wrote it (the stored scenario,
+        # not self.scenario: an embedded server's start filled in its address).
+        written = self.result.scenario.get("storage", {})
+        rates = (replay_rate(r, written) for r in earlier_results(earlier, self.run_dir))
         findings = run_doctor(
             self.scenario,
             runtime=self.options.runtime,
             kube=runtime.doctor_inventory(),
-            previous_wal_replay_s=previous_wal_replay_s(self.options.reports_root / self.scenario.name, self.run_dir),
+            previous_wal_replay_s=previous_wal_replay_s(earlier, self.run_dir),
+            replay_rate=next((r for r in rates if r is not None), None),
         )
         self.result.doctor = findings
         for f in findings:

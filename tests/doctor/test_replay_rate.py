@@ -36,13 +36,16 @@ def _scenario(tmp_path: Path, series: int, startup: dict[str, Any] | None = None
     return path
 
 
-def _stored_run(tmp_path: Path, storage: dict[str, Any]) -> Path:
-    """A run that replayed 2,000,000 samples (20k series at 1 s for 100 s) in 4 s: 500,000 samples/s."""
-    run_dir = tmp_path / "runs" / "20261206T000000Z-x"
+def _stored_run(
+    tmp_path: Path, storage: dict[str, Any], *, replay_s: float = 4.0, run_dir: Path | None = None, name: str = "small"
+) -> Path:
+    """A run that replayed 2,000,000 samples (20k series at 1 s for 100 s) in ``replay_s``: by default 4 s, 500,000
+    samples/s."""
+    run_dir = run_dir or tmp_path / "runs" / "20261206T000000Z-x"
     run_dir.mkdir(parents=True)
     result = RunResult(
         run_id="previous",
-        scenario_name="small",
+        scenario_name=name,
         scenario={"storage": storage},
         runtime="local",
         started_at=datetime.now(UTC),
@@ -51,7 +54,12 @@ def _stored_run(tmp_path: Path, storage: dict[str, Any]) -> Path:
         ingest=[IngestPoint(t_s=float(t), acked_samples=20_000, failed_samples=0) for t in range(200)],
         faults=[
             FaultRecord(
-                index=0, action="sigkill", scheduled_at_s=100, injected_at_s=100, instance_before="x", wal_replay_s=4.0
+                index=0,
+                action="sigkill",
+                scheduled_at_s=100,
+                injected_at_s=100,
+                instance_before="x",
+                wal_replay_s=replay_s,
             )
         ],
     )
@@ -109,3 +117,35 @@ def test_doctor_command_estimates_from_the_previous_run_on_this_storage(
         (budget,) = [f for f in doc["findings"] if f["check"] == "probes.budget"]
         assert budget["severity"] == severity, budget
         assert "measured on this storage: 500,000 samples/s" in budget["evidence"]
+
+
+@pytest.mark.slow
+def test_harness_run_estimates_from_the_newest_earlier_run_on_this_storage(tmp_path: Path, public_tmp: Path) -> None:
+    """`harness run` asks the doctor with the replay rate of the newest earlier run of the scenario on the same
+    storage, found in its --reports: a slow replay there (500 samples/s) makes this run's WAL (1,000 series at 1 s
+    for 5 s) outlast a 2 s startup budget. An earlier run on other storage gives no rate: its replay time decides."""
+    from tests.cli import harness_cli
+
+    doc = {
+        "name": "replay-run",
+        "duration": "5s",
+        "storage": STORAGE,
+        "prometheus": {"probes": {"startup": {"period": "1s", "failure_threshold": 2}}},
+        "loads": {"tsdb": {"series": 1000, "interval": "1s"}},
+    }
+    path = tmp_path / "replay-run.yaml"
+    path.write_text(json.dumps(doc))
+    stored = load_scenario(path).storage.model_dump(mode="json", by_alias=True)
+    for storage, estimated in ((stored, True), ({"backend": "local", "path": "/elsewhere"}, False)):
+        reports = tmp_path / f"reports-{estimated}"
+        earlier = reports / "replay-run" / "20200101T000000Z-earlier"
+        _stored_run(tmp_path, storage, replay_s=4000.0, run_dir=earlier, name="replay-run")
+        run = harness_cli("run", str(path), "--reports", str(reports), "--workdir", str(public_tmp), "--no-report")
+        result = run.expect(0).result
+        (budget,) = [f for f in result.doctor if f.check == "probes.budget"]
+        assert budget.severity is Severity.WARNING, budget
+        if estimated:
+            assert budget.title == "WAL replay (about 10 s) will outlast the probe budget (2 s): restart loop"
+            assert "measured on this storage: 500 samples/s" in budget.evidence, budget.evidence
+        else:  # the earlier run's own replay time, as it was
+            assert budget.title.startswith("WAL replay (4000 s) outlasts the probe budget (2 s)"), budget.title
