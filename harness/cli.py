@@ -12,6 +12,8 @@ import json
 import logging
 import os
 import sys
+import tempfile
+import traceback
 from pathlib import Path
 
 from harness import __version__, ui
@@ -387,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         ui.error("interrupted")
         return 130
+    except Exception as e:  # noqa: BLE001 - a bug (ours or a library's): exit 2 with one line, never a traceback
+        with tempfile.NamedTemporaryFile("w", prefix="harness-traceback-", suffix=".txt", delete=False) as f:
+            f.write(traceback.format_exc())
+        ui.error(f"internal error: {type(e).__name__}: {e} (a bug of the harness: please report it with {f.name})")
+        return 2
     return code
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,6 +103,28 @@ class Run:
             ui.error(message)
         else:
             ui.info(message, style="dim" if kind == "phase" else None)
+
+    def steps(self, workdir: Path) -> None:
+        """The run's steps in their order: servers, runtime, doctor (which may end the run there), storage, fio,
+        Prometheus with its load and faults, checks."""
+        self.step_servers(workdir)
+        runtime = self.step_runtime(workdir)
+        if self.options.doctor and not self.step_doctor(runtime):
+            self.result.complete = True
+            return
+        self.step_provision(runtime)
+        self.step_benchmark(runtime)
+        load = self.step_prometheus(runtime)
+        self.step_check(runtime, load)
+
+    def internal_error(self, e: Exception) -> None:
+        """A bug (ours, or a library's under us) ends the run as an ERROR, cleaned up and with its partial result;
+        the traceback goes to the run's logs, not the terminal."""
+        where = self.run_dir / "logs" / "traceback.txt"
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_text(traceback.format_exc())
+        self.result.error = f"internal error: {type(e).__name__}: {e} (a bug of the harness; traceback in {where})"
+        self.event("error", self.result.error)
 
     def save(self) -> None:
         if self.load is not None and self.result.t0_unix_s is not None:
@@ -366,15 +389,7 @@ def execute(options: RunOptions) -> RunOutcome:
             # Prometheus may run as the scenario's uid: it must be able to reach its config and data.
             workdir.chmod(0o755)
             run.mark(workdir)
-            run.step_servers(workdir)
-            runtime = run.step_runtime(workdir)
-            if options.doctor and not run.step_doctor(runtime):
-                run.result.complete = True
-            else:
-                run.step_provision(runtime)
-                run.step_benchmark(runtime)
-                load = run.step_prometheus(runtime)
-                run.step_check(runtime, load)
+            run.steps(workdir)
         except Interrupted as e:
             run.result.interrupted = True
             run.event("error", f"interrupted ({e}); cleaning up and keeping the partial result")
@@ -382,6 +397,8 @@ def execute(options: RunOptions) -> RunOutcome:
         except HarnessError as e:
             run.result.error = str(e)
             run.event("error", str(e))
+        except Exception as e:  # noqa: BLE001 - a bug of the harness or of a library under it: an ERROR, not FAILED
+            run.internal_error(e)
         finally:
             with handled_signals(interrupt=False):
                 run.cleanup()

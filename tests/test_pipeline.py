@@ -355,3 +355,49 @@ def test_a_stage_the_runtime_read_from_before_the_fault_is_not_part_of_its_recov
         "healthy",
         "ready",
     ]
+
+
+def test_a_bug_during_a_run_is_an_error_that_cleans_up_and_keeps_the_result(
+    area: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An exception that is no HarnessError (a bug of ours, or of a library under us: the kubernetes client once
+    refused a CSINode it had listed) ends the run as ERROR, exit 2, never 1 (that says the storage lost data): the
+    run is cleaned up, its result and report are kept, and the traceback goes to the run's logs, not the terminal.
+    The bug is injected (there is no real one to keep): Prometheus' start raises."""
+    from harness.cli import main
+    from harness.pipeline import Run
+    from tests.leftovers import left_behind
+
+    def bug(self: Run, runtime: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Run, "step_prometheus", bug)
+    reports, work = area
+    path = tmp_path / "s.yaml"
+    path.write_text("name: bug\nduration: 5s\nstorage: {backend: local}\nloads: {tsdb: {series: 10, interval: 1s}}\n")
+    assert main(["run", str(path), "--reports", str(reports), "--workdir", str(work)]) == 2
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: a bug" in err and "Traceback" not in err
+    [result_file] = reports.glob("bug/*/result.json")
+    result = load_result(result_file.parent)
+    assert result.verdict is Status.ERROR and result.error and "RuntimeError: a bug" in result.error
+    assert "Traceback" in (result_file.parent / "logs" / "traceback.txt").read_text()
+    assert (result_file.parent / "report.html").is_file()
+    assert left_behind(work) == [] and list(work.iterdir()) == []
+
+
+def test_a_bug_in_any_command_is_one_line_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.cli import main
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("harness.scenario.loader.load_scenario", bug)
+    assert main(["validate", str(ROOT / "scenarios" / "demo.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: a bug" in err and "Traceback" not in err
+    saved = err.split("please report it with ", 1)[1].split(")")[0]
+    assert "RuntimeError: a bug" in Path(saved).read_text()
+    Path(saved).unlink()

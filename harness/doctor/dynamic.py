@@ -48,7 +48,61 @@ def class_findings(spec: DynamicStorage, inventory: KubeInventory) -> list[Docto
         return [_missing(spec, inventory)]
     if sc.provisioner == NO_PROVISIONER or (spec.provisioner is not None and sc.provisioner != spec.provisioner):
         return [_wrong_provisioner(spec, sc, inventory.source)]
-    return [f for f in (_binding_mode(sc, inventory.source), _expansion(sc, spec), _reclaim(sc)) if f is not None]
+    found = (_binding_mode(sc, inventory.source), _csi_registration(sc, inventory), _expansion(sc, spec), _reclaim(sc))
+    return [f for f in found if f is not None]
+
+
+def _csi_registration(sc: StorageClassInfo, inventory: KubeInventory) -> DoctorFinding | None:
+    """Whether the kubelets can mount what a CSI provisioner makes: each node's kubelet registers the driver's node
+    plugin (its CSINode lists it). A provisioner that is no CSI driver here (no CSIDriver object, no node lists it:
+    an in-tree plugin, or rancher's local-path, which makes local PVs) is not checked, nor where CSINodes were not
+    read."""
+    driver = sc.provisioner
+    if inventory.csi_drivers is None or any(n.csi_drivers is None for n in inventory.nodes) or not inventory.nodes:
+        return None
+    registered = [n.name for n in inventory.nodes if driver in (n.csi_drivers or ())]
+    if driver not in inventory.csi_drivers and not registered:
+        return None
+    schedulable = [n.name for n in inventory.nodes if n.schedulable]
+    lacking = [name for name in schedulable if name not in registered]
+    evidence = (
+        f"storageclass/{sc.name}: provisioner {driver}; CSIDriver {driver} "
+        f"{'exists' if driver in inventory.csi_drivers else 'does not exist'}; registered by the kubelets of: "
+        f"{', '.join(registered) or 'no node'} (CSINode spec.drivers); schedulable nodes: "
+        f"{', '.join(schedulable) or 'none'}. Inventory: {inventory.source}."
+    )
+    fix = (
+        f"Deploy the driver's node plugin (its DaemonSet, with node-driver-registrar) on every node that may run "
+        f"Prometheus, and check `kubectl get csinode -o yaml` lists {driver}; or pin Prometheus to the nodes that "
+        "have it (nodeSelector)."
+    )
+    if not registered:
+        return DoctorFinding(
+            check="dynamic.csi_node",
+            severity=Severity.BLOCKER,
+            title=f"No node runs the node plugin of {driver}: its volumes cannot be mounted",
+            evidence=evidence,
+            why="The controller may still provision the volume, but the kubelet cannot stage or publish it: "
+            f"Prometheus' pod waits in ContainerCreating (\"driver name {driver} not found in the list of "
+            'registered CSI drivers") until the run gives up.',
+            fix=fix,
+        )
+    if lacking:
+        return DoctorFinding(
+            check="dynamic.csi_node",
+            severity=Severity.WARNING,
+            title=f"The node plugin of {driver} is missing on {', '.join(lacking)}",
+            evidence=evidence,
+            why="A Prometheus pod scheduled there (first start, or a reschedule after a node fault) cannot mount its "
+            "volume and waits in ContainerCreating.",
+            fix=fix,
+        )
+    return DoctorFinding(
+        check="dynamic.csi_node",
+        severity=Severity.INFO,
+        title=f"The node plugin of {driver} is registered on every schedulable node ({', '.join(registered)})",
+        evidence=evidence,
+    )
 
 
 def _describe(sc: StorageClassInfo) -> str:

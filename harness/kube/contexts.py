@@ -5,7 +5,9 @@ as ``InfraError`` naming the kubeconfig, with the payload shortened.
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 from typing import Any
 
 from harness.errors import InfraError
@@ -75,6 +77,9 @@ def load_inventory(
         classes = tuple(decode_storage_class(o) for o in storage.list_storage_class(**kw).items)
         nodes = tuple(decode_node(o) for o in core.list_node(**kw).items)
         crds = _crd_names(kubernetes.client.ApiextensionsV1Api(api_client), kw)
+        csi_drivers, registered = _csi(storage, kw)
+        if registered is not None:
+            nodes = tuple(replace(n, csi_drivers=registered.get(n.name, ())) for n in nodes)
     except ConfigException as e:
         raise InfraError(f"cannot use {where}: {e}") from e
     except ApiException as e:
@@ -89,8 +94,29 @@ def load_inventory(
         storage_classes=classes,
         nodes=nodes,
         crds=crds,
+        csi_drivers=csi_drivers,
         source=f"{where}, context {context_name}",
     )
+
+
+def _csi(api: Any, kw: dict[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, tuple[str, ...]] | None]:
+    """The CSIDriver objects' names, and per node the drivers its kubelet registered (CSINode ``spec.drivers``);
+    None for what this user may not list: the doctor then does not check registration."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        drivers = tuple(o.metadata.name for o in api.list_csi_driver(**kw).items)
+        # Read as JSON: the client's model refuses a CSINode whose kubelet registered no driver yet ("drivers": null,
+        # as the API server sends it), failing the whole list.
+        nodes = json.loads(api.list_csi_node(_preload_content=False, **kw).data).get("items") or []
+        registered = {
+            o["metadata"]["name"]: tuple(d["name"] for d in ((o.get("spec") or {}).get("drivers") or [])) for o in nodes
+        }
+    except ApiException as e:
+        if e.status in (401, 403):
+            return None, None
+        raise
+    return drivers, registered
 
 
 def _crd_names(api: Any, kw: dict[str, Any]) -> tuple[str, ...] | None:

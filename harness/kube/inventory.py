@@ -134,6 +134,8 @@ class NodeInfo:
     kubelet: str = ""
     container_runtime: str = ""
     os_image: str = ""
+    # The CSI drivers whose node plugin the kubelet registered (its CSINode object), or None where not read.
+    csi_drivers: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,8 @@ class KubeInventory:
     nodes: tuple[NodeInfo, ...] = ()
     # The CustomResourceDefinitions' names, or None where they were not read (no cluster, or no right to list them).
     crds: tuple[str, ...] | None = None
+    # The CSIDriver objects' names, or None where they were not read.
+    csi_drivers: tuple[str, ...] | None = None
     source: str = "hand-written inventory"  # e.g. "kubeconfig /root/.kube/config, context kind"
 
     def storage_class(self, name: str) -> StorageClassInfo | None:

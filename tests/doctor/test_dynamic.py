@@ -152,3 +152,46 @@ def test_a_good_class_does_not_block_and_the_binding_says_it_provisions(tmp_path
     assert not blocking(found)
     [binding] = [f for f in check_binding(s, inventory) if f.check == "k8s.binding"]
     assert binding.severity is Severity.INFO and 'StorageClass "ceph-rbd" will provision a new volume' in binding.title
+
+
+def _csi_findings(
+    tmp_path: Path, cls: StorageClassInfo, registered: dict[str, tuple[str, ...]]
+) -> DoctorFinding | None:
+    """The CSI node-plugin finding for ``cls`` on two schedulable nodes, each registering the drivers given."""
+    nodes = tuple(replace(NodeInfo(name), csi_drivers=registered.get(name, ())) for name in ("node-1", "node-2"))
+    s = scenario(tmp_path, _storage(cls.name), name="dyn")
+    inventory = KubeInventory(
+        namespace=NS, nodes=nodes, storage_classes=(cls,), csi_drivers=("rbd.csi.ceph.com",), source="hand-written"
+    )
+    return next((f for f in run_doctor(s, runtime="kubernetes", kube=inventory) if f.check == "dynamic.csi_node"), None)
+
+
+@pytest.mark.parametrize(
+    ("registered", "severity", "title"),
+    [
+        ({}, Severity.BLOCKER, "No node runs the node plugin of rbd.csi.ceph.com: its volumes cannot be mounted"),
+        (
+            {"node-1": ("rbd.csi.ceph.com",)},
+            Severity.WARNING,
+            "The node plugin of rbd.csi.ceph.com is missing on node-2",
+        ),
+        (
+            {"node-1": ("rbd.csi.ceph.com",), "node-2": ("rbd.csi.ceph.com", "other")},
+            Severity.INFO,
+            "The node plugin of rbd.csi.ceph.com is registered on every schedulable node (node-1, node-2)",
+        ),
+    ],
+)
+def test_a_csi_class_needs_its_node_plugin_on_the_nodes(
+    tmp_path: Path, registered: dict[str, tuple[str, ...]], severity: Severity, title: str
+) -> None:
+    found = _csi_findings(tmp_path, RBD, registered)
+    assert found is not None and (found.severity, found.title) == (severity, title)
+    if severity is Severity.BLOCKER:
+        assert "not found in the list of registered CSI drivers" in found.why
+
+
+def test_a_provisioner_that_is_no_csi_driver_and_an_unread_inventory_are_not_checked(tmp_path: Path) -> None:
+    assert _csi_findings(tmp_path, LOCAL_PATH, {}) is None  # rancher's local-path makes local PVs: no CSI driver
+    # A hand-written inventory (no CSINodes read) says nothing either way.
+    assert "dynamic.csi_node" not in _findings(tmp_path, _storage(), RBD)

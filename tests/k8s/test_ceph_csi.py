@@ -86,6 +86,9 @@ def test_cephfs_csi_volume_keeps_everything_through_sigkill_and_restart(
     }
     assert [f.action for f in result.faults] == ["sigkill", "restart"]
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
+    # The doctor read the kubelets' CSINodes: every node registered the driver's node plugin.
+    [csi_node] = [f for f in result.doctor if f.check == "dynamic.csi_node"]
+    assert csi_node.severity is Severity.INFO and ceph_csi.DRIVER in csi_node.title, csi_node
 
     assert result.cluster is not None and result.cluster.volume is not None
     volume = result.cluster.volume

@@ -254,3 +254,38 @@ def test_the_local_runtime_refuses_a_dynamic_class_with_exit_2(tmp_path: Path) -
     assert proc.returncode == 2, out
     assert "a dynamic class needs a cluster" in out and "Traceback" not in out
     assert not list(reports.glob("*/*/result.json"))
+
+
+@pytest.mark.cluster
+def test_the_doctor_blocks_a_csi_class_whose_node_plugin_no_kubelet_registered(
+    kubeconfig: Path, api_client: Any, tmp_path: Path
+) -> None:
+    """A CSIDriver and a class of it, with no node plugin on any node: the doctor (reading the live CSINodes) stops
+    the run before anything is created, naming the kubelet's own error; the class and driver are the test's."""
+    from kubernetes import client
+
+    driver = f"harness-test-{uuid.uuid4().hex[:8]}.csi.example.com"
+    storage = client.StorageV1Api(api_client)
+    storage.create_csi_driver(
+        client.V1CSIDriver(metadata=client.V1ObjectMeta(name=driver), spec=client.V1CSIDriverSpec())
+    )
+    storage.create_storage_class(
+        client.V1StorageClass(
+            metadata=client.V1ObjectMeta(name=driver), provisioner=driver, volume_binding_mode="WaitForFirstConsumer"
+        )
+    )
+    try:
+        scenario_file = write_scenario(
+            tmp_path, f"name: k8s-csi-absent\nduration: 10s\nstorage: {{backend: dynamic, storage_class: {driver}}}\n"
+        )
+        proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"No node runs the node plugin of {driver}" in proc.stdout + proc.stderr
+        [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+        result = load_result(result_file.parent)
+        [blocker] = [f for f in result.doctor if f.check == "dynamic.csi_node"]
+        assert blocker.severity is Severity.BLOCKER and "registered by the kubelets of: no node" in blocker.evidence
+        assert_nothing_left(api_client, result.run_id)
+    finally:
+        storage.delete_storage_class(driver)
+        storage.delete_csi_driver(driver)
