@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from harness.results.model import RunResult, Status
+from harness.results.model import RunResult, Severity, Status
 from harness.results.store import load_result
 
 if TYPE_CHECKING:
@@ -195,4 +195,26 @@ def run_into_the_released_pv_trap(scenario_file: Path, tmp_path: Path, kubeconfi
     assert fault.status is Status.FAILED and result.verdict is Status.FAILED
     assert f"pv/{pv} is Released and still carries claimRef" in error, error
     assert "stays Pending" in error
+    return result
+
+
+def run_into_the_delete_class_redeploy(
+    scenario_file: Path, tmp_path: Path, kubeconfig: Path, driver_log: Callable[[], str]
+) -> RunResult:
+    """Runs a redeploy scenario on a dynamic class with reclaimPolicy Delete and checks it FAILED that way: the doctor
+    warned before the run, the fault says the class deletes the volume with its claim, and the new volume started
+    empty (every acknowledged sample lost). ``driver_log``: the provisioner's log, for a failing test's message."""
+    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
+    assert proc.returncode == 1, proc.stdout + proc.stderr + driver_log()[-3000:]
+    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
+    result = load_result(result_file.parent)
+    assert result.verdict is Status.FAILED and result.complete
+    # The doctor warned before the run (its findings are recorded with the run).
+    [warning] = [f for f in result.doctor if f.check == "dynamic.reclaim_delete"]
+    assert warning.severity is Severity.WARNING and "deletes the TSDB" in warning.title
+    [fault] = result.faults
+    assert fault.action == "redeploy" and fault.error is None
+    assert "has reclaimPolicy Delete" in fault.detail and "the history is lost" in fault.detail, fault.detail
+    after = result.durability[0]
+    assert after.acknowledged > 0 and after.lost == after.acknowledged  # the new volume started empty
     return result

@@ -25,7 +25,14 @@ from harness.results.model import Severity, Status
 from harness.results.store import load_result
 from testbed import ceph_csi, config
 from testbed.node import mounts_under
-from tests.k8s.helpers import ROOT, assert_nothing_left, harness_run, run_volumes, write_scenario
+from tests.k8s.helpers import (
+    ROOT,
+    assert_nothing_left,
+    harness_run,
+    run_into_the_delete_class_redeploy,
+    run_volumes,
+    write_scenario,
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,18 +117,7 @@ def test_redeploy_on_the_cephfs_class_loses_the_history_and_the_doctor_said_so(
     kubeconfig: Path, api_client: Any, tmp_path: Path, cephfs_csi: ceph_csi.CephCsi
 ) -> None:
     scenario_file = _scenario(tmp_path, "k8s-cephfs-csi-redeploy", "20s", "[{action: redeploy, at: 6s}]")
-    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
-    assert proc.returncode == 1, proc.stdout + proc.stderr + cephfs_csi.log_text()
-    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
-    result = load_result(result_file.parent)
-    assert result.verdict is Status.FAILED and result.complete
-    [warning] = [f for f in result.doctor if f.check == "dynamic.reclaim_delete"]
-    assert warning.severity is Severity.WARNING and "deletes the TSDB" in warning.title
-    [fault] = result.faults
-    assert fault.action == "redeploy" and fault.error is None
-    assert "has reclaimPolicy Delete" in fault.detail and "the history is lost" in fault.detail, fault.detail
-    after = result.durability[0]
-    assert after.acknowledged > 0 and after.lost == after.acknowledged
+    result = run_into_the_delete_class_redeploy(scenario_file, tmp_path, kubeconfig, cephfs_csi.log_text)
     assert run_volumes(cephfs_csi, result.run_id) == []
     assert_nothing_left(api_client, result.run_id)
     # The kubelet unstaged both volumes: no ceph-fuse mount of the driver's is left on a node.

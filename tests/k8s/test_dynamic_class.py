@@ -21,7 +21,13 @@ import pytest
 from harness.report import render_report
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
-from tests.k8s.helpers import assert_nothing_left, harness_run, run_volumes, write_scenario
+from tests.k8s.helpers import (
+    assert_nothing_left,
+    harness_run,
+    run_into_the_delete_class_redeploy,
+    run_volumes,
+    write_scenario,
+)
 from tests.k8s.local_path import LocalPathProvisioner
 
 
@@ -115,19 +121,7 @@ def test_redeploy_on_reclaim_delete_loses_the_history_and_the_doctor_said_so(
     scenario_file = _scenario(
         tmp_path, local_path.delete_class, "k8s-dynamic-redeploy", "20s", "[{action: redeploy, at: 6s}]"
     )
-    proc = harness_run(scenario_file, tmp_path / "reports", kubeconfig)
-    assert proc.returncode == 1, proc.stdout + proc.stderr + local_path.log_text()[-3000:]
-    [result_file] = (tmp_path / "reports").glob("*/*/result.json")
-    result = load_result(result_file.parent)
-    assert result.verdict is Status.FAILED and result.complete
-    # The doctor warned before the run (its findings are recorded with the run).
-    [warning] = [f for f in result.doctor if f.check == "dynamic.reclaim_delete"]
-    assert warning.severity is Severity.WARNING and "deletes the TSDB" in warning.title
-    [fault] = result.faults
-    assert fault.action == "redeploy" and fault.error is None
-    assert "has reclaimPolicy Delete" in fault.detail and "the history is lost" in fault.detail, fault.detail
-    after = result.durability[0]
-    assert after.acknowledged > 0 and after.lost == after.acknowledged  # the new volume started empty
+    result = run_into_the_delete_class_redeploy(scenario_file, tmp_path, kubeconfig, local_path.log_text)
     # Two volumes were made (before and after the redeploy) and both are gone with their claims.
     assert result.cluster is not None and result.cluster.volume is not None and result.cluster.volume.pv
     assert run_volumes(local_path, result.run_id) == []
