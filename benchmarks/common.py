@@ -25,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
+# Prometheus 3.x as scripts/build-prometheus3 builds it (Go module v0.3xx.y is 3.xx.y).
+PROMETHEUS3 = Path(os.environ.get("HARNESS_CACHE", "/var/cache/prom-harness")) / "prometheus-v0.316.0" / "prometheus"
 
 
 class BenchError(RuntimeError):
@@ -155,8 +157,24 @@ class Prom:
         return metric_sum(metrics_text(self.url), "prometheus_tsdb_head_samples_appended_total")
 
 
-def _command(config: Path, data: Path, port: int, *, agent: bool = False) -> PrometheusCommand:
-    binary = require("prometheus", "prometheus")
+def prometheus_binaries() -> dict[str, str]:
+    """The Prometheus servers a benchmark can measure, by version: Debian's, and the 3.x that
+    scripts/build-prometheus3 builds into the cache (what current charts deploy) when it is there."""
+    found = {_version(require("prometheus", "prometheus")): require("prometheus", "prometheus")}
+    if PROMETHEUS3.is_file():
+        found[_version(str(PROMETHEUS3))] = str(PROMETHEUS3)
+    return found
+
+
+def _version(binary: str) -> str:
+    first = _first_line([binary, "--version"])  # "prometheus, version 2.42.0+ds (branch: ...)"
+    return first.split("version ", 1)[-1].split(" ", 1)[0].split("+", 1)[0]
+
+
+def _command(
+    config: Path, data: Path, port: int, *, agent: bool = False, binary: str | None = None
+) -> PrometheusCommand:
+    binary = binary or require("prometheus", "prometheus")
     if agent:
         agent_args = ("--enable-feature=agent", f"--storage.agent.path={data}")
         return PrometheusCommand(config, port, remote_write_receiver=False, extra_args=agent_args, binary=binary)
@@ -171,7 +189,13 @@ def prometheus_command(*, agent: bool = False) -> str:
 
 @contextmanager
 def prometheus(
-    workdir: Path, name: str, config_text: str = "global: {}\n", *, agent: bool = False, data: Path | None = None
+    workdir: Path,
+    name: str,
+    config_text: str = "global: {}\n",
+    *,
+    agent: bool = False,
+    data: Path | None = None,
+    binary: str | None = None,
 ) -> Iterator[Prom]:
     """Start a Prometheus (or an agent) under ``workdir``/``name``, wait until it is ready, stop it on exit."""
     base = workdir / name
@@ -181,7 +205,7 @@ def prometheus(
     data = data or base / "data"
     port = proc.free_port()
     log = base / "prometheus.log"
-    command = _command(config, data, port, agent=agent)
+    command = _command(config, data, port, agent=agent, binary=binary)
     p = command.start(log_path=log).popen
     url = command.url
     try:

@@ -136,6 +136,8 @@ def main() -> int:
     started = datetime.now(UTC)
     out_dir = Path(args.reports) / "benchmarks" / started.strftime("%Y%m%dT%H%M%SZ")
     params = sizes(args.quick, args.full, args.false_alarms)
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="harness-bench-", dir=args.workdir))
     work.chmod(0o755)  # Prometheus runs as the scenario's uid when the harness runs as root
     results: dict[str, object] = {}

@@ -6,6 +6,7 @@ loads the restarted Prometheus (the case right after a fault, with the load stil
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ from benchmarks.common import (
     Prom,
     fmt_spread,
     prometheus,
+    prometheus_binaries,
     prometheus_command,
     spread,
     stop_process,
@@ -57,12 +59,14 @@ def _child(args: list[str], log: Path, timeout_s: float) -> tuple[dict[str, obje
     return json.loads(out.decode().strip().splitlines()[-1]), int(ru.ru_maxrss)
 
 
-def one(work: Path, samples: int, series: int) -> dict[str, object]:
+def one(work: Path, samples: int, series: int, binaries: dict[str, str]) -> list[dict[str, object]]:
+    """Fill once (with the first of ``binaries``), then check against each Prometheus restarted on the same data."""
     name = f"v-{samples}-{series}-{time.monotonic_ns()}"
     ledger = work / f"{name}.ledger.json"
     log = work / f"{name}.log"
+    first = next(iter(binaries.values()))
     try:
-        with prometheus(work, name) as prom:
+        with prometheus(work, name, binary=first) as prom:
             data = prom.data
             filled, _ = _child(
                 [
@@ -84,31 +88,38 @@ def one(work: Path, samples: int, series: int) -> dict[str, object]:
                 log,
                 samples / WRITE_RATE_FLOOR + 120,
             )
+        # Every later check names this cut-off: the loaded check's writer adds samples after it to the same series.
         cutoff_ms = int(time.time() * 1000)
-        t0 = time.monotonic()
-        with prometheus(work, name + "-restarted", data=data) as prom:
-            restart_s = time.monotonic() - t0
-            cpu0 = prom.cpu_s()
-            checked, peak_kib = _child(["verify", prom.url, str(ledger)], log, 1800)
-            prom_cpu = prom.cpu_s() - cpu0
-            loaded = _loaded_check(prom, ledger, log, series=series, cutoff_ms=cutoff_ms)
-        return {
-            "samples_target": samples,
-            "series": series,
-            "acknowledged": checked["acknowledged"],
-            "lost": checked["lost"],
-            "check_s": checked["check_s"],
-            "verified_per_s": float(checked["acknowledged"]) / max(float(checked["check_s"]), 1e-9),
-            "peak_rss_mib": peak_kib / 1024,
-            "rss_before_check_mib": float(checked["maxrss_before_check_kib"]) / 1024,
-            "restart_ready_s": restart_s,
-            "prometheus_cpu_s": prom_cpu,
-            "fill_s": filled["wall_s"],
-            "ledger_bytes": filled["ledger_bytes"],
-            "acknowledged_in_ledger": filled["acknowledged_in_ledger"],
-            "reached_target": filled["reached_target"],
-            **loaded,
-        }
+        rows = []
+        for version, binary in binaries.items():
+            t0 = time.monotonic()
+            with prometheus(work, f"{name}-{version}", data=data, binary=binary) as prom:
+                restart_s = time.monotonic() - t0
+                cpu0 = prom.cpu_s()
+                checked, peak_kib = _child(["verify", prom.url, str(ledger), "--cutoff-ms", str(cutoff_ms)], log, 1800)
+                prom_cpu = prom.cpu_s() - cpu0
+                loaded = _loaded_check(prom, ledger, log, series=series, cutoff_ms=cutoff_ms)
+            rows.append(
+                {
+                    "samples_target": samples,
+                    "series": series,
+                    "prometheus": version,
+                    "acknowledged": checked["acknowledged"],
+                    "lost": checked["lost"],
+                    "check_s": checked["check_s"],
+                    "verified_per_s": float(checked["acknowledged"]) / max(float(checked["check_s"]), 1e-9),
+                    "peak_rss_mib": peak_kib / 1024,
+                    "rss_before_check_mib": float(checked["maxrss_before_check_kib"]) / 1024,
+                    "restart_ready_s": restart_s,
+                    "prometheus_cpu_s": prom_cpu,
+                    "fill_s": filled["wall_s"],
+                    "ledger_bytes": filled["ledger_bytes"],
+                    "acknowledged_in_ledger": filled["acknowledged_in_ledger"],
+                    "reached_target": filled["reached_target"],
+                    **loaded,
+                }
+            )
+        return rows
     finally:
         ledger.unlink(missing_ok=True)
 
@@ -154,22 +165,27 @@ def run(
     series decides the rate there)."""
     cases = [(n, big_series) for n in sizes] + [(growth_samples, s) for s in growth_series if s != big_series]
     cases += [(int(n), int(s)) for n, s in wide or [] if (int(n), int(s)) not in cases]
-    runs = []
+    binaries = prometheus_binaries()
+    runs: list[dict[str, object]] = []
     for rep in range(reps):
         for samples, series in cases:
             try:
-                row = one(work, samples, series)
+                rows = one(work, samples, series, binaries)
             except Exception as e:  # noqa: BLE001 - reported, the other cases still run
-                row = {"samples_target": samples, "series": series, "error": f"{type(e).__name__}: {e}"}
-            row["rep"] = rep
-            runs.append(row)
+                error = f"{type(e).__name__}: {e}"
+                rows = [
+                    {"samples_target": samples, "series": series, "prometheus": v, "error": error} for v in binaries
+                ]
+            runs += [{**row, "rep": rep} for row in rows]
     summary = []
-    for samples, series in dict.fromkeys(cases):
-        ok = [r for r in runs if r["samples_target"] == samples and r["series"] == series and "error" not in r]
+    for (samples, series), version in itertools.product(dict.fromkeys(cases), binaries):
+        mine = [r for r in runs if (r["samples_target"], r["series"], r["prometheus"]) == (samples, series, version)]
+        ok = [r for r in mine if "error" not in r]
         summary.append(
             {
                 "samples": samples,
                 "series": series,
+                "prometheus": version,
                 "acknowledged": spread([float(r["acknowledged"]) for r in ok]),
                 "check_s": spread([float(r["check_s"]) for r in ok]),
                 "verified_per_s": spread([float(r["verified_per_s"]) for r in ok]),
@@ -181,9 +197,7 @@ def run(
                 "load_samples_per_s": spread([float(r["load_samples_per_s"]) for r in ok]),
                 "loaded_lost": sum(int(r["loaded_lost"]) for r in ok),
                 "lost": sum(int(r["lost"]) for r in ok),
-                "errors": [
-                    r["error"] for r in runs if (r["samples_target"], r["series"]) == (samples, series) and "error" in r
-                ],
+                "errors": [r["error"] for r in mine if "error" in r],
             }
         )
     return {
@@ -192,6 +206,7 @@ def run(
         "growth_samples": growth_samples,
         "growth_series": growth_series,
         "reps": reps,
+        "prometheus": list(binaries),
         "runs": runs,
         "summary": summary,
     }
@@ -199,35 +214,39 @@ def run(
 
 def markdown(res: dict[str, object], full: bool) -> str:
     lines = [
-        f"History check (`harness.checks.history.check_history`) in its own process against a restarted Prometheus "
-        f"2.42 holding the data (the writer at 100 ms interval, 20 metrics; {res['reps']} run(s) per case). The load "
-        "is stopped: this is the end-of-run case.",
+        "History check (`harness.checks.history.check_history`) in its own process against a restarted Prometheus "
+        f"holding the data (the writer at 100 ms interval, 20 metrics; {res['reps']} run(s) per case), filled once "
+        f"and checked against each of Prometheus {', '.join(res.get('prometheus', ['2.42.0']))} restarted on the same "
+        "data (3.x is the one current charts deploy; scripts/build-prometheus3 builds it). The load is stopped: this "
+        "is the end-of-run case.",
         "",
         f"Commands: `{prometheus_command()}`; `python -m benchmarks.child writer http://127.0.0.1:<port> --series N "
         "--metrics 20 --interval 100ms --target-samples M --ledger L --seconds S`; Prometheus stopped (SIGTERM) and "
-        "started again on the same data; `python -m benchmarks.child verify http://127.0.0.1:<port> L`.",
+        "started again on the same data; `python -m benchmarks.child verify http://127.0.0.1:<port> L --cutoff-ms C`.",
         "",
-        "| acknowledged samples | series | check time s | verified samples/s | checker peak RSS MiB (before the check) "
-        "| Prometheus CPU-s answering | lost | target >= 3M/s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| acknowledged samples | series | Prometheus | check time s | verified samples/s | checker peak RSS MiB "
+        "(before the check) | Prometheus CPU-s answering | lost | target >= 3M/s |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for s in res["summary"]:
         target = _target(s["verified_per_s"]["median"], RATE_TARGET_END)
         err = (" — errors: " + "; ".join(s["errors"])) if s["errors"] else ""
         lines.append(
-            f"| {fmt_spread(s['acknowledged'], 0)} | {s['series']:,} | {fmt_spread(s['check_s'])} | "
-            f"{fmt_spread(s['verified_per_s'], 0)} | {fmt_spread(s['peak_rss_mib'], 0)} "
+            f"| {fmt_spread(s['acknowledged'], 0)} | {s['series']:,} | {s.get('prometheus', '2.42.0')} | "
+            f"{fmt_spread(s['check_s'])} | {fmt_spread(s['verified_per_s'], 0)} | {fmt_spread(s['peak_rss_mib'], 0)} "
             f"({fmt_spread(s['rss_before_check_mib'], 0)}) | {fmt_spread(s['prometheus_cpu_s'])} | {s['lost']} | "
             f"{target}{err} |"
         )
     lines += [
         "",
         "Peak RSS is the checker's process (wait4), which includes the interpreter and numpy; the memory Prometheus "
-        "spends answering is not in it. The check asks per metric and window for one value sum over every series "
-        f"(each series selected once), {QUERY_CONCURRENCY} queries at a time (Prometheus evaluates each on one core), "
-        "plus a few series per metric sample by sample; its time follows the series count Prometheus has to select "
-        "more than the samples: each selection costs Prometheus about 5-10 us per series (postings sorted by labels, "
-        "chunk iterators), so with few samples per series (10M samples in 1M series is 11 each) that cost decides.",
+        "spends answering is not in it. The check splits the metrics into at most "
+        f"{QUERY_CONCURRENCY} groups and asks per group and window for one value sum over every series (each series "
+        f"selected once, {QUERY_CONCURRENCY} queries at a time: Prometheus evaluates each on one core), plus a few "
+        "series per metric sample by sample; its time follows the series count Prometheus has to select more than "
+        "the samples: each selection costs Prometheus some microseconds per series (postings, chunk iterators; 3.x "
+        "about half what 2.42 spends), so with few samples per series (10M samples in 1M series is 11 each) the "
+        "Prometheus version decides.",
         "",
         _growth(res),
     ]
@@ -243,14 +262,15 @@ def markdown(res: dict[str, object], full: bool) -> str:
         f"1 s for the whole check (started {LOAD_RAMP_S:g} s before it; its samples are after the check's cut-off, "
         "so they only compete for Prometheus' CPU).",
         "",
-        "| acknowledged samples | series | load samples/s during the check | check time s | verified samples/s | lost "
-        "| target >= 1M/s |",
-        "|---:|---:|---:|---:|---:|---:|---|",
+        "| acknowledged samples | series | Prometheus | load samples/s during the check | check time s "
+        "| verified samples/s | lost | target >= 1M/s |",
+        "|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for s in res["summary"]:
         target = _target(s["loaded_verified_per_s"]["median"], RATE_TARGET_LOADED)
         lines.append(
-            f"| {fmt_spread(s['acknowledged'], 0)} | {s['series']:,} | {fmt_spread(s['load_samples_per_s'], 0)} | "
+            f"| {fmt_spread(s['acknowledged'], 0)} | {s['series']:,} | {s.get('prometheus', '2.42.0')} | "
+            f"{fmt_spread(s['load_samples_per_s'], 0)} | "
             f"{fmt_spread(s['loaded_check_s'])} | {fmt_spread(s['loaded_verified_per_s'], 0)} | {s['loaded_lost']} | "
             f"{target} |"
         )
@@ -264,7 +284,16 @@ def _target(median: float | None, goal: float) -> str:
 
 
 def _growth(res: dict[str, object]) -> str:
-    rows = [s for s in res["summary"] if s["samples"] == res["growth_samples"] and s["check_s"]["n"]]
+    versions = res.get("prometheus") or [None]
+    return " ".join(_growth_of(res, v) for v in versions)
+
+
+def _growth_of(res: dict[str, object], version: str | None) -> str:
+    rows = [
+        s
+        for s in res["summary"]
+        if s["samples"] == res["growth_samples"] and s["check_s"]["n"] and s.get("prometheus") == version
+    ]
     if len(rows) < 2:
         return "Growth with series count: not enough cases measured."
     rows.sort(key=lambda s: s["series"])
@@ -272,6 +301,7 @@ def _growth(res: dict[str, object]) -> str:
     t = b["check_s"]["median"] / a["check_s"]["median"]
     m = b["peak_rss_mib"]["median"] / a["peak_rss_mib"]["median"]
     return (
-        f"Growth with series count at {res['growth_samples']:,} samples: {a['series']:,} -> {b['series']:,} series "
+        f"Growth with series count at {res['growth_samples']:,} samples"
+        f"{f' (Prometheus {version})' if version else ''}: {a['series']:,} -> {b['series']:,} series "
         f"({b['series'] / a['series']:.0f}x) costs {t:.2f}x the time and {m:.2f}x the peak memory."
     )

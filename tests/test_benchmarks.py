@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from benchmarks.common import prometheus_binaries
 from benchmarks.promtool_ceiling import cached_series_file
 from tests.leftovers import ROOT, left_behind
 
@@ -70,6 +71,10 @@ def test_quick_benchmark_writes_every_section_but_the_one_that_needs_go(tmp_path
     text, doc = quick_benchmark(tmp_path, [k for k in SECTIONS if k not in (GO_SECTION, "false_alarms")])
     assert "| shards | acknowledged samples/s" in text
     assert [s["ledger_exact"] for s in doc["results"]["sharding"]["summary"]] == [True, True]
+    # The check against every Prometheus here (Debian's 2.42, and 3.x where scripts/build-prometheus3 built it).
+    verify = doc["results"]["verify_cost"]["summary"]
+    assert {s["prometheus"] for s in verify} == set(prometheus_binaries()), verify
+    assert all(s["lost"] == 0 and not s["errors"] and s["check_s"]["n"] == 1 for s in verify), verify
 
 
 @needs_binaries

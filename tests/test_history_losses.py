@@ -78,7 +78,7 @@ def _blocks(
     )
 
 
-def _check(launcher: PrometheusLauncher, data: Path, ledger: Ledger) -> DurabilityCheckpoint:
+def _check(launcher: PrometheusLauncher, data: Path, ledger: Ledger, concurrency: int = 4) -> DurabilityCheckpoint:
     prom = launcher.start(data)
     try:
         return check_history(
@@ -88,6 +88,7 @@ def _check(launcher: PrometheusLauncher, data: Path, ledger: Ledger) -> Durabili
             label="check",
             checked_at_s=0.0,
             run_id=ledger.run_id,
+            concurrency=concurrency,
         )
     finally:
         prom.stop()
@@ -138,3 +139,24 @@ def test_shifted_timestamps_keep_the_sums_and_the_spot_check_finds_them(
     assert (cp.lost, cp.lost_series) == (TICKS, [selector(ledger.layout.key(13, 0))])
     monkeypatch.setattr(history, "SPOT_SERIES_PER_METRIC", 0)
     assert _check(launcher, tmp_path / "one", ledger).lost == 0
+
+
+def test_one_query_for_every_metric_drills_only_into_the_one_that_lost_and_still_spots_the_others(
+    launcher: PrometheusLauncher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With one query at a time, every metric is in one group, asked with one value sum. A dropped series in one
+    metric makes that sum differ: each metric is asked on its own, only the one that lost is drilled into, and the
+    others, whose sums hold, are still spot-checked: a shifted series in one of them is found beside the loss."""
+    ledger = _ledger()
+    dropped, shifted = 13, 14  # metrics 1 and 2
+    _blocks(ledger, tmp_path / "data", skip_slot=dropped, shift_ms={shifted: 10})
+    monkeypatch.setattr(history, "SPOT_SERIES_PER_METRIC", SERIES // METRICS)
+    with caplog.at_level("INFO", logger=history.__name__):
+        cp = _check(launcher, tmp_path / "data", ledger, concurrency=1)
+    assert (cp.acknowledged, cp.lost, cp.mismatched_values) == (SERIES * TICKS, 2 * TICKS, 0)
+    assert cp.lost_series == sorted(selector(ledger.layout.key(s, 0)) for s in (dropped, shifted))
+    layout = ledger.layout
+    asked = [r.getMessage() for r in caplog.records if "asking each metric" in r.getMessage()]
+    drilled = [r.getMessage() for r in caplog.records if "drilling down" in r.getMessage()]
+    assert len(asked) == 1 and all(layout.metric_name(m) in asked[0] for m in range(METRICS)), asked
+    assert [d.split(" ")[0] for d in drilled] == [layout.metric_name(dropped % METRICS)], drilled

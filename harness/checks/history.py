@@ -1,16 +1,20 @@
 """History survival: are the samples Prometheus acknowledged before a cut-off still there, with exact values?
 
-Exactness at scale comes from narrowing down. Prometheus' cost is per series: every query selecting a series costs it
-about 5-10 us (postings, sorting, chunk iterators; measured on 2.42 and 3.16), whatever the samples it holds, so
-with a few samples per series the number of times a series is selected decides the check's speed. Each series is
-therefore selected once in the common case: for each metric and checkpoint window one query asks for the value sum
-of all its stored samples (``sum(sum_over_time(...))``); the ledger's values make float sums exact, so the sum is a
-checksum of the values, and it is compared with the expectation by equality. A window is as long as
-``SAMPLES_PER_AGGREGATE_QUERY`` expected samples of a metric allow (one window per checkpoint up to 5M samples per
-metric). Only a metric whose sum differs is drilled into: per series count and sum (answers streamed, never held
-whole), and only the series whose numbers differ have their raw samples fetched (an instant query of a range
-selector: what is stored, not step-evaluated) and compared sample by sample. Samples Prometheus holds that were
-never acknowledged (a request it stored but could not answer before being killed) are ignored there.
+Exactness at scale comes from narrowing down. Prometheus' cost is per series and per query: every query selecting a
+series costs it a few microseconds (postings, sorting, chunk iterators: 8-12 us on 2.42, 2-4 us on 3.16, measured
+by ``nox -s benchmark``), whatever the samples it holds, and every query costs it about 10 ms of its own. So with a
+few samples per series the number of queries and of times a series is selected decide the check's speed. Each series
+is selected once in the common case, by one of a few queries per checkpoint window: the metrics are split into
+``concurrency`` groups of about equal expected samples (one query per group keeps every core of Prometheus busy), and
+each group's query asks for the value sum of all its stored samples (``sum(sum_over_time({__name__=~"a|b",...}))``);
+the ledger's values make float sums exact, so the sum is a checksum of the values, and it is compared with the
+expectation by equality. A window is as long as ``SAMPLES_PER_AGGREGATE_QUERY`` expected samples of a metric allow
+(one window per checkpoint up to 5M samples per metric). Only a group whose sum differs is narrowed: each of its
+metrics is asked for its own sum, and only a metric whose sum differs is drilled into: per series count and sum
+(answers streamed, never held whole), and only the series whose numbers differ have their raw samples fetched (an
+instant query of a range selector: what is stored, not step-evaluated) and compared sample by sample. Samples
+Prometheus holds that were never acknowledged (a request it stored but could not answer before being killed) are
+ignored there.
 
 What a value sum cannot see: a loss of samples whose values sum to 0 (values are >= 0, so only samples of value 0:
 1 in 1,048,573), and errors that cancel: a lost sample beside an unacknowledged extra one of the same value, or a
@@ -24,7 +28,7 @@ checkpoint, so a fault that persists is found within a few checkpoints, and one 
 Range windows start half an interval off the sample grid, so whether a range is closed on the left (Prometheus 2.x)
 or open (3.x) never changes which samples it holds.
 
-Prometheus evaluates one query on one core, so the queries go out a few at a time.
+Prometheus evaluates one query on one core, so the queries go out a few at a time (``QUERY_CONCURRENCY``).
 """
 
 from __future__ import annotations
@@ -93,13 +97,15 @@ def check_history(
     if span is not None:
         pool = ThreadPoolExecutor(concurrency, thread_name_prefix="history-check")
         try:
-            pending = [
-                _ask(pool, prom, want, metric=metric, run_id=run_id, lo_ms=lo, hi_ms=hi)
-                for lo, hi, metric, want in _windows(expected, span, cutoff_unix_ms)
-            ]
-            for chunk in pending:
-                _check_chunk(prom, expected, tally, chunk, run_id=run_id)
-            _spot_check(prom, expected, tally, pending, run_id=run_id, seed=cutoff_unix_ms)
+            windows = _windows(expected, span, cutoff_unix_ms, concurrency)
+            pending = [_ask(pool, prom, list(counts), run_id=run_id, lo_ms=lo, hi_ms=hi) for lo, hi, counts in windows]
+            spots = _ask_spots(pool, prom, expected, windows, run_id=run_id, seed=cutoff_unix_ms)
+            held: list[_Held] = []
+            for group in pending:
+                # The ledger's sums, computed while Prometheus answers the queries sent above.
+                wants = {m: expected.totals(m, group.lo_ms, group.hi_ms) for m in group.metrics}
+                held += _check_group(pool, prom, expected, tally, group, wants=wants, run_id=run_id)
+            _spot_check(prom, expected, tally, held, spots, run_id=run_id)
         finally:
             # On an error or Ctrl-C, queries not yet sent are dropped; those in flight end within the client's timeout.
             pool.shutdown(wait=True, cancel_futures=True)
@@ -120,81 +126,137 @@ def check_history(
     )
 
 
+Wants = dict[str, tuple[int, float]]  # metric -> the count and value sum the ledger expects of it in a window
+
+
 def _windows(
-    expected: ExpectedHistory, span: tuple[int, int], cutoff_ms: int
-) -> list[tuple[int, int, str, tuple[int, float]]]:
-    """(lo, hi, metric, expected count and sum) of every window that expects samples. Windows are sized by the
-    samples the ledger expects, not by ticks: a writer that skipped ticks leaves fewer samples per tick, and every
-    extra window selects every series of its metric once more."""
+    expected: ExpectedHistory, span: tuple[int, int], cutoff_ms: int, groups: int
+) -> list[tuple[int, int, dict[str, int]]]:
+    """(lo, hi, each metric's expected count) for every window and group of metrics that expects samples. Windows
+    are sized by the samples the ledger expects, not by ticks: a writer that skipped ticks leaves fewer samples per
+    tick, and every extra window selects every series of its metric once more. Counts only: the value sums take the
+    ledger longer (0.35 s for 11M samples), and are computed while Prometheus answers."""
     interval_ms = expected.interval_ms
     half = interval_ms // 2
     lo_all = span[0] - half
     hi_all = (cutoff_ms // interval_ms) * interval_ms + half
-    whole = {metric: expected.totals(metric, lo_all, hi_all) for metric in expected.metric_names()}
-    most = max((n for n, _ in whole.values()), default=0)
+    whole = {metric: expected.count(metric, lo_all, hi_all) for metric in expected.metric_names()}
+    most = max(whole.values(), default=0)
     parts = max(1, math.ceil(most / SAMPLES_PER_AGGREGATE_QUERY))
     if parts == 1:
-        return [(lo_all, hi_all, metric, want) for metric, want in whole.items() if want[0]]
-    ticks = (hi_all - lo_all) // interval_ms
-    step_ms = max(1, math.ceil(ticks / parts)) * interval_ms
-    return [
-        (lo, hi, metric, want)
-        for lo in range(lo_all, hi_all, step_ms)
-        for hi in [min(hi_all, lo + step_ms)]
-        for metric in whole
-        if (want := expected.totals(metric, lo, hi))[0]
-    ]
+        bounds = [(lo_all, hi_all)]
+    else:
+        ticks = (hi_all - lo_all) // interval_ms
+        step_ms = max(1, math.ceil(ticks / parts)) * interval_ms
+        bounds = [(lo, min(hi_all, lo + step_ms)) for lo in range(lo_all, hi_all, step_ms)]
+    windows = []
+    for lo, hi in bounds:
+        counts = whole if parts == 1 else {metric: expected.count(metric, lo, hi) for metric in whole}
+        windows += [(lo, hi, group) for group in _grouped({m: n for m, n in counts.items() if n}, groups)]
+    return windows
+
+
+def _grouped(counts: dict[str, int], groups: int) -> list[dict[str, int]]:
+    """``counts`` in at most ``groups`` groups of about equal expected samples (each metric to the lightest group so
+    far, the largest first): one query per group keeps every core of Prometheus busy, and fewer queries cost less
+    than one per metric (each query pays for its postings and its start, about 10 ms on 3.x)."""
+    bins: list[dict[str, int]] = [{} for _ in range(min(groups, len(counts)))]
+    load = [0] * len(bins)
+    for metric, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        lightest = load.index(min(load))
+        bins[lightest][metric] = n
+        load[lightest] += n
+    return [b for b in bins if b]
 
 
 @dataclass(frozen=True)
-class _Chunk:
-    """One metric in one window: what the ledger expects, and the aggregate query asking Prometheus."""
+class _Group:
+    """Metrics of one window: what the ledger expects of each, and the aggregate query asking Prometheus for all."""
+
+    lo_ms: int
+    hi_ms: int
+    metrics: list[str]
+    sum: Future[float]
+
+
+@dataclass(frozen=True)
+class _Held:
+    """A metric in a window whose value sum matched the ledger's: counted present, and due for the spot check."""
 
     metric: str
     lo_ms: int
     hi_ms: int
     want_count: int
-    want_sum: float
-    sum: Future[float]
 
 
-def _range(run_id: str, metric: str, lo_ms: int, hi_ms: int) -> tuple[str, str]:
-    return f'{metric}{{run_id="{run_id}"}}', f"[{hi_ms - lo_ms}ms]"
+def _range(run_id: str, metrics: list[str], lo_ms: int, hi_ms: int) -> tuple[str, str]:
+    if len(metrics) == 1:
+        return f'{metrics[0]}{{run_id="{run_id}"}}', f"[{hi_ms - lo_ms}ms]"
+    names = "|".join(re.escape(m) for m in sorted(metrics))
+    return f'{{__name__=~"{names}",run_id="{run_id}"}}', f"[{hi_ms - lo_ms}ms]"
 
 
 def _ask(
-    pool: ThreadPoolExecutor,
-    prom: PromClient,
-    want: tuple[int, float],
-    *,
-    metric: str,
-    run_id: str,
-    lo_ms: int,
-    hi_ms: int,
-) -> _Chunk:
-    """Send the window's one aggregate query to the pool."""
-    sel, rng = _range(run_id, metric, lo_ms, hi_ms)
-    total = pool.submit(_scalar_sum, prom, f"sum(sum_over_time({sel}{rng}))", hi_ms / 1000)
-    return _Chunk(metric, lo_ms, hi_ms, want[0], want[1], total)
+    pool: ThreadPoolExecutor, prom: PromClient, metrics: list[str], *, run_id: str, lo_ms: int, hi_ms: int
+) -> _Group:
+    """Send the group's one aggregate query to the pool."""
+    return _Group(lo_ms, hi_ms, metrics, _sum_of(pool, prom, metrics, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms))
+
+
+def _sum_of(
+    pool: ThreadPoolExecutor, prom: PromClient, metrics: list[str], *, run_id: str, lo_ms: int, hi_ms: int
+) -> Future[float]:
+    sel, rng = _range(run_id, metrics, lo_ms, hi_ms)
+    return pool.submit(_scalar_sum, prom, f"sum(sum_over_time({sel}{rng}))", hi_ms / 1000)
 
 
 def _scalar_sum(prom: PromClient, expr: str, at_s: float) -> float:
     return sum(s.value for s in prom.instant(expr, at_s))  # no sample stored: an empty vector, i.e. 0
 
 
-def _check_chunk(prom: PromClient, expected: ExpectedHistory, tally: _Tally, chunk: _Chunk, *, run_id: str) -> None:
-    metric, lo_ms, hi_ms = chunk.metric, chunk.lo_ms, chunk.hi_ms
-    want_count, want_sum = chunk.want_count, chunk.want_sum
-    tally.acknowledged += want_count
-    got_sum = chunk.sum.result()
-    if got_sum == want_sum:
-        tally.present += want_count
-        return
-    log.info(
-        "%s in (%d, %d]: stored values sum to %r, the %d acknowledged ones to %r: drilling down",
-        metric, lo_ms, hi_ms, got_sum, want_count, want_sum,
-    )  # fmt: skip
-    sel, rng = _range(run_id, metric, lo_ms, hi_ms)
+def _check_group(
+    pool: ThreadPoolExecutor,
+    prom: PromClient,
+    expected: ExpectedHistory,
+    tally: _Tally,
+    group: _Group,
+    *,
+    wants: Wants,
+    run_id: str,
+) -> list[_Held]:
+    """Count the group's samples; where its sum differs, ask each of its metrics (at once), then drill into those
+    whose own sum differs. Returns the metrics whose sum held."""
+    lo_ms, hi_ms = group.lo_ms, group.hi_ms
+    group_count = sum(n for n, _ in wants.values())
+    group_sum = sum(v for _, v in wants.values())  # exact: the ledger's values make every float sum exact
+    tally.acknowledged += group_count
+    if group.sum.result() == group_sum:
+        tally.present += group_count
+        return [_Held(m, lo_ms, hi_ms, n) for m, (n, _) in wants.items()]
+    if len(wants) == 1:
+        sums = {m: group.sum for m in wants}
+    else:
+        log.info("%s in (%d, %d]: stored values sum to %r, the acknowledged ones to %r: asking each metric",
+                 "+".join(sorted(wants)), lo_ms, hi_ms, group.sum.result(), group_sum)  # fmt: skip
+        sums = {m: _sum_of(pool, prom, [m], run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms) for m in wants}
+    held = []
+    for metric, (want_count, want_sum) in wants.items():
+        got_sum = sums[metric].result()
+        if got_sum == want_sum:
+            tally.present += want_count
+            held.append(_Held(metric, lo_ms, hi_ms, want_count))
+            continue
+        log.info("%s in (%d, %d]: stored values sum to %r, the %d acknowledged ones to %r: drilling down",
+                 metric, lo_ms, hi_ms, got_sum, want_count, want_sum)  # fmt: skip
+        _drill(prom, expected, tally, metric, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
+    return held
+
+
+def _drill(
+    prom: PromClient, expected: ExpectedHistory, tally: _Tally, metric: str, *, run_id: str, lo_ms: int, hi_ms: int
+) -> None:
+    """Per series count and sum of one metric in a window (streamed), then the raw samples of the series that differ."""
+    sel, rng = _range(run_id, [metric], lo_ms, hi_ms)
     at_s = hi_ms / 1000
     want_series = expected.per_series(metric, lo_ms, hi_ms)
     # Streamed: the answers hold every series of the metric; only the counts are kept while the sums go by.
@@ -223,46 +285,97 @@ def _compare_raw(
     hi_ms: int,
 ) -> None:
     """Fetch the raw samples of ``suspects`` and count each acknowledged one present or lost, a few series a time."""
+    for keys in _raw_batches(expected, suspects, lo_ms, hi_ms):
+        _tally_raw(tally, *_fetch_raw(prom, expected, keys, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms))
+
+
+def _raw_batches(expected: ExpectedHistory, keys: list[LabelsKey], lo_ms: int, hi_ms: int) -> list[list[LabelsKey]]:
+    """``keys`` in batches of about ``SAMPLES_PER_RAW_QUERY`` expected samples: one raw query each."""
     ticks = max(1, (hi_ms - lo_ms) // expected.interval_ms)
-    group = max(1, SAMPLES_PER_RAW_QUERY // ticks)
-    for start in range(0, len(suspects), group):
-        keys = suspects[start : start + group]
-        want = expected.samples(keys, lo_ms, hi_ms)
-        stored = _raw(prom, keys, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
-        for key in keys:
-            have = stored.get(key, {})
-            for ts_ms, value in want[key].items():
-                found = have.get(ts_ms)
-                if found is not None and found == value:
-                    tally.present += 1
-                    continue
-                if found is not None:
-                    tally.mismatched += 1
-                tally.lost_at(key, ts_ms)
+    size = max(1, SAMPLES_PER_RAW_QUERY // ticks)
+    return [keys[start : start + size] for start in range(0, len(keys), size)]
+
+
+RawPair = tuple[dict[LabelsKey, dict[int, float]], dict[LabelsKey, dict[int, float]]]  # expected, stored
+
+
+def _fetch_raw(
+    prom: PromClient, expected: ExpectedHistory, keys: list[LabelsKey], *, run_id: str, lo_ms: int, hi_ms: int
+) -> RawPair:
+    return expected.samples(keys, lo_ms, hi_ms), _raw(prom, keys, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
+
+
+def _tally_raw(
+    tally: _Tally, want: dict[LabelsKey, dict[int, float]], stored: dict[LabelsKey, dict[int, float]]
+) -> None:
+    """Count each expected sample present (its timestamp with its exact value), mismatched or lost."""
+    for key, samples in want.items():
+        have = stored.get(key, {})
+        for ts_ms, value in samples.items():
+            found = have.get(ts_ms)
+            if found is not None and found == value:
+                tally.present += 1
+                continue
+            if found is not None:
+                tally.mismatched += 1
+            tally.lost_at(key, ts_ms)
+
+
+def _ask_spots(
+    pool: ThreadPoolExecutor,
+    prom: PromClient,
+    expected: ExpectedHistory,
+    windows: list[tuple[int, int, dict[str, int]]],
+    *,
+    run_id: str,
+    seed: int,
+) -> dict[tuple[int, int], list[Future[RawPair]]]:
+    """Fetch the spot check's series of every window (what the sums cannot see, see the module's doc) while the sums
+    are being answered: a few series of every metric, one raw query per window for all metrics. Which metrics'
+    sums hold is known only later, so every metric's series are fetched; those drilled into are not looked at."""
+    if SPOT_SERIES_PER_METRIC <= 0:
+        return {}
+    keys: dict[tuple[int, int], list[LabelsKey]] = {}
+    for lo_ms, hi_ms, counts in windows:  # a window's groups, one after the other
+        keys.setdefault((lo_ms, hi_ms), []).extend(
+            k for m in counts for k in expected.some_series(m, lo_ms, hi_ms, SPOT_SERIES_PER_METRIC, seed)
+        )
+    return {
+        (lo_ms, hi_ms): [
+            pool.submit(_fetch_raw, prom, expected, batch, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
+            for batch in _raw_batches(expected, spotted, lo_ms, hi_ms)
+        ]
+        for (lo_ms, hi_ms), spotted in keys.items()
+    }
 
 
 def _spot_check(
-    prom: PromClient, expected: ExpectedHistory, tally: _Tally, chunks: list[_Chunk], *, run_id: str, seed: int
+    prom: PromClient,
+    expected: ExpectedHistory,
+    tally: _Tally,
+    held: list[_Held],
+    spots: dict[tuple[int, int], list[Future[RawPair]]],
+    *,
+    run_id: str,
 ) -> None:
-    """Compare a few series of every window whose sum held sample by sample: what no sum can see (see the module's
-    doc), one raw query per window for all metrics. Where one of them differs, the sum was fooled: the samples of
-    that metric and window, counted present by it, are compared again, every series sample by sample."""
-    if SPOT_SERIES_PER_METRIC <= 0:
-        return
-    held = [c for c in chunks if c.sum.result() == c.want_sum]  # the others were drilled into already
-    for lo_ms, hi_ms in dict.fromkeys((c.lo_ms, c.hi_ms) for c in held):
-        window = [c for c in held if (c.lo_ms, c.hi_ms) == (lo_ms, hi_ms)]
-        keys = [k for c in window for k in expected.some_series(c.metric, lo_ms, hi_ms, SPOT_SERIES_PER_METRIC, seed)]
+    """Compare the spotted series of every metric and window whose sum held sample by sample. Where one of them
+    differs, the sum was fooled: the samples of that metric and window, counted present by it, are compared again,
+    every series sample by sample."""
+    for lo_ms, hi_ms in dict.fromkeys((h.lo_ms, h.hi_ms) for h in held):
+        window = [h for h in held if (h.lo_ms, h.hi_ms) == (lo_ms, hi_ms)]
+        names = {h.metric for h in window}
         spot = _Tally()
-        _compare_raw(prom, expected, spot, keys, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
+        for fetched in spots.get((lo_ms, hi_ms), []):
+            want, stored = fetched.result()
+            _tally_raw(spot, {k: v for k, v in want.items() if dict(k)["__name__"] in names}, stored)
         fooled = {dict(k)["__name__"] for k in spot.lost_series}
-        for chunk in window:
-            if chunk.metric not in fooled:
+        for h in window:
+            if h.metric not in fooled:
                 continue
             log.info("%s in (%d, %d]: the value sum held but spotted samples differ: comparing every series",
-                     chunk.metric, lo_ms, hi_ms)  # fmt: skip
-            tally.present -= chunk.want_count
-            every = list(expected.per_series(chunk.metric, lo_ms, hi_ms))
+                     h.metric, lo_ms, hi_ms)  # fmt: skip
+            tally.present -= h.want_count
+            every = list(expected.per_series(h.metric, lo_ms, hi_ms))
             _compare_raw(prom, expected, tally, every, run_id=run_id, lo_ms=lo_ms, hi_ms=hi_ms)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import numpy.random  # loaded at import, not inside a timed check (the spot check's first pick)
 import numpy.typing as npt
 
 from harness.errors import UsageError
@@ -137,6 +138,11 @@ class ExpectedHistory(Protocol):
 
     def span_ms(self, cutoff_ms: int) -> tuple[int, int] | None:
         """Timestamps of the first and last expected sample at or before ``cutoff_ms``."""
+        ...
+
+    def count(self, metric: str, lo_ms: int, hi_ms: int) -> int:
+        """``totals``' count alone, without computing a value: what the history check sizes its queries by before
+        it sends them (the sums are computed while Prometheus answers)."""
         ...
 
     def totals(self, metric: str, lo_ms: int, hi_ms: int) -> tuple[int, float]:
@@ -275,6 +281,16 @@ class Ledger:
                     ticks = np.arange(start, min(b, start + step - 1) + 1, dtype=np.int64)
                     yield slots, ticks, self.layout.gens(slots, ticks)
 
+    def count(self, metric: str, lo_ms: int, hi_ms: int) -> int:
+        m = int(metric.removeprefix(METRIC_PREFIX))
+        k_lo, k_hi = lo_ms // self.layout.interval_ms + 1, hi_ms // self.layout.interval_ms
+        total = 0
+        for batch, runs in enumerate(self._snapshot()):
+            width = len(self.layout.metric_slots(batch, m))
+            for k0, k1 in runs if width else ():
+                total += max(0, min(k1, k_hi) - max(k0, k_lo) + 1) * width
+        return total
+
     def totals(self, metric: str, lo_ms: int, hi_ms: int) -> tuple[int, float]:
         count = 0
         units = 0
@@ -388,6 +404,9 @@ class ScrapeSnapshot:
             if values:
                 out[key] = (len(values), math.fsum(values))
         return out
+
+    def count(self, metric: str, lo_ms: int, hi_ms: int) -> int:
+        return self.totals(metric, lo_ms, hi_ms)[0]
 
     def totals(self, metric: str, lo_ms: int, hi_ms: int) -> tuple[int, float]:
         per = self.per_series(metric, lo_ms, hi_ms).values()
