@@ -18,9 +18,10 @@ import pytest
 
 from harness.datapath import kept_server
 from harness.datapath.servers import start_ganesha
-from harness.ownership import process_alive, process_start
+from harness.ownership import RunLock, new_marker, process_alive, process_start
 from harness.wait import wait_for
 from tests.cli import ROOT
+from tests.leftovers import cleanup
 
 needs_tgt = pytest.mark.skipif(shutil.which("tgtd") is None, reason="tgt is missing (Debian tgt)")
 
@@ -35,10 +36,10 @@ sys.stdin.read()  # until killed
 """
 
 
-def start_in_child(tmp_path: Path, record: Path | None) -> tuple[subprocess.Popen[str], int]:
-    """A process of its own starts tgtd (as `harness run` does); (that process, tgtd's pid)."""
+def start_in_child(directory: Path, record: Path | None) -> tuple[subprocess.Popen[str], int]:
+    """A process of its own starts tgtd in ``directory`` (as `harness run` does); (that process, tgtd's pid)."""
     child = subprocess.Popen(
-        [sys.executable, "-c", STARTER, str(tmp_path / "tgt"), str(record) if record else "-"],
+        [sys.executable, "-c", STARTER, str(directory), str(record) if record else "-"],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -58,7 +59,7 @@ def gone(pid: int) -> bool:
 @needs_tgt
 def test_a_recorded_tgtd_outlives_a_sigkill_of_its_starter_and_is_stopped_from_its_record(tmp_path: Path) -> None:
     record = tmp_path / "kept-server.json"
-    child, pid = start_in_child(tmp_path, record)
+    child, pid = start_in_child(tmp_path / "tgt", record)
     kept = kept_server.read(record)
     assert kept is not None and kept.pid == pid and kept.program == "tgtd" and kept.control_port is not None
     child.kill()
@@ -76,7 +77,7 @@ def test_a_recorded_tgtd_outlives_a_sigkill_of_its_starter_and_is_stopped_from_i
 
 @needs_tgt
 def test_without_a_record_tgtd_still_dies_with_its_starter(tmp_path: Path) -> None:
-    child, pid = start_in_child(tmp_path, None)
+    child, pid = start_in_child(tmp_path / "tgt", None)
     child.kill()
     child.communicate(timeout=30)
     wait_for(lambda: gone(pid), what="tgtd to die with its starter (PR_SET_PDEATHSIG)", timeout_s=10)
@@ -130,3 +131,43 @@ def test_a_recorded_ganesha_keeps_its_record_through_halt_and_resume(tmp_path: P
     finally:
         server.stop()
     assert not record.exists()
+
+
+@needs_tgt
+def test_cleanup_without_the_cluster_keeps_a_killed_kubernetes_runs_server_and_its_work_directory(
+    tmp_path: Path,
+) -> None:
+    """A killed kubernetes run's kept tgtd serves its PV to the cluster's nodes: `harness cleanup` that does not look
+    at that cluster (no --context) must not stop it, nor remove the work directory it serves from; it says why and
+    exits 2. (With the cluster, tests/k8s/test_iscsi_kubelet.py: its objects first, then the server.)"""
+    root, run_id = tmp_path / "work", "k33p01"
+    workdir = root / f"prom-harness-{run_id}-x"
+    workdir.mkdir(parents=True)
+    owner = "kept-server-test"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"owner: {owner}\n")
+    fields = {"scenario_file": "", "scenario_name": "k", "runtime": "kubernetes", "reports_dir": ""}
+    marker = new_marker(
+        run_id=run_id, owner=owner, workdir=workdir, kube_context="lab", kubeconfig=None, host_paths=[], **fields
+    )
+    RunLock.create(workdir, marker).release()  # as a SIGKILLed run leaves it: marker there, lock free
+    child, pid = start_in_child(workdir / kept_server.SERVER_DIR / "tgt", kept_server.record_path(workdir))
+    child.kill()
+    child.communicate(timeout=30)
+    record = kept_server.read(kept_server.record_path(workdir))
+    assert record is not None and record.pid == pid and record.alive()
+    env = {"HARNESS_CONFIG": str(config), "KUBECONFIG": str(tmp_path / "no-kubeconfig")}
+    try:
+        listed = cleanup("--run", run_id, "--workdir", str(root), "--dry-run", env=env)
+        assert f"kept    the run's embedded server {record.describe()}: it serves the run's PV" in listed.stdout
+        done = cleanup("--run", run_id, "--workdir", str(root), env=env)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "pass --context lab, so the run's objects go first" in done.stdout, done.stdout
+        assert f"not removed: the run's embedded server {record.describe()} still serves from it" in done.stdout
+        assert record.alive() and workdir.is_dir()
+    finally:
+        kept_server.stop(record)
+    assert not record.alive()
+    after = cleanup("--run", run_id, "--workdir", str(root), env=env)
+    assert f"removed the run's embedded server {record.describe()} (had exited)" in after.stdout, after.stdout
+    assert f"removed work directory {workdir}" in after.stdout and not workdir.exists()
