@@ -133,14 +133,9 @@ def test_a_recorded_ganesha_keeps_its_record_through_halt_and_resume(tmp_path: P
     assert not record.exists()
 
 
-@needs_tgt
-def test_cleanup_without_the_cluster_keeps_a_killed_kubernetes_runs_server_and_its_work_directory(
-    tmp_path: Path,
-) -> None:
-    """A killed kubernetes run's kept tgtd serves its PV to the cluster's nodes: `harness cleanup` that does not look
-    at that cluster (no --context) must not stop it, nor remove the work directory it serves from; it says why and
-    exits 2. (With the cluster, tests/k8s/test_iscsi_kubelet.py: its objects first, then the server.)"""
-    root, run_id = tmp_path / "work", "k33p01"
+def killed_kubernetes_run(tmp_path: Path, root: Path, run_id: str) -> tuple[Path, dict[str, str]]:
+    """The work directory of a SIGKILLed kubernetes run (its marker, its lock free), and the environment of a
+    cleanup that looks at no cluster."""
     workdir = root / f"prom-harness-{run_id}-x"
     workdir.mkdir(parents=True)
     owner = "kept-server-test"
@@ -150,13 +145,37 @@ def test_cleanup_without_the_cluster_keeps_a_killed_kubernetes_runs_server_and_i
     marker = new_marker(
         run_id=run_id, owner=owner, workdir=workdir, kube_context="lab", kubeconfig=None, host_paths=[], **fields
     )
-    RunLock.create(workdir, marker).release()  # as a SIGKILLed run leaves it: marker there, lock free
+    RunLock.create(workdir, marker).release()
+    return workdir, {"HARNESS_CONFIG": str(config), "KUBECONFIG": str(tmp_path / "no-kubeconfig")}
+
+
+def test_cleanup_keeps_the_work_directory_of_a_server_whose_record_it_cannot_read(tmp_path: Path) -> None:
+    root, run_id = tmp_path / "work", "k33p02"
+    workdir, env = killed_kubernetes_run(tmp_path, root, run_id)
+    record = kept_server.record_path(workdir)
+    record.parent.mkdir()
+    record.write_text("{not json")
+    done = cleanup("--run", run_id, "--workdir", str(root), env=env)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"kept    the run's embedded server: the run's server record {record} cannot be read" in done.stdout
+    assert "not removed: the run's embedded server named in" in done.stdout, done.stdout
+    assert record.is_file()
+
+
+@needs_tgt
+def test_cleanup_without_the_cluster_keeps_a_killed_kubernetes_runs_server_and_its_work_directory(
+    tmp_path: Path,
+) -> None:
+    """A killed kubernetes run's kept tgtd serves its PV to the cluster's nodes: `harness cleanup` that does not look
+    at that cluster (no --context) must not stop it, nor remove the work directory it serves from; it says why and
+    exits 2. (With the cluster, tests/k8s/test_iscsi_kubelet.py: its objects first, then the server.)"""
+    root, run_id = tmp_path / "work", "k33p01"
+    workdir, env = killed_kubernetes_run(tmp_path, root, run_id)
     child, pid = start_in_child(workdir / kept_server.SERVER_DIR / "tgt", kept_server.record_path(workdir))
     child.kill()
     child.communicate(timeout=30)
     record = kept_server.read(kept_server.record_path(workdir))
     assert record is not None and record.pid == pid and record.alive()
-    env = {"HARNESS_CONFIG": str(config), "KUBECONFIG": str(tmp_path / "no-kubeconfig")}
     try:
         listed = cleanup("--run", run_id, "--workdir", str(root), "--dry-run", env=env)
         assert f"kept    the run's embedded server {record.describe()}: it serves the run's PV" in listed.stdout

@@ -67,7 +67,11 @@ def run_leftovers(run: FoundRun, cluster_remains: ClusterRemains = None) -> RunL
         found.refused = f"it finished with --keep-data: {run.directory} is kept on purpose (remove it yourself)"
         return found
     workdir = run.directory
-    server = kept_server.read(kept_server.record_path(workdir))
+    try:
+        server = kept_server.read(kept_server.record_path(workdir))
+    except InfraError as e:  # its server may run: it stays, and so does the directory it would serve from
+        server = None
+        found.items.append(Leftover("the run's embedded server", None, str(e)))
     if server is not None:
         found.items.append(_server_item(server, marker, cluster_remains))
     found.items += [
@@ -97,17 +101,17 @@ def still_held(marker: RunMarker, workdir: Path) -> list[str]:
     held += [f"loop device {device} (on {backing})" for device, backing in loop_devices(marker, workdir)]
     server = _serving(workdir)
     if server is not None:
-        held.append(f"its embedded server {server.describe()}, still running")
+        held.append(f"its embedded server {server}, still running")
     return held
 
 
-def _serving(workdir: Path) -> kept_server.ServerRecord | None:
-    """The run's kept server, if it still runs (an unreadable record counts as running: nothing is removed)."""
+def _serving(workdir: Path) -> str | None:
+    """The run's kept server, in words, if it still runs (one whose record cannot be read may: it counts)."""
     try:
         record = kept_server.read(kept_server.record_path(workdir))
     except InfraError:
-        return kept_server.ServerRecord("an unreadable record's server", 0, None, "?", ())
-    return record if record is not None and record.alive() else None
+        return f"named in {kept_server.record_path(workdir)} (unreadable)"
+    return record.describe() if record is not None and record.alive() else None
 
 
 # --- the run's embedded server, kept past the run for a cluster's nodes --------------------------------------------
@@ -358,7 +362,7 @@ def _remove_workdir(workdir: Path) -> str:
     # The kept server serves its export or LUN from here.
     server = _serving(workdir)
     if server is not None:
-        raise InfraError(f"not removed: the run's embedded server {server.describe()} still serves from it")
+        raise InfraError(f"not removed: the run's embedded server {server} still serves from it")
     # Never remove through a mount: whatever is still mounted in there (an NFS export!) is someone's data.
     still = [str(e.mount_point) for e in mount_table() if _under(e.mount_point, workdir)]
     if still:
