@@ -361,7 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
         "harness-run.json, the harness/run-id label, a node's harness/cordoned-by annotation); a run that is still "
         "running never is. The data of a PV the run created is never deleted; a PV a provisioner made for the "
         "run's claim (dynamic storage) goes with the namespace as its reclaimPolicy says (Delete: with its data; "
-        "the namespace's line says so). Exit 0 when done, 2 when something could not be removed.",
+        "the namespace's line says so). The cluster's objects go first: an embedded server a killed kubernetes run "
+        "kept for its PV is stopped after them, once no node is connected to it (waited for up to 120 s), from its "
+        "record in the work area. Exit 0 when done, 2 when something could not be removed.",
     )
     cleanup_command.configure(p)
     p.set_defaults(func=cleanup_command.execute)

@@ -30,6 +30,7 @@ from harness.checks.acks import ack_count_check
 from harness.checks.history import history_check_result, history_check_unrecovered
 from harness.checks.verdicts import fio_iops_check, recovery_check
 from harness.config import load_user_config
+from harness.datapath.kept_server import SERVER_DIR, record_path
 from harness.errors import HarnessError, InfraError, NotRecovered
 from harness.fault_phase import FaultPhase
 from harness.faults import needed_capabilities
@@ -136,12 +137,20 @@ class Run:
 
     def step_servers(self, workdir: Path) -> None:
         """Start the storage server the scenario asks the run to bring (``embedded``); later steps see its address."""
-        server = backend_for(self.scenario.storage).embedded_server(self.scenario.storage, workdir / "server")
+        server = backend_for(self.scenario.storage).embedded_server(self.scenario.storage, workdir / SERVER_DIR)
         if server is None:
             return
         self.undo.record(f"stop the {server.description}", server.stop)
         self.server = server
         self.event("phase", f"starting the {server.description}")
+        # A cluster's node will mount the PV from it: a SIGKILL of this process must not leave that node with a
+        # dead server, so the server outlives it, and `harness cleanup` stops it after the run's cluster objects.
+        if self.options.runtime == "kubernetes" and server.keep_past_run(record_path(workdir)):
+            self.event(
+                "phase",
+                f"the {server.description} does not die with this process: were it killed, `harness cleanup --run "
+                f"{self.run_id}` stops the server once the run's cluster objects are gone",
+            )
         self.scenario = self.scenario.model_copy(update={"storage": server.start()})
         self.result.environment.extra["storage server"] = server.description
 

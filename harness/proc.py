@@ -234,6 +234,7 @@ def start_daemon(
     group: int | None = None,
     extra_groups: Sequence[int] | None = None,
     die_with_parent: bool = True,
+    of_the_run: bool | None = None,
     pipes: bool = False,
 ) -> Daemon:
     """Start a daemon in its own process group with stdout+stderr appended to ``log_path``.
@@ -242,7 +243,11 @@ def start_daemon(
     a child that talks with the harness; stderr still goes to ``log_path``.
 
     ``die_with_parent``: the kernel SIGKILLs it when this process dies, even by SIGKILL (Linux PR_SET_PDEATHSIG),
-    so a killed run leaves no Prometheus, fio or server running; only what must outlive us (testbed) says no.
+    so a killed run leaves no Prometheus, fio or server running; only what must outlive us says no: the test bed's
+    daemons, and a run's embedded server that serves a cluster's nodes (``harness.datapath.kept_server``).
+
+    ``of_the_run`` (default: ``die_with_parent``): it carries the run's ``HARNESS_RUN_ID``, so it is the run's for
+    ``harness cleanup``; a daemon that outlives us but is still the run's (that embedded server) says yes.
     """
     resolved = (which(argv[0]), *argv[1:])
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -254,7 +259,7 @@ def start_daemon(
             stdout=subprocess.PIPE if pipes else logf,
             stderr=logf if pipes else subprocess.STDOUT,
             stdin=subprocess.PIPE if pipes else subprocess.DEVNULL,
-            env=_child_env(env, of_the_run=die_with_parent),
+            env=_child_env(env, of_the_run=die_with_parent if of_the_run is None else of_the_run),
             cwd=cwd,
             # A new session keeps Ctrl-C in the terminal from reaching the daemon directly: the harness decides
             # when and how each daemon stops, so it can record the fault timeline and keep partial results.

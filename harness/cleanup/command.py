@@ -1,6 +1,9 @@
 """``harness cleanup (--run ID | --all-mine)``: find what interrupted runs left on this host and in the cluster,
 and remove it; ``--dry-run`` only lists.
 
+A run's cluster objects go before what it left on this host: an embedded server the run kept past its death serves
+their volume to a node (``harness.datapath.kept_server``), and is stopped only once they are gone.
+
 Exit codes: 0 done (also when nothing was left); 2 something could not be removed (the output says what and why),
 a run asked for by ``--run`` is still running, or bad input (an invalid run id, an unknown or unallowed context).
 """
@@ -11,12 +14,18 @@ import argparse
 import socket
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.cleanup import RunLeftovers, apply
 from harness.config import UserConfig, choose_context, load_user_config
 from harness.errors import InfraError, UsageError
 from harness.ownership import FoundRun, find_runs, released, valid_run_id
+
+if TYPE_CHECKING:
+    from harness.kube.api import KubeApi
 
 EXIT_OK, EXIT_LEFT = 0, 2
 
@@ -50,12 +59,13 @@ def execute(args: argparse.Namespace) -> int:
     root = Path(args.workdir) if args.workdir else Path(tempfile.gettempdir())
     context, cluster_note = _cluster_context(args, config)
     found = find_runs(root, run_id=args.run, owner=owner)
-    with released(found):
-        runs = _local(found, args.run, owner)
-        if context is not None:
-            runs += _cluster(args, context, found, owner)
+    with released(found), _api(args, context) as api:
+        if api is not None:
+            runs = _cluster(args, api, context or "", found, owner)
         else:
-            runs += _kubernetes_runs_unchecked(found, args.run, owner, cluster_note)
+            runs = _kubernetes_runs_unchecked(found, args.run, owner, cluster_note)
+        # After the cluster's: a run's kept embedded server goes once its objects are gone (asked of the cluster).
+        runs += _local(found, args.run, owner, api)
         outcome = apply(runs, dry_run=args.dry_run)
     for line in outcome.lines:
         print(line)
@@ -95,7 +105,38 @@ def _cluster_context(args: argparse.Namespace, config: UserConfig) -> tuple[str 
     )
 
 
-def _local(found: list[FoundRun], run_id: str | None, owner: str | None) -> list[RunLeftovers]:
+@contextmanager
+def _api(args: argparse.Namespace, context: str | None) -> Iterator[KubeApi | None]:
+    """The cluster's API for the whole cleanup (None: no cluster is looked at)."""
+    if context is None:
+        yield None
+        return
+    from harness.kube.api import KubeApi
+
+    api = KubeApi(args.kubeconfig, context=context)
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+def _remaining(api: KubeApi | None, run_id: str) -> Callable[[], str] | None:
+    """What of ``run_id`` is still in the cluster, in words, asked when its kept server is about to be stopped."""
+    if api is None:
+        return None
+
+    def remaining() -> str:
+        from harness.cleanup import cluster
+
+        run = cluster.find(api, run_id=run_id, owner=None).get(run_id)
+        left = [f"namespace {o.name}" for o in run.namespaces] if run is not None else []
+        left += [f"PersistentVolume {o.name}" for o in run.volumes] if run is not None else []
+        return ", ".join(left) + (" are" if len(left) > 1 else " is") if left else ""
+
+    return remaining
+
+
+def _local(found: list[FoundRun], run_id: str | None, owner: str | None, api: KubeApi | None) -> list[RunLeftovers]:
     from harness.cleanup.local import run_leftovers
 
     runs = []
@@ -105,7 +146,7 @@ def _local(found: list[FoundRun], run_id: str | None, owner: str | None) -> list
             continue  # no run id, no owner: nothing says whose it is, so it is nobody's to remove
         if (run_id is not None and marker.run_id != run_id) or (owner is not None and marker.owner != owner):
             continue
-        leftovers = run_leftovers(run)
+        leftovers = run_leftovers(run, _remaining(api, marker.run_id))
         # Asked for by name and still running: what the user asked for stays.
         leftovers.refusal_fails = run_id is not None and run.alive
         if owner is not None and run.alive:
@@ -114,35 +155,31 @@ def _local(found: list[FoundRun], run_id: str | None, owner: str | None) -> list
     return runs
 
 
-def _cluster(args: argparse.Namespace, context: str, found: list[FoundRun], owner: str | None) -> list[RunLeftovers]:
+def _cluster(
+    args: argparse.Namespace, api: KubeApi, context: str, found: list[FoundRun], owner: str | None
+) -> list[RunLeftovers]:
     from harness.cleanup import cluster
-    from harness.kube.api import KubeApi
 
-    api = KubeApi(args.kubeconfig, context=context)
-    try:
-        runs = []
-        markers = {r.marker.run_id: r for r in found if r.marker is not None}
-        for run_id, objects in sorted(cluster.find(api, run_id=args.run, owner=owner).items()):
-            leftovers = cluster.leftovers(api, objects, f"in the cluster (context {context})")
-            local_run = markers.get(run_id)
-            made_by = objects.owner()
-            running = (local_run is not None and local_run.alive) or (made_by is not None and made_by.alive_here())
-            if running and owner is not None:
-                continue  # --all-mine: a run that is running is not a leftover
-            if local_run is not None and local_run.alive:
-                leftovers.refused = f"it is running on this host (its lock in {local_run.directory} is held)"
-            elif made_by is not None and made_by.alive_here():
-                leftovers.refused = f"it is running: harness pid {made_by.pid} on this host is still there"
-            elif made_by is not None and owner is not None and made_by.host != socket.gethostname():
-                leftovers.refused = (
-                    f"it was started on {made_by.host}, where it may still run; name it with --run {run_id} "
-                    "to remove it"
-                )
-            leftovers.refusal_fails = bool(leftovers.refused) and args.run is not None
-            runs.append(leftovers)
-        return runs
-    finally:
-        api.close()
+    runs = []
+    markers = {r.marker.run_id: r for r in found if r.marker is not None}
+    for run_id, objects in sorted(cluster.find(api, run_id=args.run, owner=owner).items()):
+        leftovers = cluster.leftovers(api, objects, f"in the cluster (context {context})")
+        local_run = markers.get(run_id)
+        made_by = objects.owner()
+        running = (local_run is not None and local_run.alive) or (made_by is not None and made_by.alive_here())
+        if running and owner is not None:
+            continue  # --all-mine: a run that is running is not a leftover
+        if local_run is not None and local_run.alive:
+            leftovers.refused = f"it is running on this host (its lock in {local_run.directory} is held)"
+        elif made_by is not None and made_by.alive_here():
+            leftovers.refused = f"it is running: harness pid {made_by.pid} on this host is still there"
+        elif made_by is not None and owner is not None and made_by.host != socket.gethostname():
+            leftovers.refused = (
+                f"it was started on {made_by.host}, where it may still run; name it with --run {run_id} to remove it"
+            )
+        leftovers.refusal_fails = bool(leftovers.refused) and args.run is not None
+        runs.append(leftovers)
+    return runs
 
 
 def _kubernetes_runs_unchecked(

@@ -9,8 +9,10 @@ image), the loop devices on files there, and any process that did outlive it. Be
 * a process with ``HARNESS_RUN_ID=<run_id>`` in its environment, its working directory in the work directory, or
   an argument naming a path in it; never this process or one of its ancestors.
 
-Removed in that order: processes (SIGTERM, then SIGKILL, each wait bounded), mounts (deepest first; lazily when
-busy), loop devices, then the work directory, only once nothing is mounted in it. In ``host_paths`` only the
+Removed in that order: the run's embedded server when it outlived the run on purpose (it served a cluster's PV:
+``harness.datapath.kept_server``), only once the run's cluster objects are gone and its clients disconnected;
+processes (SIGTERM, then SIGKILL, each wait bounded), mounts (deepest first; lazily when busy), loop devices, then
+the work directory, only once nothing is mounted in it and the server is stopped. In ``host_paths`` only the
 mounts go (and the empty directories they were mounted on), and a ``disk_full`` fill file the run left in its
 volume there (``.harness-fill-<run_id>``, no data, and the disk stays full while it is there): data there is never
 removed, only listed.
@@ -22,11 +24,13 @@ import os
 import shutil
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness import proc
 from harness.cleanup import Leftover, RunLeftovers
+from harness.datapath import kept_server
 from harness.datapath.fill import fill_name, free
 from harness.datapath.mounts import MountEntry, is_mount_point, mount_table
 from harness.errors import InfraError, WaitTimeout
@@ -36,10 +40,19 @@ from harness.wait import wait_for
 TERM_WAIT_S = 5.0  # a process that ignores SIGTERM this long gets SIGKILL
 KILL_WAIT_S = 5.0  # longer after SIGKILL: uncatchable sleep (state D), which no signal ends
 UMOUNT_TIMEOUT_S = 30.0
+# How long the nodes' clients of a kept server get, once the run's cluster objects are gone, to let go of it: the
+# kubelet unmounts and logs out within seconds of the pod's deletion.
+CLIENTS_TIMEOUT_S = 120.0
+
+# What still holds a kept server's volume in the cluster, in words ("" when nothing does); None: the cluster was not
+# looked at.
+ClusterRemains = Callable[[], str] | None
 
 
-def run_leftovers(run: FoundRun) -> RunLeftovers:
-    """What ``run`` (a marker whose lock we hold, or a live run's) left, in removal order."""
+def run_leftovers(run: FoundRun, cluster_remains: ClusterRemains = None) -> RunLeftovers:
+    """What ``run`` (a marker whose lock we hold, or a live run's) left, in removal order. ``cluster_remains``: what
+    of the run is still in the cluster, asked before its kept server is stopped (None: the cluster was not looked
+    at, and such a server stays)."""
     marker = run.marker
     if marker is None:
         return RunLeftovers("?", f"in {run.directory}", refused=run.problem or "no readable marker")
@@ -54,7 +67,18 @@ def run_leftovers(run: FoundRun) -> RunLeftovers:
         found.refused = f"it finished with --keep-data: {run.directory} is kept on purpose (remove it yourself)"
         return found
     workdir = run.directory
-    found.items += [_process_item(p) for p in processes(marker.run_id, workdir)]
+    try:
+        server = kept_server.read(kept_server.record_path(workdir))
+    except InfraError as e:  # its server may run: it stays, and so does the directory it would serve from
+        server = None
+        found.items.append(Leftover("the run's embedded server", None, str(e)))
+    if server is not None:
+        found.items.append(_server_item(server, marker, cluster_remains))
+    found.items += [
+        _process_item(p)
+        for p in processes(marker.run_id, workdir)
+        if server is None or p.pid != server.pid or p.start != server.start
+    ]
     mounts = _mounts(marker, workdir)
     found.items += [_mount_item(m, inside=_under(m.mount_point, workdir)) for m in mounts]
     found.items += [_loop_item(device, backing) for device, backing in loop_devices(marker, workdir)]
@@ -75,7 +99,67 @@ def still_held(marker: RunMarker, workdir: Path) -> list[str]:
     and marker must stay, or ``harness cleanup`` could no longer find it (a run's own removal uses this)."""
     held = [f"mount {m.mount_point} ({m.fstype} from {m.source})" for m in _mounts(marker, workdir)]
     held += [f"loop device {device} (on {backing})" for device, backing in loop_devices(marker, workdir)]
+    server = _serving(workdir)
+    if server is not None:
+        held.append(f"its embedded server {server}, still running")
     return held
+
+
+def _serving(workdir: Path) -> str | None:
+    """The run's kept server, in words, if it still runs (one whose record cannot be read may: it counts)."""
+    try:
+        record = kept_server.read(kept_server.record_path(workdir))
+    except InfraError:
+        return f"named in {kept_server.record_path(workdir)} (unreadable)"
+    return record.describe() if record is not None and record.alive() else None
+
+
+# --- the run's embedded server, kept past the run for a cluster's nodes --------------------------------------------
+
+
+def _server_item(server: kept_server.ServerRecord, marker: RunMarker, remains: ClusterRemains) -> Leftover:
+    what = f"the run's embedded server {server.describe()}"
+    if not server.alive():
+        return Leftover(what, lambda: kept_server.stop(server))
+    if remains is None:
+        context = marker.kube_context or "?"
+        return Leftover(
+            what,
+            None,
+            f"it serves the run's PV to the nodes of kube context {context}, which was not looked at: pass --context "
+            f"{context}, so the run's objects go first and the nodes unmount, then the server",
+        )
+
+    def remove() -> str:
+        left = remains()
+        if left:
+            raise InfraError(
+                f"kept running: the run's {left} still in the cluster, and a node may have its volume mounted from it"
+            )
+        connected = kept_server.clients(server)
+        waited = 0.0
+        if connected:
+            print(
+                f"  waiting up to {CLIENTS_TIMEOUT_S:g} s for the nodes to unmount and log out of {server.describe()}"
+                f" (connected: {', '.join(connected)})",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                waited = kept_server.await_no_clients(server, CLIENTS_TIMEOUT_S)
+            except WaitTimeout as e:
+                raise InfraError(
+                    f"kept running: {e}; a node still uses its volume. `harness cleanup --run {marker.run_id}` again "
+                    "stops it once the node has let go"
+                ) from e
+        left = (
+            f"the nodes' {len(connected)} connection(s) to it closed {waited:.1f} s after they were gone"
+            if connected
+            else "no node was connected to it any more"
+        )
+        return f"after the run's cluster objects; {left}; {kept_server.stop(server)}"
+
+    return Leftover(what, remove)
 
 
 def _fill_items(volume_root: Path, run_id: str) -> list[Leftover]:
@@ -275,6 +359,10 @@ def _loop_item(device: str, backing: Path) -> Leftover:
 def _remove_workdir(workdir: Path) -> str:
     if not workdir.exists():
         return "was gone already"
+    # The kept server serves its export or LUN from here.
+    server = _serving(workdir)
+    if server is not None:
+        raise InfraError(f"not removed: the run's embedded server {server} still serves from it")
     # Never remove through a mount: whatever is still mounted in there (an NFS export!) is someone's data.
     still = [str(e.mount_point) for e in mount_table() if _under(e.mount_point, workdir)]
     if still:

@@ -7,16 +7,21 @@ these, started for the run in its work area and stopped at its end (and on Ctrl-
 are started through ``harness.proc`` and stopped by the PID we hold (tgtd first has its targets deleted: it ignores
 SIGTERM while targets exist). The servers listen on that one address only; the one exception is the rpcbind NFSv3 needs
 (see ``start_ganesha``), which Debian builds to listen on port 111 of every interface.
+
+Started with a ``record`` (a path), the server does not die with the harness: it serves a cluster's nodes, which must
+not be left with a dead server by a SIGKILLed run, and it keeps that record of itself (``harness.datapath.kept_server``)
+up to date through every halt and resume until ``stop`` removes it, so ``harness cleanup`` can find and stop it.
 """
 
 from __future__ import annotations
 
 import itertools
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness import proc
+from harness.datapath import kept_server
 from harness.errors import InfraError
 from harness.wait import wait_for
 
@@ -85,9 +90,21 @@ class NfsServer:
     mount_port: int | None = None
     rpcbind: proc.Daemon | None = None
     listen: str = LOOPBACK
+    record: Path | None = None  # set: it outlives the harness, and keeps its record there
+
+    def __post_init__(self) -> None:
+        self._record("running")
+
+    def _record(self, state: kept_server.State) -> None:
+        if self.record is not None:
+            ports = (self.port,) if self.mount_port in (None, self.port) else (self.port, self.mount_port)
+            recorded = kept_server.record_of(self.daemon, self.listen, tuple(p for p in ports if p is not None))
+            kept_server.write(self.record, recorded if state == "running" else replace(recorded, state=state))
 
     def stop(self) -> None:
         self.daemon.stop(timeout_s=15.0)
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
         if self.rpcbind is not None:
             self.rpcbind.stop(timeout_s=10.0)
             self.rpcbind = None
@@ -95,6 +112,7 @@ class NfsServer:
     def halt(self) -> None:
         """Stop ganesha.nfsd alone (SIGTERM, its clean shutdown); ``resume`` starts it again as it was."""
         self.daemon.stop(timeout_s=15.0)
+        self._record("halted")
 
     def grace_log(self) -> list[str]:
         """What the running ganesha.nfsd logged about its grace period (its own lines, from its start): whether it
@@ -116,12 +134,15 @@ class NfsServer:
         A halt that Ctrl-C cut short may have left the old process shutting down, holding the ports: it is waited
         for (stopped) first."""
         self.daemon.stop(timeout_s=15.0)
-        self.daemon = _start_ganesha_daemon(self.workdir, self.port, self.listen)
+        self._record("halted")
+        self.daemon = _start_ganesha_daemon(self.workdir, self.port, self.listen, kept=self.record is not None)
+        self._record("running")
 
 
-def _start_ganesha_daemon(workdir: Path, port: int, listen: str) -> proc.Daemon:
+def _start_ganesha_daemon(workdir: Path, port: int, listen: str, *, kept: bool) -> proc.Daemon:
     """ganesha.nfsd on ``workdir``'s ganesha.conf, waited for (bounded) until it listens on ``port``; stopped again
-    if it does not. Its log is appended to, so a restart keeps what the first start said."""
+    if it does not. Its log is appended to, so a restart keeps what the first start said. ``kept``: it does not die
+    with the harness."""
     files = [
         "-L",
         str(workdir / "ganesha.log"),
@@ -130,7 +151,13 @@ def _start_ganesha_daemon(workdir: Path, port: int, listen: str) -> proc.Daemon:
         "-p",
         str(workdir / "ganesha.pid"),
     ]
-    daemon = proc.start_daemon("ganesha.nfsd", ["ganesha.nfsd", "-F", *files], log_path=workdir / "ganesha.stdout")
+    daemon = proc.start_daemon(
+        "ganesha.nfsd",
+        ["ganesha.nfsd", "-F", *files],
+        log_path=workdir / "ganesha.stdout",
+        die_with_parent=not kept,
+        of_the_run=True,
+    )
     try:
         wait_for(
             lambda: daemon.alive() and _port_open(port, listen),
@@ -168,11 +195,13 @@ def start_ganesha(
     v3: bool = False,
     grace_s: float = 0.0,
     listen: str = LOOPBACK,
+    record: Path | None = None,
 ) -> NfsServer:
     """Start NFS-Ganesha serving ``export_dir``; returns once it accepts TCP connections.
 
     ``grace_s`` > 0 gives every (re)start an NFSv4 grace period that long (its clients' records in ``workdir``);
-    0 makes it graceless.
+    0 makes it graceless. ``record``: Ganesha outlives the harness and keeps its record there (the rpcbind started
+    for it does not: clients here are given both ports and never ask it).
 
     ``v3`` serves NFSv3 (and MOUNT) next to v4. Ganesha must register v3 with rpcbind when it starts, so an rpcbind
     is started for it when none answers on port 111 (rpcbind cannot be bound to loopback alone in Debian's build:
@@ -200,7 +229,7 @@ def start_ganesha(
         )
     )
     try:
-        daemon = _start_ganesha_daemon(workdir, port, listen)
+        daemon = _start_ganesha_daemon(workdir, port, listen, kept=record is not None)
     except BaseException:  # e.g. ganesha.nfsd not installed: the rpcbind started for it goes too
         if rpcbind is not None:
             rpcbind.stop(timeout_s=10.0)
@@ -214,6 +243,7 @@ def start_ganesha(
         mount_port=mount_port if v3 else None,
         rpcbind=rpcbind,
         listen=listen,
+        record=record,
     )
 
 
@@ -235,6 +265,15 @@ class IscsiTarget:
     workdir: Path
     luns: dict[int, Path] = field(default_factory=dict)
     listen: str = LOOPBACK
+    record: Path | None = None  # set: it outlives the harness, and keeps its record there
+
+    def __post_init__(self) -> None:
+        self._record("running")
+
+    def _record(self, state: kept_server.State) -> None:
+        if self.record is not None:
+            recorded = kept_server.record_of(self.daemon, self.listen, (self.port,), control_port=self.control_port)
+            kept_server.write(self.record, recorded if state == "running" else replace(recorded, state=state))
 
     @property
     def portal(self) -> str:
@@ -270,16 +309,21 @@ class IscsiTarget:
             self._tgtadm_quietly("--lld", "iscsi", "--mode", "target", "--op", "delete", "--force", "--tid", "1")
             self._tgtadm_quietly("--mode", "system", "--op", "delete")
         self.daemon.stop(timeout_s=10.0)
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
 
     def halt(self) -> None:
         """Stop tgtd (its targets first, as ``stop``); ``luns`` stays, for ``resume``."""
         self.stop()
+        self._record("halted")
 
     def resume(self) -> None:
         """Start tgtd again with the same portal, control port, IQN and LUNs; returns once it listens. An old tgtd
         that a halt cut short by Ctrl-C left running is stopped first (it holds the portal and control port)."""
         self.stop()
-        self.daemon = _start_tgtd(self.workdir, self.port, self.control_port, self.listen)
+        self._record("halted")
+        self.daemon = _start_tgtd(self.workdir, self.port, self.control_port, self.listen, kept=self.record is not None)
+        self._record("running")
         try:
             # The LUNs before the target is opened to initiators: an initiator reconnecting in between would find
             # no LUN (LOGICAL_UNIT_NOT_SUPPORTED) and fail its requests, where it should have found the disk back.
@@ -323,21 +367,28 @@ def _free_control_port() -> int:
     raise InfraError("no free tgtd control port in /var/run/tgtd (100 tried)")
 
 
-def _start_tgtd(workdir: Path, port: int, control: int, listen: str) -> proc.Daemon:
+def _start_tgtd(workdir: Path, port: int, control: int, listen: str, *, kept: bool) -> proc.Daemon:
     return proc.start_daemon(
         "tgtd",
         ["tgtd", "-f", "--iscsi", f"portal={listen}:{port}", "-C", str(control)],
         log_path=workdir / "tgtd.log",
+        die_with_parent=not kept,
+        of_the_run=True,
     )
 
 
-def start_tgt(workdir: Path, iqn: str = "iqn.2020-02.com:wsg", *, listen: str = LOOPBACK) -> IscsiTarget:
-    """Start tgtd with one target that accepts every initiator; returns once tgtadm can talk to it."""
+def start_tgt(
+    workdir: Path, iqn: str = "iqn.2020-02.com:wsg", *, listen: str = LOOPBACK, record: Path | None = None
+) -> IscsiTarget:
+    """Start tgtd with one target that accepts every initiator; returns once tgtadm can talk to it. ``record``: it
+    outlives the harness and keeps its record there."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = proc.free_port()
     control = _free_control_port()
-    daemon = _start_tgtd(workdir, port, control, listen)
-    target = IscsiTarget(port=port, control_port=control, iqn=iqn, daemon=daemon, workdir=workdir, listen=listen)
+    daemon = _start_tgtd(workdir, port, control, listen, kept=record is not None)
+    target = IscsiTarget(
+        port=port, control_port=control, iqn=iqn, daemon=daemon, workdir=workdir, listen=listen, record=record
+    )
     try:
         target._serve()
     except BaseException:

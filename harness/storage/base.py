@@ -164,6 +164,12 @@ class EmbeddedServer(ABC, Generic[SpecT]):
     def stop(self) -> None:
         """Stop what ``start`` started, also after a start that failed half way; idempotent."""
 
+    def keep_past_run(self, record: Path) -> bool:
+        """Have ``start`` start a server that does not die with the harness (it serves a cluster's nodes, which a
+        SIGKILLed run must not leave with a dead server) and keeps its record at ``record`` for ``harness cleanup``;
+        False: this server cannot (it dies with the run, as every server does on the local runtime)."""
+        return False
+
     def halt(self) -> str:
         """Stop the server process only (``server_restart``), keeping what ``resume`` needs to bring the very same
         server back: ports, export or LUNs, their files. Returns what was stopped, in words."""

@@ -243,7 +243,9 @@ class EmbeddedTarget(EmbeddedDaemon[IscsiStorage, "IscsiTarget"]):
         elif layout == "partitioned":
             # What the field notes had: a GPT with one Linux partition spanning the disk.
             proc.run(["sgdisk", "-n", "1:0:0", "-t", "1:8300", str(self.lun_file)], timeout_s=60)
-        self.server = target = start_tgt(self.workdir / "tgt", iqn=self.spec.iqn, listen=self.lun.listen)
+        self.server = target = start_tgt(
+            self.workdir / "tgt", iqn=self.spec.iqn, listen=self.lun.listen, record=self.record
+        )
         target.add_lun(self.spec.lun, self.lun_file)
         return self.spec.model_copy(update={"target_portal": target.portal})
 

@@ -166,6 +166,11 @@ class EmbeddedDaemon(EmbeddedServer[SpecT], Generic[SpecT, ServerT]):
         self.listen = listen  # the address of this host it binds to (storage.embedded.listen)
         self.server: ServerT | None = None
         self.description = description
+        self.record: Path | None = None  # set by keep_past_run: the daemon outlives the harness, recorded here
+
+    def keep_past_run(self, record: Path) -> bool:
+        self.record = record
+        return True
 
     def stop(self) -> None:
         if self.server is not None:

@@ -259,6 +259,7 @@ class EmbeddedNfs(EmbeddedDaemon[NfsStorage, "NfsServer"]):
             v3=True,
             grace_s=self.export.grace_s,
             listen=self.export.listen,
+            record=self.record,
         )
         return self.spec.model_copy(
             update={

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from harness.datapath import kept_server
 from harness.datapath.servers import IscsiTarget, start_tgt
 from harness.doctor.iscsi import check_iscsi
 from harness.results.model import Severity, Status
@@ -166,22 +167,8 @@ def test_a_partitioned_lun_gives_the_kubelets_own_mount_error_and_the_doctors_fi
     assert_logged_out(target.portal)
 
 
-def test_cleanup_of_a_sigkilled_server_restart_run_leaves_nothing_on_the_host_or_in_any_node(
-    kubeconfig: Path, kube_context: str, api_client: Any, tmp_path: Path, local_cluster: bool
-) -> None:
-    """Must-show 3 of issue 24 for a killed run: a kubernetes run on the notes' PV from its own embedded tgt (the
-    kubelet's plugin logs in through the nodes' user-space initiator), SIGKILLed while its server_restart has the
-    target stopped. Nothing of the run's own undo runs; its tgtd dies with it, so the node's initiator fails the
-    volume's I/O after its replacement timeout (as open-iscsi does; before it had one, Prometheus and the kubelet's
-    unmount hung for ever). `harness cleanup` then removes the run's namespace and PV, after which the kubelet
-    unmounts and logs out, and the run's work area: no loop device, FUSE mount, qemu-storage-daemon, tgtd or session
-    of that portal is left on the host or in any node."""
-    from kubernetes import client
-
-    if not local_cluster:
-        pytest.skip("the embedded tgt runs on this host's 127.0.0.1, which only the local cluster's nodes share")
-    tag = uuid.uuid4().hex[:8]
-    scenario_file = write_scenario(
+def killed_run_scenario(tmp_path: Path, tag: str, faults: str) -> Path:
+    return write_scenario(
         tmp_path,
         f"""
 version: 1
@@ -197,17 +184,108 @@ storage:
   claim: {{storage_class: "", size: 256Mi}}
   volume: {{name: harness-iscsi-{tag}}}
 loads: {{tsdb: {{series: 100, interval: 1s}}}}
-faults:
-  - {{action: server_restart, at: 3s, for: 60s}}
-""",
+{faults}""",
     )
+
+
+def kept_record(work: Path) -> kept_server.ServerRecord | None:
+    """The killed run's record of its embedded tgtd (harness.datapath.kept_server), if it wrote one yet."""
+    found = next(work.glob(f"*/{kept_server.SERVER_DIR}/{kept_server.RECORD_NAME}"), None)
+    return None if found is None else kept_server.read(found)
+
+
+def replacement_timeouts(portal: str) -> list[str]:
+    """The lines in which a node's initiator gave up on ``portal`` (testbed/iscsiadm_shim.py's watcher: the target
+    refused connections for its replacement timeout): a kubelet that had to unmount from a dead target."""
+    return [
+        f"{n.name}: {line}"
+        for n in config.nodes()
+        for log in [iscsi_helper.iscsi_dir(n).parent / "var-log" / "kern.log"]
+        if log.exists()
+        for line in log.read_text(errors="replace").splitlines()
+        if f"{portal} unreachable" in line
+    ]
+
+
+def test_cleanup_of_a_sigkilled_run_removes_its_cluster_objects_first_and_its_kept_target_last(
+    kubeconfig: Path, kube_context: str, api_client: Any, tmp_path: Path, local_cluster: bool
+) -> None:
+    """Issue 24, the killed run whose embedded tgtd serves a node: SIGKILLed during its load, the run's tgtd does
+    not die with it (it would leave the node's initiator with a dead target under a mounted filesystem): after the
+    SIGKILL it still runs, from the record in the run's work area, and the node's session is still connected to it
+    with the pod's filesystem mounted. `harness cleanup` deletes the namespace and the PV first, waits for the
+    kubelet to unmount and log out (its connection closes), then stops tgtd, then removes the work area: the
+    node never had to give up on a dead target (no replacement-timeout line in any node's kern.log), and nothing
+    is left on the host or in any node."""
+    from kubernetes import client
+
+    if not local_cluster:
+        pytest.skip("the embedded tgt runs on this host's 127.0.0.1, which only the local cluster's nodes share")
+    tag = uuid.uuid4().hex[:8]
+    reports, work = tmp_path / "r", tmp_path / "work"
+    work.mkdir()
+    env = {"KUBECONFIG": str(kubeconfig)}
+    argv = [*run_argv(killed_run_scenario(tmp_path, tag, ""), reports, work)]
+    argv += ["--runtime", "kubernetes", "--context", kube_context]
+    result_file = sigkill_during_load(argv, reports, env)
+    run_id = load_result(result_file.parent).run_id
+    core = client.CoreV1Api(api_client)
+    [pv] = core.list_persistent_volume(label_selector=f"harness/run-id={run_id}").items
+    portal = pv.spec.iscsi.target_portal
+    record = kept_record(work)
+    assert record is not None and f"{record.listen}:{record.ports[0]}" == portal, record
+    time.sleep(2.0)  # what PR_SET_PDEATHSIG would have done, it has done by now
+    assert record.alive(), f"the run's tgtd died with it: {record}"
+    # The pod's filesystem is still mounted on its node from that tgtd, through a connected session.
+    assert any(iscsi_helper.leftovers(n, portal) for n in config.nodes())
+    assert kept_server.clients(record), "no node is connected to the kept tgtd"
+    assert core.list_namespaced_pod(f"harness-{run_id}").items, "the pod is gone before cleanup"
+
+    done = cleanup("--run", run_id, "--context", kube_context, "--workdir", str(work), env=env)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    print(out, done.stderr)  # what cleanup said, for the record
+    assert not record.alive()
+    assert_nothing_left(api_client, run_id, (f"harness-iscsi-{tag}",))
+    assert_logged_out(portal)
+    assert replacement_timeouts(portal) == []  # the kubelet logged out while its target was still there
+    assert left_behind(work) == []
+    assert list(work.iterdir()) == []
+    order = [
+        f"removed namespace harness-{run_id}",
+        f"removed PersistentVolume {pv.metadata.name}",
+        f"removed the run's embedded server {record.describe()} (after the run's cluster objects;",
+        f"removed work directory {work}",
+    ]
+    at = [out.find(line) for line in order]
+    assert -1 not in at and at == sorted(at), out
+
+
+def test_cleanup_of_a_sigkilled_server_restart_run_leaves_nothing_on_the_host_or_in_any_node(
+    kubeconfig: Path, kube_context: str, api_client: Any, tmp_path: Path, local_cluster: bool
+) -> None:
+    """Must-show 3 of issue 24 for a killed run: a kubernetes run on the notes' PV from its own embedded tgt (the
+    kubelet's plugin logs in through the nodes' user-space initiator), SIGKILLed while its server_restart has the
+    target stopped (its record in the work area says so). Nothing of the run's own undo runs, and cleanup does not
+    start a server the run had stopped: the node's initiator fails the volume's I/O after its replacement timeout
+    (as open-iscsi does; before it had one, Prometheus and the kubelet's unmount hung for ever). `harness cleanup`
+    then removes the run's namespace and PV, after which the kubelet unmounts and logs out, and the run's work area:
+    no loop device, FUSE mount, qemu-storage-daemon, tgtd or session of that portal is left on the host or in any
+    node."""
+    from kubernetes import client
+
+    if not local_cluster:
+        pytest.skip("the embedded tgt runs on this host's 127.0.0.1, which only the local cluster's nodes share")
+    tag = uuid.uuid4().hex[:8]
+    scenario_file = killed_run_scenario(tmp_path, tag, "faults:\n  - {action: server_restart, at: 3s, for: 60s}\n")
     reports, work = tmp_path / "r", tmp_path / "work"
     work.mkdir()
     env = {"KUBECONFIG": str(kubeconfig)}
     argv = [*run_argv(scenario_file, reports, work), "--runtime", "kubernetes", "--context", kube_context]
 
     def tgtd_stopped() -> bool:
-        return not any("tgtd" in line for line in left_behind(work))
+        record = kept_record(work)
+        return record is not None and record.state == "halted"
 
     result_file = sigkill_during_load(argv, reports, env, until=tgtd_stopped)
     run_id = load_result(result_file.parent).run_id
@@ -221,6 +299,7 @@ faults:
     done = cleanup("--run", run_id, "--context", kube_context, "--workdir", str(work), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"removed namespace harness-{run_id}" in done.stdout, done.stdout
+    assert "(it was down: the run's server_restart had stopped it; not started again)" in done.stdout, done.stdout
     assert f"removed work directory {work}" in done.stdout, done.stdout
     assert_nothing_left(api_client, run_id, (f"harness-iscsi-{tag}",))
     assert_logged_out(portal)
