@@ -6,6 +6,10 @@ both modes. With ``cache: writeback`` it also takes librbd's cache below the fil
 SIGKILLed, ext4 over the dead disk unmounted, the image attached again by a new daemon and ext4 mounted again
 (journal replay) before Prometheus restarts. Either way the acknowledged samples lost must all come after the last
 WAL fsync: what Prometheus fsynced is still there, so the storage honours flushes with the cache on.
+
+Broken on purpose, it fails: with QEMU told to drop librbd's flushes (``cache.no-flush=on``) the ``writeback-60s``
+run's ext4 no longer mounts after the cut (the fault is FAILED); with the daemon's kill skipped, the old
+qemu-storage-daemon is still alive.
 """
 
 from __future__ import annotations
