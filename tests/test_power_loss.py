@@ -232,6 +232,9 @@ def test_power_loss_loses_acknowledged_samples_back_to_the_last_fsync_and_sigkil
     assert result.environment.data_access is not None and "fault layer" in result.environment.data_access
     cut = assert_the_cut_lost_what_came_after_the_last_fsync(result)
     assert "the last fsync under wal/ was" in cut.detail and "SIGKILL" in cut.detail
+    # A local disk holds nothing volatile below its filesystem for the cut to take (RBD's librbd cache:
+    # tests/test_rbd_power_loss.py).
+    assert "below the filesystem it took nothing more (no write-back cache" in cut.detail
     assert result.t0_unix_s is not None
     assert result.durability[2].cutoff_unix_ms == int((result.t0_unix_s + cut.injected_at_s) * 1000)
     assert result.verdict is Status.FAILED

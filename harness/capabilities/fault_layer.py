@@ -10,6 +10,7 @@ from abc import abstractmethod
 from dataclasses import dataclass
 
 from harness.capabilities import Capability
+from harness.capabilities.volatile_below import VolatileBelow
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,10 @@ class FaultLayerControl(Capability):
     does = "cut the power or fail I/O under Prometheus' data directory"
 
     @abstractmethod
-    def power_cut(self) -> PowerCut:
+    def power_cut(self, below: VolatileBelow) -> PowerCut:
         """Lose everything not yet fsynced under Prometheus' data directory and kill Prometheus at the same instant
-        (SIGKILL); returns once it is restarting on what was durable."""
+        (SIGKILL), and what ``below`` holds volatile under the filesystem (while Prometheus is down); returns once
+        it is restarting on what was durable. The detail says which layers the cut took."""
 
     @abstractmethod
     def io_fault(self, fault: IoFault) -> tuple[float, str]:

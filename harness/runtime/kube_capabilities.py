@@ -5,6 +5,7 @@
 - ``KubeFaultLayer``: the fault layer (``harness.datapath.fault_fuse``) as a privileged native sidecar of Prometheus'
   pod,
   commanded by exec;
+- ``KubeVolatileBelow``: nothing below a pod's volume is the harness's to cut (the node's storage stack);
 - ``KubeNodes``: the scenario's commands lose a node and bring it back; the API says when Kubernetes noticed;
 - ``KubeKubelet``: the scenario's commands stop and start the kubelet of Prometheus' node; the node's container
   runtime, and Prometheus' container with it, keeps running;
@@ -34,6 +35,7 @@ from harness.capabilities.kubelet import KubeletControl
 from harness.capabilities.nodes import NodeLifecycle
 from harness.capabilities.signals import SignalControl
 from harness.capabilities.storage_server import ServerControl
+from harness.capabilities.volatile_below import VolatileBelow
 from harness.capabilities.volume_fill import VolumeFill, VolumeFiller
 from harness.datapath.fault_protocol import CUT_KILL, IO_CLEAR, cut_report, io_counts
 from harness.errors import InfraError, PrometheusError, WaitTimeout
@@ -81,12 +83,26 @@ class KubeSignals(SignalControl):
         )
 
 
+class KubeVolatileBelow(VolatileBelow):
+    """Below a pod's volume is the node's storage stack (its kernel, the CSI driver's client), never the harness's
+    to cut: the power cut takes the page cache the fault layer holds, nothing below."""
+
+    def held(self) -> str:
+        return "the node's storage stack under the pod's volume is not the harness's to cut"
+
+    def volatile(self) -> bool:
+        return False
+
+    def lose(self) -> str:
+        raise InfraError("the harness cuts nothing below a pod's volume")
+
+
 class KubeFaultLayer(FaultLayerControl):
     def __init__(self, runtime: KubernetesRuntime) -> None:
         self.runtime = runtime
         self._io_fault: IoFault | None = None  # set in the layer's sidecar, until healed
 
-    def power_cut(self) -> PowerCut:
+    def power_cut(self, below: VolatileBelow) -> PowerCut:
         """The layer kills Prometheus and cuts in one request (``cut-kill``): the kubelet, not the harness, restarts
         the container, and the layer refuses every change until the killed process is gone."""
         pod = self.runtime.tracker.container_going()
@@ -100,7 +116,10 @@ class KubeFaultLayer(FaultLayerControl):
             killed=f"SIGKILL to Prometheus (pid {answer.get('killed_pid')} in the pod) in the same request",
             injected=injected,
             layer_since="the pod's layer came up",
-            after="the kubelet restarts the container in the same pod on what was durable",
+            after=(
+                f"below the filesystem it took nothing more ({below.held()}); the kubelet restarts the container in "
+                "the same pod on what was durable"
+            ),
         )
         log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
         return PowerCut(injected, detail, cut.last_fsync_under(WAL_DIR))

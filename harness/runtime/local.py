@@ -30,6 +30,7 @@ from harness.capabilities.export import ExportReach
 from harness.capabilities.fault_layer import FaultLayerControl
 from harness.capabilities.signals import SignalControl
 from harness.capabilities.storage_server import ServerControl
+from harness.capabilities.volatile_below import VolatileBelow
 from harness.capabilities.volume_fill import VolumeFiller
 from harness.datapath.mounts import first_untraversable
 from harness.errors import InfraError, NotRecovered
@@ -54,6 +55,7 @@ from harness.runtime.local_capabilities import (
     LocalFaultLayer,
     LocalServerControl,
     LocalSignals,
+    LocalVolatileBelow,
     LocalVolumeFill,
 )
 from harness.scenario.model import FioJob, PrometheusSpec, StorageSpec
@@ -92,7 +94,16 @@ class LocalRuntime(Runtime):
     # It mounts network storage itself, so it knows where Prometheus' data is in an export; the storage server it
     # can restart is the one the run started (the refusal says so otherwise). It has no nodes and no kubelet.
     offers = frozenset(
-        {SignalControl, FaultLayerControl, VolumeFiller, ServerControl, ExportReach, CephClientControl, CephOsdControl}
+        {
+            SignalControl,
+            FaultLayerControl,
+            VolatileBelow,
+            VolumeFiller,
+            ServerControl,
+            ExportReach,
+            CephClientControl,
+            CephOsdControl,
+        }
     )
     stop_timeout_s = STOP_TIMEOUT_S
 
@@ -136,6 +147,7 @@ class LocalRuntime(Runtime):
         made: dict[type[Capability], Capability | None] = {
             SignalControl: LocalSignals(self),  # a process to signal: nothing to prepare
             FaultLayerControl: self.layer,
+            VolatileBelow: LocalVolatileBelow(self) if VolatileBelow in needs else None,
             VolumeFiller: self.filler,
             ServerControl: self.server,
             ExportReach: LocalExport(self) if ExportReach in needs else None,

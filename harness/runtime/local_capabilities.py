@@ -2,8 +2,11 @@
 
 - ``LocalSignals``: the signal goes to the ``prometheus`` process, which the runtime starts again in the same pod;
 - ``LocalFaultLayer``: the fault layer (``harness.runtime.fault_layer``) mounted over every data directory while a
-  pod uses it: ``power_cut`` kills Prometheus, drops what it wrote but did not fsync, and restarts the container in
-  the same pod, as a node does after a power failure; ``io_fault`` makes chosen operations fail or slow down;
+  pod uses it: ``power_cut`` kills Prometheus, drops what it wrote but did not fsync, takes what the volume holds
+  volatile below the filesystem (``LocalVolatileBelow``) and restarts the container in the same pod, as a node does
+  after a power failure; ``io_fault`` makes chosen operations fail or slow down;
+- ``LocalVolatileBelow``: what the volume holds volatile below its filesystem, as the volume says (librbd's
+  write-back cache in qemu-storage-daemon for ``rbd`` with ``cache: writeback``), and its loss;
 - ``LocalVolumeFill``: fills the filesystem under the data directory with ``.harness-fill-<run_id>`` in the
   volume's root, beside ``prometheus-db/``, as root so the root reserve goes too (``harness.datapath.fill``); only a
   filesystem of the volume's own (a loop-mounted ``image:``, a disk at ``storage.path``, an iSCSI LUN), checked
@@ -32,6 +35,7 @@ from harness.capabilities.export import ExportReach
 from harness.capabilities.fault_layer import FaultLayerControl, IoFault, PowerCut
 from harness.capabilities.signals import SignalControl
 from harness.capabilities.storage_server import ServerControl
+from harness.capabilities.volatile_below import VolatileBelow
 from harness.capabilities.volume_fill import VolumeFill, VolumeFiller
 from harness.datapath import fill
 from harness.datapath.mounts import filesystem_of
@@ -93,15 +97,26 @@ class LocalFaultLayer(FaultLayerControl):
                 problems.append(str(e))
         return problems
 
-    def power_cut(self) -> PowerCut:
+    def power_cut(self, below: VolatileBelow) -> PowerCut:
         rt = self.runtime
         current = rt.current()
         layer = self._layer(current.data_dir)
+        held = below.held()
         injected = time.time()
         # Prometheus first, so that nothing writes after the cut: the two are one instant as far as the disk knows.
         current.daemon.signal(signal.SIGKILL)
         current.daemon.wait(rt.stop_timeout_s)
         cut = layer.cut()
+        if below.volatile():
+            # The layer's FUSE mount sits on the filesystem that goes down with the disk: off before, and over the
+            # filesystem mounted again after. The layer's put-backs were page cache too, lost with the disk: the
+            # filesystem comes back as the storage kept it.
+            self.detach(current.data_dir)
+            lost = below.lose()
+            self.attach(current.data_dir)
+            took = f"below the filesystem the cut took {held} too: {lost}"
+        else:
+            took = f"below the filesystem it took nothing more ({held})"
         rt.restart_container(current)
         detail = cut_detail(
             cut,
@@ -109,7 +124,7 @@ class LocalFaultLayer(FaultLayerControl):
             killed=f"SIGKILL to pid {current.daemon.pid}",
             injected=injected,
             layer_since=f"the layer was mounted at {utc_time(layer.mounted_at_unix_s)}",
-            after="the container restarted in the same pod on what was durable",
+            after=f"{took}; the container restarted in the same pod on what was durable",
         )
         log.info("%s (reverted %s, removed %s)", detail, cut.reverted, cut.removed)
         return PowerCut(injected, detail, cut.last_fsync_under(WAL_DIR))
@@ -132,6 +147,22 @@ class LocalFaultLayer(FaultLayerControl):
         if layer is None:
             raise InfraError(f"no fault layer under {data_dir}")
         return layer
+
+
+class LocalVolatileBelow(VolatileBelow):
+    """What the run's volume holds volatile below its filesystem, as the volume says (``ProvisionedStorage``)."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.runtime = runtime
+
+    def held(self) -> str:
+        return self.runtime.provisioned().held_below()
+
+    def volatile(self) -> bool:
+        return self.runtime.provisioned().volatile_below()
+
+    def lose(self) -> str:
+        return self.runtime.provisioned().lose_below()
 
 
 class LocalVolumeFill(VolumeFiller):

@@ -151,7 +151,9 @@ class PowerLossFault(FaultTiming):
     (SIGKILL); it restarts on what was durable. Prometheus' WAL fsyncs only when a segment is completed or closed,
     so acknowledged samples may go: set ``checks.history_survival.max_samples_lost`` to what you accept. A FUSE layer
     over the data directory, mounted when a scenario has this fault (on a cluster in a privileged sidecar of
-    Prometheus' pod, where ``prometheus.privileged_helper`` allows it)."""
+    Prometheus' pod, where ``prometheus.privileged_helper`` allows it). What the storage holds volatile below the
+    filesystem goes too: with ``backend: rbd`` and ``cache: writeback``, librbd's cache (qemu-storage-daemon is
+    killed, the image attached again and the filesystem mounted again, replaying its journal)."""
 
     action: Literal["power_loss"] = Field(
         description="what was not fsynced under the data directory is lost, and Prometheus dies"

@@ -344,7 +344,8 @@ class RbdStorage(CephClientSpec):
     cache: Literal["none", "writeback"] = Field(
         default="none",
         description="librbd's cache in qemu-storage-daemon: none (cache.direct=on: librbd's cache off, each flush "
-        "and O_DIRECT write reaches the OSDs, as with krbd) or writeback (librbd caches writes in the daemon's memory)",
+        "and O_DIRECT write reaches the OSDs, as with krbd) or writeback (librbd caches writes in the daemon's memory, "
+        "which a power_loss takes too)",
     )
 
 

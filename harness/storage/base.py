@@ -72,6 +72,21 @@ class ProvisionedStorage(ABC):
         ours, e.g. a kernel client or a local disk): read around a server restart to say what the client did."""
         return ""
 
+    def held_below(self) -> str:
+        """What this storage holds volatile below its filesystem, in a phrase, for a power cut to say
+        (``harness.capabilities.volatile_below``)."""
+        return "no write-back cache in a process of the run's holds data there"
+
+    def volatile_below(self) -> bool:
+        """Whether a process of the run's holds written data below the filesystem that a flush has not reached
+        the storage with yet (a client's write-back cache), which ``lose_below`` takes."""
+        return False
+
+    def lose_below(self) -> str:
+        """The power fails below the filesystem: kill what ``volatile_below`` says holds data, and bring the
+        filesystem back on what the storage kept; what was done, in a sentence."""
+        raise InfraError(f"the {self.backend} volume holds nothing volatile below its filesystem to lose")
+
     def describe(self) -> dict[str, str]:
         fs = filesystem_of(self.root)
         described = {"backend": self.backend, "path": str(self.root), "filesystem": fs.fstype, "device": fs.source}

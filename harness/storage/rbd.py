@@ -9,6 +9,9 @@ user-space path, with librbd in place of libiscsi).
 ``cache`` decides what a crash of that daemon or a power loss can take: ``none`` (``cache.direct=on``, with which
 QEMU turns librbd's cache off: a flush and an O_DIRECT write reach the OSDs before they return, as with krbd) or
 ``writeback`` (librbd's write-back cache in the daemon's memory, flushed on fsync). Said in the data access line.
+With ``writeback`` that cache is volatile below the filesystem, and a power cut takes it too (``lose_below``): the
+daemon is SIGKILLed, the filesystem over the dead disk unmounted, the image attached again by a new daemon and the
+filesystem mounted again, replaying its journal on what the OSDs kept.
 
 Without ``image`` the run creates one of ``size`` (thin) named ``harness-<run_id>`` and removes it at the end; an
 image the scenario names is never removed. ``monitors: embedded`` starts a single-host cluster with the pool.
@@ -16,15 +19,19 @@ image the scenario names is never removed. ``monitors: embedded`` starts a singl
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-from dataclasses import dataclass
+import signal
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import proc
-from harness.datapath.ceph_cli import CephClient
+from harness.datapath.ceph_cli import CephClient, CephError
 from harness.datapath.mounts import is_mount_point, kernel_filesystems, probe_content
-from harness.errors import CommandFailed, StorageUnavailable
+from harness.errors import CommandFailed, InfraError, NotRecovered, StorageUnavailable
 from harness.scenario.model import RbdStorage
 from harness.storage.ceph import CephBackend, connect, require
 from harness.storage.mounted import ServedVolume, provision_or_undo, start_serving
@@ -35,7 +42,8 @@ log = logging.getLogger(__name__)
 MKFS = {"ext4": ["mkfs.ext4", "-q", "-F", "-m0"], "xfs": ["mkfs.xfs", "-q", "-f"]}
 CACHE = {
     "none": "librbd cache off (cache.direct=on): a flush reaches the OSDs before it returns",
-    "writeback": "librbd write-back cache on, in qemu-storage-daemon's memory: what it holds unflushed dies with it",
+    "writeback": "librbd write-back cache on ({policy}), in qemu-storage-daemon's memory: what it holds unflushed dies "
+    "with it",
 }
 
 
@@ -67,6 +75,101 @@ class RbdVolume(ServedVolume):
     export_file: Path | None = None
     device: str | None = None
     created_image: str | None = None
+    image: str = ""  # pool/image
+    cache: str = "none"
+    cache_policy: str = ""  # with the cache on: librbd's policy for the image, in a phrase
+    fs_type: str = "ext4"
+    serve_argv: list[str] = field(default_factory=list)  # qemu-storage-daemon's, to attach the image again
+    log_path: Path | None = None
+
+    def held_below(self) -> str:
+        if self.cache == "none":
+            return "librbd's cache is off (cache.direct=on): a write reaches the OSDs before it returns"
+        pid = self.daemon.pid if self.daemon is not None else "none"
+        return f"librbd's write-back cache ({self.cache_policy}) in qemu-storage-daemon (pid {pid})"
+
+    def volatile_below(self) -> bool:
+        return self.cache == "writeback"
+
+    def lose_below(self) -> str:
+        """SIGKILL qemu-storage-daemon (librbd's cache and whatever the filesystem had not yet written through it
+        die with it), unmount the filesystem over the dead disk, fence the dead client, attach the image with a
+        new daemon and mount the filesystem again (journal replay)."""
+        daemon, client = self.daemon, self.client
+        if daemon is None or not daemon.alive() or client is None:
+            raise InfraError(f"the image {self.image} has no running qemu-storage-daemon to kill")
+        # Before the kill: the image's one watcher is this daemon's librbd, whose address the fence needs.
+        watchers = [w["address"] for w in client_json(client, "status", self.image).get("watchers", [])]
+        started = time.monotonic()
+        daemon.signal(signal.SIGKILL)
+        daemon.wait(15)
+        self.unmount_dead()
+        down_s = time.monotonic() - started
+        # The dead client's watch would hold the image's exclusive lock until the OSD times it out
+        # (osd_client_watch_timeout, 30 s): a new client could not write (the journal replay) before. Fencing it,
+        # as a cluster fences a dead node's client, ends the watch at once; lifted again once the image is back.
+        fenced = watchers[0] if len(watchers) == 1 else None
+        unfenced = f"{len(watchers)} watcher(s) on the image, none fenced"
+        if fenced is not None:
+            try:
+                client.ceph("osd", "blocklist", "add", fenced)
+            except CephError as e:  # a client without the caps to fence (mon 'profile rbd' has them)
+                unfenced, fenced = f"its client {fenced} could not be fenced ({e})", None
+        try:
+            self._serve_again()
+        finally:
+            if fenced is not None:
+                try:
+                    client.ceph("osd", "blocklist", "rm", fenced)
+                except CephError as e:  # harmless: the entry names a dead client, and expires in an hour
+                    log.warning("could not lift the fence on the dead client %s: %s", fenced, e)
+        back_s = time.monotonic() - started - down_s
+        fence = (
+            f"its client {fenced} fenced (osd blocklist, lifted after) so its watch gave up the image's lock at once"
+            if fenced is not None
+            else f"{unfenced}: the new client waited for the OSD to time out the old watch"
+        )
+        return (
+            f"SIGKILL to qemu-storage-daemon (pid {daemon.pid}): librbd's write-back cache and every page the "
+            f"filesystem had not written through it died with it; {self.fs_type} over the dead disk unmounted "
+            f"({down_s:.2f} s); {fence}; the image attached again by qemu-storage-daemon (pid "
+            f"{self.daemon.pid if self.daemon is not None else '?'}) on loop device {self.device} and {self.fs_type} "
+            f"mounted again, replaying its journal on what the OSDs kept ({back_s:.1f} s)"
+        )
+
+    def unmount_dead(self) -> None:
+        """Unmount the filesystem whose daemon is dead (its dirty pages fail with EIO: nothing reaches the image),
+        detach the loop device and unmount the dead FUSE export, leaving the mount points to attach again on."""
+        if self.mount_point is not None and is_mount_point(self.mount_point):
+            proc.run(["umount", str(self.mount_point)], timeout_s=60)
+        self.detach()
+        if self.export_file is not None and is_mount_point(self.export_file):
+            proc.run(["umount", "-l", str(self.export_file)], timeout_s=30)
+        self.daemon = None
+
+    def _serve_again(self) -> None:
+        assert self.export_file is not None and self.mount_point is not None and self.log_path is not None
+        self.daemon = start_serving(
+            "qemu-storage-daemon",
+            self.serve_argv,
+            serves=self.export_file,
+            log_path=self.log_path,
+            what=f"qemu-storage-daemon to attach the image {self.image} again",
+            failed=lambda said: f"qemu-storage-daemon could not attach the image {self.image} again: {said}",
+        )
+        device = proc.run(["losetup", "--find", "--show", str(self.export_file)], timeout_s=30).stdout.strip()
+        self.device = device
+        try:
+            proc.run(["mount", "-t", self.fs_type, device, str(self.mount_point)], timeout_s=120)
+        except CommandFailed as e:
+            # What the image kept is no filesystem any more: the storage lost what was flushed (or never got the
+            # flushes), a finding about it, as a node's failed mount after a power loss would be.
+            kernel = proc.run(["dmesg"], timeout_s=10, check=False).stdout.splitlines()
+            said = "; ".join([line.strip() for line in kernel if f"{Path(device).name}" in line][-3:])
+            raise NotRecovered(
+                f"{self.fs_type} on the image {self.image} did not mount after the power cut: "
+                f"{' '.join(e.stderr_tail.split())}{f' (kernel: {said})' if said else ''}"
+            ) from e
 
     def detach(self) -> None:
         if self.device is not None:
@@ -112,19 +215,24 @@ def _attach(volume: RbdVolume, qsd: str, spec: RbdStorage, workdir: Path, run_id
     where = f"the image {spec.pool}/{image} on {spec.monitors} as client.{spec.user}"
     volume.export_file = export = workdir / f"rbd-image-{run_id}"
     export.touch()
+    if spec.cache == "writeback":
+        volume.cache_policy = cache_policy(client, f"{spec.pool}/{image}")
     direct = "on" if spec.cache == "none" else "off"
     blockdev = f"driver=rbd,node-name=image,pool={spec.pool},image={image},conf={client.conf},user={spec.user}"
+    volume.image, volume.cache, volume.fs_type = f"{spec.pool}/{image}", spec.cache, spec.fs_type
+    volume.serve_argv = [
+        qsd,
+        "--blockdev",
+        f"{blockdev},cache.direct={direct}",
+        "--export",
+        f"type=fuse,id=export,node-name=image,mountpoint={export},writable=on",
+    ]
+    volume.log_path = workdir / "qemu-storage-daemon.log"
     volume.daemon = start_serving(
         "qemu-storage-daemon",
-        [
-            qsd,
-            "--blockdev",
-            f"{blockdev},cache.direct={direct}",
-            "--export",
-            f"type=fuse,id=export,node-name=image,mountpoint={export},writable=on",
-        ],
+        volume.serve_argv,
         serves=export,
-        log_path=workdir / "qemu-storage-daemon.log",
+        log_path=volume.log_path,
         what=f"qemu-storage-daemon to attach {where}",
         failed=lambda said: f"qemu-storage-daemon (librbd) could not open {where}: {said}. Check user, key and image",
     )
@@ -147,8 +255,35 @@ def _attach(volume: RbdVolume, qsd: str, spec: RbdStorage, workdir: Path, run_id
     volume.root = volume._make_dir(mount_point / f"harness-{run_id}")
     volume.access = (
         f"RBD via user-space librbd (qemu-storage-daemon, FUSE export) + loop device {volume.device}: {where}"
-        f"{formatted}; {CACHE[spec.cache]}"
+        f"{formatted}; {CACHE[spec.cache].format(policy=volume.cache_policy)}"
     )
+
+
+def cache_policy(client: CephClient, image: str) -> str:
+    """How librbd's cache keeps writes for ``image``, as a client opening it now would (the cluster's config, the
+    pool's and the image's overrides), in a phrase: what a power loss below the filesystem can take."""
+    try:
+        listed = json.loads(client.rbd("config", "image", "list", image, "--format", "json"))
+    except (InfraError, ValueError) as e:
+        return f"policy unknown: {e}"
+    conf = {entry["name"]: entry["value"] for entry in listed}
+    policy = conf.get("rbd_cache_policy", "unknown")
+    if policy == "writeback":
+        dirty = int(conf.get("rbd_cache_max_dirty", 0)) // 1024**2
+        age = float(conf.get("rbd_cache_max_dirty_age", 0))
+        return f"policy writeback: up to {dirty} MiB unflushed for up to {age:g} s, written out by a flush"
+    if policy == "writearound":
+        return (
+            "policy writearound: a write goes to the OSDs at once and returns before they acknowledge it, a flush "
+            "waits for every one in flight"
+        )
+    return f"policy {policy}"
+
+
+def client_json(client: CephClient, *args: str) -> dict[str, Any]:
+    """``rbd ARGS --format json``, parsed."""
+    said: dict[str, Any] = json.loads(client.rbd(*args, "--format", "json") or "{}")
+    return said
 
 
 BACKEND = RbdBackend()

@@ -20,6 +20,7 @@ from harness.capabilities.kubelet import KubeletControl
 from harness.capabilities.nodes import NodeLifecycle
 from harness.capabilities.signals import SignalControl
 from harness.capabilities.storage_server import ServerControl
+from harness.capabilities.volatile_below import VolatileBelow
 from harness.capabilities.volume_fill import VolumeFiller
 from harness.errors import UsageError
 from harness.kube.api import KubeApi
@@ -38,6 +39,7 @@ from harness.runtime.kube_capabilities import (
     KubeNodes,
     KubeServerControl,
     KubeSignals,
+    KubeVolatileBelow,
     KubeVolumeFill,
 )
 from harness.runtime.kube_fill import PodFill
@@ -61,7 +63,16 @@ if TYPE_CHECKING:
 class KubernetesRuntime(Runtime):
     name = "kubernetes"
     offers = frozenset(
-        {SignalControl, NodeLifecycle, KubeletControl, VolumeFiller, ExportReach, FaultLayerControl, ServerControl}
+        {
+            SignalControl,
+            NodeLifecycle,
+            KubeletControl,
+            VolumeFiller,
+            ExportReach,
+            FaultLayerControl,
+            VolatileBelow,
+            ServerControl,
+        }
     )
 
     def __init__(
@@ -127,6 +138,7 @@ class KubernetesRuntime(Runtime):
         made: dict[type[Capability], Capability | None] = {
             SignalControl: KubeSignals(self) if self.tools_image is not None else None,
             FaultLayerControl: KubeFaultLayer(self) if layer_image is not None else None,
+            VolatileBelow: KubeVolatileBelow() if VolatileBelow in needs else None,
             NodeLifecycle: KubeNodes(self) if NodeLifecycle in needs else None,
             KubeletControl: KubeKubelet(self) if KubeletControl in needs else None,
             VolumeFiller: KubeVolumeFill(self, self.filler) if self.filler is not None else None,
