@@ -80,6 +80,14 @@ def process_alive(pid: int, start: int | None) -> bool:
     return start is not None and process_start(pid) == start
 
 
+def process_state(pid: int) -> str:
+    """The state letter of ``pid`` (/proc/PID/stat field 3: R, S, D, Z...), or "?" when it cannot be read."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
 @dataclass(frozen=True)
 class RunOwner:
     """Who started a run, where, and as which process: labels and annotations on what it creates in a cluster."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,8 +33,8 @@ from harness.datapath import kept_server
 from harness.datapath.fill import fill_name, free
 from harness.datapath.mounts import MountEntry, is_mount_point, mount_table
 from harness.errors import InfraError, WaitTimeout
-from harness.ownership import RUN_ID_ENV, FoundRun, RunMarker, process_alive, process_start
-from harness.wait import wait_for
+from harness.ownership import RUN_ID_ENV, FoundRun, RunMarker, process_alive, process_start, process_state
+from harness.wait import terminate
 
 TERM_WAIT_S = 5.0  # a process that ignores SIGTERM this long gets SIGKILL
 KILL_WAIT_S = 5.0  # longer after SIGKILL: uncatchable sleep (state D), which no signal ends
@@ -200,7 +199,7 @@ def processes(run_id: str, workdir: Path) -> list[Process]:
         if why is None:
             continue
         start = process_start(pid)
-        if start is None or _state(pid) == "Z":  # gone meanwhile, or dead and waiting for its parent
+        if start is None or process_state(pid) == "Z":  # gone meanwhile, or dead and waiting for its parent
             continue
         found.append(Process(pid, start, _command(entry), why))
     return found
@@ -240,13 +239,6 @@ def _self_and_ancestors() -> set[int]:
     return pids
 
 
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
-    except (OSError, IndexError):
-        return "?"
-
-
 def _command(entry: Path) -> str:
     try:
         args = [a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0") if a]
@@ -262,26 +254,10 @@ def _process_item(p: Process) -> Leftover:
 
 def _terminate(p: Process) -> str:
     def gone() -> bool:
-        return not process_alive(p.pid, p.start) or _state(p.pid) == "Z"
+        return not process_alive(p.pid, p.start) or process_state(p.pid) == "Z"
 
-    if gone():
-        return "had exited"
-    os.kill(p.pid, signal.SIGTERM)
-    try:
-        wait_for(gone, what=f"process {p.pid} to exit after SIGTERM", timeout_s=TERM_WAIT_S, interval_s=0.05)
-        return "SIGTERM"
-    except WaitTimeout:
-        pass
-    if not gone():
-        os.kill(p.pid, signal.SIGKILL)
-    wait_for(
-        gone,
-        what=f"process {p.pid} to exit after SIGKILL",
-        timeout_s=KILL_WAIT_S,
-        interval_s=0.05,
-        describe=lambda: f"state {_state(p.pid)} (D: uninterruptible, e.g. stuck on a dead mount)",
-    )
-    return f"SIGKILL after {TERM_WAIT_S:g} s of SIGTERM"
+    how = terminate(p.pid, gone, f"process {p.pid}", term_wait_s=TERM_WAIT_S, kill_wait_s=KILL_WAIT_S)
+    return "had exited" if how == "exited" else how
 
 
 # --- mounts and loop devices -----------------------------------------------------------------------------------

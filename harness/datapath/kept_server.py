@@ -17,8 +17,6 @@ process since is never killed, nor is tgtadm sent to a control port that is no l
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import time
 from dataclasses import asdict, dataclass
@@ -26,9 +24,9 @@ from pathlib import Path
 from typing import Literal
 
 from harness import proc
-from harness.errors import InfraError, WaitTimeout
-from harness.ownership import process_alive, process_start
-from harness.wait import wait_for
+from harness.errors import InfraError
+from harness.ownership import process_alive, process_start, process_state
+from harness.wait import terminate, wait_for
 
 SERVER_DIR = "server"  # the embedded server's directory in the run's work directory
 RECORD_NAME = "kept-server.json"
@@ -61,7 +59,7 @@ class ServerRecord:
 
     def alive(self) -> bool:
         # A zombie has exited: its parent (the dead harness's heir) has not reaped it yet.
-        return self.state == "running" and process_alive(self.pid, self.start) and not _zombie(self.pid)
+        return self.state == "running" and process_alive(self.pid, self.start) and process_state(self.pid) != "Z"
 
 
 def write(path: Path, record: ServerRecord) -> None:
@@ -184,25 +182,7 @@ def stop(record: ServerRecord) -> str:
 
 
 def _terminate(record: ServerRecord) -> str:
-    def gone() -> bool:
-        return not record.alive()
-
-    if gone():
-        return "it exited"
-    os.kill(record.pid, signal.SIGTERM)
-    try:
-        wait_for(gone, what=f"{record.describe()} to exit after SIGTERM", timeout_s=TERM_WAIT_S, interval_s=0.05)
-        return "SIGTERM"
-    except WaitTimeout:
-        pass
-    if not gone():
-        os.kill(record.pid, signal.SIGKILL)
-    wait_for(gone, what=f"{record.describe()} to exit after SIGKILL", timeout_s=KILL_WAIT_S, interval_s=0.05)
-    return f"SIGKILL after {TERM_WAIT_S:g} s of SIGTERM"
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
+    how = terminate(
+        record.pid, lambda: not record.alive(), record.describe(), term_wait_s=TERM_WAIT_S, kill_wait_s=KILL_WAIT_S
+    )
+    return "it exited" if how == "exited" else how

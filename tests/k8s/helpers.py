@@ -179,6 +179,19 @@ def assert_nothing_left(api_client: Any, run_id: str, pv_names: tuple[str, ...] 
     assert marked == []
 
 
+def assert_cleaned_objects_then_server(out: str, run_id: str, pv_name: str, server: str, work: Path) -> None:
+    """`harness cleanup` of a killed kubernetes run with a kept embedded server said it removed the run's namespace
+    and PV, then the server (after them), then the work directory, in that order."""
+    order = [
+        f"removed namespace harness-{run_id}",
+        f"removed PersistentVolume {pv_name}",
+        f"removed the run's embedded server {server} (after the run's cluster objects;",
+        f"removed work directory {work}",
+    ]
+    at = [out.find(line) for line in order]
+    assert -1 not in at and at == sorted(at), out
+
+
 def _cordoned_by(node: Any) -> str | None:
     return (node.metadata.annotations or {}).get("harness/cordoned-by")
 

@@ -26,7 +26,7 @@ from harness.results.store import load_result
 from harness.scenario.loader import load_scenario
 from harness.scenario.storage import IscsiStorage
 from testbed import config, iscsi_helper
-from tests.k8s.helpers import assert_nothing_left, harness_run, write_scenario
+from tests.k8s.helpers import assert_cleaned_objects_then_server, assert_nothing_left, harness_run, write_scenario
 from tests.leftovers import cleanup, left_behind, run_argv, sigkill_during_load
 
 pytestmark = [
@@ -251,14 +251,7 @@ def test_cleanup_of_a_sigkilled_run_removes_its_cluster_objects_first_and_its_ke
     assert replacement_timeouts(portal) == []  # the kubelet logged out while its target was still there
     assert left_behind(work) == []
     assert list(work.iterdir()) == []
-    order = [
-        f"removed namespace harness-{run_id}",
-        f"removed PersistentVolume {pv.metadata.name}",
-        f"removed the run's embedded server {record.describe()} (after the run's cluster objects;",
-        f"removed work directory {work}",
-    ]
-    at = [out.find(line) for line in order]
-    assert -1 not in at and at == sorted(at), out
+    assert_cleaned_objects_then_server(out, run_id, pv.metadata.name, record.describe(), work)
 
 
 def test_cleanup_of_a_sigkilled_server_restart_run_leaves_nothing_on_the_host_or_in_any_node(

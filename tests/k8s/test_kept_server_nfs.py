@@ -16,7 +16,7 @@ import pytest
 
 from harness.datapath import kept_server
 from harness.results.store import load_result
-from tests.k8s.helpers import assert_nothing_left, write_scenario
+from tests.k8s.helpers import assert_cleaned_objects_then_server, assert_nothing_left, write_scenario
 from tests.leftovers import cleanup, left_behind, run_argv, sigkill_during_load
 
 pytestmark = [
@@ -81,11 +81,4 @@ loads: {{tsdb: {{series: 100, interval: 1s}}}}
     # SIGTERM, stuck on the dead server).
     signalled = [line for line in out.splitlines() if "nfs_fuse" in line and "(had exited)" not in line]
     assert signalled == [], out
-    order = [
-        f"removed namespace harness-{run_id}",
-        f"removed PersistentVolume {pv.metadata.name}",
-        f"removed the run's embedded server {record.describe()} (after the run's cluster objects;",
-        f"removed work directory {work}",
-    ]
-    at = [out.find(line) for line in order]
-    assert -1 not in at and at == sorted(at), out
+    assert_cleaned_objects_then_server(out, run_id, pv.metadata.name, record.describe(), work)
