@@ -189,11 +189,15 @@ class _Held:
     want_count: int
 
 
-def _range(run_id: str, metrics: list[str], lo_ms: int, hi_ms: int) -> tuple[str, str]:
+def _selector(metrics: list[str], matchers: str) -> str:
+    """``m{matchers}`` for one metric, ``{__name__=~"a|b",matchers}`` for several."""
     if len(metrics) == 1:
-        return f'{metrics[0]}{{run_id="{run_id}"}}', f"[{hi_ms - lo_ms}ms]"
-    names = "|".join(re.escape(m) for m in sorted(metrics))
-    return f'{{__name__=~"{names}",run_id="{run_id}"}}', f"[{hi_ms - lo_ms}ms]"
+        return f"{metrics[0]}{{{matchers}}}"
+    return f'{{__name__=~"{"|".join(re.escape(m) for m in sorted(metrics))}",{matchers}}}'
+
+
+def _range(run_id: str, metrics: list[str], lo_ms: int, hi_ms: int) -> tuple[str, str]:
+    return _selector(metrics, f'run_id="{run_id}"'), f"[{hi_ms - lo_ms}ms]"
 
 
 def _ask(
@@ -384,9 +388,7 @@ def _raw(
 ) -> dict[LabelsKey, dict[int, float]]:
     names = sorted({dict(k).get("__name__", "") for k in keys})
     ids = sorted({dict(k).get("series", "") for k in keys})
-    name = names[0] if len(names) == 1 else f'{{__name__=~"{"|".join(re.escape(n) for n in names)}"'
-    matchers = f'run_id="{run_id}",series=~"{"|".join(re.escape(i) for i in ids)}"'
-    sel = f"{name}{{{matchers}}}" if len(names) == 1 else f"{name},{matchers}}}"
+    sel = _selector(names, f'run_id="{run_id}",series=~"{"|".join(re.escape(i) for i in ids)}"')
     got = prom.raw_samples(sel, (hi_ms - lo_ms) / 1000, hi_ms / 1000)
     return {key: dict(samples) for key, samples in got.items()}
 

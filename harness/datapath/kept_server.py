@@ -70,11 +70,17 @@ def write(path: Path, record: ServerRecord) -> None:
     tmp.replace(path)
 
 
-def record_of(
-    daemon: proc.Daemon, listen: str, ports: tuple[int, ...], *, control_port: int | None = None
-) -> ServerRecord:
-    """The record of ``daemon``, running now."""
-    return ServerRecord(daemon.name, daemon.pid, process_start(daemon.pid), listen, ports, control_port)
+def keep(
+    path: Path,
+    daemon: proc.Daemon,
+    listen: str,
+    ports: tuple[int, ...],
+    *,
+    state: State,
+    control_port: int | None = None,
+) -> None:
+    """Write the record of ``daemon`` (its pid and that pid's start time now) in ``state`` at ``path``."""
+    write(path, ServerRecord(daemon.name, daemon.pid, process_start(daemon.pid), listen, ports, control_port, state))
 
 
 def read(path: Path) -> ServerRecord | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import itertools
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import proc
@@ -97,9 +97,8 @@ class NfsServer:
 
     def _record(self, state: kept_server.State) -> None:
         if self.record is not None:
-            ports = (self.port,) if self.mount_port in (None, self.port) else (self.port, self.mount_port)
-            recorded = kept_server.record_of(self.daemon, self.listen, tuple(p for p in ports if p is not None))
-            kept_server.write(self.record, recorded if state == "running" else replace(recorded, state=state))
+            ports = tuple(dict.fromkeys(p for p in (self.port, self.mount_port) if p is not None))
+            kept_server.keep(self.record, self.daemon, self.listen, ports, state=state)
 
     def stop(self) -> None:
         self.daemon.stop(timeout_s=15.0)
@@ -272,8 +271,9 @@ class IscsiTarget:
 
     def _record(self, state: kept_server.State) -> None:
         if self.record is not None:
-            recorded = kept_server.record_of(self.daemon, self.listen, (self.port,), control_port=self.control_port)
-            kept_server.write(self.record, recorded if state == "running" else replace(recorded, state=state))
+            kept_server.keep(
+                self.record, self.daemon, self.listen, (self.port,), state=state, control_port=self.control_port
+            )
 
     @property
     def portal(self) -> str:
