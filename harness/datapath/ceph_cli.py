@@ -83,6 +83,9 @@ class CephClient:
     def rbd(self, *args: str, timeout_s: float = CALL_TIMEOUT_S) -> str:
         return self._run([*self.base("rbd"), *args], f"rbd {' '.join(args)}", timeout_s=timeout_s)
 
+    def rbd_json(self, *args: str, timeout_s: float = CALL_TIMEOUT_S) -> Any:
+        return json.loads(self.rbd(*args, "--format", "json", timeout_s=timeout_s) or "null")
+
     def _run(self, argv: list[str], what: str, *, timeout_s: float, input_text: str | None = None) -> str:
         try:
             return proc.run(argv, timeout_s=timeout_s, input_text=input_text).stdout

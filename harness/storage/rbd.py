@@ -19,14 +19,12 @@ image the scenario names is never removed. ``monitors: embedded`` starts a singl
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness import proc
 from harness.datapath.ceph_cli import CephClient, CephError
@@ -99,7 +97,7 @@ class RbdVolume(ServedVolume):
         if daemon is None or not daemon.alive() or client is None:
             raise InfraError(f"the image {self.image} has no running qemu-storage-daemon to kill")
         # Before the kill: the image's one watcher is this daemon's librbd, whose address the fence needs.
-        watchers = [w["address"] for w in client_json(client, "status", self.image).get("watchers", [])]
+        watchers = [w["address"] for w in (client.rbd_json("status", self.image) or {}).get("watchers", [])]
         started = time.monotonic()
         daemon.signal(signal.SIGKILL)
         daemon.wait(15)
@@ -263,7 +261,7 @@ def cache_policy(client: CephClient, image: str) -> str:
     """How librbd's cache keeps writes for ``image``, as a client opening it now would (the cluster's config, the
     pool's and the image's overrides), in a phrase: what a power loss below the filesystem can take."""
     try:
-        listed = json.loads(client.rbd("config", "image", "list", image, "--format", "json"))
+        listed = client.rbd_json("config", "image", "list", image) or []
     except (InfraError, ValueError) as e:
         return f"policy unknown: {e}"
     conf = {entry["name"]: entry["value"] for entry in listed}
@@ -278,12 +276,6 @@ def cache_policy(client: CephClient, image: str) -> str:
             "waits for every one in flight"
         )
     return f"policy {policy}"
-
-
-def client_json(client: CephClient, *args: str) -> dict[str, Any]:
-    """``rbd ARGS --format json``, parsed."""
-    said: dict[str, Any] = json.loads(client.rbd(*args, "--format", "json") or "{}")
-    return said
 
 
 BACKEND = RbdBackend()
