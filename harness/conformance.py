@@ -69,6 +69,9 @@ class Row:
     why_not_kubernetes: str = ""  # why there is no cluster row (where ``kubernetes`` is None)
     pv: LocalPv | None = None  # the cluster row's node and path (None: it is handed nothing)
     why_kubernetes: str = ""  # why it ends on the cluster otherwise than on the local runtime
+    # A test-bed component the local cluster runs only on demand, which the cluster row needs: the row runs in the
+    # test that starts it (``TESTBED_TESTS``), not in tests/k8s/test_conformance_cluster.py.
+    testbed: str = ""
 
     @property
     def name(self) -> str:
@@ -93,6 +96,10 @@ _CEPH = (
     "cluster runs on 127.0.0.1 there, for the local runtime (the kubelet is refused both); on a cluster a Ceph volume "
     "is ceph-csi's, through backend: dynamic on its StorageClass (scenarios/cephfs-csi.yaml)"
 )
+
+CEPH_CSI = "ceph-csi"
+# The test that starts each on-demand component on the local cluster, and runs the rows that need it.
+TESTBED_TESTS = MappingProxyType({CEPH_CSI: "tests/k8s/test_ceph_csi.py"})
 
 CONFORMANCE: tuple[Row, ...] = (
     Row(
@@ -186,7 +193,7 @@ CONFORMANCE: tuple[Row, ...] = (
         Expect(1, MappingProxyType({"history_survival": PARTIAL, "ack_count": SKIPPED, "recovery": FAILED})),
         nightly=False,
         why="ceph-fuse killed: its mount answers ENOTCONN and nothing remounts it",
-        why_not_kubernetes=_CEPH,
+        why_not_kubernetes=f"{_CEPH}; the same crash on a cluster: scenarios/cephfs-csi-client-crash.yaml",
     ),
     Row(
         "scenarios/sharded-load.yaml",
@@ -231,12 +238,21 @@ CONFORMANCE: tuple[Row, ...] = (
     Row(
         "scenarios/cephfs-csi.yaml",
         None,
+        kubernetes=_holds(),
         nightly=False,
         why="a StorageClass's provisioner exists only on a cluster",
-        why_not_kubernetes=(
-            "its class is ceph-csi's, which the local cluster runs only on demand (an embedded Ceph and a driver per"
-            " node): tests/k8s/test_ceph_csi.py starts it and runs this file as shipped, which must end as _holds()"
-        ),
+        testbed=CEPH_CSI,
+    ),
+    Row(
+        "scenarios/cephfs-csi-client-crash.yaml",
+        None,
+        # Exit 1, as scenarios/ceph-client-crash.yaml on the local runtime: the restarted node plugin took ceph-fuse
+        # with it, Prometheus stays ready but refuses every write on the dead mount and nothing remounts it.
+        kubernetes=Expect(1, MappingProxyType({"history_survival": PARTIAL, "ack_count": SKIPPED, "recovery": FAILED})),
+        nightly=False,
+        why="a StorageClass's provisioner exists only on a cluster",
+        why_kubernetes="ceph-csi's node plugin restarted: its ceph-fuse goes with it and nothing remounts the volume",
+        testbed=CEPH_CSI,
     ),
 )
 

@@ -89,6 +89,11 @@ class ServerWrites:
         """Remote-write requests it answered with a 2xx: each was committed before the answer left."""
         return sum(n for code, n in self.write_requests.items() if code.startswith("2"))
 
+    @property
+    def refused_requests(self) -> int:
+        """Remote-write requests it answered with a 5xx: it could not commit them (a dead volume under its WAL)."""
+        return sum(n for code, n in self.write_requests.items() if code.startswith("5"))
+
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 _LABEL_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,?)')

@@ -1,4 +1,5 @@
-"""`python -m testbed build|start|stop|status|env|node lose|restore|kubelet-stop|kubelet-start NAME`."""
+"""`python -m testbed build|start|stop|status|env|node lose|restore|kubelet-stop|kubelet-start NAME|ceph-csi
+restart-node-plugin NAME`."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 import sys
 
-from testbed import build, config, run
+from testbed import build, ceph_csi, config, run
 
 NODE_ACTIONS = {
     "lose": run.lose_node,
@@ -31,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_node.add_argument("what", choices=list(NODE_ACTIONS))
     p_node.add_argument("name", help="e.g. node-2")
+    p_csi = sub.add_parser(
+        "ceph-csi",
+        help="restart ceph-csi's node plugin on a node, with the ceph-fuse mounts it holds (ceph-csi runs on demand)",
+    )
+    p_csi.add_argument("what", choices=["restart-node-plugin"])
+    p_csi.add_argument("name", help="e.g. node-1")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
@@ -45,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if info["running"] else 1
         elif args.command == "node":
             NODE_ACTIONS[args.what](args.name)
+        elif args.command == "ceph-csi":
+            ceph_csi.restart_node_plugin(args.name)
         elif args.command == "env":
             print(f"export KUBECONFIG={config.kubeconfig_path()}")
             print(f"export PATH={config.bin_dir()}:$PATH")

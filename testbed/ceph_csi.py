@@ -145,12 +145,7 @@ class CephCsi:
             raise
 
     def _cephcsi(self, name: str, directory: Path, cgroup_procs: list[Path], args: list[str]) -> None:
-        argv = [
-            str(binary("cephcsi")), "--type=cephfs", f"--drivername={DRIVER}", f"--instanceid={CLUSTER_ID}",
-            f"--csi-addons-endpoint=unix://{directory / 'csi-addons.sock'}", "--v=4", *args,
-        ]  # fmt: skip
-        env = {"KUBERNETES_CONFIG_PATH": str(self.kubeconfig)}
-        procs.spawn(name, _launcher(directory, cgroup_procs, argv), env=env, runs=str(binary("cephcsi")))
+        _spawn_cephcsi(name, directory, cgroup_procs, args, self.kubeconfig)
         self.daemons.append(name)
 
     def _controller(self) -> None:
@@ -172,26 +167,10 @@ class CephCsi:
         self.daemons.append("ceph-csi-provisioner")
 
     def _node_plugin(self, node: config.Node) -> None:
-        directory = state_dir() / node.name
-        directory.mkdir(parents=True)
-        plugins = node.kubelet_root / "plugins"
-        plugin_dir(node).mkdir(parents=True, exist_ok=True)
-        socket = plugin_dir(node) / "csi.sock"
-        socket.unlink(missing_ok=True)
-        cgroup_procs = [h / node.cgroup_root.lstrip("/") / "cgroup.procs" for h in cgroup_hierarchies()]
-        self._cephcsi(
-            f"ceph-csi-nodeplugin-{node.name}",
-            directory,
-            cgroup_procs,
-            [
-                "--nodeserver=true", f"--nodeid={node.name}", f"--endpoint=unix://{socket}",
-                f"--pluginpath={plugins}", f"--stagingpath={plugins / 'kubernetes.io' / 'csi'}/",
-            ],
-        )  # fmt: skip
-        name = f"ceph-csi-nodeplugin-{node.name}"
-        procs.wait_for(f"cephcsi's node socket {socket}", socket.exists, READY_TIMEOUT_S, name)
+        self.daemons.append(_start_node_plugin(node, self.kubeconfig))
         registry = node.kubelet_root / "plugins_registry"
         registry.mkdir(parents=True, exist_ok=True)
+        socket = plugin_dir(node) / "csi.sock"
         registrar = [
             str(binary("csi-node-driver-registrar")), f"--csi-address={socket}",
             f"--kubelet-registration-path={socket}", f"--plugin-registration-path={registry}", "--v=4",
@@ -318,12 +297,68 @@ class CephCsi:
         _ignore_404(core.delete_namespace, NAMESPACE)
 
 
-def _kill_ceph_fuse_under(root: Path) -> None:
-    """The ceph-fuse daemons the node plugin forked for mounts under ``root`` (they outlive the plugin, as on a
-    real node), then their mounts, lazily (a dead FUSE mount refuses a plain umount). Only ceph-fuse's mounts (the
-    staged volumes and their binds into pods, all of type ``fuse.ceph-fuse``): the other cluster tests' pods run on
-    the same kubelets meanwhile, and a lazy unmount of their volumes (propagated into the kubelet's namespace)
-    between the kubelet's bind and containerd's left a container on the bare directory (permission denied)."""
+def _spawn_cephcsi(name: str, directory: Path, cgroup_procs: list[Path], args: list[str], kubeconfig: Path) -> None:
+    argv = [
+        str(binary("cephcsi")), "--type=cephfs", f"--drivername={DRIVER}", f"--instanceid={CLUSTER_ID}",
+        f"--csi-addons-endpoint=unix://{directory / 'csi-addons.sock'}", "--v=4", *args,
+    ]  # fmt: skip
+    env = {"KUBERNETES_CONFIG_PATH": str(kubeconfig)}
+    procs.spawn(name, _launcher(directory, cgroup_procs, argv), env=env, runs=str(binary("cephcsi")))
+
+
+def _node_plugin_name(node: config.Node) -> str:
+    return f"ceph-csi-nodeplugin-{node.name}"
+
+
+def _start_node_plugin(node: config.Node, kubeconfig: Path) -> str:
+    """cephcsi's node server for ``node``, in the node's cgroup, serving its socket under the node's kubelet root;
+    returns its daemon name once the socket is there."""
+    directory = state_dir() / node.name
+    directory.mkdir(parents=True, exist_ok=True)
+    plugins = node.kubelet_root / "plugins"
+    plugin_dir(node).mkdir(parents=True, exist_ok=True)
+    socket = plugin_dir(node) / "csi.sock"
+    socket.unlink(missing_ok=True)
+    cgroup_procs = [h / node.cgroup_root.lstrip("/") / "cgroup.procs" for h in cgroup_hierarchies()]
+    name = _node_plugin_name(node)
+    _spawn_cephcsi(
+        name,
+        directory,
+        cgroup_procs,
+        [
+            "--nodeserver=true", f"--nodeid={node.name}", f"--endpoint=unix://{socket}",
+            f"--pluginpath={plugins}", f"--stagingpath={plugins / 'kubernetes.io' / 'csi'}/",
+        ],
+        kubeconfig,
+    )  # fmt: skip
+    procs.wait_for(f"cephcsi's node socket {socket}", socket.exists, READY_TIMEOUT_S, name)
+    return name
+
+
+def restart_node_plugin(node_name: str) -> None:
+    """What a restart of ceph-csi's node plugin pod does to a node (``kubectl delete pod`` of the DaemonSet's pod
+    there, an upgrade, an OOM kill): the plugin goes (SIGTERM) with every ceph-fuse daemon it forked (processes of
+    its container), their mounts stay behind dead ("Transport endpoint is not connected"), and the plugin starts
+    again on the same socket (node-driver-registrar, a container of its own, keeps the kubelet's registration).
+    For ``ceph_client_crash``'s ``node_plugin_restart`` on the local cluster, from any process: the plugin's pid
+    file says what runs."""
+    index = node_name.removeprefix("node-")
+    if not index.isdigit():
+        raise procs.ClusterError(f"{node_name} is no node of the local cluster (node-1, node-2, ...)")
+    node = config.Node(int(index))
+    name = _node_plugin_name(node)
+    if not procs.alive(name):
+        raise procs.ClusterError(
+            f"ceph-csi's node plugin on {node_name} is not running (it runs on demand: tests/k8s/test_ceph_csi.py)"
+        )
+    procs.terminate(name, 10)
+    _kill_ceph_fuse(node.kubelet_root)
+    _start_node_plugin(node, config.kubeconfig_path())
+
+
+def _kill_ceph_fuse(root: Path) -> None:
+    """SIGKILL the ceph-fuse daemons the node plugin forked for mounts under ``root`` (they outlive the plugin
+    process here; on a real node they are its container's and die with it)."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -334,6 +369,15 @@ def _kill_ceph_fuse_under(root: Path) -> None:
         if argv and argv[0].endswith(b"ceph-fuse") and any(a.startswith(str(root).encode()) for a in argv):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(int(entry.name), signal.SIGKILL)
+
+
+def _kill_ceph_fuse_under(root: Path) -> None:
+    """The ceph-fuse daemons under ``root`` (``_kill_ceph_fuse``), then their mounts, lazily (a dead FUSE mount
+    refuses a plain umount). Only ceph-fuse's mounts (the
+    staged volumes and their binds into pods, all of type ``fuse.ceph-fuse``): the other cluster tests' pods run on
+    the same kubelets meanwhile, and a lazy unmount of their volumes (propagated into the kubelet's namespace)
+    between the kubelet's bind and containerd's left a container on the bare directory (permission denied)."""
+    _kill_ceph_fuse(root)
     for target in sorted(mounts_under(root, CEPH_FUSE_FSTYPE), key=len, reverse=True):
         procs.run("umount", "-l", target, check=False)
 

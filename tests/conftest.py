@@ -41,6 +41,7 @@ SERIAL_GROUPS: dict[str, str] = {  # the first prefix that matches names the gro
     "k8s/test_node_loss.py": "cluster",
     "k8s/test_cleanup_cluster.py": "cluster",
     "k8s/test_kept_server_nfs.py": "cluster",  # added 2026-12-07: the shortest group takes it
+    "k8s/test_ceph_csi.py": "cluster",  # 2026-12-07: moved from the longest group (cluster-c) with its third run
     "k8s/test_runtime_kubernetes.py": "cluster-b",
     "k8s/test_scrape_kubernetes.py": "cluster-b",
     "k8s/test_binding_vs_controller.py": "cluster-b",

@@ -55,7 +55,7 @@ def test_a_storage_given_capability_is_refused_by_the_storage() -> None:
 
 def test_the_ceph_faults_are_refused_by_their_capabilities_where_the_storage_does_not_give_them() -> None:
     """ceph_osd_down stops only an OSD of the cluster the run started; ceph_client_crash needs a Ceph client of the
-    run's; the kubernetes runtime offers neither. Each says so in its capability's words."""
+    run's. Each says so in its capability's words."""
     embedded = {"backend": "rbd", "monitors": "embedded", "pool": "rbd", "size": "1Gi"}
     named = {**embedded, "monitors": "10.0.0.1:6789", "keyring": "/etc/ceph/k"}
     for kind, fault in ((CephOsdControl, "ceph_osd_down"), (CephClientControl, "ceph_client_crash")):
@@ -66,9 +66,31 @@ def test_the_ceph_faults_are_refused_by_their_capabilities_where_the_storage_doe
     assert why is not None and "stop and start an OSD" in why and "never a daemon of someone else's cluster" in why
     assert refusal({CephClientControl}, "local", runtime_offers("local"), scenario(named)) is None
     why = refusal({CephClientControl}, "local", runtime_offers("local"), scenario({"backend": "ephemeral"}))
-    assert why is not None and "no Ceph client process of this run's" in why
-    why = refusal({CephClientControl}, "kubernetes", runtime_offers("kubernetes"), scenario(embedded))
-    assert why is not None and "ceph-csi's node plugin holds the mount" in why
+    assert why is not None and "no Ceph client under Prometheus" in why
+
+
+def test_ceph_client_crash_on_a_cluster_needs_a_ceph_csi_cephfs_class_and_the_node_plugins_restart_command() -> None:
+    """On a cluster the client is ceph-csi's node plugin's: the class must be named as ceph-csi's CephFS driver's
+    (upstream's or Rook's name) and the fault must say how the plugin restarts; on the run's own client (cephfs,
+    rbd) that command has no place."""
+    restart = ["kubectl", "delete", "pod", "-l", "app=csi-cephfsplugin", "--field-selector", "spec.nodeName={node}"]
+    crash = {"action": "ceph_client_crash", "at": "5s", "node_plugin_restart": restart}
+    dynamic = {"backend": "dynamic", "storage_class": "cephfs"}
+    offers = runtime_offers("kubernetes")
+    why = refusal({CephClientControl}, "kubernetes", offers, scenario(dynamic, crash))
+    assert why is not None and "must name ceph-csi's CephFS driver" in why and "not nothing" in why
+    rbd_class = {**dynamic, "provisioner": "rbd.csi.ceph.com"}
+    why = refusal({CephClientControl}, "kubernetes", offers, scenario(rbd_class, crash))
+    assert why is not None and "not rbd.csi.ceph.com" in why
+    for driver in ("cephfs.csi.ceph.com", "rook-ceph.cephfs.csi.ceph.com"):
+        cephfs_class = {**dynamic, "provisioner": driver}
+        assert refusal({CephClientControl}, "kubernetes", offers, scenario(cephfs_class, crash)) is None
+        bare = {"action": "ceph_client_crash", "at": "5s"}
+        why = refusal({CephClientControl}, "kubernetes", offers, scenario(cephfs_class, bare))
+        assert why is not None and "give it node_plugin_restart" in why
+    own = {"backend": "cephfs", "monitors": "embedded"}
+    why = refusal({CephClientControl}, "local", runtime_offers("local"), scenario(own, crash))
+    assert why is not None and "drop node_plugin_restart" in why
 
 
 def test_a_capability_not_made_for_the_run_is_a_harness_error(tmp_path: Any) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.conformance import CONFORMANCE, LocalPv, Row, nightly_set
+from harness.conformance import CONFORMANCE, TESTBED_TESTS, LocalPv, Row, nightly_set
 from harness.nightly import NIGHTLY
 from harness.refusals import refuse_faults
 from harness.runtime import refuse_unsupported
@@ -35,6 +35,8 @@ def test_every_scenario_file_has_exactly_one_row() -> None:
         assert row.kubernetes is not None or row.why_not_kubernetes, f"{row.file}: why it has no cluster row"
         assert row.kubernetes is None or not row.why_not_kubernetes, f"{row.file}: has a cluster row and a why not"
         assert row.pv is None or row.kubernetes is not None, f"{row.file}: a PV for a cluster row it does not have"
+        assert not row.testbed or row.testbed in TESTBED_TESTS, f"{row.file}: no test starts {row.testbed}"
+        assert not row.testbed or row.kubernetes is not None, f"{row.file}: needs {row.testbed} for no cluster row"
 
 
 @pytest.mark.parametrize("row", CLUSTER_ROWS, ids=[r.name for r in CLUSTER_ROWS])

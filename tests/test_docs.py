@@ -133,7 +133,11 @@ def test_a_scenario_files_first_line_says_what_it_shows_and_links_its_page(scena
         assert found["anchor"] in anchors(page), f"{found['page']} has no heading #{found['anchor']}"
     # An outcome it states is the one its conformance row holds it to.
     [row] = [r for r in conformance.CONFORMANCE if r.file == f"scenarios/{scenario.name}"]
-    said = "(kubernetes runtime only)" if row.local is None else f"(exit {row.local.exit_code})"
+    if row.local is not None:
+        said = f"(exit {row.local.exit_code})"
+    else:
+        said = f"(exit {row.kubernetes.exit_code}, " if row.kubernetes is not None else "("
+        said += "kubernetes runtime only)"
     assert said in found["what"], f"{scenario.name}:1 should say {said}, as harness/conformance.py does"
 
 

@@ -1,8 +1,10 @@
 """Ceph under Prometheus, for the Ceph faults: kill this run's Ceph client (``ceph-fuse`` for CephFS,
 ``qemu-storage-daemon`` with librbd for RBD) and stop and start an OSD of the cluster the run started itself.
 
-The storage gives them or not: a client only a Ceph backend mounted (``cephfs``, ``rbd``), an OSD only a cluster the
-run started (``monitors: embedded``); the harness never stops a daemon of a cluster it did not start.
+The storage gives them or not: a client only a Ceph backend mounted (``cephfs``, ``rbd``) or, on a cluster, a volume
+of ceph-csi's CephFS driver (``backend: dynamic`` naming its ``provisioner``), whose node plugin on Prometheus' node
+holds the client (ceph-fuse with ``mounter: fuse``) and is restarted by the scenario's command; an OSD only a cluster
+the run started (``monitors: embedded``); the harness never stops a daemon of a cluster it did not start.
 """
 
 from __future__ import annotations
@@ -10,29 +12,59 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from harness.capabilities import StorageGiven
-from harness.scenario.model import CephClientSpec, Scenario
+from harness.scenario.faults import CephClientCrashFault
+from harness.scenario.model import CephClientSpec, DynamicStorage, Scenario
 
 CEPH_BACKENDS = ("cephfs", "rbd")
+# ceph-csi's CephFS driver name; Rook registers it as ``<operator namespace>.cephfs.csi.ceph.com``.
+CEPHFS_CSI_DRIVER = "cephfs.csi.ceph.com"
+
+
+def is_cephfs_csi(provisioner: str | None) -> bool:
+    return provisioner is not None and (
+        provisioner == CEPHFS_CSI_DRIVER or provisioner.endswith("." + CEPHFS_CSI_DRIVER)
+    )
 
 
 class CephClientControl(StorageGiven):
     does = "kill the Ceph client process under Prometheus"
-    lacking = "it mounts no Ceph client of its own (on a cluster, ceph-csi's node plugin holds the mount)"
+    lacking = "it reaches no Ceph client under Prometheus"
 
     @classmethod
     def storage_refusal(cls, scenario: Scenario) -> str | None:
-        backend = scenario.storage.backend
-        if backend not in CEPH_BACKENDS:
-            return (
-                f"storage.backend {backend} has no Ceph client process of this run's: use backend cephfs (ceph-fuse) "
-                "or rbd (qemu-storage-daemon with librbd)"
-            )
-        return None
+        storage = scenario.storage
+        restarts = [f.node_plugin_restart for f in scenario.faults if isinstance(f, CephClientCrashFault)]
+        if storage.backend in CEPH_BACKENDS:
+            if any(r is not None for r in restarts):
+                return (
+                    f"ceph_client_crash's node_plugin_restart is for a ceph-csi volume on a cluster (backend dynamic); "
+                    f"on backend {storage.backend} the harness kills its own client: drop node_plugin_restart"
+                )
+            return None
+        if isinstance(storage, DynamicStorage):
+            if not is_cephfs_csi(storage.provisioner):
+                return (
+                    f"storage.provisioner must name ceph-csi's CephFS driver ({CEPHFS_CSI_DRIVER}, or Rook's "
+                    f"<namespace>.{CEPHFS_CSI_DRIVER}; the doctor checks that class {storage.storage_class} names it),"
+                    f" not {storage.provisioner or 'nothing'}: the fault restarts that driver's node plugin"
+                )
+            if any(r is None for r in restarts):
+                return (
+                    "ceph_client_crash on a ceph-csi volume restarts the driver's node plugin on Prometheus' node: "
+                    "give it node_plugin_restart, the command that does (argv, {node} replaced by the node's name)"
+                )
+            return None
+        return (
+            f"storage.backend {storage.backend} has no Ceph client under Prometheus: use backend cephfs (ceph-fuse) or"
+            " rbd (qemu-storage-daemon with librbd) on the local runtime, or dynamic on a ceph-csi CephFS class on a"
+            " cluster"
+        )
 
     @abstractmethod
-    def kill_client(self) -> tuple[float, str]:
-        """SIGKILL the client process that serves Prometheus' volume; when, and what was done and seen (the mount's
-        answer right after, in its own words)."""
+    def kill_client(self, node_plugin_restart: list[str] | None) -> tuple[float, str]:
+        """Kill the client that serves Prometheus' volume: the run's own process (SIGKILL), or on a cluster the CSI
+        node plugin on Prometheus' node by running ``node_plugin_restart``; when, and what was done and seen (the
+        mount's answer right after, in its own words, or what Prometheus met)."""
 
 
 class CephOsdControl(StorageGiven):

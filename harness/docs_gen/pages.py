@@ -126,6 +126,8 @@ def conformance_page() -> str:
     for row in conformance.CONFORMANCE:
         local = _expect(row.local, row.why if row.local is None else "")
         kube = _expect(row.kubernetes, row.why_not_kubernetes)
+        if row.testbed and row.kubernetes is not None:
+            kube += f", with {row.testbed} started on the local cluster ({conformance.TESTBED_TESTS[row.testbed]})"
         why = row.why if row.local is not None else ""
         if row.why_kubernetes:
             why = f"{why}; on kubernetes: {row.why_kubernetes}" if why else f"on kubernetes: {row.why_kubernetes}"

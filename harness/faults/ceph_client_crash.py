@@ -26,7 +26,7 @@ class CephClientCrash(Injector[CephClientCrashFault]):
 
     def act(self, spec: CephClientCrashFault, runtime: Runtime, undo: UndoLog) -> Acted:
         # Nothing to undo: the volume's teardown unmounts a dead client's mount (lazily) at the end of the run.
-        return Acted(*runtime.capability(CephClientControl).kill_client())
+        return Acted(*runtime.capability(CephClientControl).kill_client(spec.node_plugin_restart))
 
 
 FAULT = CephClientCrash()

@@ -11,6 +11,8 @@
   runtime, and Prometheus' container with it, keeps running;
 - ``KubeVolumeFill``: a pod of the run's on Prometheus' node fills the volume (``harness.runtime.kube_fill``);
 - ``KubeExport``: the export the run's NFS PV names, which this host's own NFS client reaches;
+- ``KubeCephClient``: the scenario's command restarts ceph-csi's node plugin on Prometheus' node (its ceph-fuse
+  mounts die with it); Prometheus' answers to the load say what it met;
 - ``KubeServerControl``: stops and starts the storage server the run started (embedded NFS-Ganesha or tgt) under
   the pod; the nodes' client (the kubelet's mount) is theirs, so the data path's return is Prometheus answering
   a remote write again, and what the client said is what the pod's node appended to its kernel log meanwhile
@@ -29,6 +31,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from harness import proc
+from harness.capabilities.ceph import CephClientControl
 from harness.capabilities.export import ExportReach
 from harness.capabilities.fault_layer import FaultLayerControl, IoFault, PowerCut
 from harness.capabilities.kubelet import KubeletControl
@@ -42,7 +45,7 @@ from harness.errors import InfraError, PrometheusError, WaitTimeout
 from harness.fmt import shorten
 from harness.kube.node_logs import log_since, log_size
 from harness.kube.pods import PodInfo
-from harness.prom import PromClient
+from harness.prom import PromClient, ServerWrites
 from harness.runtime.fault_layer import WAL_DIR, cut_detail, io_set_command, io_summary
 from harness.runtime.kube_fill import PodFill
 from harness.runtime.manifests.prometheus import CONTAINER, DATA_DIR, LAYER_CONTAINER, LAYER_REPORT, TOOLS_CONTAINER
@@ -56,6 +59,9 @@ log = logging.getLogger(__name__)
 
 LAYER_COMMAND_TIMEOUT_S = 60.0  # python's start in the sidecar, then a command the layer answers at once
 NODE_COMMAND_TIMEOUT_S = 300.0  # a cloud CLI stopping or starting an instance
+# How long a ceph_client_crash watches for Prometheus' first refused write (the load writes every interval, 1 s
+# by default): the recovery wait starts only after it, so a mount that survived delays its stages by this much.
+CLIENT_WATCH_S = 5.0
 # Where a node's kernel storage clients (NFS, open-iscsi) log on most distributions (rsyslog's kernel facility).
 NODE_CLIENT_LOG = "kern.log"
 
@@ -330,3 +336,69 @@ class KubeServerControl(ServerControl):
         quoted = "; ".join(f"'{line[:240]}'" for line in lines[:3])
         more = f" (and {len(lines) - 3} more lines)" if len(lines) > 3 else ""
         return f"the storage client logged {len(lines)} line(s) in {where}: {quoted}{more}"
+
+
+class KubeCephClient(CephClientControl):
+    """On a cluster the Ceph client under Prometheus is ceph-csi's: its node plugin on Prometheus' node runs
+    ceph-fuse (``mounter: fuse``), so restarting the plugin (the scenario's command) kills the pod's client and its
+    mount answers "Transport endpoint is not connected". Nothing remounts it while the pod runs: ceph-csi restores a
+    dead fuse mount only when a volume is staged or published again (a new pod). What the harness sees of it is what
+    Prometheus answers the load's remote writes (its own ``/metrics``), never the node's mounts."""
+
+    def __init__(self, runtime: KubernetesRuntime) -> None:
+        self.runtime = runtime
+
+    def _writes(self) -> ServerWrites | None:
+        url = self.runtime.base_url()
+        if url is None:
+            return None
+        try:
+            with PromClient(url, timeout_s=5.0) as prom:
+                return prom.server_writes()
+        except PrometheusError:
+            return None
+
+    def kill_client(self, node_plugin_restart: list[str] | None) -> tuple[float, str]:
+        if node_plugin_restart is None:  # refused before the run (CephClientControl.storage_refusal)
+            raise InfraError("ceph_client_crash on a cluster needs node_plugin_restart")
+        node = self.runtime.tracker.require_pod().node
+        before = self._writes()
+        began = time.time()
+        run_node_command(
+            node_plugin_restart, node, f"restart ceph-csi's node plugin on node {node}", "node_plugin_restart"
+        )
+        # The fault is injected when the command returns: the client is dead by then (a plugin's pod deleted, its
+        # processes gone), while a write Prometheus acknowledged during the command may still have reached the
+        # volume, and must not count as its recovery (measured: one did, 0.15 s after the command began).
+        at = time.time()
+        return at, (
+            f"ran node_plugin_restart for node {node} (it took {at - began:.1f} s; the fault counts from its end); "
+            f"{self._refusals(before, at)}; nothing remounts the volume while the pod runs (ceph-csi restores a dead"
+            " fuse mount only at a new stage or publish)"
+        )
+
+    def _refusals(self, before: ServerWrites | None, at: float) -> str:
+        """Whether Prometheus refused a remote write within ``CLIENT_WATCH_S`` of the restart, and when."""
+        if before is None:
+            return "Prometheus' own count of the writes it answered was not readable before the restart"
+        failed_before = before.refused_requests
+
+        def refused() -> ServerWrites | None:
+            now = self._writes()
+            same = now is not None and now.process_start_unix_s == before.process_start_unix_s
+            return now if same and now is not None and now.refused_requests > failed_before else None
+
+        try:
+            seen = wait_for(
+                refused,
+                what="Prometheus to refuse a remote write on the volume whose client the restart killed",
+                timeout_s=CLIENT_WATCH_S,
+                interval_s=0.2,
+            )
+        except WaitTimeout:
+            return (
+                f"Prometheus refused no remote write in the {CLIENT_WATCH_S:g} s after (a kernel mounter's mount, or a"
+                " load that does not write, outlives the plugin)"
+            )
+        codes = ", ".join(f"{n}x HTTP {c}" for c, n in seen.write_requests.items() if not c.startswith("2"))
+        return f"Prometheus refused its first remote write within {time.time() - at:.1f} s ({codes})"

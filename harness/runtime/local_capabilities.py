@@ -304,7 +304,8 @@ class LocalCephClient(CephClientControl):
     def __init__(self, runtime: LocalRuntime) -> None:
         self.runtime = runtime
 
-    def kill_client(self) -> tuple[float, str]:
+    def kill_client(self, node_plugin_restart: list[str] | None) -> tuple[float, str]:
+        # node_plugin_restart is a cluster's (refused with backend cephfs or rbd before the run starts).
         storage = self.runtime.provisioned()
         daemon = storage.daemon if isinstance(storage, ServedVolume) else None
         if not isinstance(storage, ServedVolume) or daemon is None or not daemon.alive():

@@ -254,10 +254,24 @@ class CephClientCrashFault(FaultTiming):
     call with "Transport endpoint is not connected" (what ceph-csi users meet when its node plugin restarts with
     ``mounter: fuse``), or ``qemu-storage-daemon`` for RBD (librbd; the loop device under the filesystem then fails
     every I/O). Prometheus keeps running on the dead volume and nothing mounts it again (on a cluster only a new pod
-    would), so the run is expected to end FAILED: see docs/faults/ceph.md. Local runtime, backend cephfs or rbd."""
+    would), so the run is expected to end FAILED: see docs/faults/ceph.md. Local runtime: backend cephfs or rbd, the
+    harness kills its own client. Kubernetes runtime: backend dynamic on a ceph-csi CephFS class (``provisioner``
+    ``cephfs.csi.ceph.com`` or Rook's ``<namespace>.cephfs.csi.ceph.com``), and ``node_plugin_restart`` restarts the
+    driver's node plugin on Prometheus' node, which takes its ceph-fuse mounts with it when the class says
+    ``mounter: fuse``."""
 
     action: Literal["ceph_client_crash"] = Field(
         description="the Ceph client process under Prometheus (ceph-fuse, qemu-storage-daemon) is killed"
+    )
+    node_plugin_restart: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Kubernetes runtime only (and required there): the command that restarts ceph-csi's CephFS node plugin"
+            " on a node, {node} replaced by Prometheus' node, e.g. [kubectl, -n, ceph-csi, delete, pod, -l,"
+            " app=csi-cephfsplugin, --field-selector, 'spec.nodeName={node}']; the local test cluster's:"
+            " [python, -m, testbed, ceph-csi, restart-node-plugin, '{node}']"
+        ),
     )
 
 

@@ -13,18 +13,22 @@ driver through the StorageClass ``cephfs`` (``mounter: fuse``) with ``backend: d
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.conformance import CEPH_CSI, CONFORMANCE, TESTBED_TESTS, Row
 from harness.results.model import Severity, Status
 from harness.results.store import load_result
 from testbed import ceph_csi, config
 from testbed.node import mounts_under
+from tests.conformance_night import night_ends_as_the_row_says
 from tests.k8s.helpers import (
     ROOT,
     assert_nothing_left,
@@ -33,6 +37,11 @@ from tests.k8s.helpers import (
     run_volumes,
     write_scenario,
 )
+
+# The conformance rows that need ceph-csi (harness/conformance.py): cephfs-csi.yaml is run by the first test (which
+# looks deeper into its result), the others by test_shipped_scenario_on_the_ceph_csi_class_ends_as_its_row_says.
+CSI_ROWS = [row for row in CONFORMANCE if row.testbed == CEPH_CSI]
+SHIPPED = "scenarios/cephfs-csi.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -79,18 +88,16 @@ faults: {faults}
 def test_cephfs_csi_volume_keeps_everything_through_sigkill_and_restart(
     kubeconfig: Path, api_client: Any, tmp_path: Path, cephfs_csi: ceph_csi.CephCsi
 ) -> None:
-    """scenarios/cephfs-csi.yaml as shipped: it must end as _holds() (its conformance row says why it has no row of
-    its own on the cluster: the driver runs only on demand, here)."""
-    proc = harness_run(ROOT / "scenarios" / "cephfs-csi.yaml", tmp_path / "reports", kubeconfig)
+    """scenarios/cephfs-csi.yaml as shipped: it must end as its conformance row's cluster outcome (exit 0, every
+    check PASSED); the row needs the driver, which runs only on demand, here."""
+    [row] = [r for r in CSI_ROWS if r.file == SHIPPED]
+    assert row.kubernetes is not None and row.kubernetes.exit_code == 0
+    proc = harness_run(ROOT / SHIPPED, tmp_path / "reports", kubeconfig)
     assert proc.returncode == 0, proc.stdout + proc.stderr + cephfs_csi.log_text()
     [result_file] = (tmp_path / "reports").glob("*/*/result.json")
     result = load_result(result_file.parent)
     assert result.verdict is Status.PASSED and result.complete
-    assert {c.name: c.status for c in result.checks} == {
-        "history_survival": Status.PASSED,
-        "ack_count": Status.PASSED,
-        "recovery": Status.PASSED,
-    }
+    assert {c.name: c.status.value for c in result.checks} == dict(row.kubernetes.checks)
     assert [f.action for f in result.faults] == ["sigkill", "restart"]
     assert all(c.lost == 0 and c.acknowledged > 0 for c in result.durability)
     # The doctor read the kubelets' CSINodes: every node registered the driver's node plugin.
@@ -146,3 +153,41 @@ def test_stopping_the_driver_leaves_the_other_pods_volumes_mounted(
     finally:
         subprocess.run(["umount", str(target)], check=False, timeout=30)
         shutil.rmtree(target.parent.parent, ignore_errors=True)
+
+
+def test_every_row_needing_ceph_csi_is_run_here() -> None:
+    assert TESTBED_TESTS[CEPH_CSI] == Path(__file__).relative_to(ROOT).as_posix()
+    assert SHIPPED in [r.file for r in CSI_ROWS]
+
+
+OTHER_CSI_ROWS = [r for r in CSI_ROWS if r.file != SHIPPED]
+
+
+@pytest.mark.cluster
+@pytest.mark.slow
+@pytest.mark.root
+@pytest.mark.parametrize("row", OTHER_CSI_ROWS, ids=[r.name for r in OTHER_CSI_ROWS])
+def test_shipped_scenario_on_the_ceph_csi_class_ends_as_its_row_says(
+    row: Row, *, kubeconfig: Path, kube_context: str, api_client: Any, tmp_path: Path, cephfs_csi: ceph_csi.CephCsi
+) -> None:
+    """The file as shipped, through ``harness nightly --runtime kubernetes`` as the other cluster rows
+    (tests/k8s/test_conformance_cluster.py), ends as its row says. For cephfs-csi-client-crash.yaml: the node
+    plugin's restart (the file's own ``python -m testbed ceph-csi restart-node-plugin {node}``) kills the pod's
+    ceph-fuse, Prometheus refuses every write with the mount's "transport endpoint is not connected" and does not
+    recover (exit 1); the pod's teardown still unmounts the dead mount and the driver deletes the subvolume.
+    Fails when the restart leaves the client alive (then Prometheus takes writes: exit 0)."""
+    assert row.kubernetes is not None
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": path}
+    result = night_ends_as_the_row_says(
+        row.file, row.kubernetes, tmp_path / "results", "--runtime", "kubernetes", "--context", kube_context, env=env
+    )
+    crashes = [f for f in result["faults"] if f["action"] == "ceph_client_crash"]
+    for crash in crashes:
+        assert "ran node_plugin_restart for node" in crash["detail"], crash["detail"]
+        assert "Prometheus refused its first remote write" in crash["detail"], crash["detail"]
+        assert any("transport endpoint is not connected" in e for e in crash["write_errors"]), crash["write_errors"]
+    assert run_volumes(cephfs_csi, result["run_id"]) == []
+    for node in cephfs_csi.nodes:  # the dead mount and its bind into the pod went with the pod
+        assert mounts_under(node.kubelet_root, ceph_csi.CEPH_FUSE_FSTYPE) == [], node.name
+    assert_nothing_left(api_client, result["run_id"])

@@ -29,7 +29,8 @@ from tests.leftovers import ROOT
 NODE = "node-1"
 OWN_FILESYSTEM_BYTES = 256 << 20  # what disk-full.yaml's image is on the local runtime
 
-CLUSTER_ROWS = [row for row in CONFORMANCE if row.kubernetes is not None]
+# A row that needs an on-demand test-bed component runs in the test that starts it (``TESTBED_TESTS``).
+CLUSTER_ROWS = [row for row in CONFORMANCE if row.kubernetes is not None and not row.testbed]
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 

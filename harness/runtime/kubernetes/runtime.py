@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.capabilities import Capability
+from harness.capabilities.ceph import CephClientControl
 from harness.capabilities.export import ExportReach
 from harness.capabilities.fault_layer import FaultLayerControl
 from harness.capabilities.kubelet import KubeletControl
@@ -33,6 +34,7 @@ from harness.results.model import ClusterFacts, FioJobResult, NodeFacts, VolumeF
 from harness.runtime.base import Recovery, Runtime, StorageDescription
 from harness.runtime.deployments import deployment_for
 from harness.runtime.kube_capabilities import (
+    KubeCephClient,
     KubeExport,
     KubeFaultLayer,
     KubeKubelet,
@@ -72,6 +74,7 @@ class KubernetesRuntime(Runtime):
             FaultLayerControl,
             VolatileBelow,
             ServerControl,
+            CephClientControl,
         }
     )
 
@@ -143,6 +146,7 @@ class KubernetesRuntime(Runtime):
             KubeletControl: KubeKubelet(self) if KubeletControl in needs else None,
             VolumeFiller: KubeVolumeFill(self, self.filler) if self.filler is not None else None,
             ExportReach: KubeExport(self) if ExportReach in needs else None,
+            CephClientControl: KubeCephClient(self) if CephClientControl in needs else None,
             ServerControl: (
                 KubeServerControl(self, storage_server)
                 if ServerControl in needs and storage_server is not None
