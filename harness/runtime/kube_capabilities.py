@@ -242,6 +242,18 @@ class KubeExport(ExportReach):
         return access
 
 
+def server_writes(runtime: KubernetesRuntime) -> ServerWrites | None:
+    """Prometheus' own count of the remote writes it answered, by code (None: it does not answer now)."""
+    url = runtime.base_url()
+    if url is None:
+        return None
+    try:
+        with PromClient(url, timeout_s=5.0) as prom:
+            return prom.server_writes()
+    except PrometheusError:
+        return None
+
+
 def run_node_command(argv: list[str], node: str, what: str, key: str = "node_control") -> None:
     """The scenario's command for a node (its ``key``), ``{node}`` replaced by the node's name; its failure is the
     harness's (ERROR)."""
@@ -263,14 +275,8 @@ class KubeServerControl(ServerControl):
 
     def _accepted(self) -> int | None:
         """Remote writes Prometheus answered with a 2xx so far (None: it does not answer, or its process changed)."""
-        url = self.runtime.base_url()
-        if url is None:
-            return None
-        try:
-            with PromClient(url, timeout_s=5.0) as prom:
-                return prom.server_writes().accepted_requests
-        except PrometheusError:
-            return None
+        writes = server_writes(self.runtime)
+        return writes.accepted_requests if writes is not None else None
 
     def stop(self) -> tuple[float, str]:
         self._back = None
@@ -348,21 +354,11 @@ class KubeCephClient(CephClientControl):
     def __init__(self, runtime: KubernetesRuntime) -> None:
         self.runtime = runtime
 
-    def _writes(self) -> ServerWrites | None:
-        url = self.runtime.base_url()
-        if url is None:
-            return None
-        try:
-            with PromClient(url, timeout_s=5.0) as prom:
-                return prom.server_writes()
-        except PrometheusError:
-            return None
-
     def kill_client(self, node_plugin_restart: list[str] | None) -> tuple[float, str]:
         if node_plugin_restart is None:  # refused before the run (CephClientControl.storage_refusal)
             raise InfraError("ceph_client_crash on a cluster needs node_plugin_restart")
         node = self.runtime.tracker.require_pod().node
-        before = self._writes()
+        before = server_writes(self.runtime)
         began = time.time()
         run_node_command(
             node_plugin_restart, node, f"restart ceph-csi's node plugin on node {node}", "node_plugin_restart"
@@ -384,7 +380,7 @@ class KubeCephClient(CephClientControl):
         failed_before = before.refused_requests
 
         def refused() -> ServerWrites | None:
-            now = self._writes()
+            now = server_writes(self.runtime)
             same = now is not None and now.process_start_unix_s == before.process_start_unix_s
             return now if same and now is not None and now.refused_requests > failed_before else None
 
