@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class UndoStep:
     what: str  # "uncordon node node-2": said in the log and in an error
-    action: Callable[[], None]
+    # What it returns when it is a string is what undoing said ("the OSD is up again after 2.8 s"): ``run_now``
+    # hands it to the fault that planned it, so no fault keeps a run's state on its registered instance.
+    action: Callable[[], object]
     done: bool = False
 
 
@@ -29,20 +31,22 @@ class UndoLog:
     def __init__(self) -> None:
         self._steps: list[UndoStep] = []
 
-    def record(self, what: str, action: Callable[[], None]) -> UndoStep:
+    def record(self, what: str, action: Callable[[], object]) -> UndoStep:
         """Record how to undo what the caller is about to do; call this before doing it."""
         step = UndoStep(what, action)
         self._steps.append(step)
         return step
 
-    def run_now(self, step: UndoStep) -> None:
+    def run_now(self, step: UndoStep) -> str:
         """Undo ``step`` now, as its fault planned (a disk filled for a window is freed when the window ends); it is
-        then done, and an unwind skips it. Raises what the action raises."""
+        then done, and an unwind skips it. Returns what undoing said ("" when it said nothing, or was done
+        already). Raises what the action raises."""
         if step.done:
-            return
+            return ""
         step.done = True
         log.debug("undo now: %s", step.what)
-        step.action()
+        said = step.action()
+        return said if isinstance(said, str) else ""
 
     def mark(self) -> int:
         return len(self._steps)

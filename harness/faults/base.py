@@ -92,11 +92,11 @@ class WindowInjector(Injector[WindowSpecT]):
         started, detail, lift = self.begin(spec, runtime, undo)
         # A plain sleep: Ctrl-C interrupts it, and the pipeline's cleanup then lifts the condition.
         time.sleep(max(0.0, started + spec.for_s - time.time()))
-        undo.run_now(lift)
+        said = undo.run_now(lift)
         lifted = time.time()
         return Acted(
             started,
-            f"{detail}; lifted after {lifted - started:.1f} s",
+            f"{detail}; lifted after {lifted - started:.1f} s" + (f"; {said}" if said else ""),
             stages=(StageMark("lifted", lifted, "harness: the fault's condition was lifted"),),
             lifted_at_unix_s=lifted,
         )
@@ -104,7 +104,7 @@ class WindowInjector(Injector[WindowSpecT]):
     @abstractmethod
     def begin(self, spec: WindowSpecT, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
         """Set the condition up; returns when it took hold (Unix seconds), what was done in a sentence, and the
-        undo step (recorded before acting) that lifts it."""
+        undo step (recorded before acting) that lifts it; what that step returns (a string) ends the detail."""
 
 
 AnyInjector = Injector[Any]

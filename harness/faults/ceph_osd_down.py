@@ -14,10 +14,8 @@ Starting the OSD again is recorded in the undo log before it is stopped, so Ctrl
 
 from __future__ import annotations
 
-import dataclasses
-
 from harness.capabilities.ceph import CephOsdControl
-from harness.faults.base import Acted, WindowInjector
+from harness.faults.base import WindowInjector
 from harness.runtime.base import Runtime
 from harness.scenario.faults import CephOsdDownFault
 from harness.undo import UndoLog, UndoStep
@@ -27,26 +25,16 @@ class CephOsdDown(WindowInjector[CephOsdDownFault]):
     action = "ceph_osd_down"
     needs = frozenset({CephOsdControl})
 
-    def __init__(self) -> None:
-        self._up: tuple[float, str] | None = None  # when the OSD was up again and what was done (one at a time)
-
     def begin(self, spec: CephOsdDownFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
         osd = runtime.capability(CephOsdControl)
-        self._up = None
 
-        def start_again() -> None:
-            self._up = osd.start_osd()
+        def start_again() -> str:
+            # The "lifted" stage is when start_osd returned: the OSD up again and its placement groups active.
+            return osd.start_osd()[1]
 
         step = undo.record("start the Ceph OSD again", start_again)
         stopped_at, stopped = osd.stop_osd()
         return stopped_at, f"{stopped}, for {spec.for_s:g} s", step
-
-    def act(self, spec: CephOsdDownFault, runtime: Runtime, undo: UndoLog) -> Acted:
-        acted = super().act(spec, runtime, undo)
-        if self._up is None:
-            return acted
-        # The "lifted" stage is when start_osd returned: the OSD up again and its placement groups active.
-        return dataclasses.replace(acted, detail=f"{acted.detail}; {self._up[1]}")
 
 
 FAULT = CephOsdDown()

@@ -10,11 +10,10 @@ kubelet again is recorded in the undo log before it is stopped, so Ctrl-C during
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 
 from harness.capabilities.kubelet import KubeletControl
-from harness.faults.base import Acted, WindowInjector
+from harness.faults.base import WindowInjector
 from harness.runtime.base import Runtime
 from harness.scenario.model import KubeletRestartFault
 from harness.undo import UndoLog, UndoStep
@@ -27,32 +26,27 @@ class KubeletRestart(WindowInjector[KubeletRestartFault]):
     needs = frozenset({KubeletControl})
     below_prometheus = False  # the node's agent, not the storage under Prometheus
 
-    def __init__(self) -> None:
-        self._container = ""  # Prometheus' container ID when the kubelet stopped (faults run one at a time)
-
     def begin(self, spec: KubeletRestartFault, runtime: Runtime, undo: UndoLog) -> tuple[float, str, UndoStep]:
         kubelet = runtime.capability(KubeletControl)
         node = runtime.pod_node()
         commands = spec.kubelet_control
-        self._container = kubelet.container_id()
+        before = kubelet.container_id()  # Prometheus' container when the kubelet stopped
 
-        def start_again() -> None:
+        def start_again() -> str:
             kubelet.start_kubelet(node, commands.start, NODE_READY_TIMEOUT_S)
+            after = kubelet.container_id()
+            was, now = before[-12:] or "(none)", after[-12:] or "(none)"
+            kept = (
+                f"Prometheus' container kept running (container {now})"
+                if before and after == before
+                else f"Prometheus' container changed: {was} before, {now} after"
+            )
+            return f"the node is Ready again; {kept}"
 
         step = undo.record(f"start the kubelet of node {node} again", start_again)
         stopped = kubelet.stop_kubelet(node, commands.stop)
         said = shlex.join(a.replace("{node}", node) for a in commands.stop)
         return stopped, f"the kubelet of node {node} stopped ({said}), for {spec.for_s:g} s", step
-
-    def act(self, spec: KubeletRestartFault, runtime: Runtime, undo: UndoLog) -> Acted:
-        acted = super().act(spec, runtime, undo)
-        before, after = self._container, runtime.capability(KubeletControl).container_id()
-        kept = (
-            f"Prometheus' container kept running (container {after[-12:]})"
-            if before and after == before
-            else f"Prometheus' container changed: {before[-12:] or '(none)'} before, {after[-12:] or '(none)'} after"
-        )
-        return dataclasses.replace(acted, detail=f"{acted.detail}; the node is Ready again; {kept}")
 
 
 FAULT = KubeletRestart()
