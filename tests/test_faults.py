@@ -24,7 +24,7 @@ def test_every_scenario_action_has_exactly_one_fault_module() -> None:
         == set(injectors())
         == {"sigkill", "sigterm", "restart", "reschedule", "redeploy", "scale_zero", "node_loss", "power_loss"}
         | {"io_errors", "io_latency", "disk_full", "server_restart", "second_writer", "kubelet_restart"}
-        | {"ceph_client_crash", "ceph_osd_down"}
+        | {"ceph_client_crash", "ceph_osd_down", "ceph_mds_restart"}
     )
 
 

@@ -1,10 +1,12 @@
 """Ceph under Prometheus, for the Ceph faults: kill this run's Ceph client (``ceph-fuse`` for CephFS,
-``qemu-storage-daemon`` with librbd for RBD) and stop and start an OSD of the cluster the run started itself.
+``qemu-storage-daemon`` with librbd for RBD), and stop and start an OSD or the CephFS MDS of the cluster the run
+started itself.
 
 The storage gives them or not: a client only a Ceph backend mounted (``cephfs``, ``rbd``) or, on a cluster, a volume
 of ceph-csi's CephFS driver (``backend: dynamic`` naming its ``provisioner``), whose node plugin on Prometheus' node
 holds the client (ceph-fuse with ``mounter: fuse``) and is restarted by the scenario's command; an OSD only a cluster
-the run started (``monitors: embedded``); the harness never stops a daemon of a cluster it did not start.
+the run started (``monitors: embedded``), and its MDS only with CephFS; the harness never stops a daemon of a cluster
+it did not start.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from abc import abstractmethod
 
 from harness.capabilities import StorageGiven
 from harness.scenario.faults import CephClientCrashFault
-from harness.scenario.model import CephClientSpec, DynamicStorage, Scenario
+from harness.scenario.model import CephClientSpec, CephFsStorage, DynamicStorage, Scenario
 
 CEPH_BACKENDS = ("cephfs", "rbd")
 # ceph-csi's CephFS driver name; Rook registers it as ``<operator namespace>.cephfs.csi.ceph.com``.
@@ -90,3 +92,28 @@ class CephOsdControl(StorageGiven):
     @abstractmethod
     def start_osd(self) -> tuple[float, str]:
         """Start the OSD ``stop_osd`` stopped, on the same data; returns once the cluster reports it up."""
+
+
+class CephMdsControl(StorageGiven):
+    does = "stop and start the CephFS metadata server under Prometheus"
+    lacking = "it stops no Ceph daemon"
+
+    @classmethod
+    def storage_refusal(cls, scenario: Scenario) -> str | None:
+        storage = scenario.storage
+        if not isinstance(storage, CephFsStorage):
+            return f"storage.backend {storage.backend} has no CephFS metadata server: use backend cephfs"
+        if storage.embedded_cluster is None:
+            return (
+                f"the Ceph cluster at {storage.monitors} is not the run's: the harness stops only the MDS of a "
+                "cluster it started itself (monitors: embedded), never a daemon of someone else's cluster"
+            )
+        return None
+
+    @abstractmethod
+    def stop_mds(self) -> tuple[float, str]:
+        """Stop the MDS (SIGTERM, bounded); when, and what was done and what the monitor then says of it."""
+
+    @abstractmethod
+    def start_mds(self) -> tuple[float, str]:
+        """Start the MDS ``stop_mds`` stopped, on its journal; returns once it is active again for the file system."""

@@ -86,6 +86,9 @@ MON_TIMEOUT_S = 30.0
 MGR_TIMEOUT_S = 30.0
 OSD_TIMEOUT_S = 60.0
 MDS_TIMEOUT_S = 30.0
+# An MDS started again replays its journal and then waits for its clients to reconnect, up to
+# mds_reconnect_timeout (45 s by default) for one that does not.
+MDS_BACK_TIMEOUT_S = 90.0
 PGS_TIMEOUT_S = 60.0
 MKFS_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 5.0  # per daemon: to exit after SIGTERM (then SIGKILL), or after SIGKILL
@@ -156,6 +159,27 @@ class CephCluster:
         return (
             f"up {up_s:.1f} s after it started, every placement group active after {time.monotonic() - started:.1f} s"
         )
+
+    def mds_state(self) -> str:
+        """The state ``fs status`` gives the file system's mds.a ("active", "replay", "reconnect", ...; "" when it
+        lists none)."""
+        status = self.admin.ceph_json("fs", "status", self.fs_name or "")
+        return ", ".join(str(m.get("state", "")) for m in status.get("mdsmap", []) if m.get("name") == "a")
+
+    def mds_back(self, timeout_s: float = MDS_BACK_TIMEOUT_S) -> str:
+        """After ``start_daemon("mds.a")``: wait (bounded) until it is active for the file system again (its journal
+        replayed, the clients reconnected); what that took and the states it went through, in a sentence."""
+        started = time.monotonic()
+        seen: list[str] = []
+
+        def active() -> bool:
+            state = self.mds_state()
+            if state and (not seen or seen[-1] != state):
+                seen.append(state)
+            return state == "active"
+
+        self.wait_until("mds.a", active, f"mds.a active again for the file system {self.fs_name}", timeout_s)
+        return f"active {time.monotonic() - started:.1f} s after it started (through {' -> '.join(seen)})"
 
     def wait_until(self, name: str, probe: Callable[[], bool], what: str, timeout_s: float) -> None:
         """Wait for ``probe`` while ``name`` runs; if it exits or the time runs out, say which and quote its log."""

@@ -25,7 +25,7 @@ from typing import Any
 
 from harness import proc
 from harness.capabilities import Capability
-from harness.capabilities.ceph import CephClientControl, CephOsdControl
+from harness.capabilities.ceph import CephClientControl, CephMdsControl, CephOsdControl
 from harness.capabilities.export import ExportReach
 from harness.capabilities.fault_layer import FaultLayerControl
 from harness.capabilities.signals import SignalControl
@@ -50,6 +50,7 @@ from harness.runtime.base import (
 )
 from harness.runtime.local_capabilities import (
     LocalCephClient,
+    LocalCephMds,
     LocalCephOsd,
     LocalExport,
     LocalFaultLayer,
@@ -103,6 +104,7 @@ class LocalRuntime(Runtime):
             ExportReach,
             CephClientControl,
             CephOsdControl,
+            CephMdsControl,
         }
     )
     stop_timeout_s = STOP_TIMEOUT_S
@@ -155,6 +157,11 @@ class LocalRuntime(Runtime):
             CephOsdControl: (
                 LocalCephOsd(storage_server)
                 if CephOsdControl in needs and isinstance(storage_server, EmbeddedCephServer)
+                else None
+            ),
+            CephMdsControl: (
+                LocalCephMds(storage_server)
+                if CephMdsControl in needs and isinstance(storage_server, EmbeddedCephServer)
                 else None
             ),
         }

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import fmt
-from harness.capabilities.ceph import CephClientControl, CephOsdControl
+from harness.capabilities.ceph import CephClientControl, CephMdsControl, CephOsdControl
 from harness.capabilities.export import ExportReach
 from harness.capabilities.fault_layer import FaultLayerControl, IoFault, PowerCut
 from harness.capabilities.signals import SignalControl
@@ -350,6 +350,32 @@ class LocalCephOsd(CephOsdControl):
         daemon = cluster.start_daemon("osd.0")
         back = cluster.osd_back()
         return time.time(), f"osd.0 started again (pid {daemon.pid}) on the same data: {back}"
+
+
+# An MDS asked to stop tells the monitor first; a kubelet would wait 30 s (the default grace period) as well.
+MDS_STOP_TIMEOUT_S = 30.0
+
+
+class LocalCephMds(CephMdsControl):
+    def __init__(self, server: EmbeddedCephServer[Any]) -> None:
+        self.server = server
+
+    def stop_mds(self) -> tuple[float, str]:
+        cluster = self.server.running()
+        asked = time.time()
+        pid = cluster.stop_daemon("mds.a", MDS_STOP_TIMEOUT_S)
+        stopped = time.time()  # the window counts from its exit: until then it served
+        state = cluster.mds_state() or "no MDS"
+        return stopped, (
+            f"mds.a (pid {pid}) stopped (SIGTERM; it exited after {stopped - asked:.1f} s); the file system "
+            f"{cluster.fs_name} lists {state}"
+        )
+
+    def start_mds(self) -> tuple[float, str]:
+        cluster = self.server.running()
+        daemon = cluster.start_daemon("mds.a")
+        back = cluster.mds_back()
+        return time.time(), f"mds.a started again (pid {daemon.pid}) on its journal: {back}"
 
 
 PROBE_FILE = ".harness-data-path-probe"

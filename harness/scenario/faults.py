@@ -283,6 +283,18 @@ class CephOsdDownFault(FaultWindow):
     action: Literal["ceph_osd_down"] = Field(description="the Ceph cluster's OSD stops for `for` (embedded cluster)")
 
 
+class CephMdsRestartFault(FaultWindow):
+    """The CephFS metadata server stops for ``for`` (SIGTERM) and starts again on its journal. With one MDS (the
+    embedded cluster's) no standby takes over: the client's metadata operations (open, create, rename, the
+    metadata an fsync flushes) wait until the MDS has replayed its journal, the client has reconnected and it is
+    active again, while I/O to files the client already holds caps on may go on. Only the MDS of a cluster the run
+    started (``monitors: embedded``), backend cephfs."""
+
+    action: Literal["ceph_mds_restart"] = Field(
+        description="the CephFS metadata server stops for `for` and starts again (embedded cluster, backend cephfs)"
+    )
+
+
 class SecondWriterFault(FaultWindow):
     """Another application writes into the NFS export that holds Prometheus' data, for ``for``: the field notes'
     Grafana (uid 472), whose PV named the same server path as Prometheus'. A process of its own, running as
@@ -344,5 +356,6 @@ FaultSpec = (
     | SecondWriterFault
     | CephClientCrashFault
     | CephOsdDownFault
+    | CephMdsRestartFault
 )
 Fault = Annotated[FaultSpec, Field(discriminator="action")]
