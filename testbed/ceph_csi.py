@@ -54,6 +54,7 @@ CSI_CAPS = ("mon", "allow r", "mgr", "allow rw", "mds", "allow rw", "osd", "allo
 OSD_SIZE_BYTES = 4 << 30  # a sparse file: what the tests write is a few MiB
 READY_TIMEOUT_S = 60.0  # a plugin's socket appears within a second or two; the kubelet registers it at once
 CONFIG_DIR = Path("/etc/ceph-csi-config")
+CONFIG_MAP = "ceph-csi-config"  # upstream's name for the cluster map's ConfigMap
 CEPH_FUSE_FSTYPE = "fuse.ceph-fuse"  # how /proc/self/mountinfo names ceph-fuse's mounts and every bind of them
 
 
@@ -134,7 +135,7 @@ class CephCsi:
             if not CONFIG_DIR.exists():
                 CONFIG_DIR.mkdir()
                 self.made_config_dir = True
-            self._objects(key)
+            self._objects(key, json.dumps(cluster_map))
             self._controller()
             for node in self.nodes:
                 self._node_plugin(node)
@@ -199,12 +200,20 @@ class CephCsi:
         drivers = json.loads(response.data).get("spec", {}).get("drivers") or []
         return any(d.get("name") == DRIVER for d in drivers)
 
-    def _objects(self, key: str) -> None:
+    def _objects(self, key: str, cluster_map: str) -> None:
         from kubernetes import client
 
         core, storage = client.CoreV1Api(self.api_client), client.StorageV1Api(self.api_client)
         labels = {"harness.prom/testbed": "ceph-csi"}
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE, labels=labels)))
+        # Upstream's deployment mounts this ConfigMap at /etc/ceph-csi-config; here the plugins read the same map
+        # from a bound file (the module's doc), and the doctor reads the ConfigMap, as on a real cluster.
+        core.create_namespaced_config_map(
+            NAMESPACE,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(name=CONFIG_MAP, labels=labels), data={"config.json": cluster_map}
+            ),
+        )
         core.create_namespaced_secret(
             NAMESPACE,
             client.V1Secret(

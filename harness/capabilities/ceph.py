@@ -14,18 +14,12 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from harness.capabilities import StorageGiven
+from harness.kube.inventory import ceph_csi_kind
 from harness.scenario.faults import CephClientCrashFault
 from harness.scenario.model import CephClientSpec, CephFsStorage, DynamicStorage, Scenario
 
 CEPH_BACKENDS = ("cephfs", "rbd")
-# ceph-csi's CephFS driver name; Rook registers it as ``<operator namespace>.cephfs.csi.ceph.com``.
 CEPHFS_CSI_DRIVER = "cephfs.csi.ceph.com"
-
-
-def is_cephfs_csi(provisioner: str | None) -> bool:
-    return provisioner is not None and (
-        provisioner == CEPHFS_CSI_DRIVER or provisioner.endswith("." + CEPHFS_CSI_DRIVER)
-    )
 
 
 class CephClientControl(StorageGiven):
@@ -44,7 +38,7 @@ class CephClientControl(StorageGiven):
                 )
             return None
         if isinstance(storage, DynamicStorage):
-            if not is_cephfs_csi(storage.provisioner):
+            if ceph_csi_kind(storage.provisioner) != "cephfs":
                 return (
                     f"storage.provisioner must name ceph-csi's CephFS driver ({CEPHFS_CSI_DRIVER}, or Rook's "
                     f"<namespace>.{CEPHFS_CSI_DRIVER}; the doctor checks that class {storage.storage_class} names it),"

@@ -9,6 +9,7 @@ reverse), ``Retain`` keeps it on a Released PV that no new claim will bind.
 
 from __future__ import annotations
 
+from harness.doctor.ceph_csi import ceph_csi_findings
 from harness.doctor.fmt import bullets
 from harness.kube.inventory import KubeInventory, StorageClassInfo
 from harness.results.model import DoctorFinding, Severity
@@ -49,7 +50,7 @@ def class_findings(spec: DynamicStorage, inventory: KubeInventory) -> list[Docto
     if sc.provisioner == NO_PROVISIONER or (spec.provisioner is not None and sc.provisioner != spec.provisioner):
         return [_wrong_provisioner(spec, sc, inventory.source)]
     found = (_binding_mode(sc, inventory.source), _csi_registration(sc, inventory), _expansion(sc, spec), _reclaim(sc))
-    return [f for f in found if f is not None]
+    return [f for f in found if f is not None] + ceph_csi_findings(sc, inventory)
 
 
 def _csi_registration(sc: StorageClassInfo, inventory: KubeInventory) -> DoctorFinding | None:

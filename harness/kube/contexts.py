@@ -13,7 +13,7 @@ from typing import Any
 from harness.errors import InfraError
 from harness.fmt import shorten
 from harness.kube.decode import decode_node, decode_pv, decode_pvc, decode_storage_class
-from harness.kube.inventory import KubeInventory
+from harness.kube.inventory import CephCsiFacts, KubeInventory, StorageClassInfo, ceph_csi_kind, csi_secret_refs
 
 API_TIMEOUT_S = 15.0
 
@@ -78,6 +78,7 @@ def load_inventory(
         nodes = tuple(decode_node(o) for o in core.list_node(**kw).items)
         crds = _crd_names(kubernetes.client.ApiextensionsV1Api(api_client), kw)
         csi_drivers, registered = _csi(storage, kw)
+        ceph_csi = _ceph_csi(core, classes, kw)
         if registered is not None:
             nodes = tuple(replace(n, csi_drivers=registered.get(n.name, ())) for n in nodes)
     except ConfigException as e:
@@ -95,8 +96,59 @@ def load_inventory(
         nodes=nodes,
         crds=crds,
         csi_drivers=csi_drivers,
+        ceph_csi=ceph_csi,
         source=f"{where}, context {context_name}",
     )
+
+
+def _ceph_csi(core: Any, classes: tuple[StorageClassInfo, ...], kw: dict[str, Any]) -> CephCsiFacts | None:
+    """For the ceph-csi classes (None when there is none): the keys of the Secrets they name and the cluster maps in
+    the ConfigMaps of those Secrets' namespaces. A Secret or ConfigMap list this user may not read is unknown, not
+    missing."""
+    from kubernetes.client.exceptions import ApiException
+
+    refs = {ref for sc in classes if ceph_csi_kind(sc.provisioner) for ref in csi_secret_refs(sc.parameters).values()}
+    if not any(ceph_csi_kind(sc.provisioner) for sc in classes):
+        return None
+    secrets: dict[tuple[str, str], tuple[str, ...] | None] = {}
+    for namespace, name in sorted(refs):
+        try:
+            secret = core.read_namespaced_secret(name, namespace, **kw)
+            secrets[(namespace, name)] = tuple(sorted((secret.data or {}).keys()))  # the keys only
+        except ApiException as e:
+            if e.status == 403:
+                secrets[(namespace, name)] = None
+            elif e.status != 404:
+                raise
+    found: dict[str, str] = {}
+    readable = True
+    namespaces = tuple(sorted({namespace for namespace, _ in refs}))
+    for namespace in namespaces:
+        try:
+            config_maps = core.list_namespaced_config_map(namespace, **kw).items
+        except ApiException as e:
+            if e.status not in (403, 404):
+                raise
+            readable = False
+            break
+        for cm in config_maps:
+            for value in (cm.data or {}).values():
+                for cluster_id in _cluster_ids(value):
+                    found.setdefault(cluster_id, f"configmap {namespace}/{cm.metadata.name}")
+    return CephCsiFacts(secrets=secrets, cluster_ids=found if readable else None, searched=namespaces)
+
+
+def _cluster_ids(value: str) -> list[str]:
+    """The clusterIDs of a ceph-csi cluster map (a JSON list of {"clusterID": ..., "monitors": [...]}), else []."""
+    if "clusterID" not in value:
+        return []
+    try:
+        entries = json.loads(value)
+    except ValueError:
+        return []
+    if not isinstance(entries, list):
+        return []
+    return [str(e["clusterID"]) for e in entries if isinstance(e, dict) and e.get("clusterID")]
 
 
 def _csi(api: Any, kw: dict[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, tuple[str, ...]] | None]:

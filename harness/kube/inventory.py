@@ -138,6 +138,43 @@ class NodeInfo:
     csi_drivers: tuple[str, ...] | None = None
 
 
+# ceph-csi's drivers by name and what they serve; Rook registers them as ``<operator namespace>.<name>``.
+CEPH_CSI_DRIVERS = {"cephfs.csi.ceph.com": "cephfs", "rbd.csi.ceph.com": "rbd"}
+# The steps of a CSI volume whose Secret a class names (``csi.storage.k8s.io/<step>-secret-name`` and ``-namespace``).
+CSI_SECRET_STEPS = ("provisioner", "controller-expand", "node-stage")
+
+
+def ceph_csi_kind(provisioner: str | None) -> str | None:
+    """ "cephfs" or "rbd" for a ceph-csi driver's name (upstream's or Rook's), else None."""
+    for name, kind in CEPH_CSI_DRIVERS.items():
+        if provisioner is not None and (provisioner == name or provisioner.endswith("." + name)):
+            return kind
+    return None
+
+
+def csi_secret_refs(parameters: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """The Secrets a class names, by step: ``{"node-stage": (namespace, name)}``."""
+    refs = {}
+    for step in CSI_SECRET_STEPS:
+        name = parameters.get(f"csi.storage.k8s.io/{step}-secret-name")
+        if name:
+            refs[step] = (parameters.get(f"csi.storage.k8s.io/{step}-secret-namespace", "default"), name)
+    return refs
+
+
+@dataclass(frozen=True)
+class CephCsiFacts:
+    """What the doctor reads for ceph-csi classes beyond the classes: the Secrets they name, by (namespace, name),
+    with their keys (never their values; None: this user may not read it; absent from ``secrets``: not found), and
+    the cluster maps in the ConfigMaps of those Secrets' namespaces (where ceph-csi's deployments keep them:
+    upstream's ``ceph-csi-config``, Rook's ``rook-ceph-csi-config``): clusterID -> the ConfigMap, or None where
+    ConfigMaps could not be listed."""
+
+    secrets: dict[tuple[str, str], tuple[str, ...] | None]
+    cluster_ids: dict[str, str] | None
+    searched: tuple[str, ...]  # the namespaces whose ConfigMaps were read
+
+
 @dataclass(frozen=True)
 class KubeInventory:
     """What the cluster holds right now, plus where the harness would create its claim."""
@@ -151,6 +188,8 @@ class KubeInventory:
     crds: tuple[str, ...] | None = None
     # The CSIDriver objects' names, or None where they were not read.
     csi_drivers: tuple[str, ...] | None = None
+    # The Secrets and cluster maps of the cluster's ceph-csi classes, or None where it has none (or they were not read).
+    ceph_csi: CephCsiFacts | None = None
     source: str = "hand-written inventory"  # e.g. "kubeconfig /root/.kube/config, context kind"
 
     def storage_class(self, name: str) -> StorageClassInfo | None:

@@ -28,7 +28,16 @@ RBD = StorageClassInfo(
     "ceph-rbd",
     "rbd.csi.ceph.com",
     volume_binding_mode="Immediate",
-    parameters={"clusterID": "c1", "pool": "k8s"},
+    parameters={
+        "clusterID": "c1",
+        "pool": "k8s",
+        # ceph-csi reads the Ceph user for each step from these (harness/doctor/ceph_csi.py checks them)
+        **{
+            f"csi.storage.k8s.io/{step}-secret-{what}": value
+            for step in ("provisioner", "node-stage")
+            for what, value in (("name", "csi-rbd-secret"), ("namespace", "ceph-csi"))
+        },
+    },
     reclaim_policy="Retain",
     allow_volume_expansion=True,
 )

@@ -191,3 +191,85 @@ def test_shipped_scenario_on_the_ceph_csi_class_ends_as_its_row_says(
     for node in cephfs_csi.nodes:  # the dead mount and its bind into the pod went with the pod
         assert mounts_under(node.kubelet_root, ceph_csi.CEPH_FUSE_FSTYPE) == [], node.name
     assert_nothing_left(api_client, result["run_id"])
+
+
+@pytest.mark.cluster
+@pytest.mark.root
+def test_the_doctor_checks_a_ceph_csi_class_its_secrets_and_its_cluster_map(
+    kubeconfig: Path, kube_context: str, api_client: Any, cephfs_csi: ceph_csi.CephCsi
+) -> None:
+    """Each ``ceph_csi.*`` finding (harness/doctor/ceph_csi.py) in the state it names, read from the running driver's
+    objects: the test bed's class (mounter fuse: a warning; its Secret has adminID/adminKey; its clusterID is in
+    ConfigMap ceph-csi/ceph-csi-config), and classes of this test's own (deleted after) whose clusterID the map
+    lacks (with mounter kernel), whose node-stage Secret does not exist, whose Secret lacks the admin keys."""
+    from kubernetes import client
+
+    from harness.doctor.dynamic import class_findings
+    from harness.kube.contexts import load_inventory
+    from harness.scenario.model import DynamicStorage
+
+    core, storage = client.CoreV1Api(api_client), client.StorageV1Api(api_client)
+    ns = ceph_csi.NAMESPACE
+    user_only = "doctor-test-user-only"
+    core.create_namespaced_secret(
+        ns, client.V1Secret(metadata=client.V1ObjectMeta(name=user_only), string_data={"userID": "u", "userKey": "k"})
+    )
+    own = {
+        "cephfs-doctor-bad-id": {"clusterID": "not-in-the-map", "mounter": "kernel"},
+        "cephfs-doctor-no-secret": {"csi.storage.k8s.io/node-stage-secret-name": "doctor-test-absent"},
+        "cephfs-doctor-user-keys": {
+            "csi.storage.k8s.io/provisioner-secret-name": user_only,
+            "csi.storage.k8s.io/node-stage-secret-name": user_only,
+        },
+    }
+    base = storage.read_storage_class(ceph_csi.CLASS)
+    try:
+        for name, changed in own.items():
+            storage.create_storage_class(
+                client.V1StorageClass(
+                    metadata=client.V1ObjectMeta(name=name),
+                    provisioner=ceph_csi.DRIVER,
+                    parameters={**base.parameters, **changed},
+                    reclaim_policy="Delete",
+                )
+            )
+        inventory = load_inventory(str(kubeconfig), context=kube_context)
+
+        def findings(name: str) -> dict[str, Any]:
+            spec = DynamicStorage.model_validate({"backend": "dynamic", "storage_class": name})
+            return {f.check: f for f in class_findings(spec, inventory) if f.check.startswith("ceph_csi.")}
+
+        shipped = findings(ceph_csi.CLASS)
+        assert shipped["ceph_csi.mounter"].severity is Severity.WARNING, shipped
+        assert shipped["ceph_csi.secrets"].severity is Severity.INFO, shipped["ceph_csi.secrets"]
+        secrets = shipped["ceph_csi.secrets"]
+        assert f"secret {ns}/{ceph_csi.SECRET} (node-stage) has adminID, adminKey" in secrets.evidence, secrets
+        cluster_id = shipped["ceph_csi.cluster_id"]
+        assert cluster_id.severity is Severity.INFO and f"configmap {ns}/{ceph_csi.CONFIG_MAP}" in cluster_id.title
+
+        bad_id = findings("cephfs-doctor-bad-id")
+        assert bad_id["ceph_csi.cluster_id"].severity is Severity.BLOCKER, bad_id["ceph_csi.cluster_id"]
+        assert ceph_csi.CLUSTER_ID in bad_id["ceph_csi.cluster_id"].evidence  # what the map has instead
+        assert bad_id["ceph_csi.mounter"].severity is Severity.INFO and bad_id["ceph_csi.secrets"].severity is (
+            Severity.INFO
+        )
+        no_secret = findings("cephfs-doctor-no-secret")["ceph_csi.secrets"]
+        assert no_secret.severity is Severity.BLOCKER, no_secret
+        assert f"secret {ns}/doctor-test-absent (node-stage) does not exist" in no_secret.evidence
+        user_keys = findings("cephfs-doctor-user-keys")["ceph_csi.secrets"]
+        assert user_keys.severity is Severity.BLOCKER, user_keys
+        assert f"secret {ns}/{user_only} (provisioner) lacks adminID, adminKey" in user_keys.evidence
+    finally:
+        for name in own:
+            _ignore_missing(storage.delete_storage_class, name)
+        _ignore_missing(core.delete_namespaced_secret, user_only, ns)
+
+
+def _ignore_missing(call: Any, *args: Any) -> None:
+    from kubernetes import client
+
+    try:
+        call(*args)
+    except client.ApiException as e:
+        if e.status != 404:
+            raise
