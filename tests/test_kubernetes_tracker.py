@@ -71,7 +71,12 @@ def test_only_a_new_pod_looks_for_the_csi_stages_and_says_once_why_there_are_non
     t.container_going()  # restarted in its pod: nothing is staged again, nothing to say
     assert t.csi.collect() == ((), "")
     t.pod = pod()
+    t.node_going("node-1")  # the node comes back and restarts the same pod: nothing to say either
+    t.csi.placed(pod())
+    assert t.csi.collect() == ((), "")
+    t.pod = pod()
     t.pod_going()
+    t.csi.placed(pod(uid="uid-2", node="node-2"))
     assert t.csi.collect() == ((), "no claim (an emptyDir): no CSI volume to stage or publish")
     assert t.csi.collect() == ((), "")
 

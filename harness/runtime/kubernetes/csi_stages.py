@@ -38,7 +38,7 @@ def _short(method: str) -> str:
 class CsiWatch:
     """One fault's watch of one driver: the kubelets' calls before it, then the new pod's node's."""
 
-    driver: str
+    driver: str  # "": no CSI volume (``CsiStages`` has the note why)
     old_uid: str  # the pod the fault replaces: its node is not the new pod's
     baseline: dict[str, CsiCalls | None]  # node -> its reading before the fault (None: it served no metrics)
     unread: dict[str, str]  # node -> why its reading before the fault failed (the API did not answer)
@@ -116,22 +116,17 @@ class CsiStages:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._watch: CsiWatch | None = None
-        self._note = ""  # why there is no watch for the fault armed (no CSI volume)
-        self._armed = False
+        self._note = ""  # why the fault armed has no driver to watch (no CSI volume)
 
     def arm(self, old: PodInfo, unavailable: list[str]) -> None:
         """A fault is about to replace the pod: the claim's driver, and every node's calls to it as the baseline
         (except the ``unavailable`` nodes, cordoned or lost, and nodes not Ready: the new pod goes to none of
         them)."""
         self.drop()
-        self._armed, self._watch, self._note = True, None, ""
-        driver, why = self._driver()
-        if driver is None:
-            self._note = why
-            return
+        driver, self._note = self._driver()
         baseline: dict[str, CsiCalls | None] = {}
         unread: dict[str, str] = {}
-        for node in self.api.nodes():
+        for node in self.api.nodes() if driver else ():
             if node.ready and node.schedulable and node.name not in unavailable:
                 try:
                     baseline[node.name] = csi_calls(self.api, node.name, driver, timeout_s=READ_TIMEOUT_S)
@@ -141,7 +136,7 @@ class CsiStages:
 
     def placed(self, pod: PodInfo) -> None:
         """The new pod is on ``pod.node``: poll its kubelet (from a thread, until both calls succeeded)."""
-        if self._place(pod):
+        if self._place(pod) and self._watch is not None and self._watch.driver:
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name=f"csi-calls-{pod.node}", daemon=True)
             self._thread.start()
@@ -151,7 +146,7 @@ class CsiStages:
         self._join()
         self._place(pod)
         watch = self._watch
-        if watch is not None and watch.node and len(watch.marks) < len(_METHODS):
+        if watch is not None and watch.driver and watch.node and len(watch.marks) < len(_METHODS):
             self._poll(watch)
 
     def _place(self, pod: PodInfo) -> bool:
@@ -171,11 +166,11 @@ class CsiStages:
     def collect(self) -> tuple[tuple[StageMark, ...], str]:
         """The fault's CSI stages and, where some could not be shown, why (once); then forget the fault."""
         self._join()
-        watch, note, armed = self._watch, self._note, self._armed
-        self._watch, self._note, self._armed = None, "", False
-        if not armed:
-            return (), ""  # a container restarted in its pod, or the first start: nothing staged again
-        if watch is None:
+        watch, note = self._watch, self._note
+        self._watch, self._note = None, ""
+        if watch is None or not watch.node:
+            return (), ""  # no new pod (a container restarted in its pod, the first start): nothing staged again
+        if not watch.driver:
             return (), note
         marks = tuple(watch.marks[stage] for stage in _METHODS if stage in watch.marks)
         return marks, watch.why_missing()
@@ -217,15 +212,15 @@ class CsiStages:
 
     # --- the claim ---------------------------------------------------------------------------------------------
 
-    def _driver(self) -> tuple[str | None, str]:
-        """The CSI driver of the claim's PV, or None and why there is none."""
+    def _driver(self) -> tuple[str, str]:
+        """The CSI driver of the claim's PV, or "" and why there is none."""
         claim = self.api.read_pvc(self.namespace, self.claim)
         if claim is None:
-            return None, "no claim (an emptyDir): no CSI volume to stage or publish"
+            return "", "no claim (an emptyDir): no CSI volume to stage or publish"
         pv = self.api.read_pv(claim.volume_name) if claim.volume_name else None
         if pv is None:
-            return None, f"claim {self.claim} is bound to no PV: no CSI volume seen"
+            return "", f"claim {self.claim} is bound to no PV: no CSI volume seen"
         driver = str((pv.volume_source.get("csi") or {}).get("driver") or "")
         if not driver:
-            return None, f"pv/{pv.name} is not a CSI volume ({pv.source or 'no source'}): no CSI stages"
+            return "", f"pv/{pv.name} is not a CSI volume ({pv.source or 'no source'}): no CSI stages"
         return driver, ""
