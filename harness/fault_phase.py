@@ -318,6 +318,7 @@ def _record_recovery(record: FaultRecord, injection: Injection, recovery: Recove
     record.ready_at_s = None if recovery.ready_at_unix_s is None else recovery.ready_at_unix_s - t0
     record.wal_replay_s = recovery.wal_replay_s
     record.stages = _stages(injection, recovery, t0)
+    record.stages_note = recovery.stages_note
 
 
 def _stages(injection: Injection, recovery: Recovery, t0: float) -> list[RecoveryStage]:

@@ -12,7 +12,6 @@ import codecs
 import enum
 import json
 import logging
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,7 @@ from urllib3.exceptions import NewConnectionError
 from urllib3.util.retry import Retry
 
 from harness.errors import PrometheusError
+from harness.exposition import parse_exposition
 from harness.fmt import shorten
 
 log = logging.getLogger(__name__)
@@ -93,36 +93,6 @@ class ServerWrites:
     def refused_requests(self) -> int:
         """Remote-write requests it answered with a 5xx: it could not commit them (a dead volume under its WAL)."""
         return sum(n for code, n in self.write_requests.items() if code.startswith("5"))
-
-
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_PAIR = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(,?)')
-_UNESCAPE = {"\\\\": "\\", '\\"': '"', "\\n": "\n"}
-
-
-def parse_exposition(text: str, names: set[str]) -> Iterator[tuple[str, dict[str, str], float]]:
-    """The samples of the metrics ``names`` in a text exposition (format 0.0.4): (name, labels, value). Enough of the
-    format for Prometheus' own ``/metrics``; the ``prometheus_client`` parser is not a dependency of the harness.
-    Raises ValueError on a line of one of ``names`` it cannot read."""
-    for line in text.splitlines():
-        m = _METRIC_NAME.match(line)  # comments (#) and blank lines do not match
-        if m is None or m.group() not in names:
-            continue
-        pos, labels = m.end(), {}
-        if line.startswith("{", pos):
-            pos += 1
-            while not line[pos:].lstrip().startswith("}"):
-                # A pair, then a comma unless the closing brace follows (a comma before it is allowed too).
-                pair = _LABEL_PAIR.match(line, pos)
-                if pair is None or not (pair.group(3) or line.startswith("}", pair.end())):
-                    raise ValueError(f"unreadable labels in {line!r}")
-                labels[pair.group(1)] = re.sub(r"\\[\\\"n]", lambda e: _UNESCAPE[e.group()], pair.group(2))
-                pos = pair.end()
-            pos = line.index("}", pos) + 1
-        fields = line[pos:].split()
-        if not fields:
-            raise ValueError(f"no value in {line!r}")
-        yield m.group(), labels, float(fields[0])
 
 
 class WriteOutcome(enum.Enum):

@@ -18,6 +18,8 @@ StageId = Literal[
     "pod_created",
     "scheduled",
     "volume_attached",
+    "volume_staged",
+    "volume_published",
     "volumes_mounted",
     "container_started",
     "healthy",
@@ -42,6 +44,16 @@ STAGES: dict[StageId, tuple[str, str]] = {
     ),
     "scheduled": ("scheduled", "the new pod's PodScheduled condition"),
     "volume_attached": ("volume attached", "the SuccessfulAttachVolume event (attachable volumes only)"),
+    "volume_staged": (
+        "volume staged",
+        "the CSI driver's NodeStageVolume returned OK on the new pod's node: the kubelet's csi_operations_seconds "
+        "(read through the API's node proxy, polled) counted it; CSI volumes only, where the driver stages",
+    ),
+    "volume_published": (
+        "volume published",
+        "the CSI driver's NodePublishVolume returned OK (the volume bound into the pod's directory), counted the "
+        "same way",
+    ),
     "volumes_mounted": (
         "volumes mounted",
         "the PodReadyToStartContainers condition: the kubelet mounts a pod's volumes before creating its sandbox",

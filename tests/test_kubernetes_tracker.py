@@ -42,6 +42,9 @@ class FakeApi:
     def events(self, *args: Any) -> list[str]:
         return []
 
+    def read_pvc(self, namespace: str, name: str) -> None:
+        return None  # an emptyDir: no claim
+
     def wait_pod(self, namespace: str, name: str, until: Callable[[PodInfo], bool], **kw: Any) -> PodInfo:
         return next(p for p in self.pods if until(p))
 
@@ -61,6 +64,21 @@ def test_a_killed_container_is_back_at_the_next_restart_count(tmp_path: Path) ->
     assert not t.running(pod(restarts=0))
     assert t.running(pod(restarts=1, container_id="c2"))
     assert t.instance().endswith("container restart 1")
+
+
+def test_only_a_new_pod_looks_for_the_csi_stages_and_says_once_why_there_are_none(tmp_path: Path) -> None:
+    t = tracker(tmp_path)
+    t.container_going()  # restarted in its pod: nothing is staged again, nothing to say
+    assert t.csi.collect() == ((), "")
+    t.pod = pod()
+    t.node_going("node-1")  # the node comes back and restarts the same pod: nothing to say either
+    t.csi.placed(pod())
+    assert t.csi.collect() == ((), "")
+    t.pod = pod()
+    t.pod_going()
+    t.csi.placed(pod(uid="uid-2", node="node-2"))
+    assert t.csi.collect() == ((), "no claim (an emptyDir): no CSI volume to stage or publish")
+    assert t.csi.collect() == ((), "")
 
 
 def test_a_lost_node_s_container_is_stale_until_another_runs(tmp_path: Path) -> None:

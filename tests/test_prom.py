@@ -12,8 +12,9 @@ import pytest
 
 from harness import proc
 from harness.errors import PrometheusError
+from harness.exposition import parse_exposition
 from harness.loads import remote_pb2
-from harness.prom import PromClient, WriteOutcome, labels_key, parse_exposition, selector, stream_vector
+from harness.prom import PromClient, WriteOutcome, labels_key, selector, stream_vector
 from tests.prometheus_fixture import PrometheusLauncher, RunningPrometheus, prometheus_launcher
 
 

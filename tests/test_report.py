@@ -18,7 +18,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.report import charts, frames
-from harness.report.html import build_context, render_report
+from harness.report.html import build_context, render_html, render_report
 from harness.report.tables import yamlish
 from harness.results.model import (
     CheckResult,
@@ -486,6 +486,28 @@ def test_recovery_chart_survives_a_fault_that_never_recovered() -> None:
 def test_yamlish_dump() -> None:
     text = yamlish({"a": {"b": [1, {"c": "x: y", "d": None}], "e": []}, "f": True, "g": "on"})
     assert text == 'a:\n  b:\n    - 1\n    - c: "x: y"\n      d: null\n  e: []\nf: true\ng: "on"'
+
+
+def test_a_csi_volume_s_staging_and_publishing_are_drawn_between_attach_and_mount_and_a_note_says_why_not() -> None:
+    result = make_result()
+    kill, move = result.faults
+    scheduled = next(st for st in move.stages if st.stage == "scheduled")
+    source = "kubelet metric csi_operations_seconds via the API (node node-1): {} took 0.050 s (grpc OK)"
+    csi = [
+        RecoveryStage(stage=stage, at_s=scheduled.at_s, source=source.format(call), resolution_s=0.4)
+        for stage, call in (("volume_staged", "NodeStageVolume"), ("volume_published", "NodePublishVolume"))
+    ]
+    move.stages[2:2] = csi
+    kill.stages_note = "no claim (an emptyDir): no CSI volume to stage or publish"
+    context = build_context(result)
+    headers = context["stages"].headers
+    labels = ["scheduled", "volume staged", "volume published", "volumes mounted"]
+    assert headers[headers.index("scheduled") : headers.index("volumes mounted") + 1] == labels
+    staged = context["stages"].rows[1][headers.index("volume staged")]
+    assert staged.startswith("+") and not staged.endswith("*"), "polled at 0.4 s: not a whole-second time"
+    assert ["volume staged", source.format("NodeStageVolume")] in context["stage_sources"].rows
+    assert context["stage_notes"] == ["#1 sigkill: no claim (an emptyDir): no CSI volume to stage or publish"]
+    assert "Not shown: #1 sigkill: no claim (an emptyDir)" in render_html(result)
 
 
 def test_timestamps_are_utc() -> None:

@@ -41,7 +41,13 @@ def _as_v1(result: RunResult, t0: float, event_times_v1: list[float]) -> dict[st
     return raw
 
 
+def _drop_v12_fields(raw: dict[str, object]) -> None:
+    for fault in raw["faults"]:  # type: ignore[attr-defined]
+        fault.pop("stages_note")
+
+
 def _drop_v11_fields(raw: dict[str, object]) -> None:
+    _drop_v12_fields(raw)
     raw.pop("overrides")
 
 
@@ -101,7 +107,7 @@ def _drop_v3_fields(raw: dict[str, object]) -> None:
 
 
 def _as_version(result: RunResult, version: int) -> dict[str, object]:
-    """``result`` as a harness of ``version`` (2 to 10) wrote it: without the fields added since."""
+    """``result`` as a harness of ``version`` (2 to 11) wrote it: without the fields added since."""
     raw = json.loads(result.model_dump_json())
     raw["schema_version"] = version
     {
@@ -114,6 +120,7 @@ def _as_version(result: RunResult, version: int) -> dict[str, object]:
         8: _drop_v9_fields,
         9: _drop_v10_fields,
         10: _drop_v11_fields,
+        11: _drop_v12_fields,
     }[version](raw)
     return raw  # type: ignore[no-any-return]
 
@@ -146,10 +153,10 @@ def _with_server_acks(result: RunResult) -> RunResult:
     return result.model_copy(update={"server_acks": acks})
 
 
-def test_the_current_version_is_11_and_round_trips(tmp_path: Path) -> None:
-    assert RESULT_SCHEMA_VERSION == 11
+def test_the_current_version_is_12_and_round_trips(tmp_path: Path) -> None:
+    assert RESULT_SCHEMA_VERSION == 12
     overridden = make_result().model_copy(update={"overrides": ["storage.node=node-1", "storage.path=/mnt/x"]})
-    for result in (make_result(), _with_server_acks(make_result()), overridden):
+    for result in (make_result(), _with_server_acks(make_result()), overridden, _with_stages_note(make_result())):
         save_result(tmp_path, result)
         assert load_result(tmp_path) == result
 
@@ -284,6 +291,18 @@ def test_a_version_10_result_ran_its_file_as_written(tmp_path: Path) -> None:
     result = make_result()
     loaded = load_result(_write(tmp_path, _as_version(result, 10)))
     assert loaded.overrides == [] and loaded == result
+
+
+def _with_stages_note(result: RunResult) -> RunResult:
+    note = "volume_staged and volume_published not shown: node-1's kubelet served no metrics through the API"
+    return result.model_copy(update={"faults": [f.model_copy(update={"stages_note": note}) for f in result.faults]})
+
+
+def test_a_version_11_result_did_not_look_for_the_csi_stages(tmp_path: Path) -> None:
+    result = _with_stages_note(make_result())
+    loaded = load_result(_write(tmp_path, _as_version(result, 11)))
+    assert [f.stages_note for f in loaded.faults] == [""] * len(result.faults)
+    assert loaded == make_result()
 
 
 def test_a_version_1_run_stopped_before_its_load_phase_gets_no_t0(tmp_path: Path) -> None:

@@ -61,6 +61,14 @@ def stage_sources_table(frame: pd.DataFrame) -> Table:
     return Table(["stage", "where its time comes from"], rows)
 
 
+def stage_notes(result: RunResult) -> list[str]:
+    """Per fault, why stages the runtime looked for are not among its stages (a CSI volume's staging and publishing
+    where the kubelet's metrics do not show them)."""
+    return [
+        f"#{f.index} {f.action}: {f.stages_note}" for f in sorted(result.faults, key=lambda f: f.index) if f.stages_note
+    ]
+
+
 @dataclass(frozen=True)
 class BelowFaultView:
     """One fault below Prometheus as the report shows it: what happened, and in whose words."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from harness import fmt
 from harness.report import charts, frames
-from harness.report.faults_section import below_views, faults_table, stage_sources_table, stages_table
+from harness.report.faults_section import below_views, faults_table, stage_notes, stage_sources_table, stages_table
 from harness.report.page import STYLE, chart_view, render_template
 from harness.report.sanity import sanity_warnings
 from harness.report.tables import (
@@ -98,6 +98,7 @@ def build_context(result: RunResult) -> dict[str, Any]:
         "faults": faults_table(result, faults),
         "stages": stages_table(stage_frame),
         "stage_sources": stage_sources_table(stage_frame),
+        "stage_notes": stage_notes(result),
         "below": below_views(result),
         "charts": chart_list,
         "doctor": doctor,

@@ -127,6 +127,12 @@ def _v10_to_v11(raw: Raw) -> Raw:
     return {**raw, "schema_version": 11, "overrides": []}
 
 
+def _v11_to_v12(raw: Raw) -> Raw:
+    """The CSI driver's stages: before version 12 the harness did not look for them, so it said nothing missing."""
+    faults = [{**fault, "stages_note": ""} for fault in raw.get("faults", [])]
+    return {**raw, "schema_version": 12, "faults": faults}
+
+
 # Version N -> the step that makes it N+1.
 _STEPS: dict[int, Callable[[Raw], Raw]] = {
     1: _v1_to_v2,
@@ -139,6 +145,7 @@ _STEPS: dict[int, Callable[[Raw], Raw]] = {
     8: _v8_to_v9,
     9: _v9_to_v10,
     10: _v10_to_v11,
+    11: _v11_to_v12,
 }
 
 

@@ -40,6 +40,9 @@ Format history:
   11 ``overrides``: the ``KEY.PATH=VALUE`` settings (``harness run --set``, ``harness nightly --override``) the
      scenario file was run with, so a run of a modified file never passes for the file as written; older files had
      none (``[]``).
+  12 ``FaultRecord.stages_note``: why stages the runtime looks for are missing from a fault's stages (the CSI
+     driver's ``volume_staged`` and ``volume_published``, read from the kubelet's metrics: no CSI volume, a kubelet
+     that serves no metrics); older files did not look for those stages (``""``).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-RESULT_SCHEMA_VERSION = 11
+RESULT_SCHEMA_VERSION = 12
 
 
 class Status(StrEnum):
@@ -184,7 +187,9 @@ class RecoveryStage(Model):
     stage: str  # a ``harness.stages`` id: pod_created, scheduled, volumes_mounted, container_started, ready, ...
     at_s: float  # since t0, like the fault's other times
     source: str  # where the time comes from: "API: condition PodScheduled", "harness: polled /-/ready", ...
-    resolution_s: float = 0.0  # 1.0: the API's whole-second timestamps (truncated, so up to 1 s early)
+    # Reached within [at_s, at_s + resolution_s]: 1.0 for the API's whole-second timestamps (truncated, so up to 1 s
+    # early); a kubelet metric polled: from the reading before the one that counted it to that one.
+    resolution_s: float = 0.0
 
 
 class FaultRecord(Model):
@@ -205,6 +210,7 @@ class FaultRecord(Model):
     detail: str = ""
     error: str | None = None
     stages: list[RecoveryStage] = Field(default_factory=list)  # in the order they happened
+    stages_note: str = ""  # why stages the runtime looked for are not among ``stages`` ("" when none is missing)
     # power_loss: when the power-loss layer last saw an fsync under the WAL directory before the cut (since t0; may
     # be negative). Acknowledged samples lost to the cut were written after it: the loss window starts no earlier.
     # None: another fault, or no fsync under the WAL since the layer was mounted.

@@ -65,7 +65,9 @@ class StageMark:
     stage: StageId
     at_unix_s: float
     source: str
-    resolution_s: float = 0.0  # 1.0 for the API's whole-second timestamps (truncated)
+    # The stage was reached in [at_unix_s, at_unix_s + resolution_s]: 1.0 for the API's whole-second timestamps
+    # (truncated); for a kubelet metric polled, from the reading before the one that saw it to that one.
+    resolution_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class Recovery:
     wal_replay_s: float | None
     # The stages before /-/healthy the runtime could see (a new pod scheduled, its volumes mounted, ...).
     stages: tuple[StageMark, ...] = ()
+    # Why stages the runtime looks for are not among them (no CSI volume, a kubelet that serves no metrics); "" none.
+    stages_note: str = ""
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ driver through the StorageClass ``cephfs`` (``mounter: fuse``) with ``backend: d
 1. scenarios/cephfs-csi.yaml as shipped (SIGKILL, then a pod restart) keeps every acknowledged sample on the
    CephFS subvolume the driver made; the result names the driver, its class and the PV; the restart's recovery
    stages come from the API (a CSI volume that needs no attach has no SuccessfulAttachVolume event, and a kubelet
-   sends no event for a NodeStage/NodePublish that succeeds: they end in the pod's PodReadyToStartContainers
-   condition, the ``volumes mounted`` stage).
+   sends no event for a NodeStage/NodePublish that succeeds: its ``csi_operations_seconds``, read through the
+   API's node proxy, counts them, the ``volume staged`` and ``volume published`` stages, before the pod's
+   PodReadyToStartContainers condition, the ``volumes mounted`` stage).
 2. A redeploy on the class (reclaimPolicy Delete) loses the history (exit 1), with the doctor's warning in the
    result; both subvolumes are deleted by the driver with their claims.
 3. Stopping the driver unmounts ceph-fuse's mounts and no other pod's volume.
@@ -24,8 +25,9 @@ from typing import Any
 import pytest
 
 from harness.conformance import CEPH_CSI, CONFORMANCE, TESTBED_TESTS, Row
-from harness.results.model import Severity, Status
+from harness.results.model import RecoveryStage, Severity, Status
 from harness.results.store import load_result
+from harness.runtime.kubernetes.csi_stages import POLL_S
 from testbed import ceph_csi, config
 from testbed.node import mounts_under
 from tests.conformance_night import night_ends_as_the_row_says
@@ -113,8 +115,26 @@ def test_cephfs_csi_volume_keeps_everything_through_sigkill_and_restart(
     stages = {m.stage: m for m in restart.stages}
     assert "volumes_mounted" in stages and stages["volumes_mounted"].source.startswith("API: "), stages
     assert "volume_attached" not in stages  # attachRequired: false, as upstream's CSIDriver for CephFS
+    _assert_csi_stages(restart.stages, restart.stages_note)
     assert run_volumes(cephfs_csi, result.run_id) == []  # the driver deleted its subvolume with the claim
     assert_nothing_left(api_client, result.run_id)
+
+
+def _assert_csi_stages(marks: list[RecoveryStage], note: str) -> None:
+    """The new pod's NodeStageVolume and NodePublishVolume, from the kubelet's metrics: staged, then published,
+    neither after the volumes were mounted (that condition's whole second included), each with the poll's
+    resolution (well under the second of the API's timestamps, the time until the next poll of a node)."""
+    by = {m.stage: m for m in marks}
+    assert "volume_staged" in by and "volume_published" in by, (note, marks)
+    staged, published, mounted = by["volume_staged"], by["volume_published"], by["volumes_mounted"]
+    order = [m.stage for m in marks]
+    assert order.index("volume_staged") < order.index("volume_published") < order.index("volumes_mounted")
+    assert staged.at_s <= published.at_s <= mounted.at_s + mounted.resolution_s, marks
+    for m, method in ((staged, "NodeStageVolume"), (published, "NodePublishVolume")):
+        assert m.source.startswith("kubelet metric csi_operations_seconds via the API (node "), m
+        assert f"{method} took " in m.source and "(grpc OK)" in m.source and "failed" not in m.source, m
+        assert 0 < m.resolution_s < 3 * POLL_S + 1, m  # a second for the scheduled time's truncation, at worst
+    assert note == "", note
 
 
 @pytest.mark.cluster

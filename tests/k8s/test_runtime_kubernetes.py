@@ -217,6 +217,10 @@ def test_the_demo_on_a_local_pv_measures_the_pv_with_fio_and_keeps_everything_th
     assert restart_stages[:5] == ["injected", "pod_created", "scheduled", "volumes_mounted", "container_started"]
     assert restart_stages[-3:] == ["healthy", "ready", "first_sample"]
     assert all(s.source.startswith("API: ") and s.resolution_s == 1.0 for s in restart.stages[1:5])
+    # A local PV has no CSI driver to stage or publish it: said once, for the new pod only.
+    assert (
+        kill.stages_note == "" and restart.stages_note == f"pv/{pv} is not a CSI volume (local {path}): no CSI stages"
+    )
     for fault in result.faults:  # whole seconds, truncated: never more than a second before the injection
         assert all(s.at_s > fault.injected_at_s - 1.0 for s in fault.stages)
     # The cluster's facts: versions, the node Prometheus ran on, the volume and its class.

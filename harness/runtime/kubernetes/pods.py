@@ -42,6 +42,7 @@ from harness.runtime.base import (
     not_ready,
     not_recovered_on_timeout,
 )
+from harness.runtime.kubernetes.csi_stages import CsiStages
 from harness.runtime.kubernetes.resources import DELETE_TIMEOUT_S, Created
 from harness.runtime.manifests.common import Names
 from harness.runtime.manifests.prometheus import CONTAINER
@@ -82,6 +83,7 @@ class PodTracker:
         self.lost_nodes: list[str] = []  # nodes stopped through the runtime and not started again yet
         self.cordoned: list[str] = []  # nodes cordoned through the runtime and not uncordoned yet
         self.signalled_at = 0.0  # when the last signal fault's exec returned: the signalled process scrapes no more
+        self.csi = CsiStages(api, names.namespace, names.claim)  # a new pod's NodeStage/NodePublish, by the kubelet
 
     def require_pod(self) -> PodInfo:
         if self.pod is None:
@@ -108,7 +110,13 @@ class PodTracker:
     # --- what was done to the pod --------------------------------------------------------------------------------
 
     def pod_going(self) -> PodInfo:
-        """The current pod is about to be deleted: its log is kept (the pod takes it along) and its URL forgotten."""
+        """The current pod is about to be deleted: its log is kept (the pod takes it along) and its URL forgotten;
+        the kubelets' CSI calls so far are the baseline of the new pod's (``csi_stages``)."""
+        pod = self._going()
+        self.csi.arm(pod, [*self.cordoned, *self.lost_nodes])
+        return pod
+
+    def _going(self) -> PodInfo:
         pod = self.require_pod()
         self.save_log()
         self.url = None
@@ -118,7 +126,7 @@ class PodTracker:
     def container_going(self) -> PodInfo:
         """Prometheus' container is about to be killed in its pod: its log is kept, and the recovery wait expects the
         kubelet to restart it (the next restartCount)."""
-        pod = self.pod_going()
+        pod = self._going()
         container = pod.container(CONTAINER)
         self.restarts_expected = (container.restart_count if container is not None else 0) + 1
         self.state = PodState.CONTAINER_RESTART_EXPECTED
@@ -133,6 +141,7 @@ class PodTracker:
         container as running until the node is back, so only another container (a new ID) is Prometheus back."""
         pod = self.pod
         if pod is not None and pod.node == node:
+            self.csi.arm(pod, [*self.cordoned, *self.lost_nodes, node])
             self.save_log()
             c = pod.container(CONTAINER)
             self.stale_container = c.container_id if c is not None else ""
@@ -162,6 +171,7 @@ class PodTracker:
         self.restarts_expected = 0
         self.scaled_down_from = None
         self.state = PodState.POD_REPLACED
+        self.csi.placed(self.pod)
         return self.pod
 
     # --- recovery ----------------------------------------------------------------------------------------------
@@ -175,16 +185,21 @@ class PodTracker:
             return max(0.1, deadline - time.monotonic())
 
         names = self.names
-        with not_recovered_on_timeout():
-            pod = self.api.wait_pod(
-                names.namespace,
-                names.pod,
-                self.running,
-                what=f"Prometheus in pod {names.namespace}/{names.pod} to run"
-                + (f" (container restart {self.restarts_expected})" if self.restarts_expected else ""),
-                timeout_s=remaining(),
-                describe=self.describe,
-            )
+        try:
+            with not_recovered_on_timeout():
+                pod = self.api.wait_pod(
+                    names.namespace,
+                    names.pod,
+                    self.running,
+                    what=f"Prometheus in pod {names.namespace}/{names.pod} to run"
+                    + (f" (container restart {self.restarts_expected})" if self.restarts_expected else ""),
+                    timeout_s=remaining(),
+                    describe=self.describe,
+                )
+        except BaseException:
+            self.csi.drop()  # no recovery to time: stop reading the kubelet
+            raise
+        self.csi.settle(pod)
         self.pod = pod
         self.url = url = self.reach(pod)
         self.state = PodState.STARTING
@@ -201,10 +216,11 @@ class PodTracker:
         self.state = PodState.READY
         if self.pod.node and self.pod.node not in self.nodes_seen:
             self.nodes_seen.append(self.pod.node)
-        stages = self._stages(self.pod, self.ready_uid)
+        csi, note = self.csi.collect()
+        stages = self._stages(self.pod, self.ready_uid, csi)
         self.ready_uid = self.pod.uid
         replays = wal_replay_durations_s(self.current_log())
-        return Recovery(up_at, ready_at, replays[-1] if replays else None, stages=stages)
+        return Recovery(up_at, ready_at, replays[-1] if replays else None, stages=stages, stages_note=note)
 
     def _not_ready(self, client: PromClient, timeout_s: float, waited_since: float, up_at: float) -> NotReady:
         """Prometheus answered /-/healthy but not /-/ready in time: whether it still runs (the same container, still
@@ -222,21 +238,23 @@ class PodTracker:
             and before is not None
             and now.restart_count == before.restart_count
         )
-        stages = self._stages(pod, self.ready_uid) if pod is not None else ()
+        csi, note = self.csi.collect()
+        stages = self._stages(pod, self.ready_uid, csi) if pod is not None else ()
         return not_ready(
             self.instance(),
             timeout_s,
             waited_since_unix_s=waited_since,
-            recovery=Recovery(up_at, None, None, stages=stages),
+            recovery=Recovery(up_at, None, None, stages=stages, stages_note=note),
             still_healthy=same and client.healthy(),
             log_text=self.current_log(),
             more=f"the pod: {self.describe(pod)}",
         )
 
-    def _stages(self, pod: PodInfo, previous_uid: str | None) -> tuple[StageMark, ...]:
+    def _stages(self, pod: PodInfo, previous_uid: str | None, csi: tuple[StageMark, ...]) -> tuple[StageMark, ...]:
         """The stages the API recorded on the way back, from its objects' own timestamps (whole seconds): for a
-        new pod its creation, scheduling, volume attach and mount; for a container restarted in its pod the end of
-        the old container; for both, the start of the new one."""
+        new pod its creation, scheduling, volume attach, the CSI driver's staging and publishing (``csi``, from the
+        kubelet's metrics) and the mount; for a container restarted in its pod the end of the old container; for
+        both, the start of the new one."""
         marks: list[StageMark] = []
 
         def mark(stage: StageId, at: float | None, source: str) -> None:
@@ -251,6 +269,7 @@ class PodTracker:
             mark("scheduled", pod.true_since.get("PodScheduled"), "condition PodScheduled")
             attached = self.api.event_times(pod.namespace, "Pod", pod.uid, "SuccessfulAttachVolume")
             mark("volume_attached", attached[-1] if attached else None, "event SuccessfulAttachVolume")
+            marks.extend(csi)
             mark(
                 "volumes_mounted",
                 pod.true_since.get("PodReadyToStartContainers"),
@@ -264,6 +283,7 @@ class PodTracker:
         raises on outcomes that will not change."""
         if pod.deleting:
             return False
+        self.csi.placed(pod)  # a lost node's new pod is first seen here
         c = pod.container(CONTAINER)
         running = c is not None and c.running and bool(pod.ip) and c.restart_count >= self.restarts_expected
         if c is not None and running and (not self.stale_container or c.container_id != self.stale_container):
