@@ -9,7 +9,10 @@ driver through the StorageClass ``cephfs`` (``mounter: fuse``) with ``backend: d
    PodReadyToStartContainers condition, the ``volumes mounted`` stage).
 2. A redeploy on the class (reclaimPolicy Delete) loses the history (exit 1), with the doctor's warning in the
    result; both subvolumes are deleted by the driver with their claims.
-3. Stopping the driver unmounts ceph-fuse's mounts and no other pod's volume.
+3. The other conformance rows that need the driver, as shipped: scenarios/cephfs-csi-client-crash.yaml (the node
+   plugin's restart takes ceph-fuse with it: exit 1).
+4. The doctor's ceph-csi checks, each in the state it names, on the driver's real objects.
+5. Last (it stops the driver): stopping the driver unmounts ceph-fuse's mounts and no other pod's volume.
 """
 
 from __future__ import annotations
@@ -152,29 +155,6 @@ def test_redeploy_on_the_cephfs_class_loses_the_history_and_the_doctor_said_so(
     assert not [m for m in left if m.startswith("ceph-fuse")], left
 
 
-@pytest.mark.cluster
-@pytest.mark.root
-def test_stopping_the_driver_leaves_the_other_pods_volumes_mounted(
-    tmp_path: Path, cephfs_csi: ceph_csi.CephCsi
-) -> None:
-    """The stop unmounts what ceph-fuse left under a kubelet's root and nothing else: the other cluster tests' pods
-    run on the same kubelets meanwhile (three workers), and a lazy unmount of one of their volumes between the
-    kubelet's bind and containerd's left the container on the bare directory (permission denied, in CI)."""
-    node = cephfs_csi.nodes[0]
-    source = tmp_path / "volume"
-    source.mkdir()
-    target = node.kubelet_root / "pods" / f"harness-test-{tmp_path.name}" / "volumes" / "kubernetes.io~local-volume"
-    target.mkdir(parents=True)
-    subprocess.run(["mount", "--bind", str(source), str(target)], check=True, timeout=30)
-    try:
-        cephfs_csi.stop()  # the module's fixture stops it again at the end: idempotent
-        assert str(target) in mounts_under(node.kubelet_root)
-        assert mounts_under(node.kubelet_root, ceph_csi.CEPH_FUSE_FSTYPE) == []
-    finally:
-        subprocess.run(["umount", str(target)], check=False, timeout=30)
-        shutil.rmtree(target.parent.parent, ignore_errors=True)
-
-
 def test_every_row_needing_ceph_csi_is_run_here() -> None:
     assert TESTBED_TESTS[CEPH_CSI] == Path(__file__).relative_to(ROOT).as_posix()
     assert SHIPPED in [r.file for r in CSI_ROWS]
@@ -293,3 +273,27 @@ def _ignore_missing(call: Any, *args: Any) -> None:
     except client.ApiException as e:
         if e.status != 404:
             raise
+
+
+# Last: it stops the driver the module shares (pytest runs a module's tests in file order).
+@pytest.mark.cluster
+@pytest.mark.root
+def test_stopping_the_driver_leaves_the_other_pods_volumes_mounted(
+    tmp_path: Path, cephfs_csi: ceph_csi.CephCsi
+) -> None:
+    """The stop unmounts what ceph-fuse left under a kubelet's root and nothing else: the other cluster tests' pods
+    run on the same kubelets meanwhile (three workers), and a lazy unmount of one of their volumes between the
+    kubelet's bind and containerd's left the container on the bare directory (permission denied, in CI)."""
+    node = cephfs_csi.nodes[0]
+    source = tmp_path / "volume"
+    source.mkdir()
+    target = node.kubelet_root / "pods" / f"harness-test-{tmp_path.name}" / "volumes" / "kubernetes.io~local-volume"
+    target.mkdir(parents=True)
+    subprocess.run(["mount", "--bind", str(source), str(target)], check=True, timeout=30)
+    try:
+        cephfs_csi.stop()  # the module's fixture stops it again at the end: idempotent
+        assert str(target) in mounts_under(node.kubelet_root)
+        assert mounts_under(node.kubelet_root, ceph_csi.CEPH_FUSE_FSTYPE) == []
+    finally:
+        subprocess.run(["umount", str(target)], check=False, timeout=30)
+        shutil.rmtree(target.parent.parent, ignore_errors=True)
