@@ -75,6 +75,33 @@ class KubeApi:
         self._client.close()
         self._stream_client.close()
 
+    def raw(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        body: bytes | None = None,
+        timeout_s: float = API_TIMEOUT_S,
+    ) -> Any:
+        """A request to an API server path the typed client does not serve (a pod's port, a node's kubelet, through
+        the API server's proxy), with this client's own connection pool (its TLS) and token; the urllib3 response,
+        read whole. Raises what urllib3 raises (``HTTPError``, ``OSError``): the caller says what it was reading."""
+        client: Any = self._client
+        sent = dict(headers or {})
+        auth = client.configuration.api_key.get("authorization") or client.configuration.api_key.get("BearerToken")
+        if auth:
+            sent["Authorization"] = auth
+        return client.rest_client.pool_manager.request(
+            method,
+            f"{client.configuration.host}{path}",
+            body=body,
+            headers=sent,
+            timeout=timeout_s,
+            retries=False,
+            preload_content=True,
+        )
+
     @contextmanager
     def _call(self, what: str) -> Iterator[None]:
         from kubernetes.client.exceptions import ApiException

@@ -81,16 +81,9 @@ def metrics_text(api: KubeApi, node: str, *, timeout_s: float = API_TIMEOUT_S) -
     """The node's kubelet metrics (text exposition); None when the kubelet or the API refuses them (403, 404)."""
     from urllib3.exceptions import HTTPError
 
-    # The way harness.kube.node_logs reads a node's /var/log: the client's own connection pool (its TLS) and token.
-    client: Any = api._client
-    headers = {"Accept": "text/plain"}
-    auth = client.configuration.api_key.get("authorization") or client.configuration.api_key.get("BearerToken")
-    if auth:
-        headers["Authorization"] = auth
-    url = f"{client.configuration.host}/api/v1/nodes/{node}/proxy/metrics"
     try:
-        response: Any = client.rest_client.pool_manager.request(
-            "GET", url, headers=headers, timeout=timeout_s, retries=False, preload_content=True
+        response: Any = api.raw(
+            "GET", f"/api/v1/nodes/{node}/proxy/metrics", headers={"Accept": "text/plain"}, timeout_s=timeout_s
         )
     except (HTTPError, OSError) as e:
         raise InfraError(

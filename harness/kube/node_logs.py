@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import InfraError
 from harness.fmt import shorten
-from harness.kube.contexts import API_TIMEOUT_S
 
 if TYPE_CHECKING:
     from harness.kube.api import KubeApi
@@ -32,16 +31,9 @@ def _get(api: KubeApi, node: str, name: str, first: int, last: int) -> tuple[byt
     when the kubelet said it); None when the kubelet serves no such file."""
     from urllib3.exceptions import HTTPError
 
-    # The way harness.kube.proxy talks to the API server: the client's own connection pool (its TLS) and token.
-    client: Any = api._client
-    headers = {"Range": f"bytes={first}-{last}"}
-    auth = client.configuration.api_key.get("authorization") or client.configuration.api_key.get("BearerToken")
-    if auth:
-        headers["Authorization"] = auth
-    url = f"{client.configuration.host}/api/v1/nodes/{node}/proxy/logs/{name}"
     try:
-        response: Any = client.rest_client.pool_manager.request(
-            "GET", url, headers=headers, timeout=API_TIMEOUT_S, retries=False, preload_content=True
+        response: Any = api.raw(
+            "GET", f"/api/v1/nodes/{node}/proxy/logs/{name}", headers={"Range": f"bytes={first}-{last}"}
         )
     except (HTTPError, OSError) as e:
         raise InfraError(f"could not read {name} of node {node} via {api.where}: {shorten(str(e))}") from e

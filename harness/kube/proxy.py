@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from harness.fmt import shorten
-from harness.kube.contexts import API_TIMEOUT_S
 
 if TYPE_CHECKING:
     from harness.kube.api import KubeApi
@@ -32,29 +31,16 @@ class PodProxy:
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-        client: Any = api._client
-        target = f"{client.configuration.host}/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy"
-        pool: Any = client.rest_client.pool_manager
-        auth = client.configuration.api_key.get("authorization") or client.configuration.api_key.get("BearerToken")
+        target = f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy"
         forwarded = self.FORWARDED_HEADERS
 
         class Handler(BaseHTTPRequestHandler):
             def _forward(self) -> None:
                 headers = {k: v for k in forwarded if (v := self.headers.get(k)) is not None}
-                if auth:
-                    headers["Authorization"] = auth
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 try:
-                    resp = pool.request(
-                        self.command,
-                        target + self.path,
-                        body=body,
-                        headers=headers,
-                        timeout=API_TIMEOUT_S,
-                        retries=False,
-                        preload_content=True,
-                    )
+                    resp = api.raw(self.command, target + self.path, headers=headers, body=body)
                 except (OSError, HTTPError) as e:
                     self.send_error(502, f"API server pod proxy: {shorten(str(e), 100)}")
                     return
