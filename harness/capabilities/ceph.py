@@ -63,6 +63,16 @@ class CephClientControl(StorageGiven):
         mount's answer right after, in its own words, or what Prometheus met)."""
 
 
+def _not_the_runs(storage: CephClientSpec, daemon: str) -> str | None:
+    """Why the harness stops no ``daemon`` of this cluster: it did not start it (None: it did)."""
+    if storage.embedded_cluster is None:
+        return (
+            f"the Ceph cluster at {storage.monitors} is not the run's: the harness stops only the {daemon} of a "
+            "cluster it started itself (monitors: embedded), never a daemon of someone else's cluster"
+        )
+    return None
+
+
 class CephOsdControl(StorageGiven):
     does = "stop and start an OSD of the Ceph cluster under Prometheus"
     lacking = "it stops no Ceph daemon"
@@ -72,12 +82,7 @@ class CephOsdControl(StorageGiven):
         storage = scenario.storage
         if not isinstance(storage, CephClientSpec):
             return f"storage.backend {storage.backend} is no Ceph storage: use backend cephfs or rbd"
-        if storage.embedded_cluster is None:
-            return (
-                f"the Ceph cluster at {storage.monitors} is not the run's: the harness stops only the OSD of a "
-                "cluster it started itself (monitors: embedded), never a daemon of someone else's cluster"
-            )
-        return None
+        return _not_the_runs(storage, "OSD")
 
     @abstractmethod
     def stop_osd(self) -> tuple[float, str]:
@@ -97,12 +102,7 @@ class CephMdsControl(StorageGiven):
         storage = scenario.storage
         if not isinstance(storage, CephFsStorage):
             return f"storage.backend {storage.backend} has no CephFS metadata server: use backend cephfs"
-        if storage.embedded_cluster is None:
-            return (
-                f"the Ceph cluster at {storage.monitors} is not the run's: the harness stops only the MDS of a "
-                "cluster it started itself (monitors: embedded), never a daemon of someone else's cluster"
-            )
-        return None
+        return _not_the_runs(storage, "MDS")
 
     @abstractmethod
     def stop_mds(self) -> tuple[float, str]:
