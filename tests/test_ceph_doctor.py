@@ -55,6 +55,8 @@ def test_pool_size_one_is_no_redundancy_and_a_healthy_one_osd_cluster_says_nothi
     assert redundancy.severity is Severity.WARNING and "no redundancy" in redundancy.title, redundancy
     assert "pool rbd: size 1, min_size 1" in redundancy.evidence
     assert not of(found, "ceph.osds") and not of(found, "ceph.full") and not of(found, "ceph.caps"), found
+    # HEALTH_OK: the monitor's store warns of a low disk only below 5 % free (MON_DISK_LOW came from Ceph's 30 %).
+    assert not of(found, "ceph.health"), found
     assert not [f for f in found if f.severity is Severity.BLOCKER], found
     fs = check_ceph(cephfs(cluster))
     assert len(of(fs, "ceph.redundancy")) == 2 and not of(fs, "ceph.mds"), fs  # its data and metadata pools

@@ -41,6 +41,9 @@ osd pool default min size = 1
 mon allow pool size one = true
 mon allow pool delete = true
 mon warn on pool no redundancy = false
+# The monitor's store is a few MiB of the run's work area; Ceph's 30 % (for a long-lived monitor's own disk) made
+# every run on a host with less free space report HEALTH_WARN MON_DISK_LOW. It still warns below 5 %.
+mon data avail warn = 5
 osd crush chooseleaf type = 0
 # Few placement groups (one OSD holds them all), so the pools are active in a second or two.
 osd pool default pg num = 8
