@@ -291,7 +291,7 @@ class CephCsi:
         from harness.wait import wait_for
 
         core, storage = client.CoreV1Api(self.api_client), client.StorageV1Api(self.api_client)
-        _ignore_404(storage.delete_storage_class, CLASS)
+        ignore_404(storage.delete_storage_class, CLASS)
         if "ceph-csi-provisioner" in self.daemons and procs.alive("ceph-csi-provisioner"):
             # Released PVs of class Delete: the provisioner deletes their subvolumes while it still runs.
             wait_for(
@@ -301,9 +301,9 @@ class CephCsi:
                 interval_s=1,
             )
         for pv in self.volumes():
-            _ignore_404(core.delete_persistent_volume, pv.metadata.name)
-        _ignore_404(storage.delete_csi_driver, DRIVER)
-        _ignore_404(core.delete_namespace, NAMESPACE)
+            ignore_404(core.delete_persistent_volume, pv.metadata.name)
+        ignore_404(storage.delete_csi_driver, DRIVER)
+        ignore_404(core.delete_namespace, NAMESPACE)
 
 
 def _spawn_cephcsi(name: str, directory: Path, cgroup_procs: list[Path], args: list[str], kubeconfig: Path) -> None:
@@ -391,7 +391,8 @@ def _kill_ceph_fuse_under(root: Path) -> None:
         procs.run("umount", "-l", target, check=False)
 
 
-def _ignore_404(call: Any, *args: Any) -> None:
+def ignore_404(call: Any, *args: Any) -> None:
+    """``call(*args)``, a deletion that may find the object gone already (404) or never made."""
     from kubernetes import client
 
     try:

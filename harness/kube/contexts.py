@@ -107,9 +107,10 @@ def _ceph_csi(core: Any, classes: tuple[StorageClassInfo, ...], kw: dict[str, An
     missing."""
     from kubernetes.client.exceptions import ApiException
 
-    refs = {ref for sc in classes if ceph_csi_kind(sc.provisioner) for ref in csi_secret_refs(sc.parameters).values()}
-    if not any(ceph_csi_kind(sc.provisioner) for sc in classes):
+    ceph_classes = [sc for sc in classes if ceph_csi_kind(sc.provisioner)]
+    if not ceph_classes:
         return None
+    refs = {ref for sc in ceph_classes for ref in csi_secret_refs(sc.parameters).values()}
     secrets: dict[tuple[str, str], tuple[str, ...] | None] = {}
     for namespace, name in sorted(refs):
         try:

@@ -107,6 +107,15 @@ def kube_context(kubeconfig: Path) -> str:
     return context_of(kubeconfig)
 
 
+@pytest.fixture
+def on_the_cluster(kubeconfig: Path, kube_context: str) -> tuple[dict[str, str], tuple[str, ...]]:
+    """The environment and the options of a night on the cluster (``harness nightly --runtime kubernetes``)."""
+    # The files' own commands (kubelet-restart.yaml's `python -m testbed ...`) run with this environment's python.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": path}
+    return env, ("--runtime", "kubernetes", "--context", kube_context)
+
+
 @pytest.fixture(scope="session")
 def api_client(kubeconfig: Path, kube_context: str) -> Iterator[Any]:
     from kubernetes import config as kconfig

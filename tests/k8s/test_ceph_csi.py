@@ -17,10 +17,8 @@ driver through the StorageClass ``cephfs`` (``mounter: fuse``) with ``backend: d
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,7 +166,12 @@ OTHER_CSI_ROWS = [r for r in CSI_ROWS if r.file != SHIPPED]
 @pytest.mark.root
 @pytest.mark.parametrize("row", OTHER_CSI_ROWS, ids=[r.name for r in OTHER_CSI_ROWS])
 def test_shipped_scenario_on_the_ceph_csi_class_ends_as_its_row_says(
-    row: Row, *, kubeconfig: Path, kube_context: str, api_client: Any, tmp_path: Path, cephfs_csi: ceph_csi.CephCsi
+    row: Row,
+    *,
+    on_the_cluster: tuple[dict[str, str], tuple[str, ...]],
+    api_client: Any,
+    tmp_path: Path,
+    cephfs_csi: ceph_csi.CephCsi,
 ) -> None:
     """The file as shipped, through ``harness nightly --runtime kubernetes`` as the other cluster rows
     (tests/k8s/test_conformance_cluster.py), ends as its row says. For cephfs-csi-client-crash.yaml: the node
@@ -177,11 +180,8 @@ def test_shipped_scenario_on_the_ceph_csi_class_ends_as_its_row_says(
     recover (exit 1); the pod's teardown still unmounts the dead mount and the driver deletes the subvolume.
     Fails when the restart leaves the client alive (then Prometheus takes writes: exit 0)."""
     assert row.kubernetes is not None
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": path}
-    result = night_ends_as_the_row_says(
-        row.file, row.kubernetes, tmp_path / "results", "--runtime", "kubernetes", "--context", kube_context, env=env
-    )
+    env, args = on_the_cluster
+    result = night_ends_as_the_row_says(row.file, row.kubernetes, tmp_path / "results", *args, env=env)
     crashes = [f for f in result["faults"] if f["action"] == "ceph_client_crash"]
     for crash in crashes:
         assert "ran node_plugin_restart for node" in crash["detail"], crash["detail"]
@@ -261,18 +261,8 @@ def test_the_doctor_checks_a_ceph_csi_class_its_secrets_and_its_cluster_map(
         assert f"secret {ns}/{user_only} (provisioner) lacks adminID, adminKey" in user_keys.evidence
     finally:
         for name in own:
-            _ignore_missing(storage.delete_storage_class, name)
-        _ignore_missing(core.delete_namespaced_secret, user_only, ns)
-
-
-def _ignore_missing(call: Any, *args: Any) -> None:
-    from kubernetes import client
-
-    try:
-        call(*args)
-    except client.ApiException as e:
-        if e.status != 404:
-            raise
+            ceph_csi.ignore_404(storage.delete_storage_class, name)
+        ceph_csi.ignore_404(core.delete_namespaced_secret, user_only, ns)
 
 
 # Last: it stops the driver the module shares (pytest runs a module's tests in file order).

@@ -7,9 +7,7 @@ goes afterwards, so the run's data does not outlive the test."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -75,15 +73,6 @@ def pv_of(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[
             return LocalPv.overrides(NODE, str(path))
 
         yield make
-
-
-@pytest.fixture
-def on_the_cluster(kubeconfig: Path, kube_context: str) -> tuple[dict[str, str], tuple[str, ...]]:
-    """The environment and the options of a night on the cluster."""
-    # The files' own commands (kubelet-restart.yaml's `python -m testbed ...`) run with this environment's python.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig), "PATH": path}
-    return env, ("--runtime", "kubernetes", "--context", kube_context)
 
 
 @pytest.mark.parametrize("row", [_param(r) for r in CLUSTER_ROWS])
